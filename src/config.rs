@@ -1,1 +1,519 @@
-//! placeholder
+//! Typed settings, parsed once from the worker's vars and secrets.
+//!
+//! Owns: the names of every setting, their formats and defaults, and the error
+//! that names the setting that is wrong. Nothing downstream reads raw strings
+//! from the environment. Must not: touch the network, or know about HTTP.
+//!
+//! | Setting | Kind | Format |
+//! | --- | --- | --- |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains"}` (hex SHA-256 of the key) |
+//! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
+//! | `SMTP_UPSTREAMS` | secret or var | comma-separated URLs, by priority: `smtps://user:pass@host:465`, `smtp://user:pass@host:587` (STARTTLS required), `smtp+insecure://host:1025` (plaintext, local development only) |
+//! | `EHLO_NAME` | var | host name announced to upstreams (default `edgerelay.invalid`) |
+//! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
+//! | `RETRY_BASE_DELAY_SECONDS` | var | first retry delay (default 60) |
+//! | `RETRY_MAX_DELAY_SECONDS` | var | longest retry delay (default 43200, the queue's limit) |
+//! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
+//! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
+//! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::message::DkimKey;
+
+/// Where settings come from: the worker's env in production, a map in tests.
+pub trait ConfigSource {
+    /// The value of a var or secret, if set.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> ConfigSource for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// A setting that is missing or malformed. Always names the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The var or secret at fault.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration setting {}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// How the connection to an upstream is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamSecurity {
+    /// TLS from the first byte (`smtps://`, port 465).
+    ImplicitTls,
+    /// Plaintext greeting, then STARTTLS, which the upstream must offer (`smtp://`, 587).
+    StartTls,
+    /// No TLS at all (`smtp+insecure://`). Only for local development servers.
+    Insecure,
+}
+
+/// One upstream smarthost.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub security: UpstreamSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for Upstream {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// Parses `scheme://[user[:pass]@]host[:port]`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("`{url}` is not a URL (expected smtps://, smtp:// or smtp+insecure://)"))?;
+        let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "smtps" => (UpstreamSecurity::ImplicitTls, 465),
+            "smtp" => (UpstreamSecurity::StartTls, 587),
+            "smtp+insecure" => (UpstreamSecurity::Insecure, 25),
+            other => {
+                return Err(format!(
+                    "unknown scheme `{other}` (expected smtps, smtp or smtp+insecure)"
+                ));
+            }
+        };
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => (Some(percent_decode(user)?), Some(percent_decode(pass)?)),
+                None => (Some(percent_decode(u)?), None),
+            },
+        };
+        let (host, port) = split_host_port(hostport, default_port)?;
+        if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'/') {
+            return Err(format!("`{hostport}` has no valid host"));
+        }
+        if username.is_some() != password.is_some() {
+            return Err("credentials need both a user name and a password".into());
+        }
+        Ok(Upstream {
+            host,
+            port,
+            security,
+            username,
+            password,
+        })
+    }
+
+    /// A short label for logs and records: `host:port`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), String> {
+    // Bracketed IPv6 literal: [::1]:2525
+    if let Some(inner) = hostport.strip_prefix('[') {
+        let (host, after) = inner
+            .split_once(']')
+            .ok_or_else(|| format!("`{hostport}`: unclosed IPv6 bracket"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p)?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("`{hostport}`: junk after the IPv6 address")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match hostport.rsplit_once(':') {
+        Some((host, port)) => Ok((host.to_string(), parse_port(port)?)),
+        None => Ok((hostport.to_string(), default_port)),
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{p}` is not a port number")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad percent-escape in credentials".to_string())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_string())
+}
+
+/// One API key as stored: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRecord {
+    /// A name for the key, recorded with each message it sends.
+    pub id: String,
+    /// Lower-case hex SHA-256 of the key.
+    pub sha256: String,
+    /// Sender domains this key may use. A key with none may send nothing.
+    pub domains: Vec<String>,
+}
+
+/// The stored form of one DKIM key, as written in `DKIM_KEYS`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimKeyRecord {
+    domain: String,
+    selector: String,
+    #[serde(default)]
+    algorithm: Option<String>,
+    private_key: String,
+}
+
+/// Retry timing, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub base_delay_seconds: u32,
+    pub max_delay_seconds: u32,
+    pub lifetime_seconds: u64,
+}
+
+/// Everything the worker needs, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_keys: Vec<ApiKeyRecord>,
+    pub dkim_keys: Vec<DkimKey>,
+    pub upstreams: Vec<Upstream>,
+    pub ehlo_name: String,
+    pub unsigned_domains: Vec<String>,
+    pub retry: RetrySettings,
+    pub smtp_timeout_seconds: u32,
+    pub dead_letter_queue_name: String,
+}
+
+/// The queue's own ceiling on a delay (12 hours).
+pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
+
+impl Settings {
+    /// Reads and checks every setting; the first problem found is returned.
+    pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
+        let api_keys = parse_api_keys(src)?;
+        let dkim_keys = parse_dkim_keys(src)?;
+        let upstreams = parse_upstreams(src)?;
+        let ehlo_name = src
+            .get("EHLO_NAME")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "edgerelay.invalid".to_string());
+        if !ehlo_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(err("EHLO_NAME", "must be a host name (letters, digits, '.', '-')"));
+        }
+        let unsigned_domains = src
+            .get("UNSIGNED_DOMAINS")
+            .map(|s| split_list(&s).map(|d| d.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        let base = number(src, "RETRY_BASE_DELAY_SECONDS", 60)?;
+        let max = number(src, "RETRY_MAX_DELAY_SECONDS", QUEUE_MAX_DELAY_SECONDS as u64)?;
+        if max > QUEUE_MAX_DELAY_SECONDS as u64 {
+            return Err(err(
+                "RETRY_MAX_DELAY_SECONDS",
+                format!("must be at most {QUEUE_MAX_DELAY_SECONDS} (the queue's longest delay)"),
+            ));
+        }
+        if base == 0 || base > max {
+            return Err(err(
+                "RETRY_BASE_DELAY_SECONDS",
+                "must be at least 1 and at most RETRY_MAX_DELAY_SECONDS",
+            ));
+        }
+        let lifetime = number(src, "MESSAGE_LIFETIME_SECONDS", 432_000)?;
+        let timeout = number(src, "SMTP_TIMEOUT_SECONDS", 30)?;
+        if timeout == 0 || timeout > 600 {
+            return Err(err("SMTP_TIMEOUT_SECONDS", "must be between 1 and 600"));
+        }
+        Ok(Settings {
+            api_keys,
+            dkim_keys,
+            upstreams,
+            ehlo_name,
+            unsigned_domains,
+            retry: RetrySettings {
+                base_delay_seconds: base as u32,
+                max_delay_seconds: max as u32,
+                lifetime_seconds: lifetime,
+            },
+            smtp_timeout_seconds: timeout as u32,
+            dead_letter_queue_name: src
+                .get("DEAD_LETTER_QUEUE_NAME")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+        })
+    }
+
+    /// DKIM keys for a sender domain (case-insensitive).
+    pub fn dkim_keys_for(&self, domain: &str) -> Vec<&DkimKey> {
+        self.dkim_keys
+            .iter()
+            .filter(|k| k.domain().eq_ignore_ascii_case(domain))
+            .collect()
+    }
+
+    /// Whether a domain may send without a DKIM signature.
+    pub fn may_send_unsigned(&self, domain: &str) -> bool {
+        self.unsigned_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+fn number(src: &impl ConfigSource, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match src.get(name) {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| err(name, format!("`{v}` is not a whole number"))),
+    }
+}
+
+fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigError> {
+    let raw = src
+        .get("API_KEYS")
+        .ok_or_else(|| err("API_KEYS", "is not set (see README: API keys)"))?;
+    let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw)
+        .map_err(|e| err("API_KEYS", format!("is not a JSON list of {{id, sha256, domains}}: {e}")))?;
+    for k in &keys {
+        if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err(
+                "API_KEYS",
+                format!("key `{}`: sha256 must be 64 hex digits", k.id),
+            ));
+        }
+        if k.domains.is_empty() {
+            return Err(err(
+                "API_KEYS",
+                format!("key `{}`: lists no sender domains", k.id),
+            ));
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|mut k| {
+            k.sha256.make_ascii_lowercase();
+            k.domains.iter_mut().for_each(|d| d.make_ascii_lowercase());
+            k
+        })
+        .collect())
+}
+
+fn parse_dkim_keys(src: &impl ConfigSource) -> Result<Vec<DkimKey>, ConfigError> {
+    let Some(raw) = src.get("DKIM_KEYS") else {
+        return Ok(Vec::new());
+    };
+    if raw.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let records: Vec<DkimKeyRecord> = serde_json::from_str(&raw).map_err(|e| {
+        err(
+            "DKIM_KEYS",
+            format!("is not a JSON list of {{domain, selector, algorithm, private_key}}: {e}"),
+        )
+    })?;
+    records
+        .into_iter()
+        .map(|r| {
+            DkimKey::from_config(
+                &r.domain,
+                &r.selector,
+                r.algorithm.as_deref(),
+                &r.private_key,
+            )
+            .map_err(|e| err("DKIM_KEYS", format!("{}._domainkey.{}: {e}", r.selector, r.domain)))
+        })
+        .collect()
+}
+
+fn parse_upstreams(src: &impl ConfigSource) -> Result<Vec<Upstream>, ConfigError> {
+    let raw = src
+        .get("SMTP_UPSTREAMS")
+        .ok_or_else(|| err("SMTP_UPSTREAMS", "is not set (e.g. smtps://user:pass@smtp.example.net:465)"))?;
+    let upstreams = split_list(&raw)
+        .map(|u| Upstream::parse(u).map_err(|e| err("SMTP_UPSTREAMS", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if upstreams.is_empty() {
+        return Err(err("SMTP_UPSTREAMS", "lists no upstream"));
+    }
+    Ok(upstreams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn source(pairs: &[(&str, &str)]) -> impl ConfigSource {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn minimal() -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "API_KEYS",
+                format!(r#"[{{"id":"backend","sha256":"{HASH}","domains":["Example.com"]}}]"#),
+            ),
+            ("SMTP_UPSTREAMS", "smtp://u:p@mail.example.net".to_string()),
+        ]
+    }
+
+    fn settings_with(extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let base = minimal();
+        let mut pairs: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (k, v) in extra {
+            pairs.retain(|(name, _)| name != k);
+            pairs.push((k, v));
+        }
+        Settings::from_source(&source(&pairs))
+    }
+
+    #[test]
+    fn minimal_settings_parse_with_defaults() {
+        let s = settings_with(&[]).unwrap();
+        assert_eq!(s.api_keys[0].domains, vec!["example.com"]);
+        assert_eq!(s.upstreams[0].port, 587);
+        assert_eq!(s.upstreams[0].security, UpstreamSecurity::StartTls);
+        assert_eq!(s.retry.base_delay_seconds, 60);
+        assert_eq!(s.retry.max_delay_seconds, QUEUE_MAX_DELAY_SECONDS);
+        assert_eq!(s.ehlo_name, "edgerelay.invalid");
+        assert!(s.dkim_keys.is_empty());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("API_KEYS", "not json", "API_KEYS"),
+            ("API_KEYS", r#"[{"id":"a","sha256":"zz","domains":["a.com"]}]"#, "API_KEYS"),
+            ("API_KEYS", &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":[]}}]"#), "API_KEYS"),
+            ("SMTP_UPSTREAMS", "http://x", "SMTP_UPSTREAMS"),
+            ("SMTP_UPSTREAMS", "smtp://host:99999", "SMTP_UPSTREAMS"),
+            ("SMTP_UPSTREAMS", "smtp://user@host", "SMTP_UPSTREAMS"),
+            ("SMTP_UPSTREAMS", " , ", "SMTP_UPSTREAMS"),
+            ("RETRY_BASE_DELAY_SECONDS", "soon", "RETRY_BASE_DELAY_SECONDS"),
+            ("RETRY_BASE_DELAY_SECONDS", "0", "RETRY_BASE_DELAY_SECONDS"),
+            ("RETRY_MAX_DELAY_SECONDS", "50000", "RETRY_MAX_DELAY_SECONDS"),
+            ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
+            ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
+            ("DKIM_KEYS", "{}", "DKIM_KEYS"),
+            (
+                "DKIM_KEYS",
+                r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,
+                "DKIM_KEYS",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let e = settings_with(&[(name, value)]).unwrap_err();
+            assert_eq!(e.setting, *expected, "{name}={value}: {e}");
+            assert!(e.to_string().contains(expected));
+        }
+    }
+
+    #[test]
+    fn missing_required_settings_are_named() {
+        let e = Settings::from_source(&source(&[("SMTP_UPSTREAMS", "smtp://h")])).unwrap_err();
+        assert_eq!(e.setting, "API_KEYS");
+        let keys = format!(r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"]}}]"#);
+        let e = Settings::from_source(&source(&[("API_KEYS", &keys)])).unwrap_err();
+        assert_eq!(e.setting, "SMTP_UPSTREAMS");
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let table: &[(&str, &str, u16, UpstreamSecurity, Option<&str>, Option<&str>)] = &[
+            ("smtps://smtp.example.net", "smtp.example.net", 465, UpstreamSecurity::ImplicitTls, None, None),
+            ("smtp://a%40b:p%3Ass@h:2525", "h", 2525, UpstreamSecurity::StartTls, Some("a@b"), Some("p:ss")),
+            ("smtp+insecure://127.0.0.1:1025/", "127.0.0.1", 1025, UpstreamSecurity::Insecure, None, None),
+            ("SMTPS://[::1]:4650", "::1", 4650, UpstreamSecurity::ImplicitTls, None, None),
+            ("smtp://user:p@ss@host", "host", 587, UpstreamSecurity::StartTls, Some("user"), Some("p@ss")),
+        ];
+        for (url, host, port, sec, user, pass) in table {
+            let u = Upstream::parse(url).unwrap();
+            assert_eq!(&u.host, host, "{url}");
+            assert_eq!(u.port, *port, "{url}");
+            assert_eq!(u.security, *sec, "{url}");
+            assert_eq!(u.username.as_deref(), *user, "{url}");
+            assert_eq!(u.password.as_deref(), *pass, "{url}");
+        }
+    }
+
+    #[test]
+    fn upstream_debug_hides_the_password() {
+        let u = Upstream::parse("smtp://user:hunter2@host").unwrap();
+        let shown = format!("{u:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn several_upstreams_keep_their_order() {
+        let s = settings_with(&[("SMTP_UPSTREAMS", "smtps://a, smtp://b:2525")]).unwrap();
+        let labels: Vec<String> = s.upstreams.iter().map(Upstream::label).collect();
+        assert_eq!(labels, vec!["a:465", "b:2525"]);
+    }
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! What travels through the queue and what happens after each delivery attempt.
+//!
+//! Owns: the queue message formats (versioned JSON) and the retry policy that
+//! turns a classified attempt result into ack, retry-with-delay or fail.
+//! Must not: open sockets, read the clock, or touch storage; times and random
+//! jitter are passed in.
+
+pub mod job;
+pub mod policy;
+
+pub use job::{DeadLetter, DeliveryJob, QueueBody, QUEUE_BODY_LIMIT};
+pub use policy::{AttemptResult, Decision, RetryPolicy};

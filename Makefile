@@ -1,0 +1,41 @@
+# edgerelay: the two front-door commands are `make dev` and `make test`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock wrangler.toml
+
+.PHONY: dev test setup setup-test build lint unit e2e clean
+
+## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
+dev:
+	@scripts/dev.sh
+
+## Run every test: lint, native unit tests, then the built worker end to end.
+test: setup-test lint unit build e2e
+
+setup:
+	@scripts/setup.sh dev
+
+setup-test:
+	@scripts/setup.sh test
+
+build: build/index.js
+
+build/index.js: $(SOURCES)
+	@sh scripts/build.sh
+	@touch build/index.js
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --quiet -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --quiet -- -D warnings
+
+unit:
+	cargo test --quiet
+
+e2e:
+	.venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf build target .wrangler .dev

@@ -1,0 +1,176 @@
+//! API key authentication.
+//!
+//! Keys are stored only as SHA-256 digests. A presented key is hashed and
+//! compared with every stored digest in constant time, so neither the timing
+//! of a comparison nor the position of a match in the list leaks anything.
+
+use sha2::{Digest, Sha256};
+use subtle::{ConstantTimeEq, Choice};
+
+use crate::config::ApiKeyRecord;
+
+use super::error::ApiError;
+
+/// The configured keys, ready for constant-time lookup.
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredKey {
+    digest: [u8; 32],
+    id: String,
+    domains: Vec<String>,
+}
+
+/// A caller whose key matched: its id and the sender domains it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedKey {
+    pub id: String,
+    pub domains: Vec<String>,
+}
+
+impl AuthenticatedKey {
+    /// Whether this key may send as `domain` (exact match, case-insensitive).
+    pub fn may_send_as(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// SHA-256 of a key, as lower-case hex: the form kept in `API_KEYS`.
+pub fn key_digest_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl ApiKeys {
+    /// Builds the lookup table. Records were checked when settings were parsed;
+    /// one that still fails to decode can never match.
+    pub fn new(records: &[ApiKeyRecord]) -> Self {
+        let keys = records
+            .iter()
+            .filter_map(|r| {
+                Some(StoredKey {
+                    digest: decode_hex32(&r.sha256)?,
+                    id: r.id.clone(),
+                    domains: r.domains.clone(),
+                })
+            })
+            .collect();
+        ApiKeys { keys }
+    }
+
+    /// Checks an `Authorization` header value (`Bearer <key>`).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<AuthenticatedKey, ApiError> {
+        let header = authorization.ok_or_else(|| {
+            ApiError::unauthorized("missing_credentials", "send `Authorization: Bearer <api key>`")
+        })?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or_else(|| {
+            ApiError::unauthorized("malformed_authorization", "expected `Bearer <api key>`")
+        })?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized(
+                "malformed_authorization",
+                "expected the Bearer scheme",
+            ));
+        }
+        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let mut found: Option<&StoredKey> = None;
+        // Every stored digest is compared, match or not.
+        for key in &self.keys {
+            let hit: Choice = key.digest.ct_eq(&presented);
+            if bool::from(hit) && found.is_none() {
+                found = Some(key);
+            }
+        }
+        found
+            .map(|k| AuthenticatedKey {
+                id: k.id.clone(),
+                domains: k.domains.clone(),
+            })
+            .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> ApiKeys {
+        ApiKeys::new(&[
+            ApiKeyRecord {
+                id: "one".into(),
+                sha256: key_digest_hex("er_key_one"),
+                domains: vec!["example.com".into()],
+            },
+            ApiKeyRecord {
+                id: "two".into(),
+                sha256: key_digest_hex("er_key_two"),
+                domains: vec!["example.org".into(), "example.net".into()],
+            },
+        ])
+    }
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            key_digest_hex("test"),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+    }
+
+    #[test]
+    fn authorization_header_table() {
+        let k = keys();
+        let table: &[(Option<&str>, Result<&str, &str>)] = &[
+            (None, Err("missing_credentials")),
+            (Some(""), Err("malformed_authorization")),
+            (Some("er_key_one"), Err("malformed_authorization")),
+            (Some("Basic er_key_one"), Err("malformed_authorization")),
+            (Some("Bearer er_key_three"), Err("invalid_api_key")),
+            (Some("Bearer er_key_on"), Err("invalid_api_key")),
+            (Some("Bearer "), Err("malformed_authorization")),
+            (Some("Bearer er_key_one"), Ok("one")),
+            (Some("bearer er_key_two"), Ok("two")),
+            (Some("  Bearer   er_key_two "), Ok("two")),
+        ];
+        for (header, expected) in table {
+            let got = k.authenticate(*header);
+            match (expected, got) {
+                (Ok(id), Ok(key)) => assert_eq!(&key.id, id, "{header:?}"),
+                (Err(rule), Err(e)) => {
+                    assert_eq!(e.status, 401, "{header:?}");
+                    assert_eq!(e.rule, *rule, "{header:?}");
+                }
+                (exp, got) => panic!("{header:?}: expected {exp:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_scoped_to_their_domains() {
+        let k = keys();
+        let one = k.authenticate(Some("Bearer er_key_one")).unwrap();
+        assert!(one.may_send_as("example.com"));
+        assert!(one.may_send_as("EXAMPLE.COM"));
+        assert!(!one.may_send_as("example.org"));
+        assert!(!one.may_send_as("sub.example.com"));
+        let two = k.authenticate(Some("Bearer er_key_two")).unwrap();
+        assert!(two.may_send_as("example.net"));
+        assert!(!two.may_send_as("example.com"));
+    }
+}

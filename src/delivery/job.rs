@@ -1,0 +1,150 @@
+//! Queue message formats.
+//!
+//! Every body carries `"v": 1` and a `"type"`, so the format can change without
+//! a flag day: a consumer that sees a version it does not know dead-letters the
+//! message with that reason instead of guessing.
+
+use serde::{Deserialize, Serialize};
+
+/// Cloudflare Queues refuse bodies over 128 KB; keep headroom for the envelope.
+pub const QUEUE_BODY_LIMIT: usize = 120 * 1024;
+
+/// A message ready to go: signed MIME plus its envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryJob {
+    /// edgerelay's id for the message (what `202 {"id"}` returned).
+    pub id: String,
+    /// The API key (or producer) that sent it.
+    pub key_id: String,
+    /// Envelope sender (MAIL FROM).
+    pub mail_from: String,
+    /// Recipients still to deliver (RCPT TO). Retries carry only the ones left.
+    pub rcpt_to: Vec<String>,
+    /// The signed message, exactly as it goes on the wire before dot-stuffing.
+    pub mime: String,
+    /// The message needs SMTPUTF8 (UTF-8 in addresses).
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// When the message was accepted, Unix seconds.
+    pub accepted_at: u64,
+    /// Delivery attempts made so far.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// A message that reached the end of the line, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub reason: String,
+    /// The job, when the body could be read as one.
+    #[serde(default)]
+    pub job: Option<DeliveryJob>,
+    /// The raw body, when it could not.
+    #[serde(default)]
+    pub raw: Option<String>,
+}
+
+/// Every body edgerelay's queues carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueBody {
+    Deliver {
+        v: u32,
+        #[serde(flatten)]
+        job: DeliveryJob,
+    },
+    DeadLetter {
+        v: u32,
+        #[serde(flatten)]
+        letter: DeadLetter,
+    },
+}
+
+/// The one version this build writes and reads.
+pub const QUEUE_FORMAT_VERSION: u32 = 1;
+
+impl QueueBody {
+    pub fn deliver(job: DeliveryJob) -> Self {
+        QueueBody::Deliver {
+            v: QUEUE_FORMAT_VERSION,
+            job,
+        }
+    }
+
+    pub fn dead_letter(reason: impl Into<String>, job: Option<DeliveryJob>, raw: Option<String>) -> Self {
+        QueueBody::DeadLetter {
+            v: QUEUE_FORMAT_VERSION,
+            letter: DeadLetter {
+                reason: reason.into(),
+                job,
+                raw,
+            },
+        }
+    }
+
+    /// Reads a body from its JSON form, naming what is wrong when it cannot.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("queue body is not JSON: {e}"))?;
+        match value.get("v").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(QUEUE_FORMAT_VERSION) => {}
+            Some(v) => return Err(format!("queue body version {v} is not supported (this build reads 1)")),
+            None => return Err("queue body has no version field `v`".to_string()),
+        }
+        serde_json::from_value(value).map_err(|e| format!("queue body is not a valid message: {e}"))
+    }
+
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and lists always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> DeliveryJob {
+        DeliveryJob {
+            id: "msg_1".into(),
+            key_id: "backend".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: vec!["b@example.org".into()],
+            mime: "Subject: hi\r\n\r\nbody\r\n".into(),
+            smtputf8: false,
+            accepted_at: 1_700_000_000,
+            attempt: 0,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let body = QueueBody::deliver(job());
+        let json = body.to_json();
+        assert!(json.contains(r#""type":"deliver""#));
+        assert!(json.contains(r#""v":1"#));
+        assert_eq!(QueueBody::from_json(&json).unwrap(), body);
+        let dl = QueueBody::dead_letter("550 no such user", Some(job()), None);
+        assert_eq!(QueueBody::from_json(&dl.to_json()).unwrap(), dl);
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        let table = [
+            ("not json", "not JSON"),
+            (r#"{"type":"deliver"}"#, "no version"),
+            (r#"{"v":2,"type":"deliver"}"#, "version 2"),
+            (r#"{"v":1,"type":"teleport"}"#, "not a valid message"),
+            (r#"{"v":1,"type":"deliver","id":"x"}"#, "not a valid message"),
+        ];
+        for (input, needle) in table {
+            let e = QueueBody::from_json(input).unwrap_err();
+            assert!(e.contains(needle), "{input}: {e}");
+        }
+        let mut j = serde_json::to_value(QueueBody::deliver(job())).unwrap();
+        j["smuggled"] = serde_json::json!(true);
+        assert!(QueueBody::from_json(&j.to_string()).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The retry policy: one classified attempt result in, one decision out.
+//!
+//! Backoff doubles from the base delay, carries ±20 % jitter so retries of a
+//! failed batch spread out, and is clamped to the queue's longest delay. A
+//! message is given up once the next attempt would fall past its lifetime.
+
+use crate::config::RetrySettings;
+
+/// What one delivery attempt came to, as far as retrying is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Every remaining recipient accepted the message.
+    Delivered,
+    /// Try again later (4xx, connection failure, timeout before the final dot).
+    Transient(String),
+    /// Never try again (5xx).
+    Permanent(String),
+    /// The upstream rejected our own credentials or TLS set-up. The message is
+    /// fine; the configuration is not. Retried without counting an attempt.
+    UpstreamMisconfigured(String),
+    /// The connection died after the final dot: the upstream may have the
+    /// message. Retrying could send it twice, so it is recorded, not retried.
+    Unknown(String),
+}
+
+/// What to do with the message now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Done: acknowledge.
+    Delivered,
+    /// Enqueue again after this many seconds. `counts` says whether this
+    /// counted as one of the message's attempts.
+    Retry { delay_seconds: u32, counts: bool },
+    /// Give up and dead-letter with this reason.
+    Fail(String),
+    /// Outcome unknown; record and stop.
+    Unknown(String),
+}
+
+/// Backoff and lifetime, from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    settings: RetrySettings,
+}
+
+impl RetryPolicy {
+    pub fn new(settings: RetrySettings) -> Self {
+        RetryPolicy { settings }
+    }
+
+    /// The delay before attempt `attempt + 1`, given `attempt` made so far (>= 1).
+    /// `jitter` is a number in [0, 1).
+    pub fn backoff_seconds(&self, attempt: u32, jitter: f64) -> u32 {
+        let base = u64::from(self.settings.base_delay_seconds);
+        let max = u64::from(self.settings.max_delay_seconds);
+        let exp = attempt.saturating_sub(1).min(32);
+        let raw = base.saturating_mul(1u64 << exp).min(max);
+        let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
+        let jittered = (raw as f64 * factor).round() as u64;
+        jittered.clamp(1, max) as u32
+    }
+
+    /// Decides after an attempt. `attempt` counts the attempt just made (>= 1);
+    /// `age_seconds` is the time since acceptance.
+    pub fn decide(&self, result: &AttemptResult, attempt: u32, age_seconds: u64, jitter: f64) -> Decision {
+        match result {
+            AttemptResult::Delivered => Decision::Delivered,
+            AttemptResult::Permanent(reason) => Decision::Fail(reason.clone()),
+            AttemptResult::Unknown(reason) => Decision::Unknown(reason.clone()),
+            AttemptResult::Transient(reason) => {
+                let delay = self.backoff_seconds(attempt, jitter);
+                if age_seconds.saturating_add(u64::from(delay)) > self.settings.lifetime_seconds {
+                    Decision::Fail(format!(
+                        "gave up after {attempt} attempts over {age_seconds} s; last error: {reason}"
+                    ))
+                } else {
+                    Decision::Retry {
+                        delay_seconds: delay,
+                        counts: true,
+                    }
+                }
+            }
+            AttemptResult::UpstreamMisconfigured(reason) => {
+                let delay = self.settings.max_delay_seconds.min(self.settings.base_delay_seconds.saturating_mul(5));
+                if age_seconds.saturating_add(u64::from(delay)) > self.settings.lifetime_seconds {
+                    Decision::Fail(format!("upstream misconfigured for the whole lifetime: {reason}"))
+                } else {
+                    Decision::Retry {
+                        delay_seconds: delay,
+                        counts: false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::new(RetrySettings {
+            base_delay_seconds: 60,
+            max_delay_seconds: 43_200,
+            lifetime_seconds: 432_000,
+        })
+    }
+
+    #[test]
+    fn decision_table() {
+        let p = policy();
+        let t = |s: &str| AttemptResult::Transient(s.into());
+        let table: Vec<(AttemptResult, u32, u64, Decision)> = vec![
+            (AttemptResult::Delivered, 1, 0, Decision::Delivered),
+            (AttemptResult::Permanent("550 5.1.1".into()), 1, 0, Decision::Fail("550 5.1.1".into())),
+            (AttemptResult::Unknown("timeout after dot".into()), 1, 0, Decision::Unknown("timeout after dot".into())),
+            (t("451"), 1, 0, Decision::Retry { delay_seconds: 60, counts: true }),
+            (t("451"), 2, 60, Decision::Retry { delay_seconds: 120, counts: true }),
+            (t("451"), 5, 1_000, Decision::Retry { delay_seconds: 960, counts: true }),
+            (t("451"), 10, 50_000, Decision::Retry { delay_seconds: 30_720, counts: true }),
+            (t("451"), 11, 80_000, Decision::Retry { delay_seconds: 43_200, counts: true }),
+            (t("451"), 40, 100_000, Decision::Retry { delay_seconds: 43_200, counts: true }),
+            (
+                AttemptResult::UpstreamMisconfigured("535".into()),
+                3,
+                0,
+                Decision::Retry { delay_seconds: 300, counts: false },
+            ),
+        ];
+        for (result, attempt, age, expected) in table {
+            assert_eq!(p.decide(&result, attempt, age, 0.5), expected, "{result:?} attempt {attempt}");
+        }
+    }
+
+    #[test]
+    fn gives_up_past_the_lifetime() {
+        let p = policy();
+        match p.decide(&AttemptResult::Transient("421".into()), 20, 431_000, 0.5) {
+            Decision::Fail(reason) => {
+                assert!(reason.contains("gave up after 20 attempts"), "{reason}");
+                assert!(reason.contains("421"), "{reason}");
+            }
+            other => panic!("expected Fail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent_and_the_cap() {
+        let p = policy();
+        for attempt in 1..30 {
+            let low = p.backoff_seconds(attempt, 0.0);
+            let high = p.backoff_seconds(attempt, 0.999);
+            let mid = p.backoff_seconds(attempt, 0.5);
+            assert!(low <= mid && mid <= high);
+            assert!(high <= 43_200);
+            assert!(f64::from(low) >= f64::from(mid) * 0.79, "attempt {attempt}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The accept path: store, then enqueue, then answer 202. Nothing is accepted
+//! until both have succeeded; if the enqueue fails the stored row is removed.
+
+use worker::{Env, MessageBuilder, Response};
+
+use crate::api::{ApiError, AuthenticatedKey, send};
+use crate::delivery::QueueBody;
+
+use super::store::Store;
+use super::{DATABASE, JOBS_QUEUE, Loaded, http, internal, now_ms, random};
+
+pub async fn accept(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let entropy = random::bytes::<32>();
+    let prepared = send::prepare(body, key, &loaded.settings, now / 1000, &entropy)?;
+    let job = send::sign(prepared, &loaded.settings).await?;
+
+    let store = Store::new(env.d1(DATABASE).map_err(internal)?);
+    store
+        .insert_accepted(&job.id, &job.key_id, &job.mail_from, &job.rcpt_to, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("could not store the message: {e}")))?;
+
+    let id = job.id.clone();
+    let queue = env.queue(JOBS_QUEUE).map_err(internal)?;
+    let sent = queue
+        .send(MessageBuilder::new(QueueBody::deliver(job).to_json()).build())
+        .await;
+    if let Err(e) = sent {
+        // Best effort: if this fails too, the row stays "queued" with no job,
+        // and the caller, who got an error, retries with a fresh id.
+        let _ = store.delete(&id).await;
+        return Err(ApiError::unavailable(format!("could not enqueue the message: {e}")));
+    }
+    http::json(202, &serde_json::json!({"id": id, "status": "queued"})).map_err(internal)
+}
+
+pub async fn status(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Response, ApiError> {
+    let store = Store::new(env.d1(DATABASE).map_err(internal)?);
+    match store.get(id, &key.id).await.map_err(internal)? {
+        Some(record) => http::json(200, &record).map_err(internal),
+        None => Err(ApiError::not_found(format!("no message {id} for this key"))),
+    }
+}

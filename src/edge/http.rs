@@ -1,0 +1,29 @@
+//! Turning core answers into `worker::Response`s. The only place that builds them.
+
+use serde::Serialize;
+use worker::{Response, Result};
+
+use crate::api::ApiError;
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
+    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let mut resp = Response::ok(text)?.with_status(status);
+    resp.headers_mut().set("Content-Type", "application/json")?;
+    resp.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(resp)
+}
+
+/// The one error shape, with `Retry-After` when the error carries one.
+pub fn error(e: &ApiError) -> Result<Response> {
+    let mut resp = Response::ok(e.body())?.with_status(e.status);
+    resp.headers_mut().set("Content-Type", "application/json")?;
+    resp.headers_mut().set("Cache-Control", "no-store")?;
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut().set("Retry-After", &secs.to_string())?;
+    }
+    if e.status == 401 {
+        resp.headers_mut().set("WWW-Authenticate", "Bearer")?;
+    }
+    Ok(resp)
+}

@@ -1,0 +1,138 @@
+"""A real SMTP upstream for end-to-end tests, built on aiosmtpd.
+
+It requires STARTTLS and AUTH (unless told otherwise), records every
+connection, command and message, and can be told to misbehave: answer chosen
+recipients with a given reply, answer DATA with a 4xx for the first N messages.
+"""
+import asyncio
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list
+    data: bytes
+
+
+@dataclass
+class Behaviour:
+    # recipient address -> reply for its RCPT, e.g. "550 5.1.1 No such user"
+    rcpt_replies: dict = field(default_factory=dict)
+    # answer DATA with this reply for the first `data_failures` messages
+    data_failures: int = 0
+    data_failure_reply: str = "451 4.3.0 Try again later"
+
+
+class RecordingHandler:
+    def __init__(self, behaviour: Behaviour):
+        self.behaviour = behaviour
+        self.messages: list[Received] = []
+        self.rcpt_commands: list[str] = []
+        self.data_commands = 0
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            self.rcpt_commands.append(address)
+        reply = self.behaviour.rcpt_replies.get(address)
+        if reply and not reply.startswith("250"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.data_commands += 1
+            if self.behaviour.data_failures > 0:
+                self.behaviour.data_failures -= 1
+                return self.behaviour.data_failure_reply
+            self.messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+        return "250 2.0.0 Queued"
+
+
+class CountingSMTP(SMTP):
+    connections = None  # set per controller
+
+    def connection_made(self, transport):
+        if self.connections is not None:
+            self.connections.append(transport.get_extra_info("peername"))
+        super().connection_made(transport)
+
+
+class Upstream:
+    """An aiosmtpd server on 127.0.0.1. Start, stop and restart it on the same port."""
+
+    USER = "relay"
+    PASSWORD = "s3cret-pass"
+
+    def __init__(self, tls_paths: dict, port: int | None = None, behaviour: Behaviour | None = None,
+                 require_tls: bool = True):
+        self.port = port or free_port()
+        self.behaviour = behaviour or Behaviour()
+        self.handler = RecordingHandler(self.behaviour)
+        self.connections: list = []
+        self.tls_paths = tls_paths
+        self.require_tls = require_tls
+        self.controller = None
+
+    def _authenticator(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.USER.encode()
+            and auth_data.password == self.PASSWORD.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def start(self):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_paths["cert"], self.tls_paths["key"])
+        upstream = self
+
+        class Ctl(Controller):
+            def factory(self):
+                smtp = CountingSMTP(
+                    self.handler,
+                    tls_context=context if upstream.require_tls else None,
+                    require_starttls=upstream.require_tls,
+                    auth_required=True,
+                    auth_require_tls=upstream.require_tls,
+                    authenticator=upstream._authenticator,
+                    hostname="upstream.test",
+                )
+                smtp.connections = upstream.connections
+                return smtp
+
+        self.controller = Ctl(self.handler, hostname="127.0.0.1", port=self.port,
+                              ready_timeout=10)
+        self.controller.start()
+        return self
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def url(self) -> str:
+        scheme = "smtp" if self.require_tls else "smtp+insecure"
+        return f"{scheme}://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
