@@ -1,1 +1,13 @@
-//! placeholder
+//! The message core: from an untrusted send request to signed MIME bytes.
+//!
+//! Owns address parsing ([`address`]), request validation ([`request`]), MIME
+//! composition ([`compose`]) and DKIM signing ([`dkim`]). Everything here is
+//! pure: no I/O, no clock (times are passed in), no randomness source
+//! (random bytes are passed in) and no `worker` import, so it builds and is
+//! tested natively as well as for `wasm32-unknown-unknown`.
+
+pub mod address;
+pub mod error;
+
+pub use address::{AddressError, Domain, EmailAddress, Mailbox};
+pub use error::{ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors};
