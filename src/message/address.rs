@@ -108,7 +108,9 @@ impl fmt::Display for AddressError {
                 f,
                 "domain label {label:?} is longer than {MAX_LABEL} octets"
             ),
-            AddressError::DomainLiteral => write!(f, "address literals like [192.0.2.1] are not supported"),
+            AddressError::DomainLiteral => {
+                write!(f, "address literals like [192.0.2.1] are not supported")
+            }
             AddressError::InvalidDomain(why) => write!(f, "invalid domain: {why}"),
             AddressError::AddressTooLong(n) => {
                 write!(f, "address is {n} octets, the limit is {MAX_ADDRESS}")
@@ -124,10 +126,9 @@ impl std::error::Error for AddressError {}
 /// Characters rejected anywhere in an address before any structural parsing,
 /// so that no later step can be tricked into emitting them.
 fn check_forbidden(input: &str) -> Result<(), AddressError> {
-    match input
-        .chars()
-        .find(|&c| c.is_control() || c == ' ' || c == '<' || c == '>' || c == '\u{2028}' || c == '\u{2029}')
-    {
+    match input.chars().find(|&c| {
+        c.is_control() || c == ' ' || c == '<' || c == '>' || c == '\u{2028}' || c == '\u{2029}'
+    }) {
         Some(c) => Err(AddressError::ForbiddenCharacter(c)),
         None => Ok(()),
     }
@@ -152,7 +153,9 @@ impl Domain {
             input.to_ascii_lowercase()
         } else {
             idna::domain_to_ascii_strict(input).map_err(|_| {
-                AddressError::InvalidDomain(format!("{input:?} is not a valid internationalised domain"))
+                AddressError::InvalidDomain(format!(
+                    "{input:?} is not a valid internationalised domain"
+                ))
             })?
         };
         check_ldh(&ascii)?;
@@ -189,7 +192,10 @@ fn check_ldh(domain: &str) -> Result<(), AddressError> {
         if label.len() > MAX_LABEL {
             return Err(AddressError::LabelTooLong((*label).to_string()));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(AddressError::InvalidDomain(format!(
                 "label {label:?} may only contain letters, digits and hyphens"
             )));
@@ -200,7 +206,10 @@ fn check_ldh(domain: &str) -> Result<(), AddressError> {
             )));
         }
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(AddressError::InvalidDomain(format!(
             "{domain:?} has an all-numeric top-level label (an IP address?)"
         )));
@@ -364,7 +373,10 @@ impl Mailbox {
 /// Display names end up in headers; the composer encodes non-ASCII and
 /// specials, but line breaks and other controls must never get that far.
 fn check_display_name(name: &str) -> Result<(), AddressError> {
-    match name.chars().find(|c| c.is_control() || *c == '\u{2028}' || *c == '\u{2029}') {
+    match name
+        .chars()
+        .find(|c| c.is_control() || *c == '\u{2028}' || *c == '\u{2029}')
+    {
         Some(c) if is_injection_char(c) => Err(AddressError::ForbiddenCharacter(c)),
         Some(c) => Err(AddressError::InvalidDisplayName(format!(
             "contains control character {c:?}"
@@ -425,15 +437,35 @@ mod tests {
         let long_local_address = format!("{long_local}@example.com");
         for (input, expected, smtputf8) in [
             ("ada@example.com", "ada@example.com", false),
-            ("Ada.Lovelace@Example.COM", "Ada.Lovelace@example.com", false),
-            ("first+tag@sub.example.co.uk", "first+tag@sub.example.co.uk", false),
+            (
+                "Ada.Lovelace@Example.COM",
+                "Ada.Lovelace@example.com",
+                false,
+            ),
+            (
+                "first+tag@sub.example.co.uk",
+                "first+tag@sub.example.co.uk",
+                false,
+            ),
             ("o'brien@example.com", "o'brien@example.com", false),
-            ("x!#$%&*/=?^_`{|}~-@example.com", "x!#$%&*/=?^_`{|}~-@example.com", false),
+            (
+                "x!#$%&*/=?^_`{|}~-@example.com",
+                "x!#$%&*/=?^_`{|}~-@example.com",
+                false,
+            ),
             ("user@bücher.example", "user@xn--bcher-kva.example", false),
-            ("user@xn--bcher-kva.example", "user@xn--bcher-kva.example", false),
+            (
+                "user@xn--bcher-kva.example",
+                "user@xn--bcher-kva.example",
+                false,
+            ),
             ("josé@example.com", "josé@example.com", true),
             ("用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v", true),
-            (long_local_address.as_str(), long_local_address.as_str(), false),
+            (
+                long_local_address.as_str(),
+                long_local_address.as_str(),
+                false,
+            ),
         ] {
             let address = EmailAddress::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(address.to_string(), expected, "{input}");
@@ -446,7 +478,13 @@ mod tests {
         let long_local = format!("{}@example.com", "a".repeat(65));
         let long_label = format!("a@{}.com", "b".repeat(64));
         let long_domain = format!("a@{}com", "abcdefghi.".repeat(26));
-        let long_address = format!("{}@{}.{}.{}.com", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(63));
+        let long_address = format!(
+            "{}@{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
         for (input, rule) in [
             ("", "empty"),
             ("ada.example.com", "missing_at"),
@@ -496,10 +534,26 @@ mod tests {
             ("ada@example.com", None, "ada@example.com"),
             ("  ada@example.com  ", None, "ada@example.com"),
             ("<ada@example.com>", None, "ada@example.com"),
-            ("Ada Lovelace <ada@example.com>", Some("Ada Lovelace"), "ada@example.com"),
-            ("\"Lovelace, Ada\" <ada@example.com>", Some("Lovelace, Ada"), "ada@example.com"),
-            ("\"Say \\\"hi\\\"\" <ada@example.com>", Some("Say \"hi\""), "ada@example.com"),
-            ("Zoë Ñandú <zoe@bücher.example>", Some("Zoë Ñandú"), "zoe@xn--bcher-kva.example"),
+            (
+                "Ada Lovelace <ada@example.com>",
+                Some("Ada Lovelace"),
+                "ada@example.com",
+            ),
+            (
+                "\"Lovelace, Ada\" <ada@example.com>",
+                Some("Lovelace, Ada"),
+                "ada@example.com",
+            ),
+            (
+                "\"Say \\\"hi\\\"\" <ada@example.com>",
+                Some("Say \"hi\""),
+                "ada@example.com",
+            ),
+            (
+                "Zoë Ñandú <zoe@bücher.example>",
+                Some("Zoë Ñandú"),
+                "zoe@xn--bcher-kva.example",
+            ),
             ("\"\" <ada@example.com>", None, "ada@example.com"),
         ] {
             let mailbox = Mailbox::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -514,7 +568,10 @@ mod tests {
             ("Ada <ada@example.com", "malformed_mailbox"),
             ("Ada <ada@example.com> trailing", "malformed_mailbox"),
             ("\"Ada <ada@example.com>", "malformed_mailbox"),
-            ("Ada\r\nBcc: evil@example.com <ada@example.com>", "header_injection"),
+            (
+                "Ada\r\nBcc: evil@example.com <ada@example.com>",
+                "header_injection",
+            ),
             ("Ada\u{1b}[31m <ada@example.com>", "invalid_display_name"),
             ("Ada <ada@example.com\r\n>", "header_injection"),
             ("Ada <>", "empty"),
@@ -531,7 +588,10 @@ mod tests {
     #[test]
     fn address_serde_round_trips_and_validates() {
         let address: EmailAddress = serde_json::from_str("\"ada@Example.com\"").unwrap();
-        assert_eq!(serde_json::to_string(&address).unwrap(), "\"ada@example.com\"");
+        assert_eq!(
+            serde_json::to_string(&address).unwrap(),
+            "\"ada@example.com\""
+        );
         assert!(serde_json::from_str::<EmailAddress>("\"not an address\"").is_err());
     }
 }

@@ -117,7 +117,10 @@ impl fmt::Display for RequestError {
                 message,
                 line,
                 column,
-            } => write!(f, "malformed JSON at line {line}, column {column}: {message}"),
+            } => write!(
+                f,
+                "malformed JSON at line {line}, column {column}: {message}"
+            ),
             RequestError::Invalid(errors) => errors.fmt(f),
         }
     }
@@ -198,16 +201,24 @@ impl fmt::Display for DkimKeyError {
             DkimKeyError::NotBase64 => {
                 write!(f, "DKIM private key is neither PEM nor valid base64")
             }
-            DkimKeyError::MalformedPem(what) => write!(f, "DKIM private key PEM is malformed: {what}"),
+            DkimKeyError::MalformedPem(what) => {
+                write!(f, "DKIM private key PEM is malformed: {what}")
+            }
             DkimKeyError::UnsupportedPemLabel(label) => write!(
                 f,
                 "DKIM private key PEM label {label:?} is not supported; use \"PRIVATE KEY\" (PKCS#8) or \"RSA PRIVATE KEY\" (PKCS#1)"
             ),
             DkimKeyError::EncryptedKey => {
-                write!(f, "DKIM private key is encrypted; store it unencrypted (PKCS#8)")
+                write!(
+                    f,
+                    "DKIM private key is encrypted; store it unencrypted (PKCS#8)"
+                )
             }
             DkimKeyError::InvalidKey { algorithm, detail } => {
-                write!(f, "DKIM private key is not a valid {algorithm} key: {detail}")
+                write!(
+                    f,
+                    "DKIM private key is not a valid {algorithm} key: {detail}"
+                )
             }
             DkimKeyError::AlgorithmMismatch { configured, found } => write!(
                 f,
