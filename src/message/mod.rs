@@ -8,11 +8,13 @@
 //! well as for `wasm32-unknown-unknown`.
 
 pub mod address;
+pub mod compose;
 pub mod error;
 pub mod request;
 pub mod validate;
 
 pub use address::{AddressError, Domain, EmailAddress, Mailbox};
+pub use compose::{ComposeContext, compose, new_message_id};
 pub use error::{
     ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors,
 };
