@@ -9,12 +9,17 @@
 
 pub mod address;
 pub mod compose;
+pub mod dkim;
 pub mod error;
 pub mod request;
 pub mod validate;
 
 pub use address::{AddressError, Domain, EmailAddress, Mailbox};
 pub use compose::{ComposeContext, compose, new_message_id};
+pub use dkim::{
+    DkimAlgorithm, DkimIdentity, DkimKey, PendingSignature, SignatureHeader, UnsignedMessage,
+    keys_for_domain, sign_message,
+};
 pub use error::{
     ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors,
 };
