@@ -1,1 +1,27 @@
-//! placeholder
+//! The message core: from an untrusted send request to signed MIME bytes.
+//!
+//! Owns address parsing ([`address`]), the request wire shape ([`request`]),
+//! validation into a [`Message`] ([`validate`]), MIME composition
+//! ([`compose`]) and DKIM signing ([`dkim`]). Everything here is pure: no
+//! I/O, no clock (times are passed in), no randomness source (random bytes are
+//! passed in) and no `worker` import, so it builds and is tested natively as
+//! well as for `wasm32-unknown-unknown`.
+
+pub mod address;
+pub mod compose;
+pub mod dkim;
+pub mod error;
+pub mod request;
+pub mod validate;
+
+pub use address::{AddressError, Domain, EmailAddress, Mailbox};
+pub use compose::{ComposeContext, compose, new_message_id};
+pub use dkim::{
+    DkimAlgorithm, DkimIdentity, DkimKey, PendingSignature, SignatureHeader, UnsignedMessage,
+    keys_for_domain, sign_message,
+};
+pub use error::{
+    ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors,
+};
+pub use request::{Disposition, SendRequest, Tag};
+pub use validate::{Attachment, CustomHeader, Limits, Message};

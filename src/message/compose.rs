@@ -1,0 +1,186 @@
+//! Rendering a validated [`Message`] as RFC 5322 / MIME bytes.
+//!
+//! Owns the header set of outgoing mail (From, To, Cc, Reply-To, Subject,
+//! Date, Message-ID, MIME-Version, then custom headers; never Bcc), the MIME
+//! tree (alternative / related / mixed) and Message-ID generation. Encoding,
+//! folding and transfer encodings are delegated to `mail-builder`, which keeps
+//! every line within 998 octets. It must not read the clock or a randomness
+//! source: the date and the random part of the Message-ID come from the
+//! caller via [`ComposeContext`] and [`new_message_id`].
+
+use std::borrow::Cow;
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
+
+use super::address::{Domain, Mailbox};
+use super::error::ComposeError;
+use super::request::Disposition;
+use super::validate::{Attachment, Message};
+
+/// Per-message values the composer must not invent itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeContext {
+    /// `left@right` without angle brackets, normally from [`new_message_id`].
+    pub message_id: String,
+    /// Seconds since the Unix epoch; written as the Date header in UTC.
+    pub date_unix: i64,
+}
+
+/// Builds a Message-ID `hex(random_bytes)@from_domain`. Pass at least 16
+/// random bytes; using the From domain keeps the ID meaningful to the sender
+/// and avoids leaking the relay's host name.
+pub fn new_message_id(from_domain: &Domain, random_bytes: &[u8]) -> String {
+    let mut id = String::with_capacity(random_bytes.len() * 2 + 1 + from_domain.as_str().len());
+    for byte in random_bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    id.push('@');
+    id.push_str(from_domain.as_str());
+    id
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `id-left "@" id-right` restricted to printable ASCII without brackets or
+/// whitespace, so the ID can be written verbatim between `<` and `>`.
+fn is_message_id(id: &str) -> bool {
+    let printable = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| (33..=126).contains(&b) && !b"<>@\"\\".contains(&b))
+    };
+    id.len() <= 250
+        && id
+            .split_once('@')
+            .is_some_and(|(l, r)| printable(l) && printable(r))
+}
+
+/// Renders the message. Output uses CRLF line endings throughout and has no
+/// Bcc header.
+pub fn compose(message: &Message, context: &ComposeContext) -> Result<Vec<u8>, ComposeError> {
+    if !is_message_id(&context.message_id) {
+        return Err(ComposeError::InvalidMessageId(context.message_id.clone()));
+    }
+
+    let mut builder = MessageBuilder::new().from(address(std::slice::from_ref(message.from())));
+    if !message.to().is_empty() {
+        builder = builder.to(address(message.to()));
+    }
+    if !message.cc().is_empty() {
+        builder = builder.cc(address(message.cc()));
+    }
+    if !message.reply_to().is_empty() {
+        builder = builder.reply_to(address(message.reply_to()));
+    }
+    builder = builder
+        .subject(Text::new(message.subject()))
+        .date(Date::new(context.date_unix))
+        .message_id(MessageId::new(context.message_id.as_str()))
+        .header("MIME-Version", Raw::new("1.0"));
+    for header in message.headers() {
+        builder = builder.header(header.name.as_str(), Text::new(header.value.as_str()));
+    }
+
+    let mut output = Vec::new();
+    builder.body(body(message)).serialize(&mut output);
+    // SMTP DATA needs the content to end in CRLF before the final dot; a
+    // single-part body is written as given, so terminate it here.
+    if !output.ends_with(b"\r\n") {
+        output.extend_from_slice(b"\r\n");
+    }
+    Ok(output)
+}
+
+fn address(mailboxes: &[Mailbox]) -> Address<'_> {
+    let mut list: Vec<Address<'_>> = mailboxes
+        .iter()
+        .map(|mailbox| Address::new_address(mailbox.name.as_deref(), mailbox.address.to_string()))
+        .collect();
+    if list.len() == 1 {
+        list.remove(0)
+    } else {
+        Address::new_list(list)
+    }
+}
+
+/// The MIME tree:
+///
+/// ```text
+/// mixed                       (only with attachments)
+/// ├── alternative             (only with both text and html)
+/// │   ├── text/plain
+/// │   └── related             (only with inline parts)
+/// │       ├── text/html
+/// │       └── inline parts…
+/// └── attachments…
+/// ```
+///
+/// Inline parts without an HTML body to reference them go into the mixed
+/// part, still marked inline.
+fn body(message: &Message) -> MimePart<'_> {
+    let (inline, attached): (Vec<&Attachment>, Vec<&Attachment>) = message
+        .attachments()
+        .iter()
+        .partition(|a| a.disposition == Disposition::Inline);
+
+    let text = message.text().map(|text| MimePart::new("text/plain", text));
+    let html = message.html().map(|html| {
+        let html = MimePart::new("text/html", html);
+        if inline.is_empty() {
+            html
+        } else {
+            let mut parts = vec![html];
+            parts.extend(inline.iter().map(|a| attachment_part(a)));
+            MimePart::new("multipart/related", parts)
+        }
+    });
+    let mut extra: Vec<MimePart<'_>> = Vec::new();
+    if message.html().is_none() {
+        extra.extend(inline.iter().map(|a| attachment_part(a)));
+    }
+    extra.extend(attached.iter().map(|a| attachment_part(a)));
+
+    let core = match (text, html) {
+        (Some(text), Some(html)) => MimePart::new("multipart/alternative", vec![text, html]),
+        (Some(part), None) | (None, Some(part)) => part,
+        // Validation guarantees a body; an empty text part keeps this total.
+        (None, None) => MimePart::new("text/plain", ""),
+    };
+    if extra.is_empty() {
+        core
+    } else {
+        let mut parts = vec![core];
+        parts.extend(extra);
+        MimePart::new("multipart/mixed", parts)
+    }
+}
+
+fn attachment_part(attachment: &Attachment) -> MimePart<'_> {
+    let content: BodyPart<'_> = BodyPart::Binary(Cow::Borrowed(attachment.content.as_slice()));
+    let mut part = MimePart::new(ContentType::new(attachment.content_type.as_str()), content);
+    let disposition = match attachment.disposition {
+        Disposition::Attachment => "attachment",
+        Disposition::Inline => "inline",
+    };
+    let mut disposition = ContentType::new(disposition);
+    if let Some(filename) = &attachment.filename {
+        disposition = disposition.attribute("filename", filename.as_str());
+    }
+    part = part.header("Content-Disposition", disposition);
+    if let Some(id) = &attachment.content_id {
+        part = part.cid(id.as_str());
+    }
+    part
+}
+
+#[cfg(test)]
+mod tests;
