@@ -32,7 +32,7 @@ lint:
 	cargo clippy --target wasm32-unknown-unknown --quiet -- -D warnings
 
 unit:
-	cargo test --quiet
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet
 
 e2e:
 	.venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)

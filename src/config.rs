@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::message::DkimKey;
+use crate::message::{DkimAlgorithm, DkimKey};
 
 /// Where settings come from: the worker's env in production, a map in tests.
 pub trait ConfigSource {
@@ -222,7 +222,7 @@ pub struct RetrySettings {
 }
 
 /// Everything the worker needs, typed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     pub api_keys: Vec<ApiKeyRecord>,
     pub dkim_keys: Vec<DkimKey>,
@@ -301,7 +301,7 @@ impl Settings {
     pub fn dkim_keys_for(&self, domain: &str) -> Vec<&DkimKey> {
         self.dkim_keys
             .iter()
-            .filter(|k| k.domain().eq_ignore_ascii_case(domain))
+            .filter(|k| k.identity().domain.as_str().eq_ignore_ascii_case(domain))
             .collect()
     }
 
@@ -374,12 +374,16 @@ fn parse_dkim_keys(src: &impl ConfigSource) -> Result<Vec<DkimKey>, ConfigError>
     records
         .into_iter()
         .map(|r| {
-            DkimKey::from_config(
-                &r.domain,
-                &r.selector,
-                r.algorithm.as_deref(),
-                &r.private_key,
-            )
+            let algorithm = match r.algorithm.as_deref() {
+                None => DkimAlgorithm::Ed25519Sha256,
+                Some(name) => DkimAlgorithm::parse(name).ok_or_else(|| {
+                    err(
+                        "DKIM_KEYS",
+                        format!("{}._domainkey.{}: unknown algorithm `{name}` (use rsa or ed25519)", r.selector, r.domain),
+                    )
+                })?,
+            };
+            DkimKey::from_config(&r.domain, &r.selector, algorithm, &r.private_key)
             .map_err(|e| err("DKIM_KEYS", format!("{}._domainkey.{}: {e}", r.selector, r.domain)))
         })
         .collect()

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod send;
 
 pub use auth::{ApiKeys, AuthenticatedKey};
 pub use error::{ApiError, ErrorBody};

@@ -1,0 +1,194 @@
+//! `POST /v1/messages` without the HTTP: body bytes and a caller in, a signed
+//! delivery job out (or the error to answer).
+//!
+//! Signing is split in two so the edge can sign RSA with the runtime's
+//! WebCrypto (async) while tests and native builds sign in Rust:
+//! [`prepare`] does everything up to the bytes to sign, [`finish`] takes the
+//! signatures. [`sign_natively`] joins the two with the core's own signers.
+
+use crate::config::Settings;
+use crate::delivery::{DeliveryJob, QUEUE_BODY_LIMIT};
+use crate::message::{
+    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest,
+    UnsignedMessage, compose, new_message_id,
+};
+
+use super::auth::AuthenticatedKey;
+use super::error::{ApiError, FieldProblem};
+
+/// A validated, composed message waiting for its DKIM signatures.
+pub struct Prepared {
+    pub id: String,
+    key_id: String,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    smtputf8: bool,
+    accepted_at: u64,
+    unsigned: UnsignedMessage,
+    /// One per signing key: the key's index in `Settings::dkim_keys`, and what to sign.
+    pub pending: Vec<(usize, PendingSignature)>,
+}
+
+fn problems(errors: Vec<FieldError>) -> Vec<FieldProblem> {
+    errors
+        .into_iter()
+        .map(|e| FieldProblem {
+            field: e.field,
+            rule: e.rule.to_string(),
+            message: e.message,
+        })
+        .collect()
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::MalformedJson { .. } => ApiError::malformed(e.to_string()),
+            RequestError::Invalid(v) => {
+                let status = v.status_hint();
+                let mut err = ApiError::invalid(problems(v.errors));
+                if status == 413 {
+                    err.status = 413;
+                    err.rule = "too_large";
+                }
+                err
+            }
+        }
+    }
+}
+
+/// Validates, authorises and composes. `entropy` makes the message id.
+pub fn prepare(
+    body: &[u8],
+    key: &AuthenticatedKey,
+    settings: &Settings,
+    now_unix: u64,
+    entropy: &[u8; 32],
+) -> Result<Prepared, ApiError> {
+    let request = SendRequest::from_json(body)?;
+    let message = request
+        .validate(&Limits::default())
+        .map_err(|v| ApiError::from(RequestError::Invalid(v)))?;
+
+    let from_domain = message.from().address.domain();
+    if !key.may_send_as(from_domain.as_str()) {
+        return Err(ApiError::forbidden(
+            "domain_not_allowed",
+            "from",
+            format!(
+                "this API key may not send as {}; it may send as: {}",
+                from_domain.as_str(),
+                key.domains.join(", ")
+            ),
+        ));
+    }
+    // Every key for the From domain signs (RSA + Ed25519 dual signing).
+    let signing_keys: Vec<(usize, &DkimKey)> = settings
+        .dkim_keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| &k.identity().domain == from_domain)
+        .collect();
+    if signing_keys.is_empty() && !settings.may_send_unsigned(from_domain.as_str()) {
+        return Err(ApiError::forbidden(
+            "domain_not_configured",
+            "from",
+            format!(
+                "no DKIM key is configured for {}; add one to DKIM_KEYS (or list the domain in UNSIGNED_DOMAINS)",
+                from_domain.as_str()
+            ),
+        ));
+    }
+
+    let message_id = new_message_id(from_domain, &entropy[..16]);
+    let id = message_id
+        .split_once('@')
+        .map(|(left, _)| left.to_string())
+        .unwrap_or_else(|| message_id.clone());
+    let raw = compose(
+        &message,
+        &ComposeContext {
+            message_id,
+            date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
+        },
+    )
+    .map_err(|e| ApiError::invalid(vec![FieldProblem {
+        field: String::new(),
+        rule: "compose_failed".into(),
+        message: e.to_string(),
+    }]))?;
+    if raw.len() > QUEUE_BODY_LIMIT {
+        return Err(ApiError::too_large(
+            "",
+            format!(
+                "the composed message is {} bytes; at most {QUEUE_BODY_LIMIT} bytes are accepted",
+                raw.len()
+            ),
+        ));
+    }
+
+    let unsigned = UnsignedMessage::new(&raw);
+    let mut pending = Vec::with_capacity(signing_keys.len());
+    for (index, key) in signing_keys {
+        let p = unsigned
+            .prepare(key.identity(), now_unix)
+            .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?;
+        pending.push((index, p));
+    }
+
+    Ok(Prepared {
+        id,
+        key_id: key.id.clone(),
+        mail_from: message.envelope_from().to_string(),
+        rcpt_to: message.recipients().into_iter().map(|a| a.to_string()).collect(),
+        smtputf8: message.requires_smtputf8(),
+        accepted_at: now_unix,
+        unsigned,
+        pending,
+    })
+}
+
+/// Attaches the signatures (in `pending` order) and builds the delivery job.
+pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJob, ApiError> {
+    if signatures.len() != prepared.pending.len() {
+        return Err(ApiError::misconfigured("DKIM: a signature is missing"));
+    }
+    let mut headers = Vec::with_capacity(signatures.len());
+    for ((_, pending), sig) in prepared.pending.into_iter().zip(signatures) {
+        headers.push(
+            pending
+                .finish(&sig)
+                .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?,
+        );
+    }
+    let signed = prepared.unsigned.with_signatures(&headers);
+    let mime = String::from_utf8(signed)
+        .map_err(|_| ApiError::misconfigured("the composed message is not UTF-8"))?;
+    Ok(DeliveryJob {
+        id: prepared.id,
+        key_id: prepared.key_id,
+        mail_from: prepared.mail_from,
+        rcpt_to: prepared.rcpt_to,
+        mime,
+        smtputf8: prepared.smtputf8,
+        accepted_at: prepared.accepted_at,
+        attempt: 0,
+    })
+}
+
+/// Signs with the core's own signers (Ed25519 and RSA in Rust).
+pub fn sign_natively(prepared: Prepared, settings: &Settings) -> Result<DeliveryJob, ApiError> {
+    let mut signatures = Vec::with_capacity(prepared.pending.len());
+    for (index, pending) in &prepared.pending {
+        let key = settings
+            .dkim_keys
+            .get(*index)
+            .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished"))?;
+        // Fail closed: a signing failure refuses the message.
+        signatures.push(
+            key.sign(pending)
+                .map_err(|e| ApiError::misconfigured(format!("DKIM signing failed: {e}")))?,
+        );
+    }
+    finish(prepared, signatures)
+}
