@@ -14,7 +14,10 @@ pub enum Credentials {
     /// Username and password: AUTH PLAIN when offered, else AUTH LOGIN.
     Password { username: String, password: String },
     /// OAuth 2.0 bearer token: AUTH XOAUTH2 only.
-    OAuth2 { username: String, access_token: String },
+    OAuth2 {
+        username: String,
+        access_token: String,
+    },
 }
 
 impl Credentials {
@@ -54,7 +57,10 @@ pub(crate) enum Mechanism {
 
 /// Picks the mechanism for these credentials among those offered, or
 /// `None` when there is no usable one.
-pub(crate) fn choose_mechanism(credentials: &Credentials, offered: AuthMechanisms) -> Option<Mechanism> {
+pub(crate) fn choose_mechanism(
+    credentials: &Credentials,
+    offered: AuthMechanisms,
+) -> Option<Mechanism> {
     match credentials {
         // PLAIN takes one round trip where LOGIN takes three.
         Credentials::Password { .. } if offered.plain => Some(Mechanism::Plain),
@@ -73,7 +79,13 @@ pub(crate) fn initial_command(credentials: &Credentials, mechanism: Mechanism) -
             let message = format!("\0{username}\0{password}");
             format!("AUTH PLAIN {}\r\n", BASE64.encode(message))
         }
-        (Mechanism::XOAuth2, Credentials::OAuth2 { username, access_token }) => {
+        (
+            Mechanism::XOAuth2,
+            Credentials::OAuth2 {
+                username,
+                access_token,
+            },
+        ) => {
             let message = format!("user={username}\x01auth=Bearer {access_token}\x01\x01");
             format!("AUTH XOAUTH2 {}\r\n", BASE64.encode(message))
         }
@@ -127,12 +139,18 @@ mod tests {
     #[test]
     fn plain_initial_response() {
         let creds = Credentials::password("user", "pass");
-        assert_eq!(initial_command(&creds, Mechanism::Plain), "AUTH PLAIN AHVzZXIAcGFzcw==\r\n");
+        assert_eq!(
+            initial_command(&creds, Mechanism::Plain),
+            "AUTH PLAIN AHVzZXIAcGFzcw==\r\n"
+        );
     }
 
     #[test]
     fn debug_redacts_secrets() {
         let shown = format!("{:?}", Credentials::password("alice", "hunter2"));
-        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

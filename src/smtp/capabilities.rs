@@ -53,7 +53,9 @@ impl Capabilities {
                 "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
                 // A limit that does not parse is treated as "no fixed limit":
                 // the server will still reject an oversized message itself.
-                "SIZE" => capabilities.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                "SIZE" => {
+                    capabilities.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
+                }
                 "AUTH" => capabilities.auth.add(words),
                 // Pre-standard form still sent by some servers.
                 _ if keyword.starts_with("AUTH=") => {

@@ -25,7 +25,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(id: u64, mail_from: impl Into<String>, rcpt_to: Vec<String>, data: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        id: u64,
+        mail_from: impl Into<String>,
+        rcpt_to: Vec<String>,
+        data: impl Into<Vec<u8>>,
+    ) -> Self {
         Envelope {
             id,
             mail_from: mail_from.into(),
@@ -38,7 +43,9 @@ impl Envelope {
 
     /// Whether the session must negotiate SMTPUTF8 for this envelope.
     pub(crate) fn requires_smtputf8(&self) -> bool {
-        self.needs_smtputf8 || !self.mail_from.is_ascii() || self.rcpt_to.iter().any(|r| !r.is_ascii())
+        self.needs_smtputf8
+            || !self.mail_from.is_ascii()
+            || self.rcpt_to.iter().any(|r| !r.is_ascii())
     }
 }
 

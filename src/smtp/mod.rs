@@ -73,6 +73,9 @@ mod transaction;
 pub mod transparency;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use auth::Credentials;
 pub use capabilities::{AuthMechanisms, Capabilities};
 pub use envelope::Envelope;

@@ -78,19 +78,30 @@ impl fmt::Display for Cause {
             Cause::TlsFailed(reason) => write!(f, "TLS failed: {reason}"),
             Cause::Protocol(error) => write!(f, "protocol error: {error}"),
             Cause::UnexpectedReply => f.write_str("unexpected reply"),
-            Cause::StartTlsNotOffered => f.write_str("STARTTLS required but not offered by the server"),
-            Cause::AuthNotOffered => f.write_str("no usable AUTH mechanism offered for the configured credentials"),
+            Cause::StartTlsNotOffered => {
+                f.write_str("STARTTLS required but not offered by the server")
+            }
+            Cause::AuthNotOffered => {
+                f.write_str("no usable AUTH mechanism offered for the configured credentials")
+            }
             Cause::InvalidEhloName => f.write_str("configured EHLO name is not a valid argument"),
             Cause::SizeExceeded { size, limit } => {
-                write!(f, "message size {size} exceeds the server's limit of {limit}")
+                write!(
+                    f,
+                    "message size {size} exceeds the server's limit of {limit}"
+                )
             }
-            Cause::Smtputf8NotOffered => f.write_str("message needs SMTPUTF8, which the server does not offer"),
+            Cause::Smtputf8NotOffered => {
+                f.write_str("message needs SMTPUTF8, which the server does not offer")
+            }
             Cause::EightBitMimeNotOffered => {
                 f.write_str("message has 8-bit content and the server does not offer 8BITMIME")
             }
             Cause::InvalidAddress(address) => write!(f, "invalid address {address:?}"),
             Cause::NoRecipients => f.write_str("no recipients"),
-            Cause::TooManyRecipients => f.write_str("too many recipients for one session; retry later"),
+            Cause::TooManyRecipients => {
+                f.write_str("too many recipients for one session; retry later")
+            }
             Cause::SessionClosed => f.write_str("session already closed"),
         }
     }

@@ -234,7 +234,8 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
     if !(b'2'..=b'5').contains(first) || *second > b'5' {
         return Err(ReplyError::InvalidCode);
     }
-    let code = u16::from(first - b'0') * 100 + u16::from(second - b'0') * 10 + u16::from(third - b'0');
+    let code =
+        u16::from(first - b'0') * 100 + u16::from(second - b'0') * 10 + u16::from(third - b'0');
     match rest {
         [] => Ok((code, true, rest)),
         [b' ', text @ ..] => Ok((code, true, text)),
@@ -279,7 +280,11 @@ fn parse_small_number(digits: &[u8], max_digits: usize) -> Option<u16> {
     if digits.is_empty() || digits.len() > max_digits || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0')))
+    Some(
+        digits
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0')),
+    )
 }
 
 #[cfg(test)]
@@ -334,8 +339,12 @@ mod tests {
 
     #[test]
     fn parses_table_of_replies_whole_and_bytewise() {
-        let table: Vec<(&[u8], Vec<Result<Reply, ReplyError>>)> = vec![
-            (b"220 mx ready\r\n", vec![Ok(reply(220, None, &["mx ready"]))]),
+        type Parsed = Vec<Result<Reply, ReplyError>>;
+        let table: Vec<(&[u8], Parsed)> = vec![
+            (
+                b"220 mx ready\r\n",
+                vec![Ok(reply(220, None, &["mx ready"]))],
+            ),
             (b"250\r\n", vec![Ok(reply(250, None, &[""]))]),
             (
                 b"250-mx\r\n250-PIPELINING\r\n250 SIZE 100\r\n",
@@ -349,13 +358,25 @@ mod tests {
                 b"452-4.5.3 too many\r\n452 4.5.3 recipients\r\n",
                 vec![Ok(reply(452, Some((4, 5, 3)), &["too many", "recipients"]))],
             ),
-            (b"250 2.0.0\r\n", vec![Ok(reply(250, Some((2, 0, 0)), &[""]))]),
+            (
+                b"250 2.0.0\r\n",
+                vec![Ok(reply(250, Some((2, 0, 0)), &[""]))],
+            ),
             // Class contradicting the code is plain text.
-            (b"250 5.1.1 odd\r\n", vec![Ok(reply(250, None, &["5.1.1 odd"]))]),
+            (
+                b"250 5.1.1 odd\r\n",
+                vec![Ok(reply(250, None, &["5.1.1 odd"]))],
+            ),
             (b"250 2.0 ok\r\n", vec![Ok(reply(250, None, &["2.0 ok"]))]),
-            (b"250 2.0.1234 x\r\n", vec![Ok(reply(250, None, &["2.0.1234 x"]))]),
+            (
+                b"250 2.0.1234 x\r\n",
+                vec![Ok(reply(250, None, &["2.0.1234 x"]))],
+            ),
             // Bare LF is accepted as a line ending.
-            (b"250 ok\n354 go\n", vec![Ok(reply(250, None, &["ok"])), Ok(reply(354, None, &["go"]))]),
+            (
+                b"250 ok\n354 go\n",
+                vec![Ok(reply(250, None, &["ok"])), Ok(reply(354, None, &["go"]))],
+            ),
             (b"abc\r\n", vec![Err(ReplyError::MalformedLine)]),
             (b"25\r\n", vec![Err(ReplyError::MalformedLine)]),
             (b"\r\n", vec![Err(ReplyError::MalformedLine)]),
@@ -363,17 +384,33 @@ mod tests {
             (b"999 nope\r\n", vec![Err(ReplyError::InvalidCode)]),
             (b"199 nope\r\n", vec![Err(ReplyError::InvalidCode)]),
             (b"260 nope\r\n", vec![Err(ReplyError::InvalidCode)]),
-            (b"250-a\r\n251 b\r\n", vec![Err(ReplyError::InconsistentCode)]),
+            (
+                b"250-a\r\n251 b\r\n",
+                vec![Err(ReplyError::InconsistentCode)],
+            ),
             (
                 b"220 hi\r\nxyz\r\n",
-                vec![Ok(reply(220, None, &["hi"])), Err(ReplyError::MalformedLine)],
+                vec![
+                    Ok(reply(220, None, &["hi"])),
+                    Err(ReplyError::MalformedLine),
+                ],
             ),
             // Invalid UTF-8 in text is replaced, not an error.
             (b"250 \xff\r\n", vec![Ok(reply(250, None, &["\u{fffd}"]))]),
         ];
         for (input, expected) in table {
-            assert_eq!(parse_all(input), expected, "whole: {:?}", String::from_utf8_lossy(input));
-            assert_eq!(parse_bytewise(input), expected, "bytewise: {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse_all(input),
+                expected,
+                "whole: {:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(
+                parse_bytewise(input),
+                expected,
+                "bytewise: {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -384,7 +421,10 @@ mod tests {
         assert_eq!(parser.parse(&mut first), Ok(None));
         assert!(first.is_empty());
         let mut second: &[u8] = b"0 b\r\n220 next\r\n";
-        assert_eq!(parser.parse(&mut second), Ok(Some(reply(250, None, &["a", "b"]))));
+        assert_eq!(
+            parser.parse(&mut second),
+            Ok(Some(reply(250, None, &["a", "b"])))
+        );
         assert_eq!(second, b"220 next\r\n");
     }
 

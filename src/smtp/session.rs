@@ -171,7 +171,11 @@ impl SmtpSession {
     /// When to call [`SmtpSession::handle_timeout`] if no input arrives,
     /// in the same clock as `now_ms`. `None` while nothing is awaited.
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.closed { None } else { self.wire.deadline() }
+        if self.closed {
+            None
+        } else {
+            self.wire.deadline()
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -247,7 +251,11 @@ impl SmtpSession {
     /// The deadline from [`SmtpSession::poll_timeout`] may have passed.
     /// Calls before the deadline are ignored.
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        if self.closed || !self.wire.deadline().is_some_and(|deadline| now_ms >= deadline) {
+        let due = self
+            .wire
+            .deadline()
+            .is_some_and(|deadline| now_ms >= deadline);
+        if self.closed || !due {
             return;
         }
         if self.quit_sent {
@@ -259,7 +267,11 @@ impl SmtpSession {
     }
 
     fn is_idle(&self) -> bool {
-        self.ready && !self.closed && !self.quit_sent && self.active.is_none() && !self.wire.is_waiting()
+        self.ready
+            && !self.closed
+            && !self.quit_sent
+            && self.active.is_none()
+            && !self.wire.is_waiting()
     }
 
     /// Starts the next envelope, or QUITs when asked to and none is left.
@@ -404,7 +416,9 @@ impl SmtpSession {
 
     fn on_auth(&mut self, step: Expect, reply: Reply, now_ms: u64) {
         let secrets = match &self.config.credentials {
-            Some(Credentials::Password { username, password }) => Some((username.as_str(), password.as_str())),
+            Some(Credentials::Password { username, password }) => {
+                Some((username.as_str(), password.as_str()))
+            }
             _ => None,
         };
         match (step, reply.code / 100) {
@@ -414,11 +428,13 @@ impl SmtpSession {
             }
             (Expect::AuthLoginUsername, 3) if secrets.is_some() => {
                 let line = auth::encoded_line(secrets.map_or("", |(username, _)| username));
-                self.wire.command(line.as_bytes(), Expect::AuthLoginPassword, now_ms);
+                self.wire
+                    .command(line.as_bytes(), Expect::AuthLoginPassword, now_ms);
             }
             (Expect::AuthLoginPassword, 3) if secrets.is_some() => {
                 let line = auth::encoded_line(secrets.map_or("", |(_, password)| password));
-                self.wire.command(line.as_bytes(), Expect::AuthResult, now_ms);
+                self.wire
+                    .command(line.as_bytes(), Expect::AuthResult, now_ms);
             }
             // XOAUTH2 reports failure as a 334 challenge with details; an
             // empty response makes the server send the final 5xx.
@@ -490,7 +506,11 @@ impl SmtpSession {
                 outcome: failure.clone(),
             })
             .collect();
-        self.emit(TransactionOutcome::summarise(envelope.id, recipients, failure.clone()));
+        self.emit(TransactionOutcome::summarise(
+            envelope.id,
+            recipients,
+            failure.clone(),
+        ));
     }
 }
 

@@ -56,9 +56,12 @@ pub(crate) struct Transaction {
 
 impl Transaction {
     fn accepted_in_part(&self) -> bool {
-        self.part
-            .iter()
-            .any(|&i| matches!(self.recipients.get(i).map(|r| &r.state), Some(RecipientState::Accepted)))
+        self.part.iter().any(|&i| {
+            matches!(
+                self.recipients.get(i).map(|r| &r.state),
+                Some(RecipientState::Accepted)
+            )
+        })
     }
 
     /// Settles the part's accepted recipients, and with `accepted_only`
@@ -94,7 +97,8 @@ impl Transaction {
                 let outcome = match recipient.state {
                     RecipientState::Done(outcome) => outcome,
                     RecipientState::Deferred(reply) => {
-                        Outcome::new(OutcomeKind::Transient, Cause::TooManyRecipients).with_reply(reply)
+                        Outcome::new(OutcomeKind::Transient, Cause::TooManyRecipients)
+                            .with_reply(reply)
                     }
                     // Not reachable when parts run to completion; classify
                     // as retryable rather than lose the recipient.
@@ -163,7 +167,9 @@ impl SmtpSession {
             Some(permanent(Cause::EightBitMimeNotOffered))
         } else {
             match capabilities.size {
-                Some(limit) if limit > 0 && size > limit => Some(permanent(Cause::SizeExceeded { size, limit })),
+                Some(limit) if limit > 0 && size > limit => {
+                    Some(permanent(Cause::SizeExceeded { size, limit }))
+                }
                 _ => None,
             }
         };
@@ -215,7 +221,11 @@ impl SmtpSession {
             data_pipelined: false,
             data_sent: false,
         };
-        if !transaction.recipients.iter().any(|r| matches!(r.state, RecipientState::Pending)) {
+        if !transaction
+            .recipients
+            .iter()
+            .any(|r| matches!(r.state, RecipientState::Pending))
+        {
             self.emit(transaction.finish());
             return false;
         }
@@ -236,7 +246,12 @@ impl SmtpSession {
             }
         }
         transaction.part = (0..transaction.recipients.len())
-            .filter(|&i| matches!(transaction.recipients.get(i).map(|r| &r.state), Some(RecipientState::Pending)))
+            .filter(|&i| {
+                matches!(
+                    transaction.recipients.get(i).map(|r| &r.state),
+                    Some(RecipientState::Pending)
+                )
+            })
             .collect();
         transaction.rcpts_sent = 0;
         transaction.mail_accepted = false;
@@ -248,7 +263,8 @@ impl SmtpSession {
             for &index in &transaction.part {
                 if let Some(recipient) = transaction.recipients.get(index) {
                     let command = format!("RCPT TO:<{}>\r\n", recipient.address);
-                    self.wire.command(command.as_bytes(), Expect::Rcpt(index), now_ms);
+                    self.wire
+                        .command(command.as_bytes(), Expect::Rcpt(index), now_ms);
                 }
             }
             transaction.rcpts_sent = transaction.part.len();
@@ -270,7 +286,8 @@ impl SmtpSession {
         let command = format!("RCPT TO:<{}>\r\n", recipient.address);
         transaction.rcpts_sent += 1;
         if let Some(index) = next {
-            self.wire.command(command.as_bytes(), Expect::Rcpt(index), now_ms);
+            self.wire
+                .command(command.as_bytes(), Expect::Rcpt(index), now_ms);
         }
     }
 
@@ -307,7 +324,10 @@ impl SmtpSession {
             let too_many = reply.code == 452;
             if too_many && !transaction.pipelined {
                 // The server will refuse the rest too: defer them unsent.
-                let unsent = transaction.part.get(transaction.rcpts_sent..).unwrap_or_default();
+                let unsent = transaction
+                    .part
+                    .get(transaction.rcpts_sent..)
+                    .unwrap_or_default();
                 for &later in unsent {
                     if let Some(recipient) = transaction.recipients.get_mut(later) {
                         recipient.state = RecipientState::Deferred(reply.clone());
@@ -351,7 +371,8 @@ impl SmtpSession {
             if transaction.use_bdat {
                 let command = format!("BDAT {} LAST\r\n", transaction.payload.len());
                 self.wire.write(command.as_bytes());
-                self.wire.command(&transaction.payload, Expect::BdatLast, now_ms);
+                self.wire
+                    .command(&transaction.payload, Expect::BdatLast, now_ms);
                 transaction.data_sent = true;
             } else {
                 self.wire.command(b"DATA\r\n", Expect::Data, now_ms);
@@ -367,7 +388,8 @@ impl SmtpSession {
         };
         if reply.code == 354 {
             if transaction.mail_accepted && transaction.accepted_in_part() {
-                self.wire.command(&transaction.payload, Expect::DataEnd, now_ms);
+                self.wire
+                    .command(&transaction.payload, Expect::DataEnd, now_ms);
                 transaction.data_sent = true;
             } else {
                 // Pipelined DATA accepted with nobody to deliver to: an
@@ -386,7 +408,8 @@ impl SmtpSession {
         let Some(transaction) = self.active.as_mut() else {
             return self.fail_session(unexpected(reply), false, now_ms);
         };
-        if !(reply.is_positive() || reply.is_transient_negative() || reply.is_permanent_negative()) {
+        if !(reply.is_positive() || reply.is_transient_negative() || reply.is_permanent_negative())
+        {
             return self.fail_session(unexpected(reply), false, now_ms);
         }
         transaction.data_sent = false;

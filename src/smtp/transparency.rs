@@ -112,7 +112,11 @@ mod tests {
         (b"body\r\n.", b"body\r\n..\r\n.\r\n", b"body\r\n.\r\n"),
         (b".", b"..\r\n.\r\n", b".\r\n"),
         // Sequences that would end DATA early on a strict or lenient server.
-        (b"a\r\n.\r\nQUIT\r\n", b"a\r\n..\r\nQUIT\r\n.\r\n", b"a\r\n.\r\nQUIT\r\n"),
+        (
+            b"a\r\n.\r\nQUIT\r\n",
+            b"a\r\n..\r\nQUIT\r\n.\r\n",
+            b"a\r\n.\r\nQUIT\r\n",
+        ),
         (b"a\n.\r\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
         (b"a\r.\r\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
         (b"a\n.\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
@@ -121,8 +125,16 @@ mod tests {
         // Dots not at a line start are left alone.
         (b"a.b\r\n x.\r\n", b"a.b\r\n x.\r\n.\r\n", b"a.b\r\n x.\r\n"),
         // NUL and other bytes pass through untouched.
-        (b"a\0b\r\n\0.\r\n", b"a\0b\r\n\0.\r\n.\r\n", b"a\0b\r\n\0.\r\n"),
-        (b"\xc3\xa9t\xc3\xa9\n", b"\xc3\xa9t\xc3\xa9\r\n.\r\n", b"\xc3\xa9t\xc3\xa9\r\n"),
+        (
+            b"a\0b\r\n\0.\r\n",
+            b"a\0b\r\n\0.\r\n.\r\n",
+            b"a\0b\r\n\0.\r\n",
+        ),
+        (
+            b"\xc3\xa9t\xc3\xa9\n",
+            b"\xc3\xa9t\xc3\xa9\r\n.\r\n",
+            b"\xc3\xa9t\xc3\xa9\r\n",
+        ),
     ];
 
     #[test]
@@ -139,7 +151,11 @@ mod tests {
                 String::from_utf8_lossy(bdat),
                 "BDAT for {shown:?}"
             );
-            assert_eq!(normalised_len(input), bdat.len() as u64, "length for {shown:?}");
+            assert_eq!(
+                normalised_len(input),
+                bdat.len() as u64,
+                "length for {shown:?}"
+            );
         }
     }
 
