@@ -25,7 +25,9 @@
 //!     while let Some(bytes) = session.poll_transmit() {
 //!         socket.write_all(&bytes).await?;
 //!     }
-//!     while let Some(event) = session.poll_event() {
+//!     // One event per turn: handling it may queue output (EHLO after TLS)
+//!     // that must be written before the next read.
+//!     if let Some(event) = session.poll_event() {
 //!         match event {
 //!             Event::StartTls => match socket.start_tls().await {
 //!                 Ok(tls) => { socket = tls; session.handle_tls_established(now()) }
@@ -34,6 +36,7 @@
 //!             Event::TransactionDone(outcome) => record(outcome),
 //!             Event::Closed { .. } => {}
 //!         }
+//!         continue;
 //!     }
 //!     if session.is_closed() {
 //!         break;
@@ -45,9 +48,11 @@
 //!     }
 //! }
 //! ```
-//! The events loop must run again after `handle_tls_established` (the
-//! transmit loop picks up the new EHLO). If the connection cannot be made
-//! at all, call [`SmtpSession::connect_failed`] and drain the events.
+//! If the connection cannot be made at all, call
+//! [`SmtpSession::connect_failed`] and drain the events. `poll_timeout` is
+//! `None` only while nothing is awaited: during the TLS handshake (the
+//! driver bounds that itself) and when idle because `finish` was not called
+//! yet.
 //!
 //! Guarantees:
 //! - every envelope given to [`SmtpSession::send`] yields exactly one

@@ -415,26 +415,23 @@ impl SmtpSession {
     }
 
     fn on_auth(&mut self, step: Expect, reply: Reply, now_ms: u64) {
-        let secrets = match &self.config.credentials {
-            Some(Credentials::Password { username, password }) => {
-                Some((username.as_str(), password.as_str()))
-            }
-            _ => None,
-        };
         match (step, reply.code / 100) {
             (Expect::AuthResult | Expect::AuthXOAuth2, 2) => {
                 self.ready = true;
                 self.advance(now_ms);
             }
-            (Expect::AuthLoginUsername, 3) if secrets.is_some() => {
-                let line = auth::encoded_line(secrets.map_or("", |(username, _)| username));
-                self.wire
-                    .command(line.as_bytes(), Expect::AuthLoginPassword, now_ms);
-            }
-            (Expect::AuthLoginPassword, 3) if secrets.is_some() => {
-                let line = auth::encoded_line(secrets.map_or("", |(_, password)| password));
-                self.wire
-                    .command(line.as_bytes(), Expect::AuthResult, now_ms);
+            (Expect::AuthLoginUsername | Expect::AuthLoginPassword, 3) => {
+                let Some(Credentials::Password { username, password }) = &self.config.credentials
+                else {
+                    return self.fail_session(unexpected(reply), false, now_ms);
+                };
+                let (value, next) = if step == Expect::AuthLoginUsername {
+                    (username, Expect::AuthLoginPassword)
+                } else {
+                    (password, Expect::AuthResult)
+                };
+                let line = auth::encoded_line(value);
+                self.wire.command(line.as_bytes(), next, now_ms);
             }
             // XOAUTH2 reports failure as a 334 challenge with details; an
             // empty response makes the server send the final 5xx.
