@@ -23,11 +23,15 @@ bindgen_version="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,"
 if [ -z "$bindgen_version" ]; then echo "Cargo.lock pins no wasm-bindgen version" >&2; exit 1; fi
 if ! worker-build --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
   say "installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
-  cargo install --locked worker-build --version "$WORKER_BUILD_VERSION"
+  cargo install --locked worker-build --version "$WORKER_BUILD_VERSION" \
+    || cargo install worker-build --version "$WORKER_BUILD_VERSION"
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$bindgen_version"; then
   say "installing wasm-bindgen-cli $bindgen_version (a few minutes, once)"
-  cargo install --locked wasm-bindgen-cli --version "$bindgen_version"
+  # The tool's own lock file can name a dependency release the registry no
+  # longer serves; then let cargo resolve afresh (the version itself is pinned).
+  cargo install --locked wasm-bindgen-cli --version "$bindgen_version" \
+    || cargo install wasm-bindgen-cli --version "$bindgen_version"
 fi
 
 # npm packages pinned by package-lock.json: wrangler, Node 22, binaryen, MailDev.
@@ -35,9 +39,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "installing npm packages"
   npm ci --no-audit --no-fund
 fi
-
-# Local D1 database, migrated.
-mkdir -p .dev
 
 if [ "$mode" = "test" ]; then
   # Python: aiosmtpd (SMTP server with STARTTLS and AUTH), dkimpy (DKIM verifier), pytest.

@@ -46,7 +46,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "configuration setting {}: {}", self.setting, self.problem)
+        write!(
+            f,
+            "configuration setting {}: {}",
+            self.setting, self.problem
+        )
     }
 }
 
@@ -97,9 +101,9 @@ impl Upstream {
     /// Parses `scheme://[user[:pass]@]host[:port]`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("`{url}` is not a URL (expected smtps://, smtp:// or smtp+insecure://)"))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("`{url}` is not a URL (expected smtps://, smtp:// or smtp+insecure://)")
+        })?;
         let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "smtps" => (UpstreamSecurity::ImplicitTls, 465),
             "smtp" => (UpstreamSecurity::StartTls, 587),
@@ -123,7 +127,11 @@ impl Upstream {
             },
         };
         let (host, port) = split_host_port(hostport, default_port)?;
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'/') {
+        if host.is_empty()
+            || host
+                .bytes()
+                .any(|b| b.is_ascii_control() || b == b' ' || b == b'/')
+        {
             return Err(format!("`{hostport}` has no valid host"));
         }
         if username.is_some() != password.is_some() {
@@ -252,14 +260,21 @@ impl Settings {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         {
-            return Err(err("EHLO_NAME", "must be a host name (letters, digits, '.', '-')"));
+            return Err(err(
+                "EHLO_NAME",
+                "must be a host name (letters, digits, '.', '-')",
+            ));
         }
         let unsigned_domains = src
             .get("UNSIGNED_DOMAINS")
             .map(|s| split_list(&s).map(|d| d.to_ascii_lowercase()).collect())
             .unwrap_or_default();
         let base = number(src, "RETRY_BASE_DELAY_SECONDS", 60)?;
-        let max = number(src, "RETRY_MAX_DELAY_SECONDS", QUEUE_MAX_DELAY_SECONDS as u64)?;
+        let max = number(
+            src,
+            "RETRY_MAX_DELAY_SECONDS",
+            QUEUE_MAX_DELAY_SECONDS as u64,
+        )?;
         if max > QUEUE_MAX_DELAY_SECONDS as u64 {
             return Err(err(
                 "RETRY_MAX_DELAY_SECONDS",
@@ -332,8 +347,12 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     let raw = src
         .get("API_KEYS")
         .ok_or_else(|| err("API_KEYS", "is not set (see README: API keys)"))?;
-    let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw)
-        .map_err(|e| err("API_KEYS", format!("is not a JSON list of {{id, sha256, domains}}: {e}")))?;
+    let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw).map_err(|e| {
+        err(
+            "API_KEYS",
+            format!("is not a JSON list of {{id, sha256, domains}}: {e}"),
+        )
+    })?;
     for k in &keys {
         if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err(
@@ -379,20 +398,30 @@ fn parse_dkim_keys(src: &impl ConfigSource) -> Result<Vec<DkimKey>, ConfigError>
                 Some(name) => DkimAlgorithm::parse(name).ok_or_else(|| {
                     err(
                         "DKIM_KEYS",
-                        format!("{}._domainkey.{}: unknown algorithm `{name}` (use rsa or ed25519)", r.selector, r.domain),
+                        format!(
+                            "{}._domainkey.{}: unknown algorithm `{name}` (use rsa or ed25519)",
+                            r.selector, r.domain
+                        ),
                     )
                 })?,
             };
-            DkimKey::from_config(&r.domain, &r.selector, algorithm, &r.private_key)
-            .map_err(|e| err("DKIM_KEYS", format!("{}._domainkey.{}: {e}", r.selector, r.domain)))
+            DkimKey::from_config(&r.domain, &r.selector, algorithm, &r.private_key).map_err(|e| {
+                err(
+                    "DKIM_KEYS",
+                    format!("{}._domainkey.{}: {e}", r.selector, r.domain),
+                )
+            })
         })
         .collect()
 }
 
 fn parse_upstreams(src: &impl ConfigSource) -> Result<Vec<Upstream>, ConfigError> {
-    let raw = src
-        .get("SMTP_UPSTREAMS")
-        .ok_or_else(|| err("SMTP_UPSTREAMS", "is not set (e.g. smtps://user:pass@smtp.example.net:465)"))?;
+    let raw = src.get("SMTP_UPSTREAMS").ok_or_else(|| {
+        err(
+            "SMTP_UPSTREAMS",
+            "is not set (e.g. smtps://user:pass@smtp.example.net:465)",
+        )
+    })?;
     let upstreams = split_list(&raw)
         .map(|u| Upstream::parse(u).map_err(|e| err("SMTP_UPSTREAMS", e)))
         .collect::<Result<Vec<_>, _>>()?;
@@ -453,15 +482,31 @@ mod tests {
     fn each_bad_setting_is_named() {
         let cases: &[(&str, &str, &str)] = &[
             ("API_KEYS", "not json", "API_KEYS"),
-            ("API_KEYS", r#"[{"id":"a","sha256":"zz","domains":["a.com"]}]"#, "API_KEYS"),
-            ("API_KEYS", &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":[]}}]"#), "API_KEYS"),
+            (
+                "API_KEYS",
+                r#"[{"id":"a","sha256":"zz","domains":["a.com"]}]"#,
+                "API_KEYS",
+            ),
+            (
+                "API_KEYS",
+                &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":[]}}]"#),
+                "API_KEYS",
+            ),
             ("SMTP_UPSTREAMS", "http://x", "SMTP_UPSTREAMS"),
             ("SMTP_UPSTREAMS", "smtp://host:99999", "SMTP_UPSTREAMS"),
             ("SMTP_UPSTREAMS", "smtp://user@host", "SMTP_UPSTREAMS"),
             ("SMTP_UPSTREAMS", " , ", "SMTP_UPSTREAMS"),
-            ("RETRY_BASE_DELAY_SECONDS", "soon", "RETRY_BASE_DELAY_SECONDS"),
+            (
+                "RETRY_BASE_DELAY_SECONDS",
+                "soon",
+                "RETRY_BASE_DELAY_SECONDS",
+            ),
             ("RETRY_BASE_DELAY_SECONDS", "0", "RETRY_BASE_DELAY_SECONDS"),
-            ("RETRY_MAX_DELAY_SECONDS", "50000", "RETRY_MAX_DELAY_SECONDS"),
+            (
+                "RETRY_MAX_DELAY_SECONDS",
+                "50000",
+                "RETRY_MAX_DELAY_SECONDS",
+            ),
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("DKIM_KEYS", "{}", "DKIM_KEYS"),
@@ -487,14 +532,58 @@ mod tests {
         assert_eq!(e.setting, "SMTP_UPSTREAMS");
     }
 
+    type UpstreamCase = (
+        &'static str,
+        &'static str,
+        u16,
+        UpstreamSecurity,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+
     #[test]
     fn upstream_urls() {
-        let table: &[(&str, &str, u16, UpstreamSecurity, Option<&str>, Option<&str>)] = &[
-            ("smtps://smtp.example.net", "smtp.example.net", 465, UpstreamSecurity::ImplicitTls, None, None),
-            ("smtp://a%40b:p%3Ass@h:2525", "h", 2525, UpstreamSecurity::StartTls, Some("a@b"), Some("p:ss")),
-            ("smtp+insecure://127.0.0.1:1025/", "127.0.0.1", 1025, UpstreamSecurity::Insecure, None, None),
-            ("SMTPS://[::1]:4650", "::1", 4650, UpstreamSecurity::ImplicitTls, None, None),
-            ("smtp://user:p@ss@host", "host", 587, UpstreamSecurity::StartTls, Some("user"), Some("p@ss")),
+        let table: &[UpstreamCase] = &[
+            (
+                "smtps://smtp.example.net",
+                "smtp.example.net",
+                465,
+                UpstreamSecurity::ImplicitTls,
+                None,
+                None,
+            ),
+            (
+                "smtp://a%40b:p%3Ass@h:2525",
+                "h",
+                2525,
+                UpstreamSecurity::StartTls,
+                Some("a@b"),
+                Some("p:ss"),
+            ),
+            (
+                "smtp+insecure://127.0.0.1:1025/",
+                "127.0.0.1",
+                1025,
+                UpstreamSecurity::Insecure,
+                None,
+                None,
+            ),
+            (
+                "SMTPS://[::1]:4650",
+                "::1",
+                4650,
+                UpstreamSecurity::ImplicitTls,
+                None,
+                None,
+            ),
+            (
+                "smtp://user:p@ss@host",
+                "host",
+                587,
+                UpstreamSecurity::StartTls,
+                Some("user"),
+                Some("p@ss"),
+            ),
         ];
         for (url, host, port, sec, user, pass) in table {
             let u = Upstream::parse(url).unwrap();

@@ -5,7 +5,7 @@
 //! of a comparison nor the position of a match in the list leaks anything.
 
 use sha2::{Digest, Sha256};
-use subtle::{ConstantTimeEq, Choice};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::config::ApiKeyRecord;
 
@@ -77,7 +77,10 @@ impl ApiKeys {
     /// Checks an `Authorization` header value (`Bearer <key>`).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<AuthenticatedKey, ApiError> {
         let header = authorization.ok_or_else(|| {
-            ApiError::unauthorized("missing_credentials", "send `Authorization: Bearer <api key>`")
+            ApiError::unauthorized(
+                "missing_credentials",
+                "send `Authorization: Bearer <api key>`",
+            )
         })?;
         let (scheme, token) = header.trim().split_once(' ').ok_or_else(|| {
             ApiError::unauthorized("malformed_authorization", "expected `Bearer <api key>`")

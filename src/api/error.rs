@@ -92,7 +92,11 @@ impl ApiError {
 
     /// 415: the body is not `application/json`.
     pub fn unsupported_media_type() -> Self {
-        Self::new(415, "unsupported_media_type", "send Content-Type: application/json")
+        Self::new(
+            415,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        )
     }
 
     /// 422: well-formed JSON whose content breaks one or more rules.
@@ -138,7 +142,10 @@ impl ApiError {
         };
         serde_json::to_string(&body).unwrap_or_else(|_| {
             // Serialising plain strings and numbers cannot fail; keep a body anyway.
-            format!(r#"{{"error":{{"status":{},"rule":"{}"}}}}"#, self.status, self.rule)
+            format!(
+                r#"{{"error":{{"status":{},"rule":"{}"}}}}"#,
+                self.status, self.rule
+            )
         })
     }
 }

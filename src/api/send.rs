@@ -112,11 +112,13 @@ pub fn prepare(
             date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
         },
     )
-    .map_err(|e| ApiError::invalid(vec![FieldProblem {
-        field: String::new(),
-        rule: "compose_failed".into(),
-        message: e.to_string(),
-    }]))?;
+    .map_err(|e| {
+        ApiError::invalid(vec![FieldProblem {
+            field: String::new(),
+            rule: "compose_failed".into(),
+            message: e.to_string(),
+        }])
+    })?;
     if raw.len() > QUEUE_BODY_LIMIT {
         return Err(ApiError::too_large(
             "",
@@ -140,7 +142,11 @@ pub fn prepare(
         id,
         key_id: key.id.clone(),
         mail_from: message.envelope_from().to_string(),
-        rcpt_to: message.recipients().into_iter().map(|a| a.to_string()).collect(),
+        rcpt_to: message
+            .recipients()
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
         unsigned,

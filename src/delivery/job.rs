@@ -50,16 +50,8 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum QueueBody {
-    Deliver {
-        v: u32,
-        #[serde(flatten)]
-        job: DeliveryJob,
-    },
-    DeadLetter {
-        v: u32,
-        #[serde(flatten)]
-        letter: DeadLetter,
-    },
+    Deliver { v: u32, job: DeliveryJob },
+    DeadLetter { v: u32, letter: DeadLetter },
 }
 
 /// The one version this build writes and reads.
@@ -73,7 +65,11 @@ impl QueueBody {
         }
     }
 
-    pub fn dead_letter(reason: impl Into<String>, job: Option<DeliveryJob>, raw: Option<String>) -> Self {
+    pub fn dead_letter(
+        reason: impl Into<String>,
+        job: Option<DeliveryJob>,
+        raw: Option<String>,
+    ) -> Self {
         QueueBody::DeadLetter {
             v: QUEUE_FORMAT_VERSION,
             letter: DeadLetter {
@@ -90,7 +86,11 @@ impl QueueBody {
             serde_json::from_str(json).map_err(|e| format!("queue body is not JSON: {e}"))?;
         match value.get("v").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(QUEUE_FORMAT_VERSION) => {}
-            Some(v) => return Err(format!("queue body version {v} is not supported (this build reads 1)")),
+            Some(v) => {
+                return Err(format!(
+                    "queue body version {v} is not supported (this build reads 1)"
+                ));
+            }
             None => return Err("queue body has no version field `v`".to_string()),
         }
         serde_json::from_value(value).map_err(|e| format!("queue body is not a valid message: {e}"))
@@ -137,14 +137,17 @@ mod tests {
             (r#"{"type":"deliver"}"#, "no version"),
             (r#"{"v":2,"type":"deliver"}"#, "version 2"),
             (r#"{"v":1,"type":"teleport"}"#, "not a valid message"),
-            (r#"{"v":1,"type":"deliver","id":"x"}"#, "not a valid message"),
+            (
+                r#"{"v":1,"type":"deliver","job":{"id":"x"}}"#,
+                "not a valid message",
+            ),
         ];
         for (input, needle) in table {
             let e = QueueBody::from_json(input).unwrap_err();
             assert!(e.contains(needle), "{input}: {e}");
         }
         let mut j = serde_json::to_value(QueueBody::deliver(job())).unwrap();
-        j["smuggled"] = serde_json::json!(true);
+        j["job"]["smuggled"] = serde_json::json!(true);
         assert!(QueueBody::from_json(&j.to_string()).is_err());
     }
 }

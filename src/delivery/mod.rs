@@ -5,8 +5,10 @@
 //! Must not: open sockets, read the clock, or touch storage; times and random
 //! jitter are passed in.
 
+pub mod attempt;
 pub mod job;
 pub mod policy;
 
-pub use job::{DeadLetter, DeliveryJob, QueueBody, QUEUE_BODY_LIMIT};
+pub use attempt::AttemptReport;
+pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
 pub use policy::{AttemptResult, Decision, RetryPolicy};

@@ -62,7 +62,13 @@ impl RetryPolicy {
 
     /// Decides after an attempt. `attempt` counts the attempt just made (>= 1);
     /// `age_seconds` is the time since acceptance.
-    pub fn decide(&self, result: &AttemptResult, attempt: u32, age_seconds: u64, jitter: f64) -> Decision {
+    pub fn decide(
+        &self,
+        result: &AttemptResult,
+        attempt: u32,
+        age_seconds: u64,
+        jitter: f64,
+    ) -> Decision {
         match result {
             AttemptResult::Delivered => Decision::Delivered,
             AttemptResult::Permanent(reason) => Decision::Fail(reason.clone()),
@@ -81,9 +87,14 @@ impl RetryPolicy {
                 }
             }
             AttemptResult::UpstreamMisconfigured(reason) => {
-                let delay = self.settings.max_delay_seconds.min(self.settings.base_delay_seconds.saturating_mul(5));
+                let delay = self
+                    .settings
+                    .max_delay_seconds
+                    .min(self.settings.base_delay_seconds.saturating_mul(5));
                 if age_seconds.saturating_add(u64::from(delay)) > self.settings.lifetime_seconds {
-                    Decision::Fail(format!("upstream misconfigured for the whole lifetime: {reason}"))
+                    Decision::Fail(format!(
+                        "upstream misconfigured for the whole lifetime: {reason}"
+                    ))
                 } else {
                     Decision::Retry {
                         delay_seconds: delay,
@@ -113,23 +124,88 @@ mod tests {
         let t = |s: &str| AttemptResult::Transient(s.into());
         let table: Vec<(AttemptResult, u32, u64, Decision)> = vec![
             (AttemptResult::Delivered, 1, 0, Decision::Delivered),
-            (AttemptResult::Permanent("550 5.1.1".into()), 1, 0, Decision::Fail("550 5.1.1".into())),
-            (AttemptResult::Unknown("timeout after dot".into()), 1, 0, Decision::Unknown("timeout after dot".into())),
-            (t("451"), 1, 0, Decision::Retry { delay_seconds: 60, counts: true }),
-            (t("451"), 2, 60, Decision::Retry { delay_seconds: 120, counts: true }),
-            (t("451"), 5, 1_000, Decision::Retry { delay_seconds: 960, counts: true }),
-            (t("451"), 10, 50_000, Decision::Retry { delay_seconds: 30_720, counts: true }),
-            (t("451"), 11, 80_000, Decision::Retry { delay_seconds: 43_200, counts: true }),
-            (t("451"), 40, 100_000, Decision::Retry { delay_seconds: 43_200, counts: true }),
+            (
+                AttemptResult::Permanent("550 5.1.1".into()),
+                1,
+                0,
+                Decision::Fail("550 5.1.1".into()),
+            ),
+            (
+                AttemptResult::Unknown("timeout after dot".into()),
+                1,
+                0,
+                Decision::Unknown("timeout after dot".into()),
+            ),
+            (
+                t("451"),
+                1,
+                0,
+                Decision::Retry {
+                    delay_seconds: 60,
+                    counts: true,
+                },
+            ),
+            (
+                t("451"),
+                2,
+                60,
+                Decision::Retry {
+                    delay_seconds: 120,
+                    counts: true,
+                },
+            ),
+            (
+                t("451"),
+                5,
+                1_000,
+                Decision::Retry {
+                    delay_seconds: 960,
+                    counts: true,
+                },
+            ),
+            (
+                t("451"),
+                10,
+                50_000,
+                Decision::Retry {
+                    delay_seconds: 30_720,
+                    counts: true,
+                },
+            ),
+            (
+                t("451"),
+                11,
+                80_000,
+                Decision::Retry {
+                    delay_seconds: 43_200,
+                    counts: true,
+                },
+            ),
+            (
+                t("451"),
+                40,
+                100_000,
+                Decision::Retry {
+                    delay_seconds: 43_200,
+                    counts: true,
+                },
+            ),
             (
                 AttemptResult::UpstreamMisconfigured("535".into()),
                 3,
                 0,
-                Decision::Retry { delay_seconds: 300, counts: false },
+                Decision::Retry {
+                    delay_seconds: 300,
+                    counts: false,
+                },
             ),
         ];
         for (result, attempt, age, expected) in table {
-            assert_eq!(p.decide(&result, attempt, age, 0.5), expected, "{result:?} attempt {attempt}");
+            assert_eq!(
+                p.decide(&result, attempt, age, 0.5),
+                expected,
+                "{result:?} attempt {attempt}"
+            );
         }
     }
 

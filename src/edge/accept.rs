@@ -18,7 +18,7 @@ pub async fn accept(
     let now = now_ms();
     let entropy = random::bytes::<32>();
     let prepared = send::prepare(body, key, &loaded.settings, now / 1000, &entropy)?;
-    let job = send::sign(prepared, &loaded.settings).await?;
+    let job = send::sign_natively(prepared, &loaded.settings)?;
 
     let store = Store::new(env.d1(DATABASE).map_err(internal)?);
     store
@@ -35,7 +35,9 @@ pub async fn accept(
         // Best effort: if this fails too, the row stays "queued" with no job,
         // and the caller, who got an error, retries with a fresh id.
         let _ = store.delete(&id).await;
-        return Err(ApiError::unavailable(format!("could not enqueue the message: {e}")));
+        return Err(ApiError::unavailable(format!(
+            "could not enqueue the message: {e}"
+        )));
     }
     http::json(202, &serde_json::json!({"id": id, "status": "queued"})).map_err(internal)
 }

@@ -51,7 +51,13 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 }
             }
             Ok(QueueBody::DeadLetter { .. }) => {
-                dead_letter(&env, "a dead-letter record was sent to the jobs queue", None, Some(text)).await;
+                dead_letter(
+                    &env,
+                    "a dead-letter record was sent to the jobs queue",
+                    None,
+                    Some(text),
+                )
+                .await;
                 raw.ack();
             }
             Err(reason) => {
@@ -148,7 +154,10 @@ async fn settle(
 async fn dead_letter(env: &Env, reason: &str, job: Option<DeliveryJob>, raw: Option<String>) {
     let body = QueueBody::dead_letter(reason, job, raw).to_json();
     let sent = match env.queue(DEAD_LETTER_QUEUE) {
-        Ok(q) => q.send(MessageBuilder::new(body).build()).await.map_err(|e| e.to_string()),
+        Ok(q) => q
+            .send(MessageBuilder::new(body).build())
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = sent {
@@ -157,15 +166,25 @@ async fn dead_letter(env: &Env, reason: &str, job: Option<DeliveryJob>, raw: Opt
 }
 
 /// The dead-letter queue's consumer: whatever arrives is recorded, then acked.
-async fn record_dead_letters(batch: &MessageBatch<serde_json::Value>, store: &Store) -> worker::Result<()> {
+async fn record_dead_letters(
+    batch: &MessageBatch<serde_json::Value>,
+    store: &Store,
+) -> worker::Result<()> {
     for raw in batch.raw_iter() {
         let text = body_text(&raw);
         let now = now_ms();
         let result = match QueueBody::from_json(&text) {
             Ok(QueueBody::DeadLetter { letter, .. }) => match letter.job {
-                Some(job) => store.add_event(&job.id, "dead_lettered", Some(&letter.reason), now).await,
+                Some(job) => {
+                    store
+                        .add_event(&job.id, "dead_lettered", Some(&letter.reason), now)
+                        .await
+                }
                 None => {
-                    worker::console_warn!("edgerelay: dead letter without a job: {}", letter.reason);
+                    worker::console_warn!(
+                        "edgerelay: dead letter without a job: {}",
+                        letter.reason
+                    );
                     Ok(())
                 }
             },

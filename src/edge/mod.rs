@@ -69,16 +69,25 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         // A route that does nothing: the floor the accept path is measured against.
-        (Method::Get, ["health"]) => http::json(200, &serde_json::json!({"ok": true})).map_err(internal),
+        (Method::Get, ["health"]) => {
+            http::json(200, &serde_json::json!({"ok": true})).map_err(internal)
+        }
         (Method::Post, ["v1", "messages"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            let key = loaded.keys.authenticate(header(&req, "Authorization").as_deref())?;
-            let body = req.bytes().await.map_err(|e| ApiError::malformed(e.to_string()))?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let body = req
+                .bytes()
+                .await
+                .map_err(|e| ApiError::malformed(e.to_string()))?;
             accept::accept(&env, &loaded, &key, &body).await
         }
         (Method::Get, ["v1", "messages", id]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            let key = loaded.keys.authenticate(header(&req, "Authorization").as_deref())?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
             accept::status(&env, &key, id).await
         }
         (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("POST")),

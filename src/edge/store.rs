@@ -92,8 +92,14 @@ impl Store {
 
     /// Removes a message whose enqueue failed, so nothing half-exists.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        let a = self.db.prepare("DELETE FROM events WHERE message_id = ?1").bind(&[s(id)])?;
-        let b = self.db.prepare("DELETE FROM messages WHERE id = ?1").bind(&[s(id)])?;
+        let a = self
+            .db
+            .prepare("DELETE FROM events WHERE message_id = ?1")
+            .bind(&[s(id)])?;
+        let b = self
+            .db
+            .prepare("DELETE FROM messages WHERE id = ?1")
+            .bind(&[s(id)])?;
         self.db.batch(vec![a, b]).await?;
         Ok(())
     }
@@ -127,7 +133,11 @@ impl Store {
                 s(id),
                 s(status),
                 n(u64::from(counts_attempt)),
-                if status == "delivered" { JsValue::NULL } else { opt(detail) },
+                if status == "delivered" {
+                    JsValue::NULL
+                } else {
+                    opt(detail)
+                },
                 n(now_ms / 1000),
             ])?;
         let event = self.event_statement(id, kind, detail, now_ms)?;
@@ -136,8 +146,16 @@ impl Store {
     }
 
     /// Adds an event without changing the status.
-    pub async fn add_event(&self, id: &str, kind: &str, detail: Option<&str>, now_ms: u64) -> Result<()> {
-        self.event_statement(id, kind, detail, now_ms)?.run().await?;
+    pub async fn add_event(
+        &self,
+        id: &str,
+        kind: &str,
+        detail: Option<&str>,
+        now_ms: u64,
+    ) -> Result<()> {
+        self.event_statement(id, kind, detail, now_ms)?
+            .run()
+            .await?;
         Ok(())
     }
 

@@ -1,0 +1,118 @@
+//! From one upstream and a batch of jobs to an SMTP session plan, and from the
+//! session's per-recipient outcomes back to what the retry policy reads.
+//!
+//! Pure: the edge driver owns the socket and calls these at either end.
+
+use crate::config::{Settings, Upstream, UpstreamSecurity};
+use crate::smtp::{
+    Credentials, Envelope, OutcomeKind, Security, SmtpConfig, Timeouts, TransactionOutcome,
+};
+
+use super::job::DeliveryJob;
+use super::policy::AttemptResult;
+
+/// What one attempt came to for one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    pub result: AttemptResult,
+    /// Recipients to try again (transient failures only).
+    pub remaining: Vec<String>,
+    /// Per-recipient results, for the record.
+    pub detail: String,
+    /// Whether another upstream may take this job now: nothing reached any
+    /// recipient and the failure was about this upstream, not the message.
+    pub try_next_upstream: bool,
+}
+
+/// The SMTP session settings for an upstream.
+pub fn session_config(upstream: &Upstream, settings: &Settings) -> SmtpConfig {
+    let security = match upstream.security {
+        UpstreamSecurity::ImplicitTls => Security::ImplicitTls,
+        UpstreamSecurity::StartTls => Security::StartTls,
+        UpstreamSecurity::Insecure => Security::Insecure,
+    };
+    let mut config = SmtpConfig::new(settings.ehlo_name.clone(), security);
+    if let (Some(user), Some(pass)) = (&upstream.username, &upstream.password) {
+        config.credentials = Some(Credentials::password(user.clone(), pass.clone()));
+    }
+    let command_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
+    config.timeouts = Timeouts {
+        greeting_ms: command_ms,
+        command_ms,
+        // Servers answer the final dot only after their content checks.
+        data_end_ms: command_ms * 2,
+    };
+    config
+}
+
+/// The envelope for a job; `id` is the job's position in the batch.
+pub fn envelope(id: u64, job: &DeliveryJob) -> Envelope {
+    let mut e = Envelope::new(
+        id,
+        job.mail_from.clone(),
+        job.rcpt_to.clone(),
+        job.mime.as_bytes().to_vec(),
+    );
+    e.needs_smtputf8 = job.smtputf8;
+    e.has_8bit = !job.mime.is_ascii();
+    e
+}
+
+/// Reads the session's outcome for one job.
+pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
+    let mut delivered = 0usize;
+    let mut remaining = Vec::new();
+    let any = |kind: OutcomeKind| outcome.recipients.iter().any(|r| r.outcome.kind == kind);
+    let has_config = any(OutcomeKind::Configuration);
+    let has_transient = any(OutcomeKind::Transient);
+    let has_unknown = any(OutcomeKind::Unknown);
+    let has_permanent = any(OutcomeKind::Permanent);
+    let mut parts = Vec::with_capacity(outcome.recipients.len());
+    for r in &outcome.recipients {
+        match r.outcome.kind {
+            OutcomeKind::Delivered => delivered += 1,
+            OutcomeKind::Transient | OutcomeKind::Configuration => {
+                remaining.push(r.address.clone())
+            }
+            OutcomeKind::Permanent | OutcomeKind::Unknown => {}
+        }
+        parts.push(format!("{}: {}", r.address, r.outcome));
+    }
+    let detail = if parts.is_empty() {
+        outcome.outcome.to_string()
+    } else {
+        parts.join("; ")
+    };
+    let result = if outcome.recipients.is_empty() {
+        match outcome.outcome.kind {
+            OutcomeKind::Delivered => AttemptResult::Delivered,
+            OutcomeKind::Transient => AttemptResult::Transient(detail.clone()),
+            OutcomeKind::Permanent => AttemptResult::Permanent(detail.clone()),
+            OutcomeKind::Configuration => AttemptResult::UpstreamMisconfigured(detail.clone()),
+            OutcomeKind::Unknown => AttemptResult::Unknown(detail.clone()),
+        }
+    } else if delivered == outcome.recipients.len() {
+        AttemptResult::Delivered
+    } else if has_config {
+        AttemptResult::UpstreamMisconfigured(detail.clone())
+    } else if has_transient {
+        AttemptResult::Transient(detail.clone())
+    } else if has_unknown {
+        AttemptResult::Unknown(detail.clone())
+    } else {
+        debug_assert!(has_permanent);
+        AttemptResult::Permanent(detail.clone())
+    };
+    let untouched = delivered == 0 && !has_permanent && !has_unknown;
+    let try_next_upstream = untouched
+        && matches!(
+            result,
+            AttemptResult::Transient(_) | AttemptResult::UpstreamMisconfigured(_)
+        );
+    AttemptReport {
+        result,
+        remaining,
+        detail,
+        try_next_upstream,
+    }
+}

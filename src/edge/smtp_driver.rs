@@ -1,0 +1,197 @@
+//! Pumps a `worker::Socket` through the sans-IO SMTP session.
+//!
+//! One connection per upstream per batch: every job of the batch goes over it
+//! (pipelined when the server allows). Jobs that an upstream could not take for
+//! reasons of its own (connection refused, 4xx greeting, bad credentials) are
+//! offered to the next upstream in priority order within the same invocation.
+
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use worker::{Delay, SecureTransport, Socket};
+
+use crate::config::{Settings, Upstream, UpstreamSecurity};
+use crate::delivery::attempt::{envelope, report, session_config};
+use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob};
+use crate::smtp::{Event, SmtpSession, TransactionOutcome};
+
+use super::now_ms;
+
+enum Read {
+    Data(usize),
+    Eof,
+    TimedOut,
+    Failed,
+}
+
+/// Delivers every job, returning one report per job in the same order.
+pub async fn deliver(settings: &Settings, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
+    let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    for (n, upstream) in settings.upstreams.iter().enumerate() {
+        let is_last = n + 1 == settings.upstreams.len();
+        let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
+        let outcomes = run_session(upstream, settings, &batch).await;
+        let mut next = Vec::new();
+        for (pos, outcome) in outcomes.into_iter().enumerate() {
+            let index = pending[pos];
+            let r = match outcome {
+                Some(o) => report(&o),
+                None => AttemptReport {
+                    result: AttemptResult::Transient(format!(
+                        "{}: no outcome recorded",
+                        upstream.label()
+                    )),
+                    remaining: jobs[index].rcpt_to.clone(),
+                    detail: format!("{}: no outcome recorded", upstream.label()),
+                    try_next_upstream: true,
+                },
+            };
+            if r.try_next_upstream && !is_last {
+                next.push(index);
+            }
+            reports[index] = Some(r);
+        }
+        pending = next;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    reports
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| AttemptReport {
+                result: AttemptResult::Transient("no upstream configured".into()),
+                remaining: Vec::new(),
+                detail: "no upstream configured".into(),
+                try_next_upstream: false,
+            })
+        })
+        .collect()
+}
+
+/// One connection to one upstream, carrying `jobs`. Returns each job's outcome.
+async fn run_session(
+    upstream: &Upstream,
+    settings: &Settings,
+    jobs: &[&DeliveryJob],
+) -> Vec<Option<TransactionOutcome>> {
+    let mut session = SmtpSession::new(session_config(upstream, settings), now_ms());
+    for (i, job) in jobs.iter().enumerate() {
+        session.send(envelope(i as u64, job), now_ms());
+    }
+    session.finish(now_ms());
+    let mut outcomes: Vec<Option<TransactionOutcome>> = vec![None; jobs.len()];
+    let label = upstream.label();
+
+    let transport = match upstream.security {
+        UpstreamSecurity::ImplicitTls => SecureTransport::On,
+        UpstreamSecurity::StartTls => SecureTransport::StartTls,
+        UpstreamSecurity::Insecure => SecureTransport::Off,
+    };
+    let connect_timeout = u64::from(settings.smtp_timeout_seconds) * 1000;
+    let mut socket = match open(&upstream.host, upstream.port, transport, connect_timeout).await {
+        Ok(s) => s,
+        Err(reason) => {
+            session.connect_failed(format!("connect to {label} failed: {reason}"), now_ms());
+            drain(&mut session, &mut outcomes);
+            return outcomes;
+        }
+    };
+
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(bytes) = session.poll_transmit() {
+            let written = match socket.write_all(&bytes).await {
+                Ok(()) => socket.flush().await,
+                Err(e) => Err(e),
+            };
+            if written.is_err() {
+                session.handle_closed(now_ms());
+                break;
+            }
+        }
+        if let Some(event) = session.poll_event() {
+            match event {
+                Event::StartTls => {
+                    socket = socket.start_tls();
+                    match with_timeout(socket.opened(), connect_timeout).await {
+                        Some(Ok(_)) => session.handle_tls_established(now_ms()),
+                        Some(Err(e)) => session.handle_tls_failed(e.to_string(), now_ms()),
+                        None => session.handle_tls_failed("TLS handshake timed out", now_ms()),
+                    }
+                }
+                Event::TransactionDone(outcome) => store(&mut outcomes, outcome),
+                Event::Closed { .. } => {}
+            }
+            continue;
+        }
+        if session.is_closed() {
+            break;
+        }
+        match read(&mut socket, &mut buf, session.poll_timeout()).await {
+            Read::Data(n) => session.handle_input(buf.get(..n).unwrap_or_default(), now_ms()),
+            Read::Eof | Read::Failed => session.handle_closed(now_ms()),
+            Read::TimedOut => session.handle_timeout(now_ms()),
+        }
+    }
+    drain(&mut session, &mut outcomes);
+    let _ = socket.close().await;
+    outcomes
+}
+
+fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcome) {
+    if let Some(slot) = usize::try_from(outcome.id)
+        .ok()
+        .and_then(|i| outcomes.get_mut(i))
+    {
+        *slot = Some(outcome);
+    }
+}
+
+fn drain(session: &mut SmtpSession, outcomes: &mut [Option<TransactionOutcome>]) {
+    while let Some(event) = session.poll_event() {
+        if let Event::TransactionDone(outcome) = event {
+            store(outcomes, outcome);
+        }
+    }
+}
+
+async fn open(
+    host: &str,
+    port: u16,
+    transport: SecureTransport,
+    timeout_ms: u64,
+) -> Result<Socket, String> {
+    let socket = Socket::builder()
+        .secure_transport(transport)
+        .connect(host, port)
+        .map_err(|e| e.to_string())?;
+    match with_timeout(socket.opened(), timeout_ms).await {
+        Some(Ok(_)) => Ok(socket),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("timed out".into()),
+    }
+}
+
+async fn with_timeout<F: Future>(fut: F, timeout_ms: u64) -> Option<F::Output> {
+    let delay = Delay::from(Duration::from_millis(timeout_ms));
+    match select(std::pin::pin!(fut), delay).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
+async fn read(socket: &mut Socket, buf: &mut [u8], deadline: Option<u64>) -> Read {
+    let outcome = match deadline {
+        None => Some(socket.read(buf).await),
+        Some(at) => with_timeout(socket.read(buf), at.saturating_sub(now_ms())).await,
+    };
+    match outcome {
+        None => Read::TimedOut,
+        Some(Ok(0)) => Read::Eof,
+        Some(Ok(n)) => Read::Data(n),
+        Some(Err(_)) => Read::Failed,
+    }
+}
