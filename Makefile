@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock wrangler.toml
 

@@ -8,6 +8,7 @@ PORT="${PORT:-8787}"
 MAILDEV_SMTP=1025
 MAILDEV_WEB="${MAILDEV_WEB:-1080}"
 export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
 export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 for wrangler
 
 scripts/setup.sh dev

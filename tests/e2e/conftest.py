@@ -5,8 +5,11 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
+import signal
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,10 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from pki import make_ca_and_server_cert
-from upstream import Upstream
+from upstream import Upstream, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE = ROOT / "node_modules" / ".bin" / "node"
+WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 SENDER_DOMAIN = "example.com"
 SELECTOR = "e2e"
 
@@ -65,10 +68,14 @@ def api_key():
 
 
 class Worker:
-    def __init__(self, url: str, process: subprocess.Popen, api_key: str):
+    def __init__(self, url: str, process: subprocess.Popen, api_key: str, log_path: Path):
         self.url = url
         self.process = process
         self.api_key = api_key
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def request(self, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
         """Returns (status, parsed JSON body or text, headers)."""
@@ -98,9 +105,49 @@ class Worker:
         return body
 
 
+def wrangler_env(tls_paths) -> dict:
+    return dict(
+        os.environ,
+        PATH=f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}",
+        NODE_EXTRA_CA_CERTS=str(tls_paths["ca"]),
+        WRANGLER_SEND_METRICS="false",
+        CLOUDFLARE_CF_FETCH_ENABLED="false",
+    )
+
+
+def test_config(directory: Path, vars_: dict) -> Path:
+    """wrangler.toml as deployed, minus the build step (the tests run the
+    already-built worker), with test vars and secrets as plain vars."""
+    with open(ROOT / "wrangler.toml", "rb") as f:
+        config = tomllib.load(f)
+    config.pop("build", None)
+    config["main"] = str(ROOT / "build" / "index.js")
+    for db in config.get("d1_databases", []):
+        db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
+    config["vars"] = {**config.get("vars", {}), **vars_}
+    path = directory / "wrangler.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_state(tmp_path_factory, tls_paths):
+    """A local D1 state directory with the migrations applied, copied per worker."""
+    directory = tmp_path_factory.mktemp("state-template")
+    config = test_config(directory, {})
+    subprocess.run(
+        [str(WRANGLER), "d1", "migrations", "apply", "DB", "--local",
+         "--persist-to", str(directory / "state"), "-c", str(config)],
+        check=True, env=wrangler_env(tls_paths), cwd=directory,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    return directory / "state"
+
+
 @pytest.fixture
-def start_worker(tls_paths, dkim_ed25519, api_key):
-    """Starts the built worker in workerd with the given upstream URL and extra vars."""
+def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_state):
+    """Starts the built worker in workerd (wrangler dev, local Queues and D1)
+    with the given upstream URL and extra vars."""
     started = []
 
     def start(upstream_url: str, **extra_vars):
@@ -117,25 +164,44 @@ def start_worker(tls_paths, dkim_ed25519, api_key):
             "SMTP_TIMEOUT_SECONDS": "5",
         }
         vars_.update(extra_vars)
-        env = dict(os.environ, NODE_EXTRA_CA_CERTS=str(tls_paths["ca"]))
+        directory = tmp_path_factory.mktemp("worker")
+        config = test_config(directory, vars_)
+        shutil.copytree(migrated_state, directory / "state")
+        port = free_port()
+        log_path = directory / "wrangler.log"
+        log = open(log_path, "wb")
         proc = subprocess.Popen(
-            [str(NODE), str(ROOT / "tests" / "e2e" / "worker_runner.mjs"), json.dumps({"vars": vars_})],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True,
+            [str(WRANGLER), "dev", "-c", str(config), "--persist-to", str(directory / "state"),
+             "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false",
+             "--log-level", "info"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=wrangler_env(tls_paths), cwd=directory, start_new_session=True,
         )
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"worker runner exited with {proc.wait()}")
-        worker = Worker(json.loads(line)["url"], proc, api_key)
+        worker = Worker(f"http://127.0.0.1:{port}", proc, api_key, log_path)
         started.append(worker)
+
+        def ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited with {proc.returncode}:\n{worker.log()}")
+            try:
+                with urllib.request.urlopen(worker.url + "/health", timeout=2) as r:
+                    return r.status == 200
+            except (urllib.error.URLError, ConnectionError, OSError):
+                return False
+
+        wait_for(ready, timeout=60, what="wrangler dev to answer")
         return worker
 
     yield start
     for w in started:
-        w.process.terminate()
         try:
+            os.killpg(w.process.pid, signal.SIGTERM)
             w.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            w.process.kill()
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(w.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture

@@ -69,8 +69,11 @@ class CountingSMTP(SMTP):
     connections = None  # set per controller
 
     def connection_made(self, transport):
-        if self.connections is not None:
-            self.connections.append(transport.get_extra_info("peername"))
+        # aiosmtpd calls this again on the TLS transport after STARTTLS:
+        # count each client connection once.
+        peer = transport.get_extra_info("peername")
+        if self.connections is not None and peer not in self.connections:
+            self.connections.append(peer)
         super().connection_made(transport)
 
 
@@ -120,6 +123,8 @@ class Upstream:
         self.controller = Ctl(self.handler, hostname="127.0.0.1", port=self.port,
                               ready_timeout=10)
         self.controller.start()
+        # The controller's own readiness probe is not a client.
+        self.connections.clear()
         return self
 
     def stop(self):
