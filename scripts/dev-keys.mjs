@@ -29,7 +29,8 @@ const vars = {
   EHLO_NAME: "edgerelay.localhost",
   RETRY_BASE_DELAY_SECONDS: "5",
 };
-const lines = Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+// Single quotes: dotenv keeps the JSON inside them verbatim.
+const lines = Object.entries(vars).map(([k, v]) => `${k}='${v}'`);
 writeFileSync(".dev.vars", lines.join("\n") + "\n", { mode: 0o600 });
 writeFileSync(".dev/api-key", apiKey + "\n", { mode: 0o600 });
 writeFileSync(".dev/sender-domain", domain + "\n");
