@@ -16,12 +16,20 @@
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
+//! | `SMTP_PIPELINING` | var | `on` (default): pipeline where the upstream offers it; `off`: lock-step |
+//! | `UPSTREAM_FAILURE_THRESHOLD` | var | consecutive failed sessions before an upstream cools down (default 3) |
+//! | `UPSTREAM_COOLDOWN_SECONDS` | var | first cool-down, doubling per further failure (default 60) |
+//! | `UPSTREAM_MAX_COOLDOWN_SECONDS` | var | longest cool-down (default 3600) |
 
 use std::fmt;
 
 use serde::Deserialize;
 
 use crate::message::{DkimAlgorithm, DkimKey};
+
+mod upstream_settings;
+
+pub use upstream_settings::HealthSettings;
 
 /// Where settings come from: the worker's env in production, a map in tests.
 pub trait ConfigSource {
@@ -240,6 +248,10 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub smtp_timeout_seconds: u32,
     pub dead_letter_queue_name: String,
+    /// Use PIPELINING where offered (`SMTP_PIPELINING`).
+    pub smtp_pipelining: bool,
+    /// When failing upstreams are skipped.
+    pub upstream_health: HealthSettings,
 }
 
 /// The queue's own ceiling on a delay (12 hours).
@@ -309,6 +321,8 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+            smtp_pipelining: upstream_settings::parse_pipelining(src)?,
+            upstream_health: upstream_settings::parse_health(src)?,
         })
     }
 
