@@ -5,6 +5,7 @@
 
 mod accept;
 mod consumer;
+mod health_store;
 mod http;
 mod random;
 mod smtp_driver;
