@@ -88,7 +88,7 @@ pub(super) fn parse_pipelining(src: &impl ConfigSource) -> Result<bool, ConfigEr
 mod tests {
     use super::*;
 
-    fn source(pairs: &'static [(&'static str, &'static str)]) -> impl ConfigSource {
+    fn source(pairs: Pairs) -> impl ConfigSource {
         move |name: &str| {
             pairs
                 .iter()
@@ -97,9 +97,11 @@ mod tests {
         }
     }
 
+    type Pairs = &'static [(&'static str, &'static str)];
+
     #[test]
     fn pipelining_values() {
-        let table: &[(&[(&str, &str)], Option<bool>)] = &[
+        let table: &[(Pairs, Option<bool>)] = &[
             (&[], Some(true)),
             (&[("SMTP_PIPELINING", "on")], Some(true)),
             (&[("SMTP_PIPELINING", " OFF ")], Some(false)),
@@ -107,7 +109,6 @@ mod tests {
             (&[("SMTP_PIPELINING", "sometimes")], None),
         ];
         for (pairs, want) in table {
-            let pairs: &'static [(&str, &str)] = Box::leak(pairs.to_vec().into_boxed_slice());
             let got = parse_pipelining(&source(pairs));
             match want {
                 Some(v) => assert_eq!(got, Ok(*v), "{pairs:?}"),
@@ -118,7 +119,9 @@ mod tests {
 
     #[test]
     fn health_values() {
-        let table: &[(&[(&str, &str)], Result<(u32, u32, u32), &str>)] = &[
+        // Ok((threshold, cool-down, ceiling)) or Err(the setting named).
+        type Want = Result<(u32, u32, u32), &'static str>;
+        let table: &[(Pairs, Want)] = &[
             (&[], Ok((3, 60, 3_600))),
             (
                 &[
@@ -146,7 +149,6 @@ mod tests {
             ),
         ];
         for (pairs, want) in table {
-            let pairs: &'static [(&str, &str)] = Box::leak(pairs.to_vec().into_boxed_slice());
             let got = parse_health(&source(pairs));
             match want {
                 Ok((t, c, m)) => {

@@ -131,7 +131,9 @@ mod tests {
     #[test]
     fn records_through_sequences_of_sessions() {
         use SessionVerdict::Healthy;
-        let table: Vec<(&str, Vec<SessionVerdict>, Vec<(u32, u64, bool)>)> = vec![
+        // (failures, cool-down seconds left, paused) after each session.
+        type After = Vec<(u32, u64, bool)>;
+        let table: Vec<(&str, Vec<SessionVerdict>, After)> = vec![
             (
                 "failures below the threshold do not cool down",
                 vec![failed(), failed()],
