@@ -34,6 +34,9 @@ class Behaviour:
     # answer DATA with this reply for the first `data_failures` messages
     data_failures: int = 0
     data_failure_reply: str = "451 4.3.0 Try again later"
+    # answer every EHLO with this reply instead (e.g. "421 4.3.2 Shutting
+    # down"): a server that listens but fails every session
+    ehlo_reply: str | None = None
 
 
 class RecordingHandler:
@@ -43,6 +46,13 @@ class RecordingHandler:
         self.rcpt_commands: list[str] = []
         self.data_commands = 0
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.behaviour.ehlo_reply:
+            return [self.behaviour.ehlo_reply]
+        # With this hook, aiosmtpd leaves recording the name to it.
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
