@@ -5,6 +5,7 @@ share a read were pipelined."""
 import concurrent.futures
 
 from conftest import basic_message, wait_for
+from upstream import Behaviour
 
 BATCH = 5
 VERBS = (b"MAIL FROM:", b"RCPT TO:", b"DATA\r\n", b"QUIT\r\n", b"RSET\r\n")
@@ -28,7 +29,7 @@ def envelope_reads(server):
 
 
 def test_batch_goes_over_one_pipelined_connection(start_worker, upstream):
-    server = upstream().start()
+    server = upstream(behaviour=Behaviour(pipelining=True)).start()
     worker = start_worker(server.url)
 
     ids = send_batch(worker)
@@ -45,7 +46,7 @@ def test_batch_goes_over_one_pipelined_connection(start_worker, upstream):
 
 
 def test_pipelining_off_is_lock_step(start_worker, upstream):
-    server = upstream().start()
+    server = upstream(behaviour=Behaviour(pipelining=True)).start()
     worker = start_worker(server.url, SMTP_PIPELINING="off")
 
     send_batch(worker)

@@ -37,6 +37,9 @@ class Behaviour:
     # answer every EHLO with this reply instead (e.g. "421 4.3.2 Shutting
     # down"): a server that listens but fails every session
     ehlo_reply: str | None = None
+    # advertise PIPELINING (aiosmtpd reads commands one by one from its
+    # buffer, so it serves pipelined clients; it just does not announce it)
+    pipelining: bool = False
 
 
 class RecordingHandler:
@@ -52,6 +55,8 @@ class RecordingHandler:
             return [self.behaviour.ehlo_reply]
         # With this hook, aiosmtpd leaves recording the name to it.
         session.host_name = hostname
+        if self.behaviour.pipelining:
+            responses = responses[:-1] + ["250-PIPELINING", responses[-1]]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
