@@ -7,8 +7,13 @@
 
 pub mod attempt;
 pub mod job;
+pub mod plan;
 pub mod policy;
+pub mod producer;
+pub mod recipients;
 
 pub use attempt::AttemptReport;
 pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
 pub use policy::{AttemptResult, Decision, RetryPolicy};
+pub use producer::QueueProducer;
+pub use recipients::{RecipientResult, RecipientState};
