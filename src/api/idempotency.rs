@@ -185,7 +185,13 @@ mod tests {
 
     #[test]
     fn only_successes_are_remembered_for_a_day() {
-        for (status, kept) in [(200, true), (202, true), (409, false), (422, false), (503, false)] {
+        for (status, kept) in [
+            (200, true),
+            (202, true),
+            (409, false),
+            (422, false),
+            (503, false),
+        ] {
             assert_eq!(remembers(status), kept, "{status}");
         }
         assert_eq!(expired_before(WINDOW_MS + 5), 5);

@@ -40,7 +40,11 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (at, id) = text.split_once('.')?;
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return None;
         }
         Some(Cursor {
@@ -63,7 +67,9 @@ pub struct ListQuery {
 }
 
 /// Reads the query string's pairs (already percent-decoded).
-pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<ListQuery, ApiError> {
+pub fn parse_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
         limit: DEFAULT_LIMIT,
         ..ListQuery::default()
@@ -92,7 +98,11 @@ pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> R
             },
             "since" => {
                 q.since = Some(value.parse().map_err(|_| {
-                    ApiError::invalid_field("since", "invalid_time", "must be a Unix time in seconds")
+                    ApiError::invalid_field(
+                        "since",
+                        "invalid_time",
+                        "must be a Unix time in seconds",
+                    )
                 })?);
             }
             "limit" => {
@@ -129,6 +139,30 @@ pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> R
     Ok(q)
 }
 
+/// A send request's `tags` (an object, or a list of `{name, value}`) as the
+/// JSON object stored with the message, for the `tag=` filter. The request
+/// itself is validated elsewhere; anything unexpected here is simply untagged.
+pub fn tags_object(tags: &serde_json::Value) -> Option<String> {
+    use serde_json::{Map, Value};
+    let mut out = Map::new();
+    match tags {
+        Value::Object(map) => {
+            for (name, value) in map {
+                out.insert(name.clone(), Value::String(value.as_str()?.to_string()));
+            }
+        }
+        Value::Array(list) => {
+            for tag in list {
+                let name = tag.get("name")?.as_str()?;
+                let value = tag.get("value")?.as_str()?;
+                out.insert(name.to_string(), Value::String(value.to_string()));
+            }
+        }
+        _ => return None,
+    }
+    Some(Value::Object(out).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +178,11 @@ mod tests {
                 },
             ),
             (
-                &[("status", "failed"), ("limit", "100"), ("since", "1700000000")],
+                &[
+                    ("status", "failed"),
+                    ("limit", "100"),
+                    ("since", "1700000000"),
+                ],
                 ListQuery {
                     status: Some("failed".into()),
                     since: Some(1_700_000_000),
@@ -162,7 +200,11 @@ mod tests {
             ),
         ];
         for (pairs, expected) in ok {
-            assert_eq!(parse_query(pairs.iter().copied()).unwrap(), expected, "{pairs:?}");
+            assert_eq!(
+                parse_query(pairs.iter().copied()).unwrap(),
+                expected,
+                "{pairs:?}"
+            );
         }
         let bad: &[(&[(&str, &str)], &str, &str)] = &[
             (&[("status", "sent")], "status", "invalid_status"),
@@ -180,6 +222,24 @@ mod tests {
             assert_eq!(e.status, 422, "{pairs:?}");
             assert_eq!(e.field.as_deref(), Some(*field), "{pairs:?}");
             assert_eq!(e.details[0].rule, *rule, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn tags_are_stored_as_one_object() {
+        let table = [
+            (r#"{"kind":"welcome"}"#, Some(r#"{"kind":"welcome"}"#)),
+            (
+                r#"[{"name":"kind","value":"welcome"}]"#,
+                Some(r#"{"kind":"welcome"}"#),
+            ),
+            (r#"[{"name":"kind"}]"#, None),
+            (r#""kind""#, None),
+            (r#"{"n":1}"#, None),
+        ];
+        for (input, expected) in table {
+            let v: serde_json::Value = serde_json::from_str(input).unwrap();
+            assert_eq!(tags_object(&v).as_deref(), expected, "{input}");
         }
     }
 

@@ -73,16 +73,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok[0].domains, vec!["example.com"]);
-        assert_eq!(find(&ok, "billing").map(|p| p.owner.as_str()), Some("backend"));
+        assert_eq!(
+            find(&ok, "billing").map(|p| p.owner.as_str()),
+            Some("backend")
+        );
         assert!(find(&ok, "other").is_none());
         assert_eq!(parse_producers("  ", &keys).unwrap(), vec![]);
 
         let bad = [
             ("not json", "JSON list"),
-            (r#"[{"id":"","domains":["a.com"],"owner":"backend"}]"#, "id is empty"),
-            (r#"[{"id":"p","domains":[],"owner":"backend"}]"#, "no sender domains"),
-            (r#"[{"id":"p","domains":["a.com"],"owner":"nobody"}]"#, "owner `nobody`"),
-            (r#"[{"id":"p","domains":["a.com"],"owner":"backend","admin":true}]"#, "unknown field"),
+            (
+                r#"[{"id":"","domains":["a.com"],"owner":"backend"}]"#,
+                "id is empty",
+            ),
+            (
+                r#"[{"id":"p","domains":[],"owner":"backend"}]"#,
+                "no sender domains",
+            ),
+            (
+                r#"[{"id":"p","domains":["a.com"],"owner":"nobody"}]"#,
+                "owner `nobody`",
+            ),
+            (
+                r#"[{"id":"p","domains":["a.com"],"owner":"backend","admin":true}]"#,
+                "unknown field",
+            ),
             (
                 r#"[{"id":"p","domains":["a.com"],"owner":"backend"},{"id":"p","domains":["b.com"],"owner":"backend"}]"#,
                 "listed twice",

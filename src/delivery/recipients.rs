@@ -147,10 +147,7 @@ pub fn settle(mut results: Vec<RecipientResult>, decision: &Decision) -> Vec<Rec
 /// The recipients of `rcpt_to` that may still be sent the message, given what
 /// is recorded. A redelivered queue message (after a crash, or a retry that
 /// raced a record) therefore never re-sends to a recorded recipient.
-pub fn still_to_deliver(
-    rcpt_to: &[String],
-    recorded: &[(String, RecipientState)],
-) -> Vec<String> {
+pub fn still_to_deliver(rcpt_to: &[String], recorded: &[(String, RecipientState)]) -> Vec<String> {
     rcpt_to
         .iter()
         .filter(|a| {
