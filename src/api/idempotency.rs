@@ -110,7 +110,8 @@ mod tests {
     fn key_header_table() {
         let long = "k".repeat(MAX_KEY_LEN);
         let too_long = "k".repeat(MAX_KEY_LEN + 1);
-        let table: Vec<(Option<&str>, Result<Option<&str>, ()>)> = vec![
+        type Row<'a> = (Option<&'a str>, Result<Option<&'a str>, ()>);
+        let table: Vec<Row> = vec![
             (None, Ok(None)),
             (Some("order-42"), Ok(Some("order-42"))),
             (Some("  padded  "), Ok(Some("padded"))),

@@ -206,7 +206,8 @@ mod tests {
                 "{pairs:?}"
             );
         }
-        let bad: &[(&[(&str, &str)], &str, &str)] = &[
+        type Bad<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let bad: &[Bad] = &[
             (&[("status", "sent")], "status", "invalid_status"),
             (&[("limit", "0")], "limit", "out_of_range"),
             (&[("limit", "101")], "limit", "out_of_range"),

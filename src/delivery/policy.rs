@@ -256,7 +256,8 @@ mod tests {
             counts: true,
         };
         // (recipient replies, attempt just made, age in s, decision, remaining)
-        let table: Vec<(Vec<(&str, &str)>, u32, u64, Decision, Vec<&str>)> = vec![
+        type Row<'a> = (Vec<(&'a str, &'a str)>, u32, u64, Decision, Vec<&'a str>);
+        let table: Vec<Row> = vec![
             (vec![ok], 1, 0, Decision::Delivered, vec![]),
             (vec![busy], 1, 0, retry(60), vec!["busy@x.net"]),
             (vec![busy], 2, 60, retry(120), vec!["busy@x.net"]),

@@ -34,6 +34,8 @@ class Behaviour:
     # answer DATA with this reply for the first `data_failures` messages
     data_failures: int = 0
     data_failure_reply: str = "451 4.3.0 Try again later"
+    # recipient address -> [n, reply]: answer its first n RCPTs with reply
+    rcpt_failures_first: dict = field(default_factory=dict)
 
 
 class RecordingHandler:
@@ -47,6 +49,10 @@ class RecordingHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
             self.rcpt_commands.append(address)
+            first = self.behaviour.rcpt_failures_first.get(address)
+            if first and first[0] > 0:
+                first[0] -= 1
+                return first[1]
         reply = self.behaviour.rcpt_replies.get(address)
         if reply and not reply.startswith("250"):
             return reply
@@ -141,3 +147,7 @@ class Upstream:
     def messages(self) -> list[Received]:
         with self.handler.lock:
             return list(self.handler.messages)
+
+    def deliveries_to(self, address: str) -> int:
+        """How many accepted messages named this recipient."""
+        return sum(m.rcpt_tos.count(address) for m in self.messages)
