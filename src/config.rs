@@ -252,6 +252,8 @@ pub struct Settings {
     pub smtp_pipelining: bool,
     /// When failing upstreams are skipped.
     pub upstream_health: HealthSettings,
+    /// Other Workers allowed to send through the jobs queue (`QUEUE_PRODUCERS`).
+    pub queue_producers: Vec<crate::delivery::QueueProducer>,
 }
 
 /// The queue's own ceiling on a delay (12 hours).
@@ -304,7 +306,14 @@ impl Settings {
         if timeout == 0 || timeout > 600 {
             return Err(err("SMTP_TIMEOUT_SECONDS", "must be between 1 and 600"));
         }
+        let key_ids: Vec<&str> = api_keys.iter().map(|k| k.id.as_str()).collect();
+        let queue_producers = crate::delivery::producer::parse_producers(
+            &src.get("QUEUE_PRODUCERS").unwrap_or_default(),
+            &key_ids,
+        )
+        .map_err(|e| err("QUEUE_PRODUCERS", e))?;
         Ok(Settings {
+            queue_producers,
             api_keys,
             dkim_keys,
             upstreams,

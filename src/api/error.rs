@@ -83,6 +83,23 @@ impl ApiError {
         Self::new(405, "method_not_allowed", format!("allowed: {allowed}"))
     }
 
+    /// 409: the request collides with an earlier one (for example, an
+    /// idempotency key reused with a different body).
+    pub fn conflict(rule: &'static str, field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(409, rule, message);
+        e.field = Some(field.to_string());
+        e
+    }
+
+    /// 422 naming one field and rule, for query parameters and headers.
+    pub fn invalid_field(field: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldProblem {
+            field: field.to_string(),
+            rule: rule.to_string(),
+            message: message.into(),
+        }])
+    }
+
     /// 413: the request or the message is too large.
     pub fn too_large(field: &str, message: impl Into<String>) -> Self {
         let mut e = Self::new(413, "too_large", message);
@@ -182,6 +199,8 @@ mod tests {
         assert_eq!(ApiError::unauthorized("r", "x").status, 401);
         assert_eq!(ApiError::forbidden("r", "from", "x").status, 403);
         assert_eq!(ApiError::too_large("f", "x").status, 413);
+        assert_eq!(ApiError::conflict("r", "f", "x").status, 409);
+        assert_eq!(ApiError::invalid_field("limit", "range", "x").status, 422);
         assert_eq!(ApiError::unavailable("x").status, 503);
         assert_eq!(ApiError::unavailable("x").retry_after, Some(5));
         let body: serde_json::Value =

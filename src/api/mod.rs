@@ -6,6 +6,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod idempotency;
+pub mod listing;
 pub mod send;
 
 pub use auth::{ApiKeys, AuthenticatedKey};

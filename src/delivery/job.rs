@@ -44,14 +44,31 @@ pub struct DeadLetter {
     /// The raw body, when it could not.
     #[serde(default)]
     pub raw: Option<String>,
+    /// The message it was recorded as, when there is no job (a producer's
+    /// message that failed validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// Every body edgerelay's queues carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum QueueBody {
-    Deliver { v: u32, job: DeliveryJob },
-    DeadLetter { v: u32, letter: DeadLetter },
+    Deliver {
+        v: u32,
+        job: DeliveryJob,
+    },
+    DeadLetter {
+        v: u32,
+        letter: DeadLetter,
+    },
+    /// From another Worker: a message with the fields of `POST /v1/messages`,
+    /// validated and signed by the consumer (see [`super::producer`]).
+    Send {
+        v: u32,
+        producer: String,
+        message: serde_json::Value,
+    },
 }
 
 /// The one version this build writes and reads.
@@ -76,6 +93,7 @@ impl QueueBody {
                 reason: reason.into(),
                 job,
                 raw,
+                message_id: None,
             },
         }
     }
@@ -131,6 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_producer_send() {
+        let body = r#"{"v":1,"type":"send","producer":"billing",
+            "message":{"from":"a@example.com","to":"b@example.org","subject":"s","text":"t"}}"#;
+        match QueueBody::from_json(body).unwrap() {
+            QueueBody::Send {
+                producer, message, ..
+            } => {
+                assert_eq!(producer, "billing");
+                assert_eq!(message["to"], "b@example.org");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn rejects_with_reasons() {
         let table = [
             ("not json", "not JSON"),
@@ -146,6 +179,8 @@ mod tests {
             let e = QueueBody::from_json(input).unwrap_err();
             assert!(e.contains(needle), "{input}: {e}");
         }
+        let e = QueueBody::from_json(r#"{"v":1,"type":"send","message":{}}"#).unwrap_err();
+        assert!(e.contains("producer"), "{e}");
         let mut j = serde_json::to_value(QueueBody::deliver(job())).unwrap();
         j["job"]["smuggled"] = serde_json::json!(true);
         assert!(QueueBody::from_json(&j.to_string()).is_err());

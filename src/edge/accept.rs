@@ -27,6 +27,7 @@ pub async fn accept(
         .map_err(|e| ApiError::unavailable(format!("could not store the message: {e}")))?;
 
     let id = job.id.clone();
+    tag(env, &id, body).await;
     let queue = env.queue(JOBS_QUEUE).map_err(internal)?;
     let sent = queue
         .send(MessageBuilder::new(QueueBody::deliver(job).to_json()).build())
@@ -42,6 +43,20 @@ pub async fn accept(
     http::json(202, &serde_json::json!({"id": id, "status": "queued"})).map_err(internal)
 }
 
+/// Stores the request's tags for `GET /v1/messages?tag=`. Tags are metadata:
+/// failing to store them does not refuse the message.
+async fn tag(env: &Env, id: &str, body: &[u8]) {
+    let tags = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("tags").and_then(crate::api::listing::tags_object));
+    if let (Some(tags), Ok(db)) = (tags, env.d1(DATABASE)) {
+        let _ = super::ledger::Ledger::new(db)
+            .annotate(id, Some(&tags), None)
+            .await;
+    }
+}
+
+#[allow(dead_code)]
 pub async fn status(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Response, ApiError> {
     let store = Store::new(env.d1(DATABASE).map_err(internal)?);
     match store.get(id, &key.id).await.map_err(internal)? {

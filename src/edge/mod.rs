@@ -7,6 +7,11 @@ mod accept;
 mod consumer;
 mod health_store;
 mod http;
+mod idempotent;
+mod ledger;
+mod lifecycle;
+mod message_views;
+mod producer_intake;
 mod random;
 mod smtp_driver;
 mod store;
@@ -78,20 +83,34 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            let idempotency_key = crate::api::idempotency::parse_key(
+                header(&req, crate::api::idempotency::HEADER).as_deref(),
+            )?;
             let body = req
                 .bytes()
                 .await
                 .map_err(|e| ApiError::malformed(e.to_string()))?;
-            accept::accept(&env, &loaded, &key, &body).await
+            match idempotency_key {
+                Some(k) => idempotent::accept_once(&env, &loaded, &key, &body, &k).await,
+                None => accept::accept(&env, &loaded, &key, &body).await,
+            }
+        }
+        (Method::Get, ["v1", "messages"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            message_views::list(&env, &key, &url).await
         }
         (Method::Get, ["v1", "messages", id]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            accept::status(&env, &key, id).await
+            message_views::detail(&env, &key, id).await
         }
-        (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("POST")),
+        (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("GET, POST")),
         (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }

@@ -30,7 +30,19 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
+#[allow(dead_code)]
 pub async fn deliver(settings: &Settings, env: &Env, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
+    deliver_with(settings, env, jobs, &|_, _| {}).await
+}
+
+/// [`deliver`], calling `on_done(job index, outcome)` the moment each SMTP
+/// transaction completes, so the caller can record it before the session ends.
+pub async fn deliver_with(
+    settings: &Settings,
+    env: &Env,
+    jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
+) -> Vec<AttemptReport> {
     let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     let mut health = HealthBook::load(env, &settings.upstreams).await;
@@ -41,7 +53,12 @@ pub async fn deliver(settings: &Settings, env: &Env, jobs: &[&DeliveryJob]) -> V
         };
         let is_last = n + 1 == order.len();
         let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let (outcomes, failure) = run_session(upstream, settings, &batch).await;
+        let (outcomes, failure) = run_session(upstream, settings, &batch, &|pos, o| {
+            if let Some(&index) = pending.get(pos) {
+                on_done(index, o)
+            }
+        })
+        .await;
         let verdict = SessionVerdict::from_session_end(failure.as_ref());
         health
             .record(index, &verdict, &settings.upstream_health, now_ms())
@@ -90,6 +107,7 @@ async fn run_session(
     upstream: &Upstream,
     settings: &Settings,
     jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> (Vec<Option<TransactionOutcome>>, Option<Outcome>) {
     let mut session = SmtpSession::new(session_config(upstream, settings), now_ms());
     for (i, job) in jobs.iter().enumerate() {
@@ -137,7 +155,12 @@ async fn run_session(
                         None => session.handle_tls_failed("TLS handshake timed out", now_ms()),
                     }
                 }
-                Event::TransactionDone(outcome) => store(&mut outcomes, outcome),
+                Event::TransactionDone(outcome) => {
+                    if let Ok(pos) = usize::try_from(outcome.id) {
+                        on_done(pos, &outcome);
+                    }
+                    store(&mut outcomes, outcome)
+                }
                 Event::Closed { failure: f } => failure = f,
             }
             continue;

@@ -150,7 +150,9 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
     with the given upstream URL and extra vars."""
     started = []
 
-    def start(upstream_url: str, **extra_vars):
+    def start(upstream_url: str, primary_configs=(), **extra_vars):
+        """`primary_configs`: other Workers' configs run in the same local
+        runtime (sharing queues), the first of them answering HTTP."""
         vars_ = {
             "API_KEYS": json.dumps([{
                 "id": "e2e",
@@ -171,7 +173,8 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         log_path = directory / "wrangler.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
-            [str(WRANGLER), "dev", "-c", str(config), "--persist-to", str(directory / "state"),
+            [str(WRANGLER), "dev", *[a for c in primary_configs for a in ("-c", str(c))],
+             "-c", str(config), "--persist-to", str(directory / "state"),
              "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false",
              "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
