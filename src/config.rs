@@ -16,6 +16,8 @@
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
+//! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
+//! | `BENCH_ROUTES` | var | `on` serves `GET /bench/signing` (signing benchmarks); default `off` |
 
 use std::fmt;
 
@@ -240,7 +242,17 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub smtp_timeout_seconds: u32,
     pub dead_letter_queue_name: String,
+    /// Largest composed message accepted (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Whether the benchmark routes are served (`BENCH_ROUTES=on`).
+    pub bench_routes: bool,
 }
+
+/// Default for `MAX_MESSAGE_BYTES`: what common smarthosts accept.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// Ceiling for `MAX_MESSAGE_BYTES`: the request body is held in memory (128 MB
+/// per isolate) while it is decoded, composed and signed.
+pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
 
 /// The queue's own ceiling on a delay (12 hours).
 pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
@@ -292,6 +304,23 @@ impl Settings {
         if timeout == 0 || timeout > 600 {
             return Err(err("SMTP_TIMEOUT_SECONDS", "must be between 1 and 600"));
         }
+        let max_message_bytes = number(src, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
+        if !(1024..=MAX_MESSAGE_BYTES_CEILING).contains(&max_message_bytes) {
+            return Err(err(
+                "MAX_MESSAGE_BYTES",
+                format!("must be between 1024 and {MAX_MESSAGE_BYTES_CEILING}"),
+            ));
+        }
+        let bench_routes = match src.get("BENCH_ROUTES").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(err(
+                    "BENCH_ROUTES",
+                    format!("`{other}` is neither `on` nor `off`"),
+                ));
+            }
+        };
         Ok(Settings {
             api_keys,
             dkim_keys,
@@ -309,6 +338,8 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+            max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
+            bench_routes,
         })
     }
 
@@ -476,6 +507,17 @@ mod tests {
         assert_eq!(s.retry.max_delay_seconds, QUEUE_MAX_DELAY_SECONDS);
         assert_eq!(s.ehlo_name, "edgerelay.invalid");
         assert!(s.dkim_keys.is_empty());
+        assert_eq!(s.max_message_bytes, 10 * 1024 * 1024);
+        assert!(!s.bench_routes);
+    }
+
+    #[test]
+    fn message_size_and_bench_routes_are_read() {
+        let s = settings_with(&[("MAX_MESSAGE_BYTES", "2048"), ("BENCH_ROUTES", "on")]).unwrap();
+        assert_eq!(s.max_message_bytes, 2048);
+        assert!(s.bench_routes);
+        let s = settings_with(&[("BENCH_ROUTES", "off")]).unwrap();
+        assert!(!s.bench_routes);
     }
 
     #[test]
@@ -515,6 +557,10 @@ mod tests {
                 r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,
                 "DKIM_KEYS",
             ),
+            ("MAX_MESSAGE_BYTES", "big", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "100", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "104857600", "MAX_MESSAGE_BYTES"),
+            ("BENCH_ROUTES", "yes", "BENCH_ROUTES"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();

@@ -7,9 +7,9 @@
 //! signatures. [`sign_natively`] joins the two with the core's own signers.
 
 use crate::config::Settings;
-use crate::delivery::{DeliveryJob, QUEUE_BODY_LIMIT};
+use crate::delivery::DeliveryJob;
 use crate::message::{
-    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest,
+    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
     UnsignedMessage, compose, new_message_id,
 };
 
@@ -24,6 +24,8 @@ pub struct Prepared {
     rcpt_to: Vec<String>,
     smtputf8: bool,
     accepted_at: u64,
+    tags: Vec<Tag>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
     unsigned: UnsignedMessage,
     /// One per signing key: the key's index in `Settings::dkim_keys`, and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
@@ -66,8 +68,12 @@ pub fn prepare(
     entropy: &[u8; 32],
 ) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
+    let limits = Limits {
+        max_message_bytes: settings.max_message_bytes,
+        ..Limits::default()
+    };
     let message = request
-        .validate(&Limits::default())
+        .validate(&limits)
         .map_err(|v| ApiError::from(RequestError::Invalid(v)))?;
 
     let from_domain = message.from().address.domain();
@@ -119,12 +125,15 @@ pub fn prepare(
             message: e.to_string(),
         }])
     })?;
-    if raw.len() > QUEUE_BODY_LIMIT {
+    // Validation estimated the size; base64, encoded headers and MIME
+    // structure add to it, so the composed bytes are what counts.
+    if raw.len() > settings.max_message_bytes {
         return Err(ApiError::too_large(
             "",
             format!(
-                "the composed message is {} bytes; at most {QUEUE_BODY_LIMIT} bytes are accepted",
-                raw.len()
+                "the composed message is {} bytes; at most {} bytes are accepted (MAX_MESSAGE_BYTES)",
+                raw.len(),
+                settings.max_message_bytes
             ),
         ));
     }
@@ -149,6 +158,8 @@ pub fn prepare(
             .collect(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
+        tags: message.tags().to_vec(),
+        metadata: message.metadata().cloned(),
         unsigned,
         pending,
     })
@@ -179,6 +190,9 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
         smtputf8: prepared.smtputf8,
         accepted_at: prepared.accepted_at,
         attempt: 0,
+        body_ref: None,
+        tags: prepared.tags,
+        metadata: prepared.metadata,
     })
 }
 
