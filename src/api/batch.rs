@@ -104,12 +104,15 @@ pub fn response(outcomes: &[Result<String, ApiError>]) -> BatchResponse<'_> {
 mod tests {
     use super::*;
 
+    /// A body, and either the item count or the refusal's status and rule.
+    type SplitCase<'a> = (&'a str, Result<usize, (u16, &'a str)>);
+
     #[test]
     fn the_batch_itself_is_refused_only_when_unreadable_empty_or_too_long() {
         let item = r#"{"from":"a@example.com"}"#;
         let many = format!("[{}]", vec![item; MAX_BATCH_ITEMS + 1].join(","));
         let full = format!("[{}]", vec![item; MAX_BATCH_ITEMS].join(","));
-        let table: &[(&str, Result<usize, (u16, &str)>)] = &[
+        let table: &[SplitCase] = &[
             ("[", Err((400, "malformed_json"))),
             ("", Err((400, "malformed_json"))),
             (r#"{"from":"a@example.com"}"#, Err((422, "invalid_request"))),

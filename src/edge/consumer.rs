@@ -10,7 +10,7 @@ use worker::{Env, MessageBatch, MessageBuilder, MessageExt, RawMessage};
 use crate::delivery::{AttemptReport, Decision, DeliveryJob, QueueBody, RetryPolicy};
 
 use super::store::Store;
-use super::{DATABASE, DEAD_LETTER_QUEUE, JOBS_QUEUE, load, now_ms, random, smtp_driver};
+use super::{DATABASE, DEAD_LETTER_QUEUE, JOBS_QUEUE, bodies, load, now_ms, random, smtp_driver};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -36,7 +36,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     };
     let store = Store::new(env.d1(DATABASE)?);
     if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&batch, &store).await;
+        return record_dead_letters(&env, &batch, &store).await;
     }
 
     let mut work: Vec<(RawMessage, DeliveryJob)> = Vec::new();
@@ -70,7 +70,24 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         return Ok(());
     }
 
-    let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, j)| j).collect();
+    // Bodies kept in the bucket are fetched now; the queued jobs themselves
+    // stay without them, so retries never carry a large body.
+    let (work, ready, missing) = bodies::load_all(&env, work).await;
+    for (raw, job, reason) in missing {
+        let id = job.id.clone();
+        dead_letter(&env, &reason, Some(job), None).await;
+        if let Err(e) = store
+            .record_attempt(&id, "failed", false, "failed", Some(&reason), now_ms())
+            .await
+        {
+            worker::console_error!("edgerelay: could not record a lost body: {e}");
+        }
+        raw.ack();
+    }
+    if work.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<&DeliveryJob> = ready.iter().collect();
     let reports = smtp_driver::deliver(&loaded.settings, &jobs).await;
     let policy = RetryPolicy::new(loaded.settings.retry);
     for ((raw, job), report) in work.into_iter().zip(reports) {
@@ -91,6 +108,10 @@ async fn settle(
     let attempt = job.attempt + 1;
     let age = (now / 1000).saturating_sub(job.accepted_at);
     let decision = policy.decide(&report.result, attempt, age, random::unit());
+    let body_to_release = match decision {
+        Decision::Retry { .. } => None,
+        _ => job.body_ref.clone(),
+    };
     let detail = report.detail.as_str();
     let recorded = match decision {
         Decision::Delivered => {
@@ -148,6 +169,7 @@ async fn settle(
     if let Err(e) = recorded {
         worker::console_error!("edgerelay: could not record the outcome of a delivery: {e}");
     }
+    bodies::release(env, body_to_release.as_deref()).await;
     raw.ack();
 }
 
@@ -167,6 +189,7 @@ async fn dead_letter(env: &Env, reason: &str, job: Option<DeliveryJob>, raw: Opt
 
 /// The dead-letter queue's consumer: whatever arrives is recorded, then acked.
 async fn record_dead_letters(
+    env: &Env,
     batch: &MessageBatch<serde_json::Value>,
     store: &Store,
 ) -> worker::Result<()> {
@@ -190,6 +213,7 @@ async fn record_dead_letters(
             },
             // Moved here by the platform after repeated crashes of the consumer.
             Ok(QueueBody::Deliver { job, .. }) => {
+                bodies::release(env, job.body_ref.as_deref()).await;
                 store
                     .record_attempt(
                         &job.id,
