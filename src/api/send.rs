@@ -5,6 +5,12 @@
 //! WebCrypto (async) while tests and native builds sign in Rust:
 //! [`prepare`] does everything up to the bytes to sign, [`finish`] takes the
 //! signatures. [`sign_natively`] joins the two with the core's own signers.
+//!
+//! [`prepare`] is where a sender is held to its domains (403
+//! `domain_not_allowed`) and a domain without a DKIM key is refused (403
+//! `domain_not_configured`). Any other way in, such as queue producers, must
+//! go through [`prepare`] too, with the producer's own scoped identity, so the
+//! same check applies there.
 
 use crate::config::Settings;
 use crate::delivery::DeliveryJob;
