@@ -20,6 +20,8 @@
 //! | `UPSTREAM_FAILURE_THRESHOLD` | var | consecutive failed sessions before an upstream cools down (default 3) |
 //! | `UPSTREAM_COOLDOWN_SECONDS` | var | first cool-down, doubling per further failure (default 60) |
 //! | `UPSTREAM_MAX_COOLDOWN_SECONDS` | var | longest cool-down (default 3600) |
+//! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
+//! | `BENCH_ROUTES` | var | `on` serves `GET /bench/signing` (signing benchmarks); default `off` |
 
 use std::fmt;
 
@@ -254,7 +256,17 @@ pub struct Settings {
     pub upstream_health: HealthSettings,
     /// Other Workers allowed to send through the jobs queue (`QUEUE_PRODUCERS`).
     pub queue_producers: Vec<crate::delivery::QueueProducer>,
+    /// Largest composed message accepted (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Whether the benchmark routes are served (`BENCH_ROUTES=on`).
+    pub bench_routes: bool,
 }
+
+/// Default for `MAX_MESSAGE_BYTES`: what common smarthosts accept.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// Ceiling for `MAX_MESSAGE_BYTES`: the request body is held in memory (128 MB
+/// per isolate) while it is decoded, composed and signed.
+pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
 
 /// The queue's own ceiling on a delay (12 hours).
 pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
@@ -312,6 +324,23 @@ impl Settings {
             &key_ids,
         )
         .map_err(|e| err("QUEUE_PRODUCERS", e))?;
+        let max_message_bytes = number(src, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
+        if !(1024..=MAX_MESSAGE_BYTES_CEILING).contains(&max_message_bytes) {
+            return Err(err(
+                "MAX_MESSAGE_BYTES",
+                format!("must be between 1024 and {MAX_MESSAGE_BYTES_CEILING}"),
+            ));
+        }
+        let bench_routes = match src.get("BENCH_ROUTES").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(err(
+                    "BENCH_ROUTES",
+                    format!("`{other}` is neither `on` nor `off`"),
+                ));
+            }
+        };
         Ok(Settings {
             queue_producers,
             api_keys,
@@ -332,6 +361,8 @@ impl Settings {
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
             smtp_pipelining: upstream_settings::parse_pipelining(src)?,
             upstream_health: upstream_settings::parse_health(src)?,
+            max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
+            bench_routes,
         })
     }
 
@@ -499,6 +530,17 @@ mod tests {
         assert_eq!(s.retry.max_delay_seconds, QUEUE_MAX_DELAY_SECONDS);
         assert_eq!(s.ehlo_name, "edgerelay.invalid");
         assert!(s.dkim_keys.is_empty());
+        assert_eq!(s.max_message_bytes, 10 * 1024 * 1024);
+        assert!(!s.bench_routes);
+    }
+
+    #[test]
+    fn message_size_and_bench_routes_are_read() {
+        let s = settings_with(&[("MAX_MESSAGE_BYTES", "2048"), ("BENCH_ROUTES", "on")]).unwrap();
+        assert_eq!(s.max_message_bytes, 2048);
+        assert!(s.bench_routes);
+        let s = settings_with(&[("BENCH_ROUTES", "off")]).unwrap();
+        assert!(!s.bench_routes);
     }
 
     #[test]
@@ -538,6 +580,10 @@ mod tests {
                 r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,
                 "DKIM_KEYS",
             ),
+            ("MAX_MESSAGE_BYTES", "big", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "100", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "104857600", "MAX_MESSAGE_BYTES"),
+            ("BENCH_ROUTES", "yes", "BENCH_ROUTES"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();

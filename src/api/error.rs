@@ -146,16 +146,29 @@ impl ApiError {
         e
     }
 
+    /// 429: the caller is sending too fast; retry after `retry_after` seconds.
+    /// Reserved: no limit is enforced yet, but clients should handle it now.
+    pub fn rate_limited(retry_after: u32) -> Self {
+        let mut e = Self::new(429, "rate_limited", "too many requests; slow down");
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// The fields of the error object, as nested in bodies (also per batch item).
+    pub fn fields(&self) -> ErrorFields<'_> {
+        ErrorFields {
+            status: self.status,
+            rule: self.rule,
+            field: self.field.as_deref(),
+            message: &self.message,
+            details: &self.details,
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> String {
         let body = ErrorBody {
-            error: ErrorFields {
-                status: self.status,
-                rule: self.rule,
-                field: self.field.as_deref(),
-                message: &self.message,
-                details: &self.details,
-            },
+            error: self.fields(),
         };
         serde_json::to_string(&body).unwrap_or_else(|_| {
             // Serialising plain strings and numbers cannot fail; keep a body anyway.
@@ -203,6 +216,8 @@ mod tests {
         assert_eq!(ApiError::invalid_field("limit", "range", "x").status, 422);
         assert_eq!(ApiError::unavailable("x").status, 503);
         assert_eq!(ApiError::unavailable("x").retry_after, Some(5));
+        assert_eq!(ApiError::rate_limited(30).status, 429);
+        assert_eq!(ApiError::rate_limited(30).retry_after, Some(30));
         let body: serde_json::Value =
             serde_json::from_str(&ApiError::malformed("bad json at line 1").body()).unwrap();
         assert_eq!(body["error"]["message"], "bad json at line 1");

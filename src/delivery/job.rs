@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::Tag;
+
 /// Cloudflare Queues refuse bodies over 128 KB; keep headroom for the envelope.
 pub const QUEUE_BODY_LIMIT: usize = 120 * 1024;
 
@@ -31,6 +33,17 @@ pub struct DeliveryJob {
     /// Delivery attempts made so far.
     #[serde(default)]
     pub attempt: u32,
+    /// Set when the signed message was too large for a queue message: the key
+    /// of the object in the bodies bucket holding it, and `mime` is empty.
+    /// See [`super::body`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_ref: Option<String>,
+    /// The caller's tags, carried for delivery events and reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// The caller's metadata object, carried for delivery events and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A message that reached the end of the line, and why.
@@ -134,6 +147,9 @@ mod tests {
             smtputf8: false,
             accepted_at: 1_700_000_000,
             attempt: 0,
+            body_ref: None,
+            tags: Vec::new(),
+            metadata: None,
         }
     }
 

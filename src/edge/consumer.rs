@@ -12,7 +12,7 @@ use crate::delivery::{DeliveryJob, QueueBody};
 
 use super::ledger::Ledger;
 use super::store::Store;
-use super::{DATABASE, DEAD_LETTER_QUEUE, lifecycle, load, now_ms, producer_intake};
+use super::{DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -38,7 +38,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     };
     let store = Store::new(env.d1(DATABASE)?);
     if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&batch, &store).await;
+        return record_dead_letters(&env, &batch, &store).await;
     }
 
     let ledger = Ledger::new(env.d1(DATABASE)?);
@@ -82,6 +82,28 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         return Ok(());
     }
 
+    // Bodies kept in the bucket are fetched now. Retries and dead letters
+    // carry only the reference (see `DeliveryJob::for_queue`).
+    let (kept, ready, missing) = bodies::load_all(&env, work).await;
+    for (raw, job, reason) in missing {
+        let id = job.id.clone();
+        dead_letter(&env, &reason, Some(job), None).await;
+        if let Err(e) = store
+            .record_attempt(&id, "failed", false, "failed", Some(&reason), now_ms())
+            .await
+        {
+            worker::console_error!("edgerelay: could not record a lost body: {e}");
+        }
+        raw.ack();
+    }
+    let work: Vec<(RawMessage, DeliveryJob)> = kept
+        .into_iter()
+        .zip(ready)
+        .map(|((raw, _), whole)| (raw, whole))
+        .collect();
+    if work.is_empty() {
+        return Ok(());
+    }
     lifecycle::deliver_batch(&env, &loaded, &store, work).await
 }
 
@@ -91,7 +113,7 @@ pub(crate) async fn dead_letter(
     job: Option<DeliveryJob>,
     raw: Option<String>,
 ) {
-    let body = QueueBody::dead_letter(reason, job, raw).to_json();
+    let body = QueueBody::dead_letter(reason, job.map(|j| j.for_queue()), raw).to_json();
     let sent = match env.queue(DEAD_LETTER_QUEUE) {
         Ok(q) => q
             .send(MessageBuilder::new(body).build())
@@ -130,6 +152,7 @@ pub(crate) async fn dead_letter_message(
 
 /// The dead-letter queue's consumer: whatever arrives is recorded, then acked.
 async fn record_dead_letters(
+    env: &Env,
     batch: &MessageBatch<serde_json::Value>,
     store: &Store,
 ) -> worker::Result<()> {
@@ -139,6 +162,7 @@ async fn record_dead_letters(
         let result = match QueueBody::from_json(&text) {
             Ok(QueueBody::DeadLetter { letter, .. }) => match letter.job {
                 Some(job) => {
+                    bodies::release(env, job.body_ref.as_deref()).await;
                     store
                         .add_event(&job.id, "dead_lettered", Some(&letter.reason), now)
                         .await
@@ -165,6 +189,7 @@ async fn record_dead_letters(
             }
             // Moved here by the platform after repeated crashes of the consumer.
             Ok(QueueBody::Deliver { job, .. }) => {
+                bodies::release(env, job.body_ref.as_deref()).await;
                 store
                     .record_attempt(
                         &job.id,

@@ -243,7 +243,7 @@ async fn settle(
             let next = DeliveryJob {
                 rcpt_to: report.remaining.clone(),
                 attempt: if counts { attempt } else { job.attempt },
-                ..job.clone()
+                ..job.for_queue()
             };
             let queued = match env.queue(JOBS_QUEUE) {
                 Ok(q) => q
@@ -278,6 +278,10 @@ async fn settle(
         }
         Decision::Unknown(reason) => ("unknown", reason.clone(), None),
     };
+    // A stored body is kept while a retry may need it, and released at an end state.
+    if !matches!(decision, Decision::Retry { .. }) {
+        super::bodies::release(env, job.body_ref.as_deref()).await;
+    }
     if let Ok(s) = ledger.schedule_statement(&job.id, next_at) {
         statements.push(s);
     }
