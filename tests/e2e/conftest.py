@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,7 @@ from upstream import Upstream, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+READY_LINE = re.compile(r"Ready on (http://127\.0\.0\.1:\d+)")
 SENDER_DOMAIN = "example.com"
 SELECTOR = "e2e"
 
@@ -169,23 +171,30 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         directory = tmp_path_factory.mktemp("worker")
         config = test_config(directory, vars_)
         shutil.copytree(migrated_state, directory / "state")
-        port = free_port()
         log_path = directory / "wrangler.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
             [str(WRANGLER), "dev", *[a for c in primary_configs for a in ("-c", str(c))],
              "-c", str(config), "--persist-to", str(directory / "state"),
-             "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false",
+             # Port 0: wrangler binds a free port itself and names it in its
+             # "Ready on" line, so parallel runs never race for a port.
+             "--ip", "127.0.0.1", "--port", "0", "--inspector-port", "0",
+             "--show-interactive-dev-session=false",
              "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=wrangler_env(tls_paths), cwd=directory, start_new_session=True,
         )
-        worker = Worker(f"http://127.0.0.1:{port}", proc, api_key, log_path)
+        worker = Worker("", proc, api_key, log_path)
         started.append(worker)
 
         def ready():
             if proc.poll() is not None:
                 raise RuntimeError(f"wrangler dev exited with {proc.returncode}:\n{worker.log()}")
+            if not worker.url:
+                found = READY_LINE.search(worker.log())
+                if not found:
+                    return False
+                worker.url = found.group(1)
             try:
                 with urllib.request.urlopen(worker.url + "/health", timeout=2) as r:
                     return r.status == 200
