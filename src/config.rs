@@ -15,12 +15,16 @@
 //! | `RETRY_MAX_DELAY_SECONDS` | var | longest retry delay (default 43200, the queue's limit) |
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
+//! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see `api::publishable`) |
+//! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
+//! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
 
 use std::fmt;
 
 use serde::Deserialize;
 
+use crate::api::publishable::PublishableKeys;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 /// Where settings come from: the worker's env in production, a map in tests.
@@ -240,7 +244,14 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub smtp_timeout_seconds: u32,
     pub dead_letter_queue_name: String,
+    pub publishable: PublishableKeys,
+    pub turnstile_secret: Option<String>,
+    pub turnstile_verify_url: String,
 }
+
+/// Cloudflare's Turnstile verification endpoint.
+pub const TURNSTILE_DEFAULT_VERIFY_URL: &str =
+    "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 
 /// The queue's own ceiling on a delay (12 hours).
 pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
@@ -309,6 +320,17 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+            publishable: match src.get("PUBLISHABLE_KEYS").filter(|s| !s.trim().is_empty()) {
+                None => PublishableKeys::default(),
+                Some(raw) => {
+                    PublishableKeys::parse(&raw).map_err(|e| err("PUBLISHABLE_KEYS", e))?
+                }
+            },
+            turnstile_secret: src.get("TURNSTILE_SECRET").filter(|s| !s.trim().is_empty()),
+            turnstile_verify_url: src
+                .get("TURNSTILE_VERIFY_URL")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| TURNSTILE_DEFAULT_VERIFY_URL.to_string()),
         })
     }
 
@@ -510,6 +532,7 @@ mod tests {
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("DKIM_KEYS", "{}", "DKIM_KEYS"),
+            ("PUBLISHABLE_KEYS", "[{}]", "PUBLISHABLE_KEYS"),
             (
                 "DKIM_KEYS",
                 r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,

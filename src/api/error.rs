@@ -117,6 +117,11 @@ impl ApiError {
         e
     }
 
+    /// 429: over a rate limit; `retry_after` says when to come back.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(429, "rate_limited", message)
+    }
+
     /// 500: the relay's own configuration is broken; the caller cannot fix it.
     pub fn misconfigured(message: impl Into<String>) -> Self {
         Self::new(500, "server_misconfigured", message)

@@ -5,7 +5,9 @@
 //! Must not: perform I/O, or decide anything about delivery.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
+pub mod publishable;
 pub mod send;
 
 pub use auth::{ApiKeys, AuthenticatedKey};

@@ -5,6 +5,7 @@
 
 mod accept;
 mod consumer;
+mod forms;
 mod http;
 mod random;
 mod smtp_driver;
@@ -72,6 +73,21 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
         (Method::Get, ["health"]) => {
             http::json(200, &serde_json::json!({"ok": true})).map_err(internal)
         }
+        (Method::Options, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::preflight(&req, &loaded).map_err(internal)
+        }
+        (Method::Post, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::submit(req, &env, &loaded).await.map_err(internal)
+        }
+        // Secret keys belong on servers. A page (which always sends Origin)
+        // holding one has leaked it; refuse before looking at the key.
+        (_, ["v1", ..]) if header(&req, "Origin").is_some() => Err(ApiError::forbidden(
+            "secret_key_in_browser",
+            "Authorization",
+            "secret API keys must not be used from a browser; use a publishable key with /v1/forms/submit",
+        )),
         (Method::Post, ["v1", "messages"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded

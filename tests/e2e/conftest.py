@@ -115,7 +115,7 @@ def wrangler_env(tls_paths) -> dict:
     )
 
 
-def test_config(directory: Path, vars_: dict) -> Path:
+def test_config(directory: Path, vars_: dict, overrides: dict | None = None) -> Path:
     """wrangler.toml as deployed, minus the build step (the tests run the
     already-built worker), with test vars and secrets as plain vars."""
     with open(ROOT / "wrangler.toml", "rb") as f:
@@ -125,6 +125,7 @@ def test_config(directory: Path, vars_: dict) -> Path:
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}
+    config.update(overrides or {})
     path = directory / "wrangler.json"
     path.write_text(json.dumps(config))
     return path
@@ -150,7 +151,7 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
     with the given upstream URL and extra vars."""
     started = []
 
-    def start(upstream_url: str, **extra_vars):
+    def start(upstream_url: str, config_overrides: dict | None = None, **extra_vars):
         vars_ = {
             "API_KEYS": json.dumps([{
                 "id": "e2e",
@@ -165,7 +166,7 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         }
         vars_.update(extra_vars)
         directory = tmp_path_factory.mktemp("worker")
-        config = test_config(directory, vars_)
+        config = test_config(directory, vars_, config_overrides)
         shutil.copytree(migrated_state, directory / "state")
         port = free_port()
         log_path = directory / "wrangler.log"
