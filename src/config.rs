@@ -15,6 +15,9 @@
 //! | `RETRY_MAX_DELAY_SECONDS` | var | longest retry delay (default 43200, the queue's limit) |
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
+//! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see `api::publishable`) |
+//! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
+//! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
 //! | `SMTP_PIPELINING` | var | `on` (default): pipeline where the upstream offers it; `off`: lock-step |
 //! | `UPSTREAM_FAILURE_THRESHOLD` | var | consecutive failed sessions before an upstream cools down (default 3) |
@@ -27,6 +30,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::api::publishable::PublishableKeys;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 mod upstream_settings;
@@ -260,6 +264,9 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Whether the benchmark routes are served (`BENCH_ROUTES=on`).
     pub bench_routes: bool,
+    pub publishable: PublishableKeys,
+    pub turnstile_secret: Option<String>,
+    pub turnstile_verify_url: String,
 }
 
 /// Default for `MAX_MESSAGE_BYTES`: what common smarthosts accept.
@@ -267,6 +274,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
 /// Ceiling for `MAX_MESSAGE_BYTES`: the request body is held in memory (128 MB
 /// per isolate) while it is decoded, composed and signed.
 pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
+
+/// Cloudflare's Turnstile verification endpoint.
+pub const TURNSTILE_DEFAULT_VERIFY_URL: &str =
+    "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 
 /// The queue's own ceiling on a delay (12 hours).
 pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
@@ -363,6 +374,17 @@ impl Settings {
             upstream_health: upstream_settings::parse_health(src)?,
             max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
             bench_routes,
+            publishable: match src.get("PUBLISHABLE_KEYS").filter(|s| !s.trim().is_empty()) {
+                None => PublishableKeys::default(),
+                Some(raw) => {
+                    PublishableKeys::parse(&raw).map_err(|e| err("PUBLISHABLE_KEYS", e))?
+                }
+            },
+            turnstile_secret: src.get("TURNSTILE_SECRET").filter(|s| !s.trim().is_empty()),
+            turnstile_verify_url: src
+                .get("TURNSTILE_VERIFY_URL")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| TURNSTILE_DEFAULT_VERIFY_URL.to_string()),
         })
     }
 
@@ -575,6 +597,7 @@ mod tests {
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("DKIM_KEYS", "{}", "DKIM_KEYS"),
+            ("PUBLISHABLE_KEYS", "[{}]", "PUBLISHABLE_KEYS"),
             (
                 "DKIM_KEYS",
                 r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,

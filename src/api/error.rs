@@ -147,7 +147,7 @@ impl ApiError {
     }
 
     /// 429: the caller is sending too fast; retry after `retry_after` seconds.
-    /// Reserved: no limit is enforced yet, but clients should handle it now.
+    /// Browser forms are limited per form and per client (see `edge::forms`).
     pub fn rate_limited(retry_after: u32) -> Self {
         let mut e = Self::new(429, "rate_limited", "too many requests; slow down");
         e.retry_after = Some(retry_after);

@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod batch;
+pub mod cors;
 pub mod error;
 pub mod idempotency;
 pub mod listing;
+pub mod publishable;
 pub mod send;
 
 pub use auth::{ApiKeys, AuthenticatedKey};

@@ -8,6 +8,7 @@ mod batch;
 mod bench;
 mod bodies;
 mod consumer;
+mod forms;
 mod health_store;
 mod http;
 mod idempotent;
@@ -93,6 +94,21 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .map_err(internal)?;
             Ok(resp)
         }
+        (Method::Options, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::preflight(&req, &loaded).map_err(internal)
+        }
+        (Method::Post, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::submit(req, &env, &loaded).await.map_err(internal)
+        }
+        // Secret keys belong on servers. A page (which always sends Origin)
+        // holding one has leaked it; refuse before looking at the key.
+        (_, ["v1", ..]) if header(&req, "Origin").is_some() => Err(ApiError::forbidden(
+            "secret_key_in_browser",
+            "Authorization",
+            "secret API keys must not be used from a browser; use a publishable key with /v1/forms/submit",
+        )),
         (Method::Post, ["v1", "messages"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded

@@ -117,7 +117,7 @@ def wrangler_env(tls_paths) -> dict:
     )
 
 
-def test_config(directory: Path, vars_: dict) -> Path:
+def test_config(directory: Path, vars_: dict, overrides: dict | None = None) -> Path:
     """wrangler.toml as deployed, minus the build step (the tests run the
     already-built worker), with test vars and secrets as plain vars."""
     with open(ROOT / "wrangler.toml", "rb") as f:
@@ -127,6 +127,7 @@ def test_config(directory: Path, vars_: dict) -> Path:
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}
+    config.update(overrides or {})
     path = directory / "wrangler.json"
     path.write_text(json.dumps(config))
     return path
@@ -152,9 +153,11 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
     with the given upstream URL and extra vars."""
     started = []
 
-    def start(upstream_url: str, primary_configs=(), **extra_vars):
+    def start(upstream_url: str, primary_configs=(), config_overrides: dict | None = None,
+              **extra_vars):
         """`primary_configs`: other Workers' configs run in the same local
-        runtime (sharing queues), the first of them answering HTTP."""
+        runtime (sharing queues), the first of them answering HTTP.
+        `config_overrides`: top-level wrangler configuration keys to replace."""
         vars_ = {
             "API_KEYS": json.dumps([{
                 "id": "e2e",
@@ -169,7 +172,7 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         }
         vars_.update(extra_vars)
         directory = tmp_path_factory.mktemp("worker")
-        config = test_config(directory, vars_)
+        config = test_config(directory, vars_, config_overrides)
         shutil.copytree(migrated_state, directory / "state")
         log_path = directory / "wrangler.log"
         log = open(log_path, "wb")
