@@ -72,6 +72,7 @@ mod auth;
 mod capabilities;
 mod envelope;
 mod outcome;
+mod pipeline;
 pub mod reply;
 mod session;
 mod transaction;

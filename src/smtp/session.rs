@@ -95,14 +95,18 @@ pub struct SmtpSession {
     pub(crate) wire: Wire,
     pub(crate) capabilities: Capabilities,
     events: VecDeque<Event>,
-    queue: VecDeque<Envelope>,
+    pub(crate) queue: VecDeque<Envelope>,
     pub(crate) active: Option<Transaction>,
+    /// A transaction whose end of data is on the wire, awaiting its reply,
+    /// while the next transaction's commands (or QUIT) follow it in the
+    /// same pipelined group; see `pipeline.rs`.
+    pub(crate) ending: Option<Transaction>,
     tls_active: bool,
     awaiting_tls: bool,
     /// Greeting, EHLO, TLS and AUTH are done; transactions may run.
     ready: bool,
     /// The caller wants QUIT once the queue is empty.
-    finishing: bool,
+    pub(crate) finishing: bool,
     quit_sent: bool,
     closed: bool,
     /// Why the session ended early.
@@ -124,6 +128,7 @@ impl SmtpSession {
             events: VecDeque::new(),
             queue: VecDeque::new(),
             active: None,
+            ending: None,
             awaiting_tls: false,
             ready: false,
             finishing: false,
@@ -240,7 +245,7 @@ impl SmtpSession {
         if self.closed {
             return;
         }
-        if self.quit_sent {
+        if self.only_quit_awaited() {
             self.close();
         } else {
             let failure = Outcome::new(OutcomeKind::Transient, Cause::ConnectionLost);
@@ -258,7 +263,7 @@ impl SmtpSession {
         if self.closed || !due {
             return;
         }
-        if self.quit_sent {
+        if self.only_quit_awaited() {
             self.close();
         } else {
             let failure = Outcome::new(OutcomeKind::Transient, Cause::Timeout);
@@ -266,7 +271,14 @@ impl SmtpSession {
         }
     }
 
-    fn is_idle(&self) -> bool {
+    /// QUIT went out and nothing before it is still unanswered: losing the
+    /// connection now loses nothing. (A QUIT pipelined behind the end of a
+    /// message's data does not qualify until that data's reply is in.)
+    fn only_quit_awaited(&self) -> bool {
+        self.quit_sent && self.wire.next_expected() == Some(Expect::Quit)
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
         self.ready
             && !self.closed
             && !self.quit_sent
@@ -282,9 +294,13 @@ impl SmtpSession {
             }
         }
         if self.finishing {
-            self.quit_sent = true;
-            self.wire.command(b"QUIT\r\n", Expect::Quit, now_ms);
+            self.send_quit(now_ms);
         }
+    }
+
+    pub(crate) fn send_quit(&mut self, now_ms: u64) {
+        self.quit_sent = true;
+        self.wire.command(b"QUIT\r\n", Expect::Quit, now_ms);
     }
 
     fn on_reply(&mut self, reply: Reply, now_ms: u64) {
@@ -297,7 +313,7 @@ impl SmtpSession {
         if reply.code == 421 && expect != Expect::Quit {
             // RFC 5321 §3.8: the server is shutting down this connection.
             // A 421 to the end of data is a definite "not delivered".
-            if let Some(transaction) = self.active.as_mut()
+            if let Some(transaction) = self.ending.as_mut().or(self.active.as_mut())
                 && matches!(expect, Expect::DataEnd | Expect::BdatLast)
             {
                 transaction.data_sent = false;
@@ -442,7 +458,11 @@ impl SmtpSession {
 
     fn on_rset(&mut self, reply: Reply, now_ms: u64) {
         if reply.is_positive() {
-            self.advance(now_ms);
+            // A RSET pipelined ahead of the next transaction leaves that
+            // transaction's replies to come: nothing to start then.
+            if self.is_idle() {
+                self.advance(now_ms);
+            }
         } else {
             // The server's transaction state is unclear; start afresh later.
             self.fail_session(unexpected(reply), true, now_ms);
@@ -463,6 +483,12 @@ impl SmtpSession {
     /// get their outcome now; then QUIT politely or close at once.
     /// `failure` is Transient or Configuration, never a per-message kind.
     pub(crate) fn fail_session(&mut self, failure: Outcome, quit: bool, now_ms: u64) {
+        // In wire order: the message whose data end is unanswered, then the
+        // transaction pipelined behind it.
+        if let Some(transaction) = self.ending.take() {
+            let outcome = transaction.fail(&failure);
+            self.events.push_back(Event::TransactionDone(outcome));
+        }
         if let Some(transaction) = self.active.take() {
             let outcome = transaction.fail(&failure);
             self.events.push_back(Event::TransactionDone(outcome));
@@ -475,8 +501,7 @@ impl SmtpSession {
         self.awaiting_tls = false;
         self.failure = Some(failure);
         if quit && !self.quit_sent {
-            self.quit_sent = true;
-            self.wire.command(b"QUIT\r\n", Expect::Quit, now_ms);
+            self.send_quit(now_ms);
         } else {
             self.close();
         }

@@ -40,8 +40,8 @@ pub(crate) struct Transaction {
     recipients: Vec<Recipient>,
     /// Encoded content: dot-stuffed with terminator for DATA, plain for BDAT.
     payload: Vec<u8>,
-    use_bdat: bool,
-    pipelined: bool,
+    pub(crate) use_bdat: bool,
+    pub(crate) pipelined: bool,
     /// Recipient indices in the current part, in RCPT order.
     part: Vec<usize>,
     /// Lock-step: how many RCPTs of the part have been sent.
@@ -66,7 +66,7 @@ impl Transaction {
 
     /// Settles the part's accepted recipients, and with `accepted_only`
     /// false its pending ones too.
-    fn resolve_part(&mut self, accepted_only: bool, outcome: &Outcome) {
+    pub(crate) fn resolve_part(&mut self, accepted_only: bool, outcome: &Outcome) {
         for &index in &self.part {
             if let Some(recipient) = self.recipients.get_mut(index) {
                 let matches = match recipient.state {
@@ -81,7 +81,7 @@ impl Transaction {
         }
     }
 
-    fn has_deferred(&self) -> bool {
+    pub(crate) fn has_deferred(&self) -> bool {
         self.recipients
             .iter()
             .any(|r| matches!(r.state, RecipientState::Deferred(_)))
@@ -89,7 +89,7 @@ impl Transaction {
 
     /// The final result once the transaction has run its course. Deferred
     /// recipients that never got another part are handed back to the caller.
-    fn finish(self) -> TransactionOutcome {
+    pub(crate) fn finish(self) -> TransactionOutcome {
         let recipients = self
             .recipients
             .into_iter()
@@ -153,6 +153,20 @@ impl SmtpSession {
     /// Checks an envelope against the server's capabilities and starts its
     /// first part. Returns false when it was settled without a transaction.
     pub(crate) fn start_transaction(&mut self, envelope: Envelope, now_ms: u64) -> bool {
+        match self.prepare_transaction(envelope) {
+            Some(transaction) => {
+                self.active = Some(transaction);
+                self.start_part(now_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Checks an envelope against the server's capabilities (SIZE,
+    /// SMTPUTF8, 8BITMIME, address safety) before anything of it is
+    /// written. An envelope that fails gets its outcome now and `None`.
+    pub(crate) fn prepare_transaction(&mut self, envelope: Envelope) -> Option<Transaction> {
         let permanent = |cause| Outcome::new(OutcomeKind::Permanent, cause);
         let capabilities = &self.capabilities;
         let needs_smtputf8 = envelope.requires_smtputf8();
@@ -175,7 +189,7 @@ impl SmtpSession {
         };
         if let Some(outcome) = refusal {
             self.emit(whole_envelope(envelope, outcome));
-            return false;
+            return None;
         }
 
         let recipients: Vec<Recipient> = envelope
@@ -227,16 +241,14 @@ impl SmtpSession {
             .any(|r| matches!(r.state, RecipientState::Pending))
         {
             self.emit(transaction.finish());
-            return false;
+            return None;
         }
-        self.active = Some(transaction);
-        self.start_part(now_ms);
-        true
+        Some(transaction)
     }
 
     /// Sends MAIL (and, pipelined, every RCPT and DATA) for the recipients
     /// not yet settled.
-    fn start_part(&mut self, now_ms: u64) {
+    pub(crate) fn start_part(&mut self, now_ms: u64) {
         let Some(transaction) = self.active.as_mut() else {
             return;
         };
@@ -374,6 +386,7 @@ impl SmtpSession {
                 self.wire
                     .command(&transaction.payload, Expect::BdatLast, now_ms);
                 transaction.data_sent = true;
+                self.pipeline_after_data_end(now_ms);
             } else {
                 self.wire.command(b"DATA\r\n", Expect::Data, now_ms);
             }
@@ -391,6 +404,7 @@ impl SmtpSession {
                 self.wire
                     .command(&transaction.payload, Expect::DataEnd, now_ms);
                 transaction.data_sent = true;
+                self.pipeline_after_data_end(now_ms);
             } else {
                 // Pipelined DATA accepted with nobody to deliver to: an
                 // empty body ends it without sending the message.
@@ -405,13 +419,17 @@ impl SmtpSession {
     }
 
     pub(crate) fn on_data_end(&mut self, expect: Expect, reply: Reply, now_ms: u64) {
-        let Some(transaction) = self.active.as_mut() else {
-            return self.fail_session(unexpected(reply), false, now_ms);
-        };
         if !(reply.is_positive() || reply.is_transient_negative() || reply.is_permanent_negative())
         {
             return self.fail_session(unexpected(reply), false, now_ms);
         }
+        // The next transaction's commands went out behind this data end.
+        if let Some(ending) = self.ending.take() {
+            return self.on_pipelined_data_end(ending, reply, now_ms);
+        }
+        let Some(transaction) = self.active.as_mut() else {
+            return self.fail_session(unexpected(reply), false, now_ms);
+        };
         transaction.data_sent = false;
         if reply.is_positive() {
             transaction.resolve_part(true, &Outcome::delivered(reply));

@@ -10,6 +10,21 @@ fn data_and_dot() -> String {
     format!("{MESSAGE}.\r\n")
 }
 
+/// The message and its final dot with `next` pipelined behind them in the
+/// same write (RFC 2920 §3.1).
+fn data_dot_then(next: &str) -> String {
+    format!("{MESSAGE}.\r\n{next}")
+}
+
+/// The last message's data with QUIT behind it, and the server's replies
+/// to both: `dot_reply` for the message, then 221.
+fn last_data_then_quit(dot_reply: &str) -> [Step; 2] {
+    [
+        client(&data_dot_then("QUIT\r\n")),
+        server(&format!("{dot_reply}221 bye\r\n")),
+    ]
+}
+
 fn implicit() -> SmtpConfig {
     config(Security::ImplicitTls)
 }
@@ -25,10 +40,8 @@ fn pipelined_mail_rcpt_and_data_go_in_one_write() {
              DATA\r\n",
         ),
         server("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 2.0.0 queued\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 2.0.0 queued\r\n"));
     let run = run(
         implicit(),
         vec![envelope(7, &["a@example.com", "b@example.com"])],
@@ -112,10 +125,9 @@ fn bdat_when_chunking_is_offered() {
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\n"),
         server("250 ok\r\n250 ok\r\n"),
         // No dot-stuffing and no terminator with BDAT.
-        client("BDAT 23 LAST\r\n.hi\r\n..\r\nbare lf\r\nend\r\n"),
-        server("250 2.0.0 ok\r\n"),
+        client("BDAT 23 LAST\r\n.hi\r\n..\r\nbare lf\r\nend\r\nQUIT\r\n"),
+        server("250 2.0.0 ok\r\n221 bye\r\n"),
     ]);
-    steps.extend(quit());
     let mut message = envelope(1, &["a@example.com"]);
     message.data = b".hi\r\n..\nbare lf\r\nend".to_vec();
     let run = run(implicit(), vec![message], steps);
@@ -130,10 +142,8 @@ fn chunking_can_be_disabled_by_configuration() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 ok\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 ok\r\n"));
     let run = run(config, vec![envelope(1, &["a@example.com"])], steps);
     assert!(run.outcome(1).outcome.is_delivered());
 }
@@ -191,10 +201,8 @@ fn smtputf8_and_8bitmime_parameters_when_offered() {
     steps.extend([
         client("MAIL FROM:<from@example.com> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<ü@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 ok\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 ok\r\n"));
     let mut message = envelope(1, &["ü@example.com"]);
     message.has_8bit = true;
     let run = run(implicit(), vec![message], steps);
@@ -226,10 +234,8 @@ fn mixed_recipient_replies_send_data_for_the_accepted_only() {
         server(
             "250 ok\r\n250 ok\r\n450 4.2.1 mailbox busy\r\n550 5.1.1 no such user\r\n354 go\r\n",
         ),
-        client(&data_and_dot()),
-        server("250 2.0.0 queued\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 2.0.0 queued\r\n"));
     let run = run(
         implicit(),
         vec![envelope(
@@ -366,15 +372,15 @@ fn too_many_recipients_continue_in_a_new_transaction() {
              DATA\r\n",
         ),
         server("250 ok\r\n250 ok\r\n452 4.5.3 too many recipients\r\n452 4.5.3 too many recipients\r\n354 go\r\n"),
+        // The continuation waits for the first part's result: nothing is
+        // pipelined behind this dot.
         client(&data_and_dot()),
         server("250 first\r\n"),
         // A completed transaction needs no RSET.
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 second\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 second\r\n"));
     let run = run(
         implicit(),
         vec![envelope(
@@ -465,14 +471,12 @@ fn two_messages_on_one_connection_without_rset() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 one\r\n"),
-        client("MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
-        server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 two\r\n"),
+        client(&data_dot_then(
+            "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+        )),
+        server("250 one\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 two\r\n"));
     let mut bounce = envelope(2, &["b@example.com"]);
     bounce.mail_from = String::new();
     let run = run(
@@ -490,14 +494,14 @@ fn data_end_rejection_is_per_message_and_the_session_goes_on() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("554 5.7.1 spam\r\n"),
-        client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
-        server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("451 4.3.0 try later\r\n"),
+        // The refused dot ended its transaction: the next MAIL behind it
+        // needs no RSET.
+        client(&data_dot_then(
+            "MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n",
+        )),
+        server("554 5.7.1 spam\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("451 4.3.0 try later\r\n"));
     let run = run(
         implicit(),
         vec![
@@ -516,10 +520,8 @@ fn injection_attempts_in_addresses_never_reach_the_wire() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<ok@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 ok\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 ok\r\n"));
     let mut evil_sender = envelope(1, &["a@example.com"]);
     evil_sender.mail_from = "x@example.com>\r\nRCPT TO:<victim@example.com".into();
     let mixed = envelope(
@@ -562,10 +564,9 @@ fn body_is_dot_stuffed_on_the_wire() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client("..first\r\nx\r\n..\r\nQUIT\r\n..\r\n.\r\n"),
-        server("250 ok\r\n"),
+        client("..first\r\nx\r\n..\r\nQUIT\r\n..\r\n.\r\nQUIT\r\n"),
+        server("250 ok\r\n221 bye\r\n"),
     ]);
-    steps.extend(quit());
     let mut message = envelope(1, &["a@example.com"]);
     message.data = b".first\nx\r\n.\r\nQUIT\r.".to_vec();
     let run = run(implicit(), vec![message], steps);
@@ -581,10 +582,8 @@ fn envelopes_sent_while_idle_start_at_once() {
     steps.extend([
         client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
         server("250 ok\r\n250 ok\r\n354 go\r\n"),
-        client(&data_and_dot()),
-        server("250 ok\r\n"),
     ]);
-    steps.extend(quit());
+    steps.extend(last_data_then_quit("250 ok\r\n"));
     let run = run(implicit(), vec![], steps);
     assert!(run.outcome(9).outcome.is_delivered());
 }
