@@ -96,6 +96,12 @@ impl Wire {
         self.pending.front().copied()
     }
 
+    /// How many replies are awaited.
+    #[cfg(test)]
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     pub(crate) fn is_waiting(&self) -> bool {
         !self.pending.is_empty()
     }

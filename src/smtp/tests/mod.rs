@@ -7,6 +7,7 @@
 
 mod fuzz;
 mod handshake;
+mod pipelining;
 mod session_failures;
 mod transactions;
 
