@@ -419,8 +419,12 @@ impl SmtpSession {
     }
 
     pub(crate) fn on_data_end(&mut self, expect: Expect, reply: Reply, now_ms: u64) {
-        if !(reply.is_positive() || reply.is_transient_negative() || reply.is_permanent_negative())
-        {
+        // A 221 ("closing channel") is no acceptance of the message: a
+        // server that answers a pipelined QUIT before the data end (smtp-sink
+        // with a delayed reply does) must not make it look delivered; the
+        // message stays Unknown.
+        let acceptance = reply.is_positive() && reply.code != 221;
+        if !(acceptance || reply.is_transient_negative() || reply.is_permanent_negative()) {
             return self.fail_session(unexpected(reply), false, now_ms);
         }
         // The next transaction's commands went out behind this data end.

@@ -214,11 +214,14 @@ fn table() -> Vec<Row> {
                 Some(0),
             )
         },
+        // Lock-step (-p): with a reply delayed, smtp-sink answers the QUIT
+        // pipelined behind the dot at once and hangs up, never answering the
+        // dot (see `reply_221_to_the_end_of_data_is_not_a_delivery`).
         Row {
             cause: Some(Cause::Timeout),
             ..row(
                 "final dot answered too late",
-                &["-W", ".:3"],
+                &["-p", "-W", ".:3"],
                 Unknown,
                 None,
                 None,
@@ -289,7 +292,8 @@ fn smtp_sink_faults_are_classified() {
 }
 
 /// Several messages over one connection to a server offering PIPELINING:
-/// the envelope commands of a transaction go out in one write.
+/// the envelope commands of a transaction go out in one write, behind the
+/// end of the previous message's data.
 #[test]
 fn pipelining_with_smtp_sink_sends_envelope_commands_together() {
     // (use pipelining, expect MAIL and RCPT in one write)
@@ -313,5 +317,27 @@ fn pipelining_with_smtp_sink_sends_envelope_commands_together() {
             .filter(|w| w.starts_with(b"MAIL FROM:"))
             .all(|w| w.windows(8).any(|x| x == b"RCPT TO:"));
         assert_eq!(grouped, together, "use_pipelining={use_pipelining}");
+        // Across transactions: messages 2 and 3 start in the write that
+        // ends the previous one's data, and QUIT follows the last dot.
+        let contains = |w: &Vec<u8>, needle: &[u8]| w.windows(needle.len()).any(|x| x == needle);
+        let behind_dot = run
+            .written
+            .iter()
+            .filter(|w| contains(w, b"\r\n.\r\nMAIL FROM:"))
+            .count();
+        let quit_behind_dot = run
+            .written
+            .iter()
+            .any(|w| contains(w, b"\r\n.\r\nQUIT\r\n"));
+        let want = if use_pipelining {
+            (2, true)
+        } else {
+            (0, false)
+        };
+        assert_eq!(
+            (behind_dot, quit_behind_dot),
+            want,
+            "use_pipelining={use_pipelining}"
+        );
     }
 }

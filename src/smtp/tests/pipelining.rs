@@ -535,3 +535,38 @@ fn one_round_trip_per_message_when_pipelining() {
         }
     }
 }
+
+#[test]
+fn reply_221_to_the_end_of_data_is_not_a_delivery() {
+    // A server that answers the pipelined QUIT first (smtp-sink does when
+    // its reply to the dot is delayed) and hangs up.
+    let mut quit_first = hello(&["PIPELINING"]);
+    quit_first.extend([
+        client(&mail_rcpt_data(&["a@example.com"])),
+        server("250 ok\r\n250 ok\r\n354 go\r\n"),
+        client(&dot_then("QUIT\r\n")),
+        server("221 Bye\r\n"),
+        Step::Hangup,
+    ]);
+    let mut next_pipelined = hello(&["PIPELINING"]);
+    next_pipelined.extend([
+        client(&mail_rcpt_data(&["a@example.com"])),
+        server("250 ok\r\n250 ok\r\n354 go\r\n"),
+        client(&dot_then(&mail_rcpt_data(&["b@example.com"]))),
+        server("221 Bye\r\n"),
+    ]);
+    let first = envelope(1, &["a@example.com"]);
+    let second = envelope(2, &["b@example.com"]);
+    for (steps, envelopes) in [
+        (quit_first, vec![first.clone()]),
+        (next_pipelined, vec![first, second]),
+    ] {
+        let count = envelopes.len();
+        let run = run(implicit(), envelopes, steps);
+        assert_eq!(run.kinds(1), vec![OutcomeKind::Unknown]);
+        assert_eq!(run.outcome(1).outcome.cause, Cause::UnexpectedReply);
+        if count == 2 {
+            assert_eq!(run.kinds(2), vec![OutcomeKind::Transient]);
+        }
+    }
+}
