@@ -1,7 +1,8 @@
 """A queue batch goes to its upstream over one connection, pipelined when the
-server offers PIPELINING, and in lock-step with SMTP_PIPELINING=off. The
-server records what arrived in each TCP read (after TLS): commands that
-share a read were pipelined."""
+server offers PIPELINING (each message's end of data followed by the next
+transaction's commands in the same write), and in lock-step with
+SMTP_PIPELINING=off. The server records what arrived in each TCP read (after
+TLS): commands that share a read were pipelined."""
 import concurrent.futures
 
 from conftest import basic_message, wait_for
@@ -37,10 +38,15 @@ def test_batch_goes_over_one_pipelined_connection(start_worker, upstream):
     assert len(server.connections) == 1, server.connections
     subjects = sorted(m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in server.messages)
     assert subjects == sorted(f"batch {i}".encode() for i in range(BATCH))
-    # Pipelined: each transaction's MAIL, RCPT and DATA arrive in one read.
+    # Pipelined: each transaction's MAIL, RCPT and DATA arrive in one read,
+    # and from the second message on that read also ends the previous
+    # message's data (RFC 2920 3.1): one round trip per message.
     reads = envelope_reads(server)
     assert len(reads) == BATCH, reads
     assert all(b"RCPT TO:" in r and b"DATA\r\n" in r for r in reads), reads
+    behind_dot = [r for r in reads if b"\r\n.\r\nMAIL FROM:" in r]
+    assert len(behind_dot) == BATCH - 1, reads
+    assert any(r.endswith(b"\r\n.\r\nQUIT\r\n") for _, r in server.reads), server.reads[-3:]
     for message_id in ids:
         wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="delivered")
 
