@@ -65,6 +65,11 @@
 //! Recipients refused with 452 are retried in a new transaction on the same
 //! connection after the current one delivers; see `transaction.rs`.
 //!
+//! With PIPELINING, the next envelope's MAIL/RCPT/DATA (or QUIT) follow the
+//! end of the current message's data in the same transmit, so each message
+//! costs one round trip; the reply to the end of data still settles that
+//! message alone. See `pipeline.rs`.
+//!
 //! The TLS upgrade itself, DNS, connection pooling and retry scheduling
 //! are the caller's business.
 
