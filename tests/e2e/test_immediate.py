@@ -66,6 +66,22 @@ def test_immediate_success_answers_200_with_replies_and_the_safety_job_sends_not
     assert len(server.connections) == 1
 
 
+def test_a_safety_job_arriving_during_a_slow_immediate_delivery_waits_and_sends_nothing(
+        start_worker, upstream):
+    # The upstream takes 3 s to answer the final dot; the safety job is due
+    # after 1 s, while the request's session is still waiting for that answer.
+    server = upstream(behaviour=Behaviour(data_delay=3.0)).start()
+    worker = start_worker(server.url)
+
+    status, body, _ = send_immediate(worker, basic_message(subject="slow upstream"))
+    assert status == 200 and body["status"] == "delivered", body
+    record = wait_for_safety_check(worker, body["id"])
+    assert [e["kind"] for e in record["events"]] == ["accepted", "delivered", "safety_check"]
+    assert record["attempts"] == 1
+    assert len(server.messages) == 1, "the safety job waited for the request's lease"
+    assert server.handler.data_commands == 1
+
+
 def test_immediate_with_the_upstream_down_falls_back_to_the_queue_and_delivers_once(
         start_worker, upstream):
     server = upstream(port=free_port())  # not started: connections are refused
