@@ -78,6 +78,14 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
         limit(env, KEY_LIMITER, format!("form:{}", form.id)).await?;
         limit(env, IP_LIMITER, format!("form:{}:ip:{ip}", form.id)).await?;
 
+        // Refuse an oversized body before reading it.
+        let declared = header(&req, "Content-Length").and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > form.max_bytes) {
+            return Err(ApiError::too_large(
+                "",
+                format!("form submissions are limited to {} bytes", form.max_bytes),
+            ));
+        }
         let body = req
             .bytes()
             .await
