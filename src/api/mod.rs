@@ -4,9 +4,11 @@
 //!
 //! Must not: perform I/O, or decide anything about delivery.
 
+pub mod accept_fault;
 pub mod auth;
 pub mod batch;
 pub mod cors;
+pub mod delivery_mode;
 pub mod error;
 pub mod idempotency;
 pub mod listing;
