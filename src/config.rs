@@ -16,6 +16,7 @@
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
+//! | `BENCH_ROUTES` | var | `on` enables the benchmark-only routes under `/bench/`; `off` (default). Never `on` in production |
 
 use std::fmt;
 
@@ -240,6 +241,8 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub smtp_timeout_seconds: u32,
     pub dead_letter_queue_name: String,
+    /// Benchmark-only routes (`BENCH_ROUTES=on`); never in production.
+    pub bench_routes: bool,
 }
 
 /// The queue's own ceiling on a delay (12 hours).
@@ -309,6 +312,7 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+            bench_routes: switch(src, "BENCH_ROUTES", false)?,
         })
     }
 
@@ -330,6 +334,21 @@ impl Settings {
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// An `on`/`off` setting; anything else is an error, so a typo never
+/// silently flips a switch.
+fn switch(src: &impl ConfigSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match src
+        .get(name)
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(err(name, format!("must be `on` or `off`, not `{other}`"))),
+    }
 }
 
 fn number(src: &impl ConfigSource, name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -608,5 +627,25 @@ mod tests {
         let s = settings_with(&[("SMTP_UPSTREAMS", "smtps://a, smtp://b:2525")]).unwrap();
         let labels: Vec<String> = s.upstreams.iter().map(Upstream::label).collect();
         assert_eq!(labels, vec!["a:465", "b:2525"]);
+    }
+    #[test]
+    fn bench_routes_are_off_unless_switched_on() {
+        let cases: &[(Option<&str>, Result<bool, ()>)] = &[
+            (None, Ok(false)),
+            (Some(""), Ok(false)),
+            (Some("off"), Ok(false)),
+            (Some("on"), Ok(true)),
+            (Some(" ON "), Ok(true)),
+            (Some("yes"), Err(())),
+            (Some("1"), Err(())),
+        ];
+        for (value, expected) in cases {
+            let extra: Vec<(&str, &str)> = value.iter().map(|v| ("BENCH_ROUTES", *v)).collect();
+            match (settings_with(&extra), expected) {
+                (Ok(s), Ok(on)) => assert_eq!(s.bench_routes, *on, "{value:?}"),
+                (Err(e), Err(())) => assert_eq!(e.setting, "BENCH_ROUTES", "{value:?}"),
+                (got, want) => panic!("{value:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

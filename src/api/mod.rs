@@ -5,6 +5,7 @@
 //! Must not: perform I/O, or decide anything about delivery.
 
 pub mod auth;
+pub mod bench;
 pub mod error;
 pub mod send;
 

@@ -4,6 +4,7 @@
 //! moves bytes between the platform and the core. Exists only on wasm32.
 
 mod accept;
+mod bench;
 mod consumer;
 mod http;
 mod random;
@@ -89,6 +90,26 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
             accept::status(&env, &key, id).await
+        }
+        (Method::Post, ["bench", "smtp"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            if !bench::enabled(&loaded) {
+                return Err(ApiError::not_found(format!("no route for {path}")));
+            }
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let query = req
+                .url()
+                .map_err(internal)?
+                .query()
+                .unwrap_or("")
+                .to_string();
+            let body = req
+                .bytes()
+                .await
+                .map_err(|e| ApiError::malformed(e.to_string()))?;
+            bench::smtp(&loaded, &key, &query, &body).await
         }
         (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("POST")),
         (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),

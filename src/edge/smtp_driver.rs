@@ -14,7 +14,7 @@ use worker::{Delay, SecureTransport, Socket};
 use crate::config::{Settings, Upstream, UpstreamSecurity};
 use crate::delivery::attempt::{envelope, report, session_config};
 use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob};
-use crate::smtp::{Event, SmtpSession, TransactionOutcome};
+use crate::smtp::{Event, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::now_ms;
 
@@ -27,12 +27,22 @@ enum Read {
 
 /// Delivers every job, returning one report per job in the same order.
 pub async fn deliver(settings: &Settings, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
+    deliver_tuned(settings, jobs, &|_| {}).await
+}
+
+/// [`deliver`], with `tune` adjusting each session's configuration after it is
+/// derived from the settings (the benchmark route forces lock-step this way).
+pub async fn deliver_tuned(
+    settings: &Settings,
+    jobs: &[&DeliveryJob],
+    tune: &dyn Fn(&mut SmtpConfig),
+) -> Vec<AttemptReport> {
     let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     for (n, upstream) in settings.upstreams.iter().enumerate() {
         let is_last = n + 1 == settings.upstreams.len();
         let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let outcomes = run_session(upstream, settings, &batch).await;
+        let outcomes = run_session(upstream, settings, &batch, tune).await;
         let mut next = Vec::new();
         for (pos, outcome) in outcomes.into_iter().enumerate() {
             let index = pending[pos];
@@ -76,8 +86,11 @@ async fn run_session(
     upstream: &Upstream,
     settings: &Settings,
     jobs: &[&DeliveryJob],
+    tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<Option<TransactionOutcome>> {
-    let mut session = SmtpSession::new(session_config(upstream, settings), now_ms());
+    let mut config = session_config(upstream, settings);
+    tune(&mut config);
+    let mut session = SmtpSession::new(config, now_ms());
     for (i, job) in jobs.iter().enumerate() {
         session.send(envelope(i as u64, job), now_ms());
     }
