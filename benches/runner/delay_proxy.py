@@ -29,16 +29,28 @@ class DelayProxy:
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        if self._thread.is_alive():
+            # The loop stops itself at the end of _shutdown; joining the
+            # thread is the wait.
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            self._thread.join(10)
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop.stop()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._handle, self.host, 0))
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     async def _handle(self, client_r, client_w):
         self.connections += 1
@@ -47,8 +59,11 @@ class DelayProxy:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w),
-                             return_exceptions=True)
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
 
     async def _pipe(self, reader, writer):
         queue: asyncio.Queue = asyncio.Queue()
@@ -73,6 +88,7 @@ class DelayProxy:
                 if not chunk:
                     break
             await sender
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, asyncio.CancelledError):
             sender.cancel()
             writer.close()
+            await asyncio.gather(sender, return_exceptions=True)
