@@ -9,6 +9,7 @@ and makes the command exit non-zero.
     .venv/bin/python benches/run.py [--rounds N] [--only accept,smtp,...] [--output FILE]
 """
 import argparse
+import os
 import sys
 import tempfile
 import traceback
@@ -43,6 +44,7 @@ def main() -> int:
     info, load_before = machine(), load_average()
     results, failed = [], False
     with tempfile.TemporaryDirectory(prefix="edgerelay-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # smtp-sink drops to `nobody` and writes its dumps below
         for name in chosen:
             title, run = SECTIONS[name]
             print(f"[bench] {title} ...", flush=True)
