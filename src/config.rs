@@ -17,12 +17,20 @@
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
 //! | `BENCH_ROUTES` | var | `on` enables the benchmark-only routes under `/bench/`; `off` (default). Never `on` in production |
+//! | `SMTP_PIPELINING` | var | `on` (default): pipeline where the upstream offers it; `off`: lock-step |
+//! | `UPSTREAM_FAILURE_THRESHOLD` | var | consecutive failed sessions before an upstream cools down (default 3) |
+//! | `UPSTREAM_COOLDOWN_SECONDS` | var | first cool-down, doubling per further failure (default 60) |
+//! | `UPSTREAM_MAX_COOLDOWN_SECONDS` | var | longest cool-down (default 3600) |
 
 use std::fmt;
 
 use serde::Deserialize;
 
 use crate::message::{DkimAlgorithm, DkimKey};
+
+mod upstream_settings;
+
+pub use upstream_settings::HealthSettings;
 
 /// Where settings come from: the worker's env in production, a map in tests.
 pub trait ConfigSource {
@@ -243,6 +251,10 @@ pub struct Settings {
     pub dead_letter_queue_name: String,
     /// Benchmark-only routes (`BENCH_ROUTES=on`); never in production.
     pub bench_routes: bool,
+    /// Use PIPELINING where offered (`SMTP_PIPELINING`).
+    pub smtp_pipelining: bool,
+    /// When failing upstreams are skipped.
+    pub upstream_health: HealthSettings,
 }
 
 /// The queue's own ceiling on a delay (12 hours).
@@ -313,6 +325,8 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
             bench_routes: switch(src, "BENCH_ROUTES", false)?,
+            smtp_pipelining: upstream_settings::parse_pipelining(src)?,
+            upstream_health: upstream_settings::parse_health(src)?,
         })
     }
 

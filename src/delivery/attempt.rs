@@ -35,6 +35,7 @@ pub fn session_config(upstream: &Upstream, settings: &Settings) -> SmtpConfig {
     if let (Some(user), Some(pass)) = (&upstream.username, &upstream.password) {
         config.credentials = Some(Credentials::password(user.clone(), pass.clone()));
     }
+    config.use_pipelining = settings.smtp_pipelining;
     let command_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
     config.timeouts = Timeouts {
         greeting_ms: command_ms,

@@ -6,9 +6,11 @@
 //! jitter are passed in.
 
 pub mod attempt;
+pub mod health;
 pub mod job;
 pub mod policy;
 
 pub use attempt::AttemptReport;
+pub use health::{SessionVerdict, UpstreamHealth, upstream_order};
 pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
 pub use policy::{AttemptResult, Decision, RetryPolicy};

@@ -3,11 +3,13 @@
 //!
 //! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off`: prepares N
 //! signed copies of the posted message (untimed), then delivers them over one
-//! SMTP session to the first upstream through the same driver the queue
-//! consumer uses, and answers the elapsed milliseconds. Nothing is stored or
+//! SMTP session through the same driver the queue consumer uses (the first
+//! healthy upstream), and answers the elapsed milliseconds. The query
+//! switches override `SMTP_PIPELINING` for this request only, so one worker
+//! can measure pipelined and lock-step sessions side by side. Nothing is stored or
 //! queued. Must not: hold any rule of its own about email.
 
-use worker::Response;
+use worker::{Env, Response};
 
 use crate::api::bench::BenchSmtpRequest;
 use crate::api::{ApiError, AuthenticatedKey, send};
@@ -21,6 +23,7 @@ pub fn enabled(loaded: &Loaded) -> bool {
 }
 
 pub async fn smtp(
+    env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     query: &str,
@@ -38,7 +41,7 @@ pub async fn smtp(
     let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
 
     let started = now_ms();
-    let reports = smtp_driver::deliver_tuned(settings, &refs, &|config| {
+    let reports = smtp_driver::deliver_tuned(settings, env, &refs, &|config| {
         config.use_pipelining = params.pipelining;
         config.use_chunking = params.chunking;
     })

@@ -71,7 +71,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     }
 
     let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, j)| j).collect();
-    let reports = smtp_driver::deliver(&loaded.settings, &jobs).await;
+    let reports = smtp_driver::deliver(&loaded.settings, &env, &jobs).await;
     let policy = RetryPolicy::new(loaded.settings.retry);
     for ((raw, job), report) in work.into_iter().zip(reports) {
         settle(&env, &store, &policy, &raw, job, report).await;

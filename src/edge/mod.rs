@@ -6,6 +6,7 @@
 mod accept;
 mod bench;
 mod consumer;
+mod health_store;
 mod http;
 mod random;
 mod smtp_driver;
@@ -109,7 +110,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .bytes()
                 .await
                 .map_err(|e| ApiError::malformed(e.to_string()))?;
-            bench::smtp(&loaded, &key, &query, &body).await
+            bench::smtp(&env, &loaded, &key, &query, &body).await
         }
         (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("POST")),
         (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),

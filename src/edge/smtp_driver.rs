@@ -4,18 +4,22 @@
 //! (pipelined when the server allows). Jobs that an upstream could not take for
 //! reasons of its own (connection refused, 4xx greeting, bad credentials) are
 //! offered to the next upstream in priority order within the same invocation.
+//! Upstreams cooling down after repeated failures are skipped (see
+//! `delivery::health`; the records live in D1, `health_store`), and every
+//! session's end updates its upstream's record.
 
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use worker::{Delay, SecureTransport, Socket};
+use worker::{Delay, Env, SecureTransport, Socket};
 
 use crate::config::{Settings, Upstream, UpstreamSecurity};
 use crate::delivery::attempt::{envelope, report, session_config};
-use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob};
-use crate::smtp::{Event, SmtpConfig, SmtpSession, TransactionOutcome};
+use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob, SessionVerdict, upstream_order};
+use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
+use super::health_store::HealthBook;
 use super::now_ms;
 
 enum Read {
@@ -26,23 +30,34 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
-pub async fn deliver(settings: &Settings, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
-    deliver_tuned(settings, jobs, &|_| {}).await
+pub async fn deliver(settings: &Settings, env: &Env, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
+    deliver_tuned(settings, env, jobs, &|_| {}).await
 }
 
 /// [`deliver`], with `tune` adjusting each session's configuration after it is
-/// derived from the settings (the benchmark route forces lock-step this way).
+/// derived from the settings (the benchmark route switches pipelining per
+/// request this way, to compare both in one run).
 pub async fn deliver_tuned(
     settings: &Settings,
+    env: &Env,
     jobs: &[&DeliveryJob],
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<AttemptReport> {
     let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
-    for (n, upstream) in settings.upstreams.iter().enumerate() {
-        let is_last = n + 1 == settings.upstreams.len();
+    let mut health = HealthBook::load(env, &settings.upstreams).await;
+    let order = upstream_order(&health.records, now_ms());
+    for (n, &index) in order.iter().enumerate() {
+        let Some(upstream) = settings.upstreams.get(index) else {
+            continue;
+        };
+        let is_last = n + 1 == order.len();
         let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let outcomes = run_session(upstream, settings, &batch, tune).await;
+        let (outcomes, failure) = run_session(upstream, settings, &batch, tune).await;
+        let verdict = SessionVerdict::from_session_end(failure.as_ref());
+        health
+            .record(index, &verdict, &settings.upstream_health, now_ms())
+            .await;
         let mut next = Vec::new();
         for (pos, outcome) in outcomes.into_iter().enumerate() {
             let index = pending[pos];
@@ -81,13 +96,14 @@ pub async fn deliver_tuned(
         .collect()
 }
 
-/// One connection to one upstream, carrying `jobs`. Returns each job's outcome.
+/// One connection to one upstream, carrying `jobs`. Returns each job's
+/// outcome, and the failure the session ended with (`None` after a clean QUIT).
 async fn run_session(
     upstream: &Upstream,
     settings: &Settings,
     jobs: &[&DeliveryJob],
     tune: &dyn Fn(&mut SmtpConfig),
-) -> Vec<Option<TransactionOutcome>> {
+) -> (Vec<Option<TransactionOutcome>>, Option<Outcome>) {
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let mut session = SmtpSession::new(config, now_ms());
@@ -108,12 +124,13 @@ async fn run_session(
         Ok(s) => s,
         Err(reason) => {
             session.connect_failed(format!("connect to {label} failed: {reason}"), now_ms());
-            drain(&mut session, &mut outcomes);
-            return outcomes;
+            let failure = drain(&mut session, &mut outcomes);
+            return (outcomes, failure);
         }
     };
 
     let mut buf = vec![0u8; 16 * 1024];
+    let mut failure = None;
     loop {
         while let Some(bytes) = session.poll_transmit() {
             let written = match socket.write_all(&bytes).await {
@@ -136,7 +153,7 @@ async fn run_session(
                     }
                 }
                 Event::TransactionDone(outcome) => store(&mut outcomes, outcome),
-                Event::Closed { .. } => {}
+                Event::Closed { failure: f } => failure = f,
             }
             continue;
         }
@@ -149,9 +166,11 @@ async fn run_session(
             Read::TimedOut => session.handle_timeout(now_ms()),
         }
     }
-    drain(&mut session, &mut outcomes);
+    if let Some(f) = drain(&mut session, &mut outcomes) {
+        failure = Some(f);
+    }
     let _ = socket.close().await;
-    outcomes
+    (outcomes, failure)
 }
 
 fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcome) {
@@ -163,12 +182,21 @@ fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcom
     }
 }
 
-fn drain(session: &mut SmtpSession, outcomes: &mut [Option<TransactionOutcome>]) {
+/// Collects the remaining events; returns the failure the session ended
+/// with, if it ended here.
+fn drain(
+    session: &mut SmtpSession,
+    outcomes: &mut [Option<TransactionOutcome>],
+) -> Option<Outcome> {
+    let mut failure = None;
     while let Some(event) = session.poll_event() {
-        if let Event::TransactionDone(outcome) = event {
-            store(outcomes, outcome);
+        match event {
+            Event::TransactionDone(outcome) => store(outcomes, outcome),
+            Event::Closed { failure: f } => failure = f,
+            Event::StartTls => {}
         }
     }
+    failure
 }
 
 async fn open(

@@ -93,49 +93,12 @@ fn encode(message: &[u8], stuff_dots: bool) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod cases;
 
-    /// (input, exact DATA bytes, exact BDAT bytes)
-    const TABLE: &[(&[u8], &[u8], &[u8])] = &[
-        (b"", b".\r\n", b""),
-        (b"Hi\r\n", b"Hi\r\n.\r\n", b"Hi\r\n"),
-        (b"Hi", b"Hi\r\n.\r\n", b"Hi\r\n"),
-        (b"a\nb\n", b"a\r\nb\r\n.\r\n", b"a\r\nb\r\n"),
-        (b"a\rb\r", b"a\r\nb\r\n.\r\n", b"a\r\nb\r\n"),
-        (b"a\r\r\nb", b"a\r\n\r\nb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
-        (b"a\n\rb", b"a\r\n\r\nb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
-        // A dot first in the body.
-        (b".hidden\r\n", b"..hidden\r\n.\r\n", b".hidden\r\n"),
-        (b".\r\n", b"..\r\n.\r\n", b".\r\n"),
-        // `.` alone at the end without a newline.
-        (b"body\r\n.", b"body\r\n..\r\n.\r\n", b"body\r\n.\r\n"),
-        (b".", b"..\r\n.\r\n", b".\r\n"),
-        // Sequences that would end DATA early on a strict or lenient server.
-        (
-            b"a\r\n.\r\nQUIT\r\n",
-            b"a\r\n..\r\nQUIT\r\n.\r\n",
-            b"a\r\n.\r\nQUIT\r\n",
-        ),
-        (b"a\n.\r\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-        (b"a\r.\r\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-        (b"a\n.\nb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-        (b"a\r.\rb", b"a\r\n..\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-        (b"a\r\n..\r\n", b"a\r\n...\r\n.\r\n", b"a\r\n..\r\n"),
-        // Dots not at a line start are left alone.
-        (b"a.b\r\n x.\r\n", b"a.b\r\n x.\r\n.\r\n", b"a.b\r\n x.\r\n"),
-        // NUL and other bytes pass through untouched.
-        (
-            b"a\0b\r\n\0.\r\n",
-            b"a\0b\r\n\0.\r\n.\r\n",
-            b"a\0b\r\n\0.\r\n",
-        ),
-        (
-            b"\xc3\xa9t\xc3\xa9\n",
-            b"\xc3\xa9t\xc3\xa9\r\n.\r\n",
-            b"\xc3\xa9t\xc3\xa9\r\n",
-        ),
-    ];
+#[cfg(test)]
+mod tests {
+    use super::cases::TRANSPARENCY_CASES as TABLE;
+    use super::*;
 
     #[test]
     fn transparency_table() {

@@ -34,6 +34,12 @@ class Behaviour:
     # answer DATA with this reply for the first `data_failures` messages
     data_failures: int = 0
     data_failure_reply: str = "451 4.3.0 Try again later"
+    # answer every EHLO with this reply instead (e.g. "421 4.3.2 Shutting
+    # down"): a server that listens but fails every session
+    ehlo_reply: str | None = None
+    # advertise PIPELINING (aiosmtpd reads commands one by one from its
+    # buffer, so it serves pipelined clients; it just does not announce it)
+    pipelining: bool = False
 
 
 class RecordingHandler:
@@ -43,6 +49,15 @@ class RecordingHandler:
         self.rcpt_commands: list[str] = []
         self.data_commands = 0
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.behaviour.ehlo_reply:
+            return [self.behaviour.ehlo_reply]
+        # With this hook, aiosmtpd leaves recording the name to it.
+        session.host_name = hostname
+        if self.behaviour.pipelining:
+            responses = responses[:-1] + ["250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
@@ -67,6 +82,16 @@ class RecordingHandler:
 
 class CountingSMTP(SMTP):
     connections = None  # set per controller
+    reads = None  # set per controller: (peer, bytes) per TCP read, TLS-decrypted
+
+    def data_received(self, data):
+        # One entry per read from the socket (after TLS, per decrypted
+        # record): commands that share an entry arrived together, which is
+        # how a pipelining client shows itself.
+        if self.reads is not None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            self.reads.append((peer, bytes(data)))
+        super().data_received(data)
 
     def connection_made(self, transport):
         # aiosmtpd calls this again on the TLS transport after STARTTLS:
@@ -84,16 +109,22 @@ class Upstream:
     PASSWORD = "s3cret-pass"
 
     def __init__(self, tls_paths: dict, port: int | None = None, behaviour: Behaviour | None = None,
-                 require_tls: bool = True):
+                 require_tls: bool = True, implicit_tls: bool = False):
         self.port = port or free_port()
         self.behaviour = behaviour or Behaviour()
         self.handler = RecordingHandler(self.behaviour)
         self.connections: list = []
+        self.reads: list = []
+        self.auth_attempts = 0
         self.tls_paths = tls_paths
-        self.require_tls = require_tls
+        # implicit_tls: TLS from the first byte (smtps, port 465 style);
+        # otherwise require_tls: STARTTLS before AUTH and mail.
+        self.implicit_tls = implicit_tls
+        self.require_tls = require_tls and not implicit_tls
         self.controller = None
 
     def _authenticator(self, server, session, envelope, mechanism, auth_data):
+        self.auth_attempts += 1
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login == self.USER.encode()
@@ -118,13 +149,16 @@ class Upstream:
                     hostname="upstream.test",
                 )
                 smtp.connections = upstream.connections
+                smtp.reads = upstream.reads
                 return smtp
 
         self.controller = Ctl(self.handler, hostname="127.0.0.1", port=self.port,
-                              ready_timeout=10)
+                              ready_timeout=10,
+                              ssl_context=context if self.implicit_tls else None)
         self.controller.start()
         # The controller's own readiness probe is not a client.
         self.connections.clear()
+        self.reads.clear()
         return self
 
     def stop(self):
@@ -134,7 +168,7 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        scheme = "smtp" if self.require_tls else "smtp+insecure"
+        scheme = "smtps" if self.implicit_tls else "smtp" if self.require_tls else "smtp+insecure"
         return f"{scheme}://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}"
 
     @property

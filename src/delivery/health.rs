@@ -1,0 +1,280 @@
+//! Upstream health: which upstreams to try, in which order, and how a
+//! session's end changes an upstream's record.
+//!
+//! An upstream that fails `failure_threshold` sessions in a row is skipped
+//! for a cool-down that doubles with each further failure, up to a ceiling;
+//! one good session resets it. A configuration failure (credentials
+//! refused, TLS or STARTTLS broken, greeting refused with 5xx) is not a
+//! blip: it pauses the upstream at once and keeps the reason for operators.
+//! The message itself is not charged an attempt for it (see
+//! `policy::AttemptResult::UpstreamMisconfigured`).
+//!
+//! Pure: the record is stored and loaded by the edge glue, and times are
+//! passed in (Unix milliseconds). Must not do I/O or read the clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::HealthSettings;
+use crate::smtp::{Outcome, OutcomeKind};
+
+/// What is known about one upstream across sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamHealth {
+    /// Sessions in a row that ended in an upstream failure.
+    pub consecutive_failures: u32,
+    /// Skip the upstream until this time; 0 when it is not cooling down.
+    pub skip_until_ms: u64,
+    /// Why the upstream is paused, after a configuration failure.
+    pub paused_reason: Option<String>,
+}
+
+/// How a session with an upstream ended, as far as its health goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionVerdict {
+    /// The upstream worked: mail was accepted or refused on its merits.
+    Healthy,
+    /// Connection refused or lost, a timeout, 421, a 4xx greeting: it may
+    /// work again soon.
+    Failed(String),
+    /// The relay's set-up with this upstream is broken.
+    Misconfigured(String),
+}
+
+impl SessionVerdict {
+    /// From the failure the session ended with (`None` after a clean QUIT).
+    /// A session ends with a Transient or Configuration failure only; any
+    /// other kind is per message, not about the upstream.
+    pub fn from_session_end(failure: Option<&Outcome>) -> Self {
+        match failure {
+            Some(f) if f.kind == OutcomeKind::Configuration => {
+                SessionVerdict::Misconfigured(f.to_string())
+            }
+            Some(f) if f.kind == OutcomeKind::Transient => SessionVerdict::Failed(f.to_string()),
+            _ => SessionVerdict::Healthy,
+        }
+    }
+}
+
+impl UpstreamHealth {
+    pub fn is_cooling_down(&self, now_ms: u64) -> bool {
+        now_ms < self.skip_until_ms
+    }
+
+    /// The record after a session that ended with `verdict` at `now_ms`.
+    pub fn after(&self, verdict: &SessionVerdict, settings: &HealthSettings, now_ms: u64) -> Self {
+        let failures = self.consecutive_failures.saturating_add(1);
+        let threshold = settings.failure_threshold.max(1);
+        let (effective, paused_reason) = match verdict {
+            SessionVerdict::Healthy => return UpstreamHealth::default(),
+            SessionVerdict::Failed(_) if failures < threshold => {
+                return UpstreamHealth {
+                    consecutive_failures: failures,
+                    skip_until_ms: 0,
+                    paused_reason: None,
+                };
+            }
+            SessionVerdict::Failed(_) => (failures, None),
+            // No point retrying a refused password a few times first.
+            SessionVerdict::Misconfigured(reason) => {
+                (failures.max(threshold), Some(reason.clone()))
+            }
+        };
+        let doublings = (effective - threshold).min(20);
+        let cooldown_s = u64::from(settings.cooldown_seconds)
+            .saturating_mul(1 << doublings)
+            .min(u64::from(settings.max_cooldown_seconds));
+        UpstreamHealth {
+            consecutive_failures: failures,
+            skip_until_ms: now_ms.saturating_add(cooldown_s * 1000),
+            paused_reason,
+        }
+    }
+}
+
+/// The upstreams to try, as indexes in priority order: every one not
+/// cooling down. When all are cooling down, only the one whose cool-down
+/// ends first, so the health record alone never holds mail back; its
+/// session doubles as the probe that ends the cool-down early.
+pub fn upstream_order(health: &[UpstreamHealth], now_ms: u64) -> Vec<usize> {
+    let ready: Vec<usize> = (0..health.len())
+        .filter(|&i| !health[i].is_cooling_down(now_ms))
+        .collect();
+    if !ready.is_empty() {
+        return ready;
+    }
+    (0..health.len())
+        .min_by_key(|&i| health[i].skip_until_ms)
+        .into_iter()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: HealthSettings = HealthSettings {
+        failure_threshold: 3,
+        cooldown_seconds: 60,
+        max_cooldown_seconds: 600,
+    };
+
+    fn failed() -> SessionVerdict {
+        SessionVerdict::Failed("connect failed".into())
+    }
+
+    fn misconfigured() -> SessionVerdict {
+        SessionVerdict::Misconfigured("535 5.7.8 bad credentials".into())
+    }
+
+    /// A sequence of session ends, one a second apart from t = 1000 s, and
+    /// after each: (consecutive failures, cool-down left in seconds, paused).
+    #[test]
+    fn records_through_sequences_of_sessions() {
+        use SessionVerdict::Healthy;
+        // (failures, cool-down seconds left, paused) after each session.
+        type After = Vec<(u32, u64, bool)>;
+        let table: Vec<(&str, Vec<SessionVerdict>, After)> = vec![
+            (
+                "failures below the threshold do not cool down",
+                vec![failed(), failed()],
+                vec![(1, 0, false), (2, 0, false)],
+            ),
+            (
+                "the threshold starts the cool-down, which then doubles to the ceiling",
+                vec![
+                    failed(),
+                    failed(),
+                    failed(),
+                    failed(),
+                    failed(),
+                    failed(),
+                    failed(),
+                ],
+                vec![
+                    (1, 0, false),
+                    (2, 0, false),
+                    (3, 60, false),
+                    (4, 120, false),
+                    (5, 240, false),
+                    (6, 480, false),
+                    (7, 600, false),
+                ],
+            ),
+            (
+                "a good session resets everything",
+                vec![failed(), failed(), failed(), Healthy, failed()],
+                vec![
+                    (1, 0, false),
+                    (2, 0, false),
+                    (3, 60, false),
+                    (0, 0, false),
+                    (1, 0, false),
+                ],
+            ),
+            (
+                "a configuration failure pauses at once",
+                vec![misconfigured(), misconfigured()],
+                vec![(1, 60, true), (2, 60, true)],
+            ),
+            (
+                "after failures, a configuration failure continues the doubling",
+                vec![failed(), failed(), failed(), misconfigured()],
+                vec![(1, 0, false), (2, 0, false), (3, 60, false), (4, 120, true)],
+            ),
+            (
+                "a failure after a pause clears the reason",
+                vec![misconfigured(), failed(), Healthy],
+                vec![(1, 60, true), (2, 0, false), (0, 0, false)],
+            ),
+        ];
+        for (what, verdicts, want) in table {
+            let mut health = UpstreamHealth::default();
+            let mut got = Vec::new();
+            for (n, verdict) in verdicts.iter().enumerate() {
+                let now = 1_000_000 + n as u64 * 1000;
+                health = health.after(verdict, &SETTINGS, now);
+                let left = health.skip_until_ms.saturating_sub(now) / 1000;
+                got.push((
+                    health.consecutive_failures,
+                    left,
+                    health.paused_reason.is_some(),
+                ));
+            }
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn misconfiguration_keeps_the_reason() {
+        let h = UpstreamHealth::default().after(&misconfigured(), &SETTINGS, 0);
+        assert_eq!(
+            h.paused_reason.as_deref(),
+            Some("535 5.7.8 bad credentials")
+        );
+    }
+
+    #[test]
+    fn cool_down_ends_at_its_deadline() {
+        let h = UpstreamHealth {
+            consecutive_failures: 3,
+            skip_until_ms: 5_000,
+            paused_reason: None,
+        };
+        assert!(h.is_cooling_down(4_999));
+        assert!(!h.is_cooling_down(5_000));
+    }
+
+    #[test]
+    fn order_skips_cooling_upstreams_and_probes_when_all_are() {
+        let cooling = |until: u64| UpstreamHealth {
+            consecutive_failures: 3,
+            skip_until_ms: until,
+            paused_reason: None,
+        };
+        let ok = UpstreamHealth::default;
+        let now = 10_000;
+        let table: Vec<(Vec<UpstreamHealth>, Vec<usize>)> = vec![
+            (vec![], vec![]),
+            (vec![ok(), ok(), ok()], vec![0, 1, 2]),
+            (vec![cooling(20_000), ok(), ok()], vec![1, 2]),
+            (vec![cooling(20_000), ok(), cooling(11_000)], vec![1]),
+            // A cool-down that has run out counts as ready.
+            (vec![cooling(10_000), cooling(20_000)], vec![0]),
+            (vec![cooling(30_000), cooling(20_000)], vec![1]),
+        ];
+        for (health, want) in table {
+            assert_eq!(upstream_order(&health, now), want, "{health:?}");
+        }
+    }
+
+    #[test]
+    fn verdict_from_session_end() {
+        use crate::smtp::Reply;
+        let table = [
+            (None, "healthy"),
+            (Some(OutcomeKind::Transient), "failed"),
+            (Some(OutcomeKind::Configuration), "misconfigured"),
+            (Some(OutcomeKind::Permanent), "healthy"),
+        ];
+        for (kind, want) in table {
+            let failure = kind.map(|k| outcome(k, Reply::new(421, "4.3.2 going down")));
+            let got = match SessionVerdict::from_session_end(failure.as_ref()) {
+                SessionVerdict::Healthy => "healthy",
+                SessionVerdict::Failed(reason) => {
+                    assert!(reason.contains("421"), "{reason}");
+                    "failed"
+                }
+                SessionVerdict::Misconfigured(_) => "misconfigured",
+            };
+            assert_eq!(got, want, "{kind:?}");
+        }
+    }
+
+    fn outcome(kind: OutcomeKind, reply: crate::smtp::Reply) -> Outcome {
+        Outcome {
+            kind,
+            cause: crate::smtp::Cause::Reply,
+            reply: Some(reply),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+"""Several upstreams by priority: failover when the first is down or
+failing, a cool-down during which a failing upstream is not even
+connected to, an immediate pause on rejected credentials (not charged to
+the message), and "unknown" when the final dot goes unanswered."""
+from conftest import basic_message, wait_for
+from smtp_sink import SmtpSink
+from upstream import Behaviour, free_port
+
+
+def send_and_wait(worker, subject, status="delivered"):
+    code, body, _ = worker.send(basic_message(subject=subject))
+    assert code == 202, body
+    return wait_for(lambda: (s := worker.status(body["id"]))["status"] == status and s,
+                    what=f"{subject}: {status}")
+
+
+def test_first_upstream_down_fails_over_to_the_second(start_worker, upstream):
+    second = upstream().start()
+    worker = start_worker(f"smtp+insecure://127.0.0.1:{free_port()},{second.url}")
+
+    record = send_and_wait(worker, "via the second")
+    assert record["attempts"] == 1
+    assert len(second.messages) == 1
+
+
+def test_failing_upstream_cools_down_and_is_not_tried(start_worker, upstream):
+    failing = upstream(behaviour=Behaviour(ehlo_reply="421 4.3.2 Shutting down")).start()
+    healthy = upstream().start()
+    worker = start_worker(f"{failing.url},{healthy.url}",
+                          UPSTREAM_FAILURE_THRESHOLD="2", UPSTREAM_COOLDOWN_SECONDS="600")
+
+    # Each message is its own batch: one session per upstream per batch.
+    for n in range(4):
+        send_and_wait(worker, f"message {n}")
+        # Two failures start the cool-down; after that the failing upstream
+        # sees no connection at all.
+        assert len(failing.connections) == min(n + 1, 2), (n, failing.connections)
+    assert len(healthy.messages) == 4
+    assert failing.messages == []
+
+
+def test_rejected_credentials_pause_the_upstream_at_once(start_worker, upstream):
+    wrong = upstream().start()
+    healthy = upstream().start()
+    wrong_url = f"smtp://{wrong.USER}:not-the-password@127.0.0.1:{wrong.port}"
+    worker = start_worker(f"{wrong_url},{healthy.url}", UPSTREAM_FAILURE_THRESHOLD="5")
+
+    for n in range(3):
+        send_and_wait(worker, f"message {n}")
+    assert len(wrong.connections) == 1, "paused after the first 535"
+    assert wrong.auth_attempts == 1
+    assert len(healthy.messages) == 3
+
+
+def test_rejected_credentials_do_not_use_up_attempts(start_worker, upstream):
+    wrong = upstream().start()
+    worker = start_worker(f"smtp://{wrong.USER}:not-the-password@127.0.0.1:{wrong.port}")
+
+    record = send_and_wait(worker, "bad credentials", status="deferred")
+    assert "535" in record["last_error"], record
+    assert record["attempts"] == 0, "a configuration failure is not the message's attempt"
+
+
+def test_unanswered_final_dot_is_unknown_and_not_retried(start_worker):
+    # smtp-sink takes the data, then waits 60 s before answering the dot;
+    # the relay waits twice SMTP_TIMEOUT_SECONDS for that reply.
+    sink = SmtpSink("-W", ".:60")
+    try:
+        wait_for(sink.listening, what="smtp-sink to listen")
+        worker = start_worker(sink.url, SMTP_TIMEOUT_SECONDS="1")
+        record = send_and_wait(worker, "no reply to the dot", status="unknown")
+        assert record["attempts"] == 1
+        kinds = [e["kind"] for e in record["events"]]
+        assert "deferred" not in kinds and kinds[-1] == "unknown", kinds
+        assert "timed out" in record["last_error"], record
+    finally:
+        sink.stop()
