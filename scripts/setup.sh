@@ -52,13 +52,17 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
     touch .venv/.installed
   fi
-  # Postfix's smtp-sink: a real SMTP server with fault injection.
-  if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
-    say "installing postfix (for smtp-sink)"
+  # Debian packages: Postfix's smtp-sink (a real SMTP server with fault
+  # injection) and Chromium (browser tests drive it through Playwright).
+  missing=()
+  [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq --no-install-recommends postfix >/dev/null
+    $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 fi
 if [ "$mode" = "bench" ] && ! command -v wrk >/dev/null 2>&1; then

@@ -15,17 +15,22 @@
 //! | `RETRY_MAX_DELAY_SECONDS` | var | longest retry delay (default 43200, the queue's limit) |
 //! | `MESSAGE_LIFETIME_SECONDS` | var | give up after this long (default 432000, five days) |
 //! | `SMTP_TIMEOUT_SECONDS` | var | per-command timeout towards upstreams (default 30) |
+//! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see `api::publishable`) |
+//! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
+//! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
 //! | `DEAD_LETTER_QUEUE_NAME` | var | name of the dead-letter queue, as in wrangler.toml (default `edgerelay-dead-letters`) |
-//! | `BENCH_ROUTES` | var | `on` enables the benchmark-only routes under `/bench/`; `off` (default). Never `on` in production |
 //! | `SMTP_PIPELINING` | var | `on` (default): pipeline where the upstream offers it; `off`: lock-step |
 //! | `UPSTREAM_FAILURE_THRESHOLD` | var | consecutive failed sessions before an upstream cools down (default 3) |
 //! | `UPSTREAM_COOLDOWN_SECONDS` | var | first cool-down, doubling per further failure (default 60) |
 //! | `UPSTREAM_MAX_COOLDOWN_SECONDS` | var | longest cool-down (default 3600) |
+//! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
+//! | `BENCH_ROUTES` | var | `on` serves `GET /bench/signing` and `POST /bench/smtp` (benchmarks); default `off`, never `on` in production |
 
 use std::fmt;
 
 use serde::Deserialize;
 
+use crate::api::publishable::PublishableKeys;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 mod upstream_settings;
@@ -249,13 +254,30 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub smtp_timeout_seconds: u32,
     pub dead_letter_queue_name: String,
-    /// Benchmark-only routes (`BENCH_ROUTES=on`); never in production.
-    pub bench_routes: bool,
     /// Use PIPELINING where offered (`SMTP_PIPELINING`).
     pub smtp_pipelining: bool,
     /// When failing upstreams are skipped.
     pub upstream_health: HealthSettings,
+    /// Other Workers allowed to send through the jobs queue (`QUEUE_PRODUCERS`).
+    pub queue_producers: Vec<crate::delivery::QueueProducer>,
+    /// Largest composed message accepted (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Whether the benchmark routes are served (`BENCH_ROUTES=on`).
+    pub bench_routes: bool,
+    pub publishable: PublishableKeys,
+    pub turnstile_secret: Option<String>,
+    pub turnstile_verify_url: String,
 }
+
+/// Default for `MAX_MESSAGE_BYTES`: what common smarthosts accept.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// Ceiling for `MAX_MESSAGE_BYTES`: the request body is held in memory (128 MB
+/// per isolate) while it is decoded, composed and signed.
+pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
+
+/// Cloudflare's Turnstile verification endpoint.
+pub const TURNSTILE_DEFAULT_VERIFY_URL: &str =
+    "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 
 /// The queue's own ceiling on a delay (12 hours).
 pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
@@ -307,7 +329,31 @@ impl Settings {
         if timeout == 0 || timeout > 600 {
             return Err(err("SMTP_TIMEOUT_SECONDS", "must be between 1 and 600"));
         }
+        let key_ids: Vec<&str> = api_keys.iter().map(|k| k.id.as_str()).collect();
+        let queue_producers = crate::delivery::producer::parse_producers(
+            &src.get("QUEUE_PRODUCERS").unwrap_or_default(),
+            &key_ids,
+        )
+        .map_err(|e| err("QUEUE_PRODUCERS", e))?;
+        let max_message_bytes = number(src, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
+        if !(1024..=MAX_MESSAGE_BYTES_CEILING).contains(&max_message_bytes) {
+            return Err(err(
+                "MAX_MESSAGE_BYTES",
+                format!("must be between 1024 and {MAX_MESSAGE_BYTES_CEILING}"),
+            ));
+        }
+        let bench_routes = match src.get("BENCH_ROUTES").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(err(
+                    "BENCH_ROUTES",
+                    format!("`{other}` is neither `on` nor `off`"),
+                ));
+            }
+        };
         Ok(Settings {
+            queue_producers,
             api_keys,
             dkim_keys,
             upstreams,
@@ -324,9 +370,21 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
-            bench_routes: switch(src, "BENCH_ROUTES", false)?,
             smtp_pipelining: upstream_settings::parse_pipelining(src)?,
             upstream_health: upstream_settings::parse_health(src)?,
+            max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
+            bench_routes,
+            publishable: match src.get("PUBLISHABLE_KEYS").filter(|s| !s.trim().is_empty()) {
+                None => PublishableKeys::default(),
+                Some(raw) => {
+                    PublishableKeys::parse(&raw).map_err(|e| err("PUBLISHABLE_KEYS", e))?
+                }
+            },
+            turnstile_secret: src.get("TURNSTILE_SECRET").filter(|s| !s.trim().is_empty()),
+            turnstile_verify_url: src
+                .get("TURNSTILE_VERIFY_URL")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| TURNSTILE_DEFAULT_VERIFY_URL.to_string()),
         })
     }
 
@@ -348,21 +406,6 @@ impl Settings {
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty())
-}
-
-/// An `on`/`off` setting; anything else is an error, so a typo never
-/// silently flips a switch.
-fn switch(src: &impl ConfigSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
-    match src
-        .get(name)
-        .map(|s| s.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") => Ok(default),
-        Some("on") => Ok(true),
-        Some("off") => Ok(false),
-        Some(other) => Err(err(name, format!("must be `on` or `off`, not `{other}`"))),
-    }
 }
 
 fn number(src: &impl ConfigSource, name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -509,6 +552,17 @@ mod tests {
         assert_eq!(s.retry.max_delay_seconds, QUEUE_MAX_DELAY_SECONDS);
         assert_eq!(s.ehlo_name, "edgerelay.invalid");
         assert!(s.dkim_keys.is_empty());
+        assert_eq!(s.max_message_bytes, 10 * 1024 * 1024);
+        assert!(!s.bench_routes);
+    }
+
+    #[test]
+    fn message_size_and_bench_routes_are_read() {
+        let s = settings_with(&[("MAX_MESSAGE_BYTES", "2048"), ("BENCH_ROUTES", "on")]).unwrap();
+        assert_eq!(s.max_message_bytes, 2048);
+        assert!(s.bench_routes);
+        let s = settings_with(&[("BENCH_ROUTES", "off")]).unwrap();
+        assert!(!s.bench_routes);
     }
 
     #[test]
@@ -543,11 +597,16 @@ mod tests {
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("DKIM_KEYS", "{}", "DKIM_KEYS"),
+            ("PUBLISHABLE_KEYS", "[{}]", "PUBLISHABLE_KEYS"),
             (
                 "DKIM_KEYS",
                 r#"[{"domain":"example.com","selector":"s1","algorithm":"ed25519","private_key":"not a key"}]"#,
                 "DKIM_KEYS",
             ),
+            ("MAX_MESSAGE_BYTES", "big", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "100", "MAX_MESSAGE_BYTES"),
+            ("MAX_MESSAGE_BYTES", "104857600", "MAX_MESSAGE_BYTES"),
+            ("BENCH_ROUTES", "yes", "BENCH_ROUTES"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();
@@ -641,25 +700,5 @@ mod tests {
         let s = settings_with(&[("SMTP_UPSTREAMS", "smtps://a, smtp://b:2525")]).unwrap();
         let labels: Vec<String> = s.upstreams.iter().map(Upstream::label).collect();
         assert_eq!(labels, vec!["a:465", "b:2525"]);
-    }
-    #[test]
-    fn bench_routes_are_off_unless_switched_on() {
-        let cases: &[(Option<&str>, Result<bool, ()>)] = &[
-            (None, Ok(false)),
-            (Some(""), Ok(false)),
-            (Some("off"), Ok(false)),
-            (Some("on"), Ok(true)),
-            (Some(" ON "), Ok(true)),
-            (Some("yes"), Err(())),
-            (Some("1"), Err(())),
-        ];
-        for (value, expected) in cases {
-            let extra: Vec<(&str, &str)> = value.iter().map(|v| ("BENCH_ROUTES", *v)).collect();
-            match (settings_with(&extra), expected) {
-                (Ok(s), Ok(on)) => assert_eq!(s.bench_routes, *on, "{value:?}"),
-                (Err(e), Err(())) => assert_eq!(e.setting, "BENCH_ROUTES", "{value:?}"),
-                (got, want) => panic!("{value:?}: got {got:?}, want {want:?}"),
-            }
-        }
     }
 }

@@ -83,6 +83,23 @@ impl ApiError {
         Self::new(405, "method_not_allowed", format!("allowed: {allowed}"))
     }
 
+    /// 409: the request collides with an earlier one (for example, an
+    /// idempotency key reused with a different body).
+    pub fn conflict(rule: &'static str, field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(409, rule, message);
+        e.field = Some(field.to_string());
+        e
+    }
+
+    /// 422 naming one field and rule, for query parameters and headers.
+    pub fn invalid_field(field: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldProblem {
+            field: field.to_string(),
+            rule: rule.to_string(),
+            message: message.into(),
+        }])
+    }
+
     /// 413: the request or the message is too large.
     pub fn too_large(field: &str, message: impl Into<String>) -> Self {
         let mut e = Self::new(413, "too_large", message);
@@ -129,16 +146,29 @@ impl ApiError {
         e
     }
 
+    /// 429: the caller is sending too fast; retry after `retry_after` seconds.
+    /// Browser forms are limited per form and per client (see `edge::forms`).
+    pub fn rate_limited(retry_after: u32) -> Self {
+        let mut e = Self::new(429, "rate_limited", "too many requests; slow down");
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// The fields of the error object, as nested in bodies (also per batch item).
+    pub fn fields(&self) -> ErrorFields<'_> {
+        ErrorFields {
+            status: self.status,
+            rule: self.rule,
+            field: self.field.as_deref(),
+            message: &self.message,
+            details: &self.details,
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> String {
         let body = ErrorBody {
-            error: ErrorFields {
-                status: self.status,
-                rule: self.rule,
-                field: self.field.as_deref(),
-                message: &self.message,
-                details: &self.details,
-            },
+            error: self.fields(),
         };
         serde_json::to_string(&body).unwrap_or_else(|_| {
             // Serialising plain strings and numbers cannot fail; keep a body anyway.
@@ -182,8 +212,12 @@ mod tests {
         assert_eq!(ApiError::unauthorized("r", "x").status, 401);
         assert_eq!(ApiError::forbidden("r", "from", "x").status, 403);
         assert_eq!(ApiError::too_large("f", "x").status, 413);
+        assert_eq!(ApiError::conflict("r", "f", "x").status, 409);
+        assert_eq!(ApiError::invalid_field("limit", "range", "x").status, 422);
         assert_eq!(ApiError::unavailable("x").status, 503);
         assert_eq!(ApiError::unavailable("x").retry_after, Some(5));
+        assert_eq!(ApiError::rate_limited(30).status, 429);
+        assert_eq!(ApiError::rate_limited(30).retry_after, Some(30));
         let body: serde_json::Value =
             serde_json::from_str(&ApiError::malformed("bad json at line 1").body()).unwrap();
         assert_eq!(body["error"]["message"], "bad json at line 1");

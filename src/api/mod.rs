@@ -5,8 +5,13 @@
 //! Must not: perform I/O, or decide anything about delivery.
 
 pub mod auth;
+pub mod batch;
 pub mod bench;
+pub mod cors;
 pub mod error;
+pub mod idempotency;
+pub mod listing;
+pub mod publishable;
 pub mod send;
 
 pub use auth::{ApiKeys, AuthenticatedKey};

@@ -5,11 +5,17 @@
 //! WebCrypto (async) while tests and native builds sign in Rust:
 //! [`prepare`] does everything up to the bytes to sign, [`finish`] takes the
 //! signatures. [`sign_natively`] joins the two with the core's own signers.
+//!
+//! [`prepare`] is where a sender is held to its domains (403
+//! `domain_not_allowed`) and a domain without a DKIM key is refused (403
+//! `domain_not_configured`). Any other way in, such as queue producers, must
+//! go through [`prepare`] too, with the producer's own scoped identity, so the
+//! same check applies there.
 
 use crate::config::Settings;
-use crate::delivery::{DeliveryJob, QUEUE_BODY_LIMIT};
+use crate::delivery::DeliveryJob;
 use crate::message::{
-    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest,
+    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
     UnsignedMessage, compose, new_message_id,
 };
 
@@ -24,6 +30,8 @@ pub struct Prepared {
     rcpt_to: Vec<String>,
     smtputf8: bool,
     accepted_at: u64,
+    tags: Vec<Tag>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
     unsigned: UnsignedMessage,
     /// One per signing key: the key's index in `Settings::dkim_keys`, and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
@@ -57,6 +65,32 @@ impl From<RequestError> for ApiError {
     }
 }
 
+/// Largest request body read for a message limit: JSON escaping and base64
+/// make a request bigger than the message it describes (base64 by 4/3, an
+/// escaped CRLF is four bytes for two), so allow twice the message plus room
+/// for the envelope fields. Checked before parsing, so an oversized body costs
+/// no CPU. A batch as a whole is held to the same limit.
+pub fn max_request_bytes(settings: &Settings) -> usize {
+    settings
+        .max_message_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024)
+}
+
+/// 413 for a request body over [`max_request_bytes`].
+pub fn check_request_size(len: usize, settings: &Settings) -> Result<(), ApiError> {
+    let limit = max_request_bytes(settings);
+    if len > limit {
+        return Err(ApiError::too_large(
+            "",
+            format!(
+                "the request body is {len} bytes; at most {limit} bytes are read (twice MAX_MESSAGE_BYTES plus 64 KiB)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates, authorises and composes. `entropy` makes the message id.
 pub fn prepare(
     body: &[u8],
@@ -66,8 +100,12 @@ pub fn prepare(
     entropy: &[u8; 32],
 ) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
+    let limits = Limits {
+        max_message_bytes: settings.max_message_bytes,
+        ..Limits::default()
+    };
     let message = request
-        .validate(&Limits::default())
+        .validate(&limits)
         .map_err(|v| ApiError::from(RequestError::Invalid(v)))?;
 
     let from_domain = message.from().address.domain();
@@ -119,12 +157,15 @@ pub fn prepare(
             message: e.to_string(),
         }])
     })?;
-    if raw.len() > QUEUE_BODY_LIMIT {
+    // Validation estimated the size; base64, encoded headers and MIME
+    // structure add to it, so the composed bytes are what counts.
+    if raw.len() > settings.max_message_bytes {
         return Err(ApiError::too_large(
             "",
             format!(
-                "the composed message is {} bytes; at most {QUEUE_BODY_LIMIT} bytes are accepted",
-                raw.len()
+                "the composed message is {} bytes; at most {} bytes are accepted (MAX_MESSAGE_BYTES)",
+                raw.len(),
+                settings.max_message_bytes
             ),
         ));
     }
@@ -149,6 +190,8 @@ pub fn prepare(
             .collect(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
+        tags: message.tags().to_vec(),
+        metadata: message.metadata().cloned(),
         unsigned,
         pending,
     })
@@ -179,6 +222,9 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
         smtputf8: prepared.smtputf8,
         accepted_at: prepared.accepted_at,
         attempt: 0,
+        body_ref: None,
+        tags: prepared.tags,
+        metadata: prepared.metadata,
     })
 }
 

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::Tag;
+
 /// Cloudflare Queues refuse bodies over 128 KB; keep headroom for the envelope.
 pub const QUEUE_BODY_LIMIT: usize = 120 * 1024;
 
@@ -31,6 +33,17 @@ pub struct DeliveryJob {
     /// Delivery attempts made so far.
     #[serde(default)]
     pub attempt: u32,
+    /// Set when the signed message was too large for a queue message: the key
+    /// of the object in the bodies bucket holding it, and `mime` is empty.
+    /// See [`super::body`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_ref: Option<String>,
+    /// The caller's tags, carried for delivery events and reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// The caller's metadata object, carried for delivery events and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A message that reached the end of the line, and why.
@@ -44,14 +57,31 @@ pub struct DeadLetter {
     /// The raw body, when it could not.
     #[serde(default)]
     pub raw: Option<String>,
+    /// The message it was recorded as, when there is no job (a producer's
+    /// message that failed validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// Every body edgerelay's queues carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum QueueBody {
-    Deliver { v: u32, job: DeliveryJob },
-    DeadLetter { v: u32, letter: DeadLetter },
+    Deliver {
+        v: u32,
+        job: DeliveryJob,
+    },
+    DeadLetter {
+        v: u32,
+        letter: DeadLetter,
+    },
+    /// From another Worker: a message with the fields of `POST /v1/messages`,
+    /// validated and signed by the consumer (see [`super::producer`]).
+    Send {
+        v: u32,
+        producer: String,
+        message: serde_json::Value,
+    },
 }
 
 /// The one version this build writes and reads.
@@ -76,6 +106,7 @@ impl QueueBody {
                 reason: reason.into(),
                 job,
                 raw,
+                message_id: None,
             },
         }
     }
@@ -116,6 +147,9 @@ mod tests {
             smtputf8: false,
             accepted_at: 1_700_000_000,
             attempt: 0,
+            body_ref: None,
+            tags: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -128,6 +162,21 @@ mod tests {
         assert_eq!(QueueBody::from_json(&json).unwrap(), body);
         let dl = QueueBody::dead_letter("550 no such user", Some(job()), None);
         assert_eq!(QueueBody::from_json(&dl.to_json()).unwrap(), dl);
+    }
+
+    #[test]
+    fn reads_a_producer_send() {
+        let body = r#"{"v":1,"type":"send","producer":"billing",
+            "message":{"from":"a@example.com","to":"b@example.org","subject":"s","text":"t"}}"#;
+        match QueueBody::from_json(body).unwrap() {
+            QueueBody::Send {
+                producer, message, ..
+            } => {
+                assert_eq!(producer, "billing");
+                assert_eq!(message["to"], "b@example.org");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -146,6 +195,8 @@ mod tests {
             let e = QueueBody::from_json(input).unwrap_err();
             assert!(e.contains(needle), "{input}: {e}");
         }
+        let e = QueueBody::from_json(r#"{"v":1,"type":"send","message":{}}"#).unwrap_err();
+        assert!(e.contains("producer"), "{e}");
         let mut j = serde_json::to_value(QueueBody::deliver(job())).unwrap();
         j["job"]["smuggled"] = serde_json::json!(true);
         assert!(QueueBody::from_json(&j.to_string()).is_err());

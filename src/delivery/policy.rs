@@ -209,6 +209,96 @@ mod tests {
         }
     }
 
+    /// Reply classes per recipient × attempt number → the decision, its
+    /// delay, and which recipients travel on to the next attempt.
+    #[test]
+    fn reply_class_by_attempt_table() {
+        use crate::delivery::attempt::report;
+        use crate::smtp::{
+            Cause, Outcome, OutcomeKind, RecipientOutcome, ReplyParser, TransactionOutcome,
+        };
+
+        fn outcome(replies: &[(&str, &str)]) -> TransactionOutcome {
+            let recipients: Vec<RecipientOutcome> = replies
+                .iter()
+                .map(|(address, line)| {
+                    let text = format!("{line}\r\n");
+                    let mut input = text.as_bytes();
+                    let reply = ReplyParser::new().parse(&mut input).unwrap().unwrap();
+                    let kind = match reply.code / 100 {
+                        2 => OutcomeKind::Delivered,
+                        4 => OutcomeKind::Transient,
+                        _ => OutcomeKind::Permanent,
+                    };
+                    RecipientOutcome {
+                        address: address.to_string(),
+                        outcome: Outcome {
+                            kind,
+                            cause: Cause::Reply,
+                            reply: Some(reply),
+                        },
+                    }
+                })
+                .collect();
+            let summary = Outcome {
+                kind: OutcomeKind::Delivered,
+                cause: Cause::Reply,
+                reply: None,
+            };
+            TransactionOutcome::summarise(0, recipients, summary)
+        }
+        let ok = ("ok@x.net", "250 2.1.5 OK");
+        let busy = ("busy@x.net", "450 4.2.1 Mailbox busy");
+        let gone = ("gone@x.net", "550 5.1.1 No such user");
+        let full = ("full@x.net", "452 4.2.2 Mailbox full");
+        let retry = |delay_seconds| Decision::Retry {
+            delay_seconds,
+            counts: true,
+        };
+        // (recipient replies, attempt just made, age in s, decision, remaining)
+        type Row<'a> = (Vec<(&'a str, &'a str)>, u32, u64, Decision, Vec<&'a str>);
+        let table: Vec<Row> = vec![
+            (vec![ok], 1, 0, Decision::Delivered, vec![]),
+            (vec![busy], 1, 0, retry(60), vec!["busy@x.net"]),
+            (vec![busy], 2, 60, retry(120), vec!["busy@x.net"]),
+            (vec![busy], 3, 180, retry(240), vec!["busy@x.net"]),
+            (vec![busy], 8, 8_000, retry(7_680), vec!["busy@x.net"]),
+            (vec![busy], 12, 200_000, retry(43_200), vec!["busy@x.net"]),
+            (vec![ok, busy, gone], 1, 0, retry(60), vec!["busy@x.net"]),
+            (
+                vec![ok, busy, full],
+                2,
+                60,
+                retry(120),
+                vec!["busy@x.net", "full@x.net"],
+            ),
+            (vec![ok, gone], 1, 0, Decision::Fail(String::new()), vec![]),
+            (vec![gone], 4, 500, Decision::Fail(String::new()), vec![]),
+            // Out of lifetime: the deferred recipient is given up.
+            (
+                vec![ok, busy],
+                20,
+                431_000,
+                Decision::Fail(String::new()),
+                vec!["busy@x.net"],
+            ),
+        ];
+        let p = policy();
+        for (replies, attempt, age, expected, remaining) in table {
+            let r = report(&outcome(&replies));
+            assert_eq!(r.remaining, remaining, "{replies:?} attempt {attempt}");
+            let got = p.decide(&r.result, attempt, age, 0.5);
+            match (&got, &expected) {
+                (Decision::Fail(reason), Decision::Fail(_)) => {
+                    // The reason names the reply that decided it.
+                    let code = replies.iter().find(|(_, l)| !l.starts_with('2')).unwrap().1;
+                    assert!(reason.contains(&code[..3]), "{reason}");
+                }
+                _ => assert_eq!(got, expected, "{replies:?} attempt {attempt}"),
+            }
+        }
+    }
+
     #[test]
     fn gives_up_past_the_lifetime() {
         let p = policy();

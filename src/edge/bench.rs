@@ -1,71 +1,109 @@
-//! Benchmark-only routes, answered only when `BENCH_ROUTES=on` (never in
-//! production: they let one key make the relay send many copies at once).
+//! `GET /bench/signing`: CPU per DKIM signature measured inside the runtime,
+//! served only with `BENCH_ROUTES=on` (off by default; never enable it in
+//! production, it spends CPU on request).
 //!
-//! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off`: prepares N
-//! signed copies of the posted message (untimed), then delivers them over one
-//! SMTP session through the same driver the queue consumer uses (the first
-//! healthy upstream), and answers the elapsed milliseconds. The query
-//! switches override `SMTP_PIPELINING` for this request only, so one worker
-//! can measure pipelined and lock-step sessions side by side. Nothing is stored or
-//! queued. Must not: hold any rule of its own about email.
+//! `?signer=webcrypto-rsa|rust-rsa|ed25519&n=50` signs the same prepared DKIM
+//! data `n` times with the first configured key of that algorithm, after one
+//! untimed warm-up (the WebCrypto key import), and answers the elapsed time
+//! and the signature, so signers can be compared byte for byte.
 
-use worker::{Env, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use worker::{Request, Response};
 
-use crate::api::bench::BenchSmtpRequest;
-use crate::api::{ApiError, AuthenticatedKey, send};
-use crate::delivery::{AttemptResult, DeliveryJob};
+use crate::api::ApiError;
+use crate::config::Settings;
+use crate::message::{DkimAlgorithm, DkimKey, PendingSignature, UnsignedMessage};
 
-use super::{Loaded, http, internal, now_ms, random, smtp_driver};
+use super::{http, internal, signing};
 
-/// Whether the bench routes answer; otherwise they do not exist (404).
-pub fn enabled(loaded: &Loaded) -> bool {
-    loaded.settings.bench_routes
+/// Most signatures per request, so one call stays well inside a CPU limit.
+const MAX_ROUNDS: u32 = 500;
+
+/// A fixed message: the same signed data on every run.
+const SAMPLE: &[u8] = b"From: Bench <bench@example.com>\r\nTo: r@example.net\r\nSubject: bench\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <bench@example.com>\r\n\r\nbody\r\n";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Signer {
+    WebCryptoRsa,
+    RustRsa,
+    Ed25519,
 }
 
-pub async fn smtp(
-    env: &Env,
-    loaded: &Loaded,
-    key: &AuthenticatedKey,
-    query: &str,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    let params = BenchSmtpRequest::from_query(query)?;
-    let settings = &loaded.settings;
-    let mut jobs: Vec<DeliveryJob> = Vec::with_capacity(params.count);
-    for _ in 0..params.count {
-        let now = now_ms();
-        let prepared = send::prepare(body, key, settings, now / 1000, &random::bytes::<32>())?;
-        jobs.push(send::sign_natively(prepared, settings)?);
+fn key_for(settings: &Settings, algorithm: DkimAlgorithm) -> Option<(usize, &DkimKey)> {
+    settings
+        .dkim_keys
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.identity().algorithm == algorithm)
+}
+
+async fn sign_once(
+    signer: Signer,
+    index: usize,
+    key: &DkimKey,
+    pending: &PendingSignature,
+) -> Result<Vec<u8>, String> {
+    match signer {
+        Signer::WebCryptoRsa => {
+            signing::webcrypto_rsa_sign(index, key, pending.signed_data()).await
+        }
+        Signer::RustRsa | Signer::Ed25519 => key.sign(pending).map_err(|e| e.to_string()),
     }
-    let refs: Vec<&DeliveryJob> = jobs.iter().collect();
-    let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
+}
 
-    let started = now_ms();
-    let reports = smtp_driver::deliver_tuned(settings, env, &refs, &|config| {
-        config.use_pipelining = params.pipelining;
-        config.use_chunking = params.chunking;
-    })
-    .await;
-    let elapsed_ms = now_ms().saturating_sub(started);
+pub async fn signing(req: &Request, settings: &Settings) -> Result<Response, ApiError> {
+    let url = req.url().map_err(internal)?;
+    let mut signer_name = String::new();
+    let mut rounds: u32 = 50;
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "signer" => signer_name = value.into_owned(),
+            "n" => rounds = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let signer = match signer_name.as_str() {
+        "webcrypto-rsa" => Signer::WebCryptoRsa,
+        "rust-rsa" => Signer::RustRsa,
+        "ed25519" => Signer::Ed25519,
+        _ => {
+            return Err(ApiError::not_found(
+                "signer must be webcrypto-rsa, rust-rsa or ed25519",
+            ));
+        }
+    };
+    let rounds = rounds.min(MAX_ROUNDS);
+    let algorithm = if signer == Signer::Ed25519 {
+        DkimAlgorithm::Ed25519Sha256
+    } else {
+        DkimAlgorithm::RsaSha256
+    };
+    let (index, key) = key_for(settings, algorithm)
+        .ok_or_else(|| ApiError::not_found(format!("no {algorithm} key in DKIM_KEYS")))?;
+    let pending = UnsignedMessage::new(SAMPLE)
+        .prepare(key.identity(), 1_700_000_000)
+        .map_err(|e| ApiError::misconfigured(e.to_string()))?;
 
-    let delivered = reports
-        .iter()
-        .filter(|r| r.result == AttemptResult::Delivered)
-        .count();
-    let first_failure = reports
-        .iter()
-        .find(|r| r.result != AttemptResult::Delivered)
-        .map(|r| r.detail.clone());
+    let signature = sign_once(signer, index, key, &pending)
+        .await
+        .map_err(ApiError::misconfigured)?;
+    let started = js_sys::Date::now();
+    for _ in 0..rounds {
+        sign_once(signer, index, key, &pending)
+            .await
+            .map_err(ApiError::misconfigured)?;
+    }
+    let elapsed_ms = js_sys::Date::now() - started;
     http::json(
         200,
         &serde_json::json!({
-            "count": params.count,
-            "delivered": delivered,
+            "signer": signer_name,
+            "n": rounds,
             "elapsed_ms": elapsed_ms,
-            "mime_bytes": mime_bytes,
-            "pipelining": params.pipelining,
-            "chunking": params.chunking,
-            "first_failure": first_failure,
+            "per_signature_ms": if rounds > 0 { elapsed_ms / f64::from(rounds) } else { 0.0 },
+            "signed_data": STANDARD.encode(pending.signed_data()),
+            "signature": STANDARD.encode(signature),
         }),
     )
     .map_err(internal)

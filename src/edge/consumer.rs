@@ -3,14 +3,16 @@
 //!
 //! Retries are new queue messages carrying the attempt count and only the
 //! recipients still pending, so a recipient that already accepted the message
-//! is never sent it again by our own retries.
+//! is never sent it again by our own retries. Delivery and settlement live in
+//! `lifecycle`; messages from other Workers are taken in by `producer_intake`.
 
 use worker::{Env, MessageBatch, MessageBuilder, MessageExt, RawMessage};
 
-use crate::delivery::{AttemptReport, Decision, DeliveryJob, QueueBody, RetryPolicy};
+use crate::delivery::{DeliveryJob, QueueBody};
 
+use super::ledger::Ledger;
 use super::store::Store;
-use super::{DATABASE, DEAD_LETTER_QUEUE, JOBS_QUEUE, load, now_ms, random, smtp_driver};
+use super::{DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -36,18 +38,28 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     };
     let store = Store::new(env.d1(DATABASE)?);
     if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&batch, &store).await;
+        return record_dead_letters(&env, &batch, &store).await;
     }
 
+    let ledger = Ledger::new(env.d1(DATABASE)?);
     let mut work: Vec<(RawMessage, DeliveryJob)> = Vec::new();
     for raw in batch.raw_iter() {
         let text = body_text(&raw);
         match QueueBody::from_json(&text) {
-            Ok(QueueBody::Deliver { job, .. }) => {
-                // A redelivered message that already reached an end state is done.
-                match store.status_of(&job.id).await {
-                    Ok(Some(s)) if s == "delivered" || s == "failed" || s == "unknown" => raw.ack(),
-                    _ => work.push((raw, job)),
+            // Recipients already recorded are skipped in `lifecycle`.
+            Ok(QueueBody::Deliver { job, .. }) => work.push((raw, job)),
+            Ok(QueueBody::Send {
+                producer, message, ..
+            }) => {
+                let id = raw.id();
+                let taken = producer_intake::intake(
+                    &env, &loaded, &store, &ledger, &id, &producer, &message, &text,
+                )
+                .await;
+                match taken {
+                    Ok(Some(job)) => work.push((raw, job)),
+                    Ok(None) => raw.ack(),
+                    Err(()) => raw.retry(),
                 }
             }
             Ok(QueueBody::DeadLetter { .. }) => {
@@ -70,89 +82,38 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         return Ok(());
     }
 
-    let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, j)| j).collect();
-    let reports = smtp_driver::deliver(&loaded.settings, &env, &jobs).await;
-    let policy = RetryPolicy::new(loaded.settings.retry);
-    for ((raw, job), report) in work.into_iter().zip(reports) {
-        settle(&env, &store, &policy, &raw, job, report).await;
+    // Bodies kept in the bucket are fetched now. Retries and dead letters
+    // carry only the reference (see `DeliveryJob::for_queue`).
+    let (kept, ready, missing) = bodies::load_all(&env, work).await;
+    for (raw, job, reason) in missing {
+        let id = job.id.clone();
+        dead_letter(&env, &reason, Some(job), None).await;
+        if let Err(e) = store
+            .record_attempt(&id, "failed", false, "failed", Some(&reason), now_ms())
+            .await
+        {
+            worker::console_error!("edgerelay: could not record a lost body: {e}");
+        }
+        raw.ack();
     }
-    Ok(())
+    let work: Vec<(RawMessage, DeliveryJob)> = kept
+        .into_iter()
+        .zip(ready)
+        .map(|((raw, _), whole)| (raw, whole))
+        .collect();
+    if work.is_empty() {
+        return Ok(());
+    }
+    lifecycle::deliver_batch(&env, &loaded, &store, work).await
 }
 
-async fn settle(
+pub(crate) async fn dead_letter(
     env: &Env,
-    store: &Store,
-    policy: &RetryPolicy,
-    raw: &RawMessage,
-    job: DeliveryJob,
-    report: AttemptReport,
+    reason: &str,
+    job: Option<DeliveryJob>,
+    raw: Option<String>,
 ) {
-    let now = now_ms();
-    let attempt = job.attempt + 1;
-    let age = (now / 1000).saturating_sub(job.accepted_at);
-    let decision = policy.decide(&report.result, attempt, age, random::unit());
-    let detail = report.detail.as_str();
-    let recorded = match decision {
-        Decision::Delivered => {
-            store
-                .record_attempt(&job.id, "delivered", true, "delivered", Some(detail), now)
-                .await
-        }
-        Decision::Retry {
-            delay_seconds,
-            counts,
-        } => {
-            let next = DeliveryJob {
-                rcpt_to: report.remaining.clone(),
-                attempt: if counts { attempt } else { job.attempt },
-                ..job.clone()
-            };
-            let queued = match env.queue(JOBS_QUEUE) {
-                Ok(q) => q
-                    .send(
-                        MessageBuilder::new(QueueBody::deliver(next).to_json())
-                            .delay_seconds(delay_seconds)
-                            .build(),
-                    )
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            };
-            if !queued {
-                // Let the platform redeliver this very message instead.
-                raw.retry_with_options(
-                    &worker::QueueRetryOptionsBuilder::new()
-                        .with_delay_seconds(delay_seconds)
-                        .build(),
-                );
-                return;
-            }
-            let detail = format!("{detail}; next attempt in {delay_seconds} s");
-            store
-                .record_attempt(&job.id, "deferred", counts, "deferred", Some(&detail), now)
-                .await
-        }
-        Decision::Fail(reason) => {
-            let id = job.id.clone();
-            dead_letter(env, &reason, Some(job), None).await;
-            store
-                .record_attempt(&id, "failed", true, "failed", Some(&reason), now)
-                .await
-        }
-        Decision::Unknown(reason) => {
-            store
-                .record_attempt(&job.id, "unknown", true, "unknown", Some(&reason), now)
-                .await
-        }
-    };
-    if let Err(e) = recorded {
-        worker::console_error!("edgerelay: could not record the outcome of a delivery: {e}");
-    }
-    raw.ack();
-}
-
-async fn dead_letter(env: &Env, reason: &str, job: Option<DeliveryJob>, raw: Option<String>) {
-    let body = QueueBody::dead_letter(reason, job, raw).to_json();
+    let body = QueueBody::dead_letter(reason, job.map(|j| j.for_queue()), raw).to_json();
     let sent = match env.queue(DEAD_LETTER_QUEUE) {
         Ok(q) => q
             .send(MessageBuilder::new(body).build())
@@ -165,8 +126,33 @@ async fn dead_letter(env: &Env, reason: &str, job: Option<DeliveryJob>, raw: Opt
     }
 }
 
+/// Dead-letters a message recorded without a job (a producer's message that
+/// failed validation), naming the message so the reason lands on its record.
+pub(crate) async fn dead_letter_message(
+    env: &Env,
+    reason: &str,
+    message_id: &str,
+    raw: Option<String>,
+) {
+    let mut body = QueueBody::dead_letter(reason, None, raw);
+    if let QueueBody::DeadLetter { letter, .. } = &mut body {
+        letter.message_id = Some(message_id.to_string());
+    }
+    let sent = match env.queue(DEAD_LETTER_QUEUE) {
+        Ok(q) => q
+            .send(MessageBuilder::new(body.to_json()).build())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");
+    }
+}
+
 /// The dead-letter queue's consumer: whatever arrives is recorded, then acked.
 async fn record_dead_letters(
+    env: &Env,
     batch: &MessageBatch<serde_json::Value>,
     store: &Store,
 ) -> worker::Result<()> {
@@ -176,8 +162,15 @@ async fn record_dead_letters(
         let result = match QueueBody::from_json(&text) {
             Ok(QueueBody::DeadLetter { letter, .. }) => match letter.job {
                 Some(job) => {
+                    bodies::release(env, job.body_ref.as_deref()).await;
                     store
                         .add_event(&job.id, "dead_lettered", Some(&letter.reason), now)
+                        .await
+                }
+                None if letter.message_id.is_some() => {
+                    let id = letter.message_id.as_deref().unwrap_or_default();
+                    store
+                        .add_event(id, "dead_lettered", Some(&letter.reason), now)
                         .await
                 }
                 None => {
@@ -188,8 +181,15 @@ async fn record_dead_letters(
                     Ok(())
                 }
             },
+            Ok(QueueBody::Send { producer, .. }) => {
+                worker::console_warn!(
+                    "edgerelay: a message from producer `{producer}` was dead-lettered by the platform"
+                );
+                Ok(())
+            }
             // Moved here by the platform after repeated crashes of the consumer.
             Ok(QueueBody::Deliver { job, .. }) => {
+                bodies::release(env, job.body_ref.as_deref()).await;
                 store
                     .record_attempt(
                         &job.id,

@@ -4,11 +4,21 @@
 //! moves bytes between the platform and the core. Exists only on wasm32.
 
 mod accept;
+mod batch;
 mod bench;
+mod bench_smtp;
+mod bodies;
 mod consumer;
+mod forms;
 mod health_store;
 mod http;
+mod idempotent;
+mod ledger;
+mod lifecycle;
+mod message_views;
+mod producer_intake;
 mod random;
+mod signing;
 mod smtp_driver;
 mod store;
 
@@ -17,13 +27,17 @@ use std::rc::Rc;
 
 use worker::{Context, Env, MessageBatch, Method, Request, Response, Result, event};
 
-use crate::api::{ApiError, ApiKeys};
+use crate::api::{ApiError, ApiKeys, send};
 use crate::config::{ConfigError, Settings};
 
 /// Binding names, as in wrangler.toml.
 pub(crate) const JOBS_QUEUE: &str = "JOBS";
 pub(crate) const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
 pub(crate) const DATABASE: &str = "DB";
+pub(crate) const BODIES_BUCKET: &str = "BODIES";
+
+/// The API description, served as `GET /openapi.json`.
+const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Parsed settings, kept for the isolate's life: env does not change under a
 /// running isolate, and parsing keys on every request would waste CPU.
@@ -74,27 +88,75 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
         (Method::Get, ["health"]) => {
             http::json(200, &serde_json::json!({"ok": true})).map_err(internal)
         }
+        (Method::Get, ["openapi.json"]) => {
+            let mut resp = Response::ok(OPENAPI).map_err(internal)?;
+            resp.headers_mut()
+                .set("Content-Type", "application/json")
+                .map_err(internal)?;
+            Ok(resp)
+        }
+        (Method::Options, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::preflight(&req, &loaded).map_err(internal)
+        }
+        (Method::Post, ["v1", "forms", "submit"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            forms::submit(req, &env, &loaded).await.map_err(internal)
+        }
+        // Secret keys belong on servers. A page (which always sends Origin)
+        // holding one has leaked it; refuse before looking at the key.
+        (_, ["v1", ..]) if header(&req, "Origin").is_some() => Err(ApiError::forbidden(
+            "secret_key_in_browser",
+            "Authorization",
+            "secret API keys must not be used from a browser; use a publishable key with /v1/forms/submit",
+        )),
         (Method::Post, ["v1", "messages"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            let body = req
-                .bytes()
-                .await
-                .map_err(|e| ApiError::malformed(e.to_string()))?;
-            accept::accept(&env, &loaded, &key, &body).await
+            let idempotency_key = crate::api::idempotency::parse_key(
+                header(&req, crate::api::idempotency::HEADER).as_deref(),
+            )?;
+            let body = read_body(&mut req, &loaded).await?;
+            match idempotency_key {
+                Some(k) => idempotent::accept_once(&env, &loaded, &key, &body, &k).await,
+                None => accept::accept(&env, &loaded, &key, &body).await,
+            }
+        }
+        (Method::Get, ["v1", "messages"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            message_views::list(&env, &key, &url).await
+        }
+        (Method::Post, ["v1", "messages", "batch"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let body = read_body(&mut req, &loaded).await?;
+            batch::accept_batch(&env, &loaded, &key, &body).await
+        }
+        (Method::Get, ["bench", "signing"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            if !loaded.settings.bench_routes {
+                return Err(ApiError::not_found(format!("no route for {path}")));
+            }
+            bench::signing(&req, &loaded.settings).await
         }
         (Method::Get, ["v1", "messages", id]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            accept::status(&env, &key, id).await
+            message_views::detail(&env, &key, id).await
         }
         (Method::Post, ["bench", "smtp"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            if !bench::enabled(&loaded) {
+            if !bench_smtp::enabled(&loaded) {
                 return Err(ApiError::not_found(format!("no route for {path}")));
             }
             let key = loaded
@@ -110,12 +172,26 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .bytes()
                 .await
                 .map_err(|e| ApiError::malformed(e.to_string()))?;
-            bench::smtp(&env, &loaded, &key, &query, &body).await
+            bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
-        (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("POST")),
+        (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("GET, POST")),
         (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
+}
+
+/// The request body, refused with 413 before it is parsed when the declared
+/// or actual size is over the limit.
+async fn read_body(req: &mut Request, loaded: &Loaded) -> std::result::Result<Vec<u8>, ApiError> {
+    if let Some(declared) = header(req, "Content-Length").and_then(|v| v.trim().parse().ok()) {
+        send::check_request_size(declared, &loaded.settings)?;
+    }
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| ApiError::malformed(e.to_string()))?;
+    send::check_request_size(body.len(), &loaded.settings)?;
+    Ok(body)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

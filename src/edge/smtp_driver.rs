@@ -30,17 +30,30 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
+#[allow(dead_code)]
 pub async fn deliver(settings: &Settings, env: &Env, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
-    deliver_tuned(settings, env, jobs, &|_| {}).await
+    deliver_with(settings, env, jobs, &|_, _| {}).await
 }
 
-/// [`deliver`], with `tune` adjusting each session's configuration after it is
-/// derived from the settings (the benchmark route switches pipelining per
-/// request this way, to compare both in one run).
+/// [`deliver`], calling `on_done(job index, outcome)` the moment each SMTP
+/// transaction completes, so the caller can record it before the session ends.
+pub async fn deliver_with(
+    settings: &Settings,
+    env: &Env,
+    jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
+) -> Vec<AttemptReport> {
+    deliver_tuned(settings, env, jobs, on_done, &|_| {}).await
+}
+
+/// [`deliver_with`], with `tune` adjusting each session's configuration after
+/// it is derived from the settings (the benchmark route switches pipelining
+/// per request this way, to compare both in one run).
 pub async fn deliver_tuned(
     settings: &Settings,
     env: &Env,
     jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<AttemptReport> {
     let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
@@ -53,7 +66,18 @@ pub async fn deliver_tuned(
         };
         let is_last = n + 1 == order.len();
         let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let (outcomes, failure) = run_session(upstream, settings, &batch, tune).await;
+        let (outcomes, failure) = run_session(
+            upstream,
+            settings,
+            &batch,
+            &|pos, o| {
+                if let Some(&index) = pending.get(pos) {
+                    on_done(index, o)
+                }
+            },
+            tune,
+        )
+        .await;
         let verdict = SessionVerdict::from_session_end(failure.as_ref());
         health
             .record(index, &verdict, &settings.upstream_health, now_ms())
@@ -102,6 +126,7 @@ async fn run_session(
     upstream: &Upstream,
     settings: &Settings,
     jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> (Vec<Option<TransactionOutcome>>, Option<Outcome>) {
     let mut config = session_config(upstream, settings);
@@ -152,7 +177,12 @@ async fn run_session(
                         None => session.handle_tls_failed("TLS handshake timed out", now_ms()),
                     }
                 }
-                Event::TransactionDone(outcome) => store(&mut outcomes, outcome),
+                Event::TransactionDone(outcome) => {
+                    if let Ok(pos) = usize::try_from(outcome.id) {
+                        on_done(pos, &outcome);
+                    }
+                    store(&mut outcomes, outcome)
+                }
                 Event::Closed { failure: f } => failure = f,
             }
             continue;

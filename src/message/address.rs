@@ -329,6 +329,7 @@ impl Mailbox {
     /// Parses `Ada Lovelace <ada@example.com>`, `"Lovelace, Ada" <ada@example.com>`,
     /// `<ada@example.com>` or `ada@example.com`.
     pub fn parse(input: &str) -> Result<Mailbox, AddressError> {
+        check_no_line_breaks(input)?;
         let input = input.trim();
         match input.rfind('<') {
             None => Ok(Mailbox {
@@ -350,6 +351,10 @@ impl Mailbox {
 
     /// Builds a mailbox from separately supplied parts (the JSON object form).
     pub fn from_parts(name: Option<&str>, email: &str) -> Result<Mailbox, AddressError> {
+        check_no_line_breaks(email)?;
+        if let Some(name) = name {
+            check_no_line_breaks(name)?;
+        }
         let address = EmailAddress::parse(email.trim())?;
         Mailbox::new(name.map(|n| n.trim().to_string()), address)
     }
@@ -367,6 +372,16 @@ impl Mailbox {
 
     pub fn requires_smtputf8(&self) -> bool {
         self.address.requires_smtputf8()
+    }
+}
+
+/// CR, LF and NUL are refused anywhere in the caller's text, before any
+/// trimming: surrounding whitespace is forgiven, line breaks never are, so a
+/// request that tried to split a header is reported as such.
+fn check_no_line_breaks(input: &str) -> Result<(), AddressError> {
+    match input.chars().find(|&c| is_injection_char(c)) {
+        Some(c) => Err(AddressError::ForbiddenCharacter(c)),
+        None => Ok(()),
     }
 }
 
@@ -574,6 +589,11 @@ mod tests {
             ),
             ("Ada\u{1b}[31m <ada@example.com>", "invalid_display_name"),
             ("Ada <ada@example.com\r\n>", "header_injection"),
+            // Line breaks at the edges would be trimmed away; they are refused.
+            ("Ada\r <ada@example.com>", "header_injection"),
+            ("ada@example.com\r\n", "header_injection"),
+            ("\nada@example.com", "header_injection"),
+            ("ada@example.com\u{0}", "header_injection"),
             ("Ada <>", "empty"),
         ] {
             match Mailbox::parse(input) {
@@ -583,6 +603,14 @@ mod tests {
         }
         let error = Mailbox::from_parts(Some("Ada\nLovelace"), "ada@example.com").unwrap_err();
         assert!(error.is_injection());
+        for (name, email) in [
+            (Some("Ada\r"), "ada@example.com"),
+            (None, "ada@example.com\n"),
+            (Some("Ada"), "\r\nada@example.com"),
+        ] {
+            let error = Mailbox::from_parts(name, email).unwrap_err();
+            assert!(error.is_injection(), "{name:?} {email:?}: {error}");
+        }
     }
 
     #[test]

@@ -25,3 +25,6 @@ pub use error::{
 };
 pub use request::{Disposition, SendRequest, Tag};
 pub use validate::{Attachment, CustomHeader, Limits, Message};
+
+#[cfg(test)]
+mod header_safety_tests;

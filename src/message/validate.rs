@@ -30,6 +30,9 @@ pub struct Limits {
     pub max_header_value_bytes: usize,
     pub max_attachments: usize,
     pub max_tags: usize,
+    /// Serialised size of the `metadata` object, which rides along with the
+    /// message in queue messages and event records.
+    pub max_metadata_bytes: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +45,7 @@ impl Default for Limits {
             max_header_value_bytes: 998,
             max_attachments: 50,
             max_tags: 20,
+            max_metadata_bytes: 4096,
         }
     }
 }
@@ -235,6 +239,19 @@ impl SendRequest {
             &mut errors,
         );
         let tags = tags(self.tags.as_ref(), limits, &mut errors);
+        if let Some(metadata) = &self.metadata {
+            let size = serde_json::to_string(metadata).map_or(usize::MAX, |s| s.len());
+            if size > limits.max_metadata_bytes {
+                errors.push(FieldError::new(
+                    "metadata",
+                    "too_long",
+                    format!(
+                        "is {size} bytes as JSON; the limit is {}",
+                        limits.max_metadata_bytes
+                    ),
+                ));
+            }
+        }
 
         let estimated_size = self.subject.as_ref().map_or(0, String::len)
             + self.text.as_ref().map_or(0, String::len)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,7 @@ from upstream import Upstream, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+READY_LINE = re.compile(r"Ready on (http://127\.0\.0\.1:\d+)")
 SENDER_DOMAIN = "example.com"
 SELECTOR = "e2e"
 
@@ -115,7 +117,7 @@ def wrangler_env(tls_paths) -> dict:
     )
 
 
-def test_config(directory: Path, vars_: dict) -> Path:
+def test_config(directory: Path, vars_: dict, overrides: dict | None = None) -> Path:
     """wrangler.toml as deployed, minus the build step (the tests run the
     already-built worker), with test vars and secrets as plain vars."""
     with open(ROOT / "wrangler.toml", "rb") as f:
@@ -125,6 +127,7 @@ def test_config(directory: Path, vars_: dict) -> Path:
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}
+    config.update(overrides or {})
     path = directory / "wrangler.json"
     path.write_text(json.dumps(config))
     return path
@@ -150,7 +153,11 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
     with the given upstream URL and extra vars."""
     started = []
 
-    def start(upstream_url: str, **extra_vars):
+    def start(upstream_url: str, primary_configs=(), config_overrides: dict | None = None,
+              **extra_vars):
+        """`primary_configs`: other Workers' configs run in the same local
+        runtime (sharing queues), the first of them answering HTTP.
+        `config_overrides`: top-level wrangler configuration keys to replace."""
         vars_ = {
             "API_KEYS": json.dumps([{
                 "id": "e2e",
@@ -165,24 +172,32 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         }
         vars_.update(extra_vars)
         directory = tmp_path_factory.mktemp("worker")
-        config = test_config(directory, vars_)
+        config = test_config(directory, vars_, config_overrides)
         shutil.copytree(migrated_state, directory / "state")
-        port = free_port()
         log_path = directory / "wrangler.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
-            [str(WRANGLER), "dev", "-c", str(config), "--persist-to", str(directory / "state"),
-             "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false",
+            [str(WRANGLER), "dev", *[a for c in primary_configs for a in ("-c", str(c))],
+             "-c", str(config), "--persist-to", str(directory / "state"),
+             # Port 0: wrangler binds a free port itself and names it in its
+             # "Ready on" line, so parallel runs never race for a port.
+             "--ip", "127.0.0.1", "--port", "0", "--inspector-port", "0",
+             "--show-interactive-dev-session=false",
              "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=wrangler_env(tls_paths), cwd=directory, start_new_session=True,
         )
-        worker = Worker(f"http://127.0.0.1:{port}", proc, api_key, log_path)
+        worker = Worker("", proc, api_key, log_path)
         started.append(worker)
 
         def ready():
             if proc.poll() is not None:
                 raise RuntimeError(f"wrangler dev exited with {proc.returncode}:\n{worker.log()}")
+            if not worker.url:
+                found = READY_LINE.search(worker.log())
+                if not found:
+                    return False
+                worker.url = found.group(1)
             try:
                 with urllib.request.urlopen(worker.url + "/health", timeout=2) as r:
                     return r.status == 200

@@ -40,6 +40,8 @@ class Behaviour:
     # advertise PIPELINING (aiosmtpd reads commands one by one from its
     # buffer, so it serves pipelined clients; it just does not announce it)
     pipelining: bool = False
+    # recipient address -> [n, reply]: answer its first n RCPTs with reply
+    rcpt_failures_first: dict = field(default_factory=dict)
 
 
 class RecordingHandler:
@@ -62,6 +64,10 @@ class RecordingHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
             self.rcpt_commands.append(address)
+            first = self.behaviour.rcpt_failures_first.get(address)
+            if first and first[0] > 0:
+                first[0] -= 1
+                return first[1]
         reply = self.behaviour.rcpt_replies.get(address)
         if reply and not reply.startswith("250"):
             return reply
@@ -175,3 +181,7 @@ class Upstream:
     def messages(self) -> list[Received]:
         with self.handler.lock:
             return list(self.handler.messages)
+
+    def deliveries_to(self, address: str) -> int:
+        """How many accepted messages named this recipient."""
+        return sum(m.rcpt_tos.count(address) for m in self.messages)

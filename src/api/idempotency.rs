@@ -1,0 +1,201 @@
+//! `Idempotency-Key`: the rules for repeating a send safely.
+//!
+//! The same key with the same body within 24 hours gets the first answer
+//! again (same id, same status code); the same key with a different body is a
+//! 409. Keys are scoped per API key, so two callers cannot collide. Which of
+//! two concurrent duplicates goes first is decided by the store's uniqueness
+//! constraint, not here.
+//! Must not: perform I/O; the edge claims, reads and completes keys.
+
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+
+/// The request header.
+pub const HEADER: &str = "Idempotency-Key";
+
+/// How long a key is remembered.
+pub const WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Longest key accepted (Stripe and the IETF draft use similar bounds).
+pub const MAX_KEY_LEN: usize = 255;
+
+/// Reads the header: absent is fine, present must be 1 to 255 visible ASCII
+/// characters (so it can be logged and stored without escaping).
+pub fn parse_key(header: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = header else {
+        return Ok(None);
+    };
+    let key = raw.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid_field(
+            HEADER,
+            "invalid_idempotency_key",
+            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// What identifies "the same request": the body's SHA-256, in hex.
+pub fn fingerprint(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Keys created before this time are forgotten and may be claimed anew.
+pub fn expired_before(now_ms: u64) -> u64 {
+    now_ms.saturating_sub(WINDOW_MS)
+}
+
+/// A key as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub fingerprint: String,
+    /// Set once the first request has its answer.
+    pub response: Option<(u16, String)>,
+}
+
+/// What to do with a request whose key is already held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Answer exactly this, again.
+    Answer { status: u16, body: String },
+    /// The first request with this key is still running; ask again shortly.
+    InProgress(ApiError),
+    /// The key was used for another body.
+    Conflict(ApiError),
+}
+
+/// Decides the answer to a request whose key is already held.
+pub fn replay(stored: &StoredKey, fingerprint: &str) -> Replay {
+    if stored.fingerprint != fingerprint {
+        return Replay::Conflict(ApiError::conflict(
+            "idempotency_key_reused",
+            HEADER,
+            "this Idempotency-Key was already used with a different request body; \
+             use a new key for a new message",
+        ));
+    }
+    match &stored.response {
+        Some((status, body)) => Replay::Answer {
+            status: *status,
+            body: body.clone(),
+        },
+        None => {
+            let mut e = ApiError::conflict(
+                "idempotency_key_in_use",
+                HEADER,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            );
+            e.retry_after = Some(1);
+            Replay::InProgress(e)
+        }
+    }
+}
+
+/// Only successful answers are remembered: after an error nothing was
+/// accepted, so the caller's retry with the same key must run again.
+pub fn remembers(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_header_table() {
+        let long = "k".repeat(MAX_KEY_LEN);
+        let too_long = "k".repeat(MAX_KEY_LEN + 1);
+        type Row<'a> = (Option<&'a str>, Result<Option<&'a str>, ()>);
+        let table: Vec<Row> = vec![
+            (None, Ok(None)),
+            (Some("order-42"), Ok(Some("order-42"))),
+            (Some("  padded  "), Ok(Some("padded"))),
+            (Some(long.as_str()), Ok(Some(long.as_str()))),
+            (Some(""), Err(())),
+            (Some("   "), Err(())),
+            (Some(too_long.as_str()), Err(())),
+            (Some("has space"), Err(())),
+            (Some("crlf\r\nX-Injected: 1"), Err(())),
+            (Some("ünïcode"), Err(())),
+        ];
+        for (input, expected) in table {
+            let got = parse_key(input);
+            match expected {
+                Ok(v) => assert_eq!(got.unwrap().as_deref(), v, "{input:?}"),
+                Err(()) => {
+                    let e = got.unwrap_err();
+                    assert_eq!(e.status, 422, "{input:?}");
+                    assert_eq!(e.field.as_deref(), Some(HEADER));
+                    assert_eq!(e.details[0].rule, "invalid_idempotency_key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fingerprints_tell_bodies_apart() {
+        let a = fingerprint(br#"{"to":"a@x.net"}"#);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fingerprint(br#"{"to":"a@x.net"}"#));
+        assert_ne!(a, fingerprint(br#"{"to":"b@x.net"}"#));
+        // The known digest of the empty input.
+        assert_eq!(
+            fingerprint(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn replay_table() {
+        let done = StoredKey {
+            fingerprint: "aa".into(),
+            response: Some((202, r#"{"id":"m1"}"#.into())),
+        };
+        let running = StoredKey {
+            fingerprint: "aa".into(),
+            response: None,
+        };
+        assert_eq!(
+            replay(&done, "aa"),
+            Replay::Answer {
+                status: 202,
+                body: r#"{"id":"m1"}"#.into()
+            }
+        );
+        match replay(&done, "bb") {
+            Replay::Conflict(e) => {
+                assert_eq!((e.status, e.rule), (409, "idempotency_key_reused"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match replay(&running, "aa") {
+            Replay::InProgress(e) => {
+                assert_eq!((e.status, e.rule), (409, "idempotency_key_in_use"));
+                assert_eq!(e.retry_after, Some(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A different body loses even while the first is running.
+        assert!(matches!(replay(&running, "bb"), Replay::Conflict(_)));
+    }
+
+    #[test]
+    fn only_successes_are_remembered_for_a_day() {
+        for (status, kept) in [
+            (200, true),
+            (202, true),
+            (409, false),
+            (422, false),
+            (503, false),
+        ] {
+            assert_eq!(remembers(status), kept, "{status}");
+        }
+        assert_eq!(expired_before(WINDOW_MS + 5), 5);
+        assert_eq!(expired_before(3), 0);
+    }
+}

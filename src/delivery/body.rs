@@ -1,0 +1,158 @@
+//! Where a signed message travels: inside the queue message, or, when it is
+//! too large for one, as an object in the bodies bucket (R2) that the queue
+//! message names.
+//!
+//! Owns the decision and the object naming. Must not: talk to R2 or the queue;
+//! the edge stores and fetches what this module says.
+
+use super::job::{DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
+
+/// A signed message to store in the bodies bucket before the job is enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalBody {
+    /// Object key, also written into the job's `body_ref`.
+    pub key: String,
+    /// The signed message, exactly as it goes on the wire.
+    pub mime: String,
+}
+
+/// A job in the form it is enqueued, with the body to store first, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePlacement {
+    pub job: DeliveryJob,
+    pub external: Option<ExternalBody>,
+}
+
+/// The object key of a message's body. Ids are hex, so the key needs no escaping.
+pub fn body_key(id: &str) -> String {
+    format!("bodies/{id}.eml")
+}
+
+/// Keeps the job whole when its queue message fits [`QUEUE_BODY_LIMIT`];
+/// otherwise moves the MIME out. The limit is checked on the serialised queue
+/// message, not the MIME, because JSON escaping grows it (CRLF becomes
+/// `\r\n`, quotes and backslashes double).
+pub fn place(job: DeliveryJob) -> QueuePlacement {
+    if job.body_ref.is_some() || queue_message_len(&job) <= QUEUE_BODY_LIMIT {
+        return QueuePlacement {
+            job,
+            external: None,
+        };
+    }
+    let key = body_key(&job.id);
+    let mut job = job;
+    let mime = std::mem::take(&mut job.mime);
+    job.body_ref = Some(key.clone());
+    QueuePlacement {
+        job,
+        external: Some(ExternalBody { key, mime }),
+    }
+}
+
+/// Length in bytes of the job's queue message.
+pub fn queue_message_len(job: &DeliveryJob) -> usize {
+    // The body is cloned only to measure it; jobs near the limit are rare
+    // next to the SMTP and signing work each one costs.
+    QueueBody::deliver(job.clone()).to_json().len()
+}
+
+impl DeliveryJob {
+    /// The job with its body put back, for delivery. The stored reference is
+    /// kept so the consumer knows what to delete once the message is done.
+    pub fn with_body(&self, mime: String) -> DeliveryJob {
+        DeliveryJob {
+            mime,
+            ..self.clone()
+        }
+    }
+
+    /// The job as it may travel through a queue again (a retry, a dead
+    /// letter): a body kept in the bucket stays there, only its reference travels.
+    pub fn for_queue(&self) -> DeliveryJob {
+        match self.body_ref {
+            Some(_) => self.with_body(String::new()),
+            None => self.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_body_never_travels_again() {
+        let mut stored = job("x".repeat(200_000));
+        stored.body_ref = Some("bodies/0123abcd".into());
+        assert_eq!(stored.for_queue().mime, "");
+        assert_eq!(
+            stored.for_queue().body_ref.as_deref(),
+            Some("bodies/0123abcd")
+        );
+        let inline = job("small".into());
+        assert_eq!(inline.for_queue(), inline);
+    }
+
+    fn job(mime: String) -> DeliveryJob {
+        DeliveryJob {
+            id: "0123abcd".into(),
+            key_id: "backend".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: vec!["b@example.org".into()],
+            mime,
+            smtputf8: false,
+            accepted_at: 1_700_000_000,
+            attempt: 0,
+            body_ref: None,
+            tags: Vec::new(),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn placement_follows_the_serialised_size() {
+        // Each CRLF costs four bytes once escaped, so a MIME body under the
+        // limit can still overflow the queue message.
+        let crlf_heavy = "\r\n".repeat(QUEUE_BODY_LIMIT / 3);
+        assert!(crlf_heavy.len() < QUEUE_BODY_LIMIT);
+        let table = [
+            ("small".to_string(), false),
+            ("x".repeat(QUEUE_BODY_LIMIT - 1024), false),
+            ("x".repeat(QUEUE_BODY_LIMIT), true),
+            (crlf_heavy, true),
+        ];
+        for (mime, external) in table {
+            let len = mime.len();
+            let placed = place(job(mime.clone()));
+            assert_eq!(placed.external.is_some(), external, "{len} bytes");
+            if external {
+                let body = placed.external.unwrap();
+                assert_eq!(body.mime, mime);
+                assert_eq!(body.key, "bodies/0123abcd.eml");
+                assert_eq!(placed.job.body_ref.as_deref(), Some("bodies/0123abcd.eml"));
+                assert!(placed.job.mime.is_empty());
+            } else {
+                assert_eq!(placed.job.mime, mime);
+                assert_eq!(placed.job.body_ref, None);
+            }
+            assert!(queue_message_len(&placed.job) <= QUEUE_BODY_LIMIT);
+        }
+    }
+
+    #[test]
+    fn a_stored_body_round_trips_through_the_queue_format() {
+        let placed = place(job("y".repeat(QUEUE_BODY_LIMIT + 1)));
+        let json = QueueBody::deliver(placed.job.clone()).to_json();
+        assert!(json.contains(r#""body_ref":"bodies/0123abcd.eml""#));
+        let Ok(QueueBody::Deliver { job: read, .. }) = QueueBody::from_json(&json) else {
+            panic!("not a deliver body: {json}");
+        };
+        let mime = placed.external.unwrap().mime;
+        let whole = read.with_body(mime.clone());
+        assert_eq!(whole.mime, mime);
+        assert_eq!(whole.body_ref.as_deref(), Some("bodies/0123abcd.eml"));
+        // A small job's wire form is unchanged: no body_ref key at all.
+        let small = QueueBody::deliver(job("hi".into())).to_json();
+        assert!(!small.contains("body_ref"));
+    }
+}

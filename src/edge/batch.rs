@@ -1,0 +1,26 @@
+//! `POST /v1/messages/batch`: each item accepted on its own through the
+//! single-message path; the answer lists every item's result (see
+//! [`crate::api::batch`] for the shape).
+
+use worker::{Env, Response};
+
+use crate::api::batch::{self, BATCH_STATUS};
+use crate::api::{ApiError, AuthenticatedKey};
+
+use super::{Loaded, accept, http, internal};
+
+pub async fn accept_batch(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let items = batch::split(body)?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    // One at a time: each item is a store and an enqueue, and the platform
+    // caps simultaneous outgoing calls per invocation.
+    for item in items {
+        outcomes.push(accept::accept_one(env, loaded, key, item.get().as_bytes()).await);
+    }
+    http::json(BATCH_STATUS, &batch::response(&outcomes)).map_err(internal)
+}

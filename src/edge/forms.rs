@@ -1,0 +1,198 @@
+//! `POST /v1/forms/submit`: a page sends a form with a publishable key.
+//!
+//! Order matters: origin and key first (cheap, and a refusal needs no body),
+//! then the rate limits (before any work a spammer could make us do), then the
+//! form itself, the honeypot, Turnstile, and finally the ordinary accept path.
+
+use wasm_bindgen::JsValue;
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::api::publishable::{FormConfig, FormOutcome};
+use crate::api::{ApiError, AuthenticatedKey, cors};
+
+use super::{Loaded, accept, http, internal, random};
+
+/// Rate Limiting bindings, as in wrangler.toml.
+const KEY_LIMITER: &str = "FORM_KEY_LIMITER";
+const IP_LIMITER: &str = "FORM_IP_LIMITER";
+/// The limiters count per minute; a refused caller waits at most that long.
+const LIMIT_PERIOD_SECONDS: u32 = 60;
+
+fn with_cors(resp: worker::Result<Response>, origin: Option<&str>) -> worker::Result<Response> {
+    let mut resp = resp?;
+    if let Some(origin) = origin {
+        for (name, value) in cors::response_headers(origin) {
+            resp.headers_mut().set(name, &value)?;
+        }
+    }
+    Ok(resp)
+}
+
+/// Answers a preflight: only for origins some form allows, and only for what the route uses.
+pub fn preflight(req: &Request, loaded: &Loaded) -> worker::Result<Response> {
+    let origin = header(req, "Origin");
+    let method = header(req, "Access-Control-Request-Method");
+    let headers = header(req, "Access-Control-Request-Headers");
+    match origin {
+        Some(o)
+            if loaded.settings.publishable.any_allows_origin(&o)
+                && cors::preflight_acceptable(method.as_deref(), headers.as_deref()) =>
+        {
+            let mut resp = Response::empty()?.with_status(204);
+            for (name, value) in cors::preflight_headers(&o) {
+                resp.headers_mut().set(name, &value)?;
+            }
+            Ok(resp)
+        }
+        _ => http::error(&ApiError::forbidden(
+            "origin_not_allowed",
+            "Origin",
+            "this origin may not call edgerelay from a browser",
+        )),
+    }
+}
+
+pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Result<Response> {
+    let origin = header(&req, "Origin");
+    // Errors carry CORS headers only for origins some form allows, so a page
+    // can show them; anyone else learns nothing.
+    let cors_origin = origin
+        .clone()
+        .filter(|o| loaded.settings.publishable.any_allows_origin(o));
+    let result = async {
+        let form = loaded
+            .settings
+            .publishable
+            .authenticate(header(&req, "Authorization").as_deref())?;
+        match origin.as_deref() {
+            Some(o) if form.allows_origin(o) => {}
+            _ => {
+                return Err(ApiError::forbidden(
+                    "origin_not_allowed",
+                    "Origin",
+                    "this publishable key may not be used from this origin",
+                ));
+            }
+        }
+        let ip = header(&req, "CF-Connecting-IP").unwrap_or_else(|| "unknown".to_string());
+        limit(env, KEY_LIMITER, format!("form:{}", form.id)).await?;
+        limit(env, IP_LIMITER, format!("form:{}:ip:{ip}", form.id)).await?;
+
+        // Refuse an oversized body before reading it.
+        let declared = header(&req, "Content-Length").and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > form.max_bytes) {
+            return Err(ApiError::too_large(
+                "",
+                format!("form submissions are limited to {} bytes", form.max_bytes),
+            ));
+        }
+        let body = req
+            .bytes()
+            .await
+            .map_err(|e| ApiError::malformed(e.to_string()))?;
+        match form.submission(&body)? {
+            FormOutcome::Discard => {
+                // Indistinguishable from an accepted submission.
+                let id: String = random::bytes::<16>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                http::json(202, &serde_json::json!({"id": id, "status": "queued"}))
+                    .map_err(internal)
+            }
+            FormOutcome::Send {
+                request,
+                turnstile_token,
+            } => {
+                if form.turnstile {
+                    verify_turnstile(loaded, turnstile_token.as_deref().unwrap_or(""), &ip).await?;
+                }
+                let key = form_sender(form);
+                accept::accept(env, loaded, &key, request.to_string().as_bytes()).await
+            }
+        }
+    }
+    .await;
+    let resp = match result {
+        Ok(r) => Ok(r),
+        Err(e) => http::error(&e),
+    };
+    with_cors(resp, cors_origin.as_deref())
+}
+
+/// A form sends as its own From domain and nothing else.
+fn form_sender(form: &FormConfig) -> AuthenticatedKey {
+    AuthenticatedKey {
+        id: format!("form:{}", form.id),
+        domains: vec![form.from_domain()],
+    }
+}
+
+async fn limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
+    let limiter = env.rate_limiter(binding).map_err(|_| {
+        ApiError::misconfigured(format!("the rate limiting binding {binding} is missing"))
+    })?;
+    let outcome = limiter.limit(key).await.map_err(internal)?;
+    if outcome.success {
+        Ok(())
+    } else {
+        let mut e = ApiError::rate_limited(LIMIT_PERIOD_SECONDS);
+        e.message = "too many submissions; try again later".to_string();
+        Err(e)
+    }
+}
+
+async fn verify_turnstile(loaded: &Loaded, token: &str, ip: &str) -> Result<(), ApiError> {
+    let secret = loaded
+        .settings
+        .turnstile_secret
+        .as_deref()
+        .ok_or_else(|| ApiError::misconfigured("TURNSTILE_SECRET is not set"))?;
+    let body = format!(
+        "secret={}&response={}&remoteip={}",
+        form_encode(secret),
+        form_encode(token),
+        form_encode(ip)
+    );
+    let headers = Headers::new();
+    headers
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let request =
+        Request::new_with_init(&loaded.settings.turnstile_verify_url, &init).map_err(internal)?;
+    let mut resp = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("Turnstile verification failed: {e}")))?;
+    let verdict: serde_json::Value = resp.json().await.map_err(|e| {
+        ApiError::unavailable(format!("Turnstile answered something unreadable: {e}"))
+    })?;
+    if verdict.get("success").and_then(serde_json::Value::as_bool) == Some(true) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "turnstile_failed",
+            "turnstile_token",
+            "the challenge was not passed; reload the page and try again",
+        ))
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}

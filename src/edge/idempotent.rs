@@ -1,0 +1,102 @@
+//! `POST /v1/messages` with an `Idempotency-Key`: claim the key, run the
+//! accept path once, remember its answer, and replay it to duplicates.
+//!
+//! A duplicate that arrives while the first request is still running waits a
+//! little for its answer (so concurrent retries of one send usually all get
+//! the same 202), then answers 409 with `Retry-After`. Must not: decide the
+//! rules (see `api::idempotency`) or accept anything itself.
+
+use std::time::Duration;
+
+use worker::{Delay, Env, Response};
+
+use crate::api::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
+use crate::api::{ApiError, AuthenticatedKey};
+
+use super::ledger::Ledger;
+use super::{DATABASE, Loaded, accept, http, internal, now_ms};
+
+/// How long a duplicate waits for the first request's answer.
+const WAIT_FOR_FIRST_MS: u64 = 10_000;
+const POLL_MS: u64 = 100;
+
+pub async fn accept_once(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+    idempotency_key: &str,
+) -> Result<Response, ApiError> {
+    let ledger = Ledger::new(env.d1(DATABASE).map_err(internal)?);
+    let print = fingerprint(body);
+    let now = now_ms();
+    let won = ledger
+        .claim_key(&key.id, idempotency_key, &print, now, expired_before(now))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("could not store the idempotency key: {e}")))?;
+    if !won {
+        return answer_duplicate(&ledger, key, idempotency_key, &print).await;
+    }
+
+    let answer = accept::accept(env, loaded, key, body).await;
+    match answer {
+        Ok(mut resp) if remembers(resp.status_code()) => {
+            let status = resp.status_code();
+            let text = resp.text().await.map_err(internal)?;
+            if let Err(e) = ledger
+                .complete_key(&key.id, idempotency_key, status, &text)
+                .await
+            {
+                // The message is accepted; only the replay record is missing.
+                // Answer the truth now; a duplicate will see "in progress".
+                worker::console_error!("edgerelay: could not record an idempotent answer: {e}");
+            }
+            replay_response(status, &text)
+        }
+        other => {
+            if let Err(e) = ledger.release_key(&key.id, idempotency_key).await {
+                worker::console_error!("edgerelay: could not release an idempotency key: {e}");
+            }
+            other
+        }
+    }
+}
+
+async fn answer_duplicate(
+    ledger: &Ledger,
+    key: &AuthenticatedKey,
+    idempotency_key: &str,
+    print: &str,
+) -> Result<Response, ApiError> {
+    let deadline = now_ms() + WAIT_FOR_FIRST_MS;
+    loop {
+        let stored = ledger
+            .read_key(&key.id, idempotency_key)
+            .await
+            .map_err(internal)?;
+        let Some(stored) = stored else {
+            // The first request failed and gave the key back: nothing was
+            // accepted under it, so this caller may simply retry.
+            let mut e =
+                ApiError::unavailable("an earlier request with this Idempotency-Key failed; retry");
+            e.retry_after = Some(1);
+            return Err(e);
+        };
+        match replay(&stored, print) {
+            Replay::Answer { status, body } => return replay_response(status, &body),
+            Replay::Conflict(e) => return Err(e),
+            Replay::InProgress(e) => {
+                if now_ms() >= deadline {
+                    return Err(e);
+                }
+                Delay::from(Duration::from_millis(POLL_MS)).await;
+            }
+        }
+    }
+}
+
+fn replay_response(status: u16, body: &str) -> Result<Response, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    http::json(status, &value).map_err(internal)
+}

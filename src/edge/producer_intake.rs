@@ -1,0 +1,92 @@
+//! Messages other Workers put on the jobs queue (`"type": "send"`): treated
+//! as untrusted input, exactly like `POST /v1/messages`.
+//!
+//! The producer must be listed in `QUEUE_PRODUCERS`; its message is validated,
+//! checked against the producer's domains, composed and signed here, then
+//! stored under the producer's owner key and delivered in the same batch. The
+//! message id comes from the queue message's own id, so a redelivered queue
+//! message maps to the same edgerelay message and its recorded recipients are
+//! not sent to again. A message that cannot be accepted is stored as `failed`
+//! with the reason (visible to the owner key) and dead-lettered.
+//! Must not: decide validation rules; `api::send` does.
+
+use sha2::{Digest, Sha256};
+use worker::Env;
+
+use crate::api::listing::tags_object;
+use crate::api::{AuthenticatedKey, send};
+use crate::delivery::{DeliveryJob, producer};
+
+use super::ledger::Ledger;
+use super::store::Store;
+use super::{Loaded, now_ms};
+
+/// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
+/// or records why not (`Ok(None)`: acknowledge). `Err` means the store was
+/// unreachable: retry the queue message later.
+#[allow(clippy::too_many_arguments)]
+pub async fn intake(
+    env: &Env,
+    loaded: &Loaded,
+    store: &Store,
+    ledger: &Ledger,
+    queue_message_id: &str,
+    producer_id: &str,
+    message: &serde_json::Value,
+    raw_text: &str,
+) -> Result<Option<DeliveryJob>, ()> {
+    let now = now_ms();
+    let entropy: [u8; 32] = Sha256::digest(queue_message_id.as_bytes()).into();
+    let fallback_id: String = entropy[..16].iter().map(|b| format!("{b:02x}")).collect();
+
+    let Some(p) = producer::find(&loaded.settings.queue_producers, producer_id) else {
+        let reason = format!(
+            "queue producer `{producer_id}` is not listed in QUEUE_PRODUCERS; message refused"
+        );
+        super::consumer::dead_letter(env, &reason, None, Some(raw_text.to_string())).await;
+        return Ok(None);
+    };
+    let key = AuthenticatedKey {
+        id: p.owner.clone(),
+        domains: p.domains.clone(),
+    };
+    let body = serde_json::to_vec(message).unwrap_or_default();
+    let job = send::prepare(&body, &key, &loaded.settings, now / 1000, &entropy)
+        .and_then(|prepared| send::sign_natively(prepared, &loaded.settings));
+    match job {
+        Ok(job) => {
+            // A redelivery finds the row already there: keep it.
+            if let Ok(None) = store.status_of(&job.id).await {
+                if let Err(e) = store
+                    .insert_accepted(&job.id, &job.key_id, &job.mail_from, &job.rcpt_to, now)
+                    .await
+                {
+                    worker::console_error!("edgerelay: could not store a producer message: {e}");
+                    return Err(());
+                }
+                let tags = message.get("tags").and_then(tags_object);
+                let _ = ledger
+                    .annotate(&job.id, tags.as_deref(), Some(producer_id))
+                    .await;
+            }
+            Ok(Some(job))
+        }
+        Err(e) => {
+            let reason = format!("producer `{producer_id}`: {} ({})", e.message, e.rule);
+            if let Err(err) = ledger
+                .insert_rejected(&fallback_id, &p.owner, producer_id, &reason, now)
+                .await
+            {
+                worker::console_error!("edgerelay: could not record a rejected message: {err}");
+            }
+            super::consumer::dead_letter_message(
+                env,
+                &reason,
+                &fallback_id,
+                Some(raw_text.to_string()),
+            )
+            .await;
+            Ok(None)
+        }
+    }
+}

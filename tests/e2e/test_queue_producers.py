@@ -1,0 +1,74 @@
+"""Another Worker (examples/producer-worker) produces into edgerelay's queue,
+both running in one local runtime that shares the queues."""
+import hashlib
+import json
+import secrets
+import tomllib
+
+import dkim
+
+from conftest import ROOT, SENDER_DOMAIN, basic_message, wait_for
+from test_walking_skeleton import dns_for
+
+
+def producer_config(directory):
+    with open(ROOT / "examples" / "producer-worker" / "wrangler.toml", "rb") as f:
+        config = tomllib.load(f)
+    config["main"] = str(ROOT / "examples" / "producer-worker" / "src" / "index.js")
+    path = directory / "producer.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
+        start_worker, upstream, api_key, dkim_ed25519, tmp_path):
+    server = upstream().start()
+    other_key = "er_test_" + secrets.token_urlsafe(24)
+    keys = [
+        {"id": "e2e", "sha256": hashlib.sha256(api_key.encode()).hexdigest(), "domains": [SENDER_DOMAIN]},
+        {"id": "other", "sha256": hashlib.sha256(other_key.encode()).hexdigest(), "domains": [SENDER_DOMAIN]},
+    ]
+    worker = start_worker(
+        server.url,
+        primary_configs=[producer_config(tmp_path)],
+        API_KEYS=json.dumps(keys),
+        QUEUE_PRODUCERS=json.dumps([{"id": "billing", "domains": [SENDER_DOMAIN], "owner": "e2e"}]),
+    )
+    auth = {"Authorization": f"Bearer {api_key}"}
+
+    s, body, _ = worker.request("POST", "/enqueue", basic_message(subject="from the producer",
+                                                                  tags={"source": "billing"}))
+    assert s == 202, body
+    received = wait_for(lambda: server.messages, what="the producer's message at the server")
+    assert len(received) == 1
+    assert b"Subject: from the producer" in received[0].data
+    assert dkim.verify(received[0].data, dnsfunc=dns_for(dkim_ed25519))
+
+    # The owner key sees it, with the producer named; the other key does not.
+    def delivered():
+        s, page, _ = worker.request("GET", "/v1/messages?status=delivered", headers=auth)
+        return s == 200 and page["data"]
+    [listed] = wait_for(delivered, what="the producer's message in the owner's list")
+    assert listed["producer"] == "billing" and listed["tags"] == {"source": "billing"}
+    s, body, _ = worker.request("GET", f"/v1/messages/{listed['id']}",
+                                headers={"Authorization": f"Bearer {other_key}"})
+    assert s == 404, body
+    s, page, _ = worker.request("GET", "/v1/messages", headers={"Authorization": f"Bearer {other_key}"})
+    assert s == 200 and page["data"] == [], page
+
+    # Malformed: no subject, and a From domain the producer may not use.
+    s, body, _ = worker.request("POST", "/enqueue", {"from": "x@example.org", "to": "rcpt@example.net",
+                                                     "text": "no subject"})
+    assert s == 202, body
+
+    def failed():
+        s, page, _ = worker.request("GET", "/v1/messages?status=failed", headers=auth)
+        return s == 200 and page["data"]
+    [rejected] = wait_for(failed, what="the malformed message recorded as failed")
+    assert rejected["producer"] == "billing"
+    assert "subject" in rejected["last_error"] and "billing" in rejected["last_error"], rejected
+    detail = wait_for(lambda: (d := worker.status(rejected["id"]))
+                      and "dead_lettered" in [e["kind"] for e in d["events"]] and d,
+                      what="the dead-letter record")
+    assert [e["kind"] for e in detail["events"]] == ["rejected", "dead_lettered"]
+    assert len(server.messages) == 1, "nothing from the malformed message was sent"
