@@ -4,10 +4,12 @@
 //!
 //! Must not: perform I/O, or decide anything about delivery.
 
+pub mod accept_fault;
 pub mod auth;
 pub mod batch;
 pub mod bench;
 pub mod cors;
+pub mod delivery_mode;
 pub mod error;
 pub mod idempotency;
 pub mod listing;

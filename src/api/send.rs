@@ -225,6 +225,7 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
         body_ref: None,
         tags: prepared.tags,
         metadata: prepared.metadata,
+        safety_net: false,
     })
 }
 

@@ -106,6 +106,7 @@ mod tests {
             body_ref: None,
             tags: Vec::new(),
             metadata: None,
+            safety_net: false,
         }
     }
 

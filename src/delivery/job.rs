@@ -44,6 +44,11 @@ pub struct DeliveryJob {
     /// The caller's metadata object, carried for delivery events and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The safety job of an immediate delivery: enqueued before the request
+    /// tries the upstream itself, and delivered only if that attempt left
+    /// work to do (see [`super::immediate`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub safety_net: bool,
 }
 
 /// A message that reached the end of the line, and why.
@@ -150,6 +155,7 @@ mod tests {
             body_ref: None,
             tags: Vec::new(),
             metadata: None,
+            safety_net: false,
         }
     }
 

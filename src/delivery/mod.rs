@@ -8,6 +8,7 @@
 pub mod attempt;
 pub mod body;
 pub mod health;
+pub mod immediate;
 pub mod job;
 pub mod plan;
 pub mod policy;

@@ -12,7 +12,9 @@ use crate::delivery::{DeliveryJob, QueueBody};
 
 use super::ledger::Ledger;
 use super::store::Store;
-use super::{DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake};
+use super::{
+    DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake, safety_net,
+};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -78,6 +80,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             }
         }
     }
+    // Safety jobs of immediate deliveries are checked before any body is read.
+    let work = safety_net::screen(&env, &loaded, &store, work).await;
     if work.is_empty() {
         return Ok(());
     }

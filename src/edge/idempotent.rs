@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use worker::{Delay, Env, Response};
 
+use crate::api::delivery_mode::DeliveryMode;
 use crate::api::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
 use crate::api::{ApiError, AuthenticatedKey};
 
 use super::ledger::Ledger;
-use super::{DATABASE, Loaded, accept, http, internal, now_ms};
+use super::{DATABASE, Loaded, accept, http, immediate, internal, now_ms};
 
 /// How long a duplicate waits for the first request's answer.
 const WAIT_FOR_FIRST_MS: u64 = 10_000;
@@ -26,9 +27,10 @@ pub async fn accept_once(
     key: &AuthenticatedKey,
     body: &[u8],
     idempotency_key: &str,
+    mode: DeliveryMode,
 ) -> Result<Response, ApiError> {
     let ledger = Ledger::new(env.d1(DATABASE).map_err(internal)?);
-    let print = fingerprint(body);
+    let print = mode.fingerprint(fingerprint(body));
     let now = now_ms();
     let won = ledger
         .claim_key(&key.id, idempotency_key, &print, now, expired_before(now))
@@ -38,7 +40,10 @@ pub async fn accept_once(
         return answer_duplicate(&ledger, key, idempotency_key, &print).await;
     }
 
-    let answer = accept::accept(env, loaded, key, body).await;
+    let answer = match mode {
+        DeliveryMode::Queued => accept::accept(env, loaded, key, body).await,
+        DeliveryMode::Immediate => immediate::accept_immediate(env, loaded, key, body).await,
+    };
     match answer {
         Ok(mut resp) if remembers(resp.status_code()) => {
             let status = resp.status_code();

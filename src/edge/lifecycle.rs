@@ -98,14 +98,24 @@ pub async fn deliver_batch(
                 "{CRASH_AFTER_VAR}: crashing after {settled} of {total} messages"
             )));
         }
-        settle(env, store, &ledger, &policy, &raw, job, &states, report).await;
+        settle(
+            env,
+            store,
+            &ledger,
+            &policy,
+            Carrier::Queue(&raw),
+            job,
+            &states,
+            report,
+        )
+        .await;
     }
     Ok(())
 }
 
 /// Runs the sessions (at most five at once) and records delivered recipients
 /// as each transaction completes.
-async fn deliver_recording(
+pub(crate) async fn deliver_recording(
     env: &Env,
     loaded: &Loaded,
     ledger: &Ledger,
@@ -189,17 +199,38 @@ async fn finish_recorded(
     }
 }
 
+/// Who carries a message with deferred recipients to its next attempt.
+pub(crate) enum Carrier<'a> {
+    /// The consumer: a new queue message, or this one redelivered.
+    Queue(&'a RawMessage),
+    /// An immediate delivery: its safety job is on the queue already and
+    /// waits for the recorded `next_attempt_at` (see `delivery::immediate`),
+    /// so no second queue message is ever made.
+    SafetyJob,
+}
+
+/// What an attempt came to, as recorded.
+pub(crate) struct Settled {
+    pub status: &'static str,
+    pub results: Vec<RecipientResult>,
+    /// Unix seconds, while a recipient awaits a retry.
+    pub next_attempt_at: Option<u64>,
+}
+
+/// Records an attempt's outcome (recipients, events, status, schedule) and
+/// hands deferred recipients to the `carrier`. The consumer and immediate
+/// deliveries both settle here, so their records are the same.
 #[allow(clippy::too_many_arguments)]
-async fn settle(
+pub(crate) async fn settle(
     env: &Env,
     store: &Store,
     ledger: &Ledger,
     policy: &RetryPolicy,
-    raw: &RawMessage,
+    carrier: Carrier<'_>,
     job: DeliveryJob,
     recorded: &[(String, RecipientState)],
     (report, results): (AttemptReport, Vec<RecipientResult>),
-) {
+) -> Settled {
     let now = now_ms();
     let attempt = job.attempt + 1;
     let age = (now / 1000).saturating_sub(job.accepted_at);
@@ -245,8 +276,9 @@ async fn settle(
                 attempt: if counts { attempt } else { job.attempt },
                 ..job.for_queue()
             };
-            let queued = match env.queue(JOBS_QUEUE) {
-                Ok(q) => q
+            let queued = match (&carrier, env.queue(JOBS_QUEUE)) {
+                (Carrier::SafetyJob, _) => true,
+                (Carrier::Queue(_), Ok(q)) => q
                     .send(
                         MessageBuilder::new(QueueBody::deliver(next).to_json())
                             .delay_seconds(*delay_seconds)
@@ -254,9 +286,9 @@ async fn settle(
                     )
                     .await
                     .is_ok(),
-                Err(_) => false,
+                (Carrier::Queue(_), Err(_)) => false,
             };
-            if !queued {
+            if let (false, Carrier::Queue(raw)) = (queued, &carrier) {
                 acked = false;
                 // The platform redelivers this very message instead; the
                 // recipient records keep it from re-sending the delivered ones.
@@ -294,7 +326,12 @@ async fn settle(
     {
         worker::console_error!("edgerelay: could not record the outcome of a delivery: {e}");
     }
-    if acked {
+    if let (true, Carrier::Queue(raw)) = (acked, &carrier) {
         raw.ack();
+    }
+    Settled {
+        status,
+        results,
+        next_attempt_at: next_at,
     }
 }

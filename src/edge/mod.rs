@@ -13,11 +13,14 @@ mod forms;
 mod health_store;
 mod http;
 mod idempotent;
+mod immediate;
+mod leases;
 mod ledger;
 mod lifecycle;
 mod message_views;
 mod producer_intake;
 mod random;
+mod safety_net;
 mod signing;
 mod smtp_driver;
 mod store;
@@ -27,6 +30,7 @@ use std::rc::Rc;
 
 use worker::{Context, Env, MessageBatch, Method, Request, Response, Result, event};
 
+use crate::api::delivery_mode::DeliveryMode;
 use crate::api::{ApiError, ApiKeys, send};
 use crate::config::{ConfigError, Settings};
 
@@ -118,10 +122,20 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let idempotency_key = crate::api::idempotency::parse_key(
                 header(&req, crate::api::idempotency::HEADER).as_deref(),
             )?;
+            let url = req.url().map_err(internal)?;
+            let mode = DeliveryMode::from_query(
+                url.query_pairs()
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref())),
+            )?;
             let body = read_body(&mut req, &loaded).await?;
-            match idempotency_key {
-                Some(k) => idempotent::accept_once(&env, &loaded, &key, &body, &k).await,
-                None => accept::accept(&env, &loaded, &key, &body).await,
+            match (idempotency_key, mode) {
+                (Some(k), _) => idempotent::accept_once(&env, &loaded, &key, &body, &k, mode).await,
+                (None, DeliveryMode::Queued) => accept::accept(&env, &loaded, &key, &body).await,
+                (None, DeliveryMode::Immediate) => {
+                    immediate::accept_immediate(&env, &loaded, &key, &body).await
+                }
             }
         }
         (Method::Get, ["v1", "messages"]) => {

@@ -246,7 +246,7 @@ async fn open(
     }
 }
 
-async fn with_timeout<F: Future>(fut: F, timeout_ms: u64) -> Option<F::Output> {
+pub(crate) async fn with_timeout<F: Future>(fut: F, timeout_ms: u64) -> Option<F::Output> {
     let delay = Delay::from(Duration::from_millis(timeout_ms));
     match select(std::pin::pin!(fut), delay).await {
         Either::Left((out, _)) => Some(out),

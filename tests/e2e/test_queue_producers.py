@@ -72,3 +72,30 @@ def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
                       what="the dead-letter record")
     assert [e["kind"] for e in detail["events"]] == ["rejected", "dead_lettered"]
     assert len(server.messages) == 1, "nothing from the malformed message was sent"
+
+
+def test_a_producer_cannot_send_as_a_domain_it_was_not_given(start_worker, upstream, api_key, tmp_path):
+    server = upstream().start()
+    worker = start_worker(
+        server.url,
+        primary_configs=[producer_config(tmp_path)],
+        QUEUE_PRODUCERS=json.dumps([{"id": "billing", "domains": [SENDER_DOMAIN], "owner": "e2e"}]),
+    )
+    auth = {"Authorization": f"Bearer {api_key}"}
+    # A valid message in every respect but its From domain.
+    s, body, _ = worker.request("POST", "/enqueue", basic_message(**{"from": "Billing <billing@example.org>"}))
+    assert s == 202, body
+
+    def failed():
+        s, page, _ = worker.request("GET", "/v1/messages?status=failed", headers=auth)
+        return s == 200 and page["data"]
+    [rejected] = wait_for(failed, what="the message recorded as failed")
+    assert rejected["producer"] == "billing"
+    assert "example.org" in rejected["last_error"], rejected
+    assert "domain_not_allowed" in rejected["last_error"], rejected
+    detail = wait_for(lambda: (d := worker.status(rejected["id"]))
+                      and "dead_lettered" in [e["kind"] for e in d["events"]] and d,
+                      what="the dead-letter record")
+    assert [e["kind"] for e in detail["events"]] == ["rejected", "dead_lettered"]
+    assert "example.org" in detail["events"][-1]["detail"]
+    assert server.messages == [] and server.handler.rcpt_commands == []

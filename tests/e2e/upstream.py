@@ -42,6 +42,8 @@ class Behaviour:
     pipelining: bool = False
     # recipient address -> [n, reply]: answer its first n RCPTs with reply
     rcpt_failures_first: dict = field(default_factory=dict)
+    # seconds to wait before answering the final dot (a slow content check)
+    data_delay: float = 0.0
 
 
 class RecordingHandler:
@@ -75,6 +77,8 @@ class RecordingHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.behaviour.data_delay:
+            await asyncio.sleep(self.behaviour.data_delay)
         with self.lock:
             self.data_commands += 1
             if self.behaviour.data_failures > 0:

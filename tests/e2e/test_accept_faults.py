@@ -1,0 +1,44 @@
+"""The accept path never half-accepts: when storing or enqueueing fails, the
+caller gets 503 with Retry-After, nothing of the message remains (no row, no
+queue job, nothing at the server), and the same request retried with the same
+Idempotency-Key succeeds once the fault is gone.
+
+The fault comes from FAULT_ACCEPT (tests only): `step:1` fails that step for
+the first request the worker sees, and the real code path then runs for the
+retry."""
+import pytest
+
+from conftest import basic_message, wait_for
+
+
+@pytest.mark.parametrize("step,path", [
+    ("store", "/v1/messages"),
+    ("enqueue", "/v1/messages"),
+    ("enqueue", "/v1/messages?delivery=immediate"),
+])
+def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
+        start_worker, upstream, step, path):
+    server = upstream().start()
+    worker = start_worker(server.url, FAULT_ACCEPT=f"{step}:1")
+    headers = {"Authorization": f"Bearer {worker.api_key}", "Idempotency-Key": f"fault-{step}"}
+    message = basic_message(subject=f"survives a failed {step}")
+
+    status, body, response_headers = worker.request("POST", path, message, headers)
+    assert status == 503, body
+    assert body["error"]["rule"] == "temporarily_unavailable"
+    assert step in body["error"]["message"], body
+    assert int(response_headers["Retry-After"]) > 0
+    s, page, _ = worker.request("GET", "/v1/messages", headers=headers)
+    assert s == 200 and page["data"] == [], "no message row remains"
+
+    status, body, _ = worker.request("POST", path, message, headers)
+    assert status in (200, 202), body
+    message_id = body["id"]
+    wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="the retried message")
+    assert len(server.messages) == 1, "only the retry reached the server"
+    s, page, _ = worker.request("GET", "/v1/messages", headers=headers)
+    assert [m["id"] for m in page["data"]] == [message_id]
+    # The same key now replays the retry's answer instead of sending again.
+    again = worker.request("POST", path, message, headers)
+    assert again[1]["id"] == message_id
+    assert len(server.messages) == 1
