@@ -6,7 +6,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test setup setup-test build lint unit e2e clean
+.PHONY: dev test bench setup setup-test setup-bench build lint unit e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
@@ -14,6 +14,14 @@ dev:
 
 ## Run every test: lint, native unit tests, then the built worker end to end.
 test: setup-test lint unit build e2e
+
+## Measure every performance figure beside its baseline; rewrites BENCHMARKS.md.
+## Extra arguments: make bench BENCH_ARGS='--rounds 3 --only smtp,size'
+bench: setup-bench build
+	.venv/bin/python benches/run.py $(BENCH_ARGS)
+
+setup-bench:
+	@scripts/setup.sh bench
 
 setup:
 	@scripts/setup.sh dev

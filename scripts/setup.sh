@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh        tools to build and run the worker locally
 #   scripts/setup.sh test   the above, plus the real SMTP servers and verifiers the tests use
+#   scripts/setup.sh bench  the test set-up, plus the wrk load generator `make bench` uses
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-if [ "$mode" = "test" ]; then
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # Python: aiosmtpd (SMTP server with STARTTLS and AUTH), dkimpy (DKIM verifier), pytest.
   if [ ! -x .venv/bin/python ]; then
     say "creating the Python virtual environment"
@@ -63,5 +64,12 @@ if [ "$mode" = "test" ]; then
     $sudo_cmd apt-get update -qq
     $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+if [ "$mode" = "bench" ] && ! command -v wrk >/dev/null 2>&1; then
+  say "installing wrk (HTTP load generator for the benchmarks)"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 say "ready"

@@ -24,7 +24,7 @@
 //! | `UPSTREAM_COOLDOWN_SECONDS` | var | first cool-down, doubling per further failure (default 60) |
 //! | `UPSTREAM_MAX_COOLDOWN_SECONDS` | var | longest cool-down (default 3600) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
-//! | `BENCH_ROUTES` | var | `on` serves `GET /bench/signing` (signing benchmarks); default `off` |
+//! | `BENCH_ROUTES` | var | `on` serves `GET /bench/signing` and `POST /bench/smtp` (benchmarks); default `off`, never `on` in production |
 
 use std::fmt;
 

@@ -7,6 +7,7 @@
 pub mod accept_fault;
 pub mod auth;
 pub mod batch;
+pub mod bench;
 pub mod cors;
 pub mod delivery_mode;
 pub mod error;

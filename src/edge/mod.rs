@@ -6,6 +6,7 @@
 mod accept;
 mod batch;
 mod bench;
+mod bench_smtp;
 mod bodies;
 mod consumer;
 mod forms;
@@ -166,6 +167,26 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
             message_views::detail(&env, &key, id).await
+        }
+        (Method::Post, ["bench", "smtp"]) => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            if !bench_smtp::enabled(&loaded) {
+                return Err(ApiError::not_found(format!("no route for {path}")));
+            }
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let query = req
+                .url()
+                .map_err(internal)?
+                .query()
+                .unwrap_or("")
+                .to_string();
+            let body = req
+                .bytes()
+                .await
+                .map_err(|e| ApiError::malformed(e.to_string()))?;
+            bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
         (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("GET, POST")),
         (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),

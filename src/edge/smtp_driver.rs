@@ -17,7 +17,7 @@ use worker::{Delay, Env, SecureTransport, Socket};
 use crate::config::{Settings, Upstream, UpstreamSecurity};
 use crate::delivery::attempt::{envelope, report, session_config};
 use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob, SessionVerdict, upstream_order};
-use crate::smtp::{Event, Outcome, SmtpSession, TransactionOutcome};
+use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::health_store::HealthBook;
 use super::now_ms;
@@ -43,6 +43,19 @@ pub async fn deliver_with(
     jobs: &[&DeliveryJob],
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> Vec<AttemptReport> {
+    deliver_tuned(settings, env, jobs, on_done, &|_| {}).await
+}
+
+/// [`deliver_with`], with `tune` adjusting each session's configuration after
+/// it is derived from the settings (the benchmark route switches pipelining
+/// per request this way, to compare both in one run).
+pub async fn deliver_tuned(
+    settings: &Settings,
+    env: &Env,
+    jobs: &[&DeliveryJob],
+    on_done: &dyn Fn(usize, &TransactionOutcome),
+    tune: &dyn Fn(&mut SmtpConfig),
+) -> Vec<AttemptReport> {
     let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     let mut health = HealthBook::load(env, &settings.upstreams).await;
@@ -53,11 +66,17 @@ pub async fn deliver_with(
         };
         let is_last = n + 1 == order.len();
         let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let (outcomes, failure) = run_session(upstream, settings, &batch, &|pos, o| {
-            if let Some(&index) = pending.get(pos) {
-                on_done(index, o)
-            }
-        })
+        let (outcomes, failure) = run_session(
+            upstream,
+            settings,
+            &batch,
+            &|pos, o| {
+                if let Some(&index) = pending.get(pos) {
+                    on_done(index, o)
+                }
+            },
+            tune,
+        )
         .await;
         let verdict = SessionVerdict::from_session_end(failure.as_ref());
         health
@@ -108,8 +127,11 @@ async fn run_session(
     settings: &Settings,
     jobs: &[&DeliveryJob],
     on_done: &dyn Fn(usize, &TransactionOutcome),
+    tune: &dyn Fn(&mut SmtpConfig),
 ) -> (Vec<Option<TransactionOutcome>>, Option<Outcome>) {
-    let mut session = SmtpSession::new(session_config(upstream, settings), now_ms());
+    let mut config = session_config(upstream, settings);
+    tune(&mut config);
+    let mut session = SmtpSession::new(config, now_ms());
     for (i, job) in jobs.iter().enumerate() {
         session.send(envelope(i as u64, job), now_ms());
     }

@@ -1,0 +1,72 @@
+//! The benchmark-only SMTP route, answered only when `BENCH_ROUTES=on` (never
+//! in production: it lets one key make the relay send many copies at once).
+//!
+//! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off`: prepares N
+//! signed copies of the posted message (untimed), then delivers them over one
+//! SMTP session through the same driver the queue consumer uses (the first
+//! healthy upstream), and answers the elapsed milliseconds. The query
+//! switches override `SMTP_PIPELINING` for this request only, so one worker
+//! can measure pipelined and lock-step sessions side by side. Nothing is
+//! stored or queued. Must not: hold any rule of its own about email.
+
+use worker::{Env, Response};
+
+use crate::api::bench::BenchSmtpRequest;
+use crate::api::{ApiError, AuthenticatedKey, send};
+use crate::delivery::{AttemptResult, DeliveryJob};
+
+use super::{Loaded, http, internal, now_ms, random, smtp_driver};
+
+/// Whether the bench routes answer; otherwise they do not exist (404).
+pub fn enabled(loaded: &Loaded) -> bool {
+    loaded.settings.bench_routes
+}
+
+pub async fn smtp(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    query: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let params = BenchSmtpRequest::from_query(query)?;
+    let settings = &loaded.settings;
+    let mut jobs: Vec<DeliveryJob> = Vec::with_capacity(params.count);
+    for _ in 0..params.count {
+        let now = now_ms();
+        let prepared = send::prepare(body, key, settings, now / 1000, &random::bytes::<32>())?;
+        jobs.push(send::sign_natively(prepared, settings)?);
+    }
+    let refs: Vec<&DeliveryJob> = jobs.iter().collect();
+    let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
+
+    let started = now_ms();
+    let reports = smtp_driver::deliver_tuned(settings, env, &refs, &|_, _| {}, &|config| {
+        config.use_pipelining = params.pipelining;
+        config.use_chunking = params.chunking;
+    })
+    .await;
+    let elapsed_ms = now_ms().saturating_sub(started);
+
+    let delivered = reports
+        .iter()
+        .filter(|r| r.result == AttemptResult::Delivered)
+        .count();
+    let first_failure = reports
+        .iter()
+        .find(|r| r.result != AttemptResult::Delivered)
+        .map(|r| r.detail.clone());
+    http::json(
+        200,
+        &serde_json::json!({
+            "count": params.count,
+            "delivered": delivered,
+            "elapsed_ms": elapsed_ms,
+            "mime_bytes": mime_bytes,
+            "pipelining": params.pipelining,
+            "chunking": params.chunking,
+            "first_failure": first_failure,
+        }),
+    )
+    .map_err(internal)
+}
