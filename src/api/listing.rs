@@ -142,6 +142,19 @@ pub fn parse_query<'a>(
 /// A send request's `tags` (an object, or a list of `{name, value}`) as the
 /// JSON object stored with the message, for the `tag=` filter. The request
 /// itself is validated elsewhere; anything unexpected here is simply untagged.
+/// The stored form of a validated message's tags (`{"name": "value"}`), or
+/// `None` when it has none.
+pub fn tags_json(tags: &[crate::message::Tag]) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> = tags
+        .iter()
+        .map(|t| (t.name.clone(), serde_json::Value::String(t.value.clone())))
+        .collect();
+    Some(serde_json::Value::Object(map).to_string())
+}
+
 pub fn tags_object(tags: &serde_json::Value) -> Option<String> {
     use serde_json::{Map, Value};
     let mut out = Map::new();
@@ -241,6 +254,16 @@ mod tests {
         for (input, expected) in table {
             let v: serde_json::Value = serde_json::from_str(input).unwrap();
             assert_eq!(tags_object(&v).as_deref(), expected, "{input}");
+            // Validated tags store the same object as the raw request's.
+            if let Some(list) = v.as_array().filter(|l| !l.is_empty()) {
+                let tags: Option<Vec<crate::message::Tag>> = list
+                    .iter()
+                    .map(|t| serde_json::from_value(t.clone()).ok())
+                    .collect();
+                if let Some(tags) = tags {
+                    assert_eq!(tags_json(&tags).as_deref(), expected, "{input}");
+                }
+            }
         }
     }
 

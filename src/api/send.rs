@@ -229,14 +229,19 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
     })
 }
 
+/// The configured key a pending signature was prepared for.
+pub fn signing_key(settings: &Settings, index: usize) -> Result<&DkimKey, ApiError> {
+    settings
+        .dkim_keys
+        .get(index)
+        .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished"))
+}
+
 /// Signs with the core's own signers (Ed25519 and RSA in Rust).
 pub fn sign_natively(prepared: Prepared, settings: &Settings) -> Result<DeliveryJob, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
-        let key = settings
-            .dkim_keys
-            .get(*index)
-            .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished"))?;
+        let key = signing_key(settings, *index)?;
         // Fail closed: a signing failure refuses the message.
         signatures.push(
             key.sign(pending)

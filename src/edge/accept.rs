@@ -105,7 +105,7 @@ pub async fn accept_with(
             )));
         }
     }
-    tag(env, &id, body).await;
+    tag(env, &id, &job.tags).await;
     let mut message = MessageBuilder::new(QueueBody::deliver(job.clone()).to_json());
     if let Some((_, plan)) = immediate {
         message = message.delay_seconds(plan.safety_delay_seconds);
@@ -163,11 +163,9 @@ fn injected_fault(env: &Env, step: AcceptStep) -> Option<worker::Error> {
 
 /// Stores the request's tags for `GET /v1/messages?tag=`. Tags are metadata:
 /// failing to store them does not refuse the message.
-async fn tag(env: &Env, id: &str, body: &[u8]) {
-    let tags = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("tags").and_then(crate::api::listing::tags_object));
-    if let (Some(tags), Ok(db)) = (tags, env.d1(DATABASE)) {
+async fn tag(env: &Env, id: &str, tags: &[crate::message::Tag]) {
+    // The validated tags, not a second parse of the request body.
+    if let (Some(tags), Ok(db)) = (crate::api::listing::tags_json(tags), env.d1(DATABASE)) {
         let _ = super::ledger::Ledger::new(db)
             .annotate(id, Some(&tags), None)
             .await;

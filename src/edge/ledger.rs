@@ -5,28 +5,13 @@
 //! `store`). Must not decide anything: the core says what a result means.
 
 use serde::Deserialize;
-use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
 use crate::api::idempotency::StoredKey;
 use crate::api::listing::{Cursor, ListQuery};
 use crate::delivery::{RecipientResult, RecipientState};
 
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn n(v: u64) -> JsValue {
-    JsValue::from_f64(v as f64)
-}
-
-fn opt_s(v: Option<&str>) -> JsValue {
-    v.map(JsValue::from_str).unwrap_or(JsValue::NULL)
-}
-
-fn opt_n(v: Option<u64>) -> JsValue {
-    v.map(n).unwrap_or(JsValue::NULL)
-}
+use super::d1_values::{n, opt_n, opt_s, s};
 
 /// One recipient row as shown by the status API.
 #[derive(Debug, Deserialize, serde::Serialize)]

@@ -9,6 +9,7 @@ mod bench;
 mod bench_smtp;
 mod bodies;
 mod consumer;
+mod d1_values;
 mod forms;
 mod health_store;
 mod http;

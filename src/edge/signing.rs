@@ -118,10 +118,7 @@ pub async fn webcrypto_rsa_sign(
 pub async fn sign(prepared: Prepared, settings: &Settings) -> Result<DeliveryJob, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
-        let key = settings
-            .dkim_keys
-            .get(*index)
-            .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished"))?;
+        let key = send::signing_key(settings, *index)?;
         let signature = if key.is_rsa() {
             webcrypto_rsa_sign(*index, key, pending.signed_data()).await
         } else {

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
 
+use super::d1_values::{n, opt_s, s};
+
 /// What `GET /v1/messages/{id}` shows.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -45,18 +47,6 @@ struct EventRow {
     at: f64,
     kind: String,
     detail: Option<String>,
-}
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn n(v: u64) -> JsValue {
-    JsValue::from_f64(v as f64)
-}
-
-fn opt(v: Option<&str>) -> JsValue {
-    v.map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
 pub struct Store {
@@ -136,7 +126,7 @@ impl Store {
                 if status == "delivered" {
                     JsValue::NULL
                 } else {
-                    opt(detail)
+                    opt_s(detail)
                 },
                 n(now_ms / 1000),
             ])?;
@@ -168,7 +158,7 @@ impl Store {
     ) -> Result<worker::D1PreparedStatement> {
         self.db
             .prepare("INSERT INTO events (message_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&[s(id), n(now_ms), s(kind), opt(detail)])
+            .bind(&[s(id), n(now_ms), s(kind), opt_s(detail)])
     }
 
     /// A message with its events, visible only to the key that sent it.
