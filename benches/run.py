@@ -7,6 +7,10 @@ and whether it is met. A section that fails is reported as failed in the file
 and makes the command exit non-zero.
 
     .venv/bin/python benches/run.py [--rounds N] [--only accept,smtp,...] [--output FILE]
+
+Python puts this script's directory first on the import path, which is how
+`runner` (benches/runner) is found; the shared parts come from the
+edgerelay_harness package that `make setup-bench` installs.
 """
 import argparse
 import os
@@ -15,10 +19,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from runner import accept, batch, dkim, native, size, smtp  # noqa: E402
-from runner.report import Row, load_average, machine, render  # noqa: E402
+from edgerelay_harness.paths import ROOT
+from runner import accept, batch, dkim, native, size, smtp
+from runner.report import Row, load_average, machine, render
 
 SECTIONS = {
     "accept": ("1. Accept path vs the no-op route", accept.run),
@@ -34,7 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="runs per figure (default 5)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    parser.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]

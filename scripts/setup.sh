@@ -42,14 +42,19 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
-  # Python: aiosmtpd (SMTP server with STARTTLS and AUTH), dkimpy (DKIM verifier), pytest.
+  # Python: aiosmtpd (SMTP server with STARTTLS and AUTH), dkimpy (DKIM verifier),
+  # pytest, Schemathesis (API contract fuzzer), and tests/harness.
   if [ ! -x .venv/bin/python ]; then
     say "creating the Python virtual environment"
     python3 -m venv .venv
   fi
-  if [ ! -f .venv/.installed ] || [ tests/requirements.txt -nt .venv/.installed ]; then
-    say "installing Python test packages"
+  # Pinned packages first, then the tests' own harness package (editable, so
+  # edits to it apply at once); again whenever either list changes.
+  if [ ! -f .venv/.installed ] || [ tests/requirements.txt -nt .venv/.installed ] \
+      || [ tests/harness/pyproject.toml -nt .venv/.installed ]; then
+    say "installing Python test packages and the test harness"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e tests/harness
     touch .venv/.installed
   fi
   # Debian packages: Postfix's smtp-sink (a real SMTP server with fault

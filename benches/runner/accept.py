@@ -8,9 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import relay, workerd
+from edgerelay_harness.client import request
+from edgerelay_harness.paths import RELEASE_BUILD
+from edgerelay_harness.smtp_sink import SmtpSink
+
+from . import relay
 from .report import Row, median
-from .sink import SmtpSink
 
 SECONDS = 5
 CONNECTIONS = 8
@@ -42,15 +45,14 @@ def _post_script(directory: Path) -> Path:
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     if not shutil.which("wrk"):
         raise RuntimeError("wrk is not installed (scripts/setup.sh bench installs it)")
-    directory = workerd.fresh_directory(base, "accept")
-    sink = SmtpSink(workerd.free_port(), directory)
-    config = workerd.edgerelay_config(directory, relay.vars_for(sink.port))
-    state = workerd.migrate(directory, config)
-    worker = workerd.Wrangler([config], directory, state)
+    directory = relay.workdir(base, "accept")
+    sink = SmtpSink(*relay.SINK_OPTIONS, backlog=1024)
+    worker = relay.start(directory, relay.vars_for(sink.port), build_dir=RELEASE_BUILD)
     try:
         worker.wait_ready()
         script = _post_script(directory)
-        status, body = workerd.post_json(worker.url + "/v1/messages", relay.MESSAGE, relay.AUTH)
+        status, body, _ = request(worker.url + "/v1/messages", "POST", relay.MESSAGE, relay.AUTH,
+                                  timeout=120)
         if status != 202:
             raise RuntimeError(f"POST /v1/messages answered {status}: {body}")
         # Warm-up: both routes once, untimed.

@@ -6,10 +6,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import relay, workerd
-from .delay_proxy import DelayProxy
+from edgerelay_harness.client import request
+from edgerelay_harness.delay_proxy import DelayProxy
+from edgerelay_harness.paths import RELEASE_BUILD
+from edgerelay_harness.smtp_sink import SmtpSink
+
+from . import relay
 from .report import Row, median
-from .sink import SmtpSink
 
 MESSAGES = 100
 CLIENTS = 8
@@ -17,33 +20,30 @@ TIMEOUT_S = 120
 
 
 def _post(url: str) -> int:
-    status, _ = workerd.post_json(url + "/v1/messages", relay.MESSAGE, relay.AUTH)
-    return status
+    return request(url + "/v1/messages", "POST", relay.MESSAGE, relay.AUTH, timeout=120).status
 
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
-    directory = workerd.fresh_directory(base, "batch")
-    sink = SmtpSink(workerd.free_port(), directory, dump=True)
+    directory = relay.workdir(base, "batch")
+    sink = SmtpSink(*relay.SINK_OPTIONS, backlog=1024, dump_dir=directory / "sink")
     counter = DelayProxy(sink.port, 0).start()  # counts connections; adds no delay
-    config = workerd.edgerelay_config(directory, relay.vars_for(counter.port))
-    state = workerd.migrate(directory, config)
-    worker = workerd.Wrangler([config], directory, state)
+    worker = relay.start(directory, relay.vars_for(counter.port), build_dir=RELEASE_BUILD)
     walls, accepts, sockets = [], [], []
     try:
         worker.wait_ready()
         # Warm-up: one message end to end, untimed.
         if _post(worker.url) != 202:
             raise RuntimeError(f"POST /v1/messages failed:\n{worker.log()}")
-        _wait(lambda: sink.messages() >= 1)
+        _wait(lambda: sink.dumped() >= 1)
         for _ in range(rounds):
-            seen, conns = sink.messages(), counter.connections
+            seen, conns = sink.dumped(), counter.connections
             started = time.monotonic()
             with ThreadPoolExecutor(CLIENTS) as pool:
                 statuses = list(pool.map(lambda _: _post(worker.url), range(MESSAGES)))
             accepted = time.monotonic()
             if statuses.count(202) != MESSAGES:
                 raise RuntimeError(f"not every POST was accepted: {sorted(set(statuses))}")
-            done = _wait(lambda: sink.messages() >= seen + MESSAGES)
+            done = _wait(lambda: sink.dumped() >= seen + MESSAGES)
             walls.append((done - started) * 1000)
             accepts.append((accepted - started) * 1000)
             sockets.append(counter.connections - conns)

@@ -6,27 +6,20 @@ workerd may advance its clock only at I/O, so the worker's in-loop time can
 read 0 for pure CPU work; the figure is therefore wall time: a request with
 N signatures minus a request with none (routing and HTTP), divided by N,
 per round, signers interleaved round by round."""
-import base64
 import json
 import time
 import urllib.request
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from edgerelay_harness.keys import DkimKey
+from edgerelay_harness.net import free_port
 
-from . import relay, workerd
+from . import relay
 from .report import Row, median
 
 SIGNATURES = 50
 SIGNERS = [("webcrypto-rsa", "RSA-2048 WebCrypto"), ("rust-rsa", "RSA-2048 pure Rust"),
            ("ed25519", "Ed25519")]
-
-
-def _pkcs8(key) -> str:
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    return base64.b64encode(der).decode()
 
 
 def _timed_get(url: str) -> float:
@@ -39,16 +32,9 @@ def _timed_get(url: str) -> float:
 
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
-    directory = workerd.fresh_directory(base, "dkim")
-    vars_ = relay.vars_for(workerd.free_port())
-    vars_["DKIM_KEYS"] = json.dumps([
-        {"domain": "example.com", "selector": "rsa", "algorithm": "rsa",
-         "private_key": _pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=2048))},
-        {"domain": "example.com", "selector": "ed", "algorithm": "ed25519",
-         "private_key": _pkcs8(ed25519.Ed25519PrivateKey.generate())},
-    ])
-    config = workerd.edgerelay_config(directory, vars_)
-    worker = workerd.Wrangler([config], directory)
+    directory = relay.workdir(base, "dkim")
+    vars_ = relay.vars_for(free_port(), [DkimKey.rsa("rsa"), DkimKey.ed25519("ed")])
+    worker = relay.start(directory, vars_, migrated=False)
     per_signature = {name: [] for name, _ in SIGNERS}
     try:
         worker.wait_ready()

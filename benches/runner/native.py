@@ -5,14 +5,15 @@ import os
 import subprocess
 from pathlib import Path
 
-from . import workerd
+from edgerelay_harness.paths import ROOT
+
 from .report import Row
 
 CASES = [("ed25519", "Ed25519"), ("rsa2048", "RSA-2048")]
 
 
 def _target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR", workerd.ROOT / "target"))
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 
 
 def _median_ns(case: str) -> tuple[float, int]:
@@ -24,7 +25,7 @@ def _median_ns(case: str) -> tuple[float, int]:
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     subprocess.run(["cargo", "bench", "--quiet", "--bench", "core"], check=True,
-                   cwd=workerd.ROOT, stdout=subprocess.DEVNULL)
+                   cwd=ROOT, stdout=subprocess.DEVNULL)
     compose_ns, samples = _median_ns("compose_only")
     rows = [Row(figure="Native: validate + compose, 10 KB (no signing)",
                 value=1e9 / compose_ns, unit="msg/s", runs=samples, samples=[1e9 / compose_ns],

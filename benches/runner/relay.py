@@ -1,15 +1,14 @@
-"""edgerelay as the benchmarks configure it: a fresh API key, an Ed25519
-DKIM key for example.com, a plaintext upstream on loopback and the bench
-routes on. The same message is sent by every SMTP benchmark."""
-import base64
-import hashlib
-import json
-import secrets
+"""edgerelay as the benchmarks configure and start it: a fresh API key, an
+Ed25519 DKIM key for example.com, a plaintext upstream on loopback and the
+bench routes on. The same message is sent by every SMTP benchmark."""
+import shutil
+from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from edgerelay_harness.keys import DkimKey, api_key_entry, new_api_key, relay_vars
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD
+from edgerelay_harness.wrangler import WranglerDev, migrate, worker_config
 
-API_KEY = "er_bench_" + secrets.token_urlsafe(24)
+API_KEY = new_api_key("er_bench_")
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 # About 2 KB of text and HTML: a typical transactional message.
@@ -31,27 +30,36 @@ WORKER_MAILER_MESSAGE = {
 }
 
 
-def _dkim_key() -> str:
-    key = ed25519.Ed25519PrivateKey.generate()
-    pkcs8 = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption())
-    return base64.b64encode(pkcs8).decode()
+def vars_for(upstream_port: int, dkim_keys: list[DkimKey] | None = None) -> dict:
+    return relay_vars(
+        [api_key_entry(API_KEY, "bench")],
+        dkim_keys or [DkimKey.ed25519("bench")],
+        f"smtp+insecure://127.0.0.1:{upstream_port}",
+        EHLO_NAME="relay.bench.test",
+        SMTP_TIMEOUT_SECONDS="30",
+        BENCH_ROUTES="on",
+    )
 
 
-def vars_for(upstream_port: int) -> dict:
-    return {
-        "API_KEYS": json.dumps([{
-            "id": "bench",
-            "sha256": hashlib.sha256(API_KEY.encode()).hexdigest(),
-            "domains": ["example.com"],
-        }]),
-        "DKIM_KEYS": json.dumps([{
-            "domain": "example.com", "selector": "bench", "algorithm": "ed25519",
-            "private_key": _dkim_key(),
-        }]),
-        "SMTP_UPSTREAMS": f"smtp+insecure://127.0.0.1:{upstream_port}",
-        "EHLO_NAME": "relay.bench.test",
-        "RETRY_BASE_DELAY_SECONDS": "1",
-        "SMTP_TIMEOUT_SECONDS": "30",
-        "BENCH_ROUTES": "on",
-    }
+def workdir(base: Path, name: str) -> Path:
+    """An empty directory for one section's configs, state and logs."""
+    directory = base / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def start(directory: Path, vars_: dict, *, before: tuple = (), migrated: bool = True,
+          build_dir: Path = DIAGNOSTICS_BUILD) -> WranglerDev:
+    """edgerelay under `wrangler dev` (warn-level logs: a log line per request
+    would cost the load CPU), with a migrated local D1 unless told otherwise;
+    `before`: other workers' configs in the same workerd, the first on the port."""
+    config = worker_config(directory, vars_, build_dir=build_dir)
+    state = migrate(config, directory / "state") if migrated else None
+    return WranglerDev([*before, config], directory, state_dir=state, log_level="warn")
+
+
+# smtp-sink as the benchmarks' server: no AUTH (-a) and no DSN (-N)
+# announced, so edgerelay and worker-mailer speak the same plain SMTP to it.
+SINK_OPTIONS = ("-a", "-N")

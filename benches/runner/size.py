@@ -4,10 +4,15 @@ beside the same for a trivial JS worker, alternating round by round; and the
 time V8 (Node 22, the engine workerd embeds) takes to compile the wasm, a
 cleaner view of the isolate start-up edgerelay adds than wrangler's own."""
 import gzip
+import json
 import subprocess
 from pathlib import Path
 
-from . import relay, workerd
+from edgerelay_harness.net import free_port
+from edgerelay_harness.paths import NODE_BIN, RELEASE_BUILD
+from edgerelay_harness.wrangler import WranglerDev, migrate, worker_config
+
+from . import relay
 from .report import Row, median
 
 MIB = 1024 * 1024
@@ -20,15 +25,25 @@ def _gz(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), compresslevel=9))
 
 
+def _trivial_config(directory: Path) -> Path:
+    """A worker that answers 200 and does nothing else: the startup baseline."""
+    script = directory / "trivial.js"
+    script.write_text("export default { fetch() { return new Response('ok'); } };\n")
+    path = directory / "trivial.json"
+    path.write_text(json.dumps({"name": "trivial", "main": str(script),
+                                "compatibility_date": "2026-11-01"}))
+    return path
+
+
 def _compile_ms(wasm: Path) -> float:
-    node = workerd.ROOT / "node_modules" / ".bin" / "node"
+    node = NODE_BIN / "node"
     out = subprocess.run([str(node), "-e", COMPILE_JS, str(wasm)], check=True,
                          capture_output=True, text=True).stdout
     return float(out.strip())
 
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
-    build = workerd.ROOT / "build"
+    build = RELEASE_BUILD
     files = [p for p in build.rglob("*") if p.is_file()]
     wasms = [p for p in files if p.suffix == ".wasm"]
     if not wasms:
@@ -37,14 +52,15 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     bundle_raw = sum(p.stat().st_size for p in files)
     bundle_gz = sum(_gz(p) for p in files)
 
-    directory = workerd.fresh_directory(base, "startup")
-    config = workerd.edgerelay_config(directory, relay.vars_for(workerd.free_port()))
-    state = workerd.migrate(directory, config)
-    trivial = workerd.trivial_config(directory)
+    directory = relay.workdir(base, "startup")
+    config = worker_config(directory, relay.vars_for(free_port()), build_dir=RELEASE_BUILD)
+    state = migrate(config, directory / "state")
+    trivial = _trivial_config(directory)
     ours, theirs = [], []
     for _ in range(rounds):
         for configs, path, into in (([config], "/health", ours), ([trivial], "/", theirs)):
-            w = workerd.Wrangler(configs, directory, state if into is ours else None)
+            w = WranglerDev(configs, directory, state_dir=state if into is ours else None,
+                            log_level="warn")
             try:
                 into.append(w.wait_ready(path) * 1000)
             finally:

@@ -5,28 +5,33 @@ edgerelay behind its service binding), all sending the same message to the
 same smtp-sink through the same delaying proxy, interleaved run by run."""
 from pathlib import Path
 
-from . import relay, workerd
-from .delay_proxy import DelayProxy
+from edgerelay_harness.client import request
+from edgerelay_harness.delay_proxy import DelayProxy
+from edgerelay_harness.paths import ROOT
+from edgerelay_harness.smtp_sink import SmtpSink
+from edgerelay_harness.wrangler import companion_config
+
+from . import relay
 from .report import Row, median
-from .sink import SmtpSink
 
 MESSAGES = 50
 ONE_WAY_MS = 10
+WORKER_MAILER = ROOT / "benches" / "worker-mailer"
 
 
 def _edgerelay(url: str, pipelining: bool) -> dict:
     switch = "on" if pipelining else "off"
-    status, body = workerd.post_json(
+    status, body, _ = request(
         f"{url}/bench/smtp?count={MESSAGES}&pipelining={switch}&chunking={switch}",
-        relay.MESSAGE, relay.AUTH)
+        "POST", relay.MESSAGE, relay.AUTH, timeout=120)
     if status != 200:
         raise RuntimeError(f"/bench/smtp answered {status}: {body}")
     return body
 
 
 def _worker_mailer(url: str) -> dict:
-    status, body = workerd.post_json(f"{url}/worker-mailer/smtp?count={MESSAGES}",
-                                     relay.WORKER_MAILER_MESSAGE)
+    status, body, _ = request(f"{url}/worker-mailer/smtp?count={MESSAGES}", "POST",
+                              relay.WORKER_MAILER_MESSAGE, timeout=120)
     if status != 200:
         raise RuntimeError(f"/worker-mailer/smtp answered {status}: {body}")
     return body
@@ -39,13 +44,12 @@ def _rate(body: dict) -> float:
 
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
-    directory = workerd.fresh_directory(base, "smtp")
-    sink = SmtpSink(workerd.free_port(), directory)
+    directory = relay.workdir(base, "smtp")
+    sink = SmtpSink(*relay.SINK_OPTIONS, backlog=1024)
     proxy = DelayProxy(sink.port, ONE_WAY_MS).start()
-    er_config = workerd.edgerelay_config(directory, relay.vars_for(proxy.port))
-    wm_config = workerd.worker_mailer_config(directory, proxy.port)
-    state = workerd.migrate(directory, er_config)
-    worker = workerd.Wrangler([wm_config, er_config], directory, state)
+    wm_config = companion_config(directory, WORKER_MAILER / "wrangler.toml",
+                                 WORKER_MAILER / "index.js", {"SMTP_PORT": str(proxy.port)})
+    worker = relay.start(directory, relay.vars_for(proxy.port), before=(wm_config,))
     pipelined, lockstep, baseline, connections = [], [], [], []
     try:
         worker.wait_ready("/worker-mailer/health")

@@ -8,7 +8,9 @@ the first request the worker sees, and the real code path then runs for the
 retry."""
 import pytest
 
-from conftest import basic_message, wait_for
+from edgerelay_harness.keys import basic_message
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD
+from edgerelay_harness.poll import wait_for
 
 
 @pytest.mark.parametrize("step,path", [
@@ -19,7 +21,7 @@ from conftest import basic_message, wait_for
 def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
         start_worker, upstream, step, path):
     server = upstream().start()
-    worker = start_worker(server.url, FAULT_ACCEPT=f"{step}:1")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, FAULT_ACCEPT=f"{step}:1")
     headers = {"Authorization": f"Bearer {worker.api_key}", "Idempotency-Key": f"fault-{step}"}
     message = basic_message(subject=f"survives a failed {step}")
 

@@ -3,8 +3,8 @@ copies over exactly one SMTP connection, each a real signed message."""
 import dkim
 import pytest
 
-from conftest import basic_message
-from test_walking_skeleton import dns_for
+from edgerelay_harness.keys import basic_message, dkim_dns
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD
 
 
 def bench(worker, query, key=None, body=None):
@@ -25,7 +25,7 @@ def test_bench_route_does_not_exist_by_default(start_worker, upstream):
 def test_bench_route_sends_n_signed_copies_over_one_connection(start_worker, upstream,
                                                                dkim_ed25519, pipelining):
     server = upstream().start()
-    worker = start_worker(server.url, BENCH_ROUTES="on")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     status, body, _ = bench(worker, f"count=4&pipelining={pipelining}&chunking={pipelining}")
     assert status == 200, body
     assert body["count"] == 4 and body["delivered"] == 4, body
@@ -37,12 +37,12 @@ def test_bench_route_sends_n_signed_copies_over_one_connection(start_worker, ups
     assert len(server.connections) == 1
     # Distinct messages (fresh Message-IDs), each with a valid signature.
     assert len({m.data for m in received}) == 4
-    assert all(dkim.verify(m.data, dnsfunc=dns_for(dkim_ed25519)) for m in received)
+    assert all(dkim.verify(m.data, dnsfunc=dkim_dns(dkim_ed25519)) for m in received)
 
 
 def test_bench_route_refuses_bad_parameters_and_keys(start_worker, upstream):
     server = upstream().start()
-    worker = start_worker(server.url, BENCH_ROUTES="on")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     cases = [("count=0", "count"), ("count=5000", "count"),
              ("pipelining=maybe", "pipelining"), ("speed=max", "speed")]
     for query, field in cases:

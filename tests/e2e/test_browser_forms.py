@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import ROOT, SENDER_DOMAIN, wait_for
-from upstream import free_port
+from edgerelay_harness.keys import SENDER_DOMAIN
+from edgerelay_harness.net import free_port
+from edgerelay_harness.paths import ROOT
+from edgerelay_harness.poll import wait_for
 
 PUBLISHABLE_KEY = "pk_test_contact_0123456789"
 OWNER = f"owner@{SENDER_DOMAIN}"

@@ -3,14 +3,10 @@ client connection is counted, and no reply comes back sooner than the
 round trip it stands in for (a lower bound, so it cannot flake on a slow
 machine)."""
 import socket
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
-
-from runner.delay_proxy import DelayProxy  # noqa: E402
+from edgerelay_harness.delay_proxy import DelayProxy
 
 
 def echo_server():

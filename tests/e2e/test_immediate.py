@@ -9,10 +9,11 @@ import os
 
 import dkim
 
-from conftest import basic_message, wait_for
-from test_send_api import schema
-from test_walking_skeleton import dns_for
-from upstream import Behaviour, free_port
+from edgerelay_harness.keys import basic_message, dkim_dns
+from edgerelay_harness.net import free_port
+from edgerelay_harness.openapi import schema
+from edgerelay_harness.poll import wait_for
+from edgerelay_harness.upstream import Behaviour
 
 IMMEDIATE = "/v1/messages?delivery=immediate"
 
@@ -49,7 +50,7 @@ def test_immediate_success_answers_200_with_replies_and_the_safety_job_sends_not
     assert body["status"] == "delivered"
     # The answer comes after the upstream's 250: the message is there already.
     assert len(server.messages) == 1
-    assert dkim.verify(server.messages[0].data, dnsfunc=dns_for(dkim_ed25519))
+    assert dkim.verify(server.messages[0].data, dnsfunc=dkim_dns(dkim_ed25519))
     assert sorted(r["address"] for r in body["recipients"]) == rcpts
     for r in body["recipients"]:
         assert r["state"] == "delivered", r
@@ -154,12 +155,6 @@ def test_immediate_mixed_250_450_defers_one_recipient_and_delivers_it_later_once
         {"now@example.net": "delivered", "later@example.net": "delivered"}
 
 
-def stored_bodies(worker):
-    from pathlib import Path
-    r2 = Path(worker.log_path).parent / "state" / "v3" / "r2"
-    return [p for p in r2.rglob("*") if p.is_file() and p.parent.name == "blobs"]
-
-
 def test_immediate_with_an_idempotency_key_and_a_body_kept_in_r2(start_worker, upstream, dkim_ed25519):
     server = upstream().start()
     worker = start_worker(server.url)
@@ -178,13 +173,13 @@ def test_immediate_with_an_idempotency_key_and_a_body_kept_in_r2(start_worker, u
     assert s == 409 and body["error"]["rule"] == "idempotency_key_reused", body
 
     [received] = server.messages
-    assert dkim.verify(received.data, dnsfunc=dns_for(dkim_ed25519))
+    assert dkim.verify(received.data, dnsfunc=dkim_dns(dkim_ed25519))
     parsed = email.message_from_bytes(received.data, policy=email.policy.default)
     assert next(p for p in parsed.walk() if p.get_filename() == "data.bin").get_content() == blob
     wait_for_safety_check(worker, first[1]["id"])
     assert len(server.messages) == 1
     # Delivered is an end state: the stored body is deleted.
-    wait_for(lambda: stored_bodies(worker) == [], what="the stored body to be deleted")
+    wait_for(lambda: worker.stored_bodies() == [], what="the stored body to be deleted")
 
 
 def test_an_unknown_delivery_mode_is_refused_naming_the_parameter(start_worker, upstream):

@@ -1,33 +1,27 @@
 """Another Worker (examples/producer-worker) produces into edgerelay's queue,
 both running in one local runtime that shares the queues."""
-import hashlib
 import json
-import secrets
-import tomllib
 
 import dkim
 
-from conftest import ROOT, SENDER_DOMAIN, basic_message, wait_for
-from test_walking_skeleton import dns_for
+from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message, dkim_dns, new_api_key
+from edgerelay_harness.paths import ROOT
+from edgerelay_harness.poll import wait_for
+from edgerelay_harness.wrangler import companion_config
+
+PRODUCER = ROOT / "examples" / "producer-worker"
 
 
 def producer_config(directory):
-    with open(ROOT / "examples" / "producer-worker" / "wrangler.toml", "rb") as f:
-        config = tomllib.load(f)
-    config["main"] = str(ROOT / "examples" / "producer-worker" / "src" / "index.js")
-    path = directory / "producer.json"
-    path.write_text(json.dumps(config))
-    return path
+    return companion_config(directory, PRODUCER / "wrangler.toml", PRODUCER / "src" / "index.js",
+                            name="producer.json")
 
 
 def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
         start_worker, upstream, api_key, dkim_ed25519, tmp_path):
     server = upstream().start()
-    other_key = "er_test_" + secrets.token_urlsafe(24)
-    keys = [
-        {"id": "e2e", "sha256": hashlib.sha256(api_key.encode()).hexdigest(), "domains": [SENDER_DOMAIN]},
-        {"id": "other", "sha256": hashlib.sha256(other_key.encode()).hexdigest(), "domains": [SENDER_DOMAIN]},
-    ]
+    other_key = new_api_key()
+    keys = [api_key_entry(api_key, "e2e"), api_key_entry(other_key, "other")]
     worker = start_worker(
         server.url,
         primary_configs=[producer_config(tmp_path)],
@@ -42,7 +36,7 @@ def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
     received = wait_for(lambda: server.messages, what="the producer's message at the server")
     assert len(received) == 1
     assert b"Subject: from the producer" in received[0].data
-    assert dkim.verify(received[0].data, dnsfunc=dns_for(dkim_ed25519))
+    assert dkim.verify(received[0].data, dnsfunc=dkim_dns(dkim_ed25519))
 
     # The owner key sees it, with the producer named; the other key does not.
     def delivered():

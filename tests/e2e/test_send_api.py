@@ -5,71 +5,42 @@ document checked against what these tests send and receive."""
 import base64
 import email
 import email.policy
-import hashlib
 import json
 import os
-from pathlib import Path
 
 import dkim
 import jsonschema
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import ROOT, SENDER_DOMAIN, basic_message, wait_for
+from edgerelay_harness.keys import SENDER_DOMAIN, basic_message, dkim_dns
+from edgerelay_harness.openapi import OPENAPI, schema
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD
+from edgerelay_harness.poll import wait_for
 
-RSA_SELECTOR = "rsa1"
-OPENAPI = json.loads((ROOT / "openapi.json").read_text())
 # A 1x1 PNG.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 
 
-@pytest.fixture(scope="session")
-def dkim_rsa():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pkcs8 = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return {
-        "key": key,
-        "config": {
-            "domain": SENDER_DOMAIN,
-            "selector": RSA_SELECTOR,
-            "algorithm": "rsa",
-            "private_key": base64.b64encode(pkcs8).decode(),
-        },
-        "txt": f"v=DKIM1; k=rsa; p={base64.b64encode(spki).decode()}".encode(),
-    }
-
-
 @pytest.fixture
 def dual_signing_worker(start_worker, upstream, dkim_ed25519, dkim_rsa):
     """A worker with both keys for the sender domain, and its upstream."""
-    def start(upstream_running=True, **extra_vars):
+    def start(upstream_running=True, build_dir=None, **extra_vars):
         server = upstream()
         if upstream_running:
             server.start()
+        if build_dir is not None:
+            extra_vars["build_dir"] = build_dir
         worker = start_worker(
             server.url,
-            DKIM_KEYS=json.dumps([dkim_rsa["config"], dkim_ed25519["config"]]),
+            DKIM_KEYS=json.dumps([dkim_rsa.config, dkim_ed25519.config]),
             **extra_vars,
         )
         return worker, server
     return start
-
-
-def dns_for(*keys):
-    records = {f"{k['config']['selector']}._domainkey.{SENDER_DOMAIN}.": k["txt"] for k in keys}
-
-    def dnsfunc(name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        return records.get(name)
-    return dnsfunc
 
 
 def verify_every_signature(data: bytes, dnsfunc) -> list[str]:
@@ -84,12 +55,6 @@ def verify_every_signature(data: bytes, dnsfunc) -> list[str]:
         algorithms.append(tags["a"])
         assert dkim.DKIM(data).verify(idx=index, dnsfunc=dnsfunc), f"signature {index} ({tags['a']})"
     return algorithms
-
-
-def schema(name: str) -> jsonschema.Draft202012Validator:
-    """A validator for one component schema, resolving refs within the document."""
-    root = {"$ref": f"#/components/schemas/{name}", "components": OPENAPI["components"]}
-    return jsonschema.Draft202012Validator(root)
 
 
 def rich_message():
@@ -128,7 +93,7 @@ def test_rich_message_arrives_intact_with_both_signatures_verified(dual_signing_
     assert sorted(received.rcpt_tos) == sorted(
         ["jose@example.net", "plain@example.net", "umit@example.net", "hidden@example.net"])
 
-    algorithms = verify_every_signature(received.data, dns_for(dkim_rsa, dkim_ed25519))
+    algorithms = verify_every_signature(received.data, dkim_dns(dkim_rsa, dkim_ed25519))
     assert sorted(algorithms) == ["ed25519-sha256", "rsa-sha256"]
 
     msg = email.message_from_bytes(received.data, policy=email.policy.default)
@@ -169,12 +134,6 @@ def test_a_key_cannot_send_as_a_domain_it_does_not_own(dual_signing_worker):
     assert server.messages == []
 
 
-def stored_bodies(worker) -> list[Path]:
-    """Objects in the worker's local R2 state (miniflare keeps one file per blob)."""
-    r2 = Path(worker.log_path).parent / "state" / "v3" / "r2"
-    return [p for p in r2.rglob("*") if p.is_file() and p.parent.name == "blobs"]
-
-
 def test_a_message_over_the_queue_limit_travels_through_r2(dual_signing_worker, dkim_ed25519, dkim_rsa):
     # The upstream is down at first, so the body must wait in R2 across a retry.
     worker, server = dual_signing_worker(upstream_running=False)
@@ -184,20 +143,20 @@ def test_a_message_over_the_queue_limit_travels_through_r2(dual_signing_worker, 
     assert status == 202, body
 
     wait_for(lambda: worker.status(body["id"])["status"] == "deferred", what="the first attempt to fail")
-    stored = stored_bodies(worker)
+    stored = worker.stored_bodies()
     assert len(stored) == 1 and stored[0].stat().st_size > 128 * 1024, stored
 
     server.start()
     received = wait_for(lambda: server.messages, what="the large message at the server")[0]
     assert len(server.messages) == 1
     assert len(received.data) > 128 * 1024
-    verify_every_signature(received.data, dns_for(dkim_rsa, dkim_ed25519))
+    verify_every_signature(received.data, dkim_dns(dkim_rsa, dkim_ed25519))
     msg = email.message_from_bytes(received.data, policy=email.policy.default)
     attachment = next(p for p in msg.walk() if p.get_filename() == "data.bin")
     assert attachment.get_content() == blob
     wait_for(lambda: worker.status(body["id"])["status"] == "delivered", what="status delivered")
     # Delivered is an end state: the stored body is deleted.
-    wait_for(lambda: stored_bodies(worker) == [], what="the stored body to be deleted")
+    wait_for(lambda: worker.stored_bodies() == [], what="the stored body to be deleted")
 
 
 def test_messages_over_the_size_limit_are_refused_with_413(dual_signing_worker):
@@ -298,7 +257,7 @@ def test_openapi_document_is_served_verbatim_and_is_valid(start_worker, upstream
 
 
 def test_webcrypto_and_pure_rust_rsa_signatures_are_byte_identical(dual_signing_worker, dkim_rsa):
-    worker, _ = dual_signing_worker(BENCH_ROUTES="on")
+    worker, _ = dual_signing_worker(build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     results = {}
     for signer in ["webcrypto-rsa", "rust-rsa", "ed25519"]:
         status, body, _ = worker.request("GET", f"/bench/signing?signer={signer}&n=2")
@@ -310,8 +269,8 @@ def test_webcrypto_and_pure_rust_rsa_signatures_are_byte_identical(dual_signing_
     data = base64.b64decode(web["signed_data"])
     signature = base64.b64decode(web["signature"])
     # A third, independent signer agrees, and the public key verifies it.
-    assert dkim_rsa["key"].sign(data, padding.PKCS1v15(), hashes.SHA256()) == signature
-    dkim_rsa["key"].public_key().verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+    assert dkim_rsa.key.sign(data, padding.PKCS1v15(), hashes.SHA256()) == signature
+    dkim_rsa.key.public_key().verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
     assert len(base64.b64decode(results["ed25519"]["signature"])) == 64
 
 

@@ -5,8 +5,9 @@ SMTP_PIPELINING=off. The server records what arrived in each TCP read (after
 TLS): commands that share a read were pipelined."""
 import concurrent.futures
 
-from conftest import basic_message, wait_for
-from upstream import Behaviour
+from edgerelay_harness.keys import basic_message
+from edgerelay_harness.poll import wait_for
+from edgerelay_harness.upstream import Behaviour
 
 BATCH = 5
 VERBS = (b"MAIL FROM:", b"RCPT TO:", b"DATA\r\n", b"QUIT\r\n", b"RSET\r\n")

@@ -4,9 +4,10 @@ connected to, an immediate pause on rejected credentials (not charged to
 the message), and "unknown" when the final dot goes unanswered."""
 import pytest
 
-from conftest import basic_message, wait_for
-from smtp_sink import SmtpSink
-from upstream import Behaviour, free_port
+from edgerelay_harness.keys import basic_message
+from edgerelay_harness.net import free_port
+from edgerelay_harness.poll import wait_for
+from edgerelay_harness.upstream import Behaviour
 
 
 def send_and_wait(worker, subject, status="delivered"):
@@ -71,15 +72,11 @@ def test_rejected_credentials_do_not_use_up_attempts(start_worker, upstream):
     (("-p", "-W", ".:60"), "timed out"),
     (("-W", ".:60"), "221"),
 ], ids=["lock-step", "quit-pipelined-behind-the-dot"])
-def test_unanswered_final_dot_is_unknown_and_not_retried(start_worker, options, error):
-    sink = SmtpSink(*options)
-    try:
-        wait_for(sink.listening, what="smtp-sink to listen")
-        worker = start_worker(sink.url, SMTP_TIMEOUT_SECONDS="1")
-        record = send_and_wait(worker, "no reply to the dot", status="unknown")
-        assert record["attempts"] == 1
-        kinds = [e["kind"] for e in record["events"]]
-        assert "deferred" not in kinds and kinds[-1] == "unknown", kinds
-        assert error in record["last_error"], record
-    finally:
-        sink.stop()
+def test_unanswered_final_dot_is_unknown_and_not_retried(start_worker, smtp_sink, options, error):
+    sink = smtp_sink(*options)
+    worker = start_worker(sink.url, SMTP_TIMEOUT_SECONDS="1")
+    record = send_and_wait(worker, "no reply to the dot", status="unknown")
+    assert record["attempts"] == 1
+    kinds = [e["kind"] for e in record["events"]]
+    assert "deferred" not in kinds and kinds[-1] == "unknown", kinds
+    assert error in record["last_error"], record

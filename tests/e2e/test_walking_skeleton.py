@@ -4,16 +4,10 @@ import email.policy
 
 import dkim
 
-from conftest import SENDER_DOMAIN, basic_message, wait_for
-from upstream import Behaviour, free_port
-
-
-def dns_for(dkim_ed25519):
-    def dnsfunc(name, timeout=5):
-        if name in (b"e2e._domainkey.example.com.", "e2e._domainkey.example.com."):
-            return dkim_ed25519["txt"]
-        return None
-    return dnsfunc
+from edgerelay_harness.keys import SENDER_DOMAIN, basic_message, dkim_dns
+from edgerelay_harness.net import free_port
+from edgerelay_harness.poll import wait_for
+from edgerelay_harness.upstream import Behaviour
 
 
 def test_signed_message_reaches_a_starttls_auth_server_and_verifies(start_worker, upstream, dkim_ed25519):
@@ -30,7 +24,7 @@ def test_signed_message_reaches_a_starttls_auth_server_and_verifies(start_worker
     assert msg.mail_from == f"hello@{SENDER_DOMAIN}"
     assert msg.rcpt_tos == ["rcpt@example.net"]
     # Someone else's DKIM verifier, given the public key instead of DNS.
-    assert dkim.verify(msg.data, dnsfunc=dns_for(dkim_ed25519)), msg.data[:600]
+    assert dkim.verify(msg.data, dnsfunc=dkim_dns(dkim_ed25519)), msg.data[:600]
     parsed = email.message_from_bytes(msg.data, policy=email.policy.default)
     assert parsed["Subject"] == "Hello from the edge"
     assert parsed["From"].addresses[0].addr_spec == f"hello@{SENDER_DOMAIN}"
@@ -63,7 +57,7 @@ def test_upstream_down_is_retried_until_it_comes_up(start_worker, upstream, dkim
     wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="delivery after upstream start")
     received = server.messages
     assert len(received) == 1, "delivered exactly once"
-    assert dkim.verify(received[0].data, dnsfunc=dns_for(dkim_ed25519))
+    assert dkim.verify(received[0].data, dnsfunc=dkim_dns(dkim_ed25519))
     kinds = [e["kind"] for e in worker.status(message_id)["events"]]
     assert kinds[0] == "accepted"
     assert "deferred" in kinds and kinds[-1] == "delivered"

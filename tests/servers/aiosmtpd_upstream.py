@@ -18,10 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-
-from pki import make_ca_and_server_cert  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from edgerelay_harness.pki import make_ca_and_server_cert
+from edgerelay_harness.upstream import Upstream
 
 
 def main() -> int:

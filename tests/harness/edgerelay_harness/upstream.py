@@ -1,11 +1,12 @@
-"""A real SMTP upstream for end-to-end tests, built on aiosmtpd.
+"""A real SMTP upstream on loopback, built on aiosmtpd.
 
 It requires STARTTLS and AUTH (unless told otherwise), records every
 connection, command and message, and can be told to misbehave: answer chosen
 recipients with a given reply, answer DATA with a 4xx for the first N messages.
+It runs in a thread of the calling process; it must not decide what a test
+expects, only record what arrived.
 """
 import asyncio
-import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -13,11 +14,7 @@ from dataclasses import dataclass, field
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .net import free_port
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 The worker trusts the CA through NODE_EXTRA_CA_CERTS, which Miniflare hands to
 workerd, so STARTTLS and implicit TLS to local servers are verified for real.
+Certificates live two days; nothing here may be trusted outside a test run.
 """
 import datetime
 import ipaddress

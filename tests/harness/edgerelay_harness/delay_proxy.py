@@ -4,7 +4,8 @@ It stands in for a network round trip: with 10 ms each way, every
 request/reply exchange costs 20 ms more, as it would to a smarthost 20 ms away.
 Each direction is a FIFO with its own writer, so bytes keep their order and a
 burst of pipelined commands is delayed once, not once per command. Runs in a
-thread of its own; `connections` counts the sockets clients opened.
+thread of its own; `connections` counts the sockets clients opened. It
+must not change the bytes: only when they arrive.
 """
 import asyncio
 import threading
