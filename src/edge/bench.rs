@@ -11,9 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use worker::{Request, Response};
 
-use crate::api::ApiError;
-use crate::config::Settings;
+use crate::accept::ApiError;
 use crate::message::{DkimAlgorithm, DkimKey, PendingSignature, UnsignedMessage};
+use crate::settings::Settings;
 
 use super::{http, internal, signing};
 

@@ -11,9 +11,10 @@
 
 use worker::{Env, Response};
 
-use crate::api::bench::BenchSmtpRequest;
-use crate::api::{ApiError, AuthenticatedKey, send};
-use crate::delivery::{AttemptResult, DeliveryJob};
+use crate::accept::{ApiError, AuthenticatedKey, send};
+use crate::delivery::AttemptResult;
+use crate::diagnostics::bench::BenchSmtpRequest;
+use crate::queue::DeliveryJob;
 
 use super::{Loaded, http, internal, now_ms, random, smtp_driver};
 

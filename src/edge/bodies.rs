@@ -6,7 +6,7 @@
 
 use worker::{Env, MessageExt, RawMessage};
 
-use crate::delivery::{DeliveryJob, ExternalBody};
+use crate::queue::{DeliveryJob, ExternalBody};
 
 use super::BODIES_BUCKET;
 

@@ -7,8 +7,9 @@
 use wasm_bindgen::JsValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::api::publishable::{FormConfig, FormOutcome};
-use crate::api::{ApiError, AuthenticatedKey, cors};
+use crate::accept::publishable::{FormConfig, FormOutcome};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::cors;
 
 use super::{Loaded, accept, http, internal, random};
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use worker::{Response, Result};
 
-use crate::api::ApiError;
+use crate::accept::ApiError;
 
 /// A JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {

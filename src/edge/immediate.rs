@@ -12,9 +12,9 @@
 
 use worker::{Env, Response};
 
-use crate::api::delivery_mode::{DeliveryMode, immediate_answer};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::RetryPolicy;
+use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 
 use super::leases::Leases;
 use super::ledger::Ledger;

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 use worker::{Env, Response};
 
-use crate::api::listing::{Cursor, parse_query};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::listing::{Cursor, parse_query};
 
 use super::ledger::{Ledger, ListedRow, RecipientRow};
 use super::store::Store;

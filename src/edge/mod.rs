@@ -31,9 +31,10 @@ use std::rc::Rc;
 
 use worker::{Context, Env, MessageBatch, Method, Request, Response, Result, event};
 
-use crate::api::delivery_mode::DeliveryMode;
-use crate::api::{ApiError, ApiKeys, send};
-use crate::config::{ConfigError, Settings};
+use crate::accept::{ApiError, ApiKeys, send};
+use crate::config::ConfigError;
+use crate::http::delivery_mode::DeliveryMode;
+use crate::settings::Settings;
 
 /// Binding names, as in wrangler.toml.
 pub(crate) const JOBS_QUEUE: &str = "JOBS";
@@ -120,8 +121,8 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            let idempotency_key = crate::api::idempotency::parse_key(
-                header(&req, crate::api::idempotency::HEADER).as_deref(),
+            let idempotency_key = crate::accept::idempotency::parse_key(
+                header(&req, crate::accept::idempotency::HEADER).as_deref(),
             )?;
             let url = req.url().map_err(internal)?;
             let mode = DeliveryMode::from_query(

@@ -13,9 +13,10 @@
 use sha2::{Digest, Sha256};
 use worker::Env;
 
-use crate::api::listing::tags_object;
-use crate::api::{AuthenticatedKey, send};
-use crate::delivery::{DeliveryJob, producer};
+use crate::accept::producer;
+use crate::accept::{AuthenticatedKey, send};
+use crate::http::listing::tags_object;
+use crate::queue::DeliveryJob;
 
 use super::ledger::Ledger;
 use super::store::Store;
