@@ -298,3 +298,25 @@ def test_strings_comments_and_mod_declarations_are_not_imports(tmp_path):
     '''
     code, out = check(tmp_path, files)
     assert code == 0, out
+
+
+def test_braces_in_literals_do_not_upset_module_scopes(tmp_path):
+    # Were any of the braces in these literals counted, `inner` would seem
+    # not to close, and `super::session` below would be read from inside it.
+    files = dict(CLEAN)
+    files["smtp/outcome.rs"] = r'''
+        pub struct Outcome;
+        pub struct Holder<'a>(&'a str);
+        mod inner {
+            pub const OPEN: char = '{';
+            pub const TEXT: &str = "{{ \" {";
+            pub const RAW: &[u8] = br#"{"}"#;
+        }
+        pub fn session() -> super::session::Session { todo!() }
+    '''
+    code, out = check(tmp_path, files)
+    assert code == 1, out
+    assert cycle_lines(out) == [
+        "cycle: src/smtp/outcome.rs -> src/smtp/session.rs -> src/smtp/outcome.rs"
+    ], out
+    assert "src/smtp/outcome.rs:8 uses super::session::Session" in out, out
