@@ -15,8 +15,13 @@ use crate::http::delivery_mode::DeliveryMode;
 use crate::queue::{DeliveryJob, QueueBody, place};
 
 use super::leases::Leases;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, bodies, http, internal, now_ms, random, signing};
+use super::{
+    bodies,
+    http::{self, internal},
+    random, signing,
+};
 
 pub async fn accept(
     env: &Env,

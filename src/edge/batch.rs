@@ -7,7 +7,11 @@ use worker::{Env, Response};
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::http::batch::{self, BATCH_STATUS};
 
-use super::{Loaded, accept, http, internal};
+use super::platform::Loaded;
+use super::{
+    accept,
+    http::{self, internal},
+};
 
 pub async fn accept_batch(
     env: &Env,

@@ -16,7 +16,11 @@ use crate::delivery::AttemptResult;
 use crate::diagnostics::bench::BenchSmtpRequest;
 use crate::queue::DeliveryJob;
 
-use super::{Loaded, http, internal, now_ms, random, smtp_driver};
+use super::platform::{Loaded, now_ms};
+use super::{
+    http::{self, internal},
+    random, smtp_driver,
+};
 
 /// Whether the bench routes answer; otherwise they do not exist (404).
 pub fn enabled(loaded: &Loaded) -> bool {

@@ -8,7 +8,7 @@ use worker::{Env, MessageExt, RawMessage};
 
 use crate::queue::{DeliveryJob, ExternalBody};
 
-use super::BODIES_BUCKET;
+use super::platform::BODIES_BUCKET;
 
 /// Stores a body before its job is enqueued.
 pub async fn store(env: &Env, body: &ExternalBody) -> worker::Result<()> {

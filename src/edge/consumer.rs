@@ -11,10 +11,9 @@ use worker::{Env, MessageBatch, MessageBuilder, MessageExt, RawMessage};
 use crate::queue::{DeliveryJob, EventKind, MessageStatus, QueueBody};
 
 use super::ledger::Ledger;
+use super::platform::{DATABASE, DEAD_LETTER_QUEUE, load, now_ms};
 use super::store::Store;
-use super::{
-    DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake, safety_net,
-};
+use super::{bodies, lifecycle, producer_intake, safety_net};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {

@@ -19,7 +19,7 @@ use worker::{D1Database, Env};
 use crate::delivery::{HealthSettings, Upstream};
 use crate::delivery::{SessionVerdict, UpstreamHealth};
 
-use super::DATABASE;
+use super::platform::DATABASE;
 
 #[derive(Deserialize)]
 struct Row {

@@ -27,3 +27,7 @@ pub fn error(e: &ApiError) -> Result<Response> {
     }
     Ok(resp)
 }
+
+pub(crate) fn internal(e: worker::Error) -> ApiError {
+    ApiError::unavailable(format!("internal error: {e}"))
+}

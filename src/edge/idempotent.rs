@@ -15,7 +15,12 @@ use crate::accept::{ApiError, AuthenticatedKey};
 use crate::http::delivery_mode::DeliveryMode;
 
 use super::ledger::Ledger;
-use super::{DATABASE, Loaded, accept, http, immediate, internal, now_ms};
+use super::platform::{DATABASE, Loaded, now_ms};
+use super::{
+    accept,
+    http::{self, internal},
+    immediate,
+};
 
 /// How long a duplicate waits for the first request's answer.
 const WAIT_FOR_FIRST_MS: u64 = 10_000;

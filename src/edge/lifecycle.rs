@@ -33,8 +33,9 @@ use crate::delivery::{AttemptReport, Decision, RecipientResult, RecipientState, 
 use crate::queue::{DeliveryJob, EventKind, MessageStatus, QueueBody};
 
 use super::ledger::Ledger;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, now_ms, random, smtp_driver};
+use super::{random, smtp_driver};
 
 /// Test-only fault: the consumer throws after settling this many freshly
 /// delivered messages of a batch, leaving the rest unacknowledged, as a

@@ -9,9 +9,10 @@ use worker::{Env, Response};
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::http::listing::{Cursor, parse_query};
 
+use super::http::{self, internal};
 use super::ledger::{Ledger, ListedRow, RecipientRow};
+use super::platform::DATABASE;
 use super::store::Store;
-use super::{DATABASE, http, internal};
 
 fn recipients_view(rcpt_to: &Value, rows: Vec<RecipientRow>) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();

@@ -19,8 +19,8 @@ use crate::http::listing::tags_object;
 use crate::queue::DeliveryJob;
 
 use super::ledger::Ledger;
+use super::platform::{Loaded, now_ms};
 use super::store::Store;
-use super::{Loaded, now_ms};
 
 /// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
 /// or records why not (`Ok(None)`: acknowledge). `Err` means the store was

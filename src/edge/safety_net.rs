@@ -13,8 +13,8 @@ use crate::delivery::immediate::{SafetyCheck, check};
 use crate::queue::{DeliveryJob, EventKind, QueueBody};
 
 use super::leases::Leases;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 
 /// Returns the jobs to deliver now: every ordinary job, and the safety jobs
 /// whose message still needs an attempt (with their flag cleared and the

@@ -22,7 +22,7 @@ use crate::settings::Settings;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::health_store::HealthBook;
-use super::now_ms;
+use super::platform::now_ms;
 
 enum Read {
     Data(usize),
