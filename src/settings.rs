@@ -296,6 +296,9 @@ fn parse_upstreams(src: &impl ConfigSource) -> Result<Vec<Upstream>, ConfigError
 }
 
 #[cfg(test)]
+mod documented;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::delivery::UpstreamSecurity;
