@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use edgerelay::api::auth::key_digest_hex;
-use edgerelay::api::{ApiKeys, send};
-use edgerelay::config::Settings;
+use edgerelay::accept::keys::key_digest_hex;
+use edgerelay::accept::{ApiKeys, send};
+use edgerelay::settings::Settings;
 
 const API_KEY: &str = "er_bench_key";
 const ED25519_PEM: &str = include_str!("../src/message/dkim/testdata/ed25519.pkcs8.pem");

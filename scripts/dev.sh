@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-maildev --smtp "$MAILDEV_SMTP" --web "$MAILDEV_WEB" --ip 127.0.0.1 --silent &
+maildev --smtp "$MAILDEV_SMTP" --web "$MAILDEV_WEB" --ip 127.0.0.1 --web-ip 127.0.0.1 --silent &
 pids+=($!)
 
 wrangler d1 migrations apply DB --local >/dev/null

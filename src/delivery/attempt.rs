@@ -3,13 +3,14 @@
 //!
 //! Pure: the edge driver owns the socket and calls these at either end.
 
-use crate::config::{Settings, Upstream, UpstreamSecurity};
+use super::upstream::{Upstream, UpstreamSecurity};
+use crate::settings::Settings;
 use crate::smtp::{
     Credentials, Envelope, OutcomeKind, Security, SmtpConfig, Timeouts, TransactionOutcome,
 };
 
-use super::job::DeliveryJob;
 use super::policy::AttemptResult;
+use crate::queue::DeliveryJob;
 
 /// What one attempt came to for one job.
 #[derive(Debug, Clone, PartialEq, Eq)]

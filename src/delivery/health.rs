@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::HealthSettings;
+use super::upstream_settings::HealthSettings;
 use crate::smtp::{Outcome, OutcomeKind};
 
 /// What is known about one upstream across sessions.

@@ -33,9 +33,9 @@
 //!
 //! Must not: perform I/O or read the clock; the edge passes the time in.
 
-use crate::config::Settings;
+use crate::settings::Settings;
 
-use super::recipients::is_final_status;
+use crate::queue::MessageStatus;
 
 /// SMTP steps a session can wait on besides one RCPT per recipient: connect,
 /// greeting, EHLO, STARTTLS, TLS handshake, EHLO again, AUTH (two round trips
@@ -107,7 +107,7 @@ pub fn check(record: Option<&SafetyRecord>, now_ms: u64, recheck_seconds: u32) -
         // was never accepted, so it must not go out.
         return SafetyCheck::Done("the message was not accepted".into());
     };
-    if is_final_status(&record.status) {
+    if MessageStatus::parse(&record.status).is_some_and(MessageStatus::is_final) {
         return SafetyCheck::Done(format!(
             "nothing left to deliver: the immediate delivery settled it as {}",
             record.status
@@ -176,8 +176,8 @@ mod tests {
 
     #[test]
     fn the_safety_job_never_beats_the_first_retry() {
-        use crate::config::RetrySettings;
         use crate::delivery::RetryPolicy;
+        use crate::delivery::RetrySettings;
         for base in [1u32, 2, 7, 60, 600] {
             let s = settings("30", "smtp://u:p@a.example.net:587", &base.to_string());
             let earliest = RetryPolicy::new(RetrySettings {

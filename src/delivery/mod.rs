@@ -6,19 +6,17 @@
 //! jitter are passed in.
 
 pub mod attempt;
-pub mod body;
 pub mod health;
 pub mod immediate;
-pub mod job;
 pub mod plan;
 pub mod policy;
-pub mod producer;
 pub mod recipients;
+pub mod upstream;
+pub mod upstream_settings;
 
 pub use attempt::AttemptReport;
-pub use body::{ExternalBody, QueuePlacement, place};
 pub use health::{SessionVerdict, UpstreamHealth, upstream_order};
-pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
-pub use policy::{AttemptResult, Decision, RetryPolicy};
-pub use producer::QueueProducer;
+pub use policy::{AttemptResult, Decision, RetryPolicy, RetrySettings};
 pub use recipients::{RecipientResult, RecipientState};
+pub use upstream::{Upstream, UpstreamSecurity};
+pub use upstream_settings::HealthSettings;

@@ -4,7 +4,13 @@
 //! failed batch spread out, and is clamped to the queue's longest delay. A
 //! message is given up once the next attempt would fall past its lifetime.
 
-use crate::config::RetrySettings;
+/// Retry timing, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub base_delay_seconds: u32,
+    pub max_delay_seconds: u32,
+    pub lifetime_seconds: u64,
+}
 
 /// What one delivery attempt came to, as far as retrying is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! and recorded, and only the deferred ones travel on to the next attempt.
 //! Must not: touch storage or the clock; the edge records what this decides.
 
+use crate::queue::MessageStatus;
 use crate::smtp::{Cause, OutcomeKind, RecipientOutcome, TransactionOutcome};
 
 use super::policy::Decision;
@@ -164,31 +165,23 @@ pub fn still_to_deliver(rcpt_to: &[String], recorded: &[(String, RecipientState)
 /// `deferred` while any recipient awaits another attempt; then `unknown` if
 /// any may or may not have it; `delivered` when all have it; `failed` when
 /// none does; `partially_delivered` otherwise.
-pub fn message_status(states: &[RecipientState]) -> &'static str {
+pub fn message_status(states: &[RecipientState]) -> MessageStatus {
     let any = |s: RecipientState| states.contains(&s);
     if states.is_empty() {
-        "queued"
+        MessageStatus::Queued
     } else if any(RecipientState::Deferred) {
-        "deferred"
+        MessageStatus::Deferred
     } else if any(RecipientState::Pending) {
-        "queued"
+        MessageStatus::Queued
     } else if any(RecipientState::Unknown) {
-        "unknown"
+        MessageStatus::Unknown
     } else if states.iter().all(|s| *s == RecipientState::Delivered) {
-        "delivered"
+        MessageStatus::Delivered
     } else if any(RecipientState::Delivered) {
-        "partially_delivered"
+        MessageStatus::PartiallyDelivered
     } else {
-        "failed"
+        MessageStatus::Failed
     }
-}
-
-/// Message statuses after which nothing more will happen.
-pub fn is_final_status(status: &str) -> bool {
-    matches!(
-        status,
-        "delivered" | "failed" | "partially_delivered" | "unknown"
-    )
 }
 
 #[cfg(test)]
@@ -343,13 +336,7 @@ mod tests {
             (&[Unknown, Deferred], "deferred"),
         ];
         for (states, expected) in table {
-            assert_eq!(message_status(states), *expected, "{states:?}");
-        }
-        for s in ["delivered", "failed", "partially_delivered", "unknown"] {
-            assert!(is_final_status(s));
-        }
-        for s in ["queued", "deferred"] {
-            assert!(!is_final_status(s));
+            assert_eq!(message_status(states).as_str(), *expected, "{states:?}");
         }
     }
 

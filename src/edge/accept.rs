@@ -8,15 +8,20 @@ use std::cell::Cell;
 
 use worker::{Env, MessageBuilder, Response};
 
-use crate::api::accept_fault::{AcceptFault, AcceptStep};
-use crate::api::delivery_mode::DeliveryMode;
-use crate::api::{ApiError, AuthenticatedKey, send};
+use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::delivery::immediate::{ImmediatePlan, plan};
-use crate::delivery::{DeliveryJob, QueueBody, place};
+use crate::diagnostics::accept_fault::{AcceptFault, AcceptStep};
+use crate::http::delivery_mode::DeliveryMode;
+use crate::queue::{DeliveryJob, QueueBody, place};
 
 use super::leases::Leases;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, bodies, http, internal, now_ms, random, signing};
+use super::{
+    bodies,
+    http::{self, internal},
+    random, signing,
+};
 
 pub async fn accept(
     env: &Env,
@@ -165,7 +170,7 @@ fn injected_fault(env: &Env, step: AcceptStep) -> Option<worker::Error> {
 /// failing to store them does not refuse the message.
 async fn tag(env: &Env, id: &str, tags: &[crate::message::Tag]) {
     // The validated tags, not a second parse of the request body.
-    if let (Some(tags), Ok(db)) = (crate::api::listing::tags_json(tags), env.d1(DATABASE)) {
+    if let (Some(tags), Ok(db)) = (crate::http::listing::tags_json(tags), env.d1(DATABASE)) {
         let _ = super::ledger::Ledger::new(db)
             .annotate(id, Some(&tags), None)
             .await;

@@ -1,13 +1,17 @@
 //! `POST /v1/messages/batch`: each item accepted on its own through the
 //! single-message path; the answer lists every item's result (see
-//! [`crate::api::batch`] for the shape).
+//! [`crate::http::batch`] for the shape).
 
 use worker::{Env, Response};
 
-use crate::api::batch::{self, BATCH_STATUS};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::batch::{self, BATCH_STATUS};
 
-use super::{Loaded, accept, http, internal};
+use super::platform::Loaded;
+use super::{
+    accept,
+    http::{self, internal},
+};
 
 pub async fn accept_batch(
     env: &Env,

@@ -11,11 +11,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use worker::{Request, Response};
 
-use crate::api::ApiError;
-use crate::config::Settings;
+use crate::accept::ApiError;
 use crate::message::{DkimAlgorithm, DkimKey, PendingSignature, UnsignedMessage};
+use crate::settings::Settings;
 
-use super::{http, internal, signing};
+use super::{
+    http::{self, internal},
+    signing,
+};
 
 /// Most signatures per request, so one call stays well inside a CPU limit.
 const MAX_ROUNDS: u32 = 500;

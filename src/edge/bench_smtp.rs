@@ -11,11 +11,16 @@
 
 use worker::{Env, Response};
 
-use crate::api::bench::BenchSmtpRequest;
-use crate::api::{ApiError, AuthenticatedKey, send};
-use crate::delivery::{AttemptResult, DeliveryJob};
+use crate::accept::{ApiError, AuthenticatedKey, send};
+use crate::delivery::AttemptResult;
+use crate::diagnostics::bench::BenchSmtpRequest;
+use crate::queue::DeliveryJob;
 
-use super::{Loaded, http, internal, now_ms, random, smtp_driver};
+use super::platform::{Loaded, now_ms};
+use super::{
+    http::{self, internal},
+    random, smtp_driver,
+};
 
 /// Whether the bench routes answer; otherwise they do not exist (404).
 pub fn enabled(loaded: &Loaded) -> bool {

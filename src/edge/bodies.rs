@@ -6,9 +6,9 @@
 
 use worker::{Env, MessageExt, RawMessage};
 
-use crate::delivery::{DeliveryJob, ExternalBody};
+use crate::queue::{DeliveryJob, ExternalBody};
 
-use super::BODIES_BUCKET;
+use super::platform::BODIES_BUCKET;
 
 /// Stores a body before its job is enqueued.
 pub async fn store(env: &Env, body: &ExternalBody) -> worker::Result<()> {

@@ -8,13 +8,12 @@
 
 use worker::{Env, MessageBatch, MessageBuilder, MessageExt, RawMessage};
 
-use crate::delivery::{DeliveryJob, QueueBody};
+use crate::queue::{DeliveryJob, EventKind, MessageStatus, QueueBody};
 
 use super::ledger::Ledger;
+use super::platform::{DATABASE, DEAD_LETTER_QUEUE, load, now_ms};
 use super::store::Store;
-use super::{
-    DATABASE, DEAD_LETTER_QUEUE, bodies, lifecycle, load, now_ms, producer_intake, safety_net,
-};
+use super::{bodies, lifecycle, producer_intake, safety_net};
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -93,7 +92,14 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         let id = job.id.clone();
         dead_letter(&env, &reason, Some(job), None).await;
         if let Err(e) = store
-            .record_attempt(&id, "failed", false, "failed", Some(&reason), now_ms())
+            .record_attempt(
+                &id,
+                MessageStatus::Failed,
+                false,
+                EventKind::Failed,
+                Some(&reason),
+                now_ms(),
+            )
             .await
         {
             worker::console_error!("edgerelay: could not record a lost body: {e}");
@@ -168,13 +174,13 @@ async fn record_dead_letters(
                 Some(job) => {
                     bodies::release(env, job.body_ref.as_deref()).await;
                     store
-                        .add_event(&job.id, "dead_lettered", Some(&letter.reason), now)
+                        .add_event(&job.id, EventKind::DeadLettered, Some(&letter.reason), now)
                         .await
                 }
                 None if letter.message_id.is_some() => {
                     let id = letter.message_id.as_deref().unwrap_or_default();
                     store
-                        .add_event(id, "dead_lettered", Some(&letter.reason), now)
+                        .add_event(id, EventKind::DeadLettered, Some(&letter.reason), now)
                         .await
                 }
                 None => {
@@ -197,9 +203,9 @@ async fn record_dead_letters(
                 store
                     .record_attempt(
                         &job.id,
-                        "failed",
+                        MessageStatus::Failed,
                         false,
-                        "dead_lettered",
+                        EventKind::DeadLettered,
                         Some("delivery failed repeatedly without a recorded outcome"),
                         now,
                     )

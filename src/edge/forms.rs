@@ -7,10 +7,16 @@
 use wasm_bindgen::JsValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::api::publishable::{FormConfig, FormOutcome};
-use crate::api::{ApiError, AuthenticatedKey, cors};
+use crate::accept::publishable::{FormConfig, FormOutcome};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::cors;
 
-use super::{Loaded, accept, http, internal, random};
+use super::platform::Loaded;
+use super::{
+    accept,
+    http::{self, internal},
+    random,
+};
 
 /// Rate Limiting bindings, as in wrangler.toml.
 const KEY_LIMITER: &str = "FORM_KEY_LIMITER";

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
-use crate::config::{HealthSettings, Upstream};
+use crate::delivery::{HealthSettings, Upstream};
 use crate::delivery::{SessionVerdict, UpstreamHealth};
 
-use super::DATABASE;
+use super::platform::DATABASE;
 
 #[derive(Deserialize)]
 struct Row {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use worker::{Response, Result};
 
-use crate::api::ApiError;
+use crate::accept::ApiError;
 
 /// A JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
@@ -26,4 +26,8 @@ pub fn error(e: &ApiError) -> Result<Response> {
         resp.headers_mut().set("WWW-Authenticate", "Bearer")?;
     }
     Ok(resp)
+}
+
+pub(crate) fn internal(e: worker::Error) -> ApiError {
+    ApiError::unavailable(format!("internal error: {e}"))
 }

@@ -10,12 +10,17 @@ use std::time::Duration;
 
 use worker::{Delay, Env, Response};
 
-use crate::api::delivery_mode::DeliveryMode;
-use crate::api::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::delivery_mode::DeliveryMode;
 
 use super::ledger::Ledger;
-use super::{DATABASE, Loaded, accept, http, immediate, internal, now_ms};
+use super::platform::{DATABASE, Loaded, now_ms};
+use super::{
+    accept,
+    http::{self, internal},
+    immediate,
+};
 
 /// How long a duplicate waits for the first request's answer.
 const WAIT_FOR_FIRST_MS: u64 = 10_000;

@@ -12,16 +12,20 @@
 
 use worker::{Env, Response};
 
-use crate::api::delivery_mode::{DeliveryMode, immediate_answer};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::RetryPolicy;
+use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 
 use super::leases::Leases;
 use super::ledger::Ledger;
 use super::lifecycle::{Carrier, deliver_recording, settle};
+use super::platform::{DATABASE, Loaded, now_ms};
 use super::smtp_driver::with_timeout;
 use super::store::Store;
-use super::{DATABASE, Loaded, accept, http, internal, now_ms};
+use super::{
+    accept,
+    http::{self, internal},
+};
 
 pub async fn accept_immediate(
     env: &Env,

@@ -7,9 +7,10 @@
 use serde::Deserialize;
 use worker::{D1Database, D1PreparedStatement, Result};
 
-use crate::api::idempotency::StoredKey;
-use crate::api::listing::{Cursor, ListQuery};
+use crate::accept::idempotency::StoredKey;
 use crate::delivery::{RecipientResult, RecipientState};
+use crate::http::listing::{Cursor, ListQuery};
+use crate::queue::EventKind;
 
 use super::d1_values::{n, opt_n, opt_s, s};
 
@@ -174,13 +175,13 @@ impl Ledger {
     pub fn event_statement(
         &self,
         message_id: &str,
-        kind: &str,
+        kind: EventKind,
         detail: Option<&str>,
         now_ms: u64,
     ) -> Result<D1PreparedStatement> {
         self.db
             .prepare("INSERT INTO events (message_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&[s(message_id), n(now_ms), s(kind), opt_s(detail)])
+            .bind(&[s(message_id), n(now_ms), s(kind.as_str()), opt_s(detail)])
     }
 
     pub async fn run(&self, statements: Vec<D1PreparedStatement>) -> Result<()> {
@@ -228,7 +229,7 @@ impl Ledger {
                 n(now_ms / 1000),
                 s(producer_id),
             ])?;
-        let event = self.event_statement(message_id, "rejected", Some(reason), now_ms)?;
+        let event = self.event_statement(message_id, EventKind::Rejected, Some(reason), now_ms)?;
         self.db.batch(vec![insert, event]).await?;
         Ok(())
     }

@@ -29,13 +29,13 @@ use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::{
     from_transaction, message_status, settle as settle_recipients, still_to_deliver,
 };
-use crate::delivery::{
-    AttemptReport, Decision, DeliveryJob, QueueBody, RecipientResult, RecipientState, RetryPolicy,
-};
+use crate::delivery::{AttemptReport, Decision, RecipientResult, RecipientState, RetryPolicy};
+use crate::queue::{DeliveryJob, EventKind, MessageStatus, QueueBody};
 
 use super::ledger::Ledger;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, now_ms, random, smtp_driver};
+use super::{random, smtp_driver};
 
 /// Test-only fault: the consumer throws after settling this many freshly
 /// delivered messages of a batch, leaving the rest unacknowledged, as a
@@ -186,7 +186,14 @@ async fn finish_recorded(
             let now = now_ms();
             let detail = "settled from the recorded recipients after a redelivery";
             let recorded = store
-                .record_attempt(id, status, false, status, Some(detail), now)
+                .record_attempt(
+                    id,
+                    status,
+                    false,
+                    EventKind::settled_as(status),
+                    Some(detail),
+                    now,
+                )
                 .await;
             let scheduled = match ledger.schedule_statement(id, None) {
                 Ok(s) => ledger.run(vec![s]).await,
@@ -211,7 +218,7 @@ pub(crate) enum Carrier<'a> {
 
 /// What an attempt came to, as recorded.
 pub(crate) struct Settled {
-    pub status: &'static str,
+    pub status: MessageStatus,
     pub results: Vec<RecipientResult>,
     /// Unix seconds, while a recipient awaits a retry.
     pub next_attempt_at: Option<u64>,
@@ -262,14 +269,14 @@ pub(crate) async fn settle(
             r.enhanced_code.as_deref().unwrap_or(""),
             r.reply_text
         );
-        if let Ok(s) = ledger.event_statement(&job.id, "bounced", Some(&detail), now) {
+        if let Ok(s) = ledger.event_statement(&job.id, EventKind::Bounced, Some(&detail), now) {
             statements.push(s);
         }
     }
 
     let mut acked = true;
     let (kind, detail, next_at) = match &decision {
-        Decision::Delivered => ("delivered", report.detail.clone(), None),
+        Decision::Delivered => (EventKind::Delivered, report.detail.clone(), None),
         Decision::Retry { delay_seconds, .. } => {
             let next = DeliveryJob {
                 rcpt_to: report.remaining.clone(),
@@ -299,16 +306,16 @@ pub(crate) async fn settle(
                 );
             }
             (
-                "deferred",
+                EventKind::Deferred,
                 format!("{}; next attempt in {delay_seconds} s", report.detail),
                 Some(now / 1000 + u64::from(*delay_seconds)),
             )
         }
         Decision::Fail(reason) => {
             super::consumer::dead_letter(env, reason, Some(job.clone()), None).await;
-            ("failed", reason.clone(), None)
+            (EventKind::Failed, reason.clone(), None)
         }
-        Decision::Unknown(reason) => ("unknown", reason.clone(), None),
+        Decision::Unknown(reason) => (EventKind::Unknown, reason.clone(), None),
     };
     // A stored body is kept while a retry may need it, and released at an end state.
     if !matches!(decision, Decision::Retry { .. }) {

@@ -6,12 +6,13 @@
 use serde_json::{Value, json};
 use worker::{Env, Response};
 
-use crate::api::listing::{Cursor, parse_query};
-use crate::api::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::listing::{Cursor, parse_query};
 
+use super::http::{self, internal};
 use super::ledger::{Ledger, ListedRow, RecipientRow};
+use super::platform::DATABASE;
 use super::store::Store;
-use super::{DATABASE, http, internal};
 
 fn recipients_view(rcpt_to: &Value, rows: Vec<RecipientRow>) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();

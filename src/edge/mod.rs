@@ -19,6 +19,7 @@ mod leases;
 mod ledger;
 mod lifecycle;
 mod message_views;
+mod platform;
 mod producer_intake;
 mod random;
 mod safety_net;
@@ -26,55 +27,16 @@ mod signing;
 mod smtp_driver;
 mod store;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use worker::{Context, Env, MessageBatch, Method, Request, Response, Result, event};
 
-use crate::api::delivery_mode::DeliveryMode;
-use crate::api::{ApiError, ApiKeys, send};
-use crate::config::{ConfigError, Settings};
+use self::http::internal;
+use self::platform::{Loaded, load};
 
-/// Binding names, as in wrangler.toml.
-pub(crate) const JOBS_QUEUE: &str = "JOBS";
-pub(crate) const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
-pub(crate) const DATABASE: &str = "DB";
-pub(crate) const BODIES_BUCKET: &str = "BODIES";
+use crate::accept::{ApiError, send};
+use crate::http::delivery_mode::DeliveryMode;
 
 /// The API description, served as `GET /openapi.json`.
 const OPENAPI: &str = include_str!("../../openapi.json");
-
-/// Parsed settings, kept for the isolate's life: env does not change under a
-/// running isolate, and parsing keys on every request would waste CPU.
-pub(crate) struct Loaded {
-    pub settings: Settings,
-    pub keys: ApiKeys,
-}
-
-thread_local! {
-    static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
-}
-
-pub(crate) fn load(env: &Env) -> std::result::Result<Rc<Loaded>, ConfigError> {
-    if let Some(l) = LOADED.with(|c| c.borrow().clone()) {
-        return Ok(l);
-    }
-    let source = |name: &str| -> Option<String> {
-        env.secret(name)
-            .map(|s| s.to_string())
-            .ok()
-            .or_else(|| env.var(name).map(|v| v.to_string()).ok())
-    };
-    let settings = Settings::from_source(&source)?;
-    let keys = ApiKeys::new(&settings.api_keys);
-    let loaded = Rc::new(Loaded { settings, keys });
-    LOADED.with(|c| *c.borrow_mut() = Some(loaded.clone()));
-    Ok(loaded)
-}
-
-pub(crate) fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
-}
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -120,8 +82,8 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            let idempotency_key = crate::api::idempotency::parse_key(
-                header(&req, crate::api::idempotency::HEADER).as_deref(),
+            let idempotency_key = crate::accept::idempotency::parse_key(
+                header(&req, crate::accept::idempotency::HEADER).as_deref(),
             )?;
             let url = req.url().map_err(internal)?;
             let mode = DeliveryMode::from_query(
@@ -211,10 +173,6 @@ async fn read_body(req: &mut Request, loaded: &Loaded) -> std::result::Result<Ve
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
-}
-
-pub(crate) fn internal(e: worker::Error) -> ApiError {
-    ApiError::unavailable(format!("internal error: {e}"))
 }
 
 #[event(queue)]

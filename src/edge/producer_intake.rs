@@ -13,13 +13,14 @@
 use sha2::{Digest, Sha256};
 use worker::Env;
 
-use crate::api::listing::tags_object;
-use crate::api::{AuthenticatedKey, send};
-use crate::delivery::{DeliveryJob, producer};
+use crate::accept::producer;
+use crate::accept::{AuthenticatedKey, send};
+use crate::http::listing::tags_object;
+use crate::queue::DeliveryJob;
 
 use super::ledger::Ledger;
+use super::platform::{Loaded, now_ms};
 use super::store::Store;
-use super::{Loaded, now_ms};
 
 /// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
 /// or records why not (`Ok(None)`: acknowledge). `Err` means the store was

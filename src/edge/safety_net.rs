@@ -10,14 +10,11 @@
 use worker::{Env, MessageBuilder, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
 use crate::delivery::immediate::{SafetyCheck, check};
-use crate::delivery::{DeliveryJob, QueueBody};
+use crate::queue::{DeliveryJob, EventKind, QueueBody};
 
 use super::leases::Leases;
+use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
 use super::store::Store;
-use super::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
-
-/// The event a safety job leaves when it finds nothing to do.
-const CHECKED_EVENT: &str = "safety_check";
 
 /// Returns the jobs to deliver now: every ordinary job, and the safety jobs
 /// whose message still needs an attempt (with their flag cleared and the
@@ -75,7 +72,7 @@ pub async fn screen(
             SafetyCheck::Done(reason) => {
                 if record.is_some()
                     && let Err(e) = store
-                        .add_event(&job.id, CHECKED_EVENT, Some(&reason), now)
+                        .add_event(&job.id, EventKind::SafetyCheck, Some(&reason), now)
                         .await
                 {
                     worker::console_warn!("edgerelay: could not record a safety check: {e}");

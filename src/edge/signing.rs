@@ -19,11 +19,11 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::api::ApiError;
-use crate::api::send::{self, Prepared};
-use crate::config::Settings;
-use crate::delivery::DeliveryJob;
+use crate::accept::ApiError;
+use crate::accept::send::{self, Prepared};
 use crate::message::DkimKey;
+use crate::queue::DeliveryJob;
+use crate::settings::Settings;
 
 thread_local! {
     /// Imported CryptoKeys by their index in `Settings::dkim_keys`.

@@ -14,13 +14,15 @@ use futures_util::future::{Either, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Delay, Env, SecureTransport, Socket};
 
-use crate::config::{Settings, Upstream, UpstreamSecurity};
 use crate::delivery::attempt::{envelope, report, session_config};
-use crate::delivery::{AttemptReport, AttemptResult, DeliveryJob, SessionVerdict, upstream_order};
+use crate::delivery::{AttemptReport, AttemptResult, SessionVerdict, upstream_order};
+use crate::delivery::{Upstream, UpstreamSecurity};
+use crate::queue::DeliveryJob;
+use crate::settings::Settings;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::health_store::HealthBook;
-use super::now_ms;
+use super::platform::now_ms;
 
 enum Read {
     Data(usize),

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
 
+use crate::queue::{EventKind, MessageStatus};
+
 use super::d1_values::{n, opt_s, s};
 
 /// What `GET /v1/messages/{id}` shows.
@@ -75,7 +77,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5)",
             )
             .bind(&[s(id), s(key_id), s(mail_from), s(&rcpts), n(now_ms / 1000)])?;
-        let event = self.event_statement(id, "accepted", None, now_ms)?;
+        let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
         self.db.batch(vec![insert, event]).await?;
         Ok(())
     }
@@ -95,21 +97,23 @@ impl Store {
     }
 
     /// The current status of a message, if it exists.
-    pub async fn status_of(&self, id: &str) -> Result<Option<String>> {
-        self.db
+    pub async fn status_of(&self, id: &str) -> Result<Option<MessageStatus>> {
+        Ok(self
+            .db
             .prepare("SELECT status FROM messages WHERE id = ?1")
             .bind(&[s(id)])?
             .first::<String>(Some("status"))
-            .await
+            .await?
+            .and_then(|s| MessageStatus::parse(&s)))
     }
 
     /// Moves a message to `status` after an attempt, with an event of `kind`.
     pub async fn record_attempt(
         &self,
         id: &str,
-        status: &str,
+        status: MessageStatus,
         counts_attempt: bool,
-        kind: &str,
+        kind: EventKind,
         detail: Option<&str>,
         now_ms: u64,
     ) -> Result<()> {
@@ -121,9 +125,9 @@ impl Store {
             )
             .bind(&[
                 s(id),
-                s(status),
+                s(status.as_str()),
                 n(u64::from(counts_attempt)),
-                if status == "delivered" {
+                if status == MessageStatus::Delivered {
                     JsValue::NULL
                 } else {
                     opt_s(detail)
@@ -139,7 +143,7 @@ impl Store {
     pub async fn add_event(
         &self,
         id: &str,
-        kind: &str,
+        kind: EventKind,
         detail: Option<&str>,
         now_ms: u64,
     ) -> Result<()> {
@@ -152,13 +156,13 @@ impl Store {
     fn event_statement(
         &self,
         id: &str,
-        kind: &str,
+        kind: EventKind,
         detail: Option<&str>,
         now_ms: u64,
     ) -> Result<worker::D1PreparedStatement> {
         self.db
             .prepare("INSERT INTO events (message_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&[s(id), n(now_ms), s(kind), opt_s(detail)])
+            .bind(&[s(id), n(now_ms), s(kind.as_str()), opt_s(detail)])
     }
 
     /// A message with its events, visible only to the key that sent it.

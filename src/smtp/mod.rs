@@ -70,11 +70,19 @@
 //! costs one round trip; the reply to the end of data still settles that
 //! message alone. See `pipeline.rs`.
 //!
+//! Files import downwards only: `session.rs` (the one `impl SmtpSession`,
+//! a phase enum) drives `pipeline.rs` and `transaction.rs`; a transaction
+//! writes its own commands on `wire.rs` and classifies its replies through
+//! `outcome.rs`; below them sit `config.rs`, `envelope.rs`,
+//! `transparency.rs`, `auth.rs`, `capabilities.rs` and `reply.rs`. None of
+//! these imports the session.
+//!
 //! The TLS upgrade itself, DNS, connection pooling and retry scheduling
 //! are the caller's business.
 
 mod auth;
 mod capabilities;
+mod config;
 mod envelope;
 mod outcome;
 mod pipeline;
@@ -89,7 +97,8 @@ mod tests;
 
 pub use auth::Credentials;
 pub use capabilities::{AuthMechanisms, Capabilities};
+pub use config::{Security, SmtpConfig, Timeouts};
 pub use envelope::Envelope;
 pub use outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyParser};
-pub use session::{Event, Security, SmtpConfig, SmtpSession, Timeouts};
+pub use session::{Event, SmtpSession};

@@ -163,6 +163,12 @@ impl Outcome {
         }
     }
 
+    /// A reply that has no place at this point of the conversation: the
+    /// conversation cannot continue safely, so the session ends, retryably.
+    pub(crate) fn unexpected(reply: Reply) -> Self {
+        Outcome::new(OutcomeKind::Transient, Cause::UnexpectedReply).with_reply(reply)
+    }
+
     pub(crate) fn with_reply(mut self, reply: Reply) -> Self {
         self.reply = Some(reply);
         self

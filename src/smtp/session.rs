@@ -1,77 +1,25 @@
-//! The session: configuration, the driver-facing API, and the part of the
-//! conversation before and after mail transactions (greeting, EHLO/HELO,
-//! STARTTLS, AUTH, QUIT, and ending the session on failure). Transactions
-//! themselves live in `transaction.rs`.
+//! The session: the driver-facing API, the phase of the connection, and
+//! the conversation around mail transactions (greeting, EHLO/HELO,
+//! STARTTLS, AUTH, QUIT, and ending the session on failure).
+//!
+//! It owns the socket-facing state: the reply parser, the wire, the events
+//! for the driver, the queue of envelopes and the transactions in flight,
+//! which it drives through their own methods (`transaction.rs`), pipelining
+//! one behind another's end of data by the rules in `pipeline.rs`. It must
+//! not decide what a transaction's replies mean for its recipients, nor
+//! classify outcomes itself (`outcome.rs` does), nor do any I/O.
 
 use std::collections::VecDeque;
 
 use super::auth::{self, Credentials, Mechanism};
 use super::capabilities::Capabilities;
+use super::config::{Security, SmtpConfig};
 use super::envelope::Envelope;
-use super::outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
+use super::outcome::{Cause, Outcome, OutcomeKind, TransactionOutcome};
+use super::pipeline;
 use super::reply::{Reply, ReplyParser};
-use super::transaction::Transaction;
+use super::transaction::{self, Progress, Transaction};
 use super::wire::{Expect, Wire};
-
-/// How the connection is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
-    /// TLS is up before the greeting (port 465).
-    ImplicitTls,
-    /// Plaintext until STARTTLS, which the server must offer (port 587).
-    StartTls,
-    /// Plaintext throughout, AUTH included. Only for explicitly configured
-    /// test or private-network upstreams.
-    Insecure,
-}
-
-/// How long to wait for each reply, in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// From connection to the greeting.
-    pub greeting_ms: u64,
-    /// For each command's reply.
-    pub command_ms: u64,
-    /// For the reply to the end of the message data, which servers answer
-    /// only after their content checks.
-    pub data_end_ms: u64,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            greeting_ms: 30_000,
-            command_ms: 30_000,
-            data_end_ms: 60_000,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct SmtpConfig {
-    /// Name sent with EHLO/HELO.
-    pub ehlo_name: String,
-    pub security: Security,
-    pub credentials: Option<Credentials>,
-    pub timeouts: Timeouts,
-    /// Use PIPELINING when offered; off forces lock-step.
-    pub use_pipelining: bool,
-    /// Use CHUNKING (BDAT) when offered; off forces DATA.
-    pub use_chunking: bool,
-}
-
-impl SmtpConfig {
-    pub fn new(ehlo_name: impl Into<String>, security: Security) -> Self {
-        SmtpConfig {
-            ehlo_name: ehlo_name.into(),
-            security,
-            credentials: None,
-            timeouts: Timeouts::default(),
-            use_pipelining: true,
-            use_chunking: true,
-        }
-    }
-}
 
 /// Something the driver must act on or record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,30 +35,44 @@ pub enum Event {
     Closed { failure: Option<Outcome> },
 }
 
+/// Where the conversation is. Phases only move down this list, except that
+/// the TLS handshake returns to `Opening` for the EHLO over TLS.
+#[derive(Debug)]
+enum Phase {
+    /// Greeting, EHLO/HELO, STARTTLS and AUTH: no transaction may start.
+    Opening,
+    /// The server accepted STARTTLS and the driver is upgrading the socket;
+    /// nothing is read until it has.
+    TlsHandshake,
+    /// Transactions may run.
+    Ready,
+    /// QUIT is on the wire; replies to the commands before it may still
+    /// come. `failure` says why, when the session is ending early.
+    Quitting { failure: Option<Outcome> },
+    /// Over. `failure` is what envelopes handed over now are told.
+    Closed { failure: Option<Outcome> },
+}
+
 /// A sans-IO SMTP submission client for one connection.
 #[derive(Debug)]
 pub struct SmtpSession {
-    pub(crate) config: SmtpConfig,
+    config: SmtpConfig,
+    phase: Phase,
+    /// The socket is encrypted: implicit TLS, or after STARTTLS.
+    tls_active: bool,
     parser: ReplyParser,
     pub(crate) wire: Wire,
-    pub(crate) capabilities: Capabilities,
+    capabilities: Capabilities,
     events: VecDeque<Event>,
-    pub(crate) queue: VecDeque<Envelope>,
-    pub(crate) active: Option<Transaction>,
+    queue: VecDeque<Envelope>,
+    /// The caller wants QUIT once the queue is empty.
+    finishing: bool,
+    /// The transaction whose commands are being answered.
+    active: Option<Transaction>,
     /// A transaction whose end of data is on the wire, awaiting its reply,
     /// while the next transaction's commands (or QUIT) follow it in the
     /// same pipelined group; see `pipeline.rs`.
-    pub(crate) ending: Option<Transaction>,
-    tls_active: bool,
-    awaiting_tls: bool,
-    /// Greeting, EHLO, TLS and AUTH are done; transactions may run.
-    ready: bool,
-    /// The caller wants QUIT once the queue is empty.
-    pub(crate) finishing: bool,
-    quit_sent: bool,
-    closed: bool,
-    /// Why the session ended early.
-    failure: Option<Outcome>,
+    ending: Option<Transaction>,
 }
 
 impl SmtpSession {
@@ -122,31 +84,26 @@ impl SmtpSession {
         SmtpSession {
             tls_active: config.security == Security::ImplicitTls,
             config,
+            phase: Phase::Opening,
             parser: ReplyParser::new(),
             wire,
             capabilities: Capabilities::default(),
             events: VecDeque::new(),
             queue: VecDeque::new(),
+            finishing: false,
             active: None,
             ending: None,
-            awaiting_tls: false,
-            ready: false,
-            finishing: false,
-            quit_sent: false,
-            closed: false,
-            failure: None,
         }
     }
 
     /// Queues an envelope. Each one yields exactly one
     /// [`Event::TransactionDone`], immediately if the session is over.
     pub fn send(&mut self, envelope: Envelope, now_ms: u64) {
-        if self.closed || self.quit_sent {
-            let outcome = self
-                .failure
+        if let Phase::Quitting { failure } | Phase::Closed { failure } = &self.phase {
+            let outcome = failure
                 .clone()
                 .unwrap_or_else(|| Outcome::new(OutcomeKind::Transient, Cause::SessionClosed));
-            self.emit_not_attempted(envelope, &outcome);
+            self.emit(transaction::not_attempted(envelope, &outcome));
             return;
         }
         self.queue.push_back(envelope);
@@ -176,7 +133,7 @@ impl SmtpSession {
     /// When to call [`SmtpSession::handle_timeout`] if no input arrives,
     /// in the same clock as `now_ms`. `None` while nothing is awaited.
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.closed {
+        if self.is_closed() {
             None
         } else {
             self.wire.deadline()
@@ -184,7 +141,7 @@ impl SmtpSession {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed
+        matches!(self.phase, Phase::Closed { .. })
     }
 
     /// What the server advertised in its latest EHLO reply.
@@ -198,7 +155,8 @@ impl SmtpSession {
         // Stops at the STARTTLS reply: whatever follows it in plaintext was
         // sent before the handshake and must not be read as a TLS-protected
         // reply (the STARTTLS response-injection attack).
-        while !rest.is_empty() && !self.closed && !self.awaiting_tls {
+        while !rest.is_empty() && !matches!(self.phase, Phase::Closed { .. } | Phase::TlsHandshake)
+        {
             match self.parser.parse(&mut rest) {
                 Ok(Some(reply)) => self.on_reply(reply, now_ms),
                 Ok(None) => break,
@@ -212,10 +170,10 @@ impl SmtpSession {
 
     /// The TLS handshake after [`Event::StartTls`] succeeded.
     pub fn handle_tls_established(&mut self, now_ms: u64) {
-        if !self.awaiting_tls || self.closed {
+        if !matches!(self.phase, Phase::TlsHandshake) {
             return;
         }
-        self.awaiting_tls = false;
+        self.phase = Phase::Opening;
         self.tls_active = true;
         // RFC 3207 §4.2: forget everything learned before TLS.
         self.capabilities = Capabilities::default();
@@ -224,7 +182,7 @@ impl SmtpSession {
 
     /// The TLS handshake failed; the session ends as a configuration error.
     pub fn handle_tls_failed(&mut self, reason: impl Into<String>, now_ms: u64) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         let failure = Outcome::new(OutcomeKind::Configuration, Cause::TlsFailed(reason.into()));
@@ -233,7 +191,7 @@ impl SmtpSession {
 
     /// The connection could not be made: every envelope fails transiently.
     pub fn connect_failed(&mut self, reason: impl Into<String>, now_ms: u64) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         let failure = Outcome::new(OutcomeKind::Transient, Cause::ConnectFailed(reason.into()));
@@ -242,11 +200,11 @@ impl SmtpSession {
 
     /// The peer closed the connection (read returned 0).
     pub fn handle_closed(&mut self, now_ms: u64) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         if self.only_quit_awaited() {
-            self.close();
+            self.quit_done();
         } else {
             let failure = Outcome::new(OutcomeKind::Transient, Cause::ConnectionLost);
             self.fail_session(failure, false, now_ms);
@@ -260,11 +218,11 @@ impl SmtpSession {
             .wire
             .deadline()
             .is_some_and(|deadline| now_ms >= deadline);
-        if self.closed || !due {
+        if self.is_closed() || !due {
             return;
         }
         if self.only_quit_awaited() {
-            self.close();
+            self.quit_done();
         } else {
             let failure = Outcome::new(OutcomeKind::Transient, Cause::Timeout);
             self.fail_session(failure, false, now_ms);
@@ -275,38 +233,54 @@ impl SmtpSession {
     /// connection now loses nothing. (A QUIT pipelined behind the end of a
     /// message's data does not qualify until that data's reply is in.)
     fn only_quit_awaited(&self) -> bool {
-        self.quit_sent && self.wire.next_expected() == Some(Expect::Quit)
+        matches!(self.phase, Phase::Quitting { .. })
+            && self.wire.next_expected() == Some(Expect::Quit)
     }
 
-    pub(crate) fn is_idle(&self) -> bool {
-        self.ready
-            && !self.closed
-            && !self.quit_sent
-            && self.active.is_none()
-            && !self.wire.is_waiting()
+    /// Ready, with no transaction running and no reply awaited.
+    fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Ready) && self.active.is_none() && !self.wire.is_waiting()
     }
 
     /// Starts the next envelope, or QUITs when asked to and none is left.
-    pub(crate) fn advance(&mut self, now_ms: u64) {
+    fn advance(&mut self, now_ms: u64) {
         while let Some(envelope) = self.queue.pop_front() {
-            if self.start_transaction(envelope, now_ms) {
+            if let Some(transaction) = self.prepare(envelope) {
+                self.start(transaction, now_ms);
                 return;
             }
         }
         if self.finishing {
-            self.send_quit(now_ms);
+            self.send_quit(None, now_ms);
         }
     }
 
-    pub(crate) fn send_quit(&mut self, now_ms: u64) {
-        self.quit_sent = true;
+    /// Checks an envelope against the server's extensions before anything
+    /// of it is written; one that cannot go gets its outcome now.
+    fn prepare(&mut self, envelope: Envelope) -> Option<Transaction> {
+        match Transaction::prepare(envelope, &self.capabilities, &self.config) {
+            Ok(transaction) => Some(transaction),
+            Err(outcome) => {
+                self.emit(outcome);
+                None
+            }
+        }
+    }
+
+    fn start(&mut self, mut transaction: Transaction, now_ms: u64) {
+        transaction.start_part(&mut self.wire, now_ms);
+        self.active = Some(transaction);
+    }
+
+    fn send_quit(&mut self, failure: Option<Outcome>, now_ms: u64) {
+        self.phase = Phase::Quitting { failure };
         self.wire.command(b"QUIT\r\n", Expect::Quit, now_ms);
     }
 
     fn on_reply(&mut self, reply: Reply, now_ms: u64) {
         let Some(expect) = self.wire.take_expected(now_ms) else {
             // Nothing was asked: a 421 before an idle close, or a broken server.
-            let failure = unexpected(reply);
+            let failure = Outcome::unexpected(reply);
             self.fail_session(failure, false, now_ms);
             return;
         };
@@ -316,7 +290,7 @@ impl SmtpSession {
             if let Some(transaction) = self.ending.as_mut().or(self.active.as_mut())
                 && matches!(expect, Expect::DataEnd | Expect::BdatLast)
             {
-                transaction.data_sent = false;
+                transaction.data_end_refused();
             }
             self.fail_session(Outcome::from_reply(reply), false, now_ms);
             return;
@@ -330,20 +304,21 @@ impl SmtpSession {
             | Expect::AuthLoginUsername
             | Expect::AuthLoginPassword
             | Expect::AuthXOAuth2 => self.on_auth(expect, reply, now_ms),
-            Expect::Mail => self.on_mail(reply, now_ms),
-            Expect::Rcpt(index) => self.on_rcpt(index, reply, now_ms),
-            Expect::Data => self.on_data(reply, now_ms),
-            Expect::DataEnd | Expect::BdatLast => self.on_data_end(expect, reply, now_ms),
-            Expect::DataEndDiscard => self.on_data_end_discard(now_ms),
+            Expect::Mail
+            | Expect::Rcpt(_)
+            | Expect::Data
+            | Expect::DataEnd
+            | Expect::BdatLast
+            | Expect::DataEndDiscard => self.on_transaction_reply(expect, reply, now_ms),
             Expect::Rset => self.on_rset(reply, now_ms),
-            Expect::Quit => self.close(),
+            Expect::Quit => self.quit_done(),
         }
     }
 
     fn on_greeting(&mut self, reply: Reply, now_ms: u64) {
         if reply.code != 220 {
             let failure = if reply.is_positive() || reply.is_intermediate() {
-                unexpected(reply)
+                Outcome::unexpected(reply)
             } else {
                 Outcome::session_reply(reply)
             };
@@ -396,7 +371,7 @@ impl SmtpSession {
             return;
         }
         let Some(credentials) = &self.config.credentials else {
-            self.ready = true;
+            self.phase = Phase::Ready;
             self.advance(now_ms);
             return;
         };
@@ -422,7 +397,7 @@ impl SmtpSession {
 
     fn on_starttls(&mut self, reply: Reply, now_ms: u64) {
         if reply.code == 220 {
-            self.awaiting_tls = true;
+            self.phase = Phase::TlsHandshake;
             self.parser.reset();
             self.events.push_back(Event::StartTls);
         } else {
@@ -433,13 +408,13 @@ impl SmtpSession {
     fn on_auth(&mut self, step: Expect, reply: Reply, now_ms: u64) {
         match (step, reply.code / 100) {
             (Expect::AuthResult | Expect::AuthXOAuth2, 2) => {
-                self.ready = true;
+                self.phase = Phase::Ready;
                 self.advance(now_ms);
             }
             (Expect::AuthLoginUsername | Expect::AuthLoginPassword, 3) => {
                 let Some(Credentials::Password { username, password }) = &self.config.credentials
                 else {
-                    return self.fail_session(unexpected(reply), false, now_ms);
+                    return self.fail_session(Outcome::unexpected(reply), false, now_ms);
                 };
                 let (value, next) = if step == Expect::AuthLoginUsername {
                     (username, Expect::AuthLoginPassword)
@@ -456,6 +431,90 @@ impl SmtpSession {
         }
     }
 
+    /// A reply to a transaction's command: the pipelined-past data end's
+    /// first, else the active transaction's.
+    fn on_transaction_reply(&mut self, expect: Expect, reply: Reply, now_ms: u64) {
+        if matches!(expect, Expect::DataEnd | Expect::BdatLast)
+            && let Some(ending) = self.ending.as_mut()
+        {
+            return match pipeline::settle_ending(ending, reply) {
+                Ok(()) => self.on_pipelined_data_end(now_ms),
+                Err(reply) => self.fail_session(Outcome::unexpected(reply), false, now_ms),
+            };
+        }
+        let progress = match self.active.as_mut() {
+            Some(transaction) => transaction.on_reply(&mut self.wire, expect, reply, now_ms),
+            None => Progress::Unexpected(reply),
+        };
+        match progress {
+            Progress::Waiting => {}
+            Progress::DataEndSent => self.pipeline_after_data_end(now_ms),
+            Progress::Concluded => {
+                self.report_active();
+                self.advance(now_ms);
+            }
+            Progress::Abandoned => {
+                // The server may still hold part of it.
+                self.report_active();
+                self.wire.command(b"RSET\r\n", Expect::Rset, now_ms);
+            }
+            Progress::Unexpected(reply) => {
+                self.fail_session(Outcome::unexpected(reply), false, now_ms);
+            }
+        }
+    }
+
+    /// Called right after the active transaction's end of data (the final
+    /// dot, or `BDAT … LAST` with its chunk) was written: appends the next
+    /// envelope's commands, or QUIT, to the same transmit when
+    /// `pipeline.rs` allows it.
+    fn pipeline_after_data_end(&mut self, now_ms: u64) {
+        let Some(current) = self.active.as_ref() else {
+            return;
+        };
+        if !pipeline::may_follow_data_end(current) || self.ending.is_some() {
+            return;
+        }
+        if self.queue.is_empty() && !self.finishing {
+            return;
+        }
+        self.ending = self.active.take();
+        // Envelopes the server's extensions rule out are settled here,
+        // before anything of them is written.
+        while let Some(envelope) = self.queue.pop_front() {
+            if let Some(transaction) = self.prepare(envelope) {
+                if let Some(ending) = &self.ending {
+                    pipeline::separate(ending, &mut self.wire, now_ms);
+                }
+                self.start(transaction, now_ms);
+                return;
+            }
+        }
+        if self.finishing {
+            self.send_quit(None, now_ms);
+        }
+    }
+
+    /// The pipelined-past transaction is settled: report it; the session
+    /// goes on with whatever was pipelined behind it.
+    fn on_pipelined_data_end(&mut self, now_ms: u64) {
+        if let Some(ending) = self.ending.take() {
+            self.emit(ending.finish());
+        }
+        // Nothing was pipelined when every queued envelope was refused
+        // locally; envelopes handed over since then start now.
+        if self.is_idle() {
+            self.advance(now_ms);
+        }
+    }
+
+    /// Reports the active transaction, which has run its course.
+    fn report_active(&mut self) {
+        if let Some(transaction) = self.active.take() {
+            self.emit(transaction.finish());
+        }
+    }
+
     fn on_rset(&mut self, reply: Reply, now_ms: u64) {
         if reply.is_positive() {
             // A RSET pipelined ahead of the next transaction leaves that
@@ -465,7 +524,7 @@ impl SmtpSession {
             }
         } else {
             // The server's transaction state is unclear; start afresh later.
-            self.fail_session(unexpected(reply), true, now_ms);
+            self.fail_session(Outcome::unexpected(reply), true, now_ms);
         }
     }
 
@@ -475,70 +534,55 @@ impl SmtpSession {
         if reply.is_transient_negative() || reply.is_permanent_negative() {
             self.fail_session(Outcome::session_reply(reply), true, now_ms);
         } else {
-            self.fail_session(unexpected(reply), false, now_ms);
+            self.fail_session(Outcome::unexpected(reply), false, now_ms);
         }
     }
 
     /// Ends the session: the active transaction and every queued envelope
     /// get their outcome now; then QUIT politely or close at once.
     /// `failure` is Transient or Configuration, never a per-message kind.
-    pub(crate) fn fail_session(&mut self, failure: Outcome, quit: bool, now_ms: u64) {
+    fn fail_session(&mut self, failure: Outcome, quit: bool, now_ms: u64) {
         // In wire order: the message whose data end is unanswered, then the
         // transaction pipelined behind it.
         if let Some(transaction) = self.ending.take() {
-            let outcome = transaction.fail(&failure);
-            self.events.push_back(Event::TransactionDone(outcome));
+            self.emit(transaction.fail(&failure));
         }
         if let Some(transaction) = self.active.take() {
-            let outcome = transaction.fail(&failure);
-            self.events.push_back(Event::TransactionDone(outcome));
+            self.emit(transaction.fail(&failure));
         }
         while let Some(envelope) = self.queue.pop_front() {
-            self.emit_not_attempted(envelope, &failure);
+            self.emit(transaction::not_attempted(envelope, &failure));
         }
         self.wire.clear();
-        self.ready = false;
-        self.awaiting_tls = false;
-        self.failure = Some(failure);
-        if quit && !self.quit_sent {
-            self.send_quit(now_ms);
+        let quit_sent = matches!(self.phase, Phase::Quitting { .. } | Phase::Closed { .. });
+        if quit && !quit_sent {
+            self.send_quit(Some(failure), now_ms);
         } else {
-            self.close();
+            self.close(Some(failure));
         }
     }
 
-    fn close(&mut self) {
-        self.closed = true;
+    /// QUIT was answered, or the connection ended when only QUIT was
+    /// awaited: the session closes with whatever failure sent QUIT.
+    fn quit_done(&mut self) {
+        let failure = match &mut self.phase {
+            Phase::Quitting { failure } => failure.take(),
+            _ => None,
+        };
+        self.close(failure);
+    }
+
+    fn close(&mut self, failure: Option<Outcome>) {
         self.wire.clear();
         self.events.push_back(Event::Closed {
-            failure: self.failure.clone(),
+            failure: failure.clone(),
         });
+        self.phase = Phase::Closed { failure };
     }
 
-    pub(crate) fn emit(&mut self, outcome: TransactionOutcome) {
+    fn emit(&mut self, outcome: TransactionOutcome) {
         self.events.push_back(Event::TransactionDone(outcome));
     }
-
-    fn emit_not_attempted(&mut self, envelope: Envelope, failure: &Outcome) {
-        let recipients = envelope
-            .rcpt_to
-            .into_iter()
-            .map(|address| RecipientOutcome {
-                address,
-                outcome: failure.clone(),
-            })
-            .collect();
-        self.emit(TransactionOutcome::summarise(
-            envelope.id,
-            recipients,
-            failure.clone(),
-        ));
-    }
-}
-
-/// A reply that has no place at this point of the conversation.
-pub(crate) fn unexpected(reply: Reply) -> Outcome {
-    Outcome::new(OutcomeKind::Transient, Cause::UnexpectedReply).with_reply(reply)
 }
 
 /// The EHLO argument must be one token of printable ASCII.

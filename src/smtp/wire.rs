@@ -4,10 +4,13 @@
 //! in command order (RFC 2920 §3.1), so the front of the queue always names
 //! the command the next reply belongs to. The deadline follows the front:
 //! it restarts whenever a reply arrives and another is still awaited.
+//!
+//! It must not interpret replies: it only says which command the next one
+//! answers; the session and the transaction decide what it means.
 
 use std::collections::VecDeque;
 
-use super::session::Timeouts;
+use super::config::Timeouts;
 
 /// The command a pending reply answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

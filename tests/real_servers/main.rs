@@ -9,9 +9,6 @@ mod servers;
 mod smtp_sink;
 mod smuggling;
 
-#[path = "../../src/smtp/transparency/cases.rs"]
-mod transparency_cases;
-
 use edgerelay::smtp::{Credentials, Envelope, Outcome, Security, SmtpConfig, Timeouts};
 
 pub const SENDER: &str = "sender@example.com";

@@ -8,8 +8,8 @@ use edgerelay::smtp::{OutcomeKind, Security};
 
 use crate::driver::run_session;
 use crate::servers::{Aiosmtpd, AiosmtpdMode, SmtpSink};
-use crate::transparency_cases::TRANSPARENCY_CASES;
 use crate::{RECIPIENT, SENDER, config, envelope};
+use edgerelay::smtp::transparency::cases::TRANSPARENCY_CASES;
 
 const SMUGGLED: &[u8] =
     b"MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@target.test>\r\nDATA\r\nSmuggled\r\n.\r\n";

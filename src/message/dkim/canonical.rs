@@ -5,7 +5,7 @@
 //! line-ending normalisation of the input. It must not know about keys,
 //! algorithms or tags; [`super::signature`] decides what gets canonicalised.
 
-use super::super::error::DkimError;
+use crate::message::error::DkimError;
 
 /// Rewrites bare LF and bare CR as CRLF. Signatures are computed over what
 /// goes on the wire, and SMTP only carries CRLF lines.

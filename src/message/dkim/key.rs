@@ -18,9 +18,9 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha2::{Digest, Sha256};
 
-use super::super::address::Domain;
-use super::super::error::{DkimError, DkimKeyError};
 use super::signature::{DkimAlgorithm, DkimIdentity, PendingSignature, Selector};
+use crate::message::address::Domain;
+use crate::message::error::{DkimError, DkimKeyError};
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_ED25519: &str = "1.3.101.112";

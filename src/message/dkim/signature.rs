@@ -13,11 +13,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
-use super::super::address::Domain;
-use super::super::error::{DkimError, DkimKeyError};
 use super::canonical::{
     HeaderField, normalize_line_endings, relaxed_body, relaxed_header, split_message,
 };
+use crate::message::address::Domain;
+use crate::message::error::{DkimError, DkimKeyError};
 
 /// Headers signed once more than they occur, so that a copy added in
 /// transit (a second From or Subject) breaks the signature (RFC 6376 8.15).

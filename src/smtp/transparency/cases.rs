@@ -2,7 +2,7 @@
 //! go on the wire for it under DATA (CRLF-normalised, dot-stuffed, with the
 //! terminator) and BDAT (CRLF-normalised only).
 //!
-//! Test data only. The unit tests check the encoder against it byte for
+//! Test data. The unit tests check the encoder against it byte for
 //! byte; the real-server tests (tests/real_servers) send every input to a
 //! real SMTP server and check that exactly one message arrives, intact. The
 //! rows include every known way to end DATA early on a strict or lenient

@@ -4,12 +4,23 @@
 //! compared with every stored digest in constant time, so neither the timing
 //! of a comparison nor the position of a match in the list leaks anything.
 
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::ApiKeyRecord;
-
 use super::error::ApiError;
+
+/// One API key as stored: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRecord {
+    /// A name for the key, recorded with each message it sends.
+    pub id: String,
+    /// Lower-case hex SHA-256 of the key.
+    pub sha256: String,
+    /// Sender domains this key may use. A key with none may send nothing.
+    pub domains: Vec<String>,
+}
 
 /// The configured keys, ready for constant-time lookup.
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@
 use serde_json::{Value, json};
 
 use crate::delivery::RecipientResult;
-use crate::delivery::recipients::is_final_status;
+use crate::queue::MessageStatus;
 
-use super::error::ApiError;
+use crate::accept::error::ApiError;
 
 /// The query parameter.
 pub const PARAMETER: &str = "delivery";
@@ -69,11 +69,11 @@ impl DeliveryMode {
 /// recipient is listed with the upstream's reply.
 pub fn immediate_answer(
     id: &str,
-    status: &str,
+    status: MessageStatus,
     results: &[RecipientResult],
     next_attempt_at: Option<u64>,
 ) -> (u16, Value) {
-    let code = if is_final_status(status) { 200 } else { 202 };
+    let code = if status.is_final() { 200 } else { 202 };
     let recipients: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -86,7 +86,7 @@ pub fn immediate_answer(
             })
         })
         .collect();
-    let mut body = json!({"id": id, "status": status, "recipients": recipients});
+    let mut body = json!({"id": id, "status": status.as_str(), "recipients": recipients});
     if code == 202 {
         body["next_attempt_at"] = json!(next_attempt_at);
     }
@@ -165,7 +165,12 @@ mod tests {
         ];
         for (status, code) in table {
             let results = [result("a@x.net", Delivered, 250, "Queued as 1")];
-            let (got, body) = immediate_answer("m1", status, &results, Some(99));
+            let (got, body) = immediate_answer(
+                "m1",
+                MessageStatus::parse(status).unwrap(),
+                &results,
+                Some(99),
+            );
             assert_eq!(got, code, "{status}");
             assert_eq!(body["status"], status);
             assert_eq!(body["id"], "m1");
@@ -175,7 +180,7 @@ mod tests {
             result("a@x.net", Delivered, 250, "Queued as 1"),
             result("b@x.net", Deferred, 450, "Mailbox busy"),
         ];
-        let (_, body) = immediate_answer("m1", "deferred", &results, Some(1234));
+        let (_, body) = immediate_answer("m1", MessageStatus::Deferred, &results, Some(1234));
         assert_eq!(body["next_attempt_at"], 1234);
         let r = &body["recipients"];
         assert_eq!(r[0]["state"], "delivered");

@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::error::{ApiError, ErrorFields, FieldProblem};
+use crate::accept::error::{ApiError, ErrorFields, FieldProblem};
 
 /// Most items in one batch, as with other providers' batch endpoints.
 pub const MAX_BATCH_ITEMS: usize = 100;

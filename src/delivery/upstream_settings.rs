@@ -4,7 +4,7 @@
 //! Owns the names, formats and defaults of those settings. Must not decide
 //! anything about health itself (that is `delivery::health`).
 
-use super::{ConfigError, ConfigSource, err, number};
+use crate::config::{ConfigError, ConfigSource, err, number};
 
 /// When an upstream is skipped after failing, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Default for HealthSettings {
     }
 }
 
-pub(super) fn parse_health(src: &impl ConfigSource) -> Result<HealthSettings, ConfigError> {
+pub fn parse_health(src: &impl ConfigSource) -> Result<HealthSettings, ConfigError> {
     let d = HealthSettings::default();
     let threshold = number(
         src,
@@ -67,7 +67,7 @@ pub(super) fn parse_health(src: &impl ConfigSource) -> Result<HealthSettings, Co
 
 /// `SMTP_PIPELINING`: `on` (default) uses PIPELINING where offered; `off`
 /// forces lock-step, one command per round trip.
-pub(super) fn parse_pipelining(src: &impl ConfigSource) -> Result<bool, ConfigError> {
+pub fn parse_pipelining(src: &impl ConfigSource) -> Result<bool, ConfigError> {
     match src
         .get("SMTP_PIPELINING")
         .map(|v| v.trim().to_ascii_lowercase())

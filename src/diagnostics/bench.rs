@@ -6,7 +6,7 @@
 //! in production. Owns: the parameter names, their defaults and limits. Must
 //! not: perform I/O or decide anything about delivery.
 
-use super::error::{ApiError, FieldProblem};
+use crate::accept::error::{ApiError, FieldProblem};
 
 /// The most messages one benchmark request may prepare: all of them are held
 /// in memory at once, and the platform limits one invocation's CPU time.

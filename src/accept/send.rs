@@ -12,15 +12,15 @@
 //! go through [`prepare`] too, with the producer's own scoped identity, so the
 //! same check applies there.
 
-use crate::config::Settings;
-use crate::delivery::DeliveryJob;
 use crate::message::{
     ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
     UnsignedMessage, compose, new_message_id,
 };
+use crate::queue::DeliveryJob;
+use crate::settings::Settings;
 
-use super::auth::AuthenticatedKey;
 use super::error::{ApiError, FieldProblem};
+use super::keys::AuthenticatedKey;
 
 /// A validated, composed message waiting for its DKIM signatures.
 pub struct Prepared {

@@ -1,0 +1,18 @@
+//! Accept: any entrance (API key, publishable key, queue producer) becomes one
+//! validated, signed delivery job.
+//!
+//! Owns: who may send as which domain (API keys, publishable keys, queue
+//! producers), request preparation (validate, compose, sign), idempotency
+//! rules, and the one error shape every entrance answers with.
+//! Must not: perform I/O, or decide anything about delivery.
+
+pub mod error;
+pub mod idempotency;
+pub mod keys;
+pub mod producer;
+pub mod publishable;
+pub mod send;
+
+pub use error::{ApiError, ErrorBody};
+pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey};
+pub use producer::QueueProducer;

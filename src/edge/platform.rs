@@ -1,0 +1,51 @@
+//! The platform, named once: binding names as in wrangler.toml, the clock,
+//! and the settings parsed once per isolate.
+//!
+//! Must not: decide anything; every other edge file reaches the platform here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::Env;
+
+use crate::accept::ApiKeys;
+use crate::config::ConfigError;
+use crate::settings::Settings;
+
+/// Binding names, as in wrangler.toml.
+pub(crate) const JOBS_QUEUE: &str = "JOBS";
+pub(crate) const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
+pub(crate) const DATABASE: &str = "DB";
+pub(crate) const BODIES_BUCKET: &str = "BODIES";
+
+/// Parsed settings, kept for the isolate's life: env does not change under a
+/// running isolate, and parsing keys on every request would waste CPU.
+pub(crate) struct Loaded {
+    pub settings: Settings,
+    pub keys: ApiKeys,
+}
+
+thread_local! {
+    static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn load(env: &Env) -> std::result::Result<Rc<Loaded>, ConfigError> {
+    if let Some(l) = LOADED.with(|c| c.borrow().clone()) {
+        return Ok(l);
+    }
+    let source = |name: &str| -> Option<String> {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .ok()
+            .or_else(|| env.var(name).map(|v| v.to_string()).ok())
+    };
+    let settings = Settings::from_source(&source)?;
+    let keys = ApiKeys::new(&settings.api_keys);
+    let loaded = Rc::new(Loaded { settings, keys });
+    LOADED.with(|c| *c.borrow_mut() = Some(loaded.clone()));
+    Ok(loaded)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}

@@ -1,0 +1,15 @@
+//! The contract between stages: what travels through the queue and where a
+//! message body waits for delivery.
+//!
+//! Owns: the versioned queue body formats (delivery jobs, producer sends, dead
+//! letters), the placement of bodies (inline or in the bucket), and the
+//! statuses and event kinds every stage records.
+//! Must not: perform I/O, or decide anything about delivery.
+
+pub mod body;
+pub mod job;
+pub mod records;
+
+pub use body::{ExternalBody, QueuePlacement, place};
+pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
+pub use records::{EventKind, MessageStatus};

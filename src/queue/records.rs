@@ -1,0 +1,167 @@
+//! The words every stage writes about a message: its status and the kinds of
+//! event on its timeline.
+//!
+//! Owns: the stable names stored in D1 and shown by the API (`as_str`,
+//! `parse`), and which statuses are final. Must not: decide which status a
+//! message has (that is `delivery::recipients::message_status`).
+
+/// A message's status, as stored and shown by the status API.
+///
+/// `Delivered` means every recipient was accepted by the upstream smarthost
+/// (its 250), not that the message reached the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// Stored and queued; no attempt has settled yet.
+    Queued,
+    /// A recipient awaits a retry.
+    Deferred,
+    /// The upstream accepted it for every recipient.
+    Delivered,
+    /// Some recipients accepted, the rest failed for good.
+    PartiallyDelivered,
+    /// Every recipient failed for good, or the message was refused.
+    Failed,
+    /// The connection died after the data was sent: the upstream may have
+    /// it, so it is not sent again.
+    Unknown,
+}
+
+impl MessageStatus {
+    pub const ALL: [MessageStatus; 6] = [
+        MessageStatus::Queued,
+        MessageStatus::Deferred,
+        MessageStatus::Delivered,
+        MessageStatus::PartiallyDelivered,
+        MessageStatus::Failed,
+        MessageStatus::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::PartiallyDelivered => "partially_delivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// No further attempt will be made.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Delivered
+                | MessageStatus::PartiallyDelivered
+                | MessageStatus::Failed
+                | MessageStatus::Unknown
+        )
+    }
+}
+
+/// One kind of event on a message's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Stored and queued.
+    Accepted,
+    /// An attempt left recipients to retry.
+    Deferred,
+    /// The upstream accepted the message for every remaining recipient.
+    Delivered,
+    /// Settled with some recipients accepted and the rest failed for good.
+    PartiallyDelivered,
+    /// A recipient was refused for good (its reply in the detail).
+    Bounced,
+    /// The message failed for good.
+    Failed,
+    /// The outcome after the final dot is unknown.
+    Unknown,
+    /// A queue message could not become a delivery job.
+    Rejected,
+    /// The message reached the dead-letter queue.
+    DeadLettered,
+    /// An immediate delivery's safety job found the message settled.
+    SafetyCheck,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Accepted,
+        EventKind::Deferred,
+        EventKind::Delivered,
+        EventKind::PartiallyDelivered,
+        EventKind::Bounced,
+        EventKind::Failed,
+        EventKind::Unknown,
+        EventKind::Rejected,
+        EventKind::DeadLettered,
+        EventKind::SafetyCheck,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Accepted => "accepted",
+            EventKind::Deferred => "deferred",
+            EventKind::Delivered => "delivered",
+            EventKind::PartiallyDelivered => "partially_delivered",
+            EventKind::Bounced => "bounced",
+            EventKind::Failed => "failed",
+            EventKind::Unknown => "unknown",
+            EventKind::Rejected => "rejected",
+            EventKind::DeadLettered => "dead_lettered",
+            EventKind::SafetyCheck => "safety_check",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The event that records a message settling in `status`.
+    pub fn settled_as(status: MessageStatus) -> EventKind {
+        match status {
+            MessageStatus::Queued | MessageStatus::Deferred => EventKind::Deferred,
+            MessageStatus::Delivered => EventKind::Delivered,
+            MessageStatus::PartiallyDelivered => EventKind::PartiallyDelivered,
+            MessageStatus::Failed => EventKind::Failed,
+            MessageStatus::Unknown => EventKind::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_distinct() {
+        for s in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(s));
+        }
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+        let mut names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        assert_eq!(MessageStatus::parse("sent"), None);
+    }
+
+    #[test]
+    fn final_statuses() {
+        let finals: Vec<&str> = MessageStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .map(MessageStatus::as_str)
+            .collect();
+        assert_eq!(
+            finals,
+            ["delivered", "partially_delivered", "failed", "unknown"]
+        );
+    }
+}
