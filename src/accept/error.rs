@@ -25,6 +25,9 @@ pub struct ApiError {
     pub details: Vec<FieldProblem>,
     /// Seconds the caller should wait before trying again (429, 503).
     pub retry_after: Option<u32>,
+    /// The methods the path takes, for the `Allow` header of a 405 (boxed:
+    /// every `Result` carrying an `ApiError` pays for its size).
+    pub allow: Option<Box<str>>,
 }
 
 /// The serialised form of an [`ApiError`].
@@ -53,6 +56,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -78,9 +82,12 @@ impl ApiError {
         Self::new(404, "not_found", message)
     }
 
-    /// 405: the route exists, the method does not.
+    /// 405: the route exists, the method does not. `allowed` lists the
+    /// methods it takes, as the `Allow` header will (RFC 9110 15.5.6).
     pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(405, "method_not_allowed", format!("allowed: {allowed}"))
+        let mut e = Self::new(405, "method_not_allowed", format!("allowed: {allowed}"));
+        e.allow = Some(allowed.into());
+        e
     }
 
     /// 409: the request collides with an earlier one (for example, an
@@ -218,6 +225,9 @@ mod tests {
         assert_eq!(ApiError::unavailable("x").retry_after, Some(5));
         assert_eq!(ApiError::rate_limited(30).status, 429);
         assert_eq!(ApiError::rate_limited(30).retry_after, Some(30));
+        let e = ApiError::method_not_allowed("GET, POST");
+        assert_eq!((e.status, e.allow.as_deref()), (405, Some("GET, POST")));
+        assert_eq!(e.message, "allowed: GET, POST");
         let body: serde_json::Value =
             serde_json::from_str(&ApiError::malformed("bad json at line 1").body()).unwrap();
         assert_eq!(body["error"]["message"], "bad json at line 1");

@@ -14,13 +14,16 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     Ok(resp)
 }
 
-/// The one error shape, with `Retry-After` when the error carries one.
+/// The one error shape, with `Retry-After` and `Allow` when the error carries them.
 pub fn error(e: &ApiError) -> Result<Response> {
     let mut resp = Response::ok(e.body())?.with_status(e.status);
     resp.headers_mut().set("Content-Type", "application/json")?;
     resp.headers_mut().set("Cache-Control", "no-store")?;
     if let Some(secs) = e.retry_after {
         resp.headers_mut().set("Retry-After", &secs.to_string())?;
+    }
+    if let Some(methods) = &e.allow {
+        resp.headers_mut().set("Allow", methods)?;
     }
     if e.status == 401 {
         resp.headers_mut().set("WWW-Authenticate", "Bearer")?;

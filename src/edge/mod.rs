@@ -27,13 +27,14 @@ mod signing;
 mod smtp_driver;
 mod store;
 
-use worker::{Context, Env, MessageBatch, Method, Request, Response, Result, event};
+use worker::{Context, Env, MessageBatch, Request, Response, Result, event};
 
 use self::http::internal;
 use self::platform::{Loaded, load};
 
 use crate::accept::{ApiError, send};
 use crate::http::delivery_mode::DeliveryMode;
+use crate::http::routes::{self, Endpoint, Routed};
 
 /// The API description, served as `GET /openapi.json`.
 const OPENAPI: &str = include_str!("../../openapi.json");
@@ -48,36 +49,44 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiError> {
     let path = req.path();
-    let method = req.method();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
+    // The method as sent: `Request::method` reads any method it does not
+    // know as GET.
+    let method = req.inner().method();
+    let bench_routes =
+        path.starts_with("/bench/") && load(&env).is_ok_and(|loaded| bench_smtp::enabled(&loaded));
+    let (endpoint, id) = match routes::route(&method, &path, bench_routes) {
+        Routed::Found(endpoint, id) => (endpoint, id.unwrap_or_default()),
+        Routed::MethodNotAllowed(allowed) => return Err(ApiError::method_not_allowed(&allowed)),
+        Routed::NotFound => return Err(ApiError::not_found(format!("no route for {path}"))),
+    };
+    // Secret keys belong on servers. A page (which always sends Origin)
+    // holding one has leaked it; refuse before looking at the key.
+    if endpoint.takes_secret_key() && header(&req, "Origin").is_some() {
+        return Err(ApiError::forbidden(
+            "secret_key_in_browser",
+            "Authorization",
+            "secret API keys must not be used from a browser; use a publishable key with /v1/forms/submit",
+        ));
+    }
+    match endpoint {
         // A route that does nothing: the floor the accept path is measured against.
-        (Method::Get, ["health"]) => {
-            http::json(200, &serde_json::json!({"ok": true})).map_err(internal)
-        }
-        (Method::Get, ["openapi.json"]) => {
+        Endpoint::Health => http::json(200, &serde_json::json!({"ok": true})).map_err(internal),
+        Endpoint::OpenApi => {
             let mut resp = Response::ok(OPENAPI).map_err(internal)?;
             resp.headers_mut()
                 .set("Content-Type", "application/json")
                 .map_err(internal)?;
             Ok(resp)
         }
-        (Method::Options, ["v1", "forms", "submit"]) => {
+        Endpoint::FormPreflight => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             forms::preflight(&req, &loaded).map_err(internal)
         }
-        (Method::Post, ["v1", "forms", "submit"]) => {
+        Endpoint::SubmitForm => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             forms::submit(req, &env, &loaded).await.map_err(internal)
         }
-        // Secret keys belong on servers. A page (which always sends Origin)
-        // holding one has leaked it; refuse before looking at the key.
-        (_, ["v1", ..]) if header(&req, "Origin").is_some() => Err(ApiError::forbidden(
-            "secret_key_in_browser",
-            "Authorization",
-            "secret API keys must not be used from a browser; use a publishable key with /v1/forms/submit",
-        )),
-        (Method::Post, ["v1", "messages"]) => {
+        Endpoint::SendMessage => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
@@ -101,7 +110,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 }
             }
         }
-        (Method::Get, ["v1", "messages"]) => {
+        Endpoint::ListMessages => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
@@ -109,7 +118,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let url = req.url().map_err(internal)?;
             message_views::list(&env, &key, &url).await
         }
-        (Method::Post, ["v1", "messages", "batch"]) => {
+        Endpoint::SendBatch => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
@@ -117,25 +126,19 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let body = read_body(&mut req, &loaded).await?;
             batch::accept_batch(&env, &loaded, &key, &body).await
         }
-        (Method::Get, ["bench", "signing"]) => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            if !loaded.settings.bench_routes {
-                return Err(ApiError::not_found(format!("no route for {path}")));
-            }
-            bench::signing(&req, &loaded.settings).await
-        }
-        (Method::Get, ["v1", "messages", id]) => {
+        Endpoint::GetMessage => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
             message_views::detail(&env, &key, id).await
         }
-        (Method::Post, ["bench", "smtp"]) => {
+        Endpoint::BenchSigning => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            if !bench_smtp::enabled(&loaded) {
-                return Err(ApiError::not_found(format!("no route for {path}")));
-            }
+            bench::signing(&req, &loaded.settings).await
+        }
+        Endpoint::BenchSmtp => {
+            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
@@ -151,9 +154,6 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .map_err(|e| ApiError::malformed(e.to_string()))?;
             bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
-        (_, ["v1", "messages"]) => Err(ApiError::method_not_allowed("GET, POST")),
-        (_, ["v1", "messages", _]) => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }
 

@@ -1,0 +1,238 @@
+//! The route table: every path the API answers, the methods each path takes
+//! and the endpoint each method reaches. Routing and the `Allow` header of a
+//! 405 both read this one table, so they cannot disagree.
+//!
+//! Must not: perform I/O or know what an endpoint does; the edge runs it.
+
+/// What a request reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    OpenApi,
+    SendMessage,
+    ListMessages,
+    SendBatch,
+    /// With the message id from the path.
+    GetMessage,
+    SubmitForm,
+    /// The CORS preflight of [`Endpoint::SubmitForm`].
+    FormPreflight,
+    BenchSigning,
+    BenchSmtp,
+}
+
+impl Endpoint {
+    /// Endpoints for secret API keys. A page always sends `Origin`, so a
+    /// request with one that reaches these carries a leaked key: the edge
+    /// refuses it before looking at the key.
+    pub fn takes_secret_key(self) -> bool {
+        matches!(
+            self,
+            Endpoint::SendMessage
+                | Endpoint::ListMessages
+                | Endpoint::SendBatch
+                | Endpoint::GetMessage
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Literal(&'static str),
+    /// Any one non-empty segment, handed to the endpoint.
+    Id,
+}
+
+/// One path and what each of its methods reaches.
+struct Resource {
+    path: &'static [Segment],
+    methods: &'static [(&'static str, Endpoint)],
+    /// Exists only while the benchmark routes are on (`BENCH_ROUTES`).
+    bench: bool,
+}
+
+use Segment::{Id, Literal};
+
+/// First match wins: `/v1/messages/batch` comes before `/v1/messages/{id}`.
+const ROUTES: &[Resource] = &[
+    Resource {
+        path: &[Literal("health")],
+        methods: &[("GET", Endpoint::Health)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("openapi.json")],
+        methods: &[("GET", Endpoint::OpenApi)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("messages")],
+        methods: &[
+            ("GET", Endpoint::ListMessages),
+            ("POST", Endpoint::SendMessage),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("messages"), Literal("batch")],
+        methods: &[("POST", Endpoint::SendBatch)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("messages"), Id],
+        methods: &[("GET", Endpoint::GetMessage)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("forms"), Literal("submit")],
+        methods: &[
+            ("POST", Endpoint::SubmitForm),
+            ("OPTIONS", Endpoint::FormPreflight),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("bench"), Literal("signing")],
+        methods: &[("GET", Endpoint::BenchSigning)],
+        bench: true,
+    },
+    Resource {
+        path: &[Literal("bench"), Literal("smtp")],
+        methods: &[("POST", Endpoint::BenchSmtp)],
+        bench: true,
+    },
+];
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed<'a> {
+    /// The endpoint, and the path's id segment when it has one.
+    Found(Endpoint, Option<&'a str>),
+    /// The path exists but does not take this method; the value is what it
+    /// takes, for the `Allow` header.
+    MethodNotAllowed(String),
+    NotFound,
+}
+
+/// Routes a request. `method` is compared as sent (methods are
+/// case-sensitive), so one the table does not list is never taken for
+/// another. Leading and trailing slashes are ignored.
+pub fn route<'a>(method: &str, path: &'a str, bench_routes: bool) -> Routed<'a> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    for resource in ROUTES.iter().filter(|r| bench_routes || !r.bench) {
+        let Some(id) = matches(resource.path, &segments) else {
+            continue;
+        };
+        return match resource.methods.iter().find(|(m, _)| *m == method) {
+            Some((_, endpoint)) => Routed::Found(*endpoint, id),
+            None => Routed::MethodNotAllowed(
+                resource
+                    .methods
+                    .iter()
+                    .map(|(m, _)| *m)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+    }
+    Routed::NotFound
+}
+
+/// `Some(id segment, if any)` when the segments fit the pattern.
+fn matches<'a>(pattern: &[Segment], segments: &[&'a str]) -> Option<Option<&'a str>> {
+    if pattern.len() != segments.len() {
+        return None;
+    }
+    let mut id = None;
+    for (want, got) in pattern.iter().zip(segments) {
+        match want {
+            Literal(text) if text == got => {}
+            Id if !got.is_empty() => id = Some(*got),
+            _ => return None,
+        }
+    }
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table() {
+        use Endpoint::*;
+        let found = |e, id| Routed::Found(e, id);
+        let allow = |m: &str| Routed::MethodNotAllowed(m.to_string());
+        let table: &[(&str, &str, Routed<'_>)] = &[
+            ("GET", "/health", found(Health, None)),
+            ("GET", "/openapi.json", found(OpenApi, None)),
+            ("POST", "/v1/messages", found(SendMessage, None)),
+            ("GET", "/v1/messages/", found(ListMessages, None)),
+            ("POST", "/v1/messages/batch", found(SendBatch, None)),
+            (
+                "GET",
+                "/v1/messages/abc123",
+                found(GetMessage, Some("abc123")),
+            ),
+            ("POST", "/v1/forms/submit", found(SubmitForm, None)),
+            ("OPTIONS", "/v1/forms/submit", found(FormPreflight, None)),
+            // Every other method on a known path: 405 with what it takes.
+            ("TRACE", "/health", allow("GET")),
+            ("HEAD", "/health", allow("GET")),
+            ("POST", "/openapi.json", allow("GET")),
+            ("TRACE", "/openapi.json", allow("GET")),
+            ("DELETE", "/v1/messages", allow("GET, POST")),
+            ("OPTIONS", "/v1/messages", allow("GET, POST")),
+            ("TRACE", "/v1/messages/batch", allow("POST")),
+            ("GET", "/v1/messages/batch", allow("POST")),
+            ("PUT", "/v1/messages/abc123", allow("GET")),
+            ("GET", "/v1/forms/submit", allow("POST, OPTIONS")),
+            // Methods outside the table are never another method.
+            ("QUERY", "/v1/messages", allow("GET, POST")),
+            ("get", "/v1/messages", allow("GET, POST")),
+            // Unknown paths, whatever the method.
+            ("GET", "/", Routed::NotFound),
+            ("GET", "/v1", Routed::NotFound),
+            ("GET", "/v1/messages/abc/events", Routed::NotFound),
+            ("GET", "/v1//messages", Routed::NotFound),
+            ("TRACE", "/nowhere", Routed::NotFound),
+            // Benchmark routes do not exist while they are off.
+            ("GET", "/bench/signing", Routed::NotFound),
+            ("TRACE", "/bench/smtp", Routed::NotFound),
+        ];
+        for (method, path, want) in table {
+            assert_eq!(&route(method, path, false), want, "{method} {path}");
+        }
+        assert_eq!(
+            route("GET", "/bench/signing", true),
+            found(BenchSigning, None)
+        );
+        assert_eq!(route("POST", "/bench/smtp", true), found(BenchSmtp, None));
+        assert_eq!(route("GET", "/bench/smtp", true), allow("POST"));
+    }
+
+    #[test]
+    fn only_the_message_routes_take_secret_keys() {
+        for (method, path) in [
+            ("POST", "/v1/messages"),
+            ("GET", "/v1/messages"),
+            ("POST", "/v1/messages/batch"),
+            ("GET", "/v1/messages/x"),
+        ] {
+            let Routed::Found(endpoint, _) = route(method, path, false) else {
+                panic!("{method} {path} is not routed");
+            };
+            assert!(endpoint.takes_secret_key(), "{method} {path}");
+        }
+        for endpoint in [
+            Endpoint::Health,
+            Endpoint::OpenApi,
+            Endpoint::SubmitForm,
+            Endpoint::FormPreflight,
+            Endpoint::BenchSigning,
+            Endpoint::BenchSmtp,
+        ] {
+            assert!(!endpoint.takes_secret_key(), "{endpoint:?}");
+        }
+    }
+}
