@@ -21,7 +21,7 @@ from edgerelay_harness.keys import SENDER_DOMAIN
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 # Bounded and seeded for `make test`; raise or reseed by hand to search deeper.
-MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "10"))
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "25"))
 SEED = int(os.environ.get("CONTRACT_SEED", "20261129"))
 FORM_ROUTE = "/v1/forms/submit"
 PUBLISHABLE_KEY = "pk_test_contract_0123456789"
