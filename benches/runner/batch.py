@@ -9,6 +9,7 @@ from pathlib import Path
 from edgerelay_harness.client import request
 from edgerelay_harness.delay_proxy import DelayProxy
 from edgerelay_harness.paths import RELEASE_BUILD
+from edgerelay_harness.poll import wait_for
 from edgerelay_harness.smtp_sink import SmtpSink
 
 from . import relay
@@ -34,7 +35,7 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
         # Warm-up: one message end to end, untimed.
         if _post(worker.url) != 202:
             raise RuntimeError(f"POST /v1/messages failed:\n{worker.log()}")
-        _wait(lambda: sink.dumped() >= 1)
+        _wait(lambda: sink.dumped() >= 1, "the warm-up message at the server")
         for _ in range(rounds):
             seen, conns = sink.dumped(), counter.connections
             started = time.monotonic()
@@ -43,7 +44,7 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
             accepted = time.monotonic()
             if statuses.count(202) != MESSAGES:
                 raise RuntimeError(f"not every POST was accepted: {sorted(set(statuses))}")
-            done = _wait(lambda: sink.dumped() >= seen + MESSAGES)
+            done = _wait(lambda: sink.dumped() >= seen + MESSAGES, "the batch at the server")
             walls.append((done - started) * 1000)
             accepts.append((accepted - started) * 1000)
             sockets.append(counter.connections - conns)
@@ -69,10 +70,7 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     return rows, text
 
 
-def _wait(predicate) -> float:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for the batch at the server")
-        time.sleep(0.01)
-    return time.monotonic()
+def _wait(predicate, what: str) -> float:
+    """Polls until `predicate` holds; returns the time it was seen to."""
+    return wait_for(lambda: predicate() and time.monotonic(), timeout=TIMEOUT_S, interval=0.01,
+                    what=what)
