@@ -31,8 +31,7 @@ use serde::Deserialize;
 use crate::accept::publishable::PublishableKeys;
 use crate::accept::{ApiKeyRecord, QueueProducer};
 use crate::config::{ConfigError, ConfigSource, err, number, split_list};
-use crate::delivery::upstream_settings;
-use crate::delivery::{HealthSettings, RetrySettings, Upstream};
+use crate::delivery::DeliverySettings;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 /// The stored form of one DKIM key, as written in `DKIM_KEYS`.
@@ -51,16 +50,10 @@ struct DkimKeyRecord {
 pub struct Settings {
     pub api_keys: Vec<ApiKeyRecord>,
     pub dkim_keys: Vec<DkimKey>,
-    pub upstreams: Vec<Upstream>,
-    pub ehlo_name: String,
     pub unsigned_domains: Vec<String>,
-    pub retry: RetrySettings,
-    pub smtp_timeout_seconds: u32,
+    /// Upstreams, timeouts, retries: what delivery reads (see `delivery::settings`).
+    pub delivery: DeliverySettings,
     pub dead_letter_queue_name: String,
-    /// Use PIPELINING where offered (`SMTP_PIPELINING`).
-    pub smtp_pipelining: bool,
-    /// When failing upstreams are skipped.
-    pub upstream_health: HealthSettings,
     /// Other Workers allowed to send through the jobs queue (`QUEUE_PRODUCERS`).
     pub queue_producers: Vec<QueueProducer>,
     /// Largest composed message accepted (`MAX_MESSAGE_BYTES`).
@@ -82,56 +75,16 @@ pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
 pub const TURNSTILE_DEFAULT_VERIFY_URL: &str =
     "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 
-/// The queue's own ceiling on a delay (12 hours).
-pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
-
 impl Settings {
     /// Reads and checks every setting; the first problem found is returned.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
         let api_keys = parse_api_keys(src)?;
         let dkim_keys = parse_dkim_keys(src)?;
-        let upstreams = parse_upstreams(src)?;
-        let ehlo_name = src
-            .get("EHLO_NAME")
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "edgerelay.invalid".to_string());
-        if !ehlo_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        {
-            return Err(err(
-                "EHLO_NAME",
-                "must be a host name (letters, digits, '.', '-')",
-            ));
-        }
+        let delivery = DeliverySettings::from_source(src)?;
         let unsigned_domains = src
             .get("UNSIGNED_DOMAINS")
             .map(|s| split_list(&s).map(|d| d.to_ascii_lowercase()).collect())
             .unwrap_or_default();
-        let base = number(src, "RETRY_BASE_DELAY_SECONDS", 60)?;
-        let max = number(
-            src,
-            "RETRY_MAX_DELAY_SECONDS",
-            QUEUE_MAX_DELAY_SECONDS as u64,
-        )?;
-        if max > QUEUE_MAX_DELAY_SECONDS as u64 {
-            return Err(err(
-                "RETRY_MAX_DELAY_SECONDS",
-                format!("must be at most {QUEUE_MAX_DELAY_SECONDS} (the queue's longest delay)"),
-            ));
-        }
-        if base == 0 || base > max {
-            return Err(err(
-                "RETRY_BASE_DELAY_SECONDS",
-                "must be at least 1 and at most RETRY_MAX_DELAY_SECONDS",
-            ));
-        }
-        let lifetime = number(src, "MESSAGE_LIFETIME_SECONDS", 432_000)?;
-        let timeout = number(src, "SMTP_TIMEOUT_SECONDS", 30)?;
-        if timeout == 0 || timeout > 600 {
-            return Err(err("SMTP_TIMEOUT_SECONDS", "must be between 1 and 600"));
-        }
         let key_ids: Vec<&str> = api_keys.iter().map(|k| k.id.as_str()).collect();
         let queue_producers = crate::accept::producer::parse_producers(
             &src.get("QUEUE_PRODUCERS").unwrap_or_default(),
@@ -159,22 +112,13 @@ impl Settings {
             queue_producers,
             api_keys,
             dkim_keys,
-            upstreams,
-            ehlo_name,
             unsigned_domains,
-            retry: RetrySettings {
-                base_delay_seconds: base as u32,
-                max_delay_seconds: max as u32,
-                lifetime_seconds: lifetime,
-            },
-            smtp_timeout_seconds: timeout as u32,
+            delivery,
             dead_letter_queue_name: src
                 .get("DEAD_LETTER_QUEUE_NAME")
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
-            smtp_pipelining: upstream_settings::parse_pipelining(src)?,
-            upstream_health: upstream_settings::parse_health(src)?,
             max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
             bench_routes,
             publishable: match src.get("PUBLISHABLE_KEYS").filter(|s| !s.trim().is_empty()) {
@@ -279,29 +223,12 @@ fn parse_dkim_keys(src: &impl ConfigSource) -> Result<Vec<DkimKey>, ConfigError>
         .collect()
 }
 
-fn parse_upstreams(src: &impl ConfigSource) -> Result<Vec<Upstream>, ConfigError> {
-    let raw = src.get("SMTP_UPSTREAMS").ok_or_else(|| {
-        err(
-            "SMTP_UPSTREAMS",
-            "is not set (e.g. smtps://user:pass@smtp.example.net:465)",
-        )
-    })?;
-    let upstreams = split_list(&raw)
-        .map(|u| Upstream::parse(u).map_err(|e| err("SMTP_UPSTREAMS", e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if upstreams.is_empty() {
-        return Err(err("SMTP_UPSTREAMS", "lists no upstream"));
-    }
-    Ok(upstreams)
-}
-
 #[cfg(test)]
 mod documented;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::UpstreamSecurity;
     use std::collections::HashMap;
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -338,11 +265,8 @@ mod tests {
     fn minimal_settings_parse_with_defaults() {
         let s = settings_with(&[]).unwrap();
         assert_eq!(s.api_keys[0].domains, vec!["example.com"]);
-        assert_eq!(s.upstreams[0].port, 587);
-        assert_eq!(s.upstreams[0].security, UpstreamSecurity::StartTls);
-        assert_eq!(s.retry.base_delay_seconds, 60);
-        assert_eq!(s.retry.max_delay_seconds, QUEUE_MAX_DELAY_SECONDS);
-        assert_eq!(s.ehlo_name, "edgerelay.invalid");
+        assert_eq!(s.delivery.upstreams[0].label(), "mail.example.net:587");
+        assert_eq!(s.delivery.retry.base_delay_seconds, 60);
         assert!(s.dkim_keys.is_empty());
         assert_eq!(s.max_message_bytes, 10 * 1024 * 1024);
         assert!(!s.bench_routes);
@@ -371,22 +295,9 @@ mod tests {
                 &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":[]}}]"#),
                 "API_KEYS",
             ),
+            // Delivery's own settings are checked in `delivery::settings`;
+            // these show its errors come through unchanged.
             ("SMTP_UPSTREAMS", "http://x", "SMTP_UPSTREAMS"),
-            ("SMTP_UPSTREAMS", "smtp://host:99999", "SMTP_UPSTREAMS"),
-            ("SMTP_UPSTREAMS", "smtp://user@host", "SMTP_UPSTREAMS"),
-            ("SMTP_UPSTREAMS", " , ", "SMTP_UPSTREAMS"),
-            (
-                "RETRY_BASE_DELAY_SECONDS",
-                "soon",
-                "RETRY_BASE_DELAY_SECONDS",
-            ),
-            ("RETRY_BASE_DELAY_SECONDS", "0", "RETRY_BASE_DELAY_SECONDS"),
-            (
-                "RETRY_MAX_DELAY_SECONDS",
-                "50000",
-                "RETRY_MAX_DELAY_SECONDS",
-            ),
-            ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("DKIM_KEYS", "{}", "DKIM_KEYS"),
             ("PUBLISHABLE_KEYS", "[{}]", "PUBLISHABLE_KEYS"),
@@ -414,83 +325,5 @@ mod tests {
         let keys = format!(r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"]}}]"#);
         let e = Settings::from_source(&source(&[("API_KEYS", &keys)])).unwrap_err();
         assert_eq!(e.setting, "SMTP_UPSTREAMS");
-    }
-
-    type UpstreamCase = (
-        &'static str,
-        &'static str,
-        u16,
-        UpstreamSecurity,
-        Option<&'static str>,
-        Option<&'static str>,
-    );
-
-    #[test]
-    fn upstream_urls() {
-        let table: &[UpstreamCase] = &[
-            (
-                "smtps://smtp.example.net",
-                "smtp.example.net",
-                465,
-                UpstreamSecurity::ImplicitTls,
-                None,
-                None,
-            ),
-            (
-                "smtp://a%40b:p%3Ass@h:2525",
-                "h",
-                2525,
-                UpstreamSecurity::StartTls,
-                Some("a@b"),
-                Some("p:ss"),
-            ),
-            (
-                "smtp+insecure://127.0.0.1:1025/",
-                "127.0.0.1",
-                1025,
-                UpstreamSecurity::Insecure,
-                None,
-                None,
-            ),
-            (
-                "SMTPS://[::1]:4650",
-                "::1",
-                4650,
-                UpstreamSecurity::ImplicitTls,
-                None,
-                None,
-            ),
-            (
-                "smtp://user:p@ss@host",
-                "host",
-                587,
-                UpstreamSecurity::StartTls,
-                Some("user"),
-                Some("p@ss"),
-            ),
-        ];
-        for (url, host, port, sec, user, pass) in table {
-            let u = Upstream::parse(url).unwrap();
-            assert_eq!(&u.host, host, "{url}");
-            assert_eq!(u.port, *port, "{url}");
-            assert_eq!(u.security, *sec, "{url}");
-            assert_eq!(u.username.as_deref(), *user, "{url}");
-            assert_eq!(u.password.as_deref(), *pass, "{url}");
-        }
-    }
-
-    #[test]
-    fn upstream_debug_hides_the_password() {
-        let u = Upstream::parse("smtp://user:hunter2@host").unwrap();
-        let shown = format!("{u:?}");
-        assert!(!shown.contains("hunter2"));
-        assert!(shown.contains("redacted"));
-    }
-
-    #[test]
-    fn several_upstreams_keep_their_order() {
-        let s = settings_with(&[("SMTP_UPSTREAMS", "smtps://a, smtp://b:2525")]).unwrap();
-        let labels: Vec<String> = s.upstreams.iter().map(Upstream::label).collect();
-        assert_eq!(labels, vec!["a:465", "b:2525"]);
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Pure: the edge driver owns the socket and calls these at either end.
 
+use super::settings::DeliverySettings;
 use super::upstream::{Upstream, UpstreamSecurity};
-use crate::settings::Settings;
 use crate::smtp::{
     Credentials, Envelope, OutcomeKind, Security, SmtpConfig, Timeouts, TransactionOutcome,
 };
@@ -26,7 +26,7 @@ pub struct AttemptReport {
 }
 
 /// The SMTP session settings for an upstream.
-pub fn session_config(upstream: &Upstream, settings: &Settings) -> SmtpConfig {
+pub fn session_config(upstream: &Upstream, settings: &DeliverySettings) -> SmtpConfig {
     let security = match upstream.security {
         UpstreamSecurity::ImplicitTls => Security::ImplicitTls,
         UpstreamSecurity::StartTls => Security::StartTls,

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::upstream_settings::HealthSettings;
+use super::settings::HealthSettings;
 use crate::smtp::{Outcome, OutcomeKind};
 
 /// What is known about one upstream across sessions.
@@ -89,6 +89,61 @@ impl UpstreamHealth {
             paused_reason,
         }
     }
+}
+
+/// A changed health record, to store, with what operators should read about
+/// it in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The upstream's index in the configuration.
+    pub upstream: usize,
+    /// The upstream's label (`host:port`), the record's key.
+    pub label: String,
+    pub record: UpstreamHealth,
+    pub notice: Option<Notice>,
+}
+
+/// Why an upstream is being skipped, for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The relay's set-up with the upstream is broken: an operator must act.
+    Paused(String),
+    /// The upstream keeps failing; it is skipped for a while.
+    CoolingDown(String),
+}
+
+/// The change a session's end makes to upstream `upstream`'s record `old`,
+/// or `None` when the record stays as it is (nothing to store).
+pub fn change(
+    upstream: usize,
+    label: &str,
+    old: &UpstreamHealth,
+    verdict: &SessionVerdict,
+    settings: &HealthSettings,
+    now_ms: u64,
+) -> Option<HealthChange> {
+    let new = old.after(verdict, settings, now_ms);
+    if new == *old {
+        return None;
+    }
+    let seconds = new.skip_until_ms.saturating_sub(now_ms) / 1000;
+    let notice = match verdict {
+        _ if !new.is_cooling_down(now_ms) => None,
+        SessionVerdict::Misconfigured(reason) => Some(Notice::Paused(format!(
+            "upstream {label} paused for {seconds} s: {reason}"
+        ))),
+        SessionVerdict::Failed(reason) => Some(Notice::CoolingDown(format!(
+            "upstream {label} cooling down for {seconds} s after {} failures: {reason}",
+            new.consecutive_failures
+        ))),
+        SessionVerdict::Healthy => None,
+    };
+    Some(HealthChange {
+        upstream,
+        label: label.to_string(),
+        record: new,
+        notice,
+    })
 }
 
 /// The upstreams to try, as indexes in priority order: every one not
@@ -267,6 +322,54 @@ mod tests {
                 SessionVerdict::Misconfigured(_) => "misconfigured",
             };
             assert_eq!(got, want, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn changes_and_their_notices() {
+        let cooling = UpstreamHealth {
+            consecutive_failures: 2,
+            skip_until_ms: 0,
+            paused_reason: None,
+        };
+        let now = 1_000_000;
+        // (old record, verdict) -> None (nothing to store) or the notice's kind and text.
+        type Want = Option<Option<(&'static str, &'static str)>>;
+        let table: Vec<(UpstreamHealth, SessionVerdict, Want)> = vec![
+            (UpstreamHealth::default(), SessionVerdict::Healthy, None),
+            (UpstreamHealth::default(), failed(), Some(None)),
+            (
+                cooling.clone(),
+                failed(),
+                Some(Some((
+                    "cooling",
+                    "upstream a:465 cooling down for 60 s after 3 failures: connect failed",
+                ))),
+            ),
+            (
+                UpstreamHealth::default(),
+                misconfigured(),
+                Some(Some((
+                    "paused",
+                    "upstream a:465 paused for 60 s: 535 5.7.8 bad credentials",
+                ))),
+            ),
+            (cooling, SessionVerdict::Healthy, Some(None)),
+        ];
+        for (old, verdict, want) in table {
+            let got = change(1, "a:465", &old, &verdict, &SETTINGS, now);
+            let got = got.map(|c| {
+                assert_eq!((c.upstream, c.label.as_str()), (1, "a:465"));
+                assert_eq!(c.record, old.after(&verdict, &SETTINGS, now));
+                c.notice.map(|n| match n {
+                    Notice::Paused(text) => ("paused", text),
+                    Notice::CoolingDown(text) => ("cooling", text),
+                })
+            });
+            let got = got
+                .as_ref()
+                .map(|n| n.as_ref().map(|(k, t)| (*k, t.as_str())));
+            assert_eq!(got, want, "{old:?} {verdict:?}");
         }
     }
 

@@ -33,9 +33,10 @@
 //!
 //! Must not: perform I/O or read the clock; the edge passes the time in.
 
-use crate::settings::Settings;
+use crate::queue::{DeliveryJob, MessageStatus, QUEUE_MAX_DELAY_SECONDS, QueueBody};
 
-use crate::queue::MessageStatus;
+use super::settings::DeliverySettings;
+use super::settle::{FollowUp, Settlement};
 
 /// SMTP steps a session can wait on besides one RCPT per recipient: connect,
 /// greeting, EHLO, STARTTLS, TLS handshake, EHLO again, AUTH (two round trips
@@ -45,9 +46,6 @@ const SESSION_STEPS: u64 = 13;
 
 /// Time the lease adds after the deadline, for the request's D1 writes.
 pub const LEASE_MARGIN_MS: u64 = 30_000;
-
-/// The longest a queue message may be delayed.
-const MAX_QUEUE_DELAY_SECONDS: u64 = 43_200;
 
 /// Timing of one immediate delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +61,7 @@ pub struct ImmediatePlan {
 }
 
 /// The plan for a message with `recipients` recipients under `settings`.
-pub fn plan(settings: &Settings, recipients: usize) -> ImmediatePlan {
+pub fn plan(settings: &DeliverySettings, recipients: usize) -> ImmediatePlan {
     let step_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
     let upstreams = settings.upstreams.len().max(1) as u64;
     let steps = SESSION_STEPS.saturating_add(recipients as u64);
@@ -72,7 +70,7 @@ pub fn plan(settings: &Settings, recipients: usize) -> ImmediatePlan {
     ImmediatePlan {
         deadline_ms,
         lease_ms: deadline_ms.saturating_add(LEASE_MARGIN_MS),
-        safety_delay_seconds: earliest_retry.clamp(1, MAX_QUEUE_DELAY_SECONDS) as u32,
+        safety_delay_seconds: earliest_retry.clamp(1, u64::from(QUEUE_MAX_DELAY_SECONDS)) as u32,
     }
 }
 
@@ -95,17 +93,19 @@ pub enum SafetyCheck {
     Deliver { attempt: u32 },
     /// Not yet: enqueue again after this many seconds.
     Postpone { delay_seconds: u32 },
-    /// Nothing to do: acknowledge, noting why.
+    /// Nothing to do: acknowledge, noting why on the message's record.
     Done(String),
+    /// The message does not exist (the request removed it when its enqueue
+    /// seemed to fail): it was never accepted, so it must not go out, and
+    /// there is no record to note anything on. Acknowledge.
+    Gone,
 }
 
 /// Decides for a safety job. `recheck_seconds` caps a postponement while a
 /// lease is held, so the job looks again soon after the request lets go.
 pub fn check(record: Option<&SafetyRecord>, now_ms: u64, recheck_seconds: u32) -> SafetyCheck {
     let Some(record) = record else {
-        // The request removed the message (its enqueue seemed to fail): it
-        // was never accepted, so it must not go out.
-        return SafetyCheck::Done("the message was not accepted".into());
+        return SafetyCheck::Gone;
     };
     if MessageStatus::parse(&record.status).is_some_and(MessageStatus::is_final) {
         return SafetyCheck::Done(format!(
@@ -123,7 +123,7 @@ pub fn check(record: Option<&SafetyRecord>, now_ms: u64, recheck_seconds: u32) -
     let now_s = now_ms / 1000;
     if let Some(due) = record.next_attempt_at.filter(|&d| d > now_s) {
         return SafetyCheck::Postpone {
-            delay_seconds: (due - now_s).min(MAX_QUEUE_DELAY_SECONDS) as u32,
+            delay_seconds: (due - now_s).min(u64::from(QUEUE_MAX_DELAY_SECONDS)) as u32,
         };
     }
     SafetyCheck::Deliver {
@@ -131,19 +131,31 @@ pub fn check(record: Option<&SafetyRecord>, now_ms: u64, recheck_seconds: u32) -
     }
 }
 
+/// A safety job that is not due yet ([`SafetyCheck::Postpone`]) as a
+/// settlement: the same job again after `delay_seconds`, nothing recorded.
+pub fn postpone(job: &DeliveryJob, delay_seconds: u32) -> Settlement {
+    Settlement {
+        message_id: job.id.clone(),
+        record: None,
+        follow_up: FollowUp::Requeue {
+            body: QueueBody::deliver(job.for_queue()),
+            delay_seconds,
+        },
+        release_body: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(timeout: &str, upstreams: &str, base: &str) -> Settings {
+    fn settings(timeout: &str, upstreams: &str, base: &str) -> DeliverySettings {
         let vars = [
-            ("API_KEYS", "[]"),
-            ("DKIM_KEYS", "[]"),
             ("SMTP_UPSTREAMS", upstreams),
             ("SMTP_TIMEOUT_SECONDS", timeout),
             ("RETRY_BASE_DELAY_SECONDS", base),
         ];
-        Settings::from_source(&|name: &str| {
+        DeliverySettings::from_source(&|name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
@@ -193,6 +205,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_postponed_safety_job_goes_back_whole() {
+        let job = DeliveryJob {
+            id: "m1".into(),
+            key_id: "backend".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: vec!["b@x.net".into()],
+            mime: String::new(),
+            smtputf8: false,
+            accepted_at: 1_700_000_000,
+            attempt: 0,
+            body_ref: Some("bodies/m1.eml".into()),
+            tags: Vec::new(),
+            metadata: None,
+            safety_net: true,
+        };
+        let s = postpone(&job, 40);
+        assert_eq!(s.record, None);
+        assert_eq!(s.release_body, None);
+        assert_eq!(
+            s.follow_up,
+            FollowUp::Requeue {
+                body: QueueBody::deliver(job.clone()),
+                delay_seconds: 40
+            }
+        );
+        // A body put back for delivery does not travel again.
+        let s = postpone(&job.with_body("Subject: x\r\n\r\nx".into()), 40);
+        assert_eq!(
+            s.follow_up,
+            FollowUp::Requeue {
+                body: QueueBody::deliver(job),
+                delay_seconds: 40
+            }
+        );
+    }
+
     fn record(status: &str, next: Option<u64>, lease: Option<u64>) -> SafetyRecord {
         SafetyRecord {
             status: status.into(),
@@ -225,7 +274,7 @@ mod tests {
                 Some(record("unknown", None, None)),
                 SafetyCheck::Done(String::new()),
             ),
-            (None, SafetyCheck::Done(String::new())),
+            (None, SafetyCheck::Gone),
             // The request is still delivering: wait, rechecking at most every 5 s.
             (Some(record("queued", None, Some(now + 2_500))), postpone(3)),
             (

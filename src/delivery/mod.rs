@@ -1,22 +1,30 @@
-//! What travels through the queue and what happens after each delivery attempt.
+//! Delivery: from a job to its upstream, and from the attempt's outcome to
+//! what must be recorded and sent next.
 //!
-//! Owns: the queue message formats (versioned JSON) and the retry policy that
-//! turns a classified attempt result into ack, retry-with-delay or fail.
+//! Owns: screening recorded recipients, upstreams with their health and
+//! failover, an attempt's outcome, the retry policy, settlement (`settle`,
+//! a [`Settlement`] value the edge executes), the classification of queue
+//! messages, the immediate-delivery lease plan, and delivery's own settings.
 //! Must not: open sockets, read the clock, or touch storage; times and random
-//! jitter are passed in.
+//! jitter are passed in, and the edge writes and sends what these decide.
 
 pub mod attempt;
+pub mod dispatch;
+pub mod failover;
 pub mod health;
 pub mod immediate;
 pub mod plan;
 pub mod policy;
 pub mod recipients;
+pub mod settings;
+pub mod settle;
 pub mod upstream;
-pub mod upstream_settings;
 
 pub use attempt::AttemptReport;
-pub use health::{SessionVerdict, UpstreamHealth, upstream_order};
+pub use failover::{Failover, Session, SessionEnd};
+pub use health::{HealthChange, Notice, SessionVerdict, UpstreamHealth, upstream_order};
 pub use policy::{AttemptResult, Decision, RetryPolicy, RetrySettings};
 pub use recipients::{RecipientResult, RecipientState};
+pub use settings::{DeliverySettings, HealthSettings};
+pub use settle::{Attempt, Carrier, Event, FollowUp, Record, Settlement, settle};
 pub use upstream::{Upstream, UpstreamSecurity};
-pub use upstream_settings::HealthSettings;

@@ -2,7 +2,8 @@
 //! credentials, parsed from `SMTP_UPSTREAMS` URLs.
 //!
 //! Owns the URL format and its defaults. Must not: connect, or let a password
-//! reach a log line or an error message.
+//! reach a log line or an error message: errors describe what is wrong
+//! without quoting any part of the entry.
 
 use std::fmt;
 
@@ -45,16 +46,14 @@ impl Upstream {
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            "an entry is not a URL (expected smtps://, smtp:// or smtp+insecure://)".to_string()
+            "is not a URL (expected smtps://, smtp:// or smtp+insecure://)".to_string()
         })?;
         let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "smtps" => (UpstreamSecurity::ImplicitTls, 465),
             "smtp" => (UpstreamSecurity::StartTls, 587),
             "smtp+insecure" => (UpstreamSecurity::Insecure, 25),
             _ => {
-                return Err(
-                    "an entry has an unknown scheme (expected smtps, smtp or smtp+insecure)".into(),
-                );
+                return Err("has an unknown scheme (expected smtps, smtp or smtp+insecure)".into());
             }
         };
         let rest = rest.trim_end_matches('/');
@@ -75,7 +74,7 @@ impl Upstream {
                 .bytes()
                 .any(|b| b.is_ascii_control() || b == b' ' || b == b'/')
         {
-            return Err(format!("`{hostport}` has no valid host"));
+            return Err("has no valid host".into());
         }
         if username.is_some() != password.is_some() {
             return Err("credentials need both a user name and a password".into());
@@ -100,11 +99,11 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), S
     if let Some(inner) = hostport.strip_prefix('[') {
         let (host, after) = inner
             .split_once(']')
-            .ok_or_else(|| format!("`{hostport}`: unclosed IPv6 bracket"))?;
+            .ok_or_else(|| "the IPv6 address has no closing bracket".to_string())?;
         let port = match after.strip_prefix(':') {
             Some(p) => parse_port(p)?,
             None if after.is_empty() => default_port,
-            None => return Err(format!("`{hostport}`: junk after the IPv6 address")),
+            None => return Err("has something after the IPv6 address".into()),
         };
         return Ok((host.to_string(), port));
     }
@@ -116,7 +115,7 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), S
 
 fn parse_port(p: &str) -> Result<u16, String> {
     match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("`{p}` is not a port number")),
+        Ok(0) | Err(_) => Err("the port is not a number between 1 and 65535".into()),
         Ok(n) => Ok(n),
     }
 }

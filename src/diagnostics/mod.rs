@@ -5,3 +5,4 @@
 
 pub mod accept_fault;
 pub mod bench;
+pub mod consumer_crash;

@@ -14,9 +14,8 @@ use crate::diagnostics::accept_fault::{AcceptFault, AcceptStep};
 use crate::http::delivery_mode::DeliveryMode;
 use crate::queue::{DeliveryJob, QueueBody, place};
 
-use super::leases::Leases;
-use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
-use super::store::Store;
+use super::d1::Db;
+use super::platform::{JOBS_QUEUE, Loaded, now_ms};
 use super::{
     bodies,
     http::{self, internal},
@@ -67,7 +66,9 @@ pub async fn accept_with(
     let whole = signing::sign(prepared, &loaded.settings).await?;
     let immediate = match mode {
         DeliveryMode::Queued => None,
-        DeliveryMode::Immediate => Some((now, plan(&loaded.settings, whole.rcpt_to.len()))),
+        DeliveryMode::Immediate => {
+            Some((now, plan(&loaded.settings.delivery, whole.rcpt_to.len())))
+        }
     };
     let placed = place(DeliveryJob {
         safety_net: immediate.is_some(),
@@ -80,7 +81,7 @@ pub async fn accept_with(
             .map_err(|e| ApiError::unavailable(format!("could not store the message body: {e}")))?;
     }
 
-    let store = Store::new(env.d1(DATABASE).map_err(internal)?);
+    let store = Db::open(env).map_err(internal)?;
     let stored = match injected_fault(env, AcceptStep::Store) {
         Some(e) => Err(e),
         None => {
@@ -98,10 +99,7 @@ pub async fn accept_with(
 
     let id = job.id.clone();
     if let Some((started, plan)) = immediate {
-        let leased = match env.d1(DATABASE) {
-            Ok(db) => Leases::new(db).take(&id, started + plan.lease_ms).await,
-            Err(e) => Err(e),
-        };
+        let leased = store.take_lease(&id, started + plan.lease_ms).await;
         if let Err(e) = leased {
             let _ = store.delete(&id).await;
             bodies::release(env, job.body_ref.as_deref()).await;
@@ -126,10 +124,8 @@ pub async fn accept_with(
         // Best effort: if this fails too, the row stays "queued" with no job,
         // and the caller, who got an error, retries with a fresh id.
         let _ = store.delete(&id).await;
-        if immediate.is_some()
-            && let Ok(db) = env.d1(DATABASE)
-        {
-            let _ = Leases::new(db).release(&id).await;
+        if immediate.is_some() {
+            let _ = store.release_lease(&id).await;
         }
         bodies::release(env, job.body_ref.as_deref()).await;
         return Err(ApiError::unavailable(format!(
@@ -170,18 +166,7 @@ fn injected_fault(env: &Env, step: AcceptStep) -> Option<worker::Error> {
 /// failing to store them does not refuse the message.
 async fn tag(env: &Env, id: &str, tags: &[crate::message::Tag]) {
     // The validated tags, not a second parse of the request body.
-    if let (Some(tags), Ok(db)) = (crate::http::listing::tags_json(tags), env.d1(DATABASE)) {
-        let _ = super::ledger::Ledger::new(db)
-            .annotate(id, Some(&tags), None)
-            .await;
-    }
-}
-
-#[allow(dead_code)]
-pub async fn status(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Response, ApiError> {
-    let store = Store::new(env.d1(DATABASE).map_err(internal)?);
-    match store.get(id, &key.id).await.map_err(internal)? {
-        Some(record) => http::json(200, &record).map_err(internal),
-        None => Err(ApiError::not_found(format!("no message {id} for this key"))),
+    if let (Some(tags), Ok(db)) = (crate::http::listing::tags_json(tags), Db::open(env)) {
+        let _ = db.annotate(id, Some(&tags), None).await;
     }
 }

@@ -16,6 +16,7 @@ use crate::delivery::AttemptResult;
 use crate::diagnostics::bench::BenchSmtpRequest;
 use crate::queue::DeliveryJob;
 
+use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
     http::{self, internal},
@@ -45,12 +46,14 @@ pub async fn smtp(
     let refs: Vec<&DeliveryJob> = jobs.iter().collect();
     let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
 
+    let db = Db::open(env).map_err(internal)?;
     let started = now_ms();
-    let reports = smtp_driver::deliver_tuned(settings, env, &refs, &|_, _| {}, &|config| {
-        config.use_pipelining = params.pipelining;
-        config.use_chunking = params.chunking;
-    })
-    .await;
+    let reports =
+        smtp_driver::deliver_tuned(&settings.delivery, &db, &refs, &|_, _| {}, &|config| {
+            config.use_pipelining = params.pipelining;
+            config.use_chunking = params.chunking;
+        })
+        .await;
     let elapsed_ms = now_ms().saturating_sub(started);
 
     let delivered = reports

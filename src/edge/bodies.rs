@@ -2,9 +2,10 @@
 //! (R2) from acceptance until the message reaches an end state.
 //!
 //! Owns the R2 calls. Which bodies go to R2, and under which key, is the
-//! core's decision ([`crate::delivery::place`]); this module only moves bytes.
+//! core's decision ([`crate::queue::place`]), and when to release one is the
+//! settlement's; this module only moves bytes.
 
-use worker::{Env, MessageExt, RawMessage};
+use worker::Env;
 
 use crate::queue::{DeliveryJob, ExternalBody};
 
@@ -66,35 +67,4 @@ pub async fn load(env: &Env, job: &DeliveryJob) -> Loaded {
         Ok(mime) => Loaded::Ready(job.with_body(mime)),
         Err(e) => Loaded::Unavailable(format!("could not read {key}: {e}")),
     }
-}
-
-/// For the consumer: jobs whose body is at hand, paired with their queue
-/// messages, and the same jobs ready to deliver (bodies in place), in the
-/// same order. A job whose body is gone is returned in `missing` for the
-/// consumer to fail; one whose body cannot be read now is retried.
-pub async fn load_all(
-    env: &Env,
-    work: Vec<(RawMessage, DeliveryJob)>,
-) -> (
-    Vec<(RawMessage, DeliveryJob)>,
-    Vec<DeliveryJob>,
-    Vec<(RawMessage, DeliveryJob, String)>,
-) {
-    let mut kept = Vec::with_capacity(work.len());
-    let mut ready = Vec::with_capacity(work.len());
-    let mut missing = Vec::new();
-    for (raw, job) in work {
-        match load(env, &job).await {
-            Loaded::Ready(whole) => {
-                ready.push(whole);
-                kept.push((raw, job));
-            }
-            Loaded::Missing(reason) => missing.push((raw, job, reason)),
-            Loaded::Unavailable(reason) => {
-                worker::console_warn!("edgerelay: {reason}; retrying the message");
-                raw.retry();
-            }
-        }
-    }
-    (kept, ready, missing)
 }

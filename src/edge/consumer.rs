@@ -1,19 +1,34 @@
-//! The queue consumer: deliver a batch, then ack, retry or dead-letter each
-//! message on its own, so one bad message never re-sends the others.
+//! The queue consumer: deliver a batch, then settle each message on its own
+//! (ack, retry later, or dead-letter), so one bad message never re-sends the
+//! others. Messages of the dead-letter queue are noted on their records.
 //!
-//! Retries are new queue messages carrying the attempt count and only the
-//! recipients still pending, so a recipient that already accepted the message
-//! is never sent it again by our own retries. Delivery and settlement live in
-//! `lifecycle`; messages from other Workers are taken in by `producer_intake`.
+//! The order of a batch: classify each body (`delivery::dispatch`); take in
+//! producers' messages (`producer_intake`); check immediate deliveries'
+//! safety jobs (`safety_net`); drop recipients already recorded final and
+//! settle the jobs none is left of; fetch bodies kept in the bucket; deliver
+//! and record (`lifecycle`); settle (`delivery::settle`) and carry out each
+//! settlement. Retries are new queue messages carrying the attempt count and
+//! only the recipients still pending, so a recipient that already accepted
+//! the message is never sent it again by our own retries.
+//! Must not: decide anything; it runs the values the core returns.
 
-use worker::{Env, MessageBatch, MessageBuilder, MessageExt, RawMessage};
+use std::collections::HashMap;
 
-use crate::queue::{DeliveryJob, EventKind, MessageStatus, QueueBody};
+use worker::{Env, MessageBatch, MessageExt, RawMessage};
 
-use super::ledger::Ledger;
-use super::platform::{DATABASE, DEAD_LETTER_QUEUE, load, now_ms};
-use super::store::Store;
-use super::{bodies, lifecycle, producer_intake, safety_net};
+use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs_item};
+use crate::delivery::recipients::still_to_deliver;
+use crate::delivery::settle::{body_lost, settle_recorded};
+use crate::delivery::{Carrier, RecipientState, RetryPolicy, Settlement, settle};
+use crate::queue::DeliveryJob;
+
+use super::bodies::{self, Loaded as Body};
+use super::d1::Db;
+use super::platform::{Loaded, load, now_ms};
+use super::{lifecycle, producer_intake, queue_writer, random, safety_net};
+
+/// A job to deliver, with its queue message and its recipients' recorded states.
+type Pending = (RawMessage, DeliveryJob, Vec<(String, RecipientState)>);
 
 /// The text of a queue body: producers may send a JSON string or an object.
 fn body_text(raw: &RawMessage) -> String {
@@ -37,183 +52,173 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             return Ok(());
         }
     };
-    let store = Store::new(env.d1(DATABASE)?);
+    let db = Db::open(&env)?;
     if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&env, &batch, &store).await;
+        return record_dead_letters(&env, &db, &batch).await;
     }
 
-    let ledger = Ledger::new(env.d1(DATABASE)?);
     let mut work: Vec<(RawMessage, DeliveryJob)> = Vec::new();
     for raw in batch.raw_iter() {
         let text = body_text(&raw);
-        match QueueBody::from_json(&text) {
-            // Recipients already recorded are skipped in `lifecycle`.
-            Ok(QueueBody::Deliver { job, .. }) => work.push((raw, job)),
-            Ok(QueueBody::Send {
-                producer, message, ..
-            }) => {
+        match jobs_item(&text) {
+            JobsItem::Deliver(job) => work.push((raw, job)),
+            JobsItem::ProducerSend { producer, message } => {
                 let id = raw.id();
-                let taken = producer_intake::intake(
-                    &env, &loaded, &store, &ledger, &id, &producer, &message, &text,
-                )
-                .await;
+                let taken =
+                    producer_intake::intake(&env, &loaded, &db, &id, &producer, &message, &text)
+                        .await;
                 match taken {
                     Ok(Some(job)) => work.push((raw, job)),
                     Ok(None) => raw.ack(),
                     Err(()) => raw.retry(),
                 }
             }
-            Ok(QueueBody::DeadLetter { .. }) => {
-                dead_letter(
-                    &env,
-                    "a dead-letter record was sent to the jobs queue",
-                    None,
-                    Some(text),
-                )
-                .await;
-                raw.ack();
-            }
-            Err(reason) => {
-                dead_letter(&env, &reason, None, Some(text)).await;
+            JobsItem::Refuse(letter) => {
+                queue_writer::dead_letter(&env, letter).await;
                 raw.ack();
             }
         }
     }
     // Safety jobs of immediate deliveries are checked before any body is read.
-    let work = safety_net::screen(&env, &loaded, &store, work).await;
+    let work = safety_net::screen(&env, &loaded, &db, work).await;
+    // So are the recorded recipients: a job with none left needs no body.
+    let work = skip_recorded(&env, &db, work).await;
+    let work = load_bodies(&env, &db, work).await;
     if work.is_empty() {
         return Ok(());
     }
+    deliver(&env, &loaded, &db, work).await
+}
 
-    // Bodies kept in the bucket are fetched now. Retries and dead letters
-    // carry only the reference (see `DeliveryJob::for_queue`).
-    let (kept, ready, missing) = bodies::load_all(&env, work).await;
-    for (raw, job, reason) in missing {
-        let id = job.id.clone();
-        dead_letter(&env, &reason, Some(job), None).await;
-        if let Err(e) = store
-            .record_attempt(
-                &id,
-                MessageStatus::Failed,
-                false,
-                EventKind::Failed,
-                Some(&reason),
-                now_ms(),
-            )
-            .await
-        {
-            worker::console_error!("edgerelay: could not record a lost body: {e}");
+/// Drops the recipients already recorded final. A job with none left is a
+/// redelivery: it is settled from its records and acknowledged here.
+async fn skip_recorded(env: &Env, db: &Db, work: Vec<(RawMessage, DeliveryJob)>) -> Vec<Pending> {
+    let ids: Vec<&str> = work.iter().map(|(_, j)| j.id.as_str()).collect();
+    let recorded = match db.recipient_states(&ids).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Without the record we cannot tell what was sent: deliver nothing.
+            worker::console_error!("edgerelay: could not read recipient states: {e}");
+            for (raw, _) in &work {
+                raw.retry();
+            }
+            return Vec::new();
         }
-        raw.ack();
+    };
+    let mut by_message: HashMap<String, Vec<(String, RecipientState)>> = HashMap::new();
+    for (id, address, state) in recorded {
+        by_message.entry(id).or_default().push((address, state));
     }
-    let work: Vec<(RawMessage, DeliveryJob)> = kept
+    let mut pending = Vec::with_capacity(work.len());
+    for (raw, job) in work {
+        let states = by_message.get(&job.id).cloned().unwrap_or_default();
+        let rcpt_to = still_to_deliver(&job.rcpt_to, &states);
+        if rcpt_to.is_empty() {
+            let current = db.status_of(&job.id).await.ok().flatten();
+            let settlement = settle_recorded(&job, &states, current);
+            lifecycle::execute(env, db, Some(&raw), settlement).await;
+        } else {
+            pending.push((raw, DeliveryJob { rcpt_to, ..job }, states));
+        }
+    }
+    pending
+}
+
+/// Puts back the bodies kept in the bucket. Retries and dead letters carry
+/// only the reference (see `DeliveryJob::for_queue`). A body that is gone
+/// fails its message; one that cannot be read now is tried again later.
+async fn load_bodies(env: &Env, db: &Db, work: Vec<Pending>) -> Vec<Pending> {
+    let mut ready = Vec::with_capacity(work.len());
+    for (raw, job, states) in work {
+        match bodies::load(env, &job).await {
+            Body::Ready(whole) => ready.push((raw, whole, states)),
+            Body::Missing(reason) => {
+                lifecycle::execute(env, db, Some(&raw), body_lost(&job, &reason)).await
+            }
+            Body::Unavailable(reason) => {
+                worker::console_warn!("edgerelay: {reason}; retrying the message");
+                raw.retry();
+            }
+        }
+    }
+    ready
+}
+
+/// Delivers every job, then carries out each one's settlement.
+async fn deliver(env: &Env, loaded: &Loaded, db: &Db, work: Vec<Pending>) -> worker::Result<()> {
+    let settings = &loaded.settings.delivery;
+    let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, job, _)| job).collect();
+    let attempts = lifecycle::deliver_recording(settings, db, &jobs).await;
+    let policy = RetryPolicy::new(settings.retry);
+    let mut settled: Vec<(RawMessage, Settlement)> = work
         .into_iter()
-        .zip(ready)
-        .map(|((raw, _), whole)| (raw, whole))
+        .zip(attempts)
+        .map(|((raw, job, states), attempt)| {
+            let jitter = random::unit();
+            let s = settle(
+                &job,
+                &states,
+                attempt,
+                &policy,
+                now_ms(),
+                jitter,
+                Carrier::Queue,
+            );
+            (raw, s)
+        })
         .collect();
-    if work.is_empty() {
-        return Ok(());
-    }
-    lifecycle::deliver_batch(&env, &loaded, &store, work).await
-}
 
-pub(crate) async fn dead_letter(
-    env: &Env,
-    reason: &str,
-    job: Option<DeliveryJob>,
-    raw: Option<String>,
-) {
-    let body = QueueBody::dead_letter(reason, job.map(|j| j.for_queue()), raw).to_json();
-    let sent = match env.queue(DEAD_LETTER_QUEUE) {
-        Ok(q) => q
-            .send(MessageBuilder::new(body).build())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    // Diagnostics builds only (`FAULT_CONSUMER_CRASH_AFTER`): settle part of
+    // the batch, then throw as a dying isolate would, leaving the rest unacknowledged.
+    #[cfg(feature = "diagnostics")]
+    let crash = {
+        use crate::diagnostics::consumer_crash::{ConsumerCrash, VAR};
+        let value = env.var(VAR).ok().map(|v| v.to_string());
+        ConsumerCrash::parse(value.as_deref()).and_then(|c| c.strikes(settled.len()))
     };
-    if let Err(e) = sent {
-        worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");
+    #[cfg(not(feature = "diagnostics"))]
+    let crash: Option<(usize, String)> = None;
+
+    if let Some((after, _)) = &crash {
+        settled.truncate(*after);
+    }
+    for (raw, settlement) in settled {
+        lifecycle::execute(env, db, Some(&raw), settlement).await;
+    }
+    match crash {
+        Some((_, message)) => Err(worker::Error::RustError(message)),
+        None => Ok(()),
     }
 }
 
-/// Dead-letters a message recorded without a job (a producer's message that
-/// failed validation), naming the message so the reason lands on its record.
-pub(crate) async fn dead_letter_message(
-    env: &Env,
-    reason: &str,
-    message_id: &str,
-    raw: Option<String>,
-) {
-    let mut body = QueueBody::dead_letter(reason, None, raw);
-    if let QueueBody::DeadLetter { letter, .. } = &mut body {
-        letter.message_id = Some(message_id.to_string());
-    }
-    let sent = match env.queue(DEAD_LETTER_QUEUE) {
-        Ok(q) => q
-            .send(MessageBuilder::new(body.to_json()).build())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = sent {
-        worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");
-    }
-}
-
-/// The dead-letter queue's consumer: whatever arrives is recorded, then acked.
+/// The dead-letter queue's consumer: whatever arrives is noted, then acked.
 async fn record_dead_letters(
     env: &Env,
+    db: &Db,
     batch: &MessageBatch<serde_json::Value>,
-    store: &Store,
 ) -> worker::Result<()> {
     for raw in batch.raw_iter() {
-        let text = body_text(&raw);
-        let now = now_ms();
-        let result = match QueueBody::from_json(&text) {
-            Ok(QueueBody::DeadLetter { letter, .. }) => match letter.job {
-                Some(job) => {
-                    bodies::release(env, job.body_ref.as_deref()).await;
-                    store
-                        .add_event(&job.id, EventKind::DeadLettered, Some(&letter.reason), now)
-                        .await
-                }
-                None if letter.message_id.is_some() => {
-                    let id = letter.message_id.as_deref().unwrap_or_default();
-                    store
-                        .add_event(id, EventKind::DeadLettered, Some(&letter.reason), now)
-                        .await
-                }
-                None => {
-                    worker::console_warn!(
-                        "edgerelay: dead letter without a job: {}",
-                        letter.reason
-                    );
-                    Ok(())
-                }
-            },
-            Ok(QueueBody::Send { producer, .. }) => {
-                worker::console_warn!(
-                    "edgerelay: a message from producer `{producer}` was dead-lettered by the platform"
-                );
+        let result = match dead_letter_item(&body_text(&raw)) {
+            DeadLetterItem::Note(text) => {
+                worker::console_warn!("edgerelay: {text}");
                 Ok(())
             }
-            // Moved here by the platform after repeated crashes of the consumer.
-            Ok(QueueBody::Deliver { job, .. }) => {
-                bodies::release(env, job.body_ref.as_deref()).await;
-                store
-                    .record_attempt(
-                        &job.id,
-                        MessageStatus::Failed,
-                        false,
-                        EventKind::DeadLettered,
-                        Some("delivery failed repeatedly without a recorded outcome"),
-                        now,
-                    )
-                    .await
-            }
-            Err(reason) => {
-                worker::console_warn!("edgerelay: unreadable dead letter: {reason}");
-                Ok(())
+            DeadLetterItem::Record {
+                message_id,
+                kind,
+                detail,
+                status,
+                release_body,
+            } => {
+                bodies::release(env, release_body.as_deref()).await;
+                let now = now_ms();
+                match status {
+                    Some(status) => {
+                        db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
+                            .await
+                    }
+                    None => db.add_event(&message_id, kind, Some(&detail), now).await,
+                }
             }
         };
         match result {

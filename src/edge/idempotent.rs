@@ -14,8 +14,8 @@ use crate::accept::idempotency::{Replay, expired_before, fingerprint, remembers,
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::http::delivery_mode::DeliveryMode;
 
-use super::ledger::Ledger;
-use super::platform::{DATABASE, Loaded, now_ms};
+use super::d1::Db;
+use super::platform::{Loaded, now_ms};
 use super::{
     accept,
     http::{self, internal},
@@ -34,7 +34,7 @@ pub async fn accept_once(
     idempotency_key: &str,
     mode: DeliveryMode,
 ) -> Result<Response, ApiError> {
-    let ledger = Ledger::new(env.d1(DATABASE).map_err(internal)?);
+    let ledger = Db::open(env).map_err(internal)?;
     let print = mode.fingerprint(fingerprint(body));
     let now = now_ms();
     let won = ledger
@@ -73,7 +73,7 @@ pub async fn accept_once(
 }
 
 async fn answer_duplicate(
-    ledger: &Ledger,
+    ledger: &Db,
     key: &AuthenticatedKey,
     idempotency_key: &str,
     print: &str,

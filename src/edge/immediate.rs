@@ -13,18 +13,18 @@
 use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
-use crate::delivery::RetryPolicy;
+use crate::delivery::{Carrier, RetryPolicy, settle};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
+use crate::http::views;
 
-use super::leases::Leases;
-use super::ledger::Ledger;
-use super::lifecycle::{Carrier, deliver_recording, settle};
-use super::platform::{DATABASE, Loaded, now_ms};
+use super::d1::Db;
+use super::lifecycle::{deliver_recording, execute};
+use super::platform::{Loaded, now_ms};
 use super::smtp_driver::with_timeout;
-use super::store::Store;
 use super::{
     accept,
     http::{self, internal},
+    random,
 };
 
 pub async fn accept_immediate(
@@ -35,21 +35,16 @@ pub async fn accept_immediate(
 ) -> Result<Response, ApiError> {
     let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
     let id = accepted.job.id.clone();
-    let queued = || http::json(202, &serde_json::json!({"id": id, "status": "queued"}));
-    let (Some((started, plan)), Ok(db_a), Ok(db_b), Ok(db_c)) = (
-        accepted.immediate,
-        env.d1(DATABASE),
-        env.d1(DATABASE),
-        env.d1(DATABASE),
-    ) else {
+    let queued = || http::json(202, &views::accepted(&id));
+    let (Some((started, plan)), Ok(db)) = (accepted.immediate, Db::open(env)) else {
         return queued().map_err(internal);
     };
-    let (ledger, store, leases) = (Ledger::new(db_a), Store::new(db_b), Leases::new(db_c));
     let job = accepted.job;
+    let settings = &loaded.settings.delivery;
 
     let budget = (started + plan.deadline_ms).saturating_sub(now_ms());
-    let attempt = with_timeout(deliver_recording(env, loaded, &ledger, &[&job]), budget).await;
-    let Some(report) = attempt.and_then(|mut reports| reports.pop()) else {
+    let attempt = with_timeout(deliver_recording(settings, &db, &[&job]), budget).await;
+    let Some(attempt) = attempt.and_then(|mut attempts| attempts.pop()) else {
         // Out of time: only a write the upstream stopped reading gets here,
         // so the final dot was not sent. The lease stays until it runs out;
         // then the safety job delivers.
@@ -57,27 +52,27 @@ pub async fn accept_immediate(
         return queued().map_err(internal);
     };
 
-    let policy = RetryPolicy::new(loaded.settings.retry);
-    let settled = settle(
-        env,
-        &store,
-        &ledger,
-        &policy,
-        Carrier::SafetyJob,
-        job,
+    let policy = RetryPolicy::new(settings.retry);
+    let settlement = settle(
+        &job,
         &[],
-        report,
-    )
-    .await;
-    if let Err(e) = leases.release(&id).await {
+        attempt,
+        &policy,
+        now_ms(),
+        random::unit(),
+        Carrier::SafetyJob,
+    );
+    let answer = settlement
+        .record
+        .as_ref()
+        .map(|r| immediate_answer(&id, r.status, &r.recipients, r.next_attempt_at));
+    execute(env, &db, None, settlement).await;
+    if let Err(e) = db.release_lease(&id).await {
         // The safety job waits for the lease to run out instead.
         worker::console_warn!("edgerelay: could not release the lease on {id}: {e}");
     }
-    let (status, answer) = immediate_answer(
-        &id,
-        settled.status,
-        &settled.results,
-        settled.next_attempt_at,
-    );
-    http::json(status, &answer).map_err(internal)
+    match answer {
+        Some((status, answer)) => http::json(status, &answer).map_err(internal),
+        None => queued().map_err(internal),
+    }
 }

@@ -9,23 +9,20 @@ mod bench;
 mod bench_smtp;
 mod bodies;
 mod consumer;
-mod d1_values;
+mod d1;
 mod forms;
-mod health_store;
 mod http;
 mod idempotent;
 mod immediate;
-mod leases;
-mod ledger;
 mod lifecycle;
 mod message_views;
 mod platform;
 mod producer_intake;
+mod queue_writer;
 mod random;
 mod safety_net;
 mod signing;
 mod smtp_driver;
-mod store;
 
 use worker::{Context, Env, MessageBatch, Request, Response, Result, event};
 

@@ -8,7 +8,7 @@
 //! message maps to the same edgerelay message and its recorded recipients are
 //! not sent to again. A message that cannot be accepted is stored as `failed`
 //! with the reason (visible to the owner key) and dead-lettered.
-//! Must not: decide validation rules; `api::send` does.
+//! Must not: decide validation rules; `accept::send` does.
 
 use sha2::{Digest, Sha256};
 use worker::Env;
@@ -16,21 +16,19 @@ use worker::Env;
 use crate::accept::producer;
 use crate::accept::{AuthenticatedKey, send};
 use crate::http::listing::tags_object;
-use crate::queue::DeliveryJob;
+use crate::queue::{DeadLetter, DeliveryJob};
 
-use super::ledger::Ledger;
+use super::d1::Db;
 use super::platform::{Loaded, now_ms};
-use super::store::Store;
+use super::queue_writer;
 
 /// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
 /// or records why not (`Ok(None)`: acknowledge). `Err` means the store was
 /// unreachable: retry the queue message later.
-#[allow(clippy::too_many_arguments)]
 pub async fn intake(
     env: &Env,
     loaded: &Loaded,
-    store: &Store,
-    ledger: &Ledger,
+    db: &Db,
     queue_message_id: &str,
     producer_id: &str,
     message: &serde_json::Value,
@@ -44,7 +42,13 @@ pub async fn intake(
         let reason = format!(
             "queue producer `{producer_id}` is not listed in QUEUE_PRODUCERS; message refused"
         );
-        super::consumer::dead_letter(env, &reason, None, Some(raw_text.to_string())).await;
+        let letter = DeadLetter {
+            reason,
+            job: None,
+            raw: Some(raw_text.to_string()),
+            message_id: None,
+        };
+        queue_writer::dead_letter(env, letter).await;
         return Ok(None);
     };
     let key = AuthenticatedKey {
@@ -57,8 +61,8 @@ pub async fn intake(
     match job {
         Ok(job) => {
             // A redelivery finds the row already there: keep it.
-            if let Ok(None) = store.status_of(&job.id).await {
-                if let Err(e) = store
+            if let Ok(None) = db.status_of(&job.id).await {
+                if let Err(e) = db
                     .insert_accepted(&job.id, &job.key_id, &job.mail_from, &job.rcpt_to, now)
                     .await
                 {
@@ -66,7 +70,7 @@ pub async fn intake(
                     return Err(());
                 }
                 let tags = message.get("tags").and_then(tags_object);
-                let _ = ledger
+                let _ = db
                     .annotate(&job.id, tags.as_deref(), Some(producer_id))
                     .await;
             }
@@ -74,19 +78,19 @@ pub async fn intake(
         }
         Err(e) => {
             let reason = format!("producer `{producer_id}`: {} ({})", e.message, e.rule);
-            if let Err(err) = ledger
+            if let Err(err) = db
                 .insert_rejected(&fallback_id, &p.owner, producer_id, &reason, now)
                 .await
             {
                 worker::console_error!("edgerelay: could not record a rejected message: {err}");
             }
-            super::consumer::dead_letter_message(
-                env,
-                &reason,
-                &fallback_id,
-                Some(raw_text.to_string()),
-            )
-            .await;
+            let letter = DeadLetter {
+                reason,
+                job: None,
+                raw: Some(raw_text.to_string()),
+                message_id: Some(fallback_id),
+            };
+            queue_writer::dead_letter(env, letter).await;
             Ok(None)
         }
     }

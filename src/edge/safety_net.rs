@@ -7,14 +7,14 @@
 //! that as a lost body. The rules are `delivery::immediate::check`; this only
 //! reads the record and moves queue messages. Must not: deliver anything.
 
-use worker::{Env, MessageBuilder, MessageExt, QueueRetryOptionsBuilder, RawMessage};
+use worker::{Env, MessageExt, RawMessage};
 
-use crate::delivery::immediate::{SafetyCheck, check};
-use crate::queue::{DeliveryJob, EventKind, QueueBody};
+use crate::delivery::immediate::{SafetyCheck, check, postpone};
+use crate::queue::{DeliveryJob, EventKind};
 
-use super::leases::Leases;
-use super::platform::{DATABASE, JOBS_QUEUE, Loaded, now_ms};
-use super::store::Store;
+use super::d1::Db;
+use super::lifecycle;
+use super::platform::{Loaded, now_ms};
 
 /// Returns the jobs to deliver now: every ordinary job, and the safety jobs
 /// whose message still needs an attempt (with their flag cleared and the
@@ -22,7 +22,7 @@ use super::store::Store;
 pub async fn screen(
     env: &Env,
     loaded: &Loaded,
-    store: &Store,
+    db: &Db,
     work: Vec<(RawMessage, DeliveryJob)>,
 ) -> Vec<(RawMessage, DeliveryJob)> {
     let ids: Vec<&str> = work
@@ -33,11 +33,7 @@ pub async fn screen(
     if ids.is_empty() {
         return work;
     }
-    let records = match env.d1(DATABASE) {
-        Ok(db) => Leases::new(db).safety_records(&ids).await,
-        Err(e) => Err(e),
-    };
-    let records = match records {
+    let records = match db.safety_records(&ids).await {
         Ok(r) => r,
         Err(e) => {
             // Without the record the request may still be delivering: wait.
@@ -51,7 +47,7 @@ pub async fn screen(
         }
     };
 
-    let recheck = loaded.settings.smtp_timeout_seconds.max(1);
+    let recheck = loaded.settings.delivery.smtp_timeout_seconds.max(1);
     let now = now_ms();
     let mut ready = Vec::with_capacity(work.len());
     for (raw, mut job) in work {
@@ -67,45 +63,19 @@ pub async fn screen(
                 ready.push((raw, job));
             }
             SafetyCheck::Postpone { delay_seconds } => {
-                postpone(env, &raw, &job, delay_seconds).await
+                lifecycle::execute(env, db, Some(&raw), postpone(&job, delay_seconds)).await
             }
             SafetyCheck::Done(reason) => {
-                if record.is_some()
-                    && let Err(e) = store
-                        .add_event(&job.id, EventKind::SafetyCheck, Some(&reason), now)
-                        .await
+                if let Err(e) = db
+                    .add_event(&job.id, EventKind::SafetyCheck, Some(&reason), now)
+                    .await
                 {
                     worker::console_warn!("edgerelay: could not record a safety check: {e}");
                 }
                 raw.ack();
             }
+            SafetyCheck::Gone => raw.ack(),
         }
     }
     ready
-}
-
-/// The same safety job again, later. Falls back to the platform's own retry
-/// (which counts towards `max_retries`) only when the queue refuses the send.
-async fn postpone(env: &Env, raw: &RawMessage, job: &DeliveryJob, delay_seconds: u32) {
-    let body = QueueBody::deliver(job.for_queue()).to_json();
-    let sent = match env.queue(JOBS_QUEUE) {
-        Ok(q) => q
-            .send(
-                MessageBuilder::new(body)
-                    .delay_seconds(delay_seconds)
-                    .build(),
-            )
-            .await
-            .is_ok(),
-        Err(_) => false,
-    };
-    if sent {
-        raw.ack();
-    } else {
-        raw.retry_with_options(
-            &QueueRetryOptionsBuilder::new()
-                .with_delay_seconds(delay_seconds)
-                .build(),
-        );
-    }
 }

@@ -1,27 +1,30 @@
-//! Pumps a `worker::Socket` through the sans-IO SMTP session.
+//! Pumps a `worker::Socket` through the sans-IO SMTP session, one session per
+//! step of the failover plan.
 //!
 //! One connection per upstream per batch: every job of the batch goes over it
-//! (pipelined when the server allows). Jobs that an upstream could not take for
-//! reasons of its own (connection refused, 4xx greeting, bad credentials) are
-//! offered to the next upstream in priority order within the same invocation.
-//! Upstreams cooling down after repeated failures are skipped (see
-//! `delivery::health`; the records live in D1, `health_store`), and every
-//! session's end updates its upstream's record.
+//! (pipelined when the server allows). Which upstream comes next, which jobs
+//! it is offered and what each session's end means for the upstream's health
+//! are `delivery::failover`'s decisions; this module runs each session,
+//! stores the health records it says changed (D1, see `d1::health`) and logs
+//! its notices. If the records cannot be read, every upstream counts as
+//! healthy: mail keeps flowing, only the skipping is lost.
+//! Must not: decide anything about email.
 
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use worker::{Delay, Env, SecureTransport, Socket};
+use worker::{Delay, SecureTransport, Socket};
 
-use crate::delivery::attempt::{envelope, report, session_config};
-use crate::delivery::{AttemptReport, AttemptResult, SessionVerdict, upstream_order};
-use crate::delivery::{Upstream, UpstreamSecurity};
+use crate::delivery::attempt::{envelope, session_config};
+use crate::delivery::{
+    AttemptReport, DeliverySettings, Failover, Notice, SessionEnd, Upstream, UpstreamHealth,
+    UpstreamSecurity,
+};
 use crate::queue::DeliveryJob;
-use crate::settings::Settings;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
-use super::health_store::HealthBook;
+use super::d1::Db;
 use super::platform::now_ms;
 
 enum Read {
@@ -32,105 +35,77 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
-#[allow(dead_code)]
-pub async fn deliver(settings: &Settings, env: &Env, jobs: &[&DeliveryJob]) -> Vec<AttemptReport> {
-    deliver_with(settings, env, jobs, &|_, _| {}).await
-}
-
-/// [`deliver`], calling `on_done(job index, outcome)` the moment each SMTP
-/// transaction completes, so the caller can record it before the session ends.
+/// `on_done(job index, outcome)` is called the moment each SMTP transaction
+/// completes, so the caller can record it before the session ends.
 pub async fn deliver_with(
-    settings: &Settings,
-    env: &Env,
+    settings: &DeliverySettings,
+    db: &Db,
     jobs: &[&DeliveryJob],
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> Vec<AttemptReport> {
-    deliver_tuned(settings, env, jobs, on_done, &|_| {}).await
+    deliver_tuned(settings, db, jobs, on_done, &|_| {}).await
 }
 
 /// [`deliver_with`], with `tune` adjusting each session's configuration after
 /// it is derived from the settings (the benchmark route switches pipelining
 /// per request this way, to compare both in one run).
 pub async fn deliver_tuned(
-    settings: &Settings,
-    env: &Env,
+    settings: &DeliverySettings,
+    db: &Db,
     jobs: &[&DeliveryJob],
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<AttemptReport> {
-    let mut reports: Vec<Option<AttemptReport>> = vec![None; jobs.len()];
-    let mut pending: Vec<usize> = (0..jobs.len()).collect();
-    let mut health = HealthBook::load(env, &settings.upstreams).await;
-    let order = upstream_order(&health.records, now_ms());
-    for (n, &index) in order.iter().enumerate() {
-        let Some(upstream) = settings.upstreams.get(index) else {
-            continue;
-        };
-        let is_last = n + 1 == order.len();
-        let batch: Vec<&DeliveryJob> = pending.iter().map(|&i| jobs[i]).collect();
-        let (outcomes, failure) = run_session(
-            upstream,
-            settings,
-            &batch,
-            &|pos, o| {
-                if let Some(&index) = pending.get(pos) {
-                    on_done(index, o)
-                }
-            },
-            tune,
-        )
-        .await;
-        let verdict = SessionVerdict::from_session_end(failure.as_ref());
-        health
-            .record(index, &verdict, &settings.upstream_health, now_ms())
-            .await;
-        let mut next = Vec::new();
-        for (pos, outcome) in outcomes.into_iter().enumerate() {
-            let index = pending[pos];
-            let r = match outcome {
-                Some(o) => report(&o),
-                None => AttemptReport {
-                    result: AttemptResult::Transient(format!(
-                        "{}: no outcome recorded",
-                        upstream.label()
-                    )),
-                    remaining: jobs[index].rcpt_to.clone(),
-                    detail: format!("{}: no outcome recorded", upstream.label()),
-                    try_next_upstream: true,
-                },
-            };
-            if r.try_next_upstream && !is_last {
-                next.push(index);
-            }
-            reports[index] = Some(r);
+    let labels: Vec<String> = settings.upstreams.iter().map(Upstream::label).collect();
+    let health = match db.upstream_health(&labels).await {
+        Ok(records) => records,
+        Err(e) => {
+            worker::console_warn!("edgerelay: upstream health unavailable: {e}");
+            vec![UpstreamHealth::default(); labels.len()]
         }
-        pending = next;
-        if pending.is_empty() {
+    };
+    let recipients = jobs.iter().map(|j| j.rcpt_to.clone()).collect();
+    let mut failover = Failover::new(labels, health, now_ms(), recipients);
+    while let Some(step) = failover.next_session() {
+        let (Some(upstream), Some(batch)) = (
+            settings.upstreams.get(step.upstream),
+            step.jobs
+                .iter()
+                .map(|&i| jobs.get(i).copied())
+                .collect::<Option<Vec<&DeliveryJob>>>(),
+        ) else {
             break;
+        };
+        let on_done = |pos: usize, o: &TransactionOutcome| {
+            if let Some(&index) = step.jobs.get(pos) {
+                on_done(index, o)
+            }
+        };
+        let end = run_session(upstream, settings, &batch, &on_done, tune).await;
+        let now = now_ms();
+        if let Some(change) = failover.session_ended(end, &settings.upstream_health, now) {
+            match &change.notice {
+                Some(Notice::Paused(text)) => worker::console_error!("edgerelay: {text}"),
+                Some(Notice::CoolingDown(text)) => worker::console_warn!("edgerelay: {text}"),
+                None => {}
+            }
+            if let Err(e) = db.store_health(&change, now).await {
+                worker::console_warn!("edgerelay: could not store upstream health: {e}");
+            }
         }
     }
-    reports
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| AttemptReport {
-                result: AttemptResult::Transient("no upstream configured".into()),
-                remaining: Vec::new(),
-                detail: "no upstream configured".into(),
-                try_next_upstream: false,
-            })
-        })
-        .collect()
+    failover.into_reports()
 }
 
-/// One connection to one upstream, carrying `jobs`. Returns each job's
-/// outcome, and the failure the session ended with (`None` after a clean QUIT).
+/// One connection to one upstream, carrying `jobs`: each job's outcome, and
+/// the failure the session ended with (`None` after a clean QUIT).
 async fn run_session(
     upstream: &Upstream,
-    settings: &Settings,
+    settings: &DeliverySettings,
     jobs: &[&DeliveryJob],
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
-) -> (Vec<Option<TransactionOutcome>>, Option<Outcome>) {
+) -> SessionEnd {
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let mut session = SmtpSession::new(config, now_ms());
@@ -152,7 +127,7 @@ async fn run_session(
         Err(reason) => {
             session.connect_failed(format!("connect to {label} failed: {reason}"), now_ms());
             let failure = drain(&mut session, &mut outcomes);
-            return (outcomes, failure);
+            return SessionEnd { outcomes, failure };
         }
     };
 
@@ -202,7 +177,7 @@ async fn run_session(
         failure = Some(f);
     }
     let _ = socket.close().await;
-    (outcomes, failure)
+    SessionEnd { outcomes, failure }
 }
 
 fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcome) {

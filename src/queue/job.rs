@@ -11,6 +11,9 @@ use crate::message::Tag;
 /// Cloudflare Queues refuse bodies over 128 KB; keep headroom for the envelope.
 pub const QUEUE_BODY_LIMIT: usize = 120 * 1024;
 
+/// The longest a queue message may be delayed (12 hours).
+pub const QUEUE_MAX_DELAY_SECONDS: u32 = 43_200;
+
 /// A message ready to go: signed MIME plus its envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,14 +108,19 @@ impl QueueBody {
         job: Option<DeliveryJob>,
         raw: Option<String>,
     ) -> Self {
+        QueueBody::letter(DeadLetter {
+            reason: reason.into(),
+            job,
+            raw,
+            message_id: None,
+        })
+    }
+
+    /// A dead letter as the dead-letter queue carries it.
+    pub fn letter(letter: DeadLetter) -> Self {
         QueueBody::DeadLetter {
             v: QUEUE_FORMAT_VERSION,
-            letter: DeadLetter {
-                reason: reason.into(),
-                job,
-                raw,
-                message_id: None,
-            },
+            letter,
         }
     }
 

@@ -11,5 +11,5 @@ pub mod job;
 pub mod records;
 
 pub use body::{ExternalBody, QueuePlacement, place};
-pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QueueBody};
+pub use job::{DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QUEUE_MAX_DELAY_SECONDS, QueueBody};
 pub use records::{EventKind, MessageStatus};

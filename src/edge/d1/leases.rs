@@ -1,47 +1,35 @@
-//! The immediate-delivery lease in D1 (`immediate_leases`), and what a safety
-//! job reads about its message.
-//!
-//! Owns that SQL. Must not decide anything: `delivery::immediate` does.
+//! The immediate-delivery lease (`immediate_leases`), and what a safety job
+//! reads about its message. The rules are `delivery::immediate`.
 
 use serde::Deserialize;
-use wasm_bindgen::JsValue;
-use worker::{D1Database, Result};
+use worker::Result;
 
 use crate::delivery::immediate::SafetyRecord;
 
-pub struct Leases {
-    db: D1Database,
-}
+use super::{Db, json_list, n, s};
 
-impl Leases {
-    pub fn new(db: D1Database) -> Self {
-        Leases { db }
-    }
-
+impl Db {
     /// Takes the lease on a freshly stored message, before its safety job is
     /// enqueued (so the job can never find the message unleased too early).
-    pub async fn take(&self, message_id: &str, until_ms: u64) -> Result<()> {
-        self.db
-            .prepare(
-                "INSERT INTO immediate_leases (message_id, until) VALUES (?1, ?2) \
-                 ON CONFLICT (message_id) DO UPDATE SET until = excluded.until",
-            )
-            .bind(&[
-                JsValue::from_str(message_id),
-                JsValue::from_f64(until_ms as f64),
-            ])?
-            .run()
-            .await?;
+    pub async fn take_lease(&self, message_id: &str, until_ms: u64) -> Result<()> {
+        self.prepare(
+            "INSERT INTO immediate_leases (message_id, until) VALUES (?1, ?2) \
+             ON CONFLICT (message_id) DO UPDATE SET until = excluded.until",
+            &[s(message_id), n(until_ms)],
+        )?
+        .run()
+        .await?;
         Ok(())
     }
 
     /// Lets go once the request has recorded its outcome.
-    pub async fn release(&self, message_id: &str) -> Result<()> {
-        self.db
-            .prepare("DELETE FROM immediate_leases WHERE message_id = ?1")
-            .bind(&[JsValue::from_str(message_id)])?
-            .run()
-            .await?;
+    pub async fn release_lease(&self, message_id: &str) -> Result<()> {
+        self.prepare(
+            "DELETE FROM immediate_leases WHERE message_id = ?1",
+            &[s(message_id)],
+        )?
+        .run()
+        .await?;
         Ok(())
     }
 
@@ -59,15 +47,13 @@ impl Leases {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         let rows = self
-            .db
             .prepare(
                 "SELECT m.id, m.status, m.attempts, m.next_attempt_at, l.until \
                  FROM messages m LEFT JOIN immediate_leases l ON l.message_id = m.id \
                  WHERE m.id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(&[JsValue::from_str(&ids)])?
+                &[json_list(ids)],
+            )?
             .all()
             .await?
             .results::<Row>()?;

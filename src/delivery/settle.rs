@@ -1,0 +1,281 @@
+//! Settling a message: from what is recorded and what an attempt came to, to
+//! a [`Settlement`] that lists exactly what the edge must write and send.
+//!
+//! Owns the rules after an attempt: merging each recipient's new state into
+//! the recorded ones, the message status, the events (one `bounced` per
+//! recipient refused for good, then one for the attempt), whether the attempt
+//! counts, when the next one is due, who carries it (a new queue message, or
+//! an immediate delivery's safety job), when to dead-letter, and when a body
+//! kept in the bucket can be released (only at an end state: a retry needs it).
+//! The queue consumer and immediate deliveries both settle here, so their
+//! records are the same.
+//! Must not: perform I/O or read the clock; the time and the jitter are inputs.
+
+use crate::queue::{DeadLetter, DeliveryJob, EventKind, MessageStatus, QueueBody};
+
+use super::attempt::AttemptReport;
+use super::policy::{Decision, RetryPolicy};
+use super::recipients::{
+    RecipientResult, RecipientState, all_deferred, message_status, settle as settle_recipients,
+};
+
+/// The detail of the event that settles a redelivered message from its records.
+pub const REDELIVERY_DETAIL: &str = "settled from the recorded recipients after a redelivery";
+
+/// Who carries a message with deferred recipients to its next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// The queue consumer: a new queue message with the recipients left, or,
+    /// when that cannot be sent, this queue message redelivered.
+    Queue,
+    /// An immediate delivery: its safety job is on the queue already and
+    /// waits for the recorded `next_attempt_at` (see `delivery::immediate`),
+    /// so no second queue message is ever made.
+    SafetyJob,
+}
+
+/// One attempt for one job, as the edge ran it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub report: AttemptReport,
+    /// Each recipient's result from the last transaction that completed for
+    /// the job; `None` when none completed (no upstream was reached).
+    pub results: Option<Vec<RecipientResult>>,
+}
+
+/// One event for a message's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub detail: String,
+}
+
+/// What to write on a message's record, all at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Recipient rows to write (a row already `delivered` stays so).
+    pub recipients: Vec<RecipientResult>,
+    /// Whether this attempt adds one to the message's and the recipients' attempt counts.
+    pub counts_attempt: bool,
+    /// Events to append, in this order.
+    pub events: Vec<Event>,
+    pub status: MessageStatus,
+    /// The message's `last_error`; `None` leaves the one recorded.
+    pub last_error: Option<String>,
+    /// When the next attempt is due, Unix seconds; `None` clears it.
+    pub next_attempt_at: Option<u64>,
+}
+
+/// What becomes of the queue message (if any) that carried the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Acknowledge it: nothing more to send.
+    Ack,
+    /// Send `body` to the jobs queue with this delay, then acknowledge. If the
+    /// send fails, ask the platform to redeliver the queue message after the
+    /// same delay instead: the recipient records keep the redelivery from
+    /// re-sending to recipients already delivered.
+    Requeue { body: QueueBody, delay_seconds: u32 },
+    /// Send this to the dead-letter queue, then acknowledge.
+    DeadLetter(DeadLetter),
+    /// Neither send nor acknowledge: the safety job already waits on the queue.
+    Wait,
+}
+
+/// Everything the edge does to settle one message, in this order: the
+/// follow-up's send, the body's release, the record, then the acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub message_id: String,
+    /// `None` when the record is already right.
+    pub record: Option<Record>,
+    pub follow_up: FollowUp,
+    /// The stored body to delete from the bucket: the message is at an end state.
+    pub release_body: Option<String>,
+}
+
+/// Settles `job` after `attempt`. `recorded` holds the recipient states
+/// recorded before the attempt; `now_ms` is the time (Unix milliseconds) and
+/// `jitter` a number in [0, 1) for the retry delay.
+pub fn settle(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    attempt: Attempt,
+    policy: &RetryPolicy,
+    now_ms: u64,
+    jitter: f64,
+    carrier: Carrier,
+) -> Settlement {
+    let Attempt { report, results } = attempt;
+    let results = results.unwrap_or_else(|| all_deferred(&job.rcpt_to, &report.detail));
+    let made = job.attempt + 1;
+    let age = (now_ms / 1000).saturating_sub(job.accepted_at);
+    let decision = policy.decide(&report.result, made, age, jitter);
+    let counts_attempt = !matches!(decision, Decision::Retry { counts: false, .. });
+    let results = settle_recipients(results, &decision);
+    let status = status_after(recorded, &results);
+
+    let mut events: Vec<Event> = results
+        .iter()
+        .filter(|r| r.state == RecipientState::Failed)
+        .map(bounce)
+        .collect();
+    let (last, next_attempt_at, follow_up) = match decision {
+        Decision::Delivered => (
+            event(EventKind::Delivered, report.detail),
+            None,
+            FollowUp::Ack,
+        ),
+        Decision::Retry { delay_seconds, .. } => {
+            let follow_up = match carrier {
+                Carrier::Queue => FollowUp::Requeue {
+                    body: QueueBody::deliver(DeliveryJob {
+                        rcpt_to: report.remaining,
+                        attempt: if counts_attempt { made } else { job.attempt },
+                        ..job.for_queue()
+                    }),
+                    delay_seconds,
+                },
+                Carrier::SafetyJob => FollowUp::Wait,
+            };
+            (
+                event(
+                    EventKind::Deferred,
+                    format!("{}; next attempt in {delay_seconds} s", report.detail),
+                ),
+                Some(now_ms / 1000 + u64::from(delay_seconds)),
+                follow_up,
+            )
+        }
+        Decision::Fail(reason) => (
+            event(EventKind::Failed, reason.clone()),
+            None,
+            FollowUp::DeadLetter(letter(reason, job)),
+        ),
+        Decision::Unknown(reason) => (event(EventKind::Unknown, reason), None, FollowUp::Ack),
+    };
+    // A stored body is kept while a retry may need it.
+    let release_body = match next_attempt_at {
+        Some(_) => None,
+        None => job.body_ref.clone(),
+    };
+    let last_error = error_for(status, &last.detail);
+    events.push(last);
+    Settlement {
+        message_id: job.id.clone(),
+        record: Some(Record {
+            recipients: results,
+            counts_attempt,
+            events,
+            status,
+            last_error,
+            next_attempt_at,
+        }),
+        follow_up,
+        release_body,
+    }
+}
+
+/// A redelivered job none of whose recipients is left to deliver (the crash
+/// came after their results were recorded, perhaps before the status was):
+/// brings the status in line with the recorded recipients, unless `current`
+/// already says so, and stops.
+pub fn settle_recorded(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    current: Option<MessageStatus>,
+) -> Settlement {
+    let states: Vec<RecipientState> = recorded.iter().map(|(_, s)| *s).collect();
+    let status = message_status(&states);
+    let record = (current != Some(status)).then(|| Record {
+        recipients: Vec::new(),
+        counts_attempt: false,
+        events: vec![event(
+            EventKind::settled_as(status),
+            REDELIVERY_DETAIL.into(),
+        )],
+        status,
+        last_error: error_for(status, REDELIVERY_DETAIL),
+        next_attempt_at: None,
+    });
+    Settlement {
+        message_id: job.id.clone(),
+        record,
+        follow_up: FollowUp::Ack,
+        release_body: if status.is_final() {
+            job.body_ref.clone()
+        } else {
+            None
+        },
+    }
+}
+
+/// A job whose stored body is gone: it can never be delivered, so the
+/// message fails and the job is dead-lettered.
+pub fn body_lost(job: &DeliveryJob, reason: &str) -> Settlement {
+    Settlement {
+        message_id: job.id.clone(),
+        record: Some(Record {
+            recipients: Vec::new(),
+            counts_attempt: false,
+            events: vec![event(EventKind::Failed, reason.into())],
+            status: MessageStatus::Failed,
+            last_error: Some(reason.into()),
+            next_attempt_at: None,
+        }),
+        follow_up: FollowUp::DeadLetter(letter(reason.into(), job)),
+        release_body: None,
+    }
+}
+
+/// The recipients' states after an attempt: the recorded ones, each replaced
+/// by its new result (addresses compare without regard to case), then the
+/// status they add up to.
+fn status_after(
+    recorded: &[(String, RecipientState)],
+    results: &[RecipientResult],
+) -> MessageStatus {
+    let mut states: Vec<(&str, RecipientState)> =
+        recorded.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+    for r in results {
+        states.retain(|(a, _)| !a.eq_ignore_ascii_case(&r.address));
+        states.push((&r.address, r.state));
+    }
+    let list: Vec<RecipientState> = states.iter().map(|(_, s)| *s).collect();
+    message_status(&list)
+}
+
+/// The `bounced` event of a recipient refused for good: its address and the reply.
+fn bounce(r: &RecipientResult) -> Event {
+    event(
+        EventKind::Bounced,
+        format!(
+            "{}: {} {} {}",
+            r.address,
+            r.reply_code.map(|c| c.to_string()).unwrap_or_default(),
+            r.enhanced_code.as_deref().unwrap_or(""),
+            r.reply_text
+        ),
+    )
+}
+
+fn event(kind: EventKind, detail: String) -> Event {
+    Event { kind, detail }
+}
+
+/// A delivered message keeps no error; any other status records why.
+fn error_for(status: MessageStatus, detail: &str) -> Option<String> {
+    (status != MessageStatus::Delivered).then(|| detail.to_string())
+}
+
+fn letter(reason: String, job: &DeliveryJob) -> DeadLetter {
+    DeadLetter {
+        reason,
+        job: Some(job.for_queue()),
+        raw: None,
+        message_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Messages and their events: accepting, settling and noting.
+
+use worker::{D1PreparedStatement, Result};
+
+use crate::delivery::Record;
+use crate::queue::{EventKind, MessageStatus};
+
+use super::{Db, n, opt_n, opt_s, s};
+
+impl Db {
+    /// Records a newly accepted message and its `accepted` event, atomically.
+    pub async fn insert_accepted(
+        &self,
+        id: &str,
+        key_id: &str,
+        mail_from: &str,
+        rcpt_to: &[String],
+        now_ms: u64,
+    ) -> Result<()> {
+        let rcpts = serde_json::to_string(rcpt_to).unwrap_or_else(|_| "[]".into());
+        let insert = self.prepare(
+            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+            &[
+                s(id),
+                s(key_id),
+                s(mail_from),
+                s(&rcpts),
+                s(MessageStatus::Queued.as_str()),
+                n(now_ms / 1000),
+            ],
+        )?;
+        let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
+        self.batch(vec![insert, event]).await
+    }
+
+    /// Removes a message whose enqueue failed, so nothing half-exists.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let events = self.prepare("DELETE FROM events WHERE message_id = ?1", &[s(id)])?;
+        let message = self.prepare("DELETE FROM messages WHERE id = ?1", &[s(id)])?;
+        self.batch(vec![events, message]).await
+    }
+
+    /// The current status of a message, if it exists.
+    pub async fn status_of(&self, id: &str) -> Result<Option<MessageStatus>> {
+        Ok(self
+            .prepare("SELECT status FROM messages WHERE id = ?1", &[s(id)])?
+            .first::<String>(Some("status"))
+            .await?
+            .and_then(|s| MessageStatus::parse(&s)))
+    }
+
+    /// Sets tags and producer of a freshly accepted message.
+    pub async fn annotate(
+        &self,
+        message_id: &str,
+        tags_json: Option<&str>,
+        producer_id: Option<&str>,
+    ) -> Result<()> {
+        self.prepare(
+            "UPDATE messages SET tags = ?2, producer_id = ?3 WHERE id = ?1",
+            &[s(message_id), opt_s(tags_json), opt_s(producer_id)],
+        )?
+        .run()
+        .await?;
+        Ok(())
+    }
+
+    /// Records a queue message that could not become a delivery job: a failed
+    /// message row with the reason, visible to the producer's owner.
+    pub async fn insert_rejected(
+        &self,
+        message_id: &str,
+        owner_key_id: &str,
+        producer_id: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        let insert = self.prepare(
+            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, last_error, created_at, updated_at, producer_id) \
+             VALUES (?1, ?2, '', '[]', ?3, 0, ?4, ?5, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            &[
+                s(message_id),
+                s(owner_key_id),
+                s(MessageStatus::Failed.as_str()),
+                s(reason),
+                n(now_ms / 1000),
+                s(producer_id),
+            ],
+        )?;
+        let event = self.event_statement(message_id, EventKind::Rejected, Some(reason), now_ms)?;
+        self.batch(vec![insert, event]).await
+    }
+
+    /// Moves a message to `status` with an event of `kind`; `detail` also
+    /// becomes its `last_error`.
+    pub async fn record_attempt(
+        &self,
+        id: &str,
+        status: MessageStatus,
+        counts_attempt: bool,
+        kind: EventKind,
+        detail: Option<&str>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let update = self.prepare(
+            "UPDATE messages SET status = ?2, attempts = attempts + ?3, \
+             last_error = COALESCE(?4, last_error), updated_at = ?5 WHERE id = ?1",
+            &[
+                s(id),
+                s(status.as_str()),
+                n(u64::from(counts_attempt)),
+                opt_s(detail),
+                n(now_ms / 1000),
+            ],
+        )?;
+        let event = self.event_statement(id, kind, detail, now_ms)?;
+        self.batch(vec![update, event]).await
+    }
+
+    /// Adds an event without changing the status.
+    pub async fn add_event(
+        &self,
+        id: &str,
+        kind: EventKind,
+        detail: Option<&str>,
+        now_ms: u64,
+    ) -> Result<()> {
+        self.event_statement(id, kind, detail, now_ms)?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a settlement's record in one batch: the recipients, the
+    /// events in order, the status with its error, and the schedule.
+    pub async fn write_record(&self, id: &str, record: &Record, now_ms: u64) -> Result<()> {
+        let mut statements =
+            self.recipient_statements(id, &record.recipients, record.counts_attempt, now_ms)?;
+        for event in &record.events {
+            statements.push(self.event_statement(id, event.kind, Some(&event.detail), now_ms)?);
+        }
+        statements.push(self.prepare(
+            "UPDATE messages SET status = ?2, attempts = attempts + ?3, \
+             last_error = COALESCE(?4, last_error), updated_at = ?5, next_attempt_at = ?6 \
+             WHERE id = ?1",
+            &[
+                s(id),
+                s(record.status.as_str()),
+                n(u64::from(record.counts_attempt)),
+                opt_s(record.last_error.as_deref()),
+                n(now_ms / 1000),
+                opt_n(record.next_attempt_at),
+            ],
+        )?);
+        self.batch(statements).await
+    }
+
+    fn event_statement(
+        &self,
+        id: &str,
+        kind: EventKind,
+        detail: Option<&str>,
+        now_ms: u64,
+    ) -> Result<D1PreparedStatement> {
+        self.prepare(
+            "INSERT INTO events (message_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            &[s(id), n(now_ms), s(kind.as_str()), opt_s(detail)],
+        )
+    }
+}

@@ -1,0 +1,93 @@
+//! Per-recipient results: what is recorded, and each delivery the moment it happens.
+
+use serde::Deserialize;
+use worker::{D1PreparedStatement, Result};
+
+use crate::delivery::{RecipientResult, RecipientState};
+
+use super::{Db, json_list, n, opt_n, opt_s, s};
+
+impl Db {
+    /// Recorded recipient states of many messages, in one query:
+    /// `(message id, address, state)`.
+    pub async fn recipient_states(
+        &self,
+        message_ids: &[&str],
+    ) -> Result<Vec<(String, String, RecipientState)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            message_id: String,
+            address: String,
+            state: String,
+        }
+        if message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .prepare(
+                "SELECT message_id, address, state FROM recipients \
+                 WHERE message_id IN (SELECT value FROM json_each(?1))",
+                &[json_list(message_ids)],
+            )?
+            .all()
+            .await?
+            .results::<Row>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| RecipientState::parse(&r.state).map(|st| (r.message_id, r.address, st)))
+            .collect())
+    }
+
+    /// Records delivered recipients the moment their transaction completes.
+    pub async fn record_delivered(
+        &self,
+        message_id: &str,
+        results: &[RecipientResult],
+        now_ms: u64,
+    ) -> Result<()> {
+        let delivered: Vec<RecipientResult> = results
+            .iter()
+            .filter(|r| r.state == RecipientState::Delivered)
+            .cloned()
+            .collect();
+        let statements = self.recipient_statements(message_id, &delivered, true, now_ms)?;
+        self.batch(statements).await
+    }
+
+    /// Upserts recipients' results; `counts` adds one to their attempt count.
+    /// A recipient already recorded as delivered stays delivered whatever
+    /// comes later (a stale redelivery must not undo a 250).
+    pub(super) fn recipient_statements(
+        &self,
+        message_id: &str,
+        results: &[RecipientResult],
+        counts: bool,
+        now_ms: u64,
+    ) -> Result<Vec<D1PreparedStatement>> {
+        results
+            .iter()
+            .map(|r| {
+                self.prepare(
+                    "INSERT INTO recipients (message_id, address, state, attempts, reply_code, enhanced_code, reply_text, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (message_id, address) DO UPDATE SET \
+                       state = excluded.state, attempts = recipients.attempts + ?4, \
+                       reply_code = excluded.reply_code, enhanced_code = excluded.enhanced_code, \
+                       reply_text = excluded.reply_text, updated_at = excluded.updated_at \
+                     WHERE recipients.state <> ?9",
+                    &[
+                        s(message_id),
+                        s(&r.address),
+                        s(r.state.as_str()),
+                        n(u64::from(counts)),
+                        opt_n(r.reply_code.map(u64::from)),
+                        opt_s(r.enhanced_code.as_deref()),
+                        s(&r.reply_text),
+                        n(now_ms),
+                        s(RecipientState::Delivered.as_str()),
+                    ],
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,252 @@
+//! What a key sees of its messages: the JSON of `GET /v1/messages/{id}`, of a
+//! `GET /v1/messages` page, and of a `202` that accepted a message.
+//!
+//! Owns those shapes, built from the stored rows as they come out of the
+//! database (numbers as D1 hands them over). Must not: perform I/O or decide
+//! anything about a message; the edge fetches the rows and hands them over.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::delivery::RecipientState;
+use crate::queue::MessageStatus;
+
+use super::listing::Cursor;
+
+/// One message row (D1 gives numbers as floating point).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MessageRow {
+    pub id: String,
+    pub status: String,
+    pub mail_from: String,
+    /// The recipients as a JSON list.
+    pub rcpt_to: String,
+    pub attempts: f64,
+    pub last_error: Option<String>,
+    pub created_at: f64,
+    pub updated_at: f64,
+    pub next_attempt_at: Option<f64>,
+    pub producer_id: Option<String>,
+    /// The tags as a JSON object.
+    pub tags: Option<String>,
+}
+
+/// One event on a message's timeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventRow {
+    pub at: f64,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+/// One recipient's recorded result.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecipientRow {
+    pub address: String,
+    pub state: String,
+    pub attempts: f64,
+    pub reply_code: Option<f64>,
+    pub enhanced_code: Option<String>,
+    pub reply_text: Option<String>,
+    pub updated_at: f64,
+}
+
+/// The answer to a message accepted for queued delivery.
+pub fn accepted(id: &str) -> Value {
+    json!({"id": id, "status": MessageStatus::Queued.as_str()})
+}
+
+/// A message as listed: its record, schedule and origin.
+pub fn summary(r: &MessageRow) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "mail_from": r.mail_from,
+        "rcpt_to": serde_json::from_str::<Value>(&r.rcpt_to).unwrap_or(Value::Null),
+        "attempts": r.attempts as u64,
+        "last_error": r.last_error,
+        "created_at": r.created_at as u64,
+        "updated_at": r.updated_at as u64,
+        "next_attempt_at": r.next_attempt_at.map(|t| t as u64),
+        "producer": r.producer_id,
+        "tags": tags(r.tags.as_deref()),
+    })
+}
+
+/// A message in full: the summary, its events in order, and every recipient.
+pub fn detail(message: &MessageRow, events: &[EventRow], recipients: &[RecipientRow]) -> Value {
+    let mut body = summary(message);
+    body["events"] = events
+        .iter()
+        .map(|e| json!({"at": e.at as u64, "kind": e.kind, "detail": e.detail}))
+        .collect();
+    let rcpt_to: Value = serde_json::from_str(&message.rcpt_to).unwrap_or(Value::Null);
+    body["recipients"] = Value::Array(recipients_view(&rcpt_to, recipients));
+    body
+}
+
+/// One page of a list: at most `limit` messages, and the cursor of the next
+/// page when the query returned one row more than that.
+pub fn page(mut rows: Vec<MessageRow>, limit: u32) -> Value {
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = rows.last().filter(|_| more).map(|r| {
+        Cursor {
+            created_at: r.created_at as u64,
+            id: r.id.clone(),
+        }
+        .encode()
+    });
+    let data: Vec<Value> = rows.iter().map(summary).collect();
+    json!({"data": data, "next_cursor": next_cursor})
+}
+
+/// Recipients with no attempt yet (pending) first, then the recorded ones.
+fn recipients_view(rcpt_to: &Value, rows: &[RecipientRow]) -> Vec<Value> {
+    let pending = rcpt_to
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|address| !rows.iter().any(|r| r.address.eq_ignore_ascii_case(address)))
+        .map(|address| {
+            json!({"address": address, "state": RecipientState::Pending.as_str(), "attempts": 0,
+                   "reply_code": null, "enhanced_code": null, "reply_text": null})
+        });
+    let recorded = rows.iter().map(|r| {
+        json!({
+            "address": r.address,
+            "state": r.state,
+            "attempts": r.attempts as u64,
+            "reply_code": r.reply_code.map(|c| c as u64),
+            "enhanced_code": r.enhanced_code,
+            "reply_text": r.reply_text,
+            "updated_at": r.updated_at as u64,
+        })
+    });
+    pending.chain(recorded).collect()
+}
+
+fn tags(stored: Option<&str>) -> Value {
+    stored
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Object(Default::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, created_at: f64) -> MessageRow {
+        MessageRow {
+            id: id.into(),
+            status: "deferred".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: r#"["b@x.net","c@x.net"]"#.into(),
+            attempts: 1.0,
+            last_error: Some("451 busy".into()),
+            created_at,
+            updated_at: created_at + 5.0,
+            next_attempt_at: Some(created_at + 60.0),
+            producer_id: None,
+            tags: Some(r#"{"kind":"welcome"}"#.into()),
+        }
+    }
+
+    #[test]
+    fn a_message_in_full() {
+        let events = [
+            EventRow {
+                at: 1_700_000_000_123.0,
+                kind: "accepted".into(),
+                detail: None,
+            },
+            EventRow {
+                at: 1_700_000_001_000.0,
+                kind: "deferred".into(),
+                detail: Some("451 busy".into()),
+            },
+        ];
+        let recipients = [RecipientRow {
+            address: "B@x.net".into(),
+            state: "deferred".into(),
+            attempts: 1.0,
+            reply_code: Some(451.0),
+            enhanced_code: Some("4.3.0".into()),
+            reply_text: Some("busy".into()),
+            updated_at: 1_700_000_001_000.0,
+        }];
+        let got = detail(&row("m1", 1_700_000_000.0), &events, &recipients);
+        let want = json!({
+            "id": "m1",
+            "status": "deferred",
+            "mail_from": "a@example.com",
+            "rcpt_to": ["b@x.net", "c@x.net"],
+            "attempts": 1,
+            "last_error": "451 busy",
+            "created_at": 1_700_000_000u64,
+            "updated_at": 1_700_000_005u64,
+            "next_attempt_at": 1_700_000_060u64,
+            "producer": null,
+            "tags": {"kind": "welcome"},
+            "events": [
+                {"at": 1_700_000_000_123u64, "kind": "accepted", "detail": null},
+                {"at": 1_700_000_001_000u64, "kind": "deferred", "detail": "451 busy"},
+            ],
+            "recipients": [
+                // Not attempted yet; the recorded one matches without regard to case.
+                {"address": "c@x.net", "state": "pending", "attempts": 0,
+                 "reply_code": null, "enhanced_code": null, "reply_text": null},
+                {"address": "B@x.net", "state": "deferred", "attempts": 1, "reply_code": 451,
+                 "enhanced_code": "4.3.0", "reply_text": "busy",
+                 "updated_at": 1_700_000_001_000u64},
+            ],
+        });
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn unreadable_stored_json_shows_as_empty() {
+        let mut r = row("m1", 1.0);
+        r.rcpt_to = "not json".into();
+        r.tags = None;
+        let got = detail(&r, &[], &[]);
+        assert_eq!(got["rcpt_to"], Value::Null);
+        assert_eq!(got["tags"], json!({}));
+        assert_eq!(got["recipients"], json!([]));
+    }
+
+    #[test]
+    fn pages_and_cursors() {
+        let rows = |n: usize| -> Vec<MessageRow> {
+            (0..n)
+                .map(|i| row(&format!("m{i}"), 1_000.0 - i as f64))
+                .collect()
+        };
+        // (rows the query returned, limit) -> (listed, a next page)
+        for (returned, limit, listed, more) in
+            [(3, 2, 2, true), (2, 2, 2, false), (0, 20, 0, false)]
+        {
+            let got = page(rows(returned), limit);
+            let data = got["data"].as_array().unwrap();
+            assert_eq!(data.len(), listed, "{returned} rows, limit {limit}");
+            match (more, got["next_cursor"].as_str()) {
+                (true, Some(cursor)) => {
+                    let last = &data[listed - 1];
+                    let c = Cursor::decode(cursor).unwrap();
+                    assert_eq!(c.id, last["id"].as_str().unwrap());
+                    assert_eq!(c.created_at, last["created_at"].as_u64().unwrap());
+                }
+                (false, None) => assert_eq!(got["next_cursor"], Value::Null),
+                other => panic!("{returned} rows, limit {limit}: {other:?}"),
+            }
+        }
+        assert_eq!(page(rows(1), 5)["data"][0], summary(&rows(1)[0]));
+    }
+
+    #[test]
+    fn an_accepted_message_is_queued() {
+        assert_eq!(accepted("m1"), json!({"id": "m1", "status": "queued"}));
+    }
+}
