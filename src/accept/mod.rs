@@ -3,10 +3,12 @@
 //!
 //! Owns: who may send as which domain (API keys, publishable keys, queue
 //! producers) and the settings that say so, request preparation (validate,
-//! compose, sign), idempotency rules, and the one error shape every entrance
-//! answers with.
+//! compose, sign), idempotency rules, the commit sequence that makes an
+//! accepted message durable (over ports the edge implements), and the one
+//! error shape every entrance answers with.
 //! Must not: perform I/O, or decide anything about delivery.
 
+pub mod commit;
 pub mod error;
 pub mod idempotency;
 pub mod keys;

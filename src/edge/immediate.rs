@@ -14,6 +14,7 @@ use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::RetryPolicy;
+use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 
 use super::leases::Leases;
@@ -35,7 +36,7 @@ pub async fn accept_immediate(
 ) -> Result<Response, ApiError> {
     let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
     let id = accepted.job.id.clone();
-    let queued = || http::json(202, &serde_json::json!({"id": id, "status": "queued"}));
+    let queued = || http::json(ACCEPTED, &queued(&id));
     let (Some((started, plan)), Ok(db_a), Ok(db_b), Ok(db_c)) = (
         accepted.immediate,
         env.d1(DATABASE),

@@ -1,9 +1,11 @@
 //! HTTP shapes: how requests and answers look on the wire, without plumbing.
 //!
-//! Owns: the batch endpoint's per-item results, listing queries and cursors,
-//! CORS for publishable keys, and the delivery mode query parameter.
+//! Owns: the `202` answer of an accepted message, the batch endpoint's
+//! per-item results, listing queries and cursors, CORS for publishable keys,
+//! and the delivery mode query parameter.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
+pub mod accepted;
 pub mod batch;
 pub mod cors;
 pub mod delivery_mode;
