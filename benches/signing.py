@@ -2,7 +2,7 @@
 """CPU per DKIM signature inside workerd: WebCrypto RSA-2048, pure-Rust
 RSA-2048 and Ed25519.
 
-Starts the built worker (run `make build` first) under `wrangler dev` with
+Starts the diagnostics build (run `make build-diagnostics` first) under `wrangler dev` with
 BENCH_ROUTES=on and fresh keys, calls `GET /bench/signing` for each signer,
 and prints a table. Two measures per signer:
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
-from conftest import WRANGLER, test_config, wait_for  # noqa: E402
+from conftest import DIAGNOSTICS_BUILD, WRANGLER, test_config, wait_for  # noqa: E402
 from upstream import free_port  # noqa: E402
 
 SIGNERS = ["webcrypto-rsa", "rust-rsa", "ed25519"]
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="signatures per request (at most 500)")
     parser.add_argument("--runs", type=int, default=5, help="requests per signer; the median is kept")
     args = parser.parse_args()
-    if not (ROOT / "build" / "index.js").exists():
-        sys.exit("build/index.js is missing: run `make build` first")
+    if not (DIAGNOSTICS_BUILD / "index.js").exists():
+        sys.exit("build-diagnostics/index.js is missing: run `make build-diagnostics` first")
 
     keys = [
         {"domain": "example.com", "selector": "rsa", "algorithm": "rsa",
@@ -73,7 +73,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        config = test_config(directory, vars_)
+        config = test_config(directory, vars_, build_dir=DIAGNOSTICS_BUILD)
         port = free_port()
         env = dict(os.environ, PATH=f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}",
                    WRANGLER_SEND_METRICS="false", CLOUDFLARE_CF_FETCH_ENABLED="false")

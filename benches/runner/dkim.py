@@ -47,7 +47,7 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
         {"domain": "example.com", "selector": "ed", "algorithm": "ed25519",
          "private_key": _pkcs8(ed25519.Ed25519PrivateKey.generate())},
     ])
-    config = workerd.edgerelay_config(directory, vars_)
+    config = workerd.edgerelay_config(directory, vars_, workerd.DIAGNOSTICS_BUILD)
     worker = workerd.Wrangler([config], directory)
     per_signature = {name: [] for name, _ in SIGNERS}
     try:

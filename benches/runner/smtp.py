@@ -42,7 +42,8 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     directory = workerd.fresh_directory(base, "smtp")
     sink = SmtpSink(workerd.free_port(), directory)
     proxy = DelayProxy(sink.port, ONE_WAY_MS).start()
-    er_config = workerd.edgerelay_config(directory, relay.vars_for(proxy.port))
+    er_config = workerd.edgerelay_config(directory, relay.vars_for(proxy.port),
+                                         workerd.DIAGNOSTICS_BUILD)
     wm_config = workerd.worker_mailer_config(directory, proxy.port)
     state = workerd.migrate(directory, er_config)
     worker = workerd.Wrangler([wm_config, er_config], directory, state)

@@ -1,6 +1,8 @@
 """Runs workers under `wrangler dev` (workerd with local Queues and D1), the
 way the end-to-end tests do: the already-built edgerelay, configured from
-wrangler.toml minus its build step, with the given vars."""
+wrangler.toml minus its build step, with the given vars. The release build
+(build/) unless a benchmark needs the routes of the diagnostics build
+(build-diagnostics/, `make build-diagnostics`)."""
 import json
 import os
 import shutil
@@ -15,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+RELEASE_BUILD = ROOT / "build"
+# With the benchmark routes (/bench/signing, /bench/smtp).
+DIAGNOSTICS_BUILD = ROOT / "build-diagnostics"
 
 
 def free_port() -> int:
@@ -32,11 +37,11 @@ def env() -> dict:
     )
 
 
-def edgerelay_config(directory: Path, vars_: dict) -> Path:
+def edgerelay_config(directory: Path, vars_: dict, build_dir: Path = RELEASE_BUILD) -> Path:
     with open(ROOT / "wrangler.toml", "rb") as f:
         config = tomllib.load(f)
     config.pop("build", None)
-    config["main"] = str(ROOT / "build" / "index.js")
+    config["main"] = str(build_dir / "index.js")
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}

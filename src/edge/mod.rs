@@ -4,8 +4,11 @@
 //! moves bytes between the platform and the core. Exists only on wasm32.
 
 mod accept;
+mod accept_ports;
 mod batch;
+#[cfg(feature = "diagnostics")]
 mod bench;
+#[cfg(feature = "diagnostics")]
 mod bench_smtp;
 mod bodies;
 mod consumer;
@@ -117,12 +120,14 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             let body = read_body(&mut req, &loaded).await?;
             batch::accept_batch(&env, &loaded, &key, &body).await
         }
+        // The benchmark routes exist only in a `diagnostics` build.
+        #[cfg(feature = "diagnostics")]
         (Method::Get, ["bench", "signing"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            if !loaded.settings.bench_routes {
+            if !bench_smtp::enabled(&loaded) {
                 return Err(ApiError::not_found(format!("no route for {path}")));
             }
-            bench::signing(&req, &loaded.settings).await
+            bench::signing(&req, &loaded.settings.accept.send).await
         }
         (Method::Get, ["v1", "messages", id]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
@@ -131,6 +136,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .authenticate(header(&req, "Authorization").as_deref())?;
             message_views::detail(&env, &key, id).await
         }
+        #[cfg(feature = "diagnostics")]
         (Method::Post, ["bench", "smtp"]) => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             if !bench_smtp::enabled(&loaded) {
@@ -161,13 +167,13 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
 /// or actual size is over the limit.
 async fn read_body(req: &mut Request, loaded: &Loaded) -> std::result::Result<Vec<u8>, ApiError> {
     if let Some(declared) = header(req, "Content-Length").and_then(|v| v.trim().parse().ok()) {
-        send::check_request_size(declared, &loaded.settings)?;
+        send::check_request_size(declared, &loaded.settings.accept.send)?;
     }
     let body = req
         .bytes()
         .await
         .map_err(|e| ApiError::malformed(e.to_string()))?;
-    send::check_request_size(body.len(), &loaded.settings)?;
+    send::check_request_size(body.len(), &loaded.settings.accept.send)?;
     Ok(body)
 }
 

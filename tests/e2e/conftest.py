@@ -24,6 +24,11 @@ from upstream import Upstream, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+# The release build (`make build`): what is deployed, and what most tests run.
+RELEASE_BUILD = ROOT / "build"
+# The same worker with the test and benchmark switches (`make build-diagnostics`):
+# FAULT_ACCEPT, FAULT_CONSUMER_CRASH_AFTER and the BENCH_ROUTES routes work only here.
+DIAGNOSTICS_BUILD = ROOT / "build-diagnostics"
 READY_LINE = re.compile(r"Ready on (http://127\.0\.0\.1:\d+)")
 SENDER_DOMAIN = "example.com"
 SELECTOR = "e2e"
@@ -117,13 +122,14 @@ def wrangler_env(tls_paths) -> dict:
     )
 
 
-def test_config(directory: Path, vars_: dict, overrides: dict | None = None) -> Path:
+def test_config(directory: Path, vars_: dict, overrides: dict | None = None,
+                build_dir: Path = RELEASE_BUILD) -> Path:
     """wrangler.toml as deployed, minus the build step (the tests run the
-    already-built worker), with test vars and secrets as plain vars."""
+    already-built worker from `build_dir`), with test vars and secrets as plain vars."""
     with open(ROOT / "wrangler.toml", "rb") as f:
         config = tomllib.load(f)
     config.pop("build", None)
-    config["main"] = str(ROOT / "build" / "index.js")
+    config["main"] = str(build_dir / "index.js")
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}
@@ -154,10 +160,11 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
     started = []
 
     def start(upstream_url: str, primary_configs=(), config_overrides: dict | None = None,
-              **extra_vars):
+              build_dir: Path = RELEASE_BUILD, **extra_vars):
         """`primary_configs`: other Workers' configs run in the same local
         runtime (sharing queues), the first of them answering HTTP.
-        `config_overrides`: top-level wrangler configuration keys to replace."""
+        `config_overrides`: top-level wrangler configuration keys to replace.
+        `build_dir`: which build runs (DIAGNOSTICS_BUILD for the test switches)."""
         vars_ = {
             "API_KEYS": json.dumps([{
                 "id": "e2e",
@@ -172,7 +179,7 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         }
         vars_.update(extra_vars)
         directory = tmp_path_factory.mktemp("worker")
-        config = test_config(directory, vars_, config_overrides)
+        config = test_config(directory, vars_, config_overrides, build_dir)
         shutil.copytree(migrated_state, directory / "state")
         log_path = directory / "wrangler.log"
         log = open(log_path, "wb")

@@ -3,12 +3,13 @@ caller gets 503 with Retry-After, nothing of the message remains (no row, no
 queue job, nothing at the server), and the same request retried with the same
 Idempotency-Key succeeds once the fault is gone.
 
-The fault comes from FAULT_ACCEPT (tests only): `step:1` fails that step for
-the first request the worker sees, and the real code path then runs for the
-retry."""
+The fault comes from FAULT_ACCEPT (diagnostics builds only): `step:1` fails
+that step for the first request the worker sees, and the real code path then
+runs for the retry. The same scenarios, and every other failing step, are
+native tests of `accept::commit`."""
 import pytest
 
-from conftest import basic_message, wait_for
+from conftest import DIAGNOSTICS_BUILD, basic_message, wait_for
 
 
 @pytest.mark.parametrize("step,path", [
@@ -19,7 +20,7 @@ from conftest import basic_message, wait_for
 def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
         start_worker, upstream, step, path):
     server = upstream().start()
-    worker = start_worker(server.url, FAULT_ACCEPT=f"{step}:1")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, FAULT_ACCEPT=f"{step}:1")
     headers = {"Authorization": f"Bearer {worker.api_key}", "Idempotency-Key": f"fault-{step}"}
     message = basic_message(subject=f"survives a failed {step}")
 

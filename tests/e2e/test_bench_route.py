@@ -1,9 +1,10 @@
-"""The benchmark-only SMTP route: absent unless BENCH_ROUTES=on; when on, N
-copies over exactly one SMTP connection, each a real signed message."""
+"""The benchmark-only SMTP route, in the diagnostics build (the release build
+has no such route: see test_release_build): absent unless BENCH_ROUTES=on;
+when on, N copies over exactly one SMTP connection, each a real signed message."""
 import dkim
 import pytest
 
-from conftest import basic_message
+from conftest import DIAGNOSTICS_BUILD, basic_message
 from test_walking_skeleton import dns_for
 
 
@@ -14,7 +15,7 @@ def bench(worker, query, key=None, body=None):
 
 def test_bench_route_does_not_exist_by_default(start_worker, upstream):
     server = upstream().start()
-    worker = start_worker(server.url)
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD)
     status, body, _ = bench(worker, "count=3")
     assert status == 404, body
     assert body["error"]["rule"] == "not_found"
@@ -25,7 +26,7 @@ def test_bench_route_does_not_exist_by_default(start_worker, upstream):
 def test_bench_route_sends_n_signed_copies_over_one_connection(start_worker, upstream,
                                                                dkim_ed25519, pipelining):
     server = upstream().start()
-    worker = start_worker(server.url, BENCH_ROUTES="on")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     status, body, _ = bench(worker, f"count=4&pipelining={pipelining}&chunking={pipelining}")
     assert status == 200, body
     assert body["count"] == 4 and body["delivered"] == 4, body
@@ -42,7 +43,7 @@ def test_bench_route_sends_n_signed_copies_over_one_connection(start_worker, ups
 
 def test_bench_route_refuses_bad_parameters_and_keys(start_worker, upstream):
     server = upstream().start()
-    worker = start_worker(server.url, BENCH_ROUTES="on")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     cases = [("count=0", "count"), ("count=5000", "count"),
              ("pipelining=maybe", "pipelining"), ("speed=max", "speed")]
     for query, field in cases:

@@ -2,7 +2,7 @@
 idempotency keys and the message list, counted at a real SMTP server."""
 import threading
 
-from conftest import basic_message, wait_for
+from conftest import DIAGNOSTICS_BUILD, basic_message, wait_for
 from upstream import Behaviour
 
 
@@ -69,7 +69,7 @@ def test_mixed_recipients_retry_only_the_deferred_one(start_worker, upstream):
 
 def test_consumer_crash_mid_batch_sends_every_message_exactly_once(start_worker, upstream):
     server = upstream().start()
-    worker = start_worker(server.url, FAULT_CONSUMER_CRASH_AFTER="3")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, FAULT_CONSUMER_CRASH_AFTER="3")
 
     ids = []
     for i in range(10):

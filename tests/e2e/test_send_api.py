@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from conftest import ROOT, SENDER_DOMAIN, basic_message, wait_for
+from conftest import DIAGNOSTICS_BUILD, ROOT, SENDER_DOMAIN, basic_message, wait_for
 
 RSA_SELECTOR = "rsa1"
 OPENAPI = json.loads((ROOT / "openapi.json").read_text())
@@ -298,7 +298,7 @@ def test_openapi_document_is_served_verbatim_and_is_valid(start_worker, upstream
 
 
 def test_webcrypto_and_pure_rust_rsa_signatures_are_byte_identical(dual_signing_worker, dkim_rsa):
-    worker, _ = dual_signing_worker(BENCH_ROUTES="on")
+    worker, _ = dual_signing_worker(build_dir=DIAGNOSTICS_BUILD, BENCH_ROUTES="on")
     results = {}
     for signer in ["webcrypto-rsa", "rust-rsa", "ed25519"]:
         status, body, _ = worker.request("GET", f"/bench/signing?signer={signer}&n=2")
