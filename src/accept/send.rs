@@ -250,3 +250,6 @@ pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<Deli
     }
     finish(prepared, signatures)
 }
+
+#[cfg(test)]
+mod tests;
