@@ -36,14 +36,14 @@ pub async fn accept_immediate(
 ) -> Result<Response, ApiError> {
     let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
     let id = accepted.job.id.clone();
-    let queued = || http::json(ACCEPTED, &queued(&id));
+    let answer_queued = || http::json(ACCEPTED, &queued(&id));
     let (Some((started, plan)), Ok(db_a), Ok(db_b), Ok(db_c)) = (
         accepted.immediate,
         env.d1(DATABASE),
         env.d1(DATABASE),
         env.d1(DATABASE),
     ) else {
-        return queued().map_err(internal);
+        return answer_queued().map_err(internal);
     };
     let (ledger, store, leases) = (Ledger::new(db_a), Store::new(db_b), Leases::new(db_c));
     let job = accepted.job;
@@ -55,7 +55,7 @@ pub async fn accept_immediate(
         // so the final dot was not sent. The lease stays until it runs out;
         // then the safety job delivers.
         worker::console_warn!("edgerelay: immediate delivery of {id} ran out of time");
-        return queued().map_err(internal);
+        return answer_queued().map_err(internal);
     };
 
     let policy = RetryPolicy::new(loaded.settings.retry);
