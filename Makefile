@@ -6,18 +6,18 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench setup setup-test setup-bench build lint check-layers test-tools unit e2e clean
+.PHONY: dev test bench setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
 	@scripts/dev.sh
 
 ## Run every test: lint, native unit tests, then the built worker end to end.
-test: setup-test lint check-layers test-tools unit build e2e
+test: setup-test lint check-layers test-tools unit e2e
 
 ## Measure every performance figure beside its baseline; rewrites BENCHMARKS.md.
 ## Extra arguments: make bench BENCH_ARGS='--rounds 3 --only smtp,size'
-bench: setup-bench build
+bench: setup-bench build build-diagnostics
 	.venv/bin/python benches/run.py $(BENCH_ARGS)
 
 setup-bench:
@@ -29,16 +29,27 @@ setup:
 setup-test:
 	@scripts/setup.sh test
 
+## The release build in build/: what `wrangler deploy` ships (no test or bench switches).
 build: build/index.js
 
 build/index.js: $(SOURCES)
-	@sh scripts/build.sh
+	@sh scripts/build.sh release
 	@touch build/index.js
+
+## The same worker with the cargo feature `diagnostics` (fault injection,
+## benchmark routes) in build-diagnostics/, for the tests and benchmarks that need it.
+build-diagnostics: build-diagnostics/index.js
+
+build-diagnostics/index.js: $(SOURCES)
+	@sh scripts/build.sh diagnostics
+	@touch build-diagnostics/index.js
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	cargo clippy --all-targets --features diagnostics --quiet -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --quiet -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --features diagnostics --quiet -- -D warnings
 
 ## No import cycle between files of src/, no import from a lower layer to a higher one.
 check-layers:
@@ -50,9 +61,12 @@ test-tools:
 
 unit:
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet --features diagnostics --lib
 
-e2e:
+## End to end against both builds: most tests run the release build, the
+## fault and benchmark tests the diagnostics build.
+e2e: build build-diagnostics
 	.venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf build target .wrangler .dev
+	rm -rf build build-diagnostics target .wrangler .dev

@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use edgerelay::accept::keys::key_digest_hex;
-use edgerelay::accept::{ApiKeys, send};
-use edgerelay::settings::Settings;
+use edgerelay::accept::{AcceptSettings, ApiKeys, send};
 
 const API_KEY: &str = "er_bench_key";
 const ED25519_PEM: &str = include_str!("../src/message/dkim/testdata/ed25519.pkcs8.pem");
 const RSA2048_PEM: &str = include_str!("../src/message/dkim/testdata/rsa2048.pkcs8.pem");
 
-/// Settings with one DKIM key of the given algorithm, or none (unsigned).
-fn settings(key: Option<(&str, &str)>) -> Settings {
+/// Accept's settings with one DKIM key of the given algorithm, or none (unsigned).
+fn settings(key: Option<(&str, &str)>) -> AcceptSettings {
     let api_keys = serde_json::json!([{
         "id": "bench", "sha256": key_digest_hex(API_KEY), "domains": ["example.com"]
     }])
@@ -36,12 +35,11 @@ fn settings(key: Option<(&str, &str)>) -> Settings {
         match name {
             "API_KEYS" => Some(api_keys.clone()),
             "DKIM_KEYS" => Some(dkim_keys.clone()),
-            "SMTP_UPSTREAMS" => Some("smtp+insecure://127.0.0.1:2525".into()),
             "UNSIGNED_DOMAINS" if key.is_none() => Some("example.com".into()),
             _ => None,
         }
     };
-    match Settings::from_source(&source) {
+    match AcceptSettings::from_source(&source) {
         Ok(s) => s,
         Err(e) => panic!("benchmark settings: {e}"),
     }
@@ -82,8 +80,9 @@ fn send_path(c: &mut Criterion) {
             Err(e) => panic!("benchmark key: {e:?}"),
         };
         // Fail before measuring if the path does not produce a signed message.
-        let sample = send::prepare(&body, &caller, &settings, 1_700_000_000, &[7; 32])
-            .and_then(|p| send::sign_natively(p, &settings));
+        let settings = &settings.send;
+        let sample = send::prepare(&body, &caller, settings, 1_700_000_000, &[7; 32])
+            .and_then(|p| send::sign_natively(p, settings));
         match &sample {
             Ok(job) => {
                 assert!(
@@ -97,14 +96,9 @@ fn send_path(c: &mut Criterion) {
         }
         group.bench_function(name, |b| {
             b.iter(|| {
-                let prepared = send::prepare(
-                    black_box(&body),
-                    &caller,
-                    &settings,
-                    1_700_000_000,
-                    &[7; 32],
-                );
-                black_box(prepared.and_then(|p| send::sign_natively(p, &settings)))
+                let prepared =
+                    send::prepare(black_box(&body), &caller, settings, 1_700_000_000, &[7; 32]);
+                black_box(prepared.and_then(|p| send::sign_natively(p, settings)))
             })
         });
     }

@@ -1,10 +1,20 @@
 #!/bin/sh
-# Builds the worker (build/index.js + wasm) with local tools: worker-build
-# would otherwise download wasm-bindgen and wasm-opt at build time.
+# Builds the worker with local tools: worker-build would otherwise download
+# wasm-bindgen and wasm-opt at build time.
+#
+#   sh scripts/build.sh              the release build in build/ (what
+#                                    `wrangler deploy` runs and ships)
+#   sh scripts/build.sh diagnostics  the same worker with the test and
+#                                    benchmark switches (cargo feature
+#                                    `diagnostics`) in build-diagnostics/
 set -eu
 cd "$(dirname "$0")/.."
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 PATH="$HOME/.cargo/bin:$PATH"
-exec worker-build --release
+case "${1:-release}" in
+  release) exec worker-build --release ;;
+  diagnostics) exec worker-build --release --out-dir build-diagnostics --features diagnostics ;;
+  *) echo "usage: $0 [release|diagnostics]" >&2; exit 2 ;;
+esac

@@ -69,3 +69,65 @@ pub fn number(
             .map_err(|_| err(name, "is not a whole number")),
     }
 }
+
+/// What is wrong with a JSON setting, without quoting it: serde's messages
+/// for a wrong type or value quote the offending text, which may be a secret.
+/// Missing and unknown fields are named (field names belong to the format,
+/// not to the value); anything else is located by line and column. `shape`
+/// says what the setting should be, e.g. "a JSON list of {id, domains}".
+pub fn json_problem(e: &serde_json::Error, shape: &str) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Data => {
+            let text = e.to_string();
+            let kind = ["missing field", "unknown field"]
+                .into_iter()
+                .find(|k| text.starts_with(k));
+            match kind {
+                // "unknown field `x`, expected one of ...": `x` is a key name.
+                Some(kind) => {
+                    let field = text.split('`').nth(1).unwrap_or("");
+                    format!("is not {shape}: {kind} `{field}` ({at})")
+                }
+                None => format!("is not {shape}: a value has the wrong type or form ({at})"),
+            }
+        }
+        Category::Syntax => format!("is not valid JSON ({at})"),
+        Category::Eof => "is not valid JSON (it ends too early)".to_string(),
+        Category::Io => "could not be read".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_problems_never_quote_the_value() {
+        let secret = "s3cr3t-value-0123456789";
+        let cases = [
+            (format!(r#""{secret}""#), "wrong type"),
+            (format!(r#"[{{"id": {secret}}}]"#), "valid JSON"),
+            (format!(r#"[{{"{secret}": 1}}]"#), "unknown field"),
+            (format!(r#"[{{"id": "{secret}""#), "ends too early"),
+            (format!(r#"[{{"id": ["{secret}"]}}]"#), "wrong type"),
+            (r#"[{}]"#.to_string(), "missing field `id`"),
+        ];
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            id: String,
+        }
+        for (text, expected) in cases {
+            let e = serde_json::from_str::<Vec<Entry>>(&text).unwrap_err();
+            let problem = json_problem(&e, "a JSON list of {id}");
+            assert!(problem.contains(expected), "{text}: {problem}");
+            if expected != "unknown field" {
+                assert!(!problem.contains(secret), "{text}: {problem}");
+            }
+        }
+        let good: Vec<Entry> = serde_json::from_str(r#"[{"id": "a"}]"#).unwrap();
+        assert_eq!(good[0].id, "a");
+    }
+}

@@ -31,12 +31,13 @@
 //! | 4 | [`delivery`] | upstreams, attempts, retry policy, settlement |
 //! | 5 | [`http`] | API shapes: batch, listing, CORS, delivery mode |
 //! | 6 | [`settings`] | every module's settings gathered; only the edge imports it whole |
-//! | 7 | [`diagnostics`] | test and benchmark switches |
+//! | 7 | `diagnostics` | test and benchmark switches (cargo feature `diagnostics` only) |
 //! | 8 | `edge` | wasm32 glue: entry points, routes, sockets, D1, R2, queues |
 
 pub mod accept;
 pub mod config;
 pub mod delivery;
+#[cfg(feature = "diagnostics")]
 pub mod diagnostics;
 pub mod http;
 pub mod message;

@@ -2,17 +2,22 @@
 //! validated, signed delivery job.
 //!
 //! Owns: who may send as which domain (API keys, publishable keys, queue
-//! producers), request preparation (validate, compose, sign), idempotency
-//! rules, and the one error shape every entrance answers with.
+//! producers) and the settings that say so, request preparation (validate,
+//! compose, sign), idempotency rules, the commit sequence that makes an
+//! accepted message durable (over ports the edge implements), and the one
+//! error shape every entrance answers with.
 //! Must not: perform I/O, or decide anything about delivery.
 
+pub mod commit;
 pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod producer;
 pub mod publishable;
 pub mod send;
+pub mod settings;
 
 pub use error::{ApiError, ErrorBody};
 pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey};
 pub use producer::QueueProducer;
+pub use settings::{AcceptSettings, FormSettings, SendSettings};

@@ -8,9 +8,11 @@
 //! producer may only send as the domains configured for its id. Its messages
 //! belong to the API key named as its `owner`, which sees them through the
 //! status API.
-//! Must not: read the environment or touch the queue; config and the edge do.
+//! Must not: read the environment or touch the queue; settings and the edge do.
 
 use serde::Deserialize;
+
+use crate::config::json_problem;
 
 /// One configured producer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -31,7 +33,7 @@ pub fn parse_producers(raw: &str, api_key_ids: &[&str]) -> Result<Vec<QueueProdu
         return Ok(Vec::new());
     }
     let mut producers: Vec<QueueProducer> = serde_json::from_str(raw)
-        .map_err(|e| format!("is not a JSON list of {{id, domains, owner}}: {e}"))?;
+        .map_err(|e| json_problem(&e, "a JSON list of {id, domains, owner}"))?;
     for (i, p) in producers.iter_mut().enumerate() {
         if p.id.trim().is_empty() {
             return Err(format!("producer {i}: id is empty"));
@@ -81,7 +83,8 @@ mod tests {
         assert_eq!(parse_producers("  ", &keys).unwrap(), vec![]);
 
         let bad = [
-            ("not json", "JSON list"),
+            ("not json", "valid JSON"),
+            ("{}", "JSON list of {id, domains, owner}"),
             (
                 r#"[{"id":"","domains":["a.com"],"owner":"backend"}]"#,
                 "id is empty",

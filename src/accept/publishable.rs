@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::config::json_problem;
 use crate::message::{EmailAddress, Mailbox};
 
 use super::error::{ApiError, FieldProblem};
@@ -247,6 +248,17 @@ impl FormConfig {
         Ok(())
     }
 
+    /// The rate-limit keys of a submission from `client_ip`: one per form,
+    /// one per form and client. Requests without a client address share one
+    /// bucket.
+    pub fn rate_limit_keys(&self, client_ip: Option<&str>) -> (String, String) {
+        let ip = client_ip.unwrap_or("unknown");
+        (
+            format!("form:{}", self.id),
+            format!("form:{}:ip:{ip}", self.id),
+        )
+    }
+
     /// Whether a page at `origin` may use this key.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.origins.iter().any(|o| o == origin)
@@ -409,10 +421,23 @@ impl FormConfig {
 impl PublishableKeys {
     /// Parses and checks `PUBLISHABLE_KEYS` (a JSON list of form configurations).
     pub fn parse(json_text: &str) -> Result<Self, String> {
-        let forms: Vec<FormConfig> = serde_json::from_str(json_text).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(forms.len());
+        let forms: Vec<FormConfig> = serde_json::from_str(json_text)
+            .map_err(|e| json_problem(&e, "a JSON list of form configurations"))?;
+        let mut out: Vec<(FormConfig, [u8; 32])> = Vec::with_capacity(forms.len());
         for form in forms {
             form.check()?;
+            if out.iter().any(|(f, _)| f.id == form.id) {
+                return Err(format!(
+                    "form `{}` is listed twice (ids must be unique)",
+                    form.id
+                ));
+            }
+            if out.iter().any(|(f, _)| f.key == form.key) {
+                return Err(format!(
+                    "form `{}` reuses the publishable key of another form",
+                    form.id
+                ));
+            }
             let digest: [u8; 32] = Sha256::digest(form.key.as_bytes()).into();
             out.push((form, digest));
         }
@@ -421,6 +446,11 @@ impl PublishableKeys {
 
     pub fn is_empty(&self) -> bool {
         self.forms.is_empty()
+    }
+
+    /// The configured forms' ids.
+    pub fn form_ids(&self) -> impl Iterator<Item = &str> {
+        self.forms.iter().map(|(f, _)| f.id.as_str())
     }
 
     /// The form for a presented key (`Bearer pk_...`), compared in constant time.

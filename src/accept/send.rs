@@ -17,10 +17,10 @@ use crate::message::{
     UnsignedMessage, compose, new_message_id,
 };
 use crate::queue::DeliveryJob;
-use crate::settings::Settings;
 
 use super::error::{ApiError, FieldProblem};
 use super::keys::AuthenticatedKey;
+use super::settings::SendSettings;
 
 /// A validated, composed message waiting for its DKIM signatures.
 pub struct Prepared {
@@ -33,7 +33,7 @@ pub struct Prepared {
     tags: Vec<Tag>,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
     unsigned: UnsignedMessage,
-    /// One per signing key: the key's index in `Settings::dkim_keys`, and what to sign.
+    /// One per signing key: the key's index in `SendSettings::dkim_keys`, and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
 }
 
@@ -70,7 +70,7 @@ impl From<RequestError> for ApiError {
 /// escaped CRLF is four bytes for two), so allow twice the message plus room
 /// for the envelope fields. Checked before parsing, so an oversized body costs
 /// no CPU. A batch as a whole is held to the same limit.
-pub fn max_request_bytes(settings: &Settings) -> usize {
+pub fn max_request_bytes(settings: &SendSettings) -> usize {
     settings
         .max_message_bytes
         .saturating_mul(2)
@@ -78,7 +78,7 @@ pub fn max_request_bytes(settings: &Settings) -> usize {
 }
 
 /// 413 for a request body over [`max_request_bytes`].
-pub fn check_request_size(len: usize, settings: &Settings) -> Result<(), ApiError> {
+pub fn check_request_size(len: usize, settings: &SendSettings) -> Result<(), ApiError> {
     let limit = max_request_bytes(settings);
     if len > limit {
         return Err(ApiError::too_large(
@@ -95,7 +95,7 @@ pub fn check_request_size(len: usize, settings: &Settings) -> Result<(), ApiErro
 pub fn prepare(
     body: &[u8],
     key: &AuthenticatedKey,
-    settings: &Settings,
+    settings: &SendSettings,
     now_unix: u64,
     entropy: &[u8; 32],
 ) -> Result<Prepared, ApiError> {
@@ -230,7 +230,7 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
 }
 
 /// The configured key a pending signature was prepared for.
-pub fn signing_key(settings: &Settings, index: usize) -> Result<&DkimKey, ApiError> {
+pub fn signing_key(settings: &SendSettings, index: usize) -> Result<&DkimKey, ApiError> {
     settings
         .dkim_keys
         .get(index)
@@ -238,7 +238,7 @@ pub fn signing_key(settings: &Settings, index: usize) -> Result<&DkimKey, ApiErr
 }
 
 /// Signs with the core's own signers (Ed25519 and RSA in Rust).
-pub fn sign_natively(prepared: Prepared, settings: &Settings) -> Result<DeliveryJob, ApiError> {
+pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<DeliveryJob, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
         let key = signing_key(settings, *index)?;
@@ -250,3 +250,6 @@ pub fn sign_natively(prepared: Prepared, settings: &Settings) -> Result<Delivery
     }
     finish(prepared, signatures)
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,18 @@
 //! nothing behind and that the caller's retry then succeeds.
 //!
 //! `store` or `enqueue` fails that step for every request; `store:N` or
-//! `enqueue:N` only for the first N (counted per isolate). Never set it in
-//! production. Must not: perform I/O; the edge counts and injects.
+//! `enqueue:N` only for the first N (counted per isolate). The fault is a
+//! wrapper around the commit sequence's ports ([`Faulty`]): the sequence
+//! itself, and every port the edge implements, are the release build's.
+//! Owns: the switch's format, the count of faults injected, the wrapper.
+//! Must not: perform I/O; the edge keeps one [`AcceptFaults`] per isolate.
+
+use std::cell::Cell;
+
+use crate::accept::commit::{BodyStore, JobQueue, MessageStore, PortError};
+use crate::config::ConfigSource;
+use crate::message::Tag;
+use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
 
 /// The accept step a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +54,98 @@ impl AcceptFault {
     }
 }
 
+/// The variable.
+pub const VARIABLE: &str = "FAULT_ACCEPT";
+
+/// `FAULT_ACCEPT` as read once per isolate, and how many faults it has
+/// injected so far.
+#[derive(Debug, Default)]
+pub struct AcceptFaults {
+    fault: Option<AcceptFault>,
+    injected: Cell<u32>,
+}
+
+impl AcceptFaults {
+    /// Reads the variable; anything unreadable injects nothing.
+    pub fn from_source(src: &impl ConfigSource) -> Self {
+        AcceptFaults {
+            fault: src.get(VARIABLE).and_then(|v| AcceptFault::parse(&v)),
+            injected: Cell::new(0),
+        }
+    }
+
+    /// The error this call of `step` fails with, if the switch says so.
+    fn strike(&self, step: AcceptStep) -> Result<(), PortError> {
+        let injected = self.injected.get();
+        match self.fault {
+            Some(fault) if fault.strikes(step, injected) => {
+                self.injected.set(injected + 1);
+                Err(PortError(format!("{VARIABLE}: injected {step:?} failure")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `ports` with this switch's faults injected.
+    pub fn wrap<'a, P>(&'a self, ports: &'a P) -> Faulty<'a, P> {
+        Faulty {
+            inner: ports,
+            faults: self,
+        }
+    }
+}
+
+/// Ports that fail where `FAULT_ACCEPT` says and otherwise pass every call on.
+pub struct Faulty<'a, P> {
+    inner: &'a P,
+    faults: &'a AcceptFaults,
+}
+
+impl<P: MessageStore> MessageStore for Faulty<'_, P> {
+    async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
+        self.faults.strike(AcceptStep::Store)?;
+        self.inner.insert(job, accepted_at_ms).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), PortError> {
+        self.inner.delete(id).await
+    }
+
+    async fn take_lease(&self, id: &str, until_ms: u64) -> Result<(), PortError> {
+        self.inner.take_lease(id, until_ms).await
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), PortError> {
+        self.inner.release_lease(id).await
+    }
+
+    async fn tag(&self, id: &str, tags: &[Tag]) -> Result<(), PortError> {
+        self.inner.tag(id, tags).await
+    }
+}
+
+impl<P: JobQueue> JobQueue for Faulty<'_, P> {
+    async fn enqueue(&self, body: &QueueBody, delay_seconds: Option<u32>) -> Result<(), PortError> {
+        self.faults.strike(AcceptStep::Enqueue)?;
+        self.inner.enqueue(body, delay_seconds).await
+    }
+}
+
+impl<P: BodyStore> BodyStore for Faulty<'_, P> {
+    async fn put(&self, body: &ExternalBody) -> Result<(), PortError> {
+        self.inner.put(body).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), PortError> {
+        self.inner.release(key).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accept::commit::memory::{State, World, finish};
+    use crate::accept::commit::{Order, Step, commit};
 
     #[test]
     fn parse_table() {
@@ -75,5 +174,69 @@ mod tests {
         assert!(!f.strikes(AcceptStep::Store, 0));
         let always = AcceptFault::parse("store").unwrap();
         assert!((0..100).all(|n| always.strikes(AcceptStep::Store, n)));
+    }
+
+    fn order(id: &str) -> Order {
+        Order {
+            job: DeliveryJob {
+                id: id.to_string(),
+                key_id: "e2e".to_string(),
+                mail_from: "hello@example.com".to_string(),
+                rcpt_to: vec!["rcpt@example.net".to_string()],
+                mime: "Subject: hi\r\n\r\nbody\r\n".to_string(),
+                smtputf8: false,
+                accepted_at: 1,
+                attempt: 0,
+                body_ref: None,
+                tags: Vec::new(),
+                metadata: None,
+                safety_net: false,
+            },
+            accepted_at_ms: 1000,
+            lease: None,
+        }
+    }
+
+    fn faults(value: &str) -> AcceptFaults {
+        AcceptFaults::from_source(&|name: &str| (name == VARIABLE).then(|| value.to_string()))
+    }
+
+    /// What the end-to-end test shows, natively: with `step:1` the first
+    /// request fails at that step and leaves nothing; the retry goes through.
+    #[test]
+    fn a_counted_fault_fails_the_first_commit_and_leaves_nothing() {
+        for (value, step) in [("store:1", Step::Row), ("enqueue:1", Step::Enqueue)] {
+            let world = World::default();
+            let switch = faults(value);
+            let ports = switch.wrap(&world);
+            let failure = finish(commit(&ports, &ports, &ports, order("first"))).unwrap_err();
+            assert_eq!(failure.step, step, "{value}");
+            assert!(
+                failure.error.0.starts_with("FAULT_ACCEPT: injected"),
+                "{value}"
+            );
+            assert!(failure.residue.is_empty(), "{value}");
+            assert_eq!(world.state(), State::default(), "{value}");
+
+            let retried = finish(commit(&ports, &ports, &ports, order("retry"))).unwrap();
+            let state = world.state();
+            assert_eq!(
+                state.rows.keys().collect::<Vec<_>>(),
+                [&retried.id],
+                "{value}"
+            );
+            assert_eq!(state.queue.len(), 1, "{value}");
+        }
+    }
+
+    #[test]
+    fn without_the_switch_the_ports_are_untouched() {
+        let world = World::default();
+        let switch = AcceptFaults::from_source(&|_: &str| None);
+        let ports = switch.wrap(&world);
+        for id in ["a", "b", "c"] {
+            finish(commit(&ports, &ports, &ports, order(id))).unwrap();
+        }
+        assert_eq!(world.state().queue.len(), 3);
     }
 }

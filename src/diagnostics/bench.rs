@@ -1,12 +1,113 @@
-//! The benchmark-only SMTP route's parameters, read from its query string.
+//! The benchmark routes' parameters and answers.
 //!
+//! `GET /bench/signing?signer=webcrypto-rsa|rust-rsa|ed25519&n=50` signs the
+//! same DKIM data n times with one signer and answers the time taken.
 //! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off` delivers N
 //! copies of the posted message over one SMTP session and answers how long
-//! that took. The route exists only when `BENCH_ROUTES=on`, which is never set
-//! in production. Owns: the parameter names, their defaults and limits. Must
-//! not: perform I/O or decide anything about delivery.
+//! that took. The routes exist only in a `diagnostics` build, and answer only
+//! when `BENCH_ROUTES=on`. Owns: the parameter names, their defaults and
+//! limits, and the answers' shapes. Must not: perform I/O or decide anything
+//! about delivery.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
 
 use crate::accept::error::{ApiError, FieldProblem};
+use crate::message::DkimAlgorithm;
+
+/// Most signatures per `GET /bench/signing`, so one call stays well inside a
+/// CPU limit.
+pub const SIGNING_MAX_ROUNDS: u32 = 500;
+
+/// Who signs in `GET /bench/signing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchSigner {
+    /// RSA through the runtime's WebCrypto (what the relay uses).
+    WebCryptoRsa,
+    /// RSA with the core's pure-Rust signer.
+    RustRsa,
+    /// Ed25519 with the core's signer.
+    Ed25519,
+}
+
+impl BenchSigner {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchSigner::WebCryptoRsa => "webcrypto-rsa",
+            BenchSigner::RustRsa => "rust-rsa",
+            BenchSigner::Ed25519 => "ed25519",
+        }
+    }
+
+    /// The algorithm of the key it signs with.
+    pub fn algorithm(self) -> DkimAlgorithm {
+        match self {
+            BenchSigner::Ed25519 => DkimAlgorithm::Ed25519Sha256,
+            BenchSigner::WebCryptoRsa | BenchSigner::RustRsa => DkimAlgorithm::RsaSha256,
+        }
+    }
+}
+
+/// What one `GET /bench/signing` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchSigningRequest {
+    pub signer: BenchSigner,
+    /// Timed signatures, after one untimed warm-up.
+    pub rounds: u32,
+}
+
+impl BenchSigningRequest {
+    /// Reads `signer` (required) and `n` (default 50, at most
+    /// [`SIGNING_MAX_ROUNDS`]; unreadable counts as 0). Other parameters are
+    /// ignored. An unknown signer is a 404: there is no such benchmark.
+    pub fn from_query<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ApiError> {
+        let mut signer = None;
+        let mut rounds: u32 = 50;
+        for (name, value) in pairs {
+            match name {
+                "signer" => {
+                    signer = [
+                        BenchSigner::WebCryptoRsa,
+                        BenchSigner::RustRsa,
+                        BenchSigner::Ed25519,
+                    ]
+                    .into_iter()
+                    .find(|s| s.name() == value)
+                }
+                "n" => rounds = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        let signer = signer.ok_or_else(|| {
+            ApiError::not_found("signer must be webcrypto-rsa, rust-rsa or ed25519")
+        })?;
+        Ok(BenchSigningRequest {
+            signer,
+            rounds: rounds.min(SIGNING_MAX_ROUNDS),
+        })
+    }
+
+    /// The answer: the time taken, and the data and signature so signers can
+    /// be compared byte for byte.
+    pub fn answer(&self, elapsed_ms: f64, signed_data: &[u8], signature: &[u8]) -> Value {
+        let per_signature_ms = if self.rounds > 0 {
+            elapsed_ms / f64::from(self.rounds)
+        } else {
+            0.0
+        };
+        json!({
+            "signer": self.signer.name(),
+            "n": self.rounds,
+            "elapsed_ms": elapsed_ms,
+            "per_signature_ms": per_signature_ms,
+            "signed_data": STANDARD.encode(signed_data),
+            "signature": STANDARD.encode(signature),
+        })
+    }
+}
 
 /// The most messages one benchmark request may prepare: all of them are held
 /// in memory at once, and the platform limits one invocation's CPU time.
@@ -81,6 +182,26 @@ impl BenchSmtpRequest {
         }
         Ok(request)
     }
+
+    /// The answer: how many of the copies the upstream took, and how long
+    /// the session took.
+    pub fn answer(
+        &self,
+        delivered: usize,
+        elapsed_ms: u64,
+        mime_bytes: usize,
+        first_failure: Option<&str>,
+    ) -> Value {
+        json!({
+            "count": self.count,
+            "delivered": delivered,
+            "elapsed_ms": elapsed_ms,
+            "mime_bytes": mime_bytes,
+            "pipelining": self.pipelining,
+            "chunking": self.chunking,
+            "first_failure": first_failure,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +240,56 @@ mod tests {
                 (got, want) => panic!("{query}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn signing_queries_pick_a_signer_and_bound_the_rounds() {
+        use BenchSigner::*;
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Option<(BenchSigner, u32)>,
+        );
+        let cases: &[Case] = &[
+            (&[("signer", "webcrypto-rsa")], Some((WebCryptoRsa, 50))),
+            (&[("signer", "rust-rsa"), ("n", "2")], Some((RustRsa, 2))),
+            (
+                &[("n", "100000"), ("signer", "ed25519")],
+                Some((Ed25519, 500)),
+            ),
+            (&[("signer", "ed25519"), ("n", "many")], Some((Ed25519, 0))),
+            (&[("signer", "rsa")], None),
+            (&[("n", "5")], None),
+        ];
+        for (pairs, expected) in cases {
+            let got = BenchSigningRequest::from_query(pairs.iter().copied());
+            match (got, expected) {
+                (Ok(r), Some((signer, rounds))) => {
+                    assert_eq!((r.signer, r.rounds), (*signer, *rounds), "{pairs:?}")
+                }
+                (Err(e), None) => assert_eq!(e.status, 404, "{pairs:?}"),
+                (got, _) => panic!("{pairs:?}: {got:?}"),
+            }
+        }
+        assert_eq!(WebCryptoRsa.algorithm(), DkimAlgorithm::RsaSha256);
+        assert_eq!(Ed25519.algorithm(), DkimAlgorithm::Ed25519Sha256);
+    }
+
+    #[test]
+    fn answers_carry_what_the_benchmarks_read() {
+        let signing = BenchSigningRequest {
+            signer: BenchSigner::RustRsa,
+            rounds: 4,
+        }
+        .answer(10.0, b"data", b"sig");
+        assert_eq!(signing["signer"], "rust-rsa");
+        assert_eq!(signing["per_signature_ms"], 2.5);
+        assert_eq!(signing["signed_data"], "ZGF0YQ==");
+        let smtp =
+            BenchSmtpRequest::from_query("count=3")
+                .unwrap()
+                .answer(2, 40, 900, Some("550 no"));
+        assert_eq!(smtp["count"], 3);
+        assert_eq!(smtp["delivered"], 2);
+        assert_eq!(smtp["first_failure"], "550 no");
     }
 }

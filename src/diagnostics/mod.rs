@@ -1,8 +1,75 @@
 //! Test and benchmark switches: fault injection on the accept path and the
-//! parameters of the benchmark routes.
+//! benchmark routes' parameters.
 //!
-//! Must not: be reachable in a release build.
+//! Compiled only with the cargo feature `diagnostics` (`make
+//! build-diagnostics`), which release builds (`make build`, `wrangler
+//! deploy`) never have: there the variables below are not read, their names
+//! are not in the wasm, and the benchmark routes do not exist.
+//!
+//! | Variable | Effect |
+//! | --- | --- |
+//! | `FAULT_ACCEPT` | `store` / `enqueue` (or `store:N` / `enqueue:N`, the first N only): that step of accepting fails (see [`accept_fault`]) |
+//! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`]); default `off` |
+//!
+//! Owns: these switches, read once per isolate into [`Diagnostics`].
+//! Must not: be reachable in a release build, or perform I/O.
 
 pub mod accept_fault;
 pub mod bench;
 pub mod consumer_crash;
+
+use crate::config::{ConfigError, ConfigSource, err};
+
+use self::accept_fault::AcceptFaults;
+
+/// The switches, as read from the worker's vars.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    /// `FAULT_ACCEPT` and its count of injected faults.
+    pub accept_faults: AcceptFaults,
+    /// `BENCH_ROUTES=on`: the benchmark routes answer.
+    pub bench_routes: bool,
+}
+
+impl Diagnostics {
+    /// Reads the switches; a malformed `BENCH_ROUTES` is refused like any
+    /// malformed setting, so a misspelt switch never measures the wrong thing.
+    pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
+        let bench_routes = match src.get("BENCH_ROUTES").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => false,
+            Some("on") => true,
+            Some(_) => return Err(err("BENCH_ROUTES", "is neither `on` nor `off`")),
+        };
+        Ok(Diagnostics {
+            accept_faults: AcceptFaults::from_source(src),
+            bench_routes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bench_routes: Option<&str>) -> Result<Diagnostics, ConfigError> {
+        let value = bench_routes.map(str::to_string);
+        Diagnostics::from_source(&move |name: &str| match name {
+            "BENCH_ROUTES" => value.clone(),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn bench_routes_are_off_unless_on() {
+        for (value, expected) in [
+            (None, Ok(false)),
+            (Some(""), Ok(false)),
+            (Some("off"), Ok(false)),
+            (Some(" on "), Ok(true)),
+            (Some("yes"), Err("BENCH_ROUTES")),
+        ] {
+            let got = read(value).map(|d| d.bench_routes).map_err(|e| e.setting);
+            assert_eq!(got, expected, "{value:?}");
+        }
+    }
+}

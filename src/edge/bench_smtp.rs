@@ -1,5 +1,6 @@
-//! The benchmark-only SMTP route, answered only when `BENCH_ROUTES=on` (never
-//! in production: it lets one key make the relay send many copies at once).
+//! The benchmark-only SMTP route. Exists only in a build with the
+//! `diagnostics` feature, and answers only with `BENCH_ROUTES=on` there: it
+//! lets one key make the relay send many copies at once.
 //!
 //! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off`: prepares N
 //! signed copies of the posted message (untimed), then delivers them over one
@@ -25,7 +26,7 @@ use super::{
 
 /// Whether the bench routes answer; otherwise they do not exist (404).
 pub fn enabled(loaded: &Loaded) -> bool {
-    loaded.settings.bench_routes
+    loaded.diagnostics.bench_routes
 }
 
 pub async fn smtp(
@@ -37,11 +38,12 @@ pub async fn smtp(
 ) -> Result<Response, ApiError> {
     let params = BenchSmtpRequest::from_query(query)?;
     let settings = &loaded.settings;
+    let send_settings = &settings.accept.send;
     let mut jobs: Vec<DeliveryJob> = Vec::with_capacity(params.count);
     for _ in 0..params.count {
         let now = now_ms();
-        let prepared = send::prepare(body, key, settings, now / 1000, &random::bytes::<32>())?;
-        jobs.push(send::sign_natively(prepared, settings)?);
+        let prepared = send::prepare(body, key, send_settings, now / 1000, &random::bytes::<32>())?;
+        jobs.push(send::sign_natively(prepared, send_settings)?);
     }
     let refs: Vec<&DeliveryJob> = jobs.iter().collect();
     let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
@@ -63,18 +65,7 @@ pub async fn smtp(
     let first_failure = reports
         .iter()
         .find(|r| r.result != AttemptResult::Delivered)
-        .map(|r| r.detail.clone());
-    http::json(
-        200,
-        &serde_json::json!({
-            "count": params.count,
-            "delivered": delivered,
-            "elapsed_ms": elapsed_ms,
-            "mime_bytes": mime_bytes,
-            "pipelining": params.pipelining,
-            "chunking": params.chunking,
-            "first_failure": first_failure,
-        }),
-    )
-    .map_err(internal)
+        .map(|r| r.detail.as_str());
+    let answer = params.answer(delivered, elapsed_ms, mime_bytes, first_failure);
+    http::json(200, &answer).map_err(internal)
 }

@@ -8,7 +8,8 @@ use wasm_bindgen::JsValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::accept::publishable::{FormConfig, FormOutcome};
-use crate::accept::{ApiError, AuthenticatedKey};
+use crate::accept::{ApiError, AuthenticatedKey, FormSettings};
+use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::cors;
 
 use super::platform::Loaded;
@@ -41,7 +42,12 @@ pub fn preflight(req: &Request, loaded: &Loaded) -> worker::Result<Response> {
     let headers = header(req, "Access-Control-Request-Headers");
     match origin {
         Some(o)
-            if loaded.settings.publishable.any_allows_origin(&o)
+            if loaded
+                .settings
+                .accept
+                .forms
+                .publishable
+                .any_allows_origin(&o)
                 && cors::preflight_acceptable(method.as_deref(), headers.as_deref()) =>
         {
             let mut resp = Response::empty()?.with_status(204);
@@ -62,12 +68,12 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
     let origin = header(&req, "Origin");
     // Errors carry CORS headers only for origins some form allows, so a page
     // can show them; anyone else learns nothing.
+    let forms = &loaded.settings.accept.forms;
     let cors_origin = origin
         .clone()
-        .filter(|o| loaded.settings.publishable.any_allows_origin(o));
+        .filter(|o| forms.publishable.any_allows_origin(o));
     let result = async {
-        let form = loaded
-            .settings
+        let form = forms
             .publishable
             .authenticate(header(&req, "Authorization").as_deref())?;
         match origin.as_deref() {
@@ -80,9 +86,10 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
                 ));
             }
         }
-        let ip = header(&req, "CF-Connecting-IP").unwrap_or_else(|| "unknown".to_string());
-        limit(env, KEY_LIMITER, format!("form:{}", form.id)).await?;
-        limit(env, IP_LIMITER, format!("form:{}:ip:{ip}", form.id)).await?;
+        let ip = header(&req, "CF-Connecting-IP");
+        let (per_form, per_client) = form.rate_limit_keys(ip.as_deref());
+        limit(env, KEY_LIMITER, per_form).await?;
+        limit(env, IP_LIMITER, per_client).await?;
 
         // Refuse an oversized body before reading it.
         let declared = header(&req, "Content-Length").and_then(|v| v.trim().parse::<usize>().ok());
@@ -103,15 +110,15 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                http::json(202, &serde_json::json!({"id": id, "status": "queued"}))
-                    .map_err(internal)
+                http::json(ACCEPTED, &queued(&id)).map_err(internal)
             }
             FormOutcome::Send {
                 request,
                 turnstile_token,
             } => {
                 if form.turnstile {
-                    verify_turnstile(loaded, turnstile_token.as_deref().unwrap_or(""), &ip).await?;
+                    let token = turnstile_token.as_deref().unwrap_or("");
+                    verify_turnstile(forms, token, ip.as_deref()).await?;
                 }
                 let key = form_sender(form);
                 accept::accept(env, loaded, &key, request.to_string().as_bytes()).await
@@ -148,18 +155,23 @@ async fn limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
     }
 }
 
-async fn verify_turnstile(loaded: &Loaded, token: &str, ip: &str) -> Result<(), ApiError> {
-    let secret = loaded
-        .settings
+async fn verify_turnstile(
+    forms: &FormSettings,
+    token: &str,
+    ip: Option<&str>,
+) -> Result<(), ApiError> {
+    let secret = forms
         .turnstile_secret
         .as_deref()
         .ok_or_else(|| ApiError::misconfigured("TURNSTILE_SECRET is not set"))?;
-    let body = format!(
-        "secret={}&response={}&remoteip={}",
+    let mut body = format!(
+        "secret={}&response={}",
         form_encode(secret),
-        form_encode(token),
-        form_encode(ip)
+        form_encode(token)
     );
+    if let Some(ip) = ip {
+        body.push_str(&format!("&remoteip={}", form_encode(ip)));
+    }
     let headers = Headers::new();
     headers
         .set("Content-Type", "application/x-www-form-urlencoded")
@@ -168,8 +180,7 @@ async fn verify_turnstile(loaded: &Loaded, token: &str, ip: &str) -> Result<(), 
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(&body)));
-    let request =
-        Request::new_with_init(&loaded.settings.turnstile_verify_url, &init).map_err(internal)?;
+    let request = Request::new_with_init(&forms.turnstile_verify_url, &init).map_err(internal)?;
     let mut resp = Fetch::Request(request)
         .send()
         .await

@@ -14,8 +14,8 @@ use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::{Carrier, RetryPolicy, settle};
+use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
-use crate::http::views;
 
 use super::d1::Db;
 use super::lifecycle::{deliver_recording, execute};
@@ -35,9 +35,9 @@ pub async fn accept_immediate(
 ) -> Result<Response, ApiError> {
     let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
     let id = accepted.job.id.clone();
-    let queued = || http::json(202, &views::accepted(&id));
+    let answer_queued = || http::json(ACCEPTED, &queued(&id));
     let (Some((started, plan)), Ok(db)) = (accepted.immediate, Db::open(env)) else {
-        return queued().map_err(internal);
+        return answer_queued().map_err(internal);
     };
     let job = accepted.job;
     let settings = &loaded.settings.delivery;
@@ -49,7 +49,7 @@ pub async fn accept_immediate(
         // so the final dot was not sent. The lease stays until it runs out;
         // then the safety job delivers.
         worker::console_warn!("edgerelay: immediate delivery of {id} ran out of time");
-        return queued().map_err(internal);
+        return answer_queued().map_err(internal);
     };
 
     let policy = RetryPolicy::new(settings.retry);
@@ -73,6 +73,6 @@ pub async fn accept_immediate(
     }
     match answer {
         Some((status, answer)) => http::json(status, &answer).map_err(internal),
-        None => queued().map_err(internal),
+        None => answer_queued().map_err(internal),
     }
 }

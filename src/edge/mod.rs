@@ -4,8 +4,11 @@
 //! moves bytes between the platform and the core. Exists only on wasm32.
 
 mod accept;
+mod accept_ports;
 mod batch;
+#[cfg(feature = "diagnostics")]
 mod bench;
+#[cfg(feature = "diagnostics")]
 mod bench_smtp;
 mod bodies;
 mod consumer;
@@ -49,8 +52,12 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
     // The method as sent: `Request::method` reads any method it does not
     // know as GET.
     let method = req.inner().method();
+    // The benchmark routes exist only in a `diagnostics` build.
+    #[cfg(feature = "diagnostics")]
     let bench_routes =
         path.starts_with("/bench/") && load(&env).is_ok_and(|loaded| bench_smtp::enabled(&loaded));
+    #[cfg(not(feature = "diagnostics"))]
+    let bench_routes = false;
     let (endpoint, id) = match routes::route(&method, &path, bench_routes) {
         Routed::Found(endpoint, id) => (endpoint, id.unwrap_or_default()),
         Routed::MethodNotAllowed(allowed) => return Err(ApiError::method_not_allowed(&allowed)),
@@ -130,10 +137,16 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
                 .authenticate(header(&req, "Authorization").as_deref())?;
             message_views::detail(&env, &key, id).await
         }
+        #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
-            bench::signing(&req, &loaded.settings).await
+            bench::signing(&req, &loaded.settings.accept.send).await
         }
+        #[cfg(not(feature = "diagnostics"))]
+        Endpoint::BenchSigning | Endpoint::BenchSmtp => {
+            Err(ApiError::not_found(format!("no route for {path}")))
+        }
+        #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
             let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
             let key = loaded
@@ -158,13 +171,13 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
 /// or actual size is over the limit.
 async fn read_body(req: &mut Request, loaded: &Loaded) -> std::result::Result<Vec<u8>, ApiError> {
     if let Some(declared) = header(req, "Content-Length").and_then(|v| v.trim().parse().ok()) {
-        send::check_request_size(declared, &loaded.settings)?;
+        send::check_request_size(declared, &loaded.settings.accept.send)?;
     }
     let body = req
         .bytes()
         .await
         .map_err(|e| ApiError::malformed(e.to_string()))?;
-    send::check_request_size(body.len(), &loaded.settings)?;
+    send::check_request_size(body.len(), &loaded.settings.accept.send)?;
     Ok(body)
 }
 

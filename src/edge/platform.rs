@@ -23,6 +23,9 @@ pub(crate) const BODIES_BUCKET: &str = "BODIES";
 pub(crate) struct Loaded {
     pub settings: Settings,
     pub keys: ApiKeys,
+    /// Test and benchmark switches, only in a `diagnostics` build.
+    #[cfg(feature = "diagnostics")]
+    pub diagnostics: crate::diagnostics::Diagnostics,
 }
 
 thread_local! {
@@ -40,8 +43,13 @@ pub(crate) fn load(env: &Env) -> std::result::Result<Rc<Loaded>, ConfigError> {
             .or_else(|| env.var(name).map(|v| v.to_string()).ok())
     };
     let settings = Settings::from_source(&source)?;
-    let keys = ApiKeys::new(&settings.api_keys);
-    let loaded = Rc::new(Loaded { settings, keys });
+    let keys = ApiKeys::new(&settings.accept.api_keys);
+    let loaded = Rc::new(Loaded {
+        settings,
+        keys,
+        #[cfg(feature = "diagnostics")]
+        diagnostics: crate::diagnostics::Diagnostics::from_source(&source)?,
+    });
     LOADED.with(|c| *c.borrow_mut() = Some(loaded.clone()));
     Ok(loaded)
 }

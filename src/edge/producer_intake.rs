@@ -2,7 +2,8 @@
 //! as untrusted input, exactly like `POST /v1/messages`.
 //!
 //! The producer must be listed in `QUEUE_PRODUCERS`; its message is validated,
-//! checked against the producer's domains, composed and signed here, then
+//! checked against the producer's domains, composed and signed here (RSA
+//! through WebCrypto, exactly as on the HTTP path: `signing::sign`), then
 //! stored under the producer's owner key and delivered in the same batch. The
 //! message id comes from the queue message's own id, so a redelivered queue
 //! message maps to the same edgerelay message and its recorded recipients are
@@ -15,12 +16,12 @@ use worker::Env;
 
 use crate::accept::producer;
 use crate::accept::{AuthenticatedKey, send};
-use crate::http::listing::tags_object;
+use crate::http::listing::tags_json;
 use crate::queue::{DeadLetter, DeliveryJob};
 
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
-use super::queue_writer;
+use super::{queue_writer, signing};
 
 /// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
 /// or records why not (`Ok(None)`: acknowledge). `Err` means the store was
@@ -38,7 +39,8 @@ pub async fn intake(
     let entropy: [u8; 32] = Sha256::digest(queue_message_id.as_bytes()).into();
     let fallback_id: String = entropy[..16].iter().map(|b| format!("{b:02x}")).collect();
 
-    let Some(p) = producer::find(&loaded.settings.queue_producers, producer_id) else {
+    let accept = &loaded.settings.accept;
+    let Some(p) = producer::find(&accept.queue_producers, producer_id) else {
         let reason = format!(
             "queue producer `{producer_id}` is not listed in QUEUE_PRODUCERS; message refused"
         );
@@ -56,8 +58,10 @@ pub async fn intake(
         domains: p.domains.clone(),
     };
     let body = serde_json::to_vec(message).unwrap_or_default();
-    let job = send::prepare(&body, &key, &loaded.settings, now / 1000, &entropy)
-        .and_then(|prepared| send::sign_natively(prepared, &loaded.settings));
+    let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {
+        Ok(prepared) => signing::sign(prepared, &accept.send).await,
+        Err(e) => Err(e),
+    };
     match job {
         Ok(job) => {
             // A redelivery finds the row already there: keep it.
@@ -69,7 +73,8 @@ pub async fn intake(
                     worker::console_error!("edgerelay: could not store a producer message: {e}");
                     return Err(());
                 }
-                let tags = message.get("tags").and_then(tags_object);
+                // The validated tags, not a second parse of the message.
+                let tags = tags_json(&job.tags);
                 let _ = db
                     .annotate(&job.id, tags.as_deref(), Some(producer_id))
                     .await;

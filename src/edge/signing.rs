@@ -19,14 +19,13 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::accept::ApiError;
 use crate::accept::send::{self, Prepared};
+use crate::accept::{ApiError, SendSettings};
 use crate::message::DkimKey;
 use crate::queue::DeliveryJob;
-use crate::settings::Settings;
 
 thread_local! {
-    /// Imported CryptoKeys by their index in `Settings::dkim_keys`.
+    /// Imported CryptoKeys by their index in `SendSettings::dkim_keys`.
     static IMPORTED: RefCell<HashMap<usize, JsValue>> = RefCell::new(HashMap::new());
 }
 
@@ -114,8 +113,9 @@ pub async fn webcrypto_rsa_sign(
 
 /// Signs every pending signature (RSA by WebCrypto, Ed25519 natively) and
 /// builds the delivery job. Any failure refuses the message: nothing leaves
-/// unsigned that should have been signed.
-pub async fn sign(prepared: Prepared, settings: &Settings) -> Result<DeliveryJob, ApiError> {
+/// unsigned that should have been signed. Every entrance signs here: the API,
+/// forms and queue producers alike.
+pub async fn sign(prepared: Prepared, settings: &SendSettings) -> Result<DeliveryJob, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
         let key = send::signing_key(settings, *index)?;

@@ -155,7 +155,8 @@ pub fn tags_json(tags: &[crate::message::Tag]) -> Option<String> {
     Some(serde_json::Value::Object(map).to_string())
 }
 
-pub fn tags_object(tags: &serde_json::Value) -> Option<String> {
+#[cfg(test)]
+fn tags_object(tags: &serde_json::Value) -> Option<String> {
     use serde_json::{Map, Value};
     let mut out = Map::new();
     match tags {

@@ -1,11 +1,12 @@
 //! HTTP shapes: how requests and answers look on the wire, without plumbing.
 //!
 //! Owns: the route table (paths, their methods, the `Allow` of a 405), the
-//! batch endpoint's per-item results, listing queries and cursors, the views
-//! of stored messages, CORS for publishable keys, and the delivery mode query
-//! parameter.
+//! `202` answer of an accepted message, the batch endpoint's per-item
+//! results, listing queries and cursors, the views of stored messages, CORS
+//! for publishable keys, and the delivery mode query parameter.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
+pub mod accepted;
 pub mod batch;
 pub mod cors;
 pub mod delivery_mode;

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::delivery::RecipientState;
-use crate::queue::MessageStatus;
 
 use super::listing::Cursor;
 
@@ -49,11 +48,6 @@ pub struct RecipientRow {
     pub enhanced_code: Option<String>,
     pub reply_text: Option<String>,
     pub updated_at: f64,
-}
-
-/// The answer to a message accepted for queued delivery.
-pub fn accepted(id: &str) -> Value {
-    json!({"id": id, "status": MessageStatus::Queued.as_str()})
 }
 
 /// A message as listed: its record, schedule and origin.
@@ -243,10 +237,5 @@ mod tests {
             }
         }
         assert_eq!(page(rows(1), 5)["data"][0], summary(&rows(1)[0]));
-    }
-
-    #[test]
-    fn an_accepted_message_is_queued() {
-        assert_eq!(accepted("m1"), json!({"id": "m1", "status": "queued"}));
     }
 }

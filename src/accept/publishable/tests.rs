@@ -306,3 +306,35 @@ fn templates_render_only_declared_values() {
     assert_eq!(render("unclosed {{a", &values), "unclosed {{a");
     assert_eq!(template_names("{{a}}{{ b }}"), vec!["a", "b"]);
 }
+
+#[test]
+fn form_ids_and_keys_are_unique() {
+    let base = config_json()[0].clone();
+    let mut same_id = config_json()[1].clone();
+    same_id["id"] = json!("contact");
+    let e = PublishableKeys::parse(&json!([base, same_id]).to_string()).unwrap_err();
+    assert!(e.contains("`contact` is listed twice"), "{e}");
+
+    let mut same_key = config_json()[1].clone();
+    same_key["key"] = base["key"].clone();
+    let e = PublishableKeys::parse(&json!([base, same_key]).to_string()).unwrap_err();
+    assert!(e.contains("`share` reuses the publishable key"), "{e}");
+    assert!(!e.contains("pk_test"), "the key is not quoted: {e}");
+
+    let ids: Vec<String> = keys().form_ids().map(str::to_string).collect();
+    assert_eq!(ids, ["contact", "share"]);
+}
+
+#[test]
+fn rate_limits_count_per_form_and_per_client() {
+    let form = contact();
+    assert_eq!(
+        form.rate_limit_keys(Some("192.0.2.7")),
+        (
+            "form:contact".to_string(),
+            "form:contact:ip:192.0.2.7".to_string()
+        )
+    );
+    // Requests without a client address share one bucket per form.
+    assert_eq!(form.rate_limit_keys(None).1, "form:contact:ip:unknown");
+}

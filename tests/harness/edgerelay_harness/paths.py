@@ -26,8 +26,7 @@ OPENAPI_PATH = ROOT / "openapi.json"
 
 # The release build: what users deploy, and what most tests run.
 RELEASE_BUILD = ROOT / "build"
-# The build that carries the test fault switches (FAULT_ACCEPT,
-# FAULT_CONSUMER_CRASH_AFTER) and the bench routes. Today the release build
-# still has them; once the cargo feature `diagnostics` builds into
-# build-diagnostics/, point this there and every fault and bench user follows.
-DIAGNOSTICS_BUILD = RELEASE_BUILD
+# The same worker built with the cargo feature `diagnostics`
+# (`make build-diagnostics`): the only build with the test fault switches
+# (FAULT_ACCEPT, FAULT_CONSUMER_CRASH_AFTER) and the bench routes.
+DIAGNOSTICS_BUILD = ROOT / "build-diagnostics"

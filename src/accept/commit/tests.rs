@@ -1,0 +1,442 @@
+//! The commit sequence over in-memory ports: every step failing in turn, and
+//! the undoing failing too, with exactly what each case leaves behind.
+
+use super::memory::{Op, State, World, finish};
+use super::*;
+use crate::queue::QUEUE_BODY_LIMIT;
+
+const ID: &str = "0123456789abcdef0123456789abcdef";
+const AT: u64 = 1_700_000_000_000;
+const LEASE: Lease = Lease {
+    until_ms: AT + 600_000,
+    safety_delay_seconds: 48,
+};
+
+fn job(mime_len: usize, tagged: bool) -> DeliveryJob {
+    DeliveryJob {
+        id: ID.to_string(),
+        key_id: "backend".to_string(),
+        mail_from: "hello@example.com".to_string(),
+        rcpt_to: vec!["rcpt@example.net".to_string()],
+        mime: "x".repeat(mime_len),
+        smtputf8: false,
+        accepted_at: AT / 1000,
+        attempt: 0,
+        body_ref: None,
+        tags: if tagged {
+            vec![Tag {
+                name: "campaign".to_string(),
+                value: "spring".to_string(),
+            }]
+        } else {
+            Vec::new()
+        },
+        metadata: None,
+        safety_net: false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Queued,
+    Immediate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    Small,
+    /// Too large for a queue message: the body goes to the body store.
+    Large,
+}
+
+fn order(mode: Mode, size: Size) -> Order {
+    let len = match size {
+        Size::Small => 1000,
+        Size::Large => QUEUE_BODY_LIMIT + 1,
+    };
+    Order {
+        job: job(len, true),
+        accepted_at_ms: AT,
+        lease: (mode == Mode::Immediate).then_some(LEASE),
+    }
+}
+
+/// What remains of the message after the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Left {
+    row: bool,
+    lease: bool,
+    body: bool,
+    job: bool,
+}
+
+const NOTHING: Left = Left {
+    row: false,
+    lease: false,
+    body: false,
+    job: false,
+};
+
+fn left(state: &State) -> Left {
+    Left {
+        row: state.rows.contains_key(ID),
+        lease: state.leases.contains_key(ID),
+        body: !state.bodies.is_empty(),
+        job: !state.queue.is_empty(),
+    }
+}
+
+/// Accepted, or the step that failed (what stays behind is in the `Left` column).
+type Outcome = Result<(), Step>;
+
+/// One case: its name, the mode and size of the message, the operations
+/// that fail, the outcome, and what remains afterwards.
+type Row = (&'static str, Mode, Size, &'static [Op], Outcome, Left);
+
+fn row_without_job() -> Residue {
+    Residue::RowWithoutJob(ID.to_string())
+}
+
+#[test]
+fn each_failing_step_leaves_exactly_what_the_table_says() {
+    use Mode::*;
+    use Op::*;
+    use Size::*;
+    let accepted_small = Left {
+        row: true,
+        job: true,
+        ..NOTHING
+    };
+    let accepted_large = Left {
+        body: true,
+        ..accepted_small
+    };
+    let accepted_immediate = Left {
+        lease: true,
+        ..accepted_small
+    };
+    let everything = Left {
+        row: true,
+        lease: true,
+        body: true,
+        job: true,
+    };
+    let row = || row_without_job();
+    let lease = || Residue::Lease(ID.to_string());
+    let body = || Residue::Body(crate::queue::body::body_key(ID));
+    let table: Vec<Row> = vec![
+        ("queued", Queued, Small, &[], Ok(()), accepted_small),
+        (
+            "queued, tags fail",
+            Queued,
+            Small,
+            &[Tag],
+            Ok(()),
+            accepted_small,
+        ),
+        (
+            "row fails",
+            Queued,
+            Small,
+            &[Insert],
+            Err(Step::Row),
+            NOTHING,
+        ),
+        (
+            "enqueue fails",
+            Queued,
+            Small,
+            &[Enqueue],
+            Err(Step::Enqueue),
+            NOTHING,
+        ),
+        (
+            "enqueue fails, then the delete",
+            Queued,
+            Small,
+            &[Enqueue, Delete],
+            Err(Step::Enqueue),
+            Left {
+                row: true,
+                ..NOTHING
+            },
+        ),
+        ("large, queued", Queued, Large, &[], Ok(()), accepted_large),
+        (
+            "large, body fails",
+            Queued,
+            Large,
+            &[PutBody],
+            Err(Step::Body),
+            NOTHING,
+        ),
+        (
+            "large, row fails",
+            Queued,
+            Large,
+            &[Insert],
+            Err(Step::Row),
+            NOTHING,
+        ),
+        (
+            "large, row fails, then the body's release",
+            Queued,
+            Large,
+            &[Insert, ReleaseBody],
+            Err(Step::Row),
+            Left {
+                body: true,
+                ..NOTHING
+            },
+        ),
+        (
+            "large, enqueue fails",
+            Queued,
+            Large,
+            &[Enqueue],
+            Err(Step::Enqueue),
+            NOTHING,
+        ),
+        (
+            "large, enqueue fails, then every undo",
+            Queued,
+            Large,
+            &[Enqueue, Delete, ReleaseBody],
+            Err(Step::Enqueue),
+            Left {
+                row: true,
+                body: true,
+                ..NOTHING
+            },
+        ),
+        (
+            "immediate",
+            Immediate,
+            Small,
+            &[],
+            Ok(()),
+            accepted_immediate,
+        ),
+        (
+            "immediate, lease fails",
+            Immediate,
+            Small,
+            &[TakeLease],
+            Err(Step::Lease),
+            NOTHING,
+        ),
+        (
+            "immediate, lease fails, then the delete",
+            Immediate,
+            Small,
+            &[TakeLease, Delete],
+            Err(Step::Lease),
+            Left {
+                row: true,
+                ..NOTHING
+            },
+        ),
+        (
+            "immediate, enqueue fails",
+            Immediate,
+            Small,
+            &[Enqueue],
+            Err(Step::Enqueue),
+            NOTHING,
+        ),
+        (
+            "immediate, enqueue fails, then the lease's release",
+            Immediate,
+            Small,
+            &[Enqueue, ReleaseLease],
+            Err(Step::Enqueue),
+            Left {
+                lease: true,
+                ..NOTHING
+            },
+        ),
+        (
+            "immediate, large",
+            Immediate,
+            Large,
+            &[],
+            Ok(()),
+            Left {
+                lease: true,
+                ..accepted_large
+            },
+        ),
+        (
+            "immediate, large, enqueue fails, then every undo",
+            Immediate,
+            Large,
+            &[Enqueue, ReleaseLease, Delete, ReleaseBody],
+            Err(Step::Enqueue),
+            Left {
+                job: false,
+                ..everything
+            },
+        ),
+    ];
+    for (name, mode, size, failing, expected, expected_left) in table {
+        let world = World::failing(failing);
+        let got = finish(commit(&world, &world, &world, order(mode, size)));
+        let state = world.state();
+        assert_eq!(left(&state), expected_left, "{name}: {state:?}");
+        match (got, expected) {
+            (Ok(returned), Ok(())) => {
+                // The request goes on with the whole body, and the key when it was stored apart.
+                assert_eq!(returned.mime, order(mode, size).job.mime, "{name}");
+                assert_eq!(returned.body_ref.is_some(), size == Large, "{name}");
+                assert!(!returned.safety_net, "{name}");
+                let tagged = !failing.contains(&Tag);
+                assert_eq!(state.tags.contains_key(ID), tagged, "{name}");
+            }
+            (Err(failure), Err(step)) => {
+                assert_eq!(failure.step, step, "{name}");
+                assert_eq!(failure.error, PortError(format!("{:?} failed", failing[0])));
+                // The failure names what stayed behind, and nothing else.
+                let mut expected_residue = Vec::new();
+                if expected_left.lease {
+                    expected_residue.push(lease());
+                }
+                if expected_left.row {
+                    expected_residue.push(row());
+                }
+                if expected_left.body {
+                    expected_residue.push(body());
+                }
+                assert_eq!(failure.residue, expected_residue, "{name}");
+                if failure.residue.is_empty() {
+                    assert_eq!(state, State::default(), "{name}: a 503 leaves nothing");
+                }
+                assert!(!left(&state).job, "{name}: no job after a failure");
+            }
+            (got, expected) => panic!("{name}: got {got:?}, expected {expected:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_queued_job_is_what_the_consumer_needs() {
+    for (mode, size) in [
+        (Mode::Queued, Size::Small),
+        (Mode::Queued, Size::Large),
+        (Mode::Immediate, Size::Small),
+        (Mode::Immediate, Size::Large),
+    ] {
+        let world = World::default();
+        finish(commit(&world, &world, &world, order(mode, size))).unwrap();
+        let state = world.state();
+        let [(QueueBody::Deliver { job, .. }, delay)] = state.queue.as_slice() else {
+            panic!(
+                "{mode:?} {size:?}: one deliver job expected: {:?}",
+                state.queue
+            );
+        };
+        let whole = order(mode, size).job;
+        assert_eq!(job.safety_net, mode == Mode::Immediate, "{mode:?}");
+        match mode {
+            Mode::Immediate => assert_eq!(*delay, Some(LEASE.safety_delay_seconds)),
+            Mode::Queued => assert_eq!(*delay, None),
+        }
+        match size {
+            Size::Small => {
+                assert_eq!(job.mime, whole.mime);
+                assert!(state.bodies.is_empty());
+            }
+            Size::Large => {
+                // The queue message carries the key, the bucket the body.
+                let key = job.body_ref.clone().unwrap();
+                assert!(job.mime.is_empty());
+                assert_eq!(state.bodies.get(&key), Some(&whole.mime));
+            }
+        }
+        assert_eq!(state.rows.get(ID), Some(&AT));
+        if mode == Mode::Immediate {
+            assert_eq!(state.leases.get(ID), Some(&LEASE.until_ms));
+        }
+    }
+}
+
+#[test]
+fn steps_run_in_order_and_undo_runs_newest_first() {
+    use Op::*;
+    let world = World::default();
+    finish(commit(
+        &world,
+        &world,
+        &world,
+        order(Mode::Immediate, Size::Large),
+    ))
+    .unwrap();
+    assert_eq!(
+        *world.calls.borrow(),
+        [PutBody, Insert, TakeLease, Tag, Enqueue],
+        "the lease is taken before its safety job exists"
+    );
+
+    let world = World::failing(&[Enqueue]);
+    finish(commit(
+        &world,
+        &world,
+        &world,
+        order(Mode::Immediate, Size::Large),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        *world.calls.borrow(),
+        [
+            PutBody,
+            Insert,
+            TakeLease,
+            Tag,
+            Enqueue,
+            ReleaseLease,
+            Delete,
+            ReleaseBody
+        ]
+    );
+
+    // A failed body store stops everything: no row is written.
+    let world = World::failing(&[PutBody]);
+    finish(commit(
+        &world,
+        &world,
+        &world,
+        order(Mode::Queued, Size::Large),
+    ))
+    .unwrap_err();
+    assert_eq!(*world.calls.borrow(), [PutBody]);
+
+    // An untagged message is not tagged.
+    let world = World::default();
+    let mut untagged = order(Mode::Queued, Size::Small);
+    untagged.job.tags.clear();
+    finish(commit(&world, &world, &world, untagged)).unwrap();
+    assert_eq!(*world.calls.borrow(), [Insert, Enqueue]);
+}
+
+#[test]
+fn a_failure_answers_503_naming_the_step() {
+    let cases = [
+        (Step::Body, "could not store the message body: boom"),
+        (Step::Row, "could not store the message: boom"),
+        (Step::Lease, "could not store the message: boom"),
+        (Step::Enqueue, "could not enqueue the message: boom"),
+    ];
+    for (step, message) in cases {
+        let e = ApiError::from(CommitFailure {
+            step,
+            error: PortError("boom".to_string()),
+            residue: vec![row_without_job()],
+        });
+        assert_eq!(
+            (e.status, e.rule),
+            (503, "temporarily_unavailable"),
+            "{step:?}"
+        );
+        assert_eq!(e.retry_after, Some(5), "{step:?}");
+        assert_eq!(e.message, message);
+    }
+}

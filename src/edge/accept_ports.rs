@@ -1,0 +1,118 @@
+//! The accept commit sequence's ports over the platform: message rows, leases
+//! and tags in D1, jobs on the jobs queue, large bodies in R2.
+//!
+//! Owns: carrying out each port call and reporting its error. Must not:
+//! decide the order of the steps or what to undo (`accept::commit` does),
+//! or retry anything. In a build with the `diagnostics` feature the ports
+//! are wrapped with `FAULT_ACCEPT`'s faults; a release build has no wrapper.
+
+use worker::Env;
+
+use crate::accept::commit::{
+    self, BodyStore, CommitFailure, JobQueue, MessageStore, Order, PortError,
+};
+use crate::http::listing::tags_json;
+use crate::message::Tag;
+use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
+
+use super::d1::Db;
+use super::platform::{BODIES_BUCKET, Loaded};
+use super::queue_writer;
+
+fn port_error(e: worker::Error) -> PortError {
+    PortError(e.to_string())
+}
+
+/// D1, the jobs queue and the bodies bucket, as the commit's ports.
+pub struct AcceptPorts<'a> {
+    env: &'a Env,
+    db: Db,
+}
+
+impl<'a> AcceptPorts<'a> {
+    pub fn new(env: &'a Env) -> worker::Result<Self> {
+        Ok(AcceptPorts {
+            env,
+            db: Db::open(env)?,
+        })
+    }
+}
+
+impl MessageStore for AcceptPorts<'_> {
+    async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
+        self.db
+            .insert_accepted(
+                &job.id,
+                &job.key_id,
+                &job.mail_from,
+                &job.rcpt_to,
+                accepted_at_ms,
+            )
+            .await
+            .map_err(port_error)
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), PortError> {
+        self.db.delete(id).await.map_err(port_error)
+    }
+
+    async fn take_lease(&self, id: &str, until_ms: u64) -> Result<(), PortError> {
+        self.db.take_lease(id, until_ms).await.map_err(port_error)
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), PortError> {
+        self.db.release_lease(id).await.map_err(port_error)
+    }
+
+    async fn tag(&self, id: &str, tags: &[Tag]) -> Result<(), PortError> {
+        self.db
+            .annotate(id, tags_json(tags).as_deref(), None)
+            .await
+            .map_err(port_error)
+    }
+}
+
+impl JobQueue for AcceptPorts<'_> {
+    async fn enqueue(&self, body: &QueueBody, delay_seconds: Option<u32>) -> Result<(), PortError> {
+        queue_writer::send_job(self.env, body, delay_seconds)
+            .await
+            .map_err(port_error)
+    }
+}
+
+impl BodyStore for AcceptPorts<'_> {
+    async fn put(&self, body: &ExternalBody) -> Result<(), PortError> {
+        super::bodies::store(self.env, body)
+            .await
+            .map_err(port_error)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), PortError> {
+        let bucket = self.env.bucket(BODIES_BUCKET).map_err(port_error)?;
+        bucket.delete(key).await.map_err(port_error)
+    }
+}
+
+/// Runs the commit sequence on the platform. Whatever undoing could not
+/// remove is logged here: the caller is answered 503 either way.
+pub async fn commit(
+    ports: &AcceptPorts<'_>,
+    loaded: &Loaded,
+    order: Order,
+) -> Result<DeliveryJob, CommitFailure> {
+    #[cfg(feature = "diagnostics")]
+    let ports = &loaded.diagnostics.accept_faults.wrap(ports);
+    // A release build injects nothing: the settings are not needed here.
+    #[cfg(not(feature = "diagnostics"))]
+    let _ = loaded;
+    let committed = commit::commit(ports, ports, ports, order).await;
+    if let Err(failure) = &committed
+        && !failure.residue.is_empty()
+    {
+        worker::console_warn!(
+            "edgerelay: a refused message left {:?} behind",
+            failure.residue
+        );
+    }
+    committed
+}
