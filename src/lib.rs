@@ -10,14 +10,15 @@
 //!                    validate,
 //!                    MIME, DKIM)
 //!                                                  │
-//!                                      outcome ─> policy ─> ack | retry(delay) | dead-letter
+//!                                      outcome ─> settle ─> ack | retry(delay) | dead-letter
 //! ```
 //!
-//! The crate is split at one seam. Everything outside [`edge`] is the core: no
-//! I/O, no clock, no `worker` import, so it builds natively and `cargo test`
-//! exercises it in milliseconds. [`edge`] is the thin Workers glue (entry
-//! points, sockets, queues, storage) and only exists on `wasm32`: it runs
-//! what the core returns.
+//! The crate is split at one seam. Everything outside `edge` is the core: it
+//! decides, builds natively, and `cargo test` exercises it in milliseconds.
+//! `edge` is the thin Workers glue (entry points, sockets, queues, storage)
+//! and only exists on `wasm32`: it runs what the core returns.
+//! Must not (the core): perform I/O, read the clock, draw randomness or import
+//! `worker`; time, random bytes and jitter are passed in.
 //!
 //! Stages, lowest first; a module imports only from its own layer or below
 //! (`scripts/check_layers.py` holds the same list and checks it):
@@ -27,9 +28,9 @@
 //! | 0 | [`config`] | where setting values come from; the error naming a setting |
 //! | 1 | [`message`], [`smtp`] | request -> MIME -> DKIM; the sans-IO SMTP client |
 //! | 2 | [`queue`] | the contract between stages: jobs, queue bodies, statuses, events |
-//! | 3 | [`accept`] | any entrance -> one signed job: keys, forms, producers, idempotency |
-//! | 4 | [`delivery`] | upstreams, attempts, retry policy, settlement |
-//! | 5 | [`http`] | API shapes: batch, listing, CORS, delivery mode |
+//! | 3 | [`accept`] | any entrance -> one signed job: keys, forms, producers, idempotency, the commit |
+//! | 4 | [`delivery`] | upstreams, health, failover, attempts, retry policy, settlement |
+//! | 5 | [`http`] | API shapes: routes, batch, listing, views, CORS, delivery mode |
 //! | 6 | [`settings`] | every module's settings gathered; only the edge imports it whole |
 //! | 7 | `diagnostics` | test and benchmark switches (cargo feature `diagnostics` only) |
 //! | 8 | `edge` | wasm32 glue: entry points, routes, sockets, D1, R2, queues |

@@ -1,9 +1,11 @@
-//! The one error shape every API response uses, and the one place that maps
-//! errors to HTTP status codes.
+//! The one error shape every API response uses: [`ApiError`], one constructor
+//! per status with its stable rule, and the JSON body.
 //!
 //! Body: `{"error": {"status", "rule", "field", "message", "details": [...]}}`.
 //! `rule` is stable and machine-readable; `field` names the JSON path at fault
 //! when there is one; `details` lists every field problem found, not just the first.
+//! Must not: build HTTP responses: the edge does, turning `retry_after` and
+//! `allow` into headers.
 
 use serde::Serialize;
 

@@ -3,6 +3,8 @@
 //! Keys are stored only as SHA-256 digests. A presented key is hashed and
 //! compared with every stored digest in constant time, so neither the timing
 //! of a comparison nor the position of a match in the list leaks anything.
+//! Owns: the `Authorization: Bearer` check and each key's sender domains.
+//! Must not: hold a key in the clear, or stop comparing at the first match.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

@@ -7,10 +7,12 @@
 //! signatures. [`sign_natively`] joins the two with the core's own signers.
 //!
 //! [`prepare`] is where a sender is held to its domains (403
-//! `domain_not_allowed`) and a domain without a DKIM key is refused (403
-//! `domain_not_configured`). Any other way in, such as queue producers, must
-//! go through [`prepare`] too, with the producer's own scoped identity, so the
-//! same check applies there.
+//! `domain_not_allowed`) and a domain with no DKIM key, unless it is listed in
+//! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`). Every way in
+//! (API, batch items, forms, queue producers) goes through [`prepare`] with its
+//! own scoped identity, so the same checks apply everywhere.
+//! Must not: perform I/O or read the clock (the time and the id's entropy are
+//! passed in), or store and enqueue anything (`accept::commit` does).
 
 use crate::message::{
     ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,

@@ -1,7 +1,11 @@
-//! From one upstream and a batch of jobs to an SMTP session plan, and from the
-//! session's per-recipient outcomes back to what the retry policy reads.
+//! One upstream and its jobs as an SMTP session (the session's configuration,
+//! one envelope per job), and each job's outcome read back as an
+//! [`AttemptReport`]: the result the retry policy reads, the recipients still
+//! to try, and whether another upstream may take the job now (only when
+//! nothing reached any recipient, so failing over never sends twice).
 //!
-//! Pure: the edge driver owns the socket and calls these at either end.
+//! Must not: open sockets or drive the session (the edge driver does), or
+//! decide retries (`policy` and `settle` do).
 
 use super::settings::DeliverySettings;
 use super::upstream::{Upstream, UpstreamSecurity};

@@ -1,6 +1,10 @@
 //! Immediate delivery: the rules that let a request try the upstream itself
 //! without ever losing the message or sending it twice.
 //!
+//! Owns: the request's deadline and lease ([`plan`]), and what an arriving
+//! safety job does ([`check`], [`postpone`]). Must not: perform I/O or read
+//! the clock; the edge passes the time in.
+//!
 //! The request stores the message, takes a lease on it, enqueues a *safety
 //! job* and only then opens the SMTP session. Whatever happens to the request
 //! afterwards (the caller hangs up, the isolate dies, the upstream is slow),
@@ -30,8 +34,6 @@
 //!
 //! What remains is the window every delivery has: the upstream's 250 arrives
 //! and the isolate dies before the D1 write (see `edge::lifecycle`).
-//!
-//! Must not: perform I/O or read the clock; the edge passes the time in.
 
 use crate::queue::{DeliveryJob, MessageStatus, QUEUE_MAX_DELAY_SECONDS, QueueBody};
 

@@ -1,8 +1,12 @@
 //! The retry policy: one classified attempt result in, one decision out.
 //!
 //! Backoff doubles from the base delay, carries ±20 % jitter so retries of a
-//! failed batch spread out, and is clamped to the queue's longest delay. A
-//! message is given up once the next attempt would fall past its lifetime.
+//! failed batch spread out, and is clamped to `RETRY_MAX_DELAY_SECONDS` (at most
+//! the queue's longest delay). A message is given up once the next attempt would
+//! fall past its lifetime. When the upstream is misconfigured, the message is
+//! retried without counting an attempt.
+//! Must not: retry an `Unknown` result (the upstream may have the message, and a
+//! retry could send it twice), or draw its own jitter: it is passed in.
 
 /// Retry timing, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Test and benchmark switches: fault injection on the accept path and the
-//! benchmark routes' parameters.
+//! Test and benchmark switches: fault injection on the accept path and in the
+//! queue consumer, and the benchmark routes' parameters.
 //!
 //! Compiled only with the cargo feature `diagnostics` (`make
 //! build-diagnostics`), which release builds (`make build`, `wrangler
@@ -9,9 +9,11 @@
 //! | Variable | Effect |
 //! | --- | --- |
 //! | `FAULT_ACCEPT` | `store` / `enqueue` (or `store:N` / `enqueue:N`, the first N only): that step of accepting fails (see [`accept_fault`]) |
-//! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`]); default `off` |
+//! | `FAULT_CONSUMER_CRASH_AFTER` | N: the queue consumer throws after settling N messages of a larger batch (see [`consumer_crash`]) |
+//! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`](mod@bench)); default `off` |
 //!
-//! Owns: these switches, read once per isolate into [`Diagnostics`].
+//! Owns: these switches; `FAULT_ACCEPT` and `BENCH_ROUTES` are read once per
+//! isolate into [`Diagnostics`], the crash switch by the consumer per batch.
 //! Must not: be reachable in a release build, or perform I/O.
 
 pub mod accept_fault;

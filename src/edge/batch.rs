@@ -1,6 +1,9 @@
 //! `POST /v1/messages/batch`: each item accepted on its own through the
-//! single-message path; the answer lists every item's result (see
-//! [`crate::http::batch`] for the shape).
+//! single-message path, one after another; the answer lists every item's
+//! result (see [`crate::http::batch`] for the splitting and the shape).
+//!
+//! Owns: running the items in request order. Must not: judge or answer an item
+//! itself, or let one item's refusal stop the others.
 
 use worker::{Env, Response};
 

@@ -5,8 +5,9 @@
 //! `?signer=webcrypto-rsa|rust-rsa|ed25519&n=50` signs the same prepared DKIM
 //! data `n` times with the first configured key of that algorithm, after one
 //! untimed warm-up (the WebCrypto key import), and answers the elapsed time
-//! and the signature, so signers can be compared byte for byte (see
-//! `diagnostics::bench` for the parameters and the answer).
+//! and the signature, so signers can be compared byte for byte.
+//! Must not: own the parameters or the answer (`diagnostics::bench` does), or
+//! sign with anything but the accept path's own signers.
 
 use worker::{Request, Response};
 

@@ -7,8 +7,9 @@
 //! SMTP session through the same driver the queue consumer uses (the first
 //! healthy upstream), and answers the elapsed milliseconds. The query
 //! switches override `SMTP_PIPELINING` for this request only, so one worker
-//! can measure pipelined and lock-step sessions side by side. Nothing is
-//! stored or queued. Must not: hold any rule of its own about email.
+//! can measure pipelined and lock-step sessions side by side. No message is
+//! stored or queued (upstream health is read and updated as for any session).
+//! Must not: hold any rule of its own about email.
 
 use worker::{Env, Response};
 

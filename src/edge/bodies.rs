@@ -1,9 +1,9 @@
 //! Message bodies too large for a queue message, kept in the bodies bucket
 //! (R2) from acceptance until the message reaches an end state.
 //!
-//! Owns the R2 calls. Which bodies go to R2, and under which key, is the
-//! core's decision ([`crate::queue::place`]), and when to release one is the
-//! settlement's; this module only moves bytes.
+//! Owns the R2 calls: store, fetch (telling a missing body from one that cannot
+//! be read now), release. Must not: decide which bodies go to R2 or under which
+//! key ([`crate::queue::place`]), or when one is released (the settlement).
 
 use worker::Env;
 

@@ -1,8 +1,12 @@
-//! `POST /v1/forms/submit`: a page sends a form with a publishable key.
+//! `POST /v1/forms/submit` and its preflight: a page sends a form with a
+//! publishable key.
 //!
 //! Order matters: origin and key first (cheap, and a refusal needs no body),
 //! then the rate limits (before any work a spammer could make us do), then the
 //! form itself, the honeypot, Turnstile, and finally the ordinary accept path.
+//! Owns: that order and the calls to the rate limiters and Turnstile. Must not:
+//! decide what a form may send (`accept::publishable`), or answer with CORS
+//! headers an origin no form allows.
 
 use wasm_bindgen::JsValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};

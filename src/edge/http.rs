@@ -1,4 +1,8 @@
-//! Turning core answers into `worker::Response`s. The only place that builds them.
+//! Turning core answers into `worker::Response`s: a JSON body with its status,
+//! and the one error shape with `Retry-After`, `Allow` and `WWW-Authenticate`
+//! where they apply; both are sent with `Cache-Control: no-store`.
+//!
+//! Must not: choose a status or a body; the core's values do.
 
 use serde::Serialize;
 use worker::{Response, Result};

@@ -4,7 +4,7 @@
 //! A duplicate that arrives while the first request is still running waits a
 //! little for its answer (so concurrent retries of one send usually all get
 //! the same 202), then answers 409 with `Retry-After`. Must not: decide the
-//! rules (see `api::idempotency`) or accept anything itself.
+//! rules (see `accept::idempotency`) or accept anything itself.
 
 use std::time::Duration;
 

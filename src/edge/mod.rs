@@ -1,7 +1,9 @@
-//! Workers glue: entry points, bindings, sockets, D1 and queues.
+//! Workers glue: the fetch and queue entry points, routing each request to its
+//! endpoint, and the platform (sockets, D1, R2, queues, rate limits, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
+//! Must not: decide what the core can decide natively, or be imported by it.
 
 mod accept;
 mod accept_ports;

@@ -1,7 +1,8 @@
 //! The platform, named once: binding names as in wrangler.toml, the clock,
 //! and the settings parsed once per isolate.
 //!
-//! Must not: decide anything; every other edge file reaches the platform here.
+//! Must not: decide anything. Other edge files take binding names and the
+//! settings from here instead of naming or parsing them again.
 
 use std::cell::RefCell;
 use std::rc::Rc;

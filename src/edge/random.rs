@@ -1,4 +1,8 @@
-//! Randomness from the runtime's CSPRNG (crypto.getRandomValues, via getrandom).
+//! Randomness from the runtime's CSPRNG (crypto.getRandomValues, via
+//! getrandom): message ids, retry jitter, and the ids of discarded forms.
+//!
+//! Must not: be reached from the core (which takes random bytes and jitter as
+//! parameters), or produce a secret: a failing source leaves zeros.
 
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];

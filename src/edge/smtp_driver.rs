@@ -1,13 +1,14 @@
 //! Pumps a `worker::Socket` through the sans-IO SMTP session, one session per
 //! step of the failover plan.
 //!
-//! One connection per upstream per batch: every job of the batch goes over it
-//! (pipelined when the server allows). Which upstream comes next, which jobs
-//! it is offered and what each session's end means for the upstream's health
-//! are `delivery::failover`'s decisions; this module runs each session,
-//! stores the health records it says changed (D1, see `d1::health`) and logs
-//! its notices. If the records cannot be read, every upstream counts as
-//! healthy: mail keeps flowing, only the skipping is lost.
+//! One connection per upstream for the jobs it is given (a share of the
+//! batch, see `delivery::plan`), pipelined when the server allows. Which
+//! upstream comes next, which jobs it is offered and what each session's end
+//! means for the upstream's health are `delivery::failover`'s decisions; this
+//! module runs each session, stores the health records it says changed (D1,
+//! see `d1::health`) and logs its notices. If the records cannot be read,
+//! every upstream counts as healthy: mail keeps flowing, only the skipping is
+//! lost.
 //! Must not: decide anything about email.
 
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! CORS for the browser-facing routes: answered only for allowed origins and
 //! only for the method and headers those routes use. No wildcard, no
 //! credentials: publishable keys travel in a header, never in cookies.
+//!
+//! Owns: the headers of a preflight and of an answer, and what a preflight may
+//! ask for. Must not: decide which origins are allowed (the forms of
+//! `PUBLISHABLE_KEYS` say; the edge asks them before calling here).
 
 /// What a page may call the form route with.
 pub const ALLOWED_METHODS: &str = "POST";

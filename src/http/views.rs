@@ -1,5 +1,6 @@
-//! What a key sees of its messages: the JSON of `GET /v1/messages/{id}`, of a
-//! `GET /v1/messages` page, and of a `202` that accepted a message.
+//! What a key sees of its messages: the JSON of `GET /v1/messages/{id}` and
+//! of a `GET /v1/messages` page (the `202` of an accepted message is
+//! `http::accepted`'s).
 //!
 //! Owns those shapes, built from the stored rows as they come out of the
 //! database (numbers as D1 hands them over). Must not: perform I/O or decide

@@ -3,7 +3,7 @@
 //! Owns the parsing of caller-supplied addresses into [`EmailAddress`],
 //! [`Domain`] and [`Mailbox`] ("parse, don't validate"): once a value of these
 //! types exists it can be written into an SMTP command or a header without
-//! further checks. It must not do DNS lookups or any other I/O: "valid" means
+//! further checks. Must not: do DNS lookups or any other I/O: "valid" means
 //! syntactically valid per RFC 5321/5322 (dot-atom local parts, LDH domains,
 //! IDNA A-labels), not deliverable.
 

@@ -4,7 +4,7 @@
 //! Date, Message-ID, MIME-Version, then custom headers; never Bcc), the MIME
 //! tree (alternative / related / mixed) and Message-ID generation. Encoding,
 //! folding and transfer encodings are delegated to `mail-builder`, which keeps
-//! every line within 998 octets. It must not read the clock or a randomness
+//! every line within 998 octets. Must not: read the clock or a randomness
 //! source: the date and the random part of the Message-ID come from the
 //! caller via [`ComposeContext`] and [`new_message_id`].
 

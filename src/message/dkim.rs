@@ -3,7 +3,7 @@
 //! Owns the signing side of DKIM: canonicalisation ([`canonical`]), the
 //! two-phase signing protocol that lets an asynchronous signer such as
 //! WebCrypto supply the signature ([`signature`]) and key handling with native
-//! signers ([`key`]). It must not verify signatures, look up DNS or read the
+//! signers ([`key`]). Must not: verify signatures, look up DNS or read the
 //! clock: the signing time is passed in.
 //!
 //! Flow on the edge:

@@ -3,8 +3,8 @@
 //! Owns the shapes in which the message core reports problems to its callers:
 //! request problems ([`RequestError`], [`FieldError`]), composition problems
 //! ([`ComposeError`]) and DKIM problems ([`DkimKeyError`], [`DkimError`]).
-//! It must not decide transport concerns beyond a status *hint*: the HTTP layer
-//! owns the actual response.
+//! Must not: decide transport concerns beyond a status *hint*: `accept` turns
+//! these into the answer a caller gets.
 
 use std::fmt;
 

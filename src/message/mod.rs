@@ -2,10 +2,10 @@
 //!
 //! Owns address parsing ([`address`]), the request wire shape ([`request`]),
 //! validation into a [`Message`] ([`validate`]), MIME composition
-//! ([`compose`]) and DKIM signing ([`dkim`]). Everything here is pure: no
-//! I/O, no clock (times are passed in), no randomness source (random bytes are
-//! passed in) and no `worker` import, so it builds and is tested natively as
-//! well as for `wasm32-unknown-unknown`.
+//! ([`compose`](mod@compose)) and DKIM signing ([`dkim`]).
+//! Must not: perform I/O, read the clock or draw randomness (times and random
+//! bytes are passed in), or import `worker`, so it builds and is tested natively
+//! as well as for `wasm32-unknown-unknown`.
 
 pub mod address;
 pub mod compose;

@@ -2,7 +2,7 @@
 //!
 //! Owns the serde types that mirror the public JSON API and the decoding of a
 //! request body into them, separating "not JSON" (400) from "JSON with the
-//! wrong shape" (422, with the offending field named). It must not judge
+//! wrong shape" (422, with the offending field named). Must not: judge
 //! content (addresses, header names, sizes): that is [`super::validate`],
 //! which turns a [`SendRequest`] into a [`super::Message`].
 

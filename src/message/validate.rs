@@ -2,9 +2,9 @@
 //!
 //! Owns the content rules (addresses, header names and values, attachment
 //! metadata, sizes and counts) and the [`Message`] type, which only this
-//! module can construct: holding a `Message` means every rule passed. It must
-//! not render MIME or touch the network; it reports *every* problem at once so
-//! clients can fix a request in one round trip.
+//! module can construct: holding a `Message` means every rule passed. It
+//! reports *every* problem at once so clients can fix a request in one round
+//! trip. Must not: render MIME or touch the network.
 
 use std::collections::HashSet;
 

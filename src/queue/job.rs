@@ -1,8 +1,10 @@
-//! Queue message formats.
+//! Queue message formats: delivery jobs, producers' sends and dead letters,
+//! and the queue's own limits (largest body, longest delay).
 //!
 //! Every body carries `"v": 1` and a `"type"`, so the format can change without
-//! a flag day: a consumer that sees a version it does not know dead-letters the
-//! message with that reason instead of guessing.
+//! a flag day: a body of a version this build does not know is refused with
+//! that reason (and dead-lettered, see `delivery::dispatch`), never guessed at.
+//! Must not: decide what becomes of a body, or perform I/O.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +51,7 @@ pub struct DeliveryJob {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The safety job of an immediate delivery: enqueued before the request
     /// tries the upstream itself, and delivered only if that attempt left
-    /// work to do (see [`super::immediate`]).
+    /// work to do (see `delivery::immediate`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub safety_net: bool,
 }
@@ -84,7 +86,7 @@ pub enum QueueBody {
         letter: DeadLetter,
     },
     /// From another Worker: a message with the fields of `POST /v1/messages`,
-    /// validated and signed by the consumer (see [`super::producer`]).
+    /// validated and signed by the consumer (see `accept::producer`).
     Send {
         v: u32,
         producer: String,

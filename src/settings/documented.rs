@@ -1,7 +1,10 @@
-//! The settings documentation and the parser cannot drift: every name the
-//! parser reads is a row of the table in docs/configuration.md, and every row
-//! is a name the parser reads. Switches that exist only in diagnostics builds
-//! are documented in docs/testing.md instead.
+//! Tests that keep the settings documentation and the parser from drifting:
+//! every name the parser reads is a row of the table in docs/configuration.md,
+//! and every row is a name the parser reads. Switches that exist only in
+//! diagnostics builds are documented in docs/testing.md instead.
+//!
+//! Must not: keep its own list of settings: the names are those
+//! `Settings::from_source` asks for, so a new setting cannot be missed here.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -1,5 +1,10 @@
 //! SMTP AUTH (RFC 4954): credentials and the client side of the PLAIN,
 //! LOGIN and XOAUTH2 exchanges.
+//!
+//! Owns: choosing a mechanism among those offered (PLAIN before LOGIN, an
+//! OAuth token only over XOAUTH2) and encoding each line. Must not: decide
+//! whether to authenticate (the session sends credentials only over TLS), or
+//! let a password or token show in `Debug` output.
 
 use std::fmt;
 

@@ -1,4 +1,10 @@
 //! What the server said it supports in its EHLO reply (RFC 5321 §4.1.1.1).
+//!
+//! Owns: reading the keywords (case-insensitive, unknown ones ignored, the
+//! pre-standard `AUTH=` form too). Must not: decide which extension is used
+//! (the session and transactions do, within `SmtpConfig`). The session
+//! discards these after STARTTLS and reads them anew (RFC 3207 §4.2), and a
+//! HELO fallback leaves them all off.
 
 use super::reply::Reply;
 

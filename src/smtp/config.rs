@@ -2,9 +2,9 @@
 //! name to greet with, the credentials, how long to wait for each reply,
 //! and which extensions to use when offered.
 //!
-//! It owns plain values only. It must not read the environment or parse
-//! settings strings (the caller builds these from its typed settings), and
-//! it must not depend on the session or the transactions that read it.
+//! Owns: plain values only. Must not: read the environment or parse settings
+//! strings (the caller builds these from its typed settings), or depend on
+//! the session or the transactions that read it.
 
 use super::auth::Credentials;
 

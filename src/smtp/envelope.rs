@@ -1,5 +1,11 @@
 //! The envelope a caller hands to the session, and the checks that keep
 //! its addresses from injecting commands.
+//!
+//! Owns: what one message needs from the session (sender, recipients, bytes,
+//! whether SMTPUTF8 or 8BITMIME is required) and the address check every
+//! command line passes. Must not: judge an address beyond what could alter a
+//! command: the server judges the rest, and a false refusal would bounce
+//! deliverable mail.
 
 /// Longest address accepted: RFC 5321 §4.5.3.1.3 limits a path to 256
 /// octets including the angle brackets.

@@ -6,7 +6,7 @@
 //! per connection, QUIT, and the classification of every result for the
 //! retry policy ([`OutcomeKind`]).
 //!
-//! It must not do I/O: no sockets, no TLS, no clock, no `worker` import.
+//! Must not: do I/O: no sockets, no TLS, no clock, no `worker` import.
 //! Bytes go in through `handle_*` calls and come out of
 //! [`SmtpSession::poll_transmit`]; time is whatever `now_ms` the driver
 //! passes (any monotonic millisecond clock), and deadlines come back through

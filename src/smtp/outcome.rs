@@ -11,6 +11,11 @@
 //! |                 | failure, greeting or HELO refused with 5xx        |                     |
 //! | `Unknown`       | lost or timed out after the end of the data was   | hold; may have been |
 //! |                 | sent and before the reply: may have been delivered| delivered           |
+//!
+//! Owns: the kinds and causes, and how a negative reply is classified by where
+//! it came (to a message-level command: 4xx transient, 5xx permanent; to a
+//! session-level one: 5xx is configuration). Must not: decide when to retry
+//! (`delivery::policy`) or which command a reply answers (the wire does).
 
 use std::fmt;
 

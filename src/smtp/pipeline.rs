@@ -8,8 +8,8 @@
 //! This file owns the rules for pipelining past an end of data: whether a
 //! transaction may have the next one's commands behind it, what goes
 //! between them, and what the reply to such a data end settles. The
-//! session applies them; this file must not hold session state, and it
-//! must not change what a reply means: the reply to the end of data decides
+//! session applies them. Must not: hold session state, or change what a
+//! reply means: the reply to the end of data decides
 //! the previous message alone, and the next transaction's MAIL stands on
 //! its own whatever that reply was, because the end of data closes a
 //! transaction whether it succeeded or not (RFC 5321 §4.1.1.4).

@@ -12,6 +12,10 @@
 //! Lines normally end in CRLF; a bare LF is accepted as a line ending too,
 //! because some servers emit it and rejecting it buys no safety on the reply
 //! side.
+//!
+//! Owns: the reply grammar, enhanced status codes and those bounds. Must not:
+//! say what a reply means to the conversation (the session and the
+//! transactions decide).
 
 use std::fmt;
 

@@ -2,12 +2,12 @@
 //! the conversation around mail transactions (greeting, EHLO/HELO,
 //! STARTTLS, AUTH, QUIT, and ending the session on failure).
 //!
-//! It owns the socket-facing state: the reply parser, the wire, the events
-//! for the driver, the queue of envelopes and the transactions in flight,
-//! which it drives through their own methods (`transaction.rs`), pipelining
-//! one behind another's end of data by the rules in `pipeline.rs`. It must
-//! not decide what a transaction's replies mean for its recipients, nor
-//! classify outcomes itself (`outcome.rs` does), nor do any I/O.
+//! Owns: the socket-facing state: the reply parser, the wire, the events for
+//! the driver, the queue of envelopes and the transactions in flight, which it
+//! drives through their own methods (`transaction.rs`), pipelining one behind
+//! another's end of data by the rules in `pipeline.rs`. Must not: decide what
+//! a transaction's replies mean for its recipients, classify outcomes itself
+//! (`outcome.rs` does), or do any I/O.
 
 use std::collections::VecDeque;
 

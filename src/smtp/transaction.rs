@@ -11,7 +11,7 @@
 //! A [`Transaction`] is driven over the [`Wire`]: it writes its own
 //! commands, reads the replies to them, and tells the session what follows
 //! ([`Progress`]). It owns what every MAIL, RCPT, DATA and end-of-data
-//! reply means for its recipients. It must not know about the session: the
+//! reply means for its recipients. Must not: know about the session: the
 //! connection's phase, the queue of envelopes, QUIT and pipelining past the
 //! end of data are the session's (and `pipeline.rs`'s) business.
 

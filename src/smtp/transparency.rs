@@ -11,6 +11,10 @@
 //! The whole message is in memory already (it is signed before sending), so
 //! the encoding is done in one pass over one buffer; there is no streaming
 //! state to carry across writes.
+//!
+//! Owns: the encoding for DATA and for BDAT (normalised only, no stuffing or
+//! terminator), and the normalised size the SIZE check compares. Must not be
+//! bypassed: the transaction writes message content only as returned here.
 
 /// The terminator that ends DATA.
 const DATA_TERMINATOR: &[u8] = b".\r\n";

@@ -5,7 +5,7 @@
 //! the command the next reply belongs to. The deadline follows the front:
 //! it restarts whenever a reply arrives and another is still awaited.
 //!
-//! It must not interpret replies: it only says which command the next one
+//! Must not: interpret replies: it only says which command the next one
 //! answers; the session and the transaction decide what it means.
 
 use std::collections::VecDeque;

@@ -1,3 +1,8 @@
+//! Publishable keys as a hostile page would use them: what a valid submission
+//! becomes, every field a page cannot set, the honeypot, recipient domains
+//! and Turnstile, origins, bad configurations named by form, templates, and
+//! the rate-limit keys per form and per client.
+
 use serde_json::json;
 
 use super::*;

@@ -1,3 +1,7 @@
+//! Accept's settings: defaults and normalisation, each bad setting refused
+//! with its name and entry, `API_KEYS` required, and a malformed secret never
+//! echoed in the error.
+
 use std::collections::HashMap;
 
 use super::*;

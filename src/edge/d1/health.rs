@@ -1,4 +1,5 @@
-//! Upstream health records (`upstream_health`).
+//! Upstream health records (`upstream_health`): reading them for a session
+//! plan, and upserting one that changed.
 //!
 //! Why D1 rather than the isolate's memory: queue batches land on whichever
 //! isolate (and location) the platform picks, and isolates come and go, so a
@@ -6,7 +7,8 @@
 //! that is down. One small read per batch and a write only when a record
 //! changes is cheap next to an SMTP session. Concurrent batches may race on
 //! a row; the last write wins, which at worst shortens or lengthens one
-//! cool-down by one step. The rules are `delivery::health`.
+//! cool-down by one step.
+//! Must not: decide when an upstream is skipped or paused (`delivery::health`).
 
 use serde::Deserialize;
 use worker::Result;

@@ -1,5 +1,10 @@
-//! Idempotency keys: claiming one for a request, its remembered answer, and
-//! giving it back.
+//! Idempotency keys (`idempotency_keys`): claiming one for a request, its
+//! remembered answer, and giving it back.
+//!
+//! The primary key decides which of two concurrent claims wins, and a key is
+//! given back only while it has no answer, so a remembered answer is never lost.
+//! Must not: decide what a key means (the window, fingerprints, replays are
+//! `accept::idempotency`'s).
 
 use serde::Deserialize;
 use worker::Result;

@@ -1,5 +1,8 @@
 //! The immediate-delivery lease (`immediate_leases`), and what a safety job
-//! reads about its message. The rules are `delivery::immediate`.
+//! reads about its message (status, attempts, schedule, lease) in one query.
+//!
+//! Must not: decide what a lease or a record means (`delivery::immediate`), or
+//! when the lease is taken (`accept::commit`: before the safety job exists).
 
 use serde::Deserialize;
 use worker::Result;

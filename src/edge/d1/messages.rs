@@ -1,4 +1,8 @@
-//! Messages and their events: accepting, settling and noting.
+//! Message rows and their events: accepting, rejecting, deleting, settling and
+//! noting. A status change and its event are written in one atomic batch.
+//!
+//! Must not: choose a status or an event (the caller's core value says which),
+//! or write a status or kind as SQL text: both are bound from their enums.
 
 use worker::{D1PreparedStatement, Result};
 

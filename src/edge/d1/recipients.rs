@@ -1,4 +1,9 @@
-//! Per-recipient results: what is recorded, and each delivery the moment it happens.
+//! Per-recipient results (`recipients`): what is recorded, and each delivery
+//! the moment it happens.
+//!
+//! A recipient recorded delivered stays delivered whatever a later write says:
+//! a stale redelivery must not undo a 250 (the upsert's `WHERE`).
+//! Must not: decide a recipient's state (`delivery::recipients` does).
 
 use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};

@@ -1,5 +1,9 @@
-//! Reading stored messages for the status and list API; the shapes are
-//! `http::views`.
+//! Reading stored messages for the status and list API: one message with its
+//! events and recipients, and a page of one key's messages.
+//!
+//! A message is read only together with the key that sent it, and its events
+//! and recipients only once it was found that way. Must not: write anything, or
+//! shape the answers (`http::views` does).
 
 use worker::Result;
 

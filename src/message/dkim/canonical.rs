@@ -2,7 +2,7 @@
 //! splitting it needs.
 //!
 //! Owns the byte-exact transformations both signer and verifier apply, plus
-//! line-ending normalisation of the input. It must not know about keys,
+//! line-ending normalisation of the input. Must not: know about keys,
 //! algorithms or tags; [`super::signature`] decides what gets canonicalised.
 
 use crate::message::error::DkimError;

@@ -2,8 +2,8 @@
 //! the public forms (DNS TXT record, PKCS#8 DER for WebCrypto).
 //!
 //! Owns key parsing (PEM PKCS#8 / PKCS#1, bare base64 DER, raw Ed25519 seeds)
-//! and the synchronous signers. It must not decide *what* is signed (that is
-//! [`super::signature`]) and must never print key material: `Debug` shows the
+//! and the synchronous signers. Must not: decide *what* is signed (that is
+//! [`super::signature`]), or ever print key material: `Debug` shows the
 //! identity only.
 
 use std::fmt;

@@ -5,7 +5,7 @@
 //! DKIM-Signature header without its `b=` value and the exact bytes to sign.
 //! Phase 2 ([`PendingSignature::finish`]) takes signature bytes from any
 //! signer, synchronous or not (WebCrypto on the edge), and yields the folded
-//! header line. This module must not hold or touch private keys.
+//! header line. Must not: hold or touch private keys.
 
 use std::fmt;
 

@@ -1,9 +1,9 @@
 //! Independent DKIM verifiers for tests: mail-auth's verifier fed from an
 //! in-memory DNS cache, and Python's dkimpy through a subprocess.
 //!
-//! Owns nothing used outside tests. Neither verifier may reach the network:
-//! mail-auth answers from the cache (a lookup that would go out fails the
-//! test), dkimpy gets a `dnsfunc` that serves the same records.
+//! Must not: be used outside tests, or reach the network: mail-auth answers
+//! from the cache (a lookup that would go out fails the test), and dkimpy
+//! gets a `dnsfunc` that serves the same records.
 
 use std::collections::HashMap;
 use std::future::Future;

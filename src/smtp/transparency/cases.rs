@@ -7,6 +7,8 @@
 //! real SMTP server and check that exactly one message arrives, intact. The
 //! rows include every known way to end DATA early on a strict or lenient
 //! server (SMTP smuggling).
+//! Must not: derive expected bytes from the encoder: every row is written out
+//! by hand, so a broken encoder cannot agree with its own tests.
 
 /// (input, exact DATA bytes, exact BDAT bytes)
 pub const TRANSPARENCY_CASES: &[(&[u8], &[u8], &[u8])] = &[
