@@ -116,15 +116,6 @@ impl ApiError {
         e
     }
 
-    /// 415: the body is not `application/json`.
-    pub fn unsupported_media_type() -> Self {
-        Self::new(
-            415,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-        )
-    }
-
     /// 422: well-formed JSON whose content breaks one or more rules.
     pub fn invalid(problems: Vec<FieldProblem>) -> Self {
         let first = problems.first().cloned();
