@@ -68,7 +68,22 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "content-transfer-encoding",
     "sender",
     "reply-to",
+    "authentication-results",
+    "received-spf",
 ];
+
+/// Prefixes of header families the caller may not set: `Content-*` belongs
+/// to the MIME the relay builds, `Resent-*` to resending agents, and `ARC-*`
+/// (like Authentication-Results) to receiving systems' verdicts, which a
+/// sender must never be able to forge.
+const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["content-", "resent-", "arc-"];
+
+fn is_forbidden_header(lower: &str) -> bool {
+    FORBIDDEN_HEADERS.contains(&lower)
+        || FORBIDDEN_HEADER_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
+}
 
 /// A caller-supplied header that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,7 +416,7 @@ fn custom_headers(
             ));
             continue;
         }
-        if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+        if is_forbidden_header(&lower) {
             let hint = match lower.as_str() {
                 "reply-to" => "; use the reply_to field",
                 "to" | "cc" | "bcc" | "from" | "subject" => "; use the field of the same name",

@@ -146,6 +146,51 @@ fn every_rule_reports_its_field() {
             "forbidden_header",
         ),
         (
+            json!({"headers": {"Content-Disposition": "v"}}),
+            "headers.Content-Disposition",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"Content-ID": "v"}}),
+            "headers.Content-ID",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"Resent-From": "v"}}),
+            "headers.Resent-From",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"ARC-Seal": "v"}}),
+            "headers.ARC-Seal",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"ARC-Authentication-Results": "v"}}),
+            "headers.ARC-Authentication-Results",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"Authentication-Results": "v"}}),
+            "headers.Authentication-Results",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"Received-SPF": "v"}}),
+            "headers.Received-SPF",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"MIME-Version": "v"}}),
+            "headers.MIME-Version",
+            "forbidden_header",
+        ),
+        (
+            json!({"headers": {"Content-Type": "v"}}),
+            "headers.Content-Type",
+            "forbidden_header",
+        ),
+        (
             json!({"headers": {"X-Dup": "1", "x-dup": "2"}}),
             "headers.x-dup",
             "duplicate_header",
