@@ -12,6 +12,7 @@
 //! Must not: perform I/O (rate limits, Turnstile and delivery are the edge's).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -249,13 +250,27 @@ impl FormConfig {
     }
 
     /// The rate-limit keys of a submission from `client_ip`: one per form,
-    /// one per form and client. Requests without a client address share one
-    /// bucket.
+    /// one per form and client. The edge checks the client's key first, so
+    /// one client over its limit never uses up the form's budget for others.
+    /// An IPv6 client is counted by its /64, the block one subscriber
+    /// usually holds (counting single addresses would let one host rotate
+    /// through 2^64 of them). Requests without a readable client address
+    /// share one bucket.
     pub fn rate_limit_keys(&self, client_ip: Option<&str>) -> (String, String) {
-        let ip = client_ip.unwrap_or("unknown");
+        let client = match client_ip.map(str::trim).map(str::parse::<IpAddr>) {
+            Some(Ok(IpAddr::V4(v4))) => v4.to_string(),
+            Some(Ok(IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            _ => "unknown".to_string(),
+        };
         (
             format!("form:{}", self.id),
-            format!("form:{}:ip:{ip}", self.id),
+            format!("form:{}:ip:{client}", self.id),
         )
     }
 

@@ -92,8 +92,10 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
         }
         let ip = header(&req, "CF-Connecting-IP");
         let (per_form, per_client) = form.rate_limit_keys(ip.as_deref());
-        limit(env, KEY_LIMITER, per_form).await?;
+        // The client's own limit first: a client over it is refused before
+        // it can use up the form's budget for everyone else.
         limit(env, IP_LIMITER, per_client).await?;
+        limit(env, KEY_LIMITER, per_form).await?;
 
         // Refuse an oversized body before reading it.
         let declared = header(&req, "Content-Length").and_then(|v| v.trim().parse::<usize>().ok());

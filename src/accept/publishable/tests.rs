@@ -340,6 +340,25 @@ fn rate_limits_count_per_form_and_per_client() {
             "form:contact:ip:192.0.2.7".to_string()
         )
     );
-    // Requests without a client address share one bucket per form.
+    // Requests without a readable client address share one bucket per form.
     assert_eq!(form.rate_limit_keys(None).1, "form:contact:ip:unknown");
+    assert_eq!(
+        form.rate_limit_keys(Some("not an address")).1,
+        "form:contact:ip:unknown"
+    );
+    // IPv6 clients are counted by their /64; mapped IPv4 as IPv4.
+    let table = [
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        (" 192.0.2.7 ", "192.0.2.7"),
+    ];
+    for (ip, bucket) in table {
+        assert_eq!(
+            form.rate_limit_keys(Some(ip)).1,
+            format!("form:contact:ip:{bucket}"),
+            "{ip}"
+        );
+    }
 }
