@@ -139,6 +139,16 @@ impl ApiError {
         Self::new(500, "server_misconfigured", message)
     }
 
+    /// 500 for an unreadable setting. The answer names nothing: the caller
+    /// may not be authenticated (the keys are settings too), and a setting's
+    /// name, let alone its value, is the operator's business. The operator's
+    /// log names the setting and the problem.
+    pub fn settings_unreadable() -> Self {
+        Self::misconfigured(
+            "edgerelay cannot read its settings; the operator's log names the setting at fault",
+        )
+    }
+
     /// 503: a dependency (queue, store) failed; nothing was accepted, retry later.
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut e = Self::new(503, "temporarily_unavailable", message);

@@ -32,7 +32,7 @@ mod smtp_driver;
 use worker::{Context, Env, MessageBatch, Request, Response, Result, event};
 
 use self::http::internal;
-use self::platform::{Loaded, load};
+use self::platform::{Loaded, load_for_request};
 
 use crate::accept::{ApiError, send};
 use crate::http::delivery_mode::DeliveryMode;
@@ -56,8 +56,8 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
     let method = req.inner().method();
     // The benchmark routes exist only in a `diagnostics` build.
     #[cfg(feature = "diagnostics")]
-    let bench_routes =
-        path.starts_with("/bench/") && load(&env).is_ok_and(|loaded| bench_smtp::enabled(&loaded));
+    let bench_routes = path.starts_with("/bench/")
+        && platform::load(&env).is_ok_and(|loaded| bench_smtp::enabled(&loaded));
     #[cfg(not(feature = "diagnostics"))]
     let bench_routes = false;
     let (endpoint, id) = match routes::route(&method, &path, bench_routes) {
@@ -85,15 +85,15 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             Ok(resp)
         }
         Endpoint::FormPreflight => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             forms::preflight(&req, &loaded).map_err(internal)
         }
         Endpoint::SubmitForm => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             forms::submit(req, &env, &loaded).await.map_err(internal)
         }
         Endpoint::SendMessage => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
@@ -117,7 +117,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             }
         }
         Endpoint::ListMessages => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
@@ -125,7 +125,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             message_views::list(&env, &key, &url).await
         }
         Endpoint::SendBatch => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
@@ -133,7 +133,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             batch::accept_batch(&env, &loaded, &key, &body).await
         }
         Endpoint::GetMessage => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
@@ -141,7 +141,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
         }
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             bench::signing(&req, &loaded.settings.accept.send).await
         }
         #[cfg(not(feature = "diagnostics"))]
@@ -150,7 +150,7 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
         }
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
-            let loaded = load(&env).map_err(|e| ApiError::misconfigured(e.to_string()))?;
+            let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use crate::accept::ApiKeys;
+use crate::accept::{ApiError, ApiKeys};
 use crate::config::ConfigError;
 use crate::settings::Settings;
 
@@ -53,6 +53,15 @@ pub(crate) fn load(env: &Env) -> std::result::Result<Rc<Loaded>, ConfigError> {
     });
     LOADED.with(|c| *c.borrow_mut() = Some(loaded.clone()));
     Ok(loaded)
+}
+
+/// [`load`] for the HTTP routes: a broken setting is logged with its name and
+/// problem, and the caller gets a 500 that names nothing.
+pub(crate) fn load_for_request(env: &Env) -> std::result::Result<Rc<Loaded>, ApiError> {
+    load(env).map_err(|e| {
+        worker::console_error!("edgerelay: {e}");
+        ApiError::settings_unreadable()
+    })
 }
 
 pub(crate) fn now_ms() -> u64 {

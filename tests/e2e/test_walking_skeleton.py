@@ -114,3 +114,35 @@ def test_authentication_and_request_errors(start_worker, upstream):
     assert s == 404
 
     assert server.messages == []
+
+
+def test_a_malformed_setting_is_logged_and_never_answered(start_worker):
+    # A typo an operator makes (no ':' after the scheme) in a setting that
+    # holds a password. Nobody, authenticated or not, learns any part of it,
+    # nor even which setting is wrong: that is for the operator's log.
+    secret_parts = ["relayuser", "S3cret", "smtps//", "mail.example.net"]
+    worker = start_worker("smtps//relayuser:S3cret@mail.example.net")
+    requests = [
+        ("POST", "/v1/messages", {}),
+        ("POST", "/v1/messages", {"Authorization": f"Bearer {worker.api_key}"}),
+        ("GET", "/v1/messages", {"Authorization": f"Bearer {worker.api_key}"}),
+        ("POST", "/v1/messages/batch", {}),
+        ("POST", "/v1/forms/submit", {"Authorization": "Bearer pk_live_unknownunknownunknown"}),
+    ]
+    for method, path, headers in requests:
+        payload = basic_message() if method == "POST" else None
+        status, body, _ = worker.request(method, path, payload, headers=headers)
+        assert status == 500, (method, path, body)
+        assert body["error"]["rule"] == "server_misconfigured"
+        text = str(body)
+        for part in secret_parts + ["SMTP_UPSTREAMS"]:
+            assert part not in text, (part, text)
+    # The operator's log names the setting, still without its value. (Only
+    # edgerelay's own lines: wrangler dev itself lists the vars it was given.)
+    def own_lines():
+        lines = [line for line in worker.log().splitlines() if "edgerelay:" in line]
+        return lines if any("SMTP_UPSTREAMS" in line for line in lines) else None
+
+    for line in wait_for(own_lines, what="the setting named in the log"):
+        for part in secret_parts:
+            assert part not in line, (part, line)
