@@ -99,6 +99,18 @@ pub fn json_problem(e: &serde_json::Error, shape: &str) -> String {
     }
 }
 
+/// A source over fixed pairs, for tests: a later pair for the same name wins.
+#[cfg(test)]
+pub fn pairs_source<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl ConfigSource + 'a {
+    move |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

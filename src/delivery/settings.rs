@@ -199,21 +199,12 @@ fn parse_pipelining(src: &impl ConfigSource) -> Result<bool, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::pairs_source as source;
     use crate::delivery::UpstreamSecurity;
 
     type Pairs<'a> = &'a [(&'a str, &'a str)];
 
     const UPSTREAM: (&str, &str) = ("SMTP_UPSTREAMS", "smtp://u:p@mail.example.net");
-
-    fn source<'a>(pairs: Pairs<'a>) -> impl ConfigSource + 'a {
-        move |name: &str| {
-            pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
 
     /// The settings from `extra`, over one valid upstream (a later pair wins).
     fn parse(extra: Pairs) -> Result<DeliverySettings, ConfigError> {

@@ -94,20 +94,7 @@ mod tests {
     }
 
     fn job(mime: String) -> DeliveryJob {
-        DeliveryJob {
-            id: "0123abcd".into(),
-            key_id: "backend".into(),
-            mail_from: "a@example.com".into(),
-            rcpt_to: vec!["b@example.org".into()],
-            mime,
-            smtputf8: false,
-            accepted_at: 1_700_000_000,
-            attempt: 0,
-            body_ref: None,
-            tags: Vec::new(),
-            metadata: None,
-            safety_net: false,
-        }
+        DeliveryJob::sample("0123abcd", &mime)
     }
 
     #[test]

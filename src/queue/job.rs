@@ -149,16 +149,15 @@ impl QueueBody {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job() -> DeliveryJob {
+impl DeliveryJob {
+    /// A job from a@example.com to b@example.org, for tests.
+    pub(crate) fn sample(id: &str, mime: &str) -> DeliveryJob {
         DeliveryJob {
-            id: "msg_1".into(),
+            id: id.into(),
             key_id: "backend".into(),
             mail_from: "a@example.com".into(),
             rcpt_to: vec!["b@example.org".into()],
-            mime: "Subject: hi\r\n\r\nbody\r\n".into(),
+            mime: mime.into(),
             smtputf8: false,
             accepted_at: 1_700_000_000,
             attempt: 0,
@@ -167,6 +166,15 @@ mod tests {
             metadata: None,
             safety_net: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> DeliveryJob {
+        DeliveryJob::sample("msg_1", "Subject: hi\r\n\r\nbody\r\n")
     }
 
     #[test]

@@ -2,21 +2,12 @@
 //! with its name and entry, `API_KEYS` required, and a malformed secret never
 //! echoed in the error.
 
-use std::collections::HashMap;
-
 use super::*;
+use crate::config::pairs_source as source;
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 /// An Ed25519 seed in base64: a real private key as DKIM_KEYS holds one.
 const SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
-
-fn source(pairs: &[(&str, &str)]) -> impl ConfigSource {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name: &str| map.get(name).cloned()
-}
 
 fn keys(ids: &[&str]) -> String {
     let entries: Vec<String> = ids
