@@ -3,7 +3,7 @@
 //! Owns: gathering each module's typed settings into one value the edge keeps
 //! for the isolate's life, and the one setting no stage owns
 //! (`DEAD_LETTER_QUEUE_NAME`, which tells the edge which queue a batch came
-//! from). Must not: be imported by the core (each stage takes only its own
+//! from). `QUEUE_SECRET`'s rules are the queue contract's (`queue::seal`). Must not: be imported by the core (each stage takes only its own
 //! slice), or put a setting's value into an error.
 //!
 //! Each stage parses its own settings: [`crate::accept::AcceptSettings`]
@@ -14,6 +14,7 @@
 use crate::accept::AcceptSettings;
 use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
+use crate::queue::QueueSecrets;
 
 /// Everything the worker needs, typed.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The dead-letter queue's name, as in wrangler.toml.
     pub dead_letter_queue_name: String,
+    /// What seals and opens edgerelay's own queue bodies (`QUEUE_SECRET`).
+    pub queue_secrets: QueueSecrets,
 }
 
 impl Settings {
@@ -37,6 +40,7 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
+            queue_secrets: QueueSecrets::from_source(src)?,
         })
     }
 }
@@ -58,6 +62,7 @@ mod tests {
                 format!(r#"[{{"id":"backend","sha256":"{HASH}","domains":["Example.com"]}}]"#),
             ),
             ("SMTP_UPSTREAMS", "smtp://u:p@mail.example.net".to_string()),
+            ("QUEUE_SECRET", "q".repeat(32)),
         ]
     }
 
@@ -94,6 +99,8 @@ mod tests {
             ("SMTP_UPSTREAMS", "http://x", "SMTP_UPSTREAMS"),
             ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS"),
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
+            ("QUEUE_SECRET", "short", "QUEUE_SECRET"),
+            ("QUEUE_SECRET", "", "QUEUE_SECRET"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();
@@ -109,5 +116,11 @@ mod tests {
         let keys = format!(r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"]}}]"#);
         let e = Settings::from_source(&source(&[("API_KEYS", &keys)])).unwrap_err();
         assert_eq!(e.setting, "SMTP_UPSTREAMS");
+        let e = Settings::from_source(&source(&[
+            ("API_KEYS", &keys),
+            ("SMTP_UPSTREAMS", "smtp://h"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "QUEUE_SECRET");
     }
 }

@@ -59,7 +59,7 @@ pub fn key_digest_hex(key: &str) -> String {
         .collect()
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+pub(super) fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if hex.len() != 64 {
         return None;

@@ -3,26 +3,54 @@
 //! or dead-letter what cannot be delivered; on the dead-letter queue, note
 //! the end on the message's record.
 //!
+//! Any Worker of the account can write to the queues, so a job is delivered
+//! only if it is edgerelay's own: sealed (`queue::seal`), naming its own
+//! body (`body_ref` is exactly the key its id gives), and matching the
+//! message stored when it was accepted (same key and MAIL FROM, recipients
+//! among the stored ones). Anything else is refused as forged: nothing is
+//! sent, the refusal is noted on the message it names (its status is left
+//! alone), and the body is dead-lettered with the reason. A dead letter
+//! is acted on (a record, a body deleted) only if it is sealed too.
 //! Must not: perform I/O; the edge reads the body's text and runs the action.
 
-use crate::queue::{DeadLetter, DeliveryJob, EventKind, MessageStatus, QueueBody};
+use crate::queue::body::body_key;
+use crate::queue::{
+    DeadLetter, DeliveryJob, EventKind, MessageStatus, QueueBody, QueueSecrets, Unreadable,
+};
 
 /// What to do with one message of the jobs queue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobsItem {
-    /// Deliver this job (recipients already recorded are skipped later).
+    /// A sealed job: check it against its stored message
+    /// ([`screen_against_record`]), then deliver it (recipients already
+    /// recorded are skipped later).
     Deliver(DeliveryJob),
-    /// Another Worker's message: accept it like an API request first.
+    /// Another Worker's message: prove its producer and accept it like an
+    /// API request first.
     ProducerSend {
         producer: String,
+        token: Option<String>,
         message: serde_json::Value,
     },
     /// Cannot be delivered: send this to the dead-letter queue and acknowledge.
     Refuse(DeadLetter),
+    /// Not edgerelay's own job: see [`Forgery`].
+    Forged(Forgery),
+}
+
+/// A job refused as not edgerelay's own. Send nothing; note the refusal (a
+/// [`EventKind::ForgedJobRefused`] event with the letter's reason) on
+/// `claimed_id` if such a message exists, without changing its status;
+/// dead-letter `letter` and acknowledge. The letter never carries a job or
+/// a message id, so the dead-letter consumer acts on none of its claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forgery {
+    pub claimed_id: Option<String>,
+    pub letter: DeadLetter,
 }
 
 /// Classifies a jobs-queue body (its JSON text).
-pub fn jobs_item(text: &str) -> JobsItem {
+pub fn jobs_item(text: &str, secrets: &QueueSecrets) -> JobsItem {
     let refuse = |reason: String| {
         JobsItem::Refuse(DeadLetter {
             reason,
@@ -31,15 +59,92 @@ pub fn jobs_item(text: &str) -> JobsItem {
             message_id: None,
         })
     };
-    match QueueBody::from_json(text) {
-        Ok(QueueBody::Deliver { job, .. }) => JobsItem::Deliver(job),
+    match QueueBody::from_wire(text, secrets) {
+        Ok(QueueBody::Deliver { job, .. }) => match own_body(&job) {
+            Ok(()) => JobsItem::Deliver(job),
+            Err(reason) => JobsItem::Forged(forged(Some(job.id), reason, Some(text))),
+        },
         Ok(QueueBody::Send {
-            producer, message, ..
-        }) => JobsItem::ProducerSend { producer, message },
+            producer,
+            token,
+            message,
+            ..
+        }) => JobsItem::ProducerSend {
+            producer,
+            token,
+            message,
+        },
         Ok(QueueBody::DeadLetter { .. }) => {
             refuse("a dead-letter record was sent to the jobs queue".into())
         }
-        Err(reason) => refuse(reason),
+        Err(Unreadable::Unsealed { reason, claimed_id }) => {
+            JobsItem::Forged(forged(claimed_id, reason, Some(text)))
+        }
+        Err(Unreadable::Malformed(reason)) => refuse(reason),
+    }
+}
+
+fn forged(claimed_id: Option<String>, reason: String, raw: Option<&str>) -> Forgery {
+    Forgery {
+        claimed_id,
+        letter: DeadLetter {
+            reason,
+            job: None,
+            raw: raw.map(str::to_string),
+            message_id: None,
+        },
+    }
+}
+
+/// A job's body, if kept in the bucket, must be the one its own id names:
+/// no job may fetch (or, when it ends, delete) another message's body.
+fn own_body(job: &DeliveryJob) -> Result<(), String> {
+    match &job.body_ref {
+        Some(key) if *key != body_key(&job.id) => Err(format!(
+            "job for message `{}` refused: its body_ref is not the key of its own body",
+            job.id
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A message's envelope as stored when it was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    pub key_id: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+}
+
+/// Checks a sealed job against its stored message: the job is delivered
+/// only if the message exists with the same key and MAIL FROM, and every
+/// recipient of the job is one of the message's. Anything else is refused
+/// as forged (a stolen secret, or a job whose message was removed when its
+/// enqueue was reported failed).
+pub fn screen_against_record(
+    job: DeliveryJob,
+    stored: Option<&StoredEnvelope>,
+) -> Result<DeliveryJob, Box<Forgery>> {
+    let mismatch = match stored {
+        None => Some("no message with its id is stored".to_string()),
+        Some(row) if row.key_id != job.key_id => Some("its key is not the message's".into()),
+        Some(row) if row.mail_from != job.mail_from => {
+            Some("its MAIL FROM is not the message's".into())
+        }
+        Some(row) if job.rcpt_to.iter().any(|r| !row.rcpt_to.contains(r)) => {
+            Some("it names recipients the message does not have".into())
+        }
+        Some(_) => None,
+    };
+    match mismatch {
+        None => Ok(job),
+        Some(why) => {
+            let reason = format!(
+                "job for message `{}` refused: {why} (it does not match the stored message)",
+                job.id
+            );
+            Err(Box::new(forged(Some(job.id), reason, None)))
+        }
     }
 }
 
@@ -61,18 +166,23 @@ pub enum DeadLetterItem {
     Note(String),
 }
 
-/// Classifies a dead-letter-queue body (its JSON text).
-pub fn dead_letter_item(text: &str) -> DeadLetterItem {
-    let record = |message_id: &str, detail: &str, status, release_body| DeadLetterItem::Record {
-        message_id: message_id.to_string(),
-        kind: EventKind::DeadLettered,
-        detail: detail.to_string(),
-        status,
-        release_body,
+/// Classifies a dead-letter-queue body (its JSON text). Only sealed bodies
+/// are recorded; an unsealed one is only logged, so no other Worker can
+/// fail a message or delete its body through this queue.
+pub fn dead_letter_item(text: &str, secrets: &QueueSecrets) -> DeadLetterItem {
+    let record = |job_id: &str, detail: &str, status, body_ref: Option<&String>| {
+        DeadLetterItem::Record {
+            message_id: job_id.to_string(),
+            kind: EventKind::DeadLettered,
+            detail: detail.to_string(),
+            status,
+            // Only the message's own body: see `own_body`.
+            release_body: body_ref.filter(|key| **key == body_key(job_id)).cloned(),
+        }
     };
-    match QueueBody::from_json(text) {
+    match QueueBody::from_wire(text, secrets) {
         Ok(QueueBody::DeadLetter { letter, .. }) => match (&letter.job, &letter.message_id) {
-            (Some(job), _) => record(&job.id, &letter.reason, None, job.body_ref.clone()),
+            (Some(job), _) => record(&job.id, &letter.reason, None, job.body_ref.as_ref()),
             (None, Some(id)) => record(id, &letter.reason, None, None),
             (None, None) => {
                 DeadLetterItem::Note(format!("dead letter without a job: {}", letter.reason))
@@ -86,15 +196,21 @@ pub fn dead_letter_item(text: &str) -> DeadLetterItem {
             &job.id,
             "delivery failed repeatedly without a recorded outcome",
             Some(MessageStatus::Failed),
-            job.body_ref.clone(),
+            job.body_ref.as_ref(),
         ),
-        Err(reason) => DeadLetterItem::Note(format!("unreadable dead letter: {reason}")),
+        Err(Unreadable::Unsealed { reason, .. }) => {
+            DeadLetterItem::Note(format!("unsealed dead letter ignored: {reason}"))
+        }
+        Err(Unreadable::Malformed(reason)) => {
+            DeadLetterItem::Note(format!("unreadable dead letter: {reason}"))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::seal::tests::secrets;
 
     fn job(body_ref: Option<&str>) -> DeliveryJob {
         DeliveryJob {
@@ -113,15 +229,61 @@ mod tests {
         }
     }
 
+    fn wire(body: QueueBody) -> String {
+        body.to_wire(&secrets())
+    }
+
+    /// A short name for what `jobs_item` decided, and the checks every
+    /// decision must pass.
+    fn decided(body: &str, item: JobsItem, reason: &str) -> String {
+        match item {
+            JobsItem::Deliver(j) => format!("deliver {}", j.id),
+            JobsItem::ProducerSend {
+                producer,
+                token,
+                message,
+            } => {
+                assert_eq!(message["to"], "b@example.org");
+                format!("send from {producer} with {token:?}")
+            }
+            JobsItem::Refuse(letter) => {
+                assert!(letter.reason.contains(reason), "{body}: {}", letter.reason);
+                // The body travels whole, so nothing is lost.
+                assert_eq!(letter.raw.as_deref(), Some(body));
+                assert_eq!((letter.job, letter.message_id), (None, None));
+                "refuse".into()
+            }
+            JobsItem::Forged(Forgery { claimed_id, letter }) => {
+                assert!(letter.reason.contains(reason), "{body}: {}", letter.reason);
+                // A forged letter never carries a job or a message id: the
+                // dead-letter consumer must not act on its claims.
+                assert_eq!((letter.job, letter.message_id), (None, None));
+                format!("forged {}", claimed_id.unwrap_or_default())
+            }
+        }
+    }
+
     #[test]
     fn jobs_queue_table() {
-        let deliver = QueueBody::deliver(job(None)).to_json();
+        let deliver = wire(QueueBody::deliver(job(None)));
+        let own_body = wire(QueueBody::deliver(job(Some("bodies/m1.eml"))));
+        let other_body = wire(QueueBody::deliver(job(Some("bodies/victim.eml"))));
+        let plain = serde_json::json!({"v": 1, "type": "deliver", "job": job(None)}).to_string();
         let send = r#"{"v":1,"type":"send","producer":"billing","message":{"to":"b@example.org"}}"#;
-        let dead = QueueBody::dead_letter("550", Some(job(None)), None).to_json();
-        // (body, what it becomes, the dead letter's reason when refused)
+        let send_token = r#"{"v":1,"type":"send","producer":"billing","token":"t","message":{"to":"b@example.org"}}"#;
+        let dead = wire(QueueBody::dead_letter("550", Some(job(None)), None));
+        // (body, what it becomes, words of the dead letter's reason)
         let table: Vec<(&str, &str, &str)> = vec![
             (&deliver, "deliver m1", ""),
-            (send, "send from billing", ""),
+            (&own_body, "deliver m1", ""),
+            (
+                &other_body,
+                "forged m1",
+                "body_ref is not the key of its own body",
+            ),
+            (&plain, "forged m1", "forged job refused: it is not sealed"),
+            (send, "send from billing with None", ""),
+            (send_token, "send from billing with Some(\"t\")", ""),
             (
                 &dead,
                 "refuse",
@@ -129,28 +291,67 @@ mod tests {
             ),
             ("not json", "refuse", "queue body is not JSON"),
             (r#"{"v":9,"type":"deliver"}"#, "refuse", "version 9"),
-            (
-                r#"{"v":1,"type":"teleport"}"#,
-                "refuse",
-                "not a valid message",
-            ),
+            (r#"{"v":1,"type":"teleport"}"#, "refuse", "unknown type"),
         ];
         for (body, want, reason) in table {
-            let got = match jobs_item(body) {
-                JobsItem::Deliver(j) => format!("deliver {}", j.id),
-                JobsItem::ProducerSend { producer, message } => {
-                    assert_eq!(message["to"], "b@example.org");
-                    format!("send from {producer}")
-                }
-                JobsItem::Refuse(letter) => {
-                    assert!(letter.reason.contains(reason), "{body}: {}", letter.reason);
-                    // The body travels whole, so nothing is lost.
-                    assert_eq!(letter.raw.as_deref(), Some(body));
-                    assert_eq!((letter.job, letter.message_id), (None, None));
-                    "refuse".into()
-                }
-            };
+            let got = decided(body, jobs_item(body, &secrets()), reason);
             assert_eq!(got, want, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_sealed_job_must_match_its_stored_message() {
+        let row = StoredEnvelope {
+            key_id: "backend".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: vec!["b@example.org".into(), "c@example.org".into()],
+        };
+        let with = |f: &dyn Fn(&mut DeliveryJob)| {
+            let mut j = job(None);
+            f(&mut j);
+            j
+        };
+        let table: Vec<(DeliveryJob, Option<&StoredEnvelope>, &str)> = vec![
+            (job(None), Some(&row), "deliver m1"),
+            // A retry carries fewer recipients: still the message's.
+            (
+                with(&|j| j.rcpt_to = vec!["c@example.org".into()]),
+                Some(&row),
+                "deliver m1",
+            ),
+            (job(None), None, "no message with its id is stored"),
+            (
+                with(&|j| j.key_id = "other".into()),
+                Some(&row),
+                "its key is not the message's",
+            ),
+            (
+                with(&|j| j.mail_from = "ceo@example.com".into()),
+                Some(&row),
+                "its MAIL FROM is not the message's",
+            ),
+            (
+                with(&|j| j.rcpt_to.push("thief@example.net".into())),
+                Some(&row),
+                "recipients the message does not have",
+            ),
+            (
+                with(&|j| j.rcpt_to = vec!["B@example.org".into()]),
+                Some(&row),
+                "recipients the message does not have",
+            ),
+        ];
+        for (j, stored, want) in table {
+            let shown = format!("{j:?}");
+            match screen_against_record(j, stored) {
+                Ok(d) => assert_eq!(format!("deliver {}", d.id), want, "{shown}"),
+                Err(forgery) => {
+                    let Forgery { claimed_id, letter } = *forgery;
+                    assert!(letter.reason.contains(want), "{shown}: {}", letter.reason);
+                    assert_eq!(claimed_id.as_deref(), Some("m1"));
+                    assert_eq!((letter.job, letter.message_id), (None, None));
+                }
+            }
         }
     }
 
@@ -161,7 +362,7 @@ mod tests {
             if let QueueBody::DeadLetter { letter, .. } = &mut body {
                 letter.message_id = Some(id.into());
             }
-            body.to_json()
+            wire(body)
         };
         let record =
             |id: &str, detail: &str, status, release: Option<&str>| DeadLetterItem::Record {
@@ -171,22 +372,35 @@ mod tests {
                 status,
                 release_body: release.map(str::to_string),
             };
+        let other = QueueSecrets::parse(&"o".repeat(40)).unwrap();
         let table: Vec<(String, DeadLetterItem)> = vec![
             (
-                QueueBody::dead_letter("550 no such user", Some(job(Some("bodies/m1.eml"))), None)
-                    .to_json(),
+                wire(QueueBody::dead_letter(
+                    "550 no such user",
+                    Some(job(Some("bodies/m1.eml"))),
+                    None,
+                )),
                 record("m1", "550 no such user", None, Some("bodies/m1.eml")),
+            ),
+            // A sealed letter naming another message's body deletes nothing.
+            (
+                wire(QueueBody::dead_letter(
+                    "550",
+                    Some(job(Some("bodies/victim.eml"))),
+                    None,
+                )),
+                record("m1", "550", None, None),
             ),
             (
                 with_message("f00d"),
                 record("f00d", "producer `p`: invalid", None, None),
             ),
             (
-                QueueBody::dead_letter("unreadable", None, Some("x".into())).to_json(),
+                wire(QueueBody::dead_letter("unreadable", None, Some("x".into()))),
                 DeadLetterItem::Note("dead letter without a job: unreadable".into()),
             ),
             (
-                QueueBody::deliver(job(Some("bodies/m1.eml"))).to_json(),
+                wire(QueueBody::deliver(job(Some("bodies/m1.eml")))),
                 record(
                     "m1",
                     "delivery failed repeatedly without a recorded outcome",
@@ -200,11 +414,28 @@ mod tests {
                     "a message from producer `billing` was dead-lettered by the platform".into(),
                 ),
             ),
+            // Forged: written by another Worker, or sealed under another secret.
+            (
+                QueueBody::dead_letter("x", Some(job(Some("bodies/m1.eml"))), None)
+                    .to_wire(&other),
+                DeadLetterItem::Note(
+                    "unsealed dead letter ignored: forged dead letter refused: its seal does not verify"
+                        .into(),
+                ),
+            ),
+            (
+                serde_json::json!({"v": 1, "type": "deliver", "job": job(None)}).to_string(),
+                DeadLetterItem::Note(
+                    "unsealed dead letter ignored: forged job refused: it is not sealed \
+                     (`job` must be the sealed JSON text)"
+                        .into(),
+                ),
+            ),
         ];
         for (body, want) in table {
-            assert_eq!(dead_letter_item(&body), want, "{body}");
+            assert_eq!(dead_letter_item(&body, &secrets()), want, "{body}");
         }
-        match dead_letter_item("garbage") {
+        match dead_letter_item("garbage", &secrets()) {
             DeadLetterItem::Note(text) => {
                 assert!(text.starts_with("unreadable dead letter: "), "{text}")
             }

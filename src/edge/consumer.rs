@@ -2,9 +2,10 @@
 //! (ack, retry later, or dead-letter), so one bad message never re-sends the
 //! others. Messages of the dead-letter queue are noted on their records.
 //!
-//! The order of a batch: classify each body (`delivery::dispatch`); take in
-//! producers' messages (`producer_intake`); check immediate deliveries'
-//! safety jobs (`safety_net`); drop recipients already recorded final and
+//! The order of a batch: classify each body (`delivery::dispatch`), refusing
+//! jobs not sealed by edgerelay or not matching their stored message
+//! (`provenance`); take in producers' messages (`producer_intake`); check
+//! immediate deliveries' safety jobs (`safety_net`); drop recipients already recorded final and
 //! settle the jobs none is left of; fetch bodies kept in the bucket; deliver
 //! and record (`lifecycle`); settle (`delivery::settle`) and carry out each
 //! settlement. Retries are new queue messages carrying the attempt count and
@@ -20,12 +21,12 @@ use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs
 use crate::delivery::recipients::still_to_deliver;
 use crate::delivery::settle::{body_lost, settle_recorded};
 use crate::delivery::{Carrier, RecipientState, RetryPolicy, Settlement, settle};
-use crate::queue::DeliveryJob;
+use crate::queue::{DeliveryJob, QueueSecrets};
 
 use super::bodies::{self, Loaded as Body};
 use super::d1::Db;
 use super::platform::{Loaded, load, now_ms};
-use super::{lifecycle, producer_intake, queue_writer, random, safety_net};
+use super::{lifecycle, producer_intake, provenance, queue_writer, random, safety_net};
 
 /// A job to deliver, with its queue message and its recipients' recorded states.
 type Pending = (RawMessage, DeliveryJob, Vec<(String, RecipientState)>);
@@ -54,19 +55,29 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     };
     let db = Db::open(&env)?;
     if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&env, &db, &batch).await;
+        return record_dead_letters(&env, &db, &batch, &loaded.settings.queue_secrets).await;
     }
 
+    let secrets = &loaded.settings.queue_secrets;
+    let mut sealed: Vec<(RawMessage, DeliveryJob)> = Vec::new();
     let mut work: Vec<(RawMessage, DeliveryJob)> = Vec::new();
     for raw in batch.raw_iter() {
         let text = body_text(&raw);
-        match jobs_item(&text) {
-            JobsItem::Deliver(job) => work.push((raw, job)),
-            JobsItem::ProducerSend { producer, message } => {
+        match jobs_item(&text, secrets) {
+            JobsItem::Deliver(job) => sealed.push((raw, job)),
+            JobsItem::ProducerSend {
+                producer,
+                token,
+                message,
+            } => {
                 let id = raw.id();
-                let taken =
-                    producer_intake::intake(&env, &loaded, &db, &id, &producer, &message, &text)
-                        .await;
+                let claim = producer_intake::Claim {
+                    producer: &producer,
+                    token: token.as_deref(),
+                    message: &message,
+                    raw_text: &text,
+                };
+                let taken = producer_intake::intake(&env, &loaded, &db, &id, claim).await;
                 match taken {
                     Ok(Some(job)) => work.push((raw, job)),
                     Ok(None) => raw.ack(),
@@ -77,8 +88,17 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 queue_writer::dead_letter(&env, letter).await;
                 raw.ack();
             }
+            JobsItem::Forged(forgery) => {
+                provenance::refuse_forged(&env, &db, forgery).await;
+                raw.ack();
+            }
         }
     }
+    // Sealed jobs must match their stored messages; producers' jobs were
+    // stored just now.
+    let mut checked = provenance::screen(&env, &db, sealed).await;
+    checked.append(&mut work);
+    let work = checked;
     // Safety jobs of immediate deliveries are checked before any body is read.
     let work = safety_net::screen(&env, &loaded, &db, work).await;
     // So are the recorded recipients: a job with none left needs no body.
@@ -196,9 +216,10 @@ async fn record_dead_letters(
     env: &Env,
     db: &Db,
     batch: &MessageBatch<serde_json::Value>,
+    secrets: &QueueSecrets,
 ) -> worker::Result<()> {
     for raw in batch.raw_iter() {
-        let result = match dead_letter_item(&body_text(&raw)) {
+        let result = match dead_letter_item(&body_text(&raw), secrets) {
             DeadLetterItem::Note(text) => {
                 worker::console_warn!("edgerelay: {text}");
                 Ok(())

@@ -23,6 +23,7 @@ mod lifecycle;
 mod message_views;
 mod platform;
 mod producer_intake;
+mod provenance;
 mod queue_writer;
 mod random;
 mod safety_net;

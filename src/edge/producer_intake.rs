@@ -1,20 +1,23 @@
 //! Messages other Workers put on the jobs queue (`"type": "send"`): treated
 //! as untrusted input, exactly like `POST /v1/messages`.
 //!
-//! The producer must be listed in `QUEUE_PRODUCERS`; its message is validated,
+//! The producer must be listed in `QUEUE_PRODUCERS` and prove its id with
+//! its token (`accept::producer::authenticate`); its message is validated,
 //! checked against the producer's domains, composed and signed here (RSA
 //! through WebCrypto, exactly as on the HTTP path: `signing::sign`), then
 //! stored under the producer's owner key and delivered in the same batch. The
 //! message id comes from the queue message's own id, so a redelivered queue
 //! message maps to the same edgerelay message and its recorded recipients are
-//! not sent to again. A message that cannot be accepted is stored as `failed`
-//! with the reason (visible to the owner key) and dead-lettered.
+//! not sent to again. A message that cannot be accepted, or whose token does
+//! not prove the producer it names, is stored as `failed` with the reason
+//! (visible to that producer's owner key only) and dead-lettered, its token
+//! removed.
 //! Must not: decide validation rules; `accept::send` does.
 
 use sha2::{Digest, Sha256};
 use worker::Env;
 
-use crate::accept::producer;
+use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, send};
 use crate::http::listing::tags_json;
 use crate::queue::{DeadLetter, DeliveryJob};
@@ -22,6 +25,17 @@ use crate::queue::{DeadLetter, DeliveryJob};
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{queue_writer, signing};
+
+/// A `send` body as it came off the queue.
+pub struct Claim<'a> {
+    /// The producer id it names.
+    pub producer: &'a str,
+    /// The token it carries, the proof of that id.
+    pub token: Option<&'a str>,
+    pub message: &'a serde_json::Value,
+    /// The body's text, kept (without its token) in a dead letter.
+    pub raw_text: &'a str,
+}
 
 /// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
 /// or records why not (`Ok(None)`: acknowledge). `Err` means the store was
@@ -31,33 +45,45 @@ pub async fn intake(
     loaded: &Loaded,
     db: &Db,
     queue_message_id: &str,
-    producer_id: &str,
-    message: &serde_json::Value,
-    raw_text: &str,
+    claim: Claim<'_>,
 ) -> Result<Option<DeliveryJob>, ()> {
     let now = now_ms();
     let entropy: [u8; 32] = Sha256::digest(queue_message_id.as_bytes()).into();
-    let fallback_id: String = entropy[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let producer_id = claim.producer;
+    let raw = producer::without_token(claim.raw_text);
 
     let accept = &loaded.settings.accept;
-    let Some(p) = producer::find(&accept.queue_producers, producer_id) else {
-        let reason = format!(
-            "queue producer `{producer_id}` is not listed in QUEUE_PRODUCERS; message refused"
-        );
-        let letter = DeadLetter {
-            reason,
-            job: None,
-            raw: Some(raw_text.to_string()),
-            message_id: None,
-        };
-        queue_writer::dead_letter(env, letter).await;
-        return Ok(None);
+    let p = match producer::authenticate(&accept.queue_producers, producer_id, claim.token) {
+        Ok(p) => p,
+        Err(ProducerRefusal::Unknown) => {
+            let reason = format!(
+                "queue producer `{producer_id}` is not listed in QUEUE_PRODUCERS; message refused"
+            );
+            let letter = DeadLetter {
+                reason,
+                job: None,
+                raw: Some(raw),
+                message_id: None,
+            };
+            queue_writer::dead_letter(env, letter).await;
+            return Ok(None);
+        }
+        Err(ProducerRefusal::Unproven { producer, reason }) => {
+            worker::console_warn!("edgerelay: {reason}");
+            let refusal = Refusal {
+                owner: &producer.owner,
+                producer_id,
+                reason,
+            };
+            refuse(env, db, refusal, &entropy, raw, now).await;
+            return Ok(None);
+        }
     };
     let key = AuthenticatedKey {
         id: p.owner.clone(),
         domains: p.domains.clone(),
     };
-    let body = serde_json::to_vec(message).unwrap_or_default();
+    let body = serde_json::to_vec(claim.message).unwrap_or_default();
     let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {
         Ok(prepared) => signing::sign(prepared, &accept.send).await,
         Err(e) => Err(e),
@@ -83,20 +109,52 @@ pub async fn intake(
         }
         Err(e) => {
             let reason = format!("producer `{producer_id}`: {} ({})", e.message, e.rule);
-            if let Err(err) = db
-                .insert_rejected(&fallback_id, &p.owner, producer_id, &reason, now)
-                .await
-            {
-                worker::console_error!("edgerelay: could not record a rejected message: {err}");
-            }
-            let letter = DeadLetter {
+            let refusal = Refusal {
+                owner: &p.owner,
+                producer_id,
                 reason,
-                job: None,
-                raw: Some(raw_text.to_string()),
-                message_id: Some(fallback_id),
             };
-            queue_writer::dead_letter(env, letter).await;
+            refuse(env, db, refusal, &entropy, raw, now).await;
             Ok(None)
         }
     }
+}
+
+/// The refusal of a producer's message, as its owner sees it.
+struct Refusal<'a> {
+    owner: &'a str,
+    producer_id: &'a str,
+    reason: String,
+}
+
+/// Records a refused producer message as `failed` under the owner key, with
+/// the reason, and dead-letters it. Its id comes from the queue message's,
+/// so a redelivery records it once.
+async fn refuse(
+    env: &Env,
+    db: &Db,
+    refusal: Refusal<'_>,
+    entropy: &[u8; 32],
+    raw: String,
+    now: u64,
+) {
+    let Refusal {
+        owner,
+        producer_id,
+        reason,
+    } = refusal;
+    let id: String = entropy[..16].iter().map(|b| format!("{b:02x}")).collect();
+    if let Err(err) = db
+        .insert_rejected(&id, owner, producer_id, &reason, now)
+        .await
+    {
+        worker::console_error!("edgerelay: could not record a rejected message: {err}");
+    }
+    let letter = DeadLetter {
+        reason,
+        job: None,
+        raw: Some(raw),
+        message_id: Some(id),
+    };
+    queue_writer::dead_letter(env, letter).await;
 }

@@ -1,5 +1,7 @@
 //! The one place that writes to the queues: jobs (now or delayed) and dead
-//! letters. Every other edge file sends through here.
+//! letters. Every other edge file sends through here, so every job and dead
+//! letter edgerelay writes is sealed under `QUEUE_SECRET` (see
+//! `queue::seal`): the consumer refuses whatever is not.
 //!
 //! Must not: decide what to send or when; the core builds the bodies and
 //! says the delay.
@@ -8,11 +10,18 @@ use worker::{Env, MessageBuilder};
 
 use crate::queue::{DeadLetter, QueueBody};
 
-use super::platform::{DEAD_LETTER_QUEUE, JOBS_QUEUE};
+use super::platform::{DEAD_LETTER_QUEUE, JOBS_QUEUE, load};
+
+/// A body's sealed text. Without readable settings nothing can be sealed:
+/// the error names the setting at fault, never a value.
+fn sealed(env: &Env, body: &QueueBody) -> worker::Result<String> {
+    let loaded = load(env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    Ok(body.to_wire(&loaded.settings.queue_secrets))
+}
 
 /// Sends a body to the jobs queue, delivered after `delay` seconds if given.
 pub async fn send_job(env: &Env, body: &QueueBody, delay: Option<u32>) -> worker::Result<()> {
-    let mut message = MessageBuilder::new(body.to_json());
+    let mut message = MessageBuilder::new(sealed(env, body)?);
     if let Some(seconds) = delay {
         message = message.delay_seconds(seconds);
     }
@@ -24,9 +33,9 @@ pub async fn send_job(env: &Env, body: &QueueBody, delay: Option<u32>) -> worker
 pub async fn dead_letter(env: &Env, letter: DeadLetter) {
     let reason = letter.reason.clone();
     let body = QueueBody::letter(letter);
-    let sent = match env.queue(DEAD_LETTER_QUEUE) {
-        Ok(q) => q.send(MessageBuilder::new(body.to_json()).build()).await,
-        Err(e) => Err(e),
+    let sent = match (sealed(env, &body), env.queue(DEAD_LETTER_QUEUE)) {
+        (Ok(text), Ok(q)) => q.send(MessageBuilder::new(text).build()).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     if let Err(e) = sent {
         worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");

@@ -29,9 +29,10 @@ pub fn body_key(id: &str) -> String {
 }
 
 /// Keeps the job whole when its queue message fits [`QUEUE_BODY_LIMIT`];
-/// otherwise moves the MIME out. The limit is checked on the serialised queue
-/// message, not the MIME, because JSON escaping grows it (CRLF becomes
-/// `\r\n`, quotes and backslashes double).
+/// otherwise moves the MIME out. The limit is checked on the sealed queue
+/// message, not the MIME, because JSON escaping grows it, twice over: the job
+/// travels as a JSON string inside the body (a CRLF becomes `\\r\\n`, six
+/// bytes; quotes and backslashes grow too).
 pub fn place(job: DeliveryJob) -> QueuePlacement {
     if job.body_ref.is_some() || queue_message_len(&job) <= QUEUE_BODY_LIMIT {
         return QueuePlacement {
@@ -49,11 +50,9 @@ pub fn place(job: DeliveryJob) -> QueuePlacement {
     }
 }
 
-/// Length in bytes of the job's queue message.
+/// Length in bytes of the job's queue message, sealed.
 pub fn queue_message_len(job: &DeliveryJob) -> usize {
-    // The body is cloned only to measure it; jobs near the limit are rare
-    // next to the SMTP and signing work each one costs.
-    QueueBody::deliver(job.clone()).to_json().len()
+    QueueBody::deliver_wire_len(job)
 }
 
 impl DeliveryJob {
@@ -79,6 +78,7 @@ impl DeliveryJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::seal::tests::secrets;
 
     #[test]
     fn a_stored_body_never_travels_again() {
@@ -99,13 +99,14 @@ mod tests {
 
     #[test]
     fn placement_follows_the_serialised_size() {
-        // Each CRLF costs four bytes once escaped, so a MIME body under the
-        // limit can still overflow the queue message.
-        let crlf_heavy = "\r\n".repeat(QUEUE_BODY_LIMIT / 3);
+        // Each CRLF costs six bytes once escaped twice, so a MIME body under
+        // the limit can still overflow the queue message.
+        let crlf_heavy = "\r\n".repeat(QUEUE_BODY_LIMIT / 5);
         assert!(crlf_heavy.len() < QUEUE_BODY_LIMIT);
         let table = [
             ("small".to_string(), false),
             ("x".repeat(QUEUE_BODY_LIMIT - 1024), false),
+            ("\"".repeat(QUEUE_BODY_LIMIT / 3), true),
             ("x".repeat(QUEUE_BODY_LIMIT), true),
             (crlf_heavy, true),
         ];
@@ -130,9 +131,10 @@ mod tests {
     #[test]
     fn a_stored_body_round_trips_through_the_queue_format() {
         let placed = place(job("y".repeat(QUEUE_BODY_LIMIT + 1)));
-        let json = QueueBody::deliver(placed.job.clone()).to_json();
-        assert!(json.contains(r#""body_ref":"bodies/0123abcd.eml""#));
-        let Ok(QueueBody::Deliver { job: read, .. }) = QueueBody::from_json(&json) else {
+        let keys = secrets();
+        let json = QueueBody::deliver(placed.job.clone()).to_wire(&keys);
+        assert!(json.contains(r#"\"body_ref\":\"bodies/0123abcd.eml\""#));
+        let Ok(QueueBody::Deliver { job: read, .. }) = QueueBody::from_wire(&json, &keys) else {
             panic!("not a deliver body: {json}");
         };
         let mime = placed.external.unwrap().mime;
@@ -140,7 +142,7 @@ mod tests {
         assert_eq!(whole.mime, mime);
         assert_eq!(whole.body_ref.as_deref(), Some("bodies/0123abcd.eml"));
         // A small job's wire form is unchanged: no body_ref key at all.
-        let small = QueueBody::deliver(job("hi".into())).to_json();
+        let small = QueueBody::deliver(job("hi".into())).to_wire(&keys);
         assert!(!small.contains("body_ref"));
     }
 }

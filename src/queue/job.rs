@@ -4,11 +4,15 @@
 //! Every body carries `"v": 1` and a `"type"`, so the format can change without
 //! a flag day: a body of a version this build does not know is refused with
 //! that reason (and dead-lettered, see `delivery::dispatch`), never guessed at.
+//! Jobs and dead letters are edgerelay's own: they travel sealed (see
+//! [`super::seal`]), and one whose seal does not open is refused as forged.
 //! Must not: decide what becomes of a body, or perform I/O.
 
 use serde::{Deserialize, Serialize};
 
 use crate::message::Tag;
+
+use super::seal::{Purpose, QueueSecrets, SEAL_LEN};
 
 /// Cloudflare Queues refuse bodies over 128 KB; keep headroom for the envelope.
 pub const QUEUE_BODY_LIMIT: usize = 120 * 1024;
@@ -74,8 +78,14 @@ pub struct DeadLetter {
 }
 
 /// Every body edgerelay's queues carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+///
+/// On the wire (see [`QueueBody::to_wire`]), the bodies edgerelay writes for
+/// itself carry their content as a JSON string beside its seal:
+/// `{"v": 1, "type": "deliver", "job": "<the job's JSON text>", "seal": "v1:..."}`
+/// and `{"v": 1, "type": "dead_letter", "letter": "<JSON text>", "seal": "v1:..."}`.
+/// A producer's `send` is a plain object; it proves its producer with a token
+/// instead (see `accept::producer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueBody {
     Deliver {
         v: u32,
@@ -90,12 +100,62 @@ pub enum QueueBody {
     Send {
         v: u32,
         producer: String,
+        /// The producer's secret token, the proof of `producer`.
+        token: Option<String>,
         message: serde_json::Value,
     },
 }
 
 /// The one version this build writes and reads.
 pub const QUEUE_FORMAT_VERSION: u32 = 1;
+
+/// Why a queue body is not one this build takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not JSON, an unknown version or type, or a malformed body.
+    Malformed(String),
+    /// A `deliver` or `dead_letter` body without a valid seal: edgerelay did
+    /// not write it. `claimed_id` is the message id it names, when it names
+    /// a plausible one (to note the refusal on that message).
+    Unsealed {
+        reason: String,
+        claimed_id: Option<String>,
+    },
+}
+
+impl Unreadable {
+    pub fn reason(&self) -> &str {
+        match self {
+            Unreadable::Malformed(reason) | Unreadable::Unsealed { reason, .. } => reason,
+        }
+    }
+}
+
+/// A producer's body as it is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendWire {
+    #[serde(rename = "v")]
+    _v: u32,
+    #[serde(rename = "type")]
+    _kind: String,
+    producer: String,
+    #[serde(default)]
+    token: Option<String>,
+    message: serde_json::Value,
+}
+
+/// A producer's body as it is written (by tests and tools; producers write their own).
+#[derive(Serialize)]
+struct SendWireOut<'a> {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    producer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    message: &'a serde_json::Value,
+}
 
 impl QueueBody {
     pub fn deliver(job: DeliveryJob) -> Self {
@@ -126,26 +186,158 @@ impl QueueBody {
         }
     }
 
-    /// Reads a body from its JSON form, naming what is wrong when it cannot.
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| format!("queue body is not JSON: {e}"))?;
+    /// The body as it goes on a queue: jobs and dead letters sealed under
+    /// the first of `secrets`.
+    pub fn to_wire(&self, secrets: &QueueSecrets) -> String {
+        match self {
+            QueueBody::Deliver { job, .. } => {
+                let text = to_json_text(job);
+                let seal = secrets.seal(Purpose::Deliver, &text);
+                sealed_wire("deliver", "job", text, seal)
+            }
+            QueueBody::DeadLetter { letter, .. } => {
+                let text = to_json_text(letter);
+                let seal = secrets.seal(Purpose::DeadLetter, &text);
+                sealed_wire("dead_letter", "letter", text, seal)
+            }
+            QueueBody::Send {
+                producer,
+                token,
+                message,
+                ..
+            } => to_json_text(&SendWireOut {
+                v: QUEUE_FORMAT_VERSION,
+                kind: "send",
+                producer,
+                token: token.as_deref(),
+                message,
+            }),
+        }
+    }
+
+    /// Length in bytes of a job's queue body, seal included (every seal
+    /// has the same length, so none is computed).
+    pub fn deliver_wire_len(job: &DeliveryJob) -> usize {
+        let placeholder = "0".repeat(SEAL_LEN);
+        sealed_wire("deliver", "job", to_json_text(job), placeholder).len()
+    }
+
+    /// Reads a body from its text. A `deliver` or `dead_letter` body must
+    /// carry a seal that one of `secrets` opens over its exact text.
+    pub fn from_wire(text: &str, secrets: &QueueSecrets) -> Result<Self, Unreadable> {
+        let malformed = |reason: String| Unreadable::Malformed(reason);
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| malformed(format!("queue body is not JSON: {e}")))?;
         match value.get("v").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(QUEUE_FORMAT_VERSION) => {}
             Some(v) => {
-                return Err(format!(
+                return Err(malformed(format!(
                     "queue body version {v} is not supported (this build reads 1)"
-                ));
+                )));
             }
-            None => return Err("queue body has no version field `v`".to_string()),
+            None => return Err(malformed("queue body has no version field `v`".into())),
         }
-        serde_json::from_value(value).map_err(|e| format!("queue body is not a valid message: {e}"))
+        let invalid =
+            |e: serde_json::Error| malformed(format!("queue body is not a valid message: {e}"));
+        match value.get("type").and_then(serde_json::Value::as_str) {
+            Some("deliver") => {
+                let text = opened(&value, "job", Purpose::Deliver, secrets)?;
+                let job = serde_json::from_str(text).map_err(invalid)?;
+                Ok(QueueBody::deliver(job))
+            }
+            Some("dead_letter") => {
+                let text = opened(&value, "letter", Purpose::DeadLetter, secrets)?;
+                let letter = serde_json::from_str(text).map_err(invalid)?;
+                Ok(QueueBody::letter(letter))
+            }
+            Some("send") => {
+                let send: SendWire = serde_json::from_value(value).map_err(invalid)?;
+                Ok(QueueBody::Send {
+                    v: QUEUE_FORMAT_VERSION,
+                    producer: send.producer,
+                    token: send.token,
+                    message: send.message,
+                })
+            }
+            Some(other) => {
+                let shown: String = other.chars().take(32).collect();
+                Err(malformed(format!(
+                    "queue body is not a valid message: unknown type `{shown}`"
+                )))
+            }
+            None => Err(malformed(
+                "queue body is not a valid message: no `type`".into(),
+            )),
+        }
     }
+}
 
-    pub fn to_json(&self) -> String {
-        // A struct of strings, numbers and lists always serialises.
-        serde_json::to_string(self).unwrap_or_default()
-    }
+/// A struct of strings, numbers and lists always serialises.
+fn to_json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn sealed_wire(kind: &str, field: &str, text: String, seal: String) -> String {
+    let mut body = serde_json::Map::new();
+    body.insert("v".into(), QUEUE_FORMAT_VERSION.into());
+    body.insert("type".into(), kind.into());
+    body.insert(field.into(), text.into());
+    body.insert("seal".into(), seal.into());
+    serde_json::Value::Object(body).to_string()
+}
+
+/// The sealed text in `field`, once its seal opens.
+fn opened<'a>(
+    body: &'a serde_json::Value,
+    field: &str,
+    purpose: Purpose,
+    secrets: &QueueSecrets,
+) -> Result<&'a str, Unreadable> {
+    let content = body.get(field);
+    let claimed_id = content.and_then(claimed_id);
+    let refuse = |why: String| Unreadable::Unsealed {
+        reason: why,
+        claimed_id: claimed_id.clone(),
+    };
+    let kind = match purpose {
+        Purpose::Deliver => "job",
+        Purpose::DeadLetter => "dead letter",
+    };
+    let Some(text) = content.and_then(serde_json::Value::as_str) else {
+        return Err(refuse(format!(
+            "forged {kind} refused: it is not sealed (`{field}` must be the sealed JSON text)"
+        )));
+    };
+    let seal = body.get("seal").and_then(serde_json::Value::as_str);
+    secrets
+        .open(purpose, text, seal)
+        .map_err(|e| refuse(format!("forged {kind} refused: {e}")))?;
+    Ok(text)
+}
+
+/// The message id a body's content names (`id`, or a dead letter's job's or
+/// `message_id`), when it looks like one of edgerelay's ids: nothing else is
+/// worth a lookup.
+fn claimed_id(content: &serde_json::Value) -> Option<String> {
+    let parsed;
+    let object = match content {
+        serde_json::Value::String(text) => {
+            parsed = serde_json::from_str::<serde_json::Value>(text).ok()?;
+            &parsed
+        }
+        other => other,
+    };
+    let id = object
+        .get("id")
+        .or_else(|| object.get("job").and_then(|j| j.get("id")))
+        .or_else(|| object.get("message_id"))
+        .and_then(serde_json::Value::as_str)?;
+    let plausible = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    plausible.then(|| id.to_string())
 }
 
 #[cfg(test)]
@@ -172,35 +364,67 @@ impl DeliveryJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::seal::tests::secrets;
 
     fn job() -> DeliveryJob {
         DeliveryJob::sample("msg_1", "Subject: hi\r\n\r\nbody\r\n")
     }
 
+    fn read(text: &str) -> Result<QueueBody, Unreadable> {
+        QueueBody::from_wire(text, &secrets())
+    }
+
     #[test]
-    fn round_trips() {
+    fn round_trips_sealed() {
         let body = QueueBody::deliver(job());
-        let json = body.to_json();
-        assert!(json.contains(r#""type":"deliver""#));
-        assert!(json.contains(r#""v":1"#));
-        assert_eq!(QueueBody::from_json(&json).unwrap(), body);
+        let wire = body.to_wire(&secrets());
+        let outer: serde_json::Value = serde_json::from_str(&wire).unwrap();
+        assert_eq!(outer["type"], "deliver");
+        assert_eq!(outer["v"], 1);
+        // The job travels as its exact JSON text, beside the seal.
+        assert!(
+            outer["job"]
+                .as_str()
+                .unwrap()
+                .starts_with(r#"{"id":"msg_1""#)
+        );
+        assert!(outer["seal"].as_str().unwrap().starts_with("v1:"));
+        assert_eq!(wire.len(), QueueBody::deliver_wire_len(&job()));
+        assert_eq!(read(&wire).unwrap(), body);
         let dl = QueueBody::dead_letter("550 no such user", Some(job()), None);
-        assert_eq!(QueueBody::from_json(&dl.to_json()).unwrap(), dl);
+        assert_eq!(read(&dl.to_wire(&secrets())).unwrap(), dl);
+        // The outer object may be re-serialised (keys reordered, spaced):
+        // the sealed text inside it is a string, and stays exact.
+        let reordered = serde_json::json!({
+            "seal": outer["seal"], "job": outer["job"], "type": "deliver", "v": 1
+        });
+        assert_eq!(read(&format!("{reordered:#}")).unwrap(), body);
     }
 
     #[test]
     fn reads_a_producer_send() {
-        let body = r#"{"v":1,"type":"send","producer":"billing",
+        let body = r#"{"v":1,"type":"send","producer":"billing","token":"t0k",
             "message":{"from":"a@example.com","to":"b@example.org","subject":"s","text":"t"}}"#;
-        match QueueBody::from_json(body).unwrap() {
+        match read(body).unwrap() {
             QueueBody::Send {
-                producer, message, ..
+                producer,
+                token,
+                message,
+                ..
             } => {
                 assert_eq!(producer, "billing");
+                assert_eq!(token.as_deref(), Some("t0k"));
                 assert_eq!(message["to"], "b@example.org");
             }
             other => panic!("{other:?}"),
         }
+        let written = QueueBody::Send {
+            v: 1,
+            producer: "billing".into(),
+            token: None,
+            message: serde_json::json!({"to": "b@example.org"}),
+        };
+        assert_eq!(read(&written.to_wire(&secrets())).unwrap(), written);
     }
 
     #[test]
@@ -209,20 +433,98 @@ mod tests {
             ("not json", "not JSON"),
             (r#"{"type":"deliver"}"#, "no version"),
             (r#"{"v":2,"type":"deliver"}"#, "version 2"),
-            (r#"{"v":1,"type":"teleport"}"#, "not a valid message"),
-            (
-                r#"{"v":1,"type":"deliver","job":{"id":"x"}}"#,
-                "not a valid message",
-            ),
+            (r#"{"v":1,"type":"teleport"}"#, "unknown type `teleport`"),
+            (r#"{"v":1}"#, "no `type`"),
+            (r#"{"v":1,"type":"send","message":{}}"#, "producer"),
         ];
         for (input, needle) in table {
-            let e = QueueBody::from_json(input).unwrap_err();
-            assert!(e.contains(needle), "{input}: {e}");
+            let e = read(input).unwrap_err();
+            assert!(matches!(e, Unreadable::Malformed(_)), "{input}: {e:?}");
+            assert!(e.reason().contains(needle), "{input}: {e:?}");
         }
-        let e = QueueBody::from_json(r#"{"v":1,"type":"send","message":{}}"#).unwrap_err();
-        assert!(e.contains("producer"), "{e}");
-        let mut j = serde_json::to_value(QueueBody::deliver(job())).unwrap();
-        j["job"]["smuggled"] = serde_json::json!(true);
-        assert!(QueueBody::from_json(&j.to_string()).is_err());
+        // Sealed, but not a job this build reads.
+        let text = r#"{"id":"x"}"#;
+        let seal = secrets().seal(Purpose::Deliver, text);
+        let body = sealed_wire("deliver", "job", text.into(), seal);
+        let e = read(&body).unwrap_err();
+        assert!(e.reason().contains("not a valid message"), "{e:?}");
+        let mut j: serde_json::Value = serde_json::to_value(job()).unwrap();
+        j["smuggled"] = serde_json::json!(true);
+        let text = j.to_string();
+        let seal = secrets().seal(Purpose::Deliver, &text);
+        assert!(read(&sealed_wire("deliver", "job", text, seal)).is_err());
+    }
+
+    #[test]
+    fn unsealed_bodies_are_refused_as_forged() {
+        let wire = QueueBody::deliver(job()).to_wire(&secrets());
+        let mut outer: serde_json::Value = serde_json::from_str(&wire).unwrap();
+        let job_text = outer["job"].as_str().unwrap().to_string();
+        let job_object: serde_json::Value = serde_json::from_str(&job_text).unwrap();
+        let other = QueueSecrets::parse(&"o".repeat(40)).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut b = outer.clone();
+            b[field] = value;
+            b.to_string()
+        };
+        let without_seal = {
+            let mut b = outer.clone();
+            b.as_object_mut().unwrap().remove("seal");
+            b.to_string()
+        };
+        let tampered = job_text.replace("a@example.com", "ceo@example.com");
+        let letter = QueueBody::dead_letter("x", Some(job()), None).to_wire(&secrets());
+        let letter_as_job = {
+            let l: serde_json::Value = serde_json::from_str(&letter).unwrap();
+            with("job", l["letter"].clone())
+                .replace(outer["seal"].as_str().unwrap(), l["seal"].as_str().unwrap())
+        };
+        // (body, words of the reason, claimed id)
+        let table: Vec<(String, &str, Option<&str>)> = vec![
+            // The old, plain form: the job as an object, no seal.
+            (
+                serde_json::json!({"v": 1, "type": "deliver", "job": job_object}).to_string(),
+                "not sealed",
+                Some("msg_1"),
+            ),
+            (without_seal, "carries no seal", Some("msg_1")),
+            (
+                with("job", tampered.into()),
+                "does not verify",
+                Some("msg_1"),
+            ),
+            (
+                QueueBody::deliver(job()).to_wire(&other),
+                "does not verify",
+                Some("msg_1"),
+            ),
+            (with("seal", "v7:00".into()), "version `v7`", Some("msg_1")),
+            (with("seal", "v1:00".into()), "malformed", Some("msg_1")),
+            (letter_as_job, "does not verify", Some("msg_1")),
+            (
+                QueueBody::dead_letter("x", Some(job()), None).to_wire(&other),
+                "forged dead letter",
+                Some("msg_1"),
+            ),
+            (
+                with("job", serde_json::json!({"id": "not an id; DROP"})),
+                "not sealed",
+                None,
+            ),
+        ];
+        for (body, needle, id) in table {
+            match read(&body) {
+                Err(Unreadable::Unsealed { reason, claimed_id }) => {
+                    assert!(reason.contains(needle), "{body}: {reason}");
+                    assert_eq!(claimed_id.as_deref(), id, "{body}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        outer["seal"] = serde_json::Value::Null;
+        assert!(matches!(
+            read(&outer.to_string()),
+            Err(Unreadable::Unsealed { .. })
+        ));
     }
 }

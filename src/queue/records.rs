@@ -86,10 +86,14 @@ pub enum EventKind {
     DeadLettered,
     /// An immediate delivery's safety job found the message settled.
     SafetyCheck,
+    /// A job naming the message was refused as not edgerelay's own (no
+    /// valid seal, or not matching the stored message); nothing was sent
+    /// and the message's status did not change.
+    ForgedJobRefused,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -100,6 +104,7 @@ impl EventKind {
         EventKind::Rejected,
         EventKind::DeadLettered,
         EventKind::SafetyCheck,
+        EventKind::ForgedJobRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +119,7 @@ impl EventKind {
             EventKind::Rejected => "rejected",
             EventKind::DeadLettered => "dead_lettered",
             EventKind::SafetyCheck => "safety_check",
+            EventKind::ForgedJobRefused => "forged_job_refused",
         }
     }
 

@@ -52,6 +52,7 @@ fn names_read() -> BTreeSet<String> {
                 "a".repeat(64)
             )),
             "SMTP_UPSTREAMS" => Some("smtp+insecure://127.0.0.1:2525".into()),
+            "QUEUE_SECRET" => Some("q".repeat(32)),
             _ => None,
         }
     };

@@ -57,7 +57,10 @@ fn defaults_and_normalisation() {
         ("TURNSTILE_VERIFY_URL", "http://127.0.0.1:9/verify"),
         (
             "QUEUE_PRODUCERS",
-            r#"[{"id":"billing","domains":["example.com"],"owner":"backend"}]"#,
+            &format!(
+                r#"[{{"id":"billing","domains":["example.com"],"owner":"backend","token_sha256":"{}"}}]"#,
+                "ab".repeat(32)
+            ),
         ),
         ("PUBLISHABLE_KEYS", &form("contact")),
     ])
@@ -138,7 +141,10 @@ fn each_bad_setting_is_named() {
         ),
         (
             "QUEUE_PRODUCERS",
-            r#"[{"id":"p","domains":["a.com"],"owner":"nobody"}]"#,
+            &format!(
+                r#"[{{"id":"p","domains":["a.com"],"owner":"nobody","token_sha256":"{}"}}]"#,
+                "ab".repeat(32)
+            ),
             "QUEUE_PRODUCERS",
             "owner `nobody`",
         ),

@@ -4,12 +4,14 @@
 //! Must not: choose a status or an event (the caller's core value says which),
 //! or write a status or kind as SQL text: both are bound from their enums.
 
+use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
 use crate::delivery::Record;
+use crate::delivery::dispatch::StoredEnvelope;
 use crate::queue::{EventKind, MessageStatus};
 
-use super::{Db, n, opt_n, opt_s, s};
+use super::{Db, json_list, n, opt_n, opt_s, s};
 
 impl Db {
     /// Records a newly accepted message and its `accepted` event, atomically.
@@ -52,6 +54,43 @@ impl Db {
             .first::<String>(Some("status"))
             .await?
             .and_then(|s| MessageStatus::parse(&s)))
+    }
+
+    /// The stored envelopes (key, MAIL FROM, recipients) of many messages,
+    /// in one query: what a queued job is checked against.
+    pub async fn stored_envelopes(&self, ids: &[&str]) -> Result<Vec<(String, StoredEnvelope)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            key_id: String,
+            mail_from: String,
+            rcpt_to: String,
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .prepare(
+                "SELECT id, key_id, mail_from, rcpt_to FROM messages \
+                 WHERE id IN (SELECT value FROM json_each(?1))",
+                &[json_list(ids)],
+            )?
+            .all()
+            .await?
+            .results::<Row>()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                // A list that does not parse matches no recipient.
+                let rcpt_to = serde_json::from_str(&r.rcpt_to).unwrap_or_default();
+                let envelope = StoredEnvelope {
+                    key_id: r.key_id,
+                    mail_from: r.mail_from,
+                    rcpt_to,
+                };
+                (r.id, envelope)
+            })
+            .collect())
     }
 
     /// Sets tags and producer of a freshly accepted message.
@@ -133,6 +172,26 @@ impl Db {
         self.event_statement(id, kind, detail, now_ms)?
             .run()
             .await?;
+        Ok(())
+    }
+
+    /// Adds an event to a message only if it exists (the id comes from an
+    /// untrusted queue body: no event is left without its message), without
+    /// changing its status.
+    pub async fn add_event_if_exists(
+        &self,
+        id: &str,
+        kind: EventKind,
+        detail: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        self.prepare(
+            "INSERT INTO events (message_id, at, kind, detail) \
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)",
+            &[s(id), n(now_ms), s(kind.as_str()), s(detail)],
+        )?
+        .run()
+        .await?;
         Ok(())
     }
 

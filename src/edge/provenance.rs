@@ -1,0 +1,71 @@
+//! Jobs on the jobs queue that are not edgerelay's own: the stored-message
+//! check of sealed jobs, and the refusal of forged ones.
+//!
+//! A sealed job is delivered only if it matches the message stored when it
+//! was accepted (`delivery::dispatch::screen_against_record`). A forged one
+//! sends nothing: its refusal is noted on the message it names, if that
+//! message exists (an event, the status untouched), logged, and the queue
+//! message is dead-lettered with the reason and acknowledged.
+//! Must not: decide what is forged; the core does.
+
+use std::collections::HashMap;
+
+use worker::{Env, MessageExt, RawMessage};
+
+use crate::delivery::dispatch::{Forgery, StoredEnvelope, screen_against_record};
+use crate::queue::{DeliveryJob, EventKind};
+
+use super::d1::Db;
+use super::platform::now_ms;
+use super::queue_writer;
+
+/// Keeps the sealed jobs that match their stored messages and refuses the
+/// rest. Without the records nothing can be checked: every job is retried.
+pub async fn screen(
+    env: &Env,
+    db: &Db,
+    sealed: Vec<(RawMessage, DeliveryJob)>,
+) -> Vec<(RawMessage, DeliveryJob)> {
+    let ids: Vec<&str> = sealed.iter().map(|(_, j)| j.id.as_str()).collect();
+    let stored: HashMap<String, StoredEnvelope> = match db.stored_envelopes(&ids).await {
+        Ok(rows) => rows.into_iter().collect(),
+        Err(e) => {
+            worker::console_error!("edgerelay: could not read stored messages: {e}");
+            for (raw, _) in &sealed {
+                raw.retry();
+            }
+            return Vec::new();
+        }
+    };
+    let mut kept = Vec::with_capacity(sealed.len());
+    for (raw, job) in sealed {
+        let envelope = stored.get(&job.id);
+        match screen_against_record(job, envelope) {
+            Ok(job) => kept.push((raw, job)),
+            Err(forgery) => {
+                refuse_forged(env, db, *forgery).await;
+                raw.ack();
+            }
+        }
+    }
+    kept
+}
+
+/// Refuses a forged job: nothing is sent. Best effort on the record: the
+/// dead letter and the log keep the reason if D1 cannot be written.
+pub async fn refuse_forged(env: &Env, db: &Db, forgery: Forgery) {
+    let Forgery { claimed_id, letter } = forgery;
+    worker::console_warn!(
+        "edgerelay: refused a job not written by edgerelay (message {}): {}",
+        claimed_id.as_deref().unwrap_or("-"),
+        letter.reason
+    );
+    if let Some(id) = claimed_id.as_deref()
+        && let Err(e) = db
+            .add_event_if_exists(id, EventKind::ForgedJobRefused, &letter.reason, now_ms())
+            .await
+    {
+        worker::console_error!("edgerelay: could not note a refused job on {id}: {e}");
+    }
+    queue_writer::dead_letter(env, letter).await;
+}
