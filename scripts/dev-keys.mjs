@@ -1,14 +1,23 @@
 // Writes .dev.vars for local development, unless it exists: a fresh API key
 // (only its SHA-256 goes into .dev.vars), an Ed25519 DKIM key for the sender
-// domain, and MailDev on 127.0.0.1:1025 as the upstream.
+// domain, a random QUEUE_SECRET (seals the worker's own queue jobs), and
+// MailDev on 127.0.0.1:1025 as the upstream. An existing .dev.vars written
+// before QUEUE_SECRET existed gets one added; nothing else in it changes.
 //
 //   node scripts/dev-keys.mjs [sender-domain]
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const domain = process.argv[2] || process.env.EDGERELAY_DEV_DOMAIN || "example.com";
 const selector = "dev";
+const queueSecret = () => randomBytes(36).toString("base64url");
 if (existsSync(".dev.vars")) {
+  const current = readFileSync(".dev.vars", "utf8");
+  if (!/^QUEUE_SECRET=/m.test(current)) {
+    const separator = current.endsWith("\n") || current === "" ? "" : "\n";
+    appendFileSync(".dev.vars", `${separator}QUEUE_SECRET='${queueSecret()}'\n`);
+    console.log("[dev] added a QUEUE_SECRET to .dev.vars");
+  }
   process.exit(0);
 }
 mkdirSync(".dev", { recursive: true });
@@ -26,6 +35,7 @@ const vars = {
   ]),
   DKIM_KEYS: JSON.stringify([{ domain, selector, algorithm: "ed25519", private_key: pkcs8 }]),
   SMTP_UPSTREAMS: "smtp+insecure://127.0.0.1:1025",
+  QUEUE_SECRET: queueSecret(),
   EHLO_NAME: "edgerelay.localhost",
   RETRY_BASE_DELAY_SECONDS: "5",
 };

@@ -4,7 +4,8 @@ import json
 
 import dkim
 
-from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message, dkim_dns, new_api_key
+from edgerelay_harness.keys import (api_key_entry, basic_message, dkim_dns, new_api_key,
+                                    new_producer_token, producer_entry)
 from edgerelay_harness.paths import ROOT
 from edgerelay_harness.poll import wait_for
 from edgerelay_harness.wrangler import companion_config
@@ -12,9 +13,10 @@ from edgerelay_harness.wrangler import companion_config
 PRODUCER = ROOT / "examples" / "producer-worker"
 
 
-def producer_config(directory):
+def producer_config(directory, token):
+    """The example producer, holding its secret token."""
     return companion_config(directory, PRODUCER / "wrangler.toml", PRODUCER / "src" / "index.js",
-                            name="producer.json")
+                            {"PRODUCER_TOKEN": token}, name="producer.json")
 
 
 def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
@@ -22,11 +24,12 @@ def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
     server = upstream().start()
     other_key = new_api_key()
     keys = [api_key_entry(api_key, "e2e"), api_key_entry(other_key, "other")]
+    token = new_producer_token()
     worker = start_worker(
         server.url,
-        primary_configs=[producer_config(tmp_path)],
+        primary_configs=[producer_config(tmp_path, token)],
         API_KEYS=json.dumps(keys),
-        QUEUE_PRODUCERS=json.dumps([{"id": "billing", "domains": [SENDER_DOMAIN], "owner": "e2e"}]),
+        QUEUE_PRODUCERS=json.dumps([producer_entry("billing", "e2e", token)]),
     )
     auth = {"Authorization": f"Bearer {api_key}"}
 
@@ -70,10 +73,11 @@ def test_producer_worker_messages_are_delivered_and_bad_ones_dead_lettered(
 
 def test_a_producer_cannot_send_as_a_domain_it_was_not_given(start_worker, upstream, api_key, tmp_path):
     server = upstream().start()
+    token = new_producer_token()
     worker = start_worker(
         server.url,
-        primary_configs=[producer_config(tmp_path)],
-        QUEUE_PRODUCERS=json.dumps([{"id": "billing", "domains": [SENDER_DOMAIN], "owner": "e2e"}]),
+        primary_configs=[producer_config(tmp_path, token)],
+        QUEUE_PRODUCERS=json.dumps([producer_entry("billing", "e2e", token)]),
     )
     auth = {"Authorization": f"Bearer {api_key}"}
     # A valid message in every respect but its From domain.

@@ -1,6 +1,7 @@
-"""Throwaway keys and the settings built from them: API keys (the secret and
-the hashed entry the worker stores), DKIM keys with the DNS record a
-verifier needs, the worker's vars, and a basic message to send.
+"""Throwaway keys and the settings built from them: API keys and queue
+producer tokens (the secret and the hashed entry the worker stores), DKIM
+keys with the DNS record a verifier needs, the queue secret, the worker's
+vars, and a basic message to send.
 
 Must not: start anything; everything here is a value.
 """
@@ -18,6 +19,22 @@ SENDER_DOMAIN = "example.com"
 
 def new_api_key(prefix: str = "er_test_") -> str:
     return prefix + secrets.token_urlsafe(24)
+
+
+def new_queue_secret() -> str:
+    """A QUEUE_SECRET: random text well over the 32 characters edgerelay requires."""
+    return secrets.token_urlsafe(36)
+
+
+def new_producer_token() -> str:
+    """A queue producer's secret token (the producer Worker's secret)."""
+    return "pt_" + secrets.token_urlsafe(24)
+
+
+def producer_entry(producer_id: str, owner: str, token: str, domains: list[str] | None = None) -> dict:
+    """One QUEUE_PRODUCERS entry: edgerelay stores only the token's SHA-256."""
+    return {"id": producer_id, "domains": domains or [SENDER_DOMAIN], "owner": owner,
+            "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
 
 
 def api_key_entry(secret: str, key_id: str, domains: list[str] | None = None) -> dict:
@@ -81,6 +98,7 @@ def relay_vars(api_keys: list[dict], dkim_keys: list[DkimKey], upstreams: str, *
         "API_KEYS": json.dumps(api_keys),
         "DKIM_KEYS": json.dumps([k.config for k in dkim_keys]),
         "SMTP_UPSTREAMS": upstreams,
+        "QUEUE_SECRET": new_queue_secret(),
         "EHLO_NAME": "relay.e2e.test",
         "RETRY_BASE_DELAY_SECONDS": "1",
         "SMTP_TIMEOUT_SECONDS": "5",
