@@ -84,13 +84,27 @@ pub fn jobs_item(text: &str, secrets: &QueueSecrets) -> JobsItem {
     }
 }
 
+/// The most of a forged body its dead letter keeps: enough to see what it
+/// was, while the dead letter stays well within a queue message.
+const FORGED_RAW_KEPT: usize = 16 * 1024;
+
 fn forged(claimed_id: Option<String>, reason: String, raw: Option<&str>) -> Forgery {
+    let kept = raw.map(|text| {
+        if text.len() <= FORGED_RAW_KEPT {
+            return text.to_string();
+        }
+        let mut end = FORGED_RAW_KEPT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes in all)", &text[..end], text.len())
+    });
     Forgery {
         claimed_id,
         letter: DeadLetter {
             reason,
             job: None,
-            raw: raw.map(str::to_string),
+            raw: kept,
             message_id: None,
         },
     }
@@ -297,6 +311,20 @@ mod tests {
             let got = decided(body, jobs_item(body, &secrets()), reason);
             assert_eq!(got, want, "{body}");
         }
+    }
+
+    #[test]
+    fn a_large_forged_body_is_kept_in_part() {
+        let mut large = job(None);
+        large.mime = "é".repeat(60_000);
+        let body = serde_json::json!({"v": 1, "type": "deliver", "job": large}).to_string();
+        let JobsItem::Forged(Forgery { letter, .. }) = jobs_item(&body, &secrets()) else {
+            panic!("not refused as forged");
+        };
+        let raw = letter.raw.unwrap();
+        assert!(raw.len() < FORGED_RAW_KEPT + 64, "{}", raw.len());
+        assert!(body.starts_with(raw.split("...").next().unwrap()));
+        assert!(raw.ends_with(&format!("({} bytes in all)", body.len())), "{raw}");
     }
 
     #[test]

@@ -133,7 +133,6 @@ impl Unreadable {
 
 /// A producer's body as it is read.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SendWire {
     #[serde(rename = "v")]
     _v: u32,

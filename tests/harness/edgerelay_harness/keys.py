@@ -7,6 +7,7 @@ Must not: start anything; everything here is a value.
 """
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -24,6 +25,15 @@ def new_api_key(prefix: str = "er_test_") -> str:
 def new_queue_secret() -> str:
     """A QUEUE_SECRET: random text well over the 32 characters edgerelay requires."""
     return secrets.token_urlsafe(36)
+
+
+def sealed_job_body(queue_secret: str, job: dict) -> str:
+    """A `deliver` body sealed as edgerelay seals its own (docs/configuration.md,
+    sealed jobs): what only a holder of QUEUE_SECRET can write."""
+    text = json.dumps(job, separators=(",", ":"))
+    tag = hmac.new(queue_secret.encode(), b"edgerelay queue seal v1: deliver\n" + text.encode(),
+                   hashlib.sha256).hexdigest()
+    return json.dumps({"v": 1, "type": "deliver", "job": text, "seal": f"v1:{tag}"})
 
 
 def new_producer_token() -> str:
