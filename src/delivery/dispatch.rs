@@ -324,7 +324,10 @@ mod tests {
         let raw = letter.raw.unwrap();
         assert!(raw.len() < FORGED_RAW_KEPT + 64, "{}", raw.len());
         assert!(body.starts_with(raw.split("...").next().unwrap()));
-        assert!(raw.ends_with(&format!("({} bytes in all)", body.len())), "{raw}");
+        assert!(
+            raw.ends_with(&format!("({} bytes in all)", body.len())),
+            "{raw}"
+        );
     }
 
     #[test]
