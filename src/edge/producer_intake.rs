@@ -20,6 +20,7 @@ use worker::Env;
 use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, send};
 use crate::http::listing::tags_json;
+use crate::queue::job::without_token;
 use crate::queue::{DeadLetter, DeliveryJob};
 
 use super::d1::Db;
@@ -50,7 +51,7 @@ pub async fn intake(
     let now = now_ms();
     let entropy: [u8; 32] = Sha256::digest(queue_message_id.as_bytes()).into();
     let producer_id = claim.producer;
-    let raw = producer::without_token(claim.raw_text);
+    let raw = without_token(claim.raw_text);
 
     let accept = &loaded.settings.accept;
     let p = match producer::authenticate(&accept.queue_producers, producer_id, claim.token) {
