@@ -5,12 +5,12 @@
 //! The order of a batch: classify each body (`delivery::dispatch`), refusing
 //! jobs not sealed by edgerelay or not matching their stored message
 //! (`provenance`); take in producers' messages (`producer_intake`); check
-//! immediate deliveries' safety jobs (`safety_net`); drop recipients already recorded final and
-//! settle the jobs none is left of; fetch bodies kept in the bucket; deliver
-//! and record (`lifecycle`); settle (`delivery::settle`) and carry out each
-//! settlement. Retries are new queue messages carrying the attempt count and
-//! only the recipients still pending, so a recipient that already accepted
-//! the message is never sent it again by our own retries.
+//! immediate deliveries' safety jobs (`safety_net`); drop recipients already
+//! recorded final and settle the jobs none is left of; fetch bodies kept in
+//! the bucket; deliver and record (`lifecycle`); settle (`delivery::settle`)
+//! and carry out each settlement. Retries are new queue messages carrying the
+//! attempt count and only the recipients still pending, so a recipient that
+//! already accepted the message is never sent it again by our own retries.
 //! Must not: decide anything; it runs the values the core returns.
 
 use std::collections::HashMap;
