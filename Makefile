@@ -6,7 +6,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit e2e clean
+.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
@@ -19,6 +19,14 @@ test: setup-test lint check-layers test-tools unit e2e
 ## Extra arguments: make bench BENCH_ARGS='--rounds 3 --only smtp,size'
 bench: setup-bench build build-diagnostics
 	.venv/bin/python benches/run.py $(BENCH_ARGS)
+
+## Reliability soak: thousands of messages through upstream faults, SIGKILLs of
+## the worker and a D1 outage, every accepted message counted at the servers;
+## writes the "Reliability soak" section of BENCHMARKS.md. Not part of `make test`.
+## Bounded: at most 20000 messages and 15 minutes; stops by itself.
+## Extra arguments: make soak SOAK_ARGS='--quick' or '--messages 5000 --kills 5'
+soak: setup-test build build-diagnostics
+	.venv/bin/python benches/reliability_soak.py $(SOAK_ARGS)
 
 setup-bench:
 	@scripts/setup.sh bench

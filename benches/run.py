@@ -64,7 +64,13 @@ def main() -> int:
             results.append((title, rows, text))
     command = "make bench" if len(chosen) == len(SECTIONS) and args.rounds == 5 else \
         f"make bench BENCH_ARGS='--rounds {args.rounds} --only {','.join(chosen)}'"
-    Path(args.output).write_text(render(results, info, command, load_before, load_average()))
+    output = Path(args.output)
+    # The reliability soak's section (benches/reliability_soak.py) is its own: keep it.
+    previous = output.read_text() if output.exists() else ""
+    soak = previous.partition("\n## Reliability soak\n")
+    kept = "\n## Reliability soak\n" + soak[2] if soak[1] else ""
+    output.write_text(render(results, info, command, load_before, load_average()).rstrip("\n")
+                      + "\n" + kept)
     print(f"[bench] wrote {args.output}")
     return 1 if failed else 0
 
