@@ -57,6 +57,10 @@ pub enum DeadLetterItem {
         status: Option<MessageStatus>,
         release_body: Option<String>,
     },
+    /// A job ended here: settle its message from the recipients' recorded
+    /// states (`settle::dead_lettered`), never forcing `failed` on a
+    /// recipient recorded delivered or unknown.
+    Settle { job: DeliveryJob, reason: String },
     /// No message to note it on: log this line and acknowledge.
     Note(String),
 }
@@ -72,7 +76,10 @@ pub fn dead_letter_item(text: &str) -> DeadLetterItem {
     };
     match QueueBody::from_json(text) {
         Ok(QueueBody::DeadLetter { letter, .. }) => match (&letter.job, &letter.message_id) {
-            (Some(job), _) => record(&job.id, &letter.reason, None, job.body_ref.clone()),
+            (Some(job), _) => DeadLetterItem::Settle {
+                job: job.clone(),
+                reason: letter.reason.clone(),
+            },
             (None, Some(id)) => record(id, &letter.reason, None, None),
             (None, None) => {
                 DeadLetterItem::Note(format!("dead letter without a job: {}", letter.reason))
@@ -82,12 +89,10 @@ pub fn dead_letter_item(text: &str) -> DeadLetterItem {
             "a message from producer `{producer}` was dead-lettered by the platform"
         )),
         // Moved here by the platform after repeated crashes of the consumer.
-        Ok(QueueBody::Deliver { job, .. }) => record(
-            &job.id,
-            "delivery failed repeatedly without a recorded outcome",
-            Some(MessageStatus::Failed),
-            job.body_ref.clone(),
-        ),
+        Ok(QueueBody::Deliver { job, .. }) => DeadLetterItem::Settle {
+            job,
+            reason: "delivery failed repeatedly without a recorded outcome".into(),
+        },
         Err(reason) => DeadLetterItem::Note(format!("unreadable dead letter: {reason}")),
     }
 }
@@ -175,7 +180,10 @@ mod tests {
             (
                 QueueBody::dead_letter("550 no such user", Some(job(Some("bodies/m1.eml"))), None)
                     .to_json(),
-                record("m1", "550 no such user", None, Some("bodies/m1.eml")),
+                DeadLetterItem::Settle {
+                    job: job(Some("bodies/m1.eml")),
+                    reason: "550 no such user".into(),
+                },
             ),
             (
                 with_message("f00d"),
@@ -187,12 +195,10 @@ mod tests {
             ),
             (
                 QueueBody::deliver(job(Some("bodies/m1.eml"))).to_json(),
-                record(
-                    "m1",
-                    "delivery failed repeatedly without a recorded outcome",
-                    Some(MessageStatus::Failed),
-                    Some("bodies/m1.eml"),
-                ),
+                DeadLetterItem::Settle {
+                    job: job(Some("bodies/m1.eml")),
+                    reason: "delivery failed repeatedly without a recorded outcome".into(),
+                },
             ),
             (
                 r#"{"v":1,"type":"send","producer":"billing","message":{}}"#.into(),

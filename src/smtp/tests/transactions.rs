@@ -129,7 +129,7 @@ fn bdat_when_chunking_is_offered() {
         server("250 2.0.0 ok\r\n221 bye\r\n"),
     ]);
     let mut message = envelope(1, &["a@example.com"]);
-    message.data = b".hi\r\n..\nbare lf\r\nend".to_vec();
+    message.data = std::rc::Rc::new(b".hi\r\n..\nbare lf\r\nend".to_vec());
     let run = run(implicit(), vec![message], steps);
     assert!(run.outcome(1).outcome.is_delivered());
 }
@@ -164,9 +164,9 @@ fn message_over_the_size_limit_is_refused_without_upload() {
     ]);
     steps.extend(quit());
     let mut big = envelope(1, &["a@example.com"]);
-    big.data.extend_from_slice(b"more\r\n");
+    std::rc::Rc::make_mut(&mut big.data).extend_from_slice(b"more\r\n");
     let mut small = envelope(2, &["a@example.com"]);
-    small.data = b"x".to_vec();
+    small.data = std::rc::Rc::new(b"x".to_vec());
     let run = run(implicit(), vec![big, small], steps);
     let refused = &run.outcome(1).outcome;
     assert!(refused.is_permanent());
@@ -568,7 +568,7 @@ fn body_is_dot_stuffed_on_the_wire() {
         server("250 ok\r\n221 bye\r\n"),
     ]);
     let mut message = envelope(1, &["a@example.com"]);
-    message.data = b".first\nx\r\n.\r\nQUIT\r.".to_vec();
+    message.data = std::rc::Rc::new(b".first\nx\r\n.\r\nQUIT\r.".to_vec());
     let run = run(implicit(), vec![message], steps);
     assert!(run.outcome(1).outcome.is_delivered());
 }
