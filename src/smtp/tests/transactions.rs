@@ -602,3 +602,55 @@ fn envelope_sent_after_the_session_ended_gets_an_outcome_at_once() {
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].outcome.is_transient());
 }
+
+/// A large message goes out in chunks of bounded size, encoded from the
+/// caller's buffer as the socket takes it: the session never holds a second
+/// copy, and the chunks add up to exactly the DATA encoding.
+#[test]
+fn a_large_message_is_written_in_bounded_chunks_from_the_shared_buffer() {
+    use crate::smtp::transparency::encode_for_data;
+    let line = b"0123456789 .abcdefghijklmnopqrstuvwxyz\n.leading dot\r\n";
+    let body: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(3 * 1024 * 1024 + 7)
+        .collect();
+    let shared = std::rc::Rc::new(body);
+    let message = Envelope::shared(
+        1,
+        "from@example.com",
+        vec!["a@example.com".into()],
+        shared.clone(),
+    );
+    let mut session = SmtpSession::new(implicit(), 0);
+    session.send(message, 0);
+    session.finish(0);
+    let feed = |session: &mut SmtpSession, reply: &str| {
+        session.handle_input(reply.as_bytes(), 0);
+    };
+    assert_eq!(session.poll_transmit(), None);
+    feed(&mut session, "220 mx.example ESMTP\r\n");
+    assert_eq!(
+        session.poll_transmit().as_deref(),
+        Some(&b"EHLO client.example\r\n"[..])
+    );
+    feed(&mut session, "250-mx.example\r\n250 PIPELINING\r\n");
+    let commands = session.poll_transmit().unwrap_or_default();
+    assert!(commands.ends_with(b"DATA\r\n"), "{commands:?}");
+    feed(&mut session, "250 ok\r\n250 ok\r\n354 go\r\n");
+    // Shared, not copied: the session holds the caller's buffer itself.
+    assert!(std::rc::Rc::strong_count(&shared) >= 2);
+    let mut written = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = session.poll_transmit() {
+        assert!(chunk.len() <= 64 * 1024 + 6, "{}", chunk.len());
+        written.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(chunks > 48, "{chunks} chunks");
+    // Pipelined, QUIT follows the terminator in the last chunk.
+    let mut want = encode_for_data(&shared);
+    want.extend_from_slice(b"QUIT\r\n");
+    assert!(written == want, "the chunks differ from the whole encoding");
+}
