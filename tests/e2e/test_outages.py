@@ -8,7 +8,10 @@ every accepted message is delivered exactly once and none is failed.
 - A hundred messages of 1 MiB in one batch are delivered in groups of bounded
   size, byte for byte.
 - An immediate delivery whose caller hangs up after sending finishes under
-  waitUntil: the upstream gets the message once and the record says so."""
+  waitUntil: the upstream gets the message once and the record says so.
+  (The local runtime behind `wrangler dev` runs a request to its end even
+  after its caller hangs up, so here the test shows the outcome; in
+  production it is `waitUntil` that keeps the attempt from being cut short.)"""
 import email
 import email.policy
 import hashlib
