@@ -24,7 +24,8 @@
 //!   ([`plan`]: connect, greeting, EHLO and the HELO fallback, STARTTLS and
 //!   its handshake, AUTH LOGIN's three round trips, every MAIL, RCPT, DATA,
 //!   final dot and RSET of every transaction a 452 can add, QUIT, on every
-//!   upstream in turn, and the D1 calls in between, each given one step).
+//!   upstream in turn, and the D1 calls in between, each given one step, a
+//!   record write also the waits before its retries).
 //!   The request stops waiting at [`ImmediatePlan::deadline_ms`]; steps with
 //!   timeouts cannot exceed it, so one that does is a write the upstream
 //!   stopped reading: the final dot was not sent and the upstream cannot
@@ -50,6 +51,7 @@
 
 use crate::queue::{DeliveryJob, MessageStatus, QUEUE_MAX_DELAY_SECONDS, QueueBody};
 
+use super::outage::RECORD_RETRY_DELAYS_MS;
 use super::settings::DeliverySettings;
 use super::settle::{FollowUp, Settlement};
 
@@ -111,8 +113,15 @@ pub fn plan(settings: &DeliverySettings, recipients: usize) -> ImmediatePlan {
         .saturating_add(r.saturating_mul(TRANSACTION_STEPS))
         .saturating_add(rcpt_steps(r, settings.smtp_pipelining));
     let steps = STEPS_BEFORE.saturating_add(per_upstream.saturating_mul(upstreams));
-    let deadline_ms = step_ms.saturating_mul(steps);
-    let record_by_ms = deadline_ms.saturating_add(step_ms.saturating_mul(STEPS_AFTER));
+    // A record write D1 refuses is tried again after these waits (the
+    // transactions' results, then the outcome's record).
+    let record_retries: u64 = RECORD_RETRY_DELAYS_MS.iter().sum();
+    let deadline_ms = step_ms
+        .saturating_mul(steps)
+        .saturating_add(record_retries.saturating_mul(r).saturating_mul(upstreams));
+    let record_by_ms = deadline_ms
+        .saturating_add(step_ms.saturating_mul(STEPS_AFTER))
+        .saturating_add(record_retries);
     let earliest_retry = u64::from(settings.retry.base_delay_seconds) * 4 / 5;
     ImmediatePlan {
         deadline_ms,
@@ -243,9 +252,13 @@ mod tests {
             let p = plan(&s, rcpts);
             let step_ms = u64::from(s.smtp_timeout_seconds) * 1000;
             let row = format!("{timeout} {upstreams} {pipelining} {rcpts}");
-            assert_eq!(p.deadline_ms, steps * step_ms, "{row}");
-            // The record and the lease's release get a step each.
-            assert_eq!(p.record_by_ms, p.deadline_ms + 2 * step_ms, "{row}");
+            // Each transaction's record write may wait 3.5 s for D1 to answer.
+            let n = if upstreams == two { 2 } else { 1 };
+            let retries = 3_500 * rcpts as u64 * n;
+            assert_eq!(p.deadline_ms, steps * step_ms + retries, "{row}");
+            // The record and the lease's release get a step each, and the
+            // record its retries.
+            assert_eq!(p.record_by_ms, p.deadline_ms + 2 * step_ms + 3_500, "{row}");
             assert_eq!(p.lease_ms, p.record_by_ms + CLOCK_MARGIN_MS, "{row}");
             assert_eq!(p.safety_delay_seconds, delay, "{base}");
         }
@@ -279,7 +292,8 @@ mod tests {
                             2.min(rcpts - part)
                         };
                         // MAIL, RCPTs, DATA, final dot (2), RSET, D1 write
-                        waited += step + sent * step + step + 2 * step + step + step;
+                        // and its retries
+                        waited += step + sent * step + step + 2 * step + step + step + 3_500;
                     }
                     waited += step + step; // QUIT, health write
                 }

@@ -52,6 +52,12 @@ impl Trouble {
     }
 }
 
+/// Waits before each new try of a record write that D1 refused, once the
+/// upstream has answered: a record lost there is the one window in which a
+/// redelivery sends a message again, so a brief D1 blip is waited out
+/// (3.5 s in all) before the write is given up as storage trouble.
+pub const RECORD_RETRY_DELAYS_MS: [u64; 3] = [500, 1_000, 2_000];
+
 /// Which queue the message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FromQueue {

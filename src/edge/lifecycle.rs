@@ -19,12 +19,15 @@
 //! Must not: decide anything; `delivery::{plan, failover, settle}` do.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use futures_util::future::{join, join_all};
-use worker::{Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
+use worker::{Delay, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
+
+use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::from_transaction;
 use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
@@ -69,7 +72,9 @@ pub(crate) async fn deliver_recording(
         let mut latest: HashMap<usize, Vec<RecipientResult>> = HashMap::new();
         while let Some((index, results)) = rx.next().await {
             let Some(out) = jobs.get(index) else { continue };
-            if let Err(e) = db.record_delivered(&out.job.id, &results, now_ms()).await {
+            let id = &out.job.id;
+            let written = with_retries(|| db.record_delivered(id, &results, now_ms())).await;
+            if let Err(e) = written {
                 worker::console_error!("edgerelay: could not record a delivery: {e}");
             }
             latest.insert(index, results);
@@ -85,6 +90,24 @@ pub(crate) async fn deliver_recording(
             results: latest.remove(&index),
         })
         .collect()
+}
+
+/// Runs a record write, trying again after each of
+/// [`RECORD_RETRY_DELAYS_MS`] while D1 refuses it.
+async fn with_retries<F, Fut>(write: F) -> worker::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = worker::Result<()>>,
+{
+    let mut result = write().await;
+    for delay_ms in RECORD_RETRY_DELAYS_MS {
+        if result.is_ok() {
+            break;
+        }
+        Delay::from(Duration::from_millis(delay_ms)).await;
+        result = write().await;
+    }
+    result
 }
 
 /// Whether a settlement was carried out.
@@ -116,7 +139,7 @@ pub(crate) async fn execute(
         release_body,
     } = settlement;
     if let Some(record) = &record
-        && let Err(e) = db.write_record(&message_id, record, now_ms()).await
+        && let Err(e) = with_retries(|| db.write_record(&message_id, record, now_ms())).await
     {
         worker::console_error!("edgerelay: could not record the outcome of {message_id}: {e}");
         return Executed::NotRecorded;
