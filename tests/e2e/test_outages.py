@@ -6,7 +6,7 @@ every accepted message is delivered exactly once and none is failed.
   flight; the consumer sends each again with a delay instead of spending the
   platform's three retries, so none is dead-lettered.
 - A hundred messages of 1 MiB in one batch are delivered in groups of bounded
-  size, byte for byte.
+  size, byte for byte; so is one message of 45 MiB.
 - An immediate delivery whose caller hangs up after sending finishes under
   waitUntil: the upstream gets the message once and the record says so.
   (The local runtime behind `wrangler dev` runs a request to its end even
@@ -122,6 +122,24 @@ def test_a_hundred_messages_of_one_mib_in_one_batch(start_worker, upstream):
     # No isolate crashed: nothing was retried by the platform or dead-lettered.
     assert "exceeded memory" not in worker.log().lower()
     assert "dead_lettered" not in json.dumps([worker.status(i) for i in sent])
+
+
+def test_one_message_of_forty_five_mib_is_delivered_byte_for_byte(start_worker, upstream):
+    # MAX_MESSAGE_BYTES allows up to 50 MiB: such a body is read from the
+    # bucket into one buffer and written to the socket 64 KiB at a time.
+    server = upstream(data_size_limit=64 * 1024 * 1024).start()
+    worker = start_worker(server.url, MAX_MESSAGE_BYTES="52428800")
+    text = text_of(45 * 1024 * 1024, 7)
+    status, body, _ = worker.request("POST", "/v1/messages",
+                                     basic_message(subject="very big", text=text),
+                                     worker.auth, timeout=300)
+    assert status == 202, body
+    record = wait_for(lambda: (r := worker.status(body["id"]))["status"] in FINAL and r,
+                      timeout=300, what="the big message to reach an end state")
+    assert record["status"] == "delivered", record
+    [m] = server.messages
+    assert received_text(m.data) == text
+    assert len(m.data) > 45 * 1024 * 1024
 
 
 def test_an_immediate_delivery_whose_caller_hangs_up_is_sent_once(start_worker, upstream):
