@@ -7,6 +7,8 @@
 //! Must not: open sockets or drive the session (the edge driver does), or
 //! decide retries (`policy` and `settle` do).
 
+use std::rc::Rc;
+
 use super::settings::DeliverySettings;
 use super::upstream::{Upstream, UpstreamSecurity};
 use crate::smtp::{
@@ -51,16 +53,58 @@ pub fn session_config(upstream: &Upstream, settings: &DeliverySettings) -> SmtpC
     config
 }
 
+/// A job with its message, ready for a session. The message is held once
+/// and shared with the session's envelope, which encodes it a chunk at a time
+/// as the socket takes it (see `smtp::transparency`): a batch of large
+/// bodies costs their size once, not three times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The job, as a retry or a dead letter carries it: a body kept in the
+    /// bucket is not in it (`mime` is empty), only its reference.
+    pub job: DeliveryJob,
+    pub message: Rc<Vec<u8>>,
+}
+
+impl Outgoing {
+    /// A job whose message travels inside it. A message that is also kept
+    /// in the bucket is moved out of the job, not copied; one that is not
+    /// stays in the job too, for a retry to carry (it fits a queue message).
+    pub fn new(mut job: DeliveryJob) -> Self {
+        let message = match job.body_ref {
+            Some(_) => std::mem::take(&mut job.mime).into_bytes(),
+            None => job.mime.as_bytes().to_vec(),
+        };
+        Outgoing {
+            job,
+            message: Rc::new(message),
+        }
+    }
+
+    /// A job whose message was fetched from the bucket.
+    pub fn stored(job: DeliveryJob, message: Vec<u8>) -> Self {
+        Outgoing {
+            job: job.for_queue(),
+            message: Rc::new(message),
+        }
+    }
+
+    /// Bytes of message held.
+    pub fn message_len(&self) -> usize {
+        self.message.len()
+    }
+}
+
 /// The envelope for a job; `id` is the job's position in the batch.
-pub fn envelope(id: u64, job: &DeliveryJob) -> Envelope {
-    let mut e = Envelope::new(
+pub fn envelope(id: u64, outgoing: &Outgoing) -> Envelope {
+    let job = &outgoing.job;
+    let mut e = Envelope::shared(
         id,
         job.mail_from.clone(),
         job.rcpt_to.clone(),
-        job.mime.as_bytes().to_vec(),
+        outgoing.message.clone(),
     );
     e.needs_smtputf8 = job.smtputf8;
-    e.has_8bit = !job.mime.is_ascii();
+    e.has_8bit = !outgoing.message.is_ascii();
     e
 }
 
@@ -120,5 +164,47 @@ pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
         remaining,
         detail,
         try_next_upstream,
+    }
+}
+
+#[cfg(test)]
+mod outgoing_tests {
+    use super::*;
+
+    fn job(mime: &str, body_ref: Option<&str>) -> DeliveryJob {
+        DeliveryJob {
+            id: "m1".into(),
+            key_id: "backend".into(),
+            mail_from: "a@example.com".into(),
+            rcpt_to: vec!["b@example.org".into()],
+            mime: mime.into(),
+            smtputf8: false,
+            accepted_at: 1,
+            attempt: 0,
+            body_ref: body_ref.map(str::to_string),
+            tags: Vec::new(),
+            metadata: None,
+            safety_net: false,
+        }
+    }
+
+    #[test]
+    fn a_message_is_held_once_and_shared_with_its_envelope() {
+        // Kept in the bucket: moved out of the job, which travels without it.
+        let o = Outgoing::new(job("Subject: é\r\n\r\nx", Some("bodies/m1.eml")));
+        assert_eq!(o.job.mime, "");
+        assert_eq!(o.message.as_slice(), "Subject: é\r\n\r\nx".as_bytes());
+        let e = envelope(3, &o);
+        assert!(Rc::ptr_eq(&e.data, &o.message), "shared, not copied");
+        assert!(e.has_8bit);
+        assert_eq!(e.id, 3);
+        // Small enough for the queue: a retry carries it, so the job keeps it.
+        let o = Outgoing::new(job("Subject: x\r\n\r\nx", None));
+        assert_eq!(o.job.mime, "Subject: x\r\n\r\nx");
+        assert!(!envelope(0, &o).has_8bit);
+        // Fetched from the bucket.
+        let o = Outgoing::stored(job("", Some("bodies/m1.eml")), b"abc".to_vec());
+        assert_eq!(o.message_len(), 3);
+        assert_eq!(o.job.body_ref.as_deref(), Some("bodies/m1.eml"));
     }
 }

@@ -178,6 +178,10 @@ pub enum DeadLetterItem {
         status: Option<MessageStatus>,
         release_body: Option<String>,
     },
+    /// A job ended here: settle its message from the recipients' recorded
+    /// states (`settle::dead_lettered`), never forcing `failed` on a
+    /// recipient recorded delivered or unknown.
+    Settle { job: DeliveryJob, reason: String },
     /// No message to note it on: log this line and acknowledge.
     Note(String),
 }
@@ -196,9 +200,19 @@ pub fn dead_letter_item(text: &str, secrets: &QueueSecrets) -> DeadLetterItem {
             release_body: body_ref.filter(|key| **key == body_key(job_id)).cloned(),
         }
     };
+    // A job's message is settled; the body released is only its own.
+    let settle = |mut job: DeliveryJob, reason: &str| {
+        if job.body_ref.as_deref() != Some(body_key(&job.id).as_str()) {
+            job.body_ref = None;
+        }
+        DeadLetterItem::Settle {
+            job,
+            reason: reason.to_string(),
+        }
+    };
     match QueueBody::from_wire(text, secrets) {
         Ok(QueueBody::DeadLetter { letter, .. }) => match (&letter.job, &letter.message_id) {
-            (Some(job), _) => record(&job.id, &letter.reason, None, job.body_ref.as_ref()),
+            (Some(job), _) => settle(job.clone(), &letter.reason),
             (None, Some(id)) => record(id, &letter.reason, None, None),
             (None, None) => {
                 DeadLetterItem::Note(format!("dead letter without a job: {}", letter.reason))
@@ -208,12 +222,9 @@ pub fn dead_letter_item(text: &str, secrets: &QueueSecrets) -> DeadLetterItem {
             "a message from producer `{producer}` was dead-lettered by the platform"
         )),
         // Moved here by the platform after repeated crashes of the consumer.
-        Ok(QueueBody::Deliver { job, .. }) => record(
-            &job.id,
-            "delivery failed repeatedly without a recorded outcome",
-            Some(MessageStatus::Failed),
-            job.body_ref.as_ref(),
-        ),
+        Ok(QueueBody::Deliver { job, .. }) => {
+            settle(job, "delivery failed repeatedly without a recorded outcome")
+        }
         Err(Unreadable::Unsealed { reason, .. }) => {
             DeadLetterItem::Note(format!("unsealed dead letter ignored: {reason}"))
         }
@@ -427,7 +438,10 @@ mod tests {
                     Some(job(Some("bodies/m1.eml"))),
                     None,
                 )),
-                record("m1", "550 no such user", None, Some("bodies/m1.eml")),
+                DeadLetterItem::Settle {
+                    job: job(Some("bodies/m1.eml")),
+                    reason: "550 no such user".into(),
+                },
             ),
             // A sealed letter naming another message's body deletes nothing.
             (
@@ -436,7 +450,10 @@ mod tests {
                     Some(job(Some("bodies/victim.eml"))),
                     None,
                 )),
-                record("m1", "550", None, None),
+                DeadLetterItem::Settle {
+                    job: job(None),
+                    reason: "550".into(),
+                },
             ),
             (
                 with_message("f00d"),
@@ -448,12 +465,10 @@ mod tests {
             ),
             (
                 wire(QueueBody::deliver(job(Some("bodies/m1.eml")))),
-                record(
-                    "m1",
-                    "delivery failed repeatedly without a recorded outcome",
-                    Some(MessageStatus::Failed),
-                    Some("bodies/m1.eml"),
-                ),
+                DeadLetterItem::Settle {
+                    job: job(Some("bodies/m1.eml")),
+                    reason: "delivery failed repeatedly without a recorded outcome".into(),
+                },
             ),
             (
                 r#"{"v":1,"type":"send","producer":"billing","message":{}}"#.into(),

@@ -19,12 +19,26 @@
 //!   request's session and a consumer session never run for one message at
 //!   the same time.
 //! - The lease outlasts the longest session the request can run: every SMTP
-//!   step has its own timeout, and the request stops waiting at
-//!   [`ImmediatePlan::deadline_ms`], before the lease ends. Steps with
-//!   timeouts cannot exceed the deadline, so one that does is a write the
-//!   upstream stopped reading: the final dot was not sent and the upstream
-//!   cannot have the message. The lease adds [`LEASE_MARGIN_MS`] on top for
-//!   the request's own D1 writes.
+//!   step has its own timeout (`SMTP_TIMEOUT_SECONDS`, twice that for the
+//!   final dot), and the deadline counts every step one attempt can wait on
+//!   ([`plan`]: connect, greeting, EHLO and the HELO fallback, STARTTLS and
+//!   its handshake, AUTH LOGIN's three round trips, every MAIL, RCPT, DATA,
+//!   final dot and RSET of every transaction a 452 can add, QUIT, on every
+//!   upstream in turn, and the D1 calls in between, each given one step, a
+//!   record write also the waits before its retries).
+//!   The request stops waiting at [`ImmediatePlan::deadline_ms`]; steps with
+//!   timeouts cannot exceed it, so one that does is a write the upstream
+//!   stopped reading: the final dot was not sent and the upstream cannot
+//!   have the message. The record of the outcome and the lease's release
+//!   must be done by [`ImmediatePlan::record_by_ms`] (two more steps), and
+//!   the lease lasts [`CLOCK_MARGIN_MS`] beyond that, for the clocks of the
+//!   isolates that compare it.
+//! - The attempt runs under the platform's `waitUntil`, so a caller that
+//!   hangs up does not cut it short: the session and its record finish.
+//! - A lease is released only once the outcome is recorded. When the record
+//!   cannot be written, the lease is kept: the safety job waits for it to
+//!   run out, then settles from the recipients recorded as each transaction
+//!   completed (and delivers only to those not recorded).
 //! - The request never enqueues a retry of its own. When its attempt leaves
 //!   recipients deferred, it records `next_attempt_at`, and the safety job (the
 //!   one queue message this message ever has at a time) waits until then and
@@ -37,23 +51,51 @@
 
 use crate::queue::{DeliveryJob, MessageStatus, QUEUE_MAX_DELAY_SECONDS, QueueBody};
 
+use super::outage::RECORD_RETRY_DELAYS_MS;
 use super::settings::DeliverySettings;
 use super::settle::{FollowUp, Settlement};
 
-/// SMTP steps a session can wait on besides one RCPT per recipient: connect,
-/// greeting, EHLO, STARTTLS, TLS handshake, EHLO again, AUTH (two round trips
-/// for LOGIN), MAIL, DATA, the final dot (two timeouts: servers check content
-/// before answering) and QUIT.
-const SESSION_STEPS: u64 = 13;
+/// Steps one session can wait on whatever it carries: connect, greeting,
+/// EHLO, HELO (when EHLO is refused), STARTTLS, the TLS handshake, EHLO
+/// again, AUTH (three round trips for LOGIN), QUIT; and the D1 write of the
+/// upstream's health after it.
+const SESSION_STEPS: u64 = 12;
 
-/// Time the lease adds after the deadline, for the request's D1 writes.
-pub const LEASE_MARGIN_MS: u64 = 30_000;
+/// Steps of one transaction: MAIL, DATA, the final dot (two timeouts:
+/// servers check content before answering), RSET after a refusal; and the
+/// D1 write of its recipients' results. A 452 adds a transaction, and each
+/// one delivers to somebody or ends the envelope, so there are at most as
+/// many as recipients.
+const TRANSACTION_STEPS: u64 = 6;
+
+/// D1 calls before the sessions: the upstreams' health.
+const STEPS_BEFORE: u64 = 1;
+
+/// D1 calls after the sessions: the outcome's record, the lease's release.
+const STEPS_AFTER: u64 = 2;
+
+/// How far the clocks of two isolates comparing a lease may disagree.
+pub const CLOCK_MARGIN_MS: u64 = 5_000;
+
+/// RCPT commands one envelope can send. In lock-step a 452 leaves the
+/// recipients after it unsent, so each transaction sends at most one RCPT
+/// that is refused; pipelined, every remaining RCPT goes in each transaction.
+fn rcpt_steps(recipients: u64, pipelined: bool) -> u64 {
+    if pipelined {
+        recipients.saturating_mul(recipients.saturating_add(1)) / 2
+    } else {
+        recipients.saturating_mul(2).saturating_sub(1)
+    }
+}
 
 /// Timing of one immediate delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImmediatePlan {
     /// How long the request waits for its SMTP session(s), from the start.
     pub deadline_ms: u64,
+    /// By when, from the start, the outcome is recorded and the lease
+    /// released; a request that cannot keeps its lease.
+    pub record_by_ms: u64,
     /// How long the request's lease lasts, from the start.
     pub lease_ms: u64,
     /// The safety job's delay: the earliest a first retry can be due (the
@@ -66,12 +108,25 @@ pub struct ImmediatePlan {
 pub fn plan(settings: &DeliverySettings, recipients: usize) -> ImmediatePlan {
     let step_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
     let upstreams = settings.upstreams.len().max(1) as u64;
-    let steps = SESSION_STEPS.saturating_add(recipients as u64);
-    let deadline_ms = step_ms.saturating_mul(steps).saturating_mul(upstreams);
+    let r = (recipients as u64).max(1);
+    let per_upstream = SESSION_STEPS
+        .saturating_add(r.saturating_mul(TRANSACTION_STEPS))
+        .saturating_add(rcpt_steps(r, settings.smtp_pipelining));
+    let steps = STEPS_BEFORE.saturating_add(per_upstream.saturating_mul(upstreams));
+    // A record write D1 refuses is tried again after these waits (the
+    // transactions' results, then the outcome's record).
+    let record_retries: u64 = RECORD_RETRY_DELAYS_MS.iter().sum();
+    let deadline_ms = step_ms
+        .saturating_mul(steps)
+        .saturating_add(record_retries.saturating_mul(r).saturating_mul(upstreams));
+    let record_by_ms = deadline_ms
+        .saturating_add(step_ms.saturating_mul(STEPS_AFTER))
+        .saturating_add(record_retries);
     let earliest_retry = u64::from(settings.retry.base_delay_seconds) * 4 / 5;
     ImmediatePlan {
         deadline_ms,
-        lease_ms: deadline_ms.saturating_add(LEASE_MARGIN_MS),
+        record_by_ms,
+        lease_ms: record_by_ms.saturating_add(CLOCK_MARGIN_MS),
         safety_delay_seconds: earliest_retry.clamp(1, u64::from(QUEUE_MAX_DELAY_SECONDS)) as u32,
     }
 }
@@ -152,10 +207,20 @@ mod tests {
     use super::*;
 
     fn settings(timeout: &str, upstreams: &str, base: &str) -> DeliverySettings {
+        settings_with(timeout, upstreams, base, "on")
+    }
+
+    fn settings_with(
+        timeout: &str,
+        upstreams: &str,
+        base: &str,
+        pipelining: &str,
+    ) -> DeliverySettings {
         let vars = [
             ("SMTP_UPSTREAMS", upstreams),
             ("SMTP_TIMEOUT_SECONDS", timeout),
             ("RETRY_BASE_DELAY_SECONDS", base),
+            ("SMTP_PIPELINING", pipelining),
         ];
         DeliverySettings::from_source(&|name: &str| {
             vars.iter()
@@ -169,22 +234,76 @@ mod tests {
     fn the_lease_outlasts_every_step_of_every_upstream() {
         let one = "smtp://u:p@a.example.net:587";
         let two = "smtp://u:p@a.example.net:587,smtps://u:p@b.example.net:465";
-        // (timeout s, upstreams, base delay s, recipients) -> (deadline s, safety delay s)
+        // (timeout s, upstreams, pipelining, base delay s, recipients)
+        //   -> (steps to the deadline, safety delay s)
+        // Steps: 1 health read, then per upstream 12 session steps, 6 per
+        // transaction (one per recipient at most) and the RCPTs: 2r - 1 in
+        // lock-step, r(r + 1) / 2 pipelined.
         let table = [
-            ("30", one, "60", 1, 14 * 30, 48),
-            ("30", two, "60", 1, 2 * 14 * 30, 48),
-            ("5", one, "1", 3, 16 * 5, 1),
-            ("10", one, "600", 50, 63 * 10, 480),
+            ("30", one, "on", "60", 1, 1 + (12 + 6 + 1), 48),
+            ("30", two, "on", "60", 1, 1 + 2 * (12 + 6 + 1), 48),
+            ("5", one, "on", "1", 3, 1 + (12 + 18 + 6), 1),
+            ("5", one, "off", "1", 3, 1 + (12 + 18 + 5), 1),
+            ("10", one, "off", "600", 50, 1 + (12 + 300 + 99), 480),
+            ("10", one, "on", "600", 50, 1 + (12 + 300 + 1275), 480),
         ];
-        for (timeout, upstreams, base, rcpts, deadline_s, delay) in table {
-            let p = plan(&settings(timeout, upstreams, base), rcpts);
-            assert_eq!(
-                p.deadline_ms,
-                deadline_s * 1000,
-                "{timeout} {upstreams} {rcpts}"
-            );
-            assert_eq!(p.lease_ms, p.deadline_ms + LEASE_MARGIN_MS);
+        for (timeout, upstreams, pipelining, base, rcpts, steps, delay) in table {
+            let s = settings_with(timeout, upstreams, base, pipelining);
+            let p = plan(&s, rcpts);
+            let step_ms = u64::from(s.smtp_timeout_seconds) * 1000;
+            let row = format!("{timeout} {upstreams} {pipelining} {rcpts}");
+            // Each transaction's record write may wait 3.5 s for D1 to answer.
+            let n = if upstreams == two { 2 } else { 1 };
+            let retries = 3_500 * rcpts as u64 * n;
+            assert_eq!(p.deadline_ms, steps * step_ms + retries, "{row}");
+            // The record and the lease's release get a step each, and the
+            // record its retries.
+            assert_eq!(p.record_by_ms, p.deadline_ms + 2 * step_ms + 3_500, "{row}");
+            assert_eq!(p.lease_ms, p.record_by_ms + CLOCK_MARGIN_MS, "{row}");
             assert_eq!(p.safety_delay_seconds, delay, "{base}");
+        }
+    }
+
+    /// The worst session an attempt can run, step by step, fits the deadline:
+    /// every upstream refuses EHLO (HELO follows), uses STARTTLS and AUTH
+    /// LOGIN, and answers each recipient's RCPT with 452 until the last
+    /// transaction, whose final dot it answers with 4xx (RSET follows).
+    #[test]
+    fn the_worst_session_fits_the_deadline() {
+        for pipelining in ["on", "off"] {
+            for rcpts in 1..=20u64 {
+                let s = settings_with(
+                    "7",
+                    "smtp://u:p@a.example.net:587,smtp://u:p@b.example.net:587",
+                    "60",
+                    pipelining,
+                );
+                let step = u64::from(s.smtp_timeout_seconds) * 1000;
+                let mut waited = step; // the health read
+                for _ in &s.upstreams {
+                    // connect, greeting, EHLO, HELO, STARTTLS, handshake,
+                    // EHLO, AUTH LOGIN x3
+                    waited += 10 * step;
+                    // One recipient delivered per transaction, the others 452.
+                    for part in 0..rcpts {
+                        let sent = if s.smtp_pipelining {
+                            rcpts - part
+                        } else {
+                            2.min(rcpts - part)
+                        };
+                        // MAIL, RCPTs, DATA, final dot (2), RSET, D1 write
+                        // and its retries
+                        waited += step + sent * step + step + 2 * step + step + step + 3_500;
+                    }
+                    waited += step + step; // QUIT, health write
+                }
+                let p = plan(&s, rcpts as usize);
+                assert!(
+                    waited <= p.deadline_ms,
+                    "{pipelining} {rcpts}: {waited} > {}",
+                    p.deadline_ms
+                );
+            }
         }
     }
 

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod failover;
 pub mod health;
 pub mod immediate;
+pub mod outage;
 pub mod plan;
 pub mod policy;
 pub mod recipients;
@@ -20,7 +21,7 @@ pub mod settings;
 pub mod settle;
 pub mod upstream;
 
-pub use attempt::AttemptReport;
+pub use attempt::{AttemptReport, Outgoing};
 pub use failover::{Failover, Session, SessionEnd};
 pub use health::{HealthChange, Notice, SessionVerdict, UpstreamHealth, upstream_order};
 pub use policy::{AttemptResult, Decision, RetryPolicy, RetrySettings};

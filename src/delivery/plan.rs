@@ -35,9 +35,53 @@ pub fn session_ranges(jobs: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// The most body bytes a consumer holds at once: a batch is delivered in
+/// groups whose bodies add up to at most this much (a body larger than the
+/// bound goes alone). An isolate has 128 MB; a hundred 1 MiB bodies held at
+/// once, with the copies a delivery makes, would not fit.
+pub const MAX_GROUP_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Whether a body of `next` bytes joins a group already holding `held` bytes
+/// of bodies (`jobs` of them), or the group is delivered first.
+pub fn joins_group(jobs: usize, held: usize, next: usize) -> bool {
+    jobs == 0 || held.saturating_add(next) <= MAX_GROUP_BODY_BYTES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_are_bounded_by_body_bytes() {
+        const MIB: usize = 1024 * 1024;
+        let table = [
+            // (jobs in the group, bytes held, next body) -> joins
+            (0, 0, 50 * MIB, true),
+            (0, 0, 0, true),
+            (1, 50 * MIB, 1, false),
+            (15, 15 * MIB, MIB, true),
+            (16, 16 * MIB, 1, false),
+            (99, 99 * 100 * 1024, 100 * 1024, true),
+            (1, MIB, usize::MAX, false),
+        ];
+        for (jobs, held, next, joins) in table {
+            assert_eq!(joins_group(jobs, held, next), joins, "{jobs} {held} {next}");
+        }
+        // A hundred 1 MiB bodies make groups of sixteen at most.
+        let mut groups = vec![0usize];
+        let mut held = 0;
+        for _ in 0..100 {
+            let last = groups.len() - 1;
+            if !joins_group(groups[last], held, MIB) {
+                groups.push(0);
+                held = 0;
+            }
+            let last = groups.len() - 1;
+            groups[last] += 1;
+            held += MIB;
+        }
+        assert_eq!(groups, vec![16, 16, 16, 16, 16, 16, 4]);
+    }
 
     #[test]
     fn session_table() {

@@ -18,6 +18,9 @@ use super::upstream::Upstream;
 /// What `EHLO_NAME` is when unset.
 pub const DEFAULT_EHLO_NAME: &str = "edgerelay.invalid";
 
+/// `MESSAGE_LIFETIME_SECONDS` when unset: five days.
+pub const DEFAULT_LIFETIME_SECONDS: u64 = 432_000;
+
 /// When an upstream is skipped after failing, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthSettings {
@@ -138,7 +141,7 @@ fn parse_retry(src: &impl ConfigSource) -> Result<RetrySettings, ConfigError> {
     Ok(RetrySettings {
         base_delay_seconds: base as u32,
         max_delay_seconds: max as u32,
-        lifetime_seconds: number(src, "MESSAGE_LIFETIME_SECONDS", 432_000)?,
+        lifetime_seconds: number(src, "MESSAGE_LIFETIME_SECONDS", DEFAULT_LIFETIME_SECONDS)?,
     })
 }
 

@@ -210,21 +210,95 @@ pub fn settle_recorded(
     }
 }
 
-/// A job whose stored body is gone: it can never be delivered, so the
-/// message fails and the job is dead-lettered.
-pub fn body_lost(job: &DeliveryJob, reason: &str) -> Settlement {
+/// A job whose stored body is gone: it can never be delivered. Recipients
+/// recorded delivered (or unknown) stay so; the others fail, and the status
+/// follows from all of them (a message half delivered before its body was
+/// released is `partially_delivered`, not `failed`). The job is dead-lettered.
+pub fn body_lost(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    current: Option<MessageStatus>,
+    reason: &str,
+) -> Settlement {
+    let mut s = given_up(job, recorded, current, EventKind::Failed, reason);
+    s.follow_up = FollowUp::DeadLetter(letter(reason.into(), job));
+    // The body is gone already.
+    s.release_body = None;
+    s
+}
+
+/// A job that reached the dead-letter queue (given up by us, or moved there
+/// by the platform after repeated crashes): settled from its recipients'
+/// recorded states, never forced to `failed`. The ones recorded final keep
+/// their state; the others fail with `reason`. Acknowledge once written.
+pub fn dead_lettered(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    current: Option<MessageStatus>,
+    reason: &str,
+) -> Settlement {
+    given_up(job, recorded, current, EventKind::DeadLettered, reason)
+}
+
+/// The end of a message no attempt will follow: its job's recipients not yet
+/// final fail with `reason`, one event of `kind` says why, and the status is
+/// what all recorded recipients add up to. `current` is the status on the
+/// record: unchanged, it is written again as it is.
+fn given_up(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    current: Option<MessageStatus>,
+    kind: EventKind,
+    reason: &str,
+) -> Settlement {
+    // Every recipient the job or the record names, once.
+    let mut addresses: Vec<&str> = Vec::new();
+    for a in job.rcpt_to.iter().chain(recorded.iter().map(|(a, _)| a)) {
+        if !addresses.iter().any(|b| b.eq_ignore_ascii_case(a)) {
+            addresses.push(a);
+        }
+    }
+    let final_state = |address: &str| {
+        recorded
+            .iter()
+            .find(|(a, s)| a.eq_ignore_ascii_case(address) && s.is_final())
+            .map(|(_, s)| *s)
+    };
+    let failed: Vec<RecipientResult> = addresses
+        .iter()
+        .filter(|a| final_state(a).is_none())
+        .map(|address| RecipientResult {
+            address: address.to_string(),
+            state: RecipientState::Failed,
+            reply_code: None,
+            enhanced_code: None,
+            reply_text: reason.to_string(),
+        })
+        .collect();
+    let states: Vec<RecipientState> = addresses
+        .iter()
+        .map(|a| final_state(a).unwrap_or(RecipientState::Failed))
+        .collect();
+    let status = match (states.is_empty(), current) {
+        // Nothing to go by: the record keeps what it says.
+        (true, Some(current)) => current,
+        (true, None) => MessageStatus::Failed,
+        (false, _) => message_status(&states),
+    };
+    let mut events: Vec<Event> = failed.iter().map(bounce).collect();
+    events.push(event(kind, reason.into()));
     Settlement {
         message_id: job.id.clone(),
         record: Some(Record {
-            recipients: Vec::new(),
+            recipients: failed,
             counts_attempt: false,
-            events: vec![event(EventKind::Failed, reason.into())],
-            status: MessageStatus::Failed,
-            last_error: Some(reason.into()),
+            events,
+            status,
+            last_error: error_for(status, reason),
             next_attempt_at: None,
         }),
-        follow_up: FollowUp::DeadLetter(letter(reason.into(), job)),
-        release_body: None,
+        follow_up: FollowUp::Ack,
+        release_body: job.body_ref.clone(),
     }
 }
 

@@ -10,15 +10,18 @@
 //! | --- | --- |
 //! | `FAULT_ACCEPT` | `store` / `enqueue` (or `store:N` / `enqueue:N`, the first N only): that step of accepting fails (see [`accept_fault`]) |
 //! | `FAULT_CONSUMER_CRASH_AFTER` | N: the queue consumer throws after settling N messages of a larger batch (see [`consumer_crash`]) |
+//! | `FAULT_D1_OUTAGE` | N: every D1 call of the queue consumer fails for N seconds from its first batch (see [`d1_outage`]) |
 //! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`](mod@bench)); default `off` |
 //!
 //! Owns: these switches; `FAULT_ACCEPT` and `BENCH_ROUTES` are read once per
-//! isolate into [`Diagnostics`], the crash switch by the consumer per batch.
+//! isolate into [`Diagnostics`], the crash and outage switches by the
+//! consumer per batch.
 //! Must not: be reachable in a release build, or perform I/O.
 
 pub mod accept_fault;
 pub mod bench;
 pub mod consumer_crash;
+pub mod d1_outage;
 
 use crate::config::{ConfigError, ConfigSource, err};
 

@@ -14,7 +14,7 @@
 use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey, send};
-use crate::delivery::AttemptResult;
+use crate::delivery::{AttemptResult, Outgoing};
 use crate::diagnostics::bench::BenchSmtpRequest;
 use crate::queue::DeliveryJob;
 
@@ -46,8 +46,9 @@ pub async fn smtp(
         let prepared = send::prepare(body, key, send_settings, now / 1000, &random::bytes::<32>())?;
         jobs.push(send::sign_natively(prepared, send_settings)?);
     }
-    let refs: Vec<&DeliveryJob> = jobs.iter().collect();
     let mime_bytes: usize = jobs.iter().map(|j| j.mime.len()).sum();
+    let outgoing: Vec<Outgoing> = jobs.into_iter().map(Outgoing::new).collect();
+    let refs: Vec<&Outgoing> = outgoing.iter().collect();
 
     let db = Db::open(env).map_err(internal)?;
     let started = now_ms();

@@ -5,8 +5,10 @@
 //! be read now), release. Must not: decide which bodies go to R2 or under which
 //! key ([`crate::queue::place`]), or when one is released (the settlement).
 
+use futures_util::StreamExt;
 use worker::Env;
 
+use crate::delivery::Outgoing;
 use crate::queue::{DeliveryJob, ExternalBody};
 
 use super::platform::BODIES_BUCKET;
@@ -36,20 +38,39 @@ pub async fn release(env: &Env, body_ref: Option<&str>) {
     }
 }
 
-/// What became of a job whose body had to be fetched.
-pub enum Loaded {
-    /// Ready to deliver: the job with its body in place.
-    Ready(DeliveryJob),
+/// What became of a job whose body had to be looked up.
+pub enum Fetched<T> {
+    /// Found: the body (or its size).
+    Ready(T),
     /// The body is gone: the message can never be delivered.
     Missing(String),
     /// The bucket could not be read now; try the message again later.
     Unavailable(String),
 }
 
-/// Puts a job's body back, fetching it from the bucket when it lives there.
-pub async fn load(env: &Env, job: &DeliveryJob) -> Loaded {
+/// The size of a job's body, from the object's metadata when it is kept in
+/// the bucket (the body itself is not read).
+pub async fn size(env: &Env, job: &DeliveryJob) -> Fetched<usize> {
     let Some(key) = &job.body_ref else {
-        return Loaded::Ready(job.clone());
+        return Fetched::Ready(job.mime.len());
+    };
+    let object = match env.bucket(BODIES_BUCKET) {
+        Ok(bucket) => bucket.head(key.as_str()).await,
+        Err(e) => Err(e),
+    };
+    match object {
+        Ok(Some(object)) => Fetched::Ready(usize::try_from(object.size()).unwrap_or(usize::MAX)),
+        Ok(None) => Fetched::Missing(format!("the stored body {key} does not exist")),
+        Err(e) => Fetched::Unavailable(format!("could not read {key}: {e}")),
+    }
+}
+
+/// Puts a job's body back, fetching it from the bucket when it lives there.
+/// The object is read as a stream into one buffer of its size, so a large
+/// body is held once in the isolate, not once per layer it passes through.
+pub async fn load(env: &Env, job: DeliveryJob) -> Fetched<Outgoing> {
+    let Some(key) = job.body_ref.clone() else {
+        return Fetched::Ready(Outgoing::new(job));
     };
     let object = match env.bucket(BODIES_BUCKET) {
         Ok(bucket) => bucket.get(key.as_str()).execute().await,
@@ -57,14 +78,23 @@ pub async fn load(env: &Env, job: &DeliveryJob) -> Loaded {
     };
     let object = match object {
         Ok(Some(object)) => object,
-        Ok(None) => return Loaded::Missing(format!("the stored body {key} does not exist")),
-        Err(e) => return Loaded::Unavailable(format!("could not read {key}: {e}")),
+        Ok(None) => return Fetched::Missing(format!("the stored body {key} does not exist")),
+        Err(e) => return Fetched::Unavailable(format!("could not read {key}: {e}")),
     };
+    let size = usize::try_from(object.size()).unwrap_or(0);
     let Some(body) = object.body() else {
-        return Loaded::Missing(format!("the stored body {key} is empty"));
+        return Fetched::Missing(format!("the stored body {key} is empty"));
     };
-    match body.text().await {
-        Ok(mime) => Loaded::Ready(job.with_body(mime)),
-        Err(e) => Loaded::Unavailable(format!("could not read {key}: {e}")),
+    let mut stream = match body.stream() {
+        Ok(stream) => stream,
+        Err(e) => return Fetched::Unavailable(format!("could not read {key}: {e}")),
+    };
+    let mut message = Vec::with_capacity(size);
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => message.extend_from_slice(&chunk),
+            Err(e) => return Fetched::Unavailable(format!("could not read {key}: {e}")),
+        }
     }
+    Fetched::Ready(Outgoing::stored(job, message))
 }

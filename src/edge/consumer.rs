@@ -4,179 +4,286 @@
 //!
 //! The order of a batch: classify each body (`delivery::dispatch`), refusing
 //! jobs not sealed by edgerelay or not matching their stored message
-//! (`provenance`); take in producers' messages (`producer_intake`); check
-//! immediate deliveries' safety jobs (`safety_net`); drop recipients already
-//! recorded final and settle the jobs none is left of; fetch bodies kept in
-//! the bucket; deliver and record (`lifecycle`); settle (`delivery::settle`)
-//! and carry out each settlement. Retries are new queue messages carrying the
-//! attempt count and only the recipients still pending, so a recipient that
-//! already accepted the message is never sent it again by our own retries.
+//! (`provenance`); take in producers' messages (`producer_intake`); check immediate deliveries'
+//! safety jobs (`safety_net`); drop recipients already recorded final and
+//! settle the jobs none is left of; then, group by group (at most
+//! `delivery::plan::MAX_GROUP_BODY_BYTES` of bodies held at once), fetch the
+//! bodies kept in the bucket, deliver and record (`lifecycle`), settle
+//! (`delivery::settle`) and carry out each settlement. Retries are new queue
+//! messages carrying the attempt count and only the recipients still pending,
+//! so a recipient that already accepted the message is never sent it again
+//! by our own retries.
+//!
+//! Storage trouble (the settings, D1 or R2 unavailable) never spends the
+//! platform's retries: the message's text is sent again with a delay
+//! (`outage`, `delivery::outage`), so an outage shorter than a message's
+//! lifetime delays messages but fails none.
 //! Must not: decide anything; it runs the values the core returns.
 
 use std::collections::HashMap;
 
-use worker::{Env, MessageBatch, MessageExt, RawMessage};
+use worker::{Env, MessageBatch, MessageExt};
 
 use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs_item};
+use crate::delivery::outage::{FromQueue, Trouble, queue_of};
+use crate::delivery::plan::joins_group;
 use crate::delivery::recipients::still_to_deliver;
-use crate::delivery::settle::{body_lost, settle_recorded};
-use crate::delivery::{Carrier, RecipientState, RetryPolicy, Settlement, settle};
+use crate::delivery::settings::DEFAULT_LIFETIME_SECONDS;
+use crate::delivery::settle::{body_lost, dead_lettered, settle_recorded};
+use crate::delivery::{Carrier, Outgoing, RecipientState, RetryPolicy, Settlement, settle};
 use crate::queue::{DeliveryJob, QueueSecrets};
 
-use super::bodies::{self, Loaded as Body};
+use super::bodies::{self, Fetched as Body};
 use super::d1::Db;
+use super::lifecycle::{self, Executed};
+use super::outage::{InHand, Outage};
 use super::platform::{Loaded, load, now_ms};
-use super::{lifecycle, producer_intake, provenance, queue_writer, random, safety_net};
+use super::{producer_intake, provenance, queue_writer, random, safety_net};
+
+/// Recipients' recorded states, as `settle` reads them.
+type States = Vec<(String, RecipientState)>;
 
 /// A job to deliver, with its queue message and its recipients' recorded states.
-type Pending = (RawMessage, DeliveryJob, Vec<(String, RecipientState)>);
+type Pending = (InHand, DeliveryJob, States);
 
-/// The text of a queue body: producers may send a JSON string or an object.
-fn body_text(raw: &RawMessage) -> String {
-    let v = raw.body();
-    match v.as_string() {
-        Some(s) => s,
-        None => js_sys::JSON::stringify(&v)
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_default(),
-    }
-}
+/// A job ready for a session: its body loaded and shared.
+type Ready = (InHand, Outgoing, States);
 
 pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
+    let messages: Vec<InHand> = batch.raw_iter().map(InHand::new).collect();
     let loaded = match load(&env) {
         Ok(l) => l,
         Err(e) => {
-            // Nothing can be delivered with broken settings; keep every message.
-            worker::console_error!("edgerelay: {e}; retrying the batch later");
-            batch.retry_all();
+            // Nothing can be delivered with broken settings; keep every
+            // message, without spending the platform's retries.
+            worker::console_error!("edgerelay: {e}; trying the batch again later");
+            for message in &messages {
+                let outage = Outage {
+                    queue: queue_of(&message.text),
+                    lifetime_seconds: DEFAULT_LIFETIME_SECONDS,
+                    secrets: None,
+                };
+                outage.meet(&env, message, Trouble::Settings).await;
+            }
             return Ok(());
         }
     };
-    let db = Db::open(&env)?;
-    if batch.queue() == loaded.settings.dead_letter_queue_name {
-        return record_dead_letters(&env, &db, &batch, &loaded.settings.queue_secrets).await;
+    let outage = Outage {
+        queue: if batch.queue() == loaded.settings.dead_letter_queue_name {
+            FromQueue::DeadLetters
+        } else {
+            FromQueue::Jobs
+        },
+        lifetime_seconds: loaded.settings.delivery.retry.lifetime_seconds,
+        secrets: Some(&loaded.settings.queue_secrets),
+    };
+    let db = match Db::open_for_consumer(&env) {
+        Ok(db) => db,
+        Err(e) => {
+            worker::console_error!("edgerelay: the database is unavailable: {e}");
+            for message in &messages {
+                outage.meet(&env, message, Trouble::Records).await;
+            }
+            return Ok(());
+        }
+    };
+    if outage.queue == FromQueue::DeadLetters {
+        record_dead_letters(&env, &db, &outage, &loaded.settings.queue_secrets, messages).await;
+        return Ok(());
     }
 
     let secrets = &loaded.settings.queue_secrets;
-    let mut sealed: Vec<(RawMessage, DeliveryJob)> = Vec::new();
-    let mut work: Vec<(RawMessage, DeliveryJob)> = Vec::new();
-    for raw in batch.raw_iter() {
-        let text = body_text(&raw);
-        match jobs_item(&text, secrets) {
-            JobsItem::Deliver(job) => sealed.push((raw, job)),
+    let mut sealed: Vec<(InHand, DeliveryJob)> = Vec::new();
+    let mut work: Vec<(InHand, DeliveryJob)> = Vec::new();
+    for message in messages {
+        match jobs_item(&message.text, secrets) {
+            JobsItem::Deliver(job) => sealed.push((message, job)),
             JobsItem::ProducerSend {
                 producer,
                 token,
-                message,
+                message: body,
             } => {
-                let id = raw.id();
+                let id = message.raw.id();
                 let claim = producer_intake::Claim {
                     producer: &producer,
                     token: token.as_deref(),
-                    message: &message,
-                    raw_text: &text,
+                    message: &body,
+                    raw_text: &message.text,
                 };
                 let taken = producer_intake::intake(&env, &loaded, &db, &id, claim).await;
                 match taken {
-                    Ok(Some(job)) => work.push((raw, job)),
-                    Ok(None) => raw.ack(),
-                    Err(()) => raw.retry(),
+                    Ok(Some(job)) => work.push((message, job)),
+                    Ok(None) => message.raw.ack(),
+                    Err(()) => outage.meet(&env, &message, Trouble::Records).await,
                 }
             }
             JobsItem::Refuse(letter) => {
                 queue_writer::dead_letter(&env, letter).await;
-                raw.ack();
+                message.raw.ack();
             }
             JobsItem::Forged(forgery) => {
                 provenance::refuse_forged(&env, &db, forgery).await;
-                raw.ack();
+                message.raw.ack();
             }
         }
     }
     // Sealed jobs must match their stored messages; producers' jobs were
     // stored just now.
-    let mut checked = provenance::screen(&env, &db, sealed).await;
+    let (mut checked, unread) = provenance::screen(&env, &db, sealed).await;
+    for message in &unread {
+        outage.meet(&env, message, Trouble::Records).await;
+    }
     checked.append(&mut work);
     let work = checked;
     // Safety jobs of immediate deliveries are checked before any body is read.
-    let work = safety_net::screen(&env, &loaded, &db, work).await;
-    // So are the recorded recipients: a job with none left needs no body.
-    let work = skip_recorded(&env, &db, work).await;
-    let work = load_bodies(&env, &db, work).await;
-    if work.is_empty() {
-        return Ok(());
+    let (work, unread) = safety_net::screen(&env, &loaded, &db, work).await;
+    for message in &unread {
+        outage.meet(&env, message, Trouble::Records).await;
     }
-    deliver(&env, &loaded, &db, work).await
+    // So are the recorded recipients: a job with none left needs no body.
+    let work = skip_recorded(&env, &db, &outage, work).await;
+    for group in groups(&env, &db, &outage, work).await {
+        let ready = load_bodies(&env, &db, &outage, group).await;
+        if !ready.is_empty() {
+            deliver(&env, &loaded, &db, &outage, ready).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Drops the recipients already recorded final. A job with none left is a
 /// redelivery: it is settled from its records and acknowledged here.
-async fn skip_recorded(env: &Env, db: &Db, work: Vec<(RawMessage, DeliveryJob)>) -> Vec<Pending> {
+async fn skip_recorded(
+    env: &Env,
+    db: &Db,
+    outage: &Outage<'_>,
+    work: Vec<(InHand, DeliveryJob)>,
+) -> Vec<Pending> {
     let ids: Vec<&str> = work.iter().map(|(_, j)| j.id.as_str()).collect();
     let recorded = match db.recipient_states(&ids).await {
         Ok(r) => r,
         Err(e) => {
             // Without the record we cannot tell what was sent: deliver nothing.
             worker::console_error!("edgerelay: could not read recipient states: {e}");
-            for (raw, _) in &work {
-                raw.retry();
+            for (message, _) in &work {
+                outage.meet(env, message, Trouble::Records).await;
             }
             return Vec::new();
         }
     };
-    let mut by_message: HashMap<String, Vec<(String, RecipientState)>> = HashMap::new();
+    let mut by_message: HashMap<String, States> = HashMap::new();
     for (id, address, state) in recorded {
         by_message.entry(id).or_default().push((address, state));
     }
     let mut pending = Vec::with_capacity(work.len());
-    for (raw, job) in work {
-        let states = by_message.get(&job.id).cloned().unwrap_or_default();
+    for (message, job) in work {
+        let states = by_message.remove(&job.id).unwrap_or_default();
         let rcpt_to = still_to_deliver(&job.rcpt_to, &states);
         if rcpt_to.is_empty() {
-            let current = db.status_of(&job.id).await.ok().flatten();
+            let current = match db.status_of(&job.id).await {
+                Ok(current) => current,
+                Err(e) => {
+                    worker::console_error!("edgerelay: could not read a status: {e}");
+                    outage.meet(env, &message, Trouble::Records).await;
+                    continue;
+                }
+            };
             let settlement = settle_recorded(&job, &states, current);
-            lifecycle::execute(env, db, Some(&raw), settlement).await;
+            run(env, db, outage, &message, settlement).await;
         } else {
-            pending.push((raw, DeliveryJob { rcpt_to, ..job }, states));
+            pending.push((message, DeliveryJob { rcpt_to, ..job }, states));
         }
     }
     pending
 }
 
-/// Puts back the bodies kept in the bucket. Retries and dead letters carry
-/// only the reference (see `DeliveryJob::for_queue`). A body that is gone
-/// fails its message; one that cannot be read now is tried again later.
-async fn load_bodies(env: &Env, db: &Db, work: Vec<Pending>) -> Vec<Pending> {
-    let mut ready = Vec::with_capacity(work.len());
-    for (raw, job, states) in work {
-        match bodies::load(env, &job).await {
-            Body::Ready(whole) => ready.push((raw, whole, states)),
+/// Carries out a settlement of a queue message; a record D1 refused is
+/// storage trouble: the message is tried again later, from its records.
+async fn run(env: &Env, db: &Db, outage: &Outage<'_>, message: &InHand, settlement: Settlement) {
+    if lifecycle::execute(env, db, Some(&message.raw), settlement).await == Executed::NotRecorded {
+        outage.meet(env, message, Trouble::Records).await;
+    }
+}
+
+/// Splits the jobs into groups whose bodies add up to at most
+/// `MAX_GROUP_BODY_BYTES` (see `delivery::plan::joins_group`). The size of a
+/// body kept in the bucket is read from its metadata, without the body.
+async fn groups(env: &Env, db: &Db, outage: &Outage<'_>, work: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    let mut current: Vec<Pending> = Vec::new();
+    let mut held = 0usize;
+    for (message, job, states) in work {
+        let size = match bodies::size(env, &job).await {
+            Body::Ready(size) => size,
             Body::Missing(reason) => {
-                lifecycle::execute(env, db, Some(&raw), body_lost(&job, &reason)).await
+                run(
+                    env,
+                    db,
+                    outage,
+                    &message,
+                    body_lost(&job, &states, None, &reason),
+                )
+                .await;
+                continue;
             }
             Body::Unavailable(reason) => {
-                worker::console_warn!("edgerelay: {reason}; retrying the message");
-                raw.retry();
+                worker::console_warn!("edgerelay: {reason}");
+                outage.meet(env, &message, Trouble::Bodies).await;
+                continue;
+            }
+        };
+        if !joins_group(current.len(), held, size) {
+            groups.push(std::mem::take(&mut current));
+            held = 0;
+        }
+        held = held.saturating_add(size);
+        current.push((message, job, states));
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// Puts back one group's bodies kept in the bucket. Retries and dead letters
+/// carry only the reference (see `DeliveryJob::for_queue`). A body that is
+/// gone ends its message from its records; one that cannot be read now is
+/// tried again later.
+async fn load_bodies(env: &Env, db: &Db, outage: &Outage<'_>, group: Vec<Pending>) -> Vec<Ready> {
+    let mut ready = Vec::with_capacity(group.len());
+    for (message, job, states) in group {
+        let lost = |reason: &str| body_lost(&job, &states, None, reason);
+        match bodies::load(env, job.clone()).await {
+            Body::Ready(outgoing) => ready.push((message, outgoing, states)),
+            Body::Missing(reason) => run(env, db, outage, &message, lost(&reason)).await,
+            Body::Unavailable(reason) => {
+                worker::console_warn!("edgerelay: {reason}");
+                outage.meet(env, &message, Trouble::Bodies).await;
             }
         }
     }
     ready
 }
 
-/// Delivers every job, then carries out each one's settlement.
-async fn deliver(env: &Env, loaded: &Loaded, db: &Db, work: Vec<Pending>) -> worker::Result<()> {
+/// Delivers one group, then carries out each job's settlement.
+async fn deliver(
+    env: &Env,
+    loaded: &Loaded,
+    db: &Db,
+    outage: &Outage<'_>,
+    work: Vec<Ready>,
+) -> worker::Result<()> {
     let settings = &loaded.settings.delivery;
-    let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, job, _)| job).collect();
+    let jobs: Vec<&Outgoing> = work.iter().map(|(_, out, _)| out).collect();
     let attempts = lifecycle::deliver_recording(settings, db, &jobs).await;
     let policy = RetryPolicy::new(settings.retry);
-    let mut settled: Vec<(RawMessage, Settlement)> = work
+    let mut settled: Vec<(InHand, Settlement)> = work
         .into_iter()
         .zip(attempts)
-        .map(|((raw, job, states), attempt)| {
+        .map(|((message, out, states), attempt)| {
             let jitter = random::unit();
             let s = settle(
-                &job,
+                &out.job,
                 &states,
                 attempt,
                 &policy,
@@ -184,12 +291,12 @@ async fn deliver(env: &Env, loaded: &Loaded, db: &Db, work: Vec<Pending>) -> wor
                 jitter,
                 Carrier::Queue,
             );
-            (raw, s)
+            (message, s)
         })
         .collect();
 
     // Diagnostics builds only (`FAULT_CONSUMER_CRASH_AFTER`): settle part of
-    // the batch, then throw as a dying isolate would, leaving the rest unacknowledged.
+    // the group, then throw as a dying isolate would, leaving the rest unacknowledged.
     #[cfg(feature = "diagnostics")]
     let crash = {
         use crate::diagnostics::consumer_crash::{ConsumerCrash, VAR};
@@ -202,8 +309,8 @@ async fn deliver(env: &Env, loaded: &Loaded, db: &Db, work: Vec<Pending>) -> wor
     if let Some((after, _)) = &crash {
         settled.truncate(*after);
     }
-    for (raw, settlement) in settled {
-        lifecycle::execute(env, db, Some(&raw), settlement).await;
+    for (message, settlement) in settled {
+        run(env, db, outage, &message, settlement).await;
     }
     match crash {
         Some((_, message)) => Err(worker::Error::RustError(message)),
@@ -211,18 +318,38 @@ async fn deliver(env: &Env, loaded: &Loaded, db: &Db, work: Vec<Pending>) -> wor
     }
 }
 
-/// The dead-letter queue's consumer: whatever arrives is noted, then acked.
+/// The dead-letter queue's consumer: whatever arrives is noted on its
+/// message's record, a job's message settled from its recipients' recorded
+/// states; then acknowledged. A record D1 refused is tried again later.
 async fn record_dead_letters(
     env: &Env,
     db: &Db,
-    batch: &MessageBatch<serde_json::Value>,
+    outage: &Outage<'_>,
     secrets: &QueueSecrets,
-) -> worker::Result<()> {
-    for raw in batch.raw_iter() {
-        let result = match dead_letter_item(&body_text(&raw), secrets) {
+    messages: Vec<InHand>,
+) {
+    for message in messages {
+        let written = match dead_letter_item(&message.text, secrets) {
             DeadLetterItem::Note(text) => {
                 worker::console_warn!("edgerelay: {text}");
                 Ok(())
+            }
+            DeadLetterItem::Settle { job, reason } => {
+                let ids = [job.id.as_str()];
+                let recorded = db.recipient_states(&ids).await;
+                let current = db.status_of(&job.id).await;
+                match (recorded, current) {
+                    (Ok(recorded), Ok(current)) => {
+                        let states: States = recorded.into_iter().map(|(_, a, s)| (a, s)).collect();
+                        let settlement = dead_lettered(&job, &states, current, &reason);
+                        // Recorded first, then the body released and the letter acked.
+                        match lifecycle::execute(env, db, Some(&message.raw), settlement).await {
+                            Executed::Done => continue,
+                            Executed::NotRecorded => Err("the record was not written".to_string()),
+                        }
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+                }
             }
             DeadLetterItem::Record {
                 message_id,
@@ -231,24 +358,26 @@ async fn record_dead_letters(
                 status,
                 release_body,
             } => {
-                bodies::release(env, release_body.as_deref()).await;
                 let now = now_ms();
-                match status {
+                let written = match status {
                     Some(status) => {
                         db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
                             .await
                     }
                     None => db.add_event(&message_id, kind, Some(&detail), now).await,
+                };
+                if written.is_ok() {
+                    bodies::release(env, release_body.as_deref()).await;
                 }
+                written.map_err(|e| e.to_string())
             }
         };
-        match result {
-            Ok(()) => raw.ack(),
+        match written {
+            Ok(()) => message.raw.ack(),
             Err(e) => {
                 worker::console_error!("edgerelay: could not record a dead letter: {e}");
-                raw.retry();
+                outage.meet(env, &message, Trouble::Records).await;
             }
         }
     }
-    Ok(())
 }

@@ -6,9 +6,10 @@
 //! the same 202), then answers 409 with `Retry-After`. Must not: decide the
 //! rules (see `accept::idempotency`) or accept anything itself.
 
+use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{Delay, Env, Response};
+use worker::{Context, Delay, Env, Response};
 
 use crate::accept::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
 use crate::accept::{ApiError, AuthenticatedKey};
@@ -28,7 +29,8 @@ const POLL_MS: u64 = 100;
 
 pub async fn accept_once(
     env: &Env,
-    loaded: &Loaded,
+    ctx: &Context,
+    loaded: &Rc<Loaded>,
     key: &AuthenticatedKey,
     body: &[u8],
     idempotency_key: &str,
@@ -47,7 +49,7 @@ pub async fn accept_once(
 
     let answer = match mode {
         DeliveryMode::Queued => accept::accept(env, loaded, key, body).await,
-        DeliveryMode::Immediate => immediate::accept_immediate(env, loaded, key, body).await,
+        DeliveryMode::Immediate => immediate::accept_immediate(env, ctx, loaded, key, body).await,
     };
     match answer {
         Ok(mut resp) if remembers(resp.status_code()) => {

@@ -10,15 +10,20 @@
 //! the message is queued.
 //! Must not: decide delivery rules, or enqueue anything beyond the safety job.
 
-use worker::{Env, Response};
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use worker::{Context, Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
-use crate::delivery::{Carrier, RetryPolicy, settle};
+use crate::delivery::immediate::ImmediatePlan;
+use crate::delivery::{Carrier, Outgoing, RetryPolicy, settle};
 use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
+use crate::queue::DeliveryJob;
 
 use super::d1::Db;
-use super::lifecycle::{deliver_recording, execute};
+use super::lifecycle::{Executed, deliver_recording, execute};
 use super::platform::{Loaded, now_ms};
 use super::smtp_driver::with_timeout;
 use super::{
@@ -29,32 +34,69 @@ use super::{
 
 pub async fn accept_immediate(
     env: &Env,
-    loaded: &Loaded,
+    ctx: &Context,
+    loaded: &Rc<Loaded>,
     key: &AuthenticatedKey,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
     let id = accepted.job.id.clone();
     let answer_queued = || http::json(ACCEPTED, &queued(&id));
-    let (Some((started, plan)), Ok(db)) = (accepted.immediate, Db::open(env)) else {
+    let Some((started, plan)) = accepted.immediate else {
         return answer_queued().map_err(internal);
     };
+    // The attempt and its record run under `waitUntil`: a caller that hangs
+    // up after sending does not cut them short, so the outcome is recorded
+    // and the lease released (or kept) as if it had waited.
+    let (tx, rx) = oneshot::channel();
+    let (env_for_attempt, loaded_for_attempt) = (env.clone(), loaded.clone());
     let job = accepted.job;
+    ctx.wait_until(async move {
+        let answer = attempt(&env_for_attempt, &loaded_for_attempt, job, started, plan).await;
+        // The caller may be gone; the record is what counts.
+        let _ = tx.send(answer);
+    });
+    match rx.await {
+        Ok(Some((status, answer))) => http::json(status, &answer).map_err(internal),
+        _ => answer_queued().map_err(internal),
+    }
+}
+
+/// Delivers the job within the plan's deadline, records the outcome and
+/// releases the lease; the answer for the caller, or `None` to say "queued".
+async fn attempt(
+    env: &Env,
+    loaded: &Loaded,
+    job: DeliveryJob,
+    started: u64,
+    plan: ImmediatePlan,
+) -> Option<(u16, serde_json::Value)> {
+    let id = job.id.clone();
+    let db = match Db::open(env) {
+        Ok(db) => db,
+        Err(e) => {
+            worker::console_warn!(
+                "edgerelay: immediate delivery of {id} left to its safety job: {e}"
+            );
+            return None;
+        }
+    };
     let settings = &loaded.settings.delivery;
+    let outgoing = Outgoing::new(job);
 
     let budget = (started + plan.deadline_ms).saturating_sub(now_ms());
-    let attempt = with_timeout(deliver_recording(settings, &db, &[&job]), budget).await;
+    let attempt = with_timeout(deliver_recording(settings, &db, &[&outgoing]), budget).await;
     let Some(attempt) = attempt.and_then(|mut attempts| attempts.pop()) else {
         // Out of time: only a write the upstream stopped reading gets here,
         // so the final dot was not sent. The lease stays until it runs out;
         // then the safety job delivers.
         worker::console_warn!("edgerelay: immediate delivery of {id} ran out of time");
-        return answer_queued().map_err(internal);
+        return None;
     };
 
     let policy = RetryPolicy::new(settings.retry);
     let settlement = settle(
-        &job,
+        &outgoing.job,
         &[],
         attempt,
         &policy,
@@ -66,13 +108,27 @@ pub async fn accept_immediate(
         .record
         .as_ref()
         .map(|r| immediate_answer(&id, r.status, &r.recipients, r.next_attempt_at));
-    execute(env, &db, None, settlement).await;
-    if let Err(e) = db.release_lease(&id).await {
-        // The safety job waits for the lease to run out instead.
-        worker::console_warn!("edgerelay: could not release the lease on {id}: {e}");
+    // The record and the release must be done before the lease can run out.
+    let recorded = async {
+        match execute(env, &db, None, settlement).await {
+            Executed::Done => {
+                if let Err(e) = db.release_lease(&id).await {
+                    // The record is final, so the safety job finds nothing to do.
+                    worker::console_warn!("edgerelay: could not release the lease on {id}: {e}");
+                }
+                true
+            }
+            Executed::NotRecorded => false,
+        }
+    };
+    let budget = (started + plan.record_by_ms).saturating_sub(now_ms());
+    if with_timeout(recorded, budget).await == Some(true) {
+        return answer;
     }
-    match answer {
-        Some((status, answer)) => http::json(status, &answer).map_err(internal),
-        None => answer_queued().map_err(internal),
-    }
+    // The lease is kept: the safety job waits for it to run out, then
+    // settles from the recipients recorded per transaction.
+    worker::console_warn!(
+        "edgerelay: the outcome of {id} was not recorded; its safety job settles it once the lease runs out"
+    );
+    None
 }

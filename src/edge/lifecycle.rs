@@ -19,16 +19,18 @@
 //! Must not: decide anything; `delivery::{plan, failover, settle}` do.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use futures_util::future::{join, join_all};
-use worker::{Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
+use worker::{Delay, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
+
+use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::from_transaction;
-use crate::delivery::{Attempt, DeliverySettings, FollowUp, RecipientResult, Settlement};
-use crate::queue::DeliveryJob;
+use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
 use crate::smtp::TransactionOutcome;
 
 use super::d1::Db;
@@ -40,7 +42,7 @@ use super::{bodies, queue_writer, smtp_driver};
 pub(crate) async fn deliver_recording(
     settings: &DeliverySettings,
     db: &Db,
-    jobs: &[&DeliveryJob],
+    jobs: &[&Outgoing],
 ) -> Vec<Attempt> {
     let (tx, mut rx) = mpsc::unbounded::<(usize, Vec<RecipientResult>)>();
     let ranges = session_ranges(jobs.len());
@@ -49,12 +51,12 @@ pub(crate) async fn deliver_recording(
             let tx = &tx;
             let runs = ranges.into_iter().map(|range| {
                 let start = range.start;
-                let chunk: Vec<&DeliveryJob> = jobs.get(range).unwrap_or_default().to_vec();
+                let chunk: Vec<&Outgoing> = jobs.get(range).unwrap_or_default().to_vec();
                 async move {
                     let on_done = |i: usize, o: &TransactionOutcome| {
-                        if let Some(job) = jobs.get(start + i) {
-                            let _ =
-                                tx.unbounded_send((start + i, from_transaction(o, &job.rcpt_to)));
+                        if let Some(out) = jobs.get(start + i) {
+                            let results = from_transaction(o, &out.job.rcpt_to);
+                            let _ = tx.unbounded_send((start + i, results));
                         }
                     };
                     smtp_driver::deliver_with(settings, db, &chunk, &on_done).await
@@ -69,8 +71,10 @@ pub(crate) async fn deliver_recording(
     let recorder = async {
         let mut latest: HashMap<usize, Vec<RecipientResult>> = HashMap::new();
         while let Some((index, results)) = rx.next().await {
-            let Some(job) = jobs.get(index) else { continue };
-            if let Err(e) = db.record_delivered(&job.id, &results, now_ms()).await {
+            let Some(out) = jobs.get(index) else { continue };
+            let id = &out.job.id;
+            let written = with_retries(|| db.record_delivered(id, &results, now_ms())).await;
+            if let Err(e) = written {
                 worker::console_error!("edgerelay: could not record a delivery: {e}");
             }
             latest.insert(index, results);
@@ -88,16 +92,58 @@ pub(crate) async fn deliver_recording(
         .collect()
 }
 
-/// Carries out a settlement: the follow-up's send, the body's release, the
-/// record, then the queue message's acknowledgement or retry (`raw` is
-/// `None` for an immediate delivery, which has no queue message in hand).
-pub(crate) async fn execute(env: &Env, db: &Db, raw: Option<&RawMessage>, settlement: Settlement) {
+/// Runs a record write, trying again after each of
+/// [`RECORD_RETRY_DELAYS_MS`] while D1 refuses it.
+async fn with_retries<F, Fut>(write: F) -> worker::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = worker::Result<()>>,
+{
+    let mut result = write().await;
+    for delay_ms in RECORD_RETRY_DELAYS_MS {
+        if result.is_ok() {
+            break;
+        }
+        Delay::from(Duration::from_millis(delay_ms)).await;
+        result = write().await;
+    }
+    result
+}
+
+/// Whether a settlement was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Executed {
+    Done,
+    /// The record could not be written: nothing was sent, released or
+    /// acknowledged. The caller treats it as storage trouble (a queue
+    /// message is sent again later, see `delivery::outage`; an immediate
+    /// delivery keeps its lease).
+    NotRecorded,
+}
+
+/// Carries out a settlement: the record first, then the follow-up's send,
+/// the body's release, and the queue message's acknowledgement or retry
+/// (`raw` is `None` for an immediate delivery, which has no queue message in
+/// hand). The record comes first so that nothing is acknowledged, and no
+/// body deleted, on the strength of an outcome that was never written.
+pub(crate) async fn execute(
+    env: &Env,
+    db: &Db,
+    raw: Option<&RawMessage>,
+    settlement: Settlement,
+) -> Executed {
     let Settlement {
         message_id,
         record,
         follow_up,
         release_body,
     } = settlement;
+    if let Some(record) = &record
+        && let Err(e) = with_retries(|| db.write_record(&message_id, record, now_ms())).await
+    {
+        worker::console_error!("edgerelay: could not record the outcome of {message_id}: {e}");
+        return Executed::NotRecorded;
+    }
     let then = match follow_up {
         FollowUp::Ack => Then::Ack,
         FollowUp::Wait => Then::Nothing,
@@ -119,11 +165,6 @@ pub(crate) async fn execute(env: &Env, db: &Db, raw: Option<&RawMessage>, settle
         },
     };
     bodies::release(env, release_body.as_deref()).await;
-    if let Some(record) = &record
-        && let Err(e) = db.write_record(&message_id, record, now_ms()).await
-    {
-        worker::console_error!("edgerelay: could not record the outcome of {message_id}: {e}");
-    }
     match (then, raw) {
         (Then::Ack, Some(raw)) => raw.ack(),
         (Then::RetryAfter(delay_seconds), Some(raw)) => raw.retry_with_options(
@@ -133,6 +174,7 @@ pub(crate) async fn execute(env: &Env, db: &Db, raw: Option<&RawMessage>, settle
         ),
         _ => {}
     }
+    Executed::Done
 }
 
 /// What becomes of the queue message once the record is written.

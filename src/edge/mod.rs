@@ -21,6 +21,7 @@ mod idempotent;
 mod immediate;
 mod lifecycle;
 mod message_views;
+mod outage;
 mod platform;
 mod producer_intake;
 mod provenance;
@@ -43,14 +44,18 @@ use crate::http::routes::{self, Endpoint, Routed};
 const OPENAPI: &str = include_str!("../../openapi.json");
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match route(req, env).await {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    match route(req, env, &ctx).await {
         Ok(resp) => Ok(resp),
         Err(e) => http::error(&e),
     }
 }
 
-async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiError> {
+async fn route(
+    mut req: Request,
+    env: Env,
+    ctx: &Context,
+) -> std::result::Result<Response, ApiError> {
     let path = req.path();
     // The method as sent: `Request::method` reads any method it does not
     // know as GET.
@@ -110,10 +115,12 @@ async fn route(mut req: Request, env: Env) -> std::result::Result<Response, ApiE
             )?;
             let body = read_body(&mut req, &loaded).await?;
             match (idempotency_key, mode) {
-                (Some(k), _) => idempotent::accept_once(&env, &loaded, &key, &body, &k, mode).await,
+                (Some(k), _) => {
+                    idempotent::accept_once(&env, ctx, &loaded, &key, &body, &k, mode).await
+                }
                 (None, DeliveryMode::Queued) => accept::accept(&env, &loaded, &key, &body).await,
                 (None, DeliveryMode::Immediate) => {
-                    immediate::accept_immediate(&env, &loaded, &key, &body).await
+                    immediate::accept_immediate(&env, ctx, &loaded, &key, &body).await
                 }
             }
         }

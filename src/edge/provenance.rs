@@ -10,45 +10,47 @@
 
 use std::collections::HashMap;
 
-use worker::{Env, MessageExt, RawMessage};
+use worker::{Env, MessageExt};
 
 use crate::delivery::dispatch::{Forgery, StoredEnvelope, screen_against_record};
 use crate::queue::{DeliveryJob, EventKind};
 
 use super::d1::Db;
+use super::outage::InHand;
 use super::platform::now_ms;
 use super::queue_writer;
 
 /// Keeps the sealed jobs that match their stored messages and refuses the
-/// rest. Without the records nothing can be checked: every job is retried.
+/// rest. Without the records nothing can be checked: every job is handed
+/// back unread, for the caller to try again later (storage trouble).
 pub async fn screen(
     env: &Env,
     db: &Db,
-    sealed: Vec<(RawMessage, DeliveryJob)>,
-) -> Vec<(RawMessage, DeliveryJob)> {
+    sealed: Vec<(InHand, DeliveryJob)>,
+) -> (Vec<(InHand, DeliveryJob)>, Vec<InHand>) {
+    if sealed.is_empty() {
+        return (sealed, Vec::new());
+    }
     let ids: Vec<&str> = sealed.iter().map(|(_, j)| j.id.as_str()).collect();
     let stored: HashMap<String, StoredEnvelope> = match db.stored_envelopes(&ids).await {
         Ok(rows) => rows.into_iter().collect(),
         Err(e) => {
             worker::console_error!("edgerelay: could not read stored messages: {e}");
-            for (raw, _) in &sealed {
-                raw.retry();
-            }
-            return Vec::new();
+            return (Vec::new(), sealed.into_iter().map(|(m, _)| m).collect());
         }
     };
     let mut kept = Vec::with_capacity(sealed.len());
-    for (raw, job) in sealed {
+    for (message, job) in sealed {
         let envelope = stored.get(&job.id);
         match screen_against_record(job, envelope) {
-            Ok(job) => kept.push((raw, job)),
+            Ok(job) => kept.push((message, job)),
             Err(forgery) => {
                 refuse_forged(env, db, *forgery).await;
-                raw.ack();
+                message.raw.ack();
             }
         }
     }
-    kept
+    (kept, Vec::new())
 }
 
 /// Refuses a forged job: nothing is sent. Best effort on the record: the

@@ -8,6 +8,7 @@
 
 use worker::{Env, MessageBuilder};
 
+use crate::delivery::outage::FromQueue;
 use crate::queue::{DeadLetter, QueueBody};
 
 use super::platform::{DEAD_LETTER_QUEUE, JOBS_QUEUE, load};
@@ -28,16 +29,33 @@ pub async fn send_job(env: &Env, body: &QueueBody, delay: Option<u32>) -> worker
     env.queue(JOBS_QUEUE)?.send(message.build()).await
 }
 
+/// Sends a queue body's text again, unchanged, to the queue it came from,
+/// after `delay` seconds: storage trouble (see `delivery::outage`). The text
+/// goes as it came, so nothing in it needs reading, checking or signing.
+pub async fn resend(env: &Env, queue: FromQueue, text: &str, delay: u32) -> worker::Result<()> {
+    let binding = match queue {
+        FromQueue::Jobs => JOBS_QUEUE,
+        FromQueue::DeadLetters => DEAD_LETTER_QUEUE,
+    };
+    let message = MessageBuilder::new(text.to_string())
+        .delay_seconds(delay)
+        .build();
+    env.queue(binding)?.send(message).await
+}
+
 /// Sends a dead letter. Best effort: a failure is logged, and the message's
 /// record already says how it ended.
 pub async fn dead_letter(env: &Env, letter: DeadLetter) {
     let reason = letter.reason.clone();
-    let body = QueueBody::letter(letter);
-    let sent = match (sealed(env, &body), env.queue(DEAD_LETTER_QUEUE)) {
-        (Ok(text), Ok(q)) => q.send(MessageBuilder::new(text).build()).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    if let Err(e) = sent {
+    if let Err(e) = send_dead_letter(env, letter).await {
         worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");
     }
+}
+
+/// Sends a dead letter, saying whether it went.
+pub async fn send_dead_letter(env: &Env, letter: DeadLetter) -> worker::Result<()> {
+    let text = sealed(env, &QueueBody::letter(letter))?;
+    env.queue(DEAD_LETTER_QUEUE)?
+        .send(MessageBuilder::new(text).build())
+        .await
 }

@@ -7,31 +7,34 @@
 //! that as a lost body. The rules are `delivery::immediate::check`; this only
 //! reads the record and moves queue messages. Must not: deliver anything.
 
-use worker::{Env, MessageExt, RawMessage};
+use worker::{Env, MessageExt};
 
 use crate::delivery::immediate::{SafetyCheck, check, postpone};
 use crate::queue::{DeliveryJob, EventKind};
 
 use super::d1::Db;
 use super::lifecycle;
+use super::outage::InHand;
 use super::platform::{Loaded, now_ms};
 
 /// Returns the jobs to deliver now: every ordinary job, and the safety jobs
 /// whose message still needs an attempt (with their flag cleared and the
-/// attempt count taken from the record). The others are settled here.
+/// attempt count taken from the record). The others are settled here, except
+/// those whose record could not be read: they come back second, for the
+/// caller to treat as storage trouble.
 pub async fn screen(
     env: &Env,
     loaded: &Loaded,
     db: &Db,
-    work: Vec<(RawMessage, DeliveryJob)>,
-) -> Vec<(RawMessage, DeliveryJob)> {
+    work: Vec<(InHand, DeliveryJob)>,
+) -> (Vec<(InHand, DeliveryJob)>, Vec<InHand>) {
     let ids: Vec<&str> = work
         .iter()
         .filter(|(_, j)| j.safety_net)
         .map(|(_, j)| j.id.as_str())
         .collect();
     if ids.is_empty() {
-        return work;
+        return (work, Vec::new());
     }
     let records = match db.safety_records(&ids).await {
         Ok(r) => r,
@@ -40,19 +43,16 @@ pub async fn screen(
             worker::console_error!("edgerelay: could not read immediate-delivery records: {e}");
             let (safety, ordinary): (Vec<_>, Vec<_>) =
                 work.into_iter().partition(|(_, j)| j.safety_net);
-            for (raw, _) in safety {
-                raw.retry();
-            }
-            return ordinary;
+            return (ordinary, safety.into_iter().map(|(m, _)| m).collect());
         }
     };
 
     let recheck = loaded.settings.delivery.smtp_timeout_seconds.max(1);
     let now = now_ms();
     let mut ready = Vec::with_capacity(work.len());
-    for (raw, mut job) in work {
+    for (message, mut job) in work {
         if !job.safety_net {
-            ready.push((raw, job));
+            ready.push((message, job));
             continue;
         }
         let record = records.iter().find(|(id, _)| *id == job.id).map(|(_, r)| r);
@@ -60,10 +60,12 @@ pub async fn screen(
             SafetyCheck::Deliver { attempt } => {
                 job.safety_net = false;
                 job.attempt = attempt;
-                ready.push((raw, job));
+                ready.push((message, job));
             }
             SafetyCheck::Postpone { delay_seconds } => {
-                lifecycle::execute(env, db, Some(&raw), postpone(&job, delay_seconds)).await
+                // Nothing to record, so nothing that D1 could fail.
+                let settlement = postpone(&job, delay_seconds);
+                lifecycle::execute(env, db, Some(&message.raw), settlement).await;
             }
             SafetyCheck::Done(reason) => {
                 if let Err(e) = db
@@ -72,10 +74,10 @@ pub async fn screen(
                 {
                     worker::console_warn!("edgerelay: could not record a safety check: {e}");
                 }
-                raw.ack();
+                message.raw.ack();
             }
-            SafetyCheck::Gone => raw.ack(),
+            SafetyCheck::Gone => message.raw.ack(),
         }
     }
-    ready
+    (ready, Vec::new())
 }

@@ -19,10 +19,9 @@ use worker::{Delay, SecureTransport, Socket};
 
 use crate::delivery::attempt::{envelope, session_config};
 use crate::delivery::{
-    AttemptReport, DeliverySettings, Failover, Notice, SessionEnd, Upstream, UpstreamHealth,
-    UpstreamSecurity,
+    AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, Upstream,
+    UpstreamHealth, UpstreamSecurity,
 };
-use crate::queue::DeliveryJob;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::d1::Db;
@@ -41,7 +40,7 @@ enum Read {
 pub async fn deliver_with(
     settings: &DeliverySettings,
     db: &Db,
-    jobs: &[&DeliveryJob],
+    jobs: &[&Outgoing],
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> Vec<AttemptReport> {
     deliver_tuned(settings, db, jobs, on_done, &|_| {}).await
@@ -53,7 +52,7 @@ pub async fn deliver_with(
 pub async fn deliver_tuned(
     settings: &DeliverySettings,
     db: &Db,
-    jobs: &[&DeliveryJob],
+    jobs: &[&Outgoing],
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<AttemptReport> {
@@ -65,7 +64,7 @@ pub async fn deliver_tuned(
             vec![UpstreamHealth::default(); labels.len()]
         }
     };
-    let recipients = jobs.iter().map(|j| j.rcpt_to.clone()).collect();
+    let recipients = jobs.iter().map(|o| o.job.rcpt_to.clone()).collect();
     let mut failover = Failover::new(labels, health, now_ms(), recipients);
     while let Some(step) = failover.next_session() {
         let (Some(upstream), Some(batch)) = (
@@ -73,7 +72,7 @@ pub async fn deliver_tuned(
             step.jobs
                 .iter()
                 .map(|&i| jobs.get(i).copied())
-                .collect::<Option<Vec<&DeliveryJob>>>(),
+                .collect::<Option<Vec<&Outgoing>>>(),
         ) else {
             break;
         };
@@ -103,7 +102,7 @@ pub async fn deliver_tuned(
 async fn run_session(
     upstream: &Upstream,
     settings: &DeliverySettings,
-    jobs: &[&DeliveryJob],
+    jobs: &[&Outgoing],
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> SessionEnd {

@@ -7,6 +7,8 @@
 //! command: the server judges the rest, and a false refusal would bounce
 //! deliverable mail.
 
+use std::rc::Rc;
+
 /// Longest address accepted: RFC 5321 §4.5.3.1.3 limits a path to 256
 /// octets including the angle brackets.
 const MAX_ADDRESS_LEN: usize = 254;
@@ -20,9 +22,10 @@ pub struct Envelope {
     pub mail_from: String,
     /// Forward paths without angle brackets.
     pub rcpt_to: Vec<String>,
-    /// The RFC 5322 message. Line endings are normalised and dots stuffed on
-    /// the way out.
-    pub data: Vec<u8>,
+    /// The RFC 5322 message, shared with the caller (never copied: see
+    /// `transparency`). Line endings are normalised and dots stuffed on the
+    /// way out.
+    pub data: Rc<Vec<u8>>,
     /// The message or an address needs SMTPUTF8 (RFC 6531). Non-ASCII
     /// addresses set it implicitly.
     pub needs_smtputf8: bool,
@@ -41,9 +44,22 @@ impl Envelope {
             id,
             mail_from: mail_from.into(),
             rcpt_to,
-            data: data.into(),
+            data: Rc::new(data.into()),
             needs_smtputf8: false,
             has_8bit: false,
+        }
+    }
+
+    /// An envelope for a message the caller keeps too: `data` is shared.
+    pub fn shared(
+        id: u64,
+        mail_from: impl Into<String>,
+        rcpt_to: Vec<String>,
+        data: Rc<Vec<u8>>,
+    ) -> Self {
+        Envelope {
+            data,
+            ..Envelope::new(id, mail_from, rcpt_to, Vec::new())
         }
     }
 

@@ -20,7 +20,7 @@ use super::config::SmtpConfig;
 use super::envelope::{Envelope, is_safe_address};
 use super::outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 use super::reply::Reply;
-use super::transparency::{encode_for_bdat, encode_for_data, normalised_len};
+use super::transparency::{ContentEncoder, normalised_len};
 use super::wire::{Expect, Wire};
 
 #[derive(Debug)]
@@ -46,8 +46,11 @@ pub(crate) struct Transaction {
     id: u64,
     mail_command: String,
     recipients: Vec<Recipient>,
-    /// Encoded content: dot-stuffed with terminator for DATA, plain for BDAT.
-    payload: Vec<u8>,
+    /// The message, shared with the caller; encoded (dot-stuffed with the
+    /// terminator for DATA, normalised for BDAT) only as it is written.
+    data: std::rc::Rc<Vec<u8>>,
+    /// Its length as BDAT sends it.
+    size: u64,
     use_bdat: bool,
     pipelined: bool,
     /// Recipient indices in the current part, in RCPT order.
@@ -144,11 +147,8 @@ impl Transaction {
             id: envelope.id,
             mail_command,
             recipients,
-            payload: if use_bdat {
-                encode_for_bdat(&envelope.data)
-            } else {
-                encode_for_data(&envelope.data)
-            },
+            data: envelope.data,
+            size,
             use_bdat,
             pipelined: capabilities.pipelining && config.use_pipelining,
             part: Vec::new(),
@@ -319,9 +319,10 @@ impl Transaction {
             return Progress::Abandoned;
         }
         if self.use_bdat {
-            let command = format!("BDAT {} LAST\r\n", self.payload.len());
+            let command = format!("BDAT {} LAST\r\n", self.size);
             wire.write(command.as_bytes());
-            wire.command(&self.payload, Expect::BdatLast, now_ms);
+            let content = ContentEncoder::for_bdat(self.data.clone());
+            wire.content(content, Expect::BdatLast, now_ms);
             self.data_sent = true;
             Progress::DataEndSent
         } else {
@@ -333,7 +334,8 @@ impl Transaction {
     fn on_data(&mut self, wire: &mut Wire, reply: Reply, now_ms: u64) -> Progress {
         if reply.code == 354 {
             if self.mail_accepted && self.accepted_in_part() {
-                wire.command(&self.payload, Expect::DataEnd, now_ms);
+                let content = ContentEncoder::for_data(self.data.clone());
+                wire.content(content, Expect::DataEnd, now_ms);
                 self.data_sent = true;
                 Progress::DataEndSent
             } else {

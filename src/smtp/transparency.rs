@@ -8,13 +8,17 @@
 //! with `.` stuffed with another `.`. With all endings normalised, the only
 //! `CRLF . CRLF` left is the terminator this module appends.
 //!
-//! The whole message is in memory already (it is signed before sending), so
-//! the encoding is done in one pass over one buffer; there is no streaming
-//! state to carry across writes.
+//! The message is in memory already (it is signed before sending) and shared
+//! with the caller, never copied whole: [`ContentEncoder`] encodes it a chunk
+//! at a time as the socket takes it, so a 50 MiB message costs the session a
+//! 64 KiB buffer, not another 50 MiB. The input is complete, so a CR LF pair
+//! split across two output chunks is still read as one ending.
 //!
 //! Owns: the encoding for DATA and for BDAT (normalised only, no stuffing or
 //! terminator), and the normalised size the SIZE check compares. Must not be
-//! bypassed: the transaction writes message content only as returned here.
+//! bypassed: the transaction writes message content only as encoded here.
+
+use std::rc::Rc;
 
 /// The terminator that ends DATA.
 const DATA_TERMINATOR: &[u8] = b".\r\n";
@@ -22,15 +26,113 @@ const DATA_TERMINATOR: &[u8] = b".\r\n";
 /// Content for `DATA`: normalised to CRLF, dot-stuffed, ending in CRLF and
 /// followed by the `.` CRLF terminator.
 pub fn encode_for_data(message: &[u8]) -> Vec<u8> {
-    let mut out = encode(message, true);
-    out.extend_from_slice(DATA_TERMINATOR);
-    out
+    encode_whole(ContentEncoder::for_data(Rc::new(message.to_vec())))
 }
 
 /// Content for `BDAT`: normalised to CRLF and ending in CRLF, not stuffed
 /// (BDAT frames content by length, so a leading dot means nothing).
 pub fn encode_for_bdat(message: &[u8]) -> Vec<u8> {
-    encode(message, false)
+    encode_whole(ContentEncoder::for_bdat(Rc::new(message.to_vec())))
+}
+
+fn encode_whole(mut encoder: ContentEncoder) -> Vec<u8> {
+    let mut out = Vec::new();
+    while !encoder.fill(&mut out, usize::MAX) {}
+    out
+}
+
+/// A shared message encoded for the wire a chunk at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentEncoder {
+    message: Rc<Vec<u8>>,
+    /// Next input byte.
+    pos: usize,
+    stuff_dots: bool,
+    terminate: bool,
+    at_line_start: bool,
+    finished: bool,
+}
+
+impl ContentEncoder {
+    /// The message for `DATA`: dot-stuffed and terminated.
+    pub fn for_data(message: Rc<Vec<u8>>) -> Self {
+        Self::new(message, true)
+    }
+
+    /// The message for `BDAT`: normalised only.
+    pub fn for_bdat(message: Rc<Vec<u8>>) -> Self {
+        Self::new(message, false)
+    }
+
+    fn new(message: Rc<Vec<u8>>, data: bool) -> Self {
+        ContentEncoder {
+            message,
+            pos: 0,
+            stuff_dots: data,
+            terminate: data,
+            at_line_start: true,
+            finished: false,
+        }
+    }
+
+    /// Appends encoded content to `out` until `out` holds at least `limit`
+    /// bytes (a few more: an ending or a stuffed dot is never split) or the
+    /// message is done. Returns whether it is done.
+    pub fn fill(&mut self, out: &mut Vec<u8>, limit: usize) -> bool {
+        if self.finished {
+            return true;
+        }
+        let message = self.message.as_slice();
+        while out.len() < limit {
+            let Some(&byte) = message.get(self.pos) else {
+                break;
+            };
+            self.pos += 1;
+            match byte {
+                b'\r' => {
+                    // CRLF stays one ending; a CR alone becomes one too.
+                    if message.get(self.pos) == Some(&b'\n') {
+                        self.pos += 1;
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    self.at_line_start = true;
+                }
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.at_line_start = true;
+                }
+                b'.' if self.stuff_dots && self.at_line_start => {
+                    out.extend_from_slice(b"..");
+                    self.at_line_start = false;
+                }
+                _ => {
+                    // Copy the run up to the next line ending or the limit at once.
+                    let rest = message.get(self.pos - 1..).unwrap_or_default();
+                    let room = limit.saturating_sub(out.len()).max(1);
+                    let run = rest
+                        .iter()
+                        .take(room)
+                        .position(|&b| b == b'\r' || b == b'\n')
+                        .unwrap_or(rest.len().min(room));
+                    out.extend_from_slice(rest.get(..run).unwrap_or_default());
+                    self.pos += run.saturating_sub(1);
+                    self.at_line_start = false;
+                }
+            }
+        }
+        if self.pos < message.len() {
+            return false;
+        }
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+            self.at_line_start = true;
+        }
+        if self.terminate {
+            out.extend_from_slice(DATA_TERMINATOR);
+        }
+        self.finished = true;
+        true
+    }
 }
 
 /// Length of the content as the server will store it (CRLF line endings, no
@@ -63,39 +165,6 @@ pub fn normalised_len(message: &[u8]) -> u64 {
     len
 }
 
-fn encode(message: &[u8], stuff_dots: bool) -> Vec<u8> {
-    // Room for a few stuffed dots and converted endings without regrowing.
-    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 8);
-    let mut at_line_start = true;
-    let mut bytes = message.iter().peekable();
-    while let Some(&byte) = bytes.next() {
-        match byte {
-            b'\r' => {
-                // CRLF stays one ending; a CR alone becomes one too.
-                bytes.next_if_eq(&&b'\n');
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            b'.' if stuff_dots && at_line_start => {
-                out.extend_from_slice(b"..");
-                at_line_start = false;
-            }
-            _ => {
-                out.push(byte);
-                at_line_start = false;
-            }
-        }
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// The smuggling table, public so the real-server tests send the same rows.
 /// A table of constants: it takes no space in a build that does not use it.
 pub mod cases;
@@ -124,6 +193,49 @@ mod tests {
                 bdat.len() as u64,
                 "length for {shown:?}"
             );
+        }
+    }
+
+    /// Encoded a few bytes at a time (line endings split across chunks),
+    /// the content is byte for byte what one pass gives.
+    #[test]
+    fn chunked_encoding_matches_the_whole() {
+        let mut inputs: Vec<Vec<u8>> = TABLE.iter().map(|(i, _, _)| i.to_vec()).collect();
+        inputs.push(b"a\r\n.\r\nb\r\r\n\n.x".repeat(50));
+        inputs.push(Vec::new());
+        for input in inputs {
+            let shared = Rc::new(input.clone());
+            for limit in [1usize, 2, 3, 7, 64, 1 << 16] {
+                for data in [true, false] {
+                    let mut encoder = if data {
+                        ContentEncoder::for_data(shared.clone())
+                    } else {
+                        ContentEncoder::for_bdat(shared.clone())
+                    };
+                    let mut whole = Vec::new();
+                    let mut chunks = 0;
+                    loop {
+                        let mut chunk = Vec::new();
+                        let done = encoder.fill(&mut chunk, limit);
+                        // A chunk overshoots its limit by an ending or a
+                        // stuffed dot, then the final ending and terminator.
+                        assert!(chunk.len() <= limit + 6, "{limit}");
+                        whole.extend_from_slice(&chunk);
+                        chunks += 1;
+                        if done {
+                            break;
+                        }
+                        assert!(chunks < 100_000);
+                    }
+                    let want = if data {
+                        encode_for_data(&input)
+                    } else {
+                        encode_for_bdat(&input)
+                    };
+                    assert_eq!(whole, want, "{limit} {data} {input:?}");
+                    assert!(encoder.fill(&mut Vec::new(), limit), "stays done");
+                }
+            }
         }
     }
 

@@ -11,6 +11,18 @@
 use std::collections::VecDeque;
 
 use super::config::Timeouts;
+use super::transparency::ContentEncoder;
+
+/// The most message content handed out in one write: content is encoded as
+/// the socket takes it, never all at once.
+pub(crate) const CONTENT_CHUNK: usize = 64 * 1024;
+
+/// Output waiting for the socket, in order.
+#[derive(Debug)]
+enum Segment {
+    Bytes(Vec<u8>),
+    Content(ContentEncoder),
+}
 
 /// The command a pending reply answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +67,7 @@ impl Expect {
 #[derive(Debug)]
 pub(crate) struct Wire {
     timeouts: Timeouts,
-    transmit: Vec<u8>,
+    transmit: VecDeque<Segment>,
     pending: VecDeque<Expect>,
     deadline: Option<u64>,
 }
@@ -64,7 +76,7 @@ impl Wire {
     pub(crate) fn new(timeouts: Timeouts) -> Self {
         Wire {
             timeouts,
-            transmit: Vec::new(),
+            transmit: VecDeque::new(),
             pending: VecDeque::new(),
             deadline: None,
         }
@@ -72,12 +84,27 @@ impl Wire {
 
     /// Writes a command (or content) that expects no reply of its own.
     pub(crate) fn write(&mut self, bytes: &[u8]) {
-        self.transmit.extend_from_slice(bytes);
+        if let Some(Segment::Bytes(last)) = self.transmit.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.transmit.push_back(Segment::Bytes(bytes.to_vec()));
+        }
     }
 
     /// Writes a command and records which reply it expects.
     pub(crate) fn command(&mut self, bytes: &[u8], expect: Expect, now_ms: u64) {
         self.write(bytes);
+        self.expect(expect, now_ms);
+    }
+
+    /// Writes message content, encoded as the socket takes it, and records
+    /// which reply its end expects.
+    pub(crate) fn content(&mut self, content: ContentEncoder, expect: Expect, now_ms: u64) {
+        self.transmit.push_back(Segment::Content(content));
+        self.expect(expect, now_ms);
+    }
+
+    fn expect(&mut self, expect: Expect, now_ms: u64) {
         if self.pending.is_empty() {
             self.deadline = Some(now_ms.saturating_add(expect.timeout_ms(&self.timeouts)));
         }
@@ -120,11 +147,27 @@ impl Wire {
         self.deadline = None;
     }
 
+    /// The next piece of output: every command waiting, in one piece, and
+    /// message content at most [`CONTENT_CHUNK`] (a few bytes more) at a time.
     pub(crate) fn take_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.transmit.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.transmit))
+        let mut out: Vec<u8> = Vec::new();
+        while let Some(front) = self.transmit.front_mut() {
+            match front {
+                Segment::Bytes(bytes) => {
+                    if out.is_empty() {
+                        out = std::mem::take(bytes);
+                    } else {
+                        out.extend_from_slice(bytes);
+                    }
+                }
+                Segment::Content(content) => {
+                    if out.len() >= CONTENT_CHUNK || !content.fill(&mut out, CONTENT_CHUNK) {
+                        break;
+                    }
+                }
+            }
+            self.transmit.pop_front();
         }
+        (!out.is_empty()).then_some(out)
     }
 }

@@ -7,8 +7,10 @@ import pytest
 
 from edgerelay_harness.keys import basic_message
 from edgerelay_harness.paths import DIAGNOSTICS_BUILD, RELEASE_BUILD
+from edgerelay_harness.poll import wait_for
 
-SWITCHES = [b"FAULT_", b"BENCH_"]
+SWITCHES = [b"FAULT_", b"BENCH_", b"FAULT_ACCEPT", b"FAULT_CONSUMER_CRASH_AFTER",
+            b"FAULT_D1_OUTAGE"]
 
 
 def wasm(build_dir):
@@ -28,7 +30,8 @@ def test_the_release_wasm_names_no_switch(switch):
 
 def test_the_release_build_has_no_benchmark_routes(start_worker, upstream):
     server = upstream().start()
-    worker = start_worker(server.url, BENCH_ROUTES="on", FAULT_ACCEPT="store")
+    worker = start_worker(server.url, BENCH_ROUTES="on", FAULT_ACCEPT="store",
+                          FAULT_D1_OUTAGE="600")
     auth = {"Authorization": f"Bearer {worker.api_key}"}
     status, body, _ = worker.request("GET", "/bench/signing?signer=ed25519&n=1")
     assert status == 404, body
@@ -37,6 +40,10 @@ def test_the_release_build_has_no_benchmark_routes(start_worker, upstream):
     assert status == 404, body
     assert body["error"]["rule"] == "not_found"
     assert server.connections == [] and server.messages == []
-    # FAULT_ACCEPT is not read either: the message is accepted.
+    # FAULT_ACCEPT is not read either: the message is accepted; nor is
+    # FAULT_D1_OUTAGE: the consumer delivers it at once.
     status, body, _ = worker.send(basic_message())
     assert status == 202, body
+    wait_for(lambda: worker.status(body["id"])["status"] == "delivered",
+             what="the message delivered despite FAULT_D1_OUTAGE")
+    assert "FAULT_D1_OUTAGE" not in worker.log()

@@ -552,12 +552,17 @@ fn a_redelivery_with_everything_recorded() {
 }
 
 #[test]
-fn a_lost_body_fails_the_message() {
+fn a_lost_body_fails_what_was_not_delivered() {
     let j = stored(&["a@x.net"]);
-    let s = body_lost(&j, "the stored body bodies/m1.eml does not exist");
+    let s = body_lost(
+        &j,
+        &[],
+        None,
+        "the stored body bodies/m1.eml does not exist",
+    );
     let r = s.record.unwrap();
     assert_eq!(r.status, MessageStatus::Failed);
-    assert_eq!(r.events[0].kind, EventKind::Failed);
+    assert_eq!(r.events.last().unwrap().kind, EventKind::Failed);
     assert_eq!(
         r.last_error.as_deref(),
         Some("the stored body bodies/m1.eml does not exist")
@@ -565,4 +570,111 @@ fn a_lost_body_fails_the_message() {
     assert!(!r.counts_attempt);
     assert_eq!(follow_up(&s.follow_up), "dead-letter m1");
     assert_eq!(s.release_body, None);
+
+    // A redelivered retry job (carrying b only) whose body was released:
+    // a stays delivered, the message is partially delivered.
+    let j = stored(&["b@x.net"]);
+    let s = body_lost(
+        &j,
+        &recorded(&[("a@x.net", Delivered), ("b@x.net", Deferred)]),
+        Some(MessageStatus::Deferred),
+        "gone",
+    );
+    let r = s.record.unwrap();
+    assert_eq!(r.status, MessageStatus::PartiallyDelivered);
+    assert_eq!(states_of(&r), vec![("b@x.net".to_string(), Failed)]);
+}
+
+fn states_of(r: &Record) -> Vec<(String, RecipientState)> {
+    r.recipients
+        .iter()
+        .map(|x| (x.address.clone(), x.state))
+        .collect()
+}
+
+#[test]
+fn a_dead_letter_settles_from_the_recorded_recipients() {
+    use MessageStatus as S;
+    type Row = (
+        &'static [&'static str],
+        Vec<(&'static str, RecipientState)>,
+        Option<MessageStatus>,
+        MessageStatus,
+        &'static [&'static str],
+    );
+    // (job's recipients, recorded, status on record) -> (status, recipients failed now)
+    let table: Vec<Row> = vec![
+        // Nothing recorded (the platform gave up after crashes): failed.
+        (
+            &["a@x.net"],
+            vec![],
+            Some(S::Queued),
+            S::Failed,
+            &["a@x.net"],
+        ),
+        // Delivered before the crash loop: stays delivered.
+        (
+            &["a@x.net"],
+            vec![("a@x.net", Delivered)],
+            Some(S::Queued),
+            S::Delivered,
+            &[],
+        ),
+        (
+            &["A@x.net", "b@x.net"],
+            vec![("a@x.net", Delivered)],
+            Some(S::Queued),
+            S::PartiallyDelivered,
+            &["b@x.net"],
+        ),
+        // A retry job carries only b; a was delivered by an earlier attempt.
+        (
+            &["b@x.net"],
+            vec![("a@x.net", Delivered), ("b@x.net", Deferred)],
+            Some(S::Deferred),
+            S::PartiallyDelivered,
+            &["b@x.net"],
+        ),
+        // Our own dead letter after a 5xx: recorded already, nothing changes.
+        (
+            &["a@x.net"],
+            vec![("a@x.net", Failed)],
+            Some(S::Failed),
+            S::Failed,
+            &[],
+        ),
+        // The upstream may have it: unknown, never failed.
+        (
+            &["a@x.net", "b@x.net"],
+            vec![("a@x.net", Unknown), ("b@x.net", Delivered)],
+            Some(S::Queued),
+            S::Unknown,
+            &[],
+        ),
+        // A deferred recipient no job carries any more fails too.
+        (
+            &["a@x.net"],
+            vec![("a@x.net", Delivered), ("c@x.net", Deferred)],
+            Some(S::Deferred),
+            S::PartiallyDelivered,
+            &["c@x.net"],
+        ),
+    ];
+    for (rcpts, states, current, status, failed) in table {
+        let j = stored(rcpts);
+        let s = dead_lettered(&j, &recorded(&states), current, "crashed");
+        assert_eq!(s.follow_up, FollowUp::Ack, "{states:?}");
+        assert_eq!(s.release_body.as_deref(), Some("bodies/m1.eml"));
+        let r = s.record.unwrap();
+        assert_eq!(r.status, status, "{rcpts:?} {states:?}");
+        let now_failed: Vec<(String, RecipientState)> =
+            failed.iter().map(|a| (a.to_string(), Failed)).collect();
+        assert_eq!(states_of(&r), now_failed, "{rcpts:?} {states:?}");
+        let kinds: Vec<EventKind> = r.events.iter().map(|e| e.kind).collect();
+        let mut want = vec![E::Bounced; failed.len()];
+        want.push(E::DeadLettered);
+        assert_eq!(kinds, want, "{states:?}");
+        assert_eq!(r.last_error.is_none(), status == S::Delivered);
+        assert!(!r.counts_attempt);
+    }
 }

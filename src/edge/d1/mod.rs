@@ -23,6 +23,16 @@ use super::platform::DATABASE;
 /// The database, as every edge function reaches it.
 pub struct Db {
     db: D1Database,
+    /// Diagnostics builds only (`FAULT_D1_OUTAGE`): every call fails until
+    /// then (Unix ms), with this error.
+    #[cfg(feature = "diagnostics")]
+    outage: Option<(u64, String)>,
+}
+
+#[cfg(feature = "diagnostics")]
+thread_local! {
+    /// When the consumer's first batch arrived, for `FAULT_D1_OUTAGE`.
+    static FIRST_BATCH_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 
 impl Db {
@@ -30,10 +40,43 @@ impl Db {
     pub fn open(env: &Env) -> Result<Db> {
         Ok(Db {
             db: env.d1(DATABASE)?,
+            #[cfg(feature = "diagnostics")]
+            outage: None,
         })
     }
 
+    /// [`Db::open`] for the queue consumer, where a diagnostics build can
+    /// fail every call for a while (`FAULT_D1_OUTAGE`).
+    pub fn open_for_consumer(env: &Env) -> Result<Db> {
+        #[cfg(feature = "diagnostics")]
+        {
+            use crate::diagnostics::d1_outage::{D1Outage, VAR};
+            let value = env.var(VAR).ok().map(|v| v.to_string());
+            let outage = D1Outage::parse(value.as_deref()).map(|o| {
+                let now = super::platform::now_ms();
+                let started = FIRST_BATCH_MS.with(|c| {
+                    let started = c.get().unwrap_or(now);
+                    c.set(Some(started));
+                    started
+                });
+                (o.until_ms(started), o.error())
+            });
+            Ok(Db {
+                outage,
+                ..Db::open(env)?
+            })
+        }
+        #[cfg(not(feature = "diagnostics"))]
+        Db::open(env)
+    }
+
     fn prepare(&self, sql: &str, values: &[JsValue]) -> Result<D1PreparedStatement> {
+        #[cfg(feature = "diagnostics")]
+        if let Some((until, error)) = &self.outage
+            && super::platform::now_ms() < *until
+        {
+            return Err(worker::Error::RustError(error.clone()));
+        }
         self.db.prepare(sql).bind(values)
     }
 

@@ -333,7 +333,7 @@ fn envelopes_refused_locally_are_settled_before_the_next_is_pipelined() {
         server("250 four\r\n221 bye\r\n"),
     ]);
     let mut big = envelope(2, &["b@example.com"]);
-    big.data.extend_from_slice(b"0123456789\r\n");
+    std::rc::Rc::make_mut(&mut big.data).extend_from_slice(b"0123456789\r\n");
     let unicode = envelope(3, &["ü@example.com"]);
     let run = run(
         implicit(),

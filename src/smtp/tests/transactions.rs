@@ -129,7 +129,7 @@ fn bdat_when_chunking_is_offered() {
         server("250 2.0.0 ok\r\n221 bye\r\n"),
     ]);
     let mut message = envelope(1, &["a@example.com"]);
-    message.data = b".hi\r\n..\nbare lf\r\nend".to_vec();
+    message.data = std::rc::Rc::new(b".hi\r\n..\nbare lf\r\nend".to_vec());
     let run = run(implicit(), vec![message], steps);
     assert!(run.outcome(1).outcome.is_delivered());
 }
@@ -164,9 +164,9 @@ fn message_over_the_size_limit_is_refused_without_upload() {
     ]);
     steps.extend(quit());
     let mut big = envelope(1, &["a@example.com"]);
-    big.data.extend_from_slice(b"more\r\n");
+    std::rc::Rc::make_mut(&mut big.data).extend_from_slice(b"more\r\n");
     let mut small = envelope(2, &["a@example.com"]);
-    small.data = b"x".to_vec();
+    small.data = std::rc::Rc::new(b"x".to_vec());
     let run = run(implicit(), vec![big, small], steps);
     let refused = &run.outcome(1).outcome;
     assert!(refused.is_permanent());
@@ -568,7 +568,7 @@ fn body_is_dot_stuffed_on_the_wire() {
         server("250 ok\r\n221 bye\r\n"),
     ]);
     let mut message = envelope(1, &["a@example.com"]);
-    message.data = b".first\nx\r\n.\r\nQUIT\r.".to_vec();
+    message.data = std::rc::Rc::new(b".first\nx\r\n.\r\nQUIT\r.".to_vec());
     let run = run(implicit(), vec![message], steps);
     assert!(run.outcome(1).outcome.is_delivered());
 }
@@ -601,4 +601,56 @@ fn envelope_sent_after_the_session_ended_gets_an_outcome_at_once() {
     }
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].outcome.is_transient());
+}
+
+/// A large message goes out in chunks of bounded size, encoded from the
+/// caller's buffer as the socket takes it: the session never holds a second
+/// copy, and the chunks add up to exactly the DATA encoding.
+#[test]
+fn a_large_message_is_written_in_bounded_chunks_from_the_shared_buffer() {
+    use crate::smtp::transparency::encode_for_data;
+    let line = b"0123456789 .abcdefghijklmnopqrstuvwxyz\n.leading dot\r\n";
+    let body: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(3 * 1024 * 1024 + 7)
+        .collect();
+    let shared = std::rc::Rc::new(body);
+    let message = Envelope::shared(
+        1,
+        "from@example.com",
+        vec!["a@example.com".into()],
+        shared.clone(),
+    );
+    let mut session = SmtpSession::new(implicit(), 0);
+    session.send(message, 0);
+    session.finish(0);
+    let feed = |session: &mut SmtpSession, reply: &str| {
+        session.handle_input(reply.as_bytes(), 0);
+    };
+    assert_eq!(session.poll_transmit(), None);
+    feed(&mut session, "220 mx.example ESMTP\r\n");
+    assert_eq!(
+        session.poll_transmit().as_deref(),
+        Some(&b"EHLO client.example\r\n"[..])
+    );
+    feed(&mut session, "250-mx.example\r\n250 PIPELINING\r\n");
+    let commands = session.poll_transmit().unwrap_or_default();
+    assert!(commands.ends_with(b"DATA\r\n"), "{commands:?}");
+    feed(&mut session, "250 ok\r\n250 ok\r\n354 go\r\n");
+    // Shared, not copied: the session holds the caller's buffer itself.
+    assert!(std::rc::Rc::strong_count(&shared) >= 2);
+    let mut written = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = session.poll_transmit() {
+        assert!(chunk.len() <= 64 * 1024 + 6, "{}", chunk.len());
+        written.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(chunks > 48, "{chunks} chunks");
+    // Pipelined, QUIT follows the terminator in the last chunk.
+    let mut want = encode_for_data(&shared);
+    want.extend_from_slice(b"QUIT\r\n");
+    assert!(written == want, "the chunks differ from the whole encoding");
 }

@@ -116,7 +116,8 @@ class Upstream:
     PASSWORD = "s3cret-pass"
 
     def __init__(self, tls_paths: dict, port: int | None = None, behaviour: Behaviour | None = None,
-                 require_tls: bool = True, implicit_tls: bool = False):
+                 require_tls: bool = True, implicit_tls: bool = False,
+                 data_size_limit: int = 33554432):
         self.port = port or free_port()
         self.behaviour = behaviour or Behaviour()
         self.handler = RecordingHandler(self.behaviour)
@@ -128,6 +129,8 @@ class Upstream:
         # otherwise require_tls: STARTTLS before AUTH and mail.
         self.implicit_tls = implicit_tls
         self.require_tls = require_tls and not implicit_tls
+        # The largest message accepted (aiosmtpd's SIZE), 32 MiB by default.
+        self.data_size_limit = data_size_limit
         self.controller = None
 
     def _authenticator(self, server, session, envelope, mechanism, auth_data):
@@ -154,6 +157,7 @@ class Upstream:
                     auth_require_tls=upstream.require_tls,
                     authenticator=upstream._authenticator,
                     hostname="upstream.test",
+                    data_size_limit=upstream.data_size_limit,
                 )
                 smtp.connections = upstream.connections
                 smtp.reads = upstream.reads
