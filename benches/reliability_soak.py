@@ -360,7 +360,7 @@ def main() -> int:
     auth = {"Authorization": f"Bearer {api_key}"}
     kill_log: list[str] = []
     sweeps = Counter()
-    outage_errors = requeued = 0
+    outage_errors = requeued = storage_requeues = 0
     with tempfile.TemporaryDirectory(prefix="edgerelay-soak-") as tmp:
         tmp_path = Path(tmp)
         os.chmod(tmp_path, 0o755)  # smtp-sink drops to `nobody` and writes its dumps below
@@ -440,6 +440,7 @@ def main() -> int:
                 time.sleep(3)
             logs = worker.logs()
             outage_errors = logs.count("FAULT_D1_OUTAGE")
+            storage_requeues = logs.count("trying a message again")
             requeued = sum(int(n) for n in SWEEP_LINE.findall(logs))
             explain(worker, auth, senders.accepted, final, sink.subjects(), scripted.subjects)
         finally:
@@ -486,7 +487,9 @@ def main() -> int:
          or "none"),
         ("SIGKILLs of wrangler dev + workerd, restarted on the same state", str(worker.kills)),
         ("D1 outage (consumer, diagnostics build)",
-         f"{outage} s, {outage_errors} failed D1 calls logged" if outage else "skipped: no switch"),
+         f"{outage} s in one life; {outage_errors} log lines name it; {storage_requeues} "
+         "messages sent again with a delay for storage trouble" if outage
+         else "skipped: no switch"),
         ("Reconciliation sweep", f"fired {sum(sweeps.values())} times "
          f"({', '.join(f'HTTP {s}: {n}' for s, n in sorted(sweeps.items()))}); "
          f"{requeued} jobs re-enqueued (its log lines)"
