@@ -302,9 +302,10 @@ def explain(worker: Worker, auth: dict, accepted: dict, final: dict, at_sink: Co
             continue
         odd[kind] += 1
         s, body, _ = request(f"{worker.url}/v1/messages/{message_id}", headers=auth, timeout=30)
-        events = body.get("events") if isinstance(body, dict) else body
+        record = body if isinstance(body, dict) else {"answer": s, "body": body}
         log(f"{kind}: {subject} ({message_id}; copies: smtp-sink {at_sink[subject]}, "
-            f"scripted {at_scripted[subject]}): {status}; events {events}")
+            f"scripted {at_scripted[subject]}): {status}; recipients "
+            f"{record.get('recipients')}; events {record.get('events')}")
 
 
 def parse_args() -> argparse.Namespace:
