@@ -106,6 +106,7 @@ class SinkPhases:
         self.seconds: Counter = Counter()  # fault kind -> seconds in force
         self.phases: Counter = Counter()  # fault kind -> times
         self.restarts = 0
+        self.aborted = 0  # empty dump files: transactions cut short before the final dot
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -145,16 +146,23 @@ class SinkPhases:
             self.sink.stop()
 
     def dumped(self) -> int:
-        return len(list(self.dump_dir.iterdir()))
+        return sum(1 for p in self.dump_dir.iterdir() if p.stat().st_size)
 
     def subjects(self) -> Counter:
+        """Copies kept, by Subject. smtp-sink creates a dump file at DATA and
+        fills it at the final dot: an empty one is a transaction cut short
+        (counted in `aborted`), not a message."""
         copies: Counter = Counter()
+        self.aborted = 0
         for path in self.dump_dir.iterdir():
             try:
-                head = path.read_bytes().split(b"\r\n\r\n", 1)[0]
+                data = path.read_bytes()
             except OSError:
                 continue
-            found = SUBJECT.search(head) or SUBJECT.search(path.read_bytes())
+            if not data:
+                self.aborted += 1
+                continue
+            found = SUBJECT.search(data.split(b"\n\n", 1)[0]) or SUBJECT.search(data)
             copies[found.group(1).decode(errors="replace") if found else ""] += 1
         return copies
 
@@ -477,6 +485,9 @@ def main() -> int:
             arrived_not_final.append(subject)
     asked = senders.attempted
     strangers = sum(n for s, n in copies.items() if s not in asked)
+    if strangers:
+        log("copies of subjects never sent: " + ", ".join(
+            repr(s) for s in list(copies) if s not in asked)[:1000])
     unanswered_arrived = sum(1 for s in senders.unanswered if copies[s])
     accepted = len(senders.accepted)
     not_final = sum(1 for i in senders.accepted if final.get(i) not in FINAL)
@@ -499,7 +510,8 @@ def main() -> int:
          + f" (of {scripted.connections} connections)"),
         ("smtp-sink fault phases", ", ".join(
             f"{k} {sink.phases[k]}× ({sink.seconds[k]:.0f} s)" for k, _ in SINK_FAULTS
-            if sink.phases[k]) + f"; {sink.restarts} restarts"),
+            if sink.phases[k]) + f"; {sink.restarts} restarts; {sink.aborted} transactions cut "
+         "short before the final dot"),
         ("Final statuses", ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))),
         ("Delivered (status) / arrived at a server", f"{delivered} / "
          f"{sum(1 for s in senders.accepted.values() if copies[s])}"),
