@@ -37,6 +37,8 @@ pub enum Cause {
     Reply,
     /// The server did not answer in time.
     Timeout,
+    /// The server stopped reading: a write did not finish in time.
+    WriteTimeout,
     /// The connection closed while a reply was awaited.
     ConnectionLost,
     /// The driver could not connect.
@@ -78,6 +80,7 @@ impl fmt::Display for Cause {
         match self {
             Cause::Reply => f.write_str("server reply"),
             Cause::Timeout => f.write_str("timed out waiting for the server"),
+            Cause::WriteTimeout => f.write_str("timed out writing to the server"),
             Cause::ConnectionLost => f.write_str("connection lost"),
             Cause::ConnectFailed(reason) => write!(f, "connect failed: {reason}"),
             Cause::TlsFailed(reason) => write!(f, "TLS failed: {reason}"),

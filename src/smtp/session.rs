@@ -120,10 +120,54 @@ impl SmtpSession {
         }
     }
 
-    /// Bytes to write to the socket, all pending output in one piece (so a
-    /// pipelined group goes out in one write).
+    /// Bytes to write to the socket: pending output in pieces of at most
+    /// [`MAX_TRANSMIT`](super::MAX_TRANSMIT) bytes (a pipelined group goes out in one piece).
+    /// Take the next piece only once the previous one is written and
+    /// flushed: the piece that ends a message's data is handed out only
+    /// then, so a write that fails or stalls before it leaves a message the
+    /// server cannot have, and a retry is safe. Bound each write with
+    /// [`SmtpSession::write_timeout_ms`].
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.take_transmit()
+        let transmit = self.wire.take_transmit()?;
+        if transmit.ends_data {
+            // With pipelining, the transaction that wrote it may already
+            // sit behind the next one's commands.
+            for transaction in [self.ending.as_mut(), self.active.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                transaction.data_end_handed_out();
+            }
+        }
+        Some(transmit.bytes)
+    }
+
+    /// The piece last taken from [`SmtpSession::poll_transmit`] is written
+    /// and flushed at `now_ms`: the clock for the reply it asks for starts
+    /// now, however long the write took.
+    pub fn handle_written(&mut self, now_ms: u64) {
+        if !self.is_closed() {
+            self.wire.written(now_ms);
+        }
+    }
+
+    /// How long the driver may take to write and flush one piece from
+    /// [`SmtpSession::poll_transmit`], and to close the socket, in
+    /// milliseconds. Past it, call [`SmtpSession::handle_write_timeout`].
+    pub fn write_timeout_ms(&self) -> u64 {
+        self.config.timeouts.write_ms
+    }
+
+    /// A write (or its flush) did not finish within
+    /// [`SmtpSession::write_timeout_ms`]: the server stopped reading. The
+    /// session ends at once (no QUIT could get through), retryably for
+    /// every message whose data end was not yet handed out.
+    pub fn handle_write_timeout(&mut self, now_ms: u64) {
+        if self.is_closed() {
+            return;
+        }
+        let failure = Outcome::new(OutcomeKind::Transient, Cause::WriteTimeout);
+        self.fail_session(failure, false, now_ms);
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

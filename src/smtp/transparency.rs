@@ -17,7 +17,7 @@
 //! bypassed: the transaction writes message content only as returned here.
 
 /// The terminator that ends DATA.
-const DATA_TERMINATOR: &[u8] = b".\r\n";
+pub(crate) const DATA_TERMINATOR: &[u8] = b".\r\n";
 
 /// Content for `DATA`: normalised to CRLF, dot-stuffed, ending in CRLF and
 /// followed by the `.` CRLF terminator.

@@ -22,6 +22,7 @@ pub fn config(security: Security, credentials: Option<(&str, &str)>) -> SmtpConf
         greeting_ms: 5_000,
         command_ms: 5_000,
         data_end_ms: 5_000,
+        write_ms: 5_000,
     };
     config
 }
