@@ -1,7 +1,8 @@
 //! What the queue consumer does with each queue message, decided once from
 //! its body: on the jobs queue, deliver a job, take in a producer's message,
 //! or dead-letter what cannot be delivered; on the dead-letter queue, note
-//! the end on the message's record.
+//! the end on the message's record. A dead letter found on the jobs queue is
+//! noted where it is, never sent on (see [`JobsItem::MisroutedDeadLetter`]).
 //!
 //! Must not: perform I/O; the edge reads the body's text and runs the action.
 
@@ -19,7 +20,20 @@ pub enum JobsItem {
     },
     /// Cannot be delivered: send this to the dead-letter queue and acknowledge.
     Refuse(DeadLetter),
+    /// A dead letter on what edgerelay takes for its jobs queue: the queue
+    /// is really the dead-letter queue and `DEAD_LETTER_QUEUE_NAME` does not
+    /// name it. Sending it on to the dead-letter queue would bring it back
+    /// here, forever; instead it is recorded here once, as the dead-letter
+    /// consumer would have, and acknowledged, with [`MISROUTED_DEAD_LETTER`]
+    /// in the log.
+    MisroutedDeadLetter(DeadLetterItem),
 }
+
+/// The log line for a dead letter that arrived on the jobs queue. It names
+/// the setting, never its value or the queues' names.
+pub const MISROUTED_DEAD_LETTER: &str = "a dead letter arrived on a queue consumed as the jobs \
+     queue: DEAD_LETTER_QUEUE_NAME does not name the queue that `dead_letter_queue` points at in \
+     wrangler.toml; it was recorded here and acknowledged, not sent on again";
 
 /// Classifies a jobs-queue body (its JSON text).
 pub fn jobs_item(text: &str) -> JobsItem {
@@ -36,9 +50,7 @@ pub fn jobs_item(text: &str) -> JobsItem {
         Ok(QueueBody::Send {
             producer, message, ..
         }) => JobsItem::ProducerSend { producer, message },
-        Ok(QueueBody::DeadLetter { .. }) => {
-            refuse("a dead-letter record was sent to the jobs queue".into())
-        }
+        Ok(QueueBody::DeadLetter { .. }) => JobsItem::MisroutedDeadLetter(dead_letter_item(text)),
         Err(reason) => refuse(reason),
     }
 }
@@ -117,15 +129,18 @@ mod tests {
     fn jobs_queue_table() {
         let deliver = QueueBody::deliver(job(None)).to_json();
         let send = r#"{"v":1,"type":"send","producer":"billing","message":{"to":"b@example.org"}}"#;
-        let dead = QueueBody::dead_letter("550", Some(job(None)), None).to_json();
+        let dead = QueueBody::dead_letter("550", Some(job(Some("bodies/m1.eml"))), None).to_json();
+        let dead_no_job = QueueBody::dead_letter("unreadable", None, Some("x".into())).to_json();
         // (body, what it becomes, the dead letter's reason when refused)
         let table: Vec<(&str, &str, &str)> = vec![
             (&deliver, "deliver m1", ""),
             (send, "send from billing", ""),
+            // Recorded as the dead-letter consumer would, never re-sent.
+            (&dead, "record m1 releasing bodies/m1.eml", ""),
             (
-                &dead,
-                "refuse",
-                "a dead-letter record was sent to the jobs queue",
+                &dead_no_job,
+                "note dead letter without a job: unreadable",
+                "",
             ),
             ("not json", "refuse", "queue body is not JSON"),
             (r#"{"v":9,"type":"deliver"}"#, "refuse", "version 9"),
@@ -149,9 +164,28 @@ mod tests {
                     assert_eq!((letter.job, letter.message_id), (None, None));
                     "refuse".into()
                 }
+                JobsItem::MisroutedDeadLetter(DeadLetterItem::Record {
+                    message_id,
+                    status,
+                    release_body,
+                    ..
+                }) => {
+                    assert_eq!(status, None, "a dead letter never changes the status");
+                    format!(
+                        "record {message_id} releasing {}",
+                        release_body.unwrap_or_default()
+                    )
+                }
+                JobsItem::MisroutedDeadLetter(DeadLetterItem::Note(text)) => format!("note {text}"),
             };
             assert_eq!(got, want, "{body}");
         }
+    }
+
+    #[test]
+    fn the_misrouting_note_names_the_setting() {
+        assert!(MISROUTED_DEAD_LETTER.contains("DEAD_LETTER_QUEUE_NAME"));
+        assert!(!MISROUTED_DEAD_LETTER.contains("edgerelay-dead-letters"));
     }
 
     #[test]

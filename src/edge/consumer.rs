@@ -16,7 +16,9 @@ use std::collections::HashMap;
 
 use worker::{Env, MessageBatch, MessageExt, RawMessage};
 
-use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs_item};
+use crate::delivery::dispatch::{
+    DeadLetterItem, JobsItem, MISROUTED_DEAD_LETTER, dead_letter_item, jobs_item,
+};
 use crate::delivery::recipients::still_to_deliver;
 use crate::delivery::settle::{body_lost, settle_recorded};
 use crate::delivery::{Carrier, RecipientState, RetryPolicy, Settlement, settle};
@@ -76,6 +78,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             JobsItem::Refuse(letter) => {
                 queue_writer::dead_letter(&env, letter).await;
                 raw.ack();
+            }
+            JobsItem::MisroutedDeadLetter(item) => {
+                worker::console_error!("edgerelay: {MISROUTED_DEAD_LETTER}");
+                record_dead_letter(&env, &db, &raw, item).await;
             }
         }
     }
@@ -198,36 +204,43 @@ async fn record_dead_letters(
     batch: &MessageBatch<serde_json::Value>,
 ) -> worker::Result<()> {
     for raw in batch.raw_iter() {
-        let result = match dead_letter_item(&body_text(&raw)) {
-            DeadLetterItem::Note(text) => {
-                worker::console_warn!("edgerelay: {text}");
-                Ok(())
-            }
-            DeadLetterItem::Record {
-                message_id,
-                kind,
-                detail,
-                status,
-                release_body,
-            } => {
-                bodies::release(env, release_body.as_deref()).await;
-                let now = now_ms();
-                match status {
-                    Some(status) => {
-                        db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
-                            .await
-                    }
-                    None => db.add_event(&message_id, kind, Some(&detail), now).await,
-                }
-            }
-        };
-        match result {
-            Ok(()) => raw.ack(),
-            Err(e) => {
-                worker::console_error!("edgerelay: could not record a dead letter: {e}");
-                raw.retry();
-            }
-        }
+        let item = dead_letter_item(&body_text(&raw));
+        record_dead_letter(env, db, &raw, item).await;
     }
     Ok(())
+}
+
+/// Notes one dead letter on its message's record, then acknowledges it; if
+/// the record cannot be written, asks for the queue message again later.
+async fn record_dead_letter(env: &Env, db: &Db, raw: &RawMessage, item: DeadLetterItem) {
+    let result = match item {
+        DeadLetterItem::Note(text) => {
+            worker::console_warn!("edgerelay: {text}");
+            Ok(())
+        }
+        DeadLetterItem::Record {
+            message_id,
+            kind,
+            detail,
+            status,
+            release_body,
+        } => {
+            bodies::release(env, release_body.as_deref()).await;
+            let now = now_ms();
+            match status {
+                Some(status) => {
+                    db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
+                        .await
+                }
+                None => db.add_event(&message_id, kind, Some(&detail), now).await,
+            }
+        }
+    };
+    match result {
+        Ok(()) => raw.ack(),
+        Err(e) => {
+            worker::console_error!("edgerelay: could not record a dead letter: {e}");
+            raw.retry();
+        }
+    }
 }
