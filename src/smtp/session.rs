@@ -73,6 +73,10 @@ pub struct SmtpSession {
     /// while the next transaction's commands (or QUIT) follow it in the
     /// same pipelined group; see `pipeline.rs`.
     ending: Option<Transaction>,
+    /// The latest reply refused a message (5xx to MAIL, RCPT, DATA or the
+    /// end of data): a hang-up right after it is the server dropping that
+    /// sender, not the server failing.
+    just_refused: bool,
 }
 
 impl SmtpSession {
@@ -93,6 +97,7 @@ impl SmtpSession {
             finishing: false,
             active: None,
             ending: None,
+            just_refused: false,
         }
     }
 
@@ -250,7 +255,12 @@ impl SmtpSession {
         if self.only_quit_awaited() {
             self.quit_done();
         } else {
-            let failure = Outcome::new(OutcomeKind::Transient, Cause::ConnectionLost);
+            let cause = if self.just_refused {
+                Cause::DroppedAfterRefusal
+            } else {
+                Cause::ConnectionLost
+            };
+            let failure = Outcome::new(OutcomeKind::Transient, cause);
             self.fail_session(failure, false, now_ms);
         }
     }
@@ -322,6 +332,7 @@ impl SmtpSession {
     }
 
     fn on_reply(&mut self, reply: Reply, now_ms: u64) {
+        self.just_refused = false;
         let Some(expect) = self.wire.take_expected(now_ms) else {
             // Nothing was asked: a 421 before an idle close, or a broken server.
             let failure = Outcome::unexpected(reply);
@@ -353,7 +364,11 @@ impl SmtpSession {
             | Expect::Data
             | Expect::DataEnd
             | Expect::BdatLast
-            | Expect::DataEndDiscard => self.on_transaction_reply(expect, reply, now_ms),
+            | Expect::DataEndDiscard => {
+                let refused = reply.is_permanent_negative() && expect != Expect::DataEndDiscard;
+                self.on_transaction_reply(expect, reply, now_ms);
+                self.just_refused = refused;
+            }
             Expect::Rset => self.on_rset(reply, now_ms),
             Expect::Quit => self.quit_done(),
         }
