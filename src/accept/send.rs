@@ -254,4 +254,6 @@ pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<Deli
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
