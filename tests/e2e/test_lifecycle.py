@@ -172,3 +172,31 @@ def test_message_list_filters_and_paginates(start_worker, upstream):
 
     s, body, _ = worker.request("GET", "/v1/messages?limit=500", headers=auth)
     assert s == 422 and body["error"]["field"] == "limit", body
+
+
+def test_dead_letters_on_a_misnamed_queue_are_recorded_once_not_looped(start_worker, upstream):
+    # DEAD_LETTER_QUEUE_NAME names no queue: the real dead-letter queue is
+    # consumed as if it held jobs. A dead letter found there is recorded
+    # once and acknowledged, never sent to the dead-letter queue again
+    # (which would bring it straight back, forever).
+    gone = "gone@example.net"
+    server = upstream(behaviour=Behaviour(rcpt_replies={gone: "550 5.1.1 No such user"})).start()
+    worker = start_worker(server.url, DEAD_LETTER_QUEUE_NAME="not-the-dead-letter-queue")
+    line = "DEAD_LETTER_QUEUE_NAME does not name the queue"
+
+    ids = []
+    for n in (1, 2):
+        status, body, _ = worker.send(basic_message(to=gone, subject=f"refused {n}"))
+        assert status == 202, body
+        ids.append(body["id"])
+        # Each dead letter is noted once, in the order they come.
+        wait_for(lambda: worker.log().count(line) == n, what=f"dead letter {n} noted")
+        record = wait_for(lambda: (s := worker.status(ids[-1]))
+                          and any(e["kind"] == "dead_lettered" for e in s["events"]) and s,
+                          what=f"dead letter {n} recorded")
+        assert record["status"] == "failed", record
+    # The second went all the way round while the first stayed settled.
+    assert worker.log().count(line) == 2
+    for message_id in ids:
+        kinds = [e["kind"] for e in worker.status(message_id)["events"]]
+        assert kinds.count("dead_lettered") == 1, kinds
