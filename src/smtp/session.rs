@@ -147,6 +147,21 @@ impl SmtpSession {
         Some(transmit.bytes)
     }
 
+    /// The envelope whose end of data the next piece from
+    /// [`SmtpSession::poll_transmit`] carries, if it does. Until that piece
+    /// is taken the server cannot have the message; from then on it may.
+    /// A driver that records "in flight" before the final dot does it here.
+    pub fn data_end_next(&self) -> Option<u64> {
+        if !self.wire.data_end_next() {
+            return None;
+        }
+        [self.ending.as_ref(), self.active.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|transaction| transaction.data_end_queued())
+            .map(|transaction| transaction.id())
+    }
+
     /// The piece last taken from [`SmtpSession::poll_transmit`] is written
     /// and flushed at `now_ms`: the clock for the reply it asks for starts
     /// now, however long the write took.

@@ -493,6 +493,17 @@ impl Transaction {
         TransactionOutcome::summarise(self.id, recipients, fallback)
     }
 
+    /// Its envelope's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The end of its data is written to the wire's buffer and not yet
+    /// handed to the driver.
+    pub(crate) fn data_end_queued(&self) -> bool {
+        self.data_end == DataEndState::Queued
+    }
+
     /// The bytes ending this transaction's data were handed to the driver.
     pub(crate) fn data_end_handed_out(&mut self) {
         if self.data_end == DataEndState::Queued {

@@ -186,6 +186,15 @@ impl Wire {
         self.deadline = None;
     }
 
+    /// Whether the next piece of output begins with the end of a message's
+    /// data.
+    pub(crate) fn data_end_next(&self) -> bool {
+        self.transmit
+            .iter()
+            .find(|segment| segment.taken < segment.bytes.len())
+            .is_some_and(|segment| segment.data_end && segment.taken == 0)
+    }
+
     /// The next piece of output: at most [`MAX_TRANSMIT`] bytes, never
     /// running into a segment that starts with a data end.
     pub(crate) fn take_transmit(&mut self) -> Option<Transmit> {

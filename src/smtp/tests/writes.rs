@@ -13,10 +13,17 @@ fn implicit(pipelining: bool) -> SmtpConfig {
     config
 }
 
-/// Answers every command written so far the way a willing server would.
+/// Answers every command written so far the way a willing server would;
+/// a message's data is answered only once its end has been handed out.
 fn answer_all(session: &mut SmtpSession, capabilities: &str, now: u64) {
     for _ in 0..session.wire.pending_len() {
-        let reply: &[u8] = match session.wire.next_expected() {
+        let next = session.wire.next_expected();
+        if matches!(next, Some(Expect::DataEnd | Expect::BdatLast))
+            && session.data_end_next().is_some()
+        {
+            return;
+        }
+        let reply: &[u8] = match next {
             Some(Expect::Ehlo) => capabilities.as_bytes(),
             Some(Expect::Data) => b"354 go\r\n",
             Some(Expect::Quit) => b"221 bye\r\n",
@@ -199,4 +206,36 @@ fn the_reply_clock_starts_when_the_write_is_done() {
 fn write_timeout_comes_from_the_configuration() {
     let session = SmtpSession::new(implicit(true), 0);
     assert_eq!(session.write_timeout_ms(), 3_000);
+}
+
+#[test]
+fn the_session_says_when_the_next_piece_ends_a_message() {
+    for (name, config, capabilities) in [
+        ("DATA, pipelined", implicit(true), PIPELINING),
+        ("DATA, lock-step", implicit(false), PIPELINING),
+        ("BDAT", implicit(true), CHUNKING),
+    ] {
+        let mut session = SmtpSession::new(config, 0);
+        session.send(envelope(7, &["a@example.com"]), 0);
+        session.finish(0);
+        session.handle_input(b"220 hi\r\n", 1);
+        let mut seen = Vec::new();
+        for now in 2..20 {
+            let next = session.data_end_next();
+            let Some(piece) = session.poll_transmit() else {
+                break;
+            };
+            let ends = piece.starts_with(b".\r\n") || piece.starts_with(b"\n");
+            seen.push((next, ends));
+            session.handle_written(now);
+            answer_all(&mut session, capabilities, now);
+        }
+        // Exactly the piece that ends the data is announced, with its envelope.
+        assert!(seen.contains(&(Some(7), true)), "{name}: {seen:?}");
+        assert!(
+            seen.iter().all(|&(next, ends)| next.is_some() == ends),
+            "{name}: {seen:?}"
+        );
+        assert!(session.is_closed(), "{name}");
+    }
 }
