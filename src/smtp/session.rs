@@ -186,8 +186,13 @@ impl SmtpSession {
         if self.is_closed() {
             return;
         }
-        let failure = Outcome::new(OutcomeKind::Transient, Cause::WriteTimeout);
-        self.fail_session(failure, false, now_ms);
+        if self.only_quit_awaited() {
+            // Only QUIT was left to say: nothing is lost.
+            self.quit_done();
+        } else {
+            let failure = Outcome::new(OutcomeKind::Transient, Cause::WriteTimeout);
+            self.fail_session(failure, false, now_ms);
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -239,3 +239,18 @@ fn the_session_says_when_the_next_piece_ends_a_message() {
         assert!(session.is_closed(), "{name}");
     }
 }
+
+#[test]
+fn a_stalled_quit_is_still_a_clean_end() {
+    let mut session = SmtpSession::new(implicit(true), 0);
+    session.finish(0);
+    session.handle_input(b"220 hi\r\n", 1);
+    let _ehlo = session.poll_transmit();
+    session.handle_input(b"250 mx\r\n", 2);
+    assert_eq!(
+        session.poll_transmit().as_deref(),
+        Some(b"QUIT\r\n".as_slice())
+    );
+    session.handle_write_timeout(3);
+    assert_eq!(session.poll_event(), Some(Event::Closed { failure: None }));
+}
