@@ -1,6 +1,7 @@
 //! The sans-IO SMTP client against real servers on loopback: aiosmtpd with
-//! STARTTLS, implicit TLS and AUTH, and Postfix's smtp-sink with its fault
-//! injection, driven by a small blocking driver (`driver`). Each test checks
+//! STARTTLS, implicit TLS and AUTH, Postfix's smtp-sink with its fault
+//! injection, and a server that stops reading after DATA, driven by a small
+//! blocking driver (`driver`). Each test checks
 //! the outcome the client records: kind, reply code and enhanced code.
 
 mod aiosmtpd;
@@ -8,6 +9,7 @@ mod driver;
 mod servers;
 mod smtp_sink;
 mod smuggling;
+mod stalling;
 
 use edgerelay::smtp::{Credentials, Envelope, Outcome, Security, SmtpConfig, Timeouts};
 
