@@ -7,6 +7,7 @@
 - `keys`: API keys, DKIM keys, the worker's vars and a basic message.
 - `upstream`: an aiosmtpd SMTP server that records and misbehaves on request.
 - `smtp_sink`: Postfix's smtp-sink, a fast real SMTP server with fault options.
+- `stalling`: a scripted SMTP server that stops reading after DATA.
 - `delay_proxy`: a TCP proxy that adds round-trip time.
 - `pki`: a throwaway CA and server certificate for 127.0.0.1.
 - `openapi`: the published API description and validators for its schemas.
