@@ -6,7 +6,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit e2e clean
+.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit proptest e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
@@ -70,6 +70,12 @@ test-tools:
 unit:
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet --features diagnostics --lib
+
+## The property tests with many more cases than `cargo test` runs (not part
+## of `make test`): make proptest PROPTEST_CASES=200000
+PROPTEST_CASES ?= 20000
+proptest:
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test --lib proptests
 
 ## End to end against both builds: most tests run the release build, the
 ## fault and benchmark tests the diagnostics build.

@@ -4,7 +4,9 @@
 //! again (same id, same status code); the same key with a different body is a
 //! 409. Keys are scoped per API key, so two callers cannot collide. Which of
 //! two concurrent duplicates goes first is decided by the store's uniqueness
-//! constraint, not here.
+//! constraint, not here. A claim whose request died before answering is
+//! taken over by a retry once it is older than any request can live
+//! ([`ABANDONED_AFTER_MS`]), rather than blocking the key for a day.
 //! Must not: perform I/O; the edge claims, reads and completes keys.
 
 use sha2::{Digest, Sha256};
@@ -48,6 +50,50 @@ pub fn fingerprint(body: &[u8]) -> String {
 /// Keys created before this time are forgotten and may be claimed anew.
 pub fn expired_before(now_ms: u64) -> u64 {
     now_ms.saturating_sub(WINDOW_MS)
+}
+
+/// How long a claim may stay without its answer before a retry may take
+/// it over: the first request died (its isolate was evicted, the client's
+/// connection and with it the request went away, a deploy) before it could
+/// record an answer or give the key back.
+///
+/// Why an hour is longer than any request can live: a queued-mode request
+/// does a few storage calls (seconds). An immediate-mode request stops
+/// waiting for SMTP at its plan's deadline, one `SMTP_TIMEOUT_SECONDS`
+/// per step and recipient per upstream, and holds its message's lease a
+/// little longer: with the defaults (30 s, at most 50 recipients, one
+/// upstream) under 32 minutes. Settings can stretch that, so the edge
+/// passes the longest request its settings allow ([`claim_cutoffs`] takes
+/// the larger of the two, plus a minute for recording the answer). A takeover while the
+/// first request still ran could send the message twice; a request that
+/// died sends nothing, and its caller's retry must not wait a day.
+pub const ABANDONED_AFTER_MS: u64 = 60 * 60 * 1000;
+
+/// Claims older than these may be taken by a new request (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimCutoffs {
+    /// Any claim created before this is forgotten ([`WINDOW_MS`]).
+    pub expired_before: u64,
+    /// A claim with no answer created before this was abandoned.
+    pub abandoned_before: u64,
+}
+
+/// The cutoffs at `now_ms`; `longest_request_ms` is the longest a request
+/// can run under the current settings (see [`ABANDONED_AFTER_MS`]).
+pub fn claim_cutoffs(now_ms: u64, longest_request_ms: u64) -> ClaimCutoffs {
+    let abandoned_after = ABANDONED_AFTER_MS.max(longest_request_ms.saturating_add(60_000));
+    ClaimCutoffs {
+        expired_before: expired_before(now_ms),
+        abandoned_before: now_ms.saturating_sub(abandoned_after.min(WINDOW_MS)),
+    }
+}
+
+/// Whether a new request may claim a key the store holds, created at
+/// `created_at_ms`. The store applies the same rule atomically (the claim's
+/// `WHERE`); this is its statement, for tests and readers.
+pub fn may_claim(stored: &StoredKey, created_at_ms: u64, cutoffs: &ClaimCutoffs) -> bool {
+    created_at_ms < cutoffs.expired_before
+        || (stored.response.is_none() && created_at_ms < cutoffs.abandoned_before)
 }
 
 /// A key as the store holds it.
@@ -182,6 +228,43 @@ mod tests {
         }
         // A different body loses even while the first is running.
         assert!(matches!(replay(&running, "bb"), Replay::Conflict(_)));
+    }
+
+    #[test]
+    fn abandoned_claims_may_be_taken_over_answered_ones_only_after_a_day() {
+        let hour = 60 * 60 * 1000;
+        let now = 10 * WINDOW_MS;
+        let running = StoredKey {
+            fingerprint: "aa".into(),
+            response: None,
+        };
+        let answered = StoredKey {
+            fingerprint: "aa".into(),
+            response: Some((202, "{}".into())),
+        };
+        // (stored, age, longest request, may claim)
+        let table = [
+            (&running, 0, 0, false),
+            (&running, hour - 1, 0, false),
+            (&running, hour + 1, 0, true),
+            // Settings that let a request run two hours keep its claim
+            // that long, plus a minute.
+            (&running, hour + 1, 2 * hour, false),
+            (&running, 2 * hour + 60_001, 2 * hour, true),
+            // Never longer than the key is remembered at all.
+            (&running, WINDOW_MS + 1, 3 * WINDOW_MS, true),
+            (&answered, hour + 1, 0, false),
+            (&answered, WINDOW_MS - 1, 0, false),
+            (&answered, WINDOW_MS + 1, 0, true),
+        ];
+        for (stored, age, longest, want) in table {
+            let cutoffs = claim_cutoffs(now, longest);
+            assert_eq!(
+                may_claim(stored, now - age, &cutoffs),
+                want,
+                "{stored:?} aged {age} ms, longest request {longest} ms"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! error shape every entrance answers with.
 //! Must not: perform I/O, or decide anything about delivery.
 
+pub mod body;
 pub mod commit;
 pub mod error;
 pub mod idempotency;
@@ -17,6 +18,7 @@ pub mod publishable;
 pub mod send;
 pub mod settings;
 
+pub use body::BodyLimit;
 pub use error::{ApiError, ErrorBody};
 pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey};
 pub use producer::QueueProducer;

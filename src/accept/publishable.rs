@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::config::json_problem;
 use crate::message::{EmailAddress, Mailbox};
 
+use super::body::BodyLimit;
 use super::error::{ApiError, FieldProblem};
 
 fn default_max_length() -> usize {
@@ -286,14 +287,17 @@ impl FormConfig {
             .unwrap_or_default()
     }
 
+    /// The limit on a submission's body (`max_bytes`).
+    pub fn body_limit(&self) -> BodyLimit {
+        BodyLimit {
+            max_bytes: self.max_bytes,
+            source: "the form's max_bytes",
+        }
+    }
+
     /// Turns a page's submission into a send request, or says what is wrong.
     pub fn submission(&self, body: &[u8]) -> Result<FormOutcome, ApiError> {
-        if body.len() > self.max_bytes {
-            return Err(ApiError::too_large(
-                "",
-                format!("form submissions are limited to {} bytes", self.max_bytes),
-            ));
-        }
+        self.body_limit().admits(body.len())?;
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))?;
         let submission: Submission = serde_json::from_value(value)

@@ -20,6 +20,7 @@ use crate::message::{
 };
 use crate::queue::DeliveryJob;
 
+use super::body::BodyLimit;
 use super::error::{ApiError, FieldProblem};
 use super::keys::AuthenticatedKey;
 use super::settings::SendSettings;
@@ -79,18 +80,17 @@ pub fn max_request_bytes(settings: &SendSettings) -> usize {
         .saturating_add(64 * 1024)
 }
 
+/// The limit on a request body, [`max_request_bytes`].
+pub fn request_body_limit(settings: &SendSettings) -> BodyLimit {
+    BodyLimit {
+        max_bytes: max_request_bytes(settings),
+        source: "twice MAX_MESSAGE_BYTES plus 64 KiB",
+    }
+}
+
 /// 413 for a request body over [`max_request_bytes`].
 pub fn check_request_size(len: usize, settings: &SendSettings) -> Result<(), ApiError> {
-    let limit = max_request_bytes(settings);
-    if len > limit {
-        return Err(ApiError::too_large(
-            "",
-            format!(
-                "the request body is {len} bytes; at most {limit} bytes are read (twice MAX_MESSAGE_BYTES plus 64 KiB)"
-            ),
-        ));
-    }
-    Ok(())
+    request_body_limit(settings).admits(len)
 }
 
 /// Validates, authorises and composes. `entropy` makes the message id.
@@ -253,5 +253,7 @@ pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<Deli
     finish(prepared, signatures)
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -49,6 +49,9 @@ pub fn session_config(upstream: &Upstream, settings: &DeliverySettings) -> SmtpC
         command_ms,
         // Servers answer the final dot only after their content checks.
         data_end_ms: command_ms * 2,
+        // A write that makes no progress for a command's time is a server
+        // that stopped reading (see `smtp::Timeouts::write_ms`).
+        write_ms: command_ms,
     };
     config
 }

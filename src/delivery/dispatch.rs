@@ -1,7 +1,8 @@
 //! What the queue consumer does with each queue message, decided once from
 //! its body: on the jobs queue, deliver a job, take in a producer's message,
 //! or dead-letter what cannot be delivered; on the dead-letter queue, note
-//! the end on the message's record.
+//! the end on the message's record. A dead letter found on the jobs queue is
+//! noted where it is, never sent on (see [`JobsItem::MisroutedDeadLetter`]).
 //!
 //! Any Worker of the account can write to the queues, so a job is delivered
 //! only if it is edgerelay's own: sealed (`queue::seal`), naming its own
@@ -37,6 +38,13 @@ pub enum JobsItem {
     Refuse(DeadLetter),
     /// Not edgerelay's own job: see [`Forgery`].
     Forged(Forgery),
+    /// A dead letter on what edgerelay takes for its jobs queue: the queue
+    /// is really the dead-letter queue and `DEAD_LETTER_QUEUE_NAME` does not
+    /// name it. Sending it on to the dead-letter queue would bring it back
+    /// here, forever; instead it is recorded here once, as the dead-letter
+    /// consumer would have, and acknowledged, with [`MISROUTED_DEAD_LETTER`]
+    /// in the log.
+    MisroutedDeadLetter(DeadLetterItem),
 }
 
 /// A job refused as not edgerelay's own. Send nothing; note the refusal (a
@@ -49,6 +57,12 @@ pub struct Forgery {
     pub claimed_id: Option<String>,
     pub letter: DeadLetter,
 }
+
+/// The log line for a dead letter that arrived on the jobs queue. It names
+/// the setting, never its value or the queues' names.
+pub const MISROUTED_DEAD_LETTER: &str = "a dead letter arrived on a queue consumed as the jobs \
+     queue: DEAD_LETTER_QUEUE_NAME does not name the queue that `dead_letter_queue` points at in \
+     wrangler.toml; it was recorded here and acknowledged, not sent on again";
 
 /// Classifies a jobs-queue body (its JSON text).
 pub fn jobs_item(text: &str, secrets: &QueueSecrets) -> JobsItem {
@@ -76,8 +90,10 @@ pub fn jobs_item(text: &str, secrets: &QueueSecrets) -> JobsItem {
             token,
             message,
         },
+        // Sealed, so edgerelay wrote it: the dead-letter queue is consumed
+        // under the jobs queue's name.
         Ok(QueueBody::DeadLetter { .. }) => {
-            refuse("a dead-letter record was sent to the jobs queue".into())
+            JobsItem::MisroutedDeadLetter(dead_letter_item(text, secrets))
         }
         Err(Unreadable::Unsealed { reason, claimed_id }) => {
             JobsItem::Forged(forged(claimed_id, reason, Some(text)))
@@ -296,6 +312,24 @@ mod tests {
                 assert_eq!((letter.job, letter.message_id), (None, None));
                 format!("forged {}", claimed_id.unwrap_or_default())
             }
+            JobsItem::MisroutedDeadLetter(DeadLetterItem::Settle { job, .. }) => format!(
+                "settle {} releasing {}",
+                job.id,
+                job.body_ref.unwrap_or_default()
+            ),
+            JobsItem::MisroutedDeadLetter(DeadLetterItem::Record {
+                message_id,
+                status,
+                release_body,
+                ..
+            }) => {
+                assert_eq!(status, None, "a dead letter never changes the status");
+                format!(
+                    "record {message_id} releasing {}",
+                    release_body.unwrap_or_default()
+                )
+            }
+            JobsItem::MisroutedDeadLetter(DeadLetterItem::Note(text)) => format!("note {text}"),
         }
     }
 
@@ -307,7 +341,14 @@ mod tests {
         let plain = serde_json::json!({"v": 1, "type": "deliver", "job": job(None)}).to_string();
         let send = r#"{"v":1,"type":"send","producer":"billing","message":{"to":"b@example.org"}}"#;
         let send_token = r#"{"v":1,"type":"send","producer":"billing","token":"t","message":{"to":"b@example.org"}}"#;
-        let dead = wire(QueueBody::dead_letter("550", Some(job(None)), None));
+        let dead = wire(QueueBody::dead_letter(
+            "550",
+            Some(job(Some("bodies/m1.eml"))),
+            None,
+        ));
+        let dead_no_job = wire(QueueBody::dead_letter("unreadable", None, Some("x".into())));
+        let forged_dead =
+            serde_json::json!({"v": 1, "type": "dead_letter", "letter": "{}"}).to_string();
         // (body, what it becomes, words of the dead letter's reason)
         let table: Vec<(&str, &str, &str)> = vec![
             (&deliver, "deliver m1", ""),
@@ -320,10 +361,14 @@ mod tests {
             (&plain, "forged m1", "forged job refused: it is not sealed"),
             (send, "send from billing with None", ""),
             (send_token, "send from billing with Some(\"t\")", ""),
+            // A dead letter here is settled as the dead-letter consumer
+            // would, never sent on again.
+            (&dead, "settle m1 releasing bodies/m1.eml", ""),
+            (&forged_dead, "forged ", "carries no seal"),
             (
-                &dead,
-                "refuse",
-                "a dead-letter record was sent to the jobs queue",
+                &dead_no_job,
+                "note dead letter without a job: unreadable",
+                "",
             ),
             ("not json", "refuse", "queue body is not JSON"),
             (
@@ -411,6 +456,12 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_misrouting_note_names_the_setting() {
+        assert!(MISROUTED_DEAD_LETTER.contains("DEAD_LETTER_QUEUE_NAME"));
+        assert!(!MISROUTED_DEAD_LETTER.contains("edgerelay-dead-letters"));
     }
 
     #[test]

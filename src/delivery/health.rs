@@ -9,13 +9,20 @@
 //! The message itself is not charged an attempt for it (see
 //! `policy::AttemptResult::UpstreamMisconfigured`).
 //!
+//! Only failures about the upstream count: it could not be reached, TLS
+//! or AUTH failed, it stopped answering or reading, it sent garbage, 421,
+//! or a 4xx to a session command. What a message or a recipient is told
+//! (5xx to RCPT, 550/554 for content, a size or SMTPUTF8 refusal), and a
+//! hang-up that follows right on such a refusal, never count: one
+//! sender's content must not take the upstream away from everyone else.
+//!
 //! Pure: the record is stored and loaded by the edge glue, and times are
 //! passed in (Unix milliseconds). Must not do I/O or read the clock.
 
 use serde::{Deserialize, Serialize};
 
 use super::settings::HealthSettings;
-use crate::smtp::{Outcome, OutcomeKind};
+use crate::smtp::{Cause, Outcome, OutcomeKind};
 
 /// What is known about one upstream across sessions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +49,43 @@ pub enum SessionVerdict {
 
 impl SessionVerdict {
     /// From the failure the session ended with (`None` after a clean QUIT).
-    /// A session ends with a Transient or Configuration failure only; any
-    /// other kind is per message, not about the upstream.
+    /// Counts only what is about the upstream (see the module notes); every
+    /// cause is named, so a new one must be placed on a side.
     pub fn from_session_end(failure: Option<&Outcome>) -> Self {
-        match failure {
-            Some(f) if f.kind == OutcomeKind::Configuration => {
+        let Some(f) = failure else {
+            return SessionVerdict::Healthy;
+        };
+        let about_the_upstream = match &f.cause {
+            Cause::Timeout
+            | Cause::WriteTimeout
+            | Cause::ConnectionLost
+            | Cause::ConnectFailed(_)
+            | Cause::TlsFailed(_)
+            | Cause::Protocol(_)
+            | Cause::UnexpectedReply
+            | Cause::StartTlsNotOffered
+            | Cause::AuthNotOffered
+            | Cause::InvalidEhloName => true,
+            // A session ends on a reply only for 421 or a refused session
+            // command (greeting, EHLO, STARTTLS, AUTH): the server's state.
+            // A 5xx or 4xx to a message's own commands is that message's.
+            Cause::Reply => {
+                f.reply.as_ref().is_some_and(|r| r.code == 421) || f.kind != OutcomeKind::Permanent
+            }
+            Cause::DroppedAfterRefusal
+            | Cause::SizeExceeded { .. }
+            | Cause::Smtputf8NotOffered
+            | Cause::EightBitMimeNotOffered
+            | Cause::InvalidAddress(_)
+            | Cause::NoRecipients
+            | Cause::TooManyRecipients
+            | Cause::SessionClosed => false,
+        };
+        match f.kind {
+            OutcomeKind::Configuration if about_the_upstream => {
                 SessionVerdict::Misconfigured(f.to_string())
             }
-            Some(f) if f.kind == OutcomeKind::Transient => SessionVerdict::Failed(f.to_string()),
+            OutcomeKind::Transient if about_the_upstream => SessionVerdict::Failed(f.to_string()),
             _ => SessionVerdict::Healthy,
         }
     }
@@ -322,6 +358,112 @@ mod tests {
                 SessionVerdict::Misconfigured(_) => "misconfigured",
             };
             assert_eq!(got, want, "{kind:?}");
+        }
+    }
+
+    /// Only failures about the upstream count toward its cool-down; what a
+    /// message or recipient was told never does.
+    #[test]
+    fn what_counts_against_an_upstream() {
+        use crate::smtp::{Cause, Reply, ReplyError};
+        use OutcomeKind::{Configuration, Permanent, Transient};
+        let reply = |kind, code, text: &str| Outcome {
+            kind,
+            cause: Cause::Reply,
+            reply: Some(Reply::new(code, text)),
+        };
+        let cause = |kind, cause| Outcome {
+            kind,
+            cause,
+            reply: None,
+        };
+        let table: Vec<(&str, Option<Outcome>, &str)> = vec![
+            ("clean QUIT", None, "healthy"),
+            (
+                "connect refused",
+                Some(cause(Transient, Cause::ConnectFailed("refused".into()))),
+                "failed",
+            ),
+            (
+                "TLS handshake",
+                Some(cause(Configuration, Cause::TlsFailed("bad cert".into()))),
+                "misconfigured",
+            ),
+            (
+                "AUTH refused",
+                Some(reply(Configuration, 535, "5.7.8 bad credentials")),
+                "misconfigured",
+            ),
+            (
+                "no reply in time",
+                Some(cause(Transient, Cause::Timeout)),
+                "failed",
+            ),
+            (
+                "stopped reading",
+                Some(cause(Transient, Cause::WriteTimeout)),
+                "failed",
+            ),
+            (
+                "connection lost",
+                Some(cause(Transient, Cause::ConnectionLost)),
+                "failed",
+            ),
+            (
+                "garbage reply",
+                Some(cause(Transient, Cause::Protocol(ReplyError::MalformedLine))),
+                "failed",
+            ),
+            (
+                "421",
+                Some(reply(Transient, 421, "4.3.2 shutting down")),
+                "failed",
+            ),
+            (
+                "4xx greeting",
+                Some(reply(Transient, 450, "4.3.2 busy")),
+                "failed",
+            ),
+            // A server that drops the connection after refusing one
+            // sender's message (554 for content, 5xx to RCPT).
+            (
+                "hang-up after a 554",
+                Some(cause(Transient, Cause::DroppedAfterRefusal)),
+                "healthy",
+            ),
+            (
+                "554 for content",
+                Some(reply(Permanent, 554, "5.7.1 spam")),
+                "healthy",
+            ),
+            (
+                "550 to RCPT",
+                Some(reply(Permanent, 550, "5.1.1 no such user")),
+                "healthy",
+            ),
+            (
+                "over SIZE",
+                Some(cause(Permanent, Cause::SizeExceeded { size: 9, limit: 1 })),
+                "healthy",
+            ),
+            (
+                "452 too many recipients",
+                Some(cause(Transient, Cause::TooManyRecipients)),
+                "healthy",
+            ),
+            (
+                "bad address",
+                Some(cause(Permanent, Cause::InvalidAddress("x".into()))),
+                "healthy",
+            ),
+        ];
+        for (what, failure, want) in table {
+            let got = match SessionVerdict::from_session_end(failure.as_ref()) {
+                SessionVerdict::Healthy => "healthy",
+                SessionVerdict::Failed(_) => "failed",
+                SessionVerdict::Misconfigured(_) => "misconfigured",
+            };
+            assert_eq!(got, want, "{what}");
         }
     }
 

@@ -24,7 +24,9 @@ use std::collections::HashMap;
 
 use worker::{Env, MessageBatch, MessageExt};
 
-use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs_item};
+use crate::delivery::dispatch::{
+    DeadLetterItem, JobsItem, MISROUTED_DEAD_LETTER, dead_letter_item, jobs_item,
+};
 use crate::delivery::outage::{FromQueue, Trouble, queue_of};
 use crate::delivery::plan::joins_group;
 use crate::delivery::recipients::still_to_deliver;
@@ -124,6 +126,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             JobsItem::Forged(forgery) => {
                 provenance::refuse_forged(&env, &db, forgery).await;
                 message.raw.ack();
+            }
+            JobsItem::MisroutedDeadLetter(item) => {
+                worker::console_error!("edgerelay: {MISROUTED_DEAD_LETTER}");
+                record_dead_letter(&env, &db, &outage, &message, item).await;
             }
         }
     }
@@ -329,55 +335,68 @@ async fn record_dead_letters(
     messages: Vec<InHand>,
 ) {
     for message in messages {
-        let written = match dead_letter_item(&message.text, secrets) {
-            DeadLetterItem::Note(text) => {
-                worker::console_warn!("edgerelay: {text}");
-                Ok(())
-            }
-            DeadLetterItem::Settle { job, reason } => {
-                let ids = [job.id.as_str()];
-                let recorded = db.recipient_states(&ids).await;
-                let current = db.status_of(&job.id).await;
-                match (recorded, current) {
-                    (Ok(recorded), Ok(current)) => {
-                        let states: States = recorded.into_iter().map(|(_, a, s)| (a, s)).collect();
-                        let settlement = dead_lettered(&job, &states, current, &reason);
-                        // Recorded first, then the body released and the letter acked.
-                        match lifecycle::execute(env, db, Some(&message.raw), settlement).await {
-                            Executed::Done => continue,
-                            Executed::NotRecorded => Err("the record was not written".to_string()),
-                        }
+        let item = dead_letter_item(&message.text, secrets);
+        record_dead_letter(env, db, outage, &message, item).await;
+    }
+}
+
+/// Notes one dead letter on its message's record, then acknowledges it; if
+/// the record cannot be written, the message is tried again later.
+async fn record_dead_letter(
+    env: &Env,
+    db: &Db,
+    outage: &Outage<'_>,
+    message: &InHand,
+    item: DeadLetterItem,
+) {
+    let written = match item {
+        DeadLetterItem::Note(text) => {
+            worker::console_warn!("edgerelay: {text}");
+            Ok(())
+        }
+        DeadLetterItem::Settle { job, reason } => {
+            let ids = [job.id.as_str()];
+            let recorded = db.recipient_states(&ids).await;
+            let current = db.status_of(&job.id).await;
+            match (recorded, current) {
+                (Ok(recorded), Ok(current)) => {
+                    let states: States = recorded.into_iter().map(|(_, a, s)| (a, s)).collect();
+                    let settlement = dead_lettered(&job, &states, current, &reason);
+                    // Recorded first, then the body released and the letter acked.
+                    match lifecycle::execute(env, db, Some(&message.raw), settlement).await {
+                        Executed::Done => return,
+                        Executed::NotRecorded => Err("the record was not written".to_string()),
                     }
-                    (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
                 }
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
             }
-            DeadLetterItem::Record {
-                message_id,
-                kind,
-                detail,
-                status,
-                release_body,
-            } => {
-                let now = now_ms();
-                let written = match status {
-                    Some(status) => {
-                        db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
-                            .await
-                    }
-                    None => db.add_event(&message_id, kind, Some(&detail), now).await,
-                };
-                if written.is_ok() {
-                    bodies::release(env, release_body.as_deref()).await;
+        }
+        DeadLetterItem::Record {
+            message_id,
+            kind,
+            detail,
+            status,
+            release_body,
+        } => {
+            let now = now_ms();
+            let written = match status {
+                Some(status) => {
+                    db.record_attempt(&message_id, status, false, kind, Some(&detail), now)
+                        .await
                 }
-                written.map_err(|e| e.to_string())
+                None => db.add_event(&message_id, kind, Some(&detail), now).await,
+            };
+            if written.is_ok() {
+                bodies::release(env, release_body.as_deref()).await;
             }
-        };
-        match written {
-            Ok(()) => message.raw.ack(),
-            Err(e) => {
-                worker::console_error!("edgerelay: could not record a dead letter: {e}");
-                outage.meet(env, &message, Trouble::Records).await;
-            }
+            written.map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(()) => message.raw.ack(),
+        Err(e) => {
+            worker::console_error!("edgerelay: could not record a dead letter: {e}");
+            outage.meet(env, message, Trouble::Records).await;
         }
     }
 }

@@ -97,18 +97,8 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
         limit(env, IP_LIMITER, per_client).await?;
         limit(env, KEY_LIMITER, per_form).await?;
 
-        // Refuse an oversized body before reading it.
-        let declared = header(&req, "Content-Length").and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > form.max_bytes) {
-            return Err(ApiError::too_large(
-                "",
-                format!("form submissions are limited to {} bytes", form.max_bytes),
-            ));
-        }
-        let body = req
-            .bytes()
-            .await
-            .map_err(|e| ApiError::malformed(e.to_string()))?;
+        // An oversized body is refused as soon as it passes the limit.
+        let body = http::read_body(&mut req, &form.body_limit()).await?;
         match form.submission(&body)? {
             FormOutcome::Discard => {
                 // Indistinguishable from an accepted submission.

@@ -1,13 +1,39 @@
 //! Turning core answers into `worker::Response`s: a JSON body with its status,
 //! and the one error shape with `Retry-After`, `Allow` and `WWW-Authenticate`
-//! where they apply; both are sent with `Cache-Control: no-store`.
+//! where they apply; both are sent with `Cache-Control: no-store`. And the
+//! other way: a request body read as a stream under the core's limit.
 //!
-//! Must not: choose a status or a body; the core's values do.
+//! Must not: choose a status, a body or a limit; the core's values do.
 
+use futures_util::StreamExt;
 use serde::Serialize;
-use worker::{Response, Result};
+use worker::{Request, Response, Result};
 
-use crate::accept::ApiError;
+use crate::accept::{ApiError, BodyLimit};
+
+/// Reads a request body chunk by chunk, refusing it (413, naming the
+/// limit) as soon as it passes `limit`: by its `Content-Length` before
+/// anything is read, else by what has arrived, so a chunked upload with no
+/// length is cut off at the limit, not read whole first.
+pub async fn read_body(
+    req: &mut Request,
+    limit: &BodyLimit,
+) -> std::result::Result<Vec<u8>, ApiError> {
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    limit.admits_declared(declared.as_deref())?;
+    // No body at all reads as an empty one.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::malformed(format!("could not read the body: {e}")))?;
+        limit.admits(body.len().saturating_add(chunk.len()))?;
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// A JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use worker::{Context, Delay, Env, Response};
 
-use crate::accept::idempotency::{Replay, expired_before, fingerprint, remembers, replay};
+use crate::accept::idempotency::{Replay, claim_cutoffs, fingerprint, remembers, replay};
 use crate::accept::{ApiError, AuthenticatedKey};
+use crate::delivery::immediate::plan;
 use crate::http::delivery_mode::DeliveryMode;
+use crate::message::Limits;
 
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
@@ -39,8 +41,17 @@ pub async fn accept_once(
     let ledger = Db::open(env).map_err(internal)?;
     let print = mode.fingerprint(fingerprint(body));
     let now = now_ms();
+    // The longest a request can run: an immediate one with the most
+    // recipients a message may have.
+    let longest = plan(&loaded.settings.delivery, Limits::default().max_recipients).lease_ms;
     let won = ledger
-        .claim_key(&key.id, idempotency_key, &print, now, expired_before(now))
+        .claim_key(
+            &key.id,
+            idempotency_key,
+            &print,
+            now,
+            &claim_cutoffs(now, longest),
+        )
         .await
         .map_err(|e| ApiError::unavailable(format!("could not store the idempotency key: {e}")))?;
     if !won {

@@ -168,27 +168,15 @@ async fn route(
                 .query()
                 .unwrap_or("")
                 .to_string();
-            let body = req
-                .bytes()
-                .await
-                .map_err(|e| ApiError::malformed(e.to_string()))?;
+            let body = read_body(&mut req, &loaded).await?;
             bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
     }
 }
 
-/// The request body, refused with 413 before it is parsed when the declared
-/// or actual size is over the limit.
+/// The request body, refused with 413 as soon as it is over the limit.
 async fn read_body(req: &mut Request, loaded: &Loaded) -> std::result::Result<Vec<u8>, ApiError> {
-    if let Some(declared) = header(req, "Content-Length").and_then(|v| v.trim().parse().ok()) {
-        send::check_request_size(declared, &loaded.settings.accept.send)?;
-    }
-    let body = req
-        .bytes()
-        .await
-        .map_err(|e| ApiError::malformed(e.to_string()))?;
-    send::check_request_size(body.len(), &loaded.settings.accept.send)?;
-    Ok(body)
+    http::read_body(req, &send::request_body_limit(&loaded.settings.accept.send)).await
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

@@ -9,6 +9,12 @@
 //! see `d1::health`) and logs its notices. If the records cannot be read,
 //! every upstream counts as healthy: mail keeps flowing, only the skipping is
 //! lost.
+//!
+//! Every socket operation has a deadline the core sets: connect and the TLS
+//! handshake `SMTP_TIMEOUT_SECONDS`, each read the session's
+//! `poll_timeout`, each write with its flush, and the close,
+//! `write_timeout_ms`. An upstream that stops reading ends its session
+//! like one that stops answering, and the jobs go to the next upstream.
 //! Must not: decide anything about email.
 
 use std::time::Duration;
@@ -135,12 +141,17 @@ async fn run_session(
     let mut failure = None;
     loop {
         while let Some(bytes) = session.poll_transmit() {
-            let written = match socket.write_all(&bytes).await {
-                Ok(()) => socket.flush().await,
-                Err(e) => Err(e),
+            let write = async {
+                socket.write_all(&bytes).await?;
+                socket.flush().await
             };
-            if written.is_err() {
-                session.handle_closed(now_ms());
+            match with_timeout(write, session.write_timeout_ms()).await {
+                Some(Ok(())) => session.handle_written(now_ms()),
+                Some(Err(_)) => session.handle_closed(now_ms()),
+                // The upstream stopped reading; the session ends.
+                None => session.handle_write_timeout(now_ms()),
+            }
+            if session.is_closed() {
                 break;
             }
         }
@@ -176,7 +187,8 @@ async fn run_session(
     if let Some(f) = drain(&mut session, &mut outcomes) {
         failure = Some(f);
     }
-    let _ = socket.close().await;
+    // Closing waits for writes still pending: bounded like any write.
+    let _ = with_timeout(socket.close(), session.write_timeout_ms()).await;
     SessionEnd { outcomes, failure }
 }
 

@@ -443,6 +443,9 @@ impl fmt::Display for Mailbox {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,7 +20,7 @@ pub enum Security {
     Insecure,
 }
 
-/// How long to wait for each reply, in milliseconds.
+/// How long to wait for each reply, and for each write, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     /// From connection to the greeting.
@@ -30,6 +30,11 @@ pub struct Timeouts {
     /// For the reply to the end of the message data, which servers answer
     /// only after their content checks.
     pub data_end_ms: u64,
+    /// For each write (and flush) of one piece of output, at most
+    /// `MAX_TRANSMIT` bytes, and for closing the socket: a server that
+    /// reads nothing for this long has stopped reading, and the session
+    /// ends rather than hang.
+    pub write_ms: u64,
 }
 
 impl Default for Timeouts {
@@ -38,6 +43,7 @@ impl Default for Timeouts {
             greeting_ms: 30_000,
             command_ms: 30_000,
             data_end_ms: 60_000,
+            write_ms: 30_000,
         }
     }
 }

@@ -23,7 +23,11 @@
 //! session.finish(now()); // QUIT once the queue is done
 //! loop {
 //!     while let Some(bytes) = session.poll_transmit() {
-//!         socket.write_all(&bytes).await?;
+//!         match timeout(session.write_timeout_ms(), socket.write_all(&bytes)).await {
+//!             Ok(Ok(())) => session.handle_written(now()),
+//!             Ok(Err(_)) => session.handle_closed(now()),
+//!             Err(_elapsed) => session.handle_write_timeout(now()),
+//!         }
 //!     }
 //!     // One event per turn: handling it may queue output (EHLO after TLS)
 //!     // that must be written before the next read.
@@ -48,6 +52,9 @@
 //!     }
 //! }
 //! ```
+//! Every socket operation has a deadline: reads the one from
+//! `poll_timeout`, each write (and the final close) `write_timeout_ms`, so a
+//! server that stops reading cannot hang the session.
 //! If the connection cannot be made at all, call
 //! [`SmtpSession::connect_failed`] and drain the events. `poll_timeout` is
 //! `None` only while nothing is awaited: during the TLS handshake (the
@@ -60,7 +67,10 @@
 //! - no input can make it panic or buffer without bound (see [`reply`]);
 //! - credentials are sent only over TLS, unless [`Security::Insecure`];
 //! - addresses that could alter a command line are refused, never sent;
-//! - message content cannot end DATA early (see [`transparency`]).
+//! - message content cannot end DATA early (see [`transparency`]);
+//! - the bytes that end a message's data go out only after the content is
+//!   written, in a piece of their own: a failure before they are handed
+//!   out is retryable, and only after it is the delivery `Unknown`.
 //!
 //! Recipients refused with 452 are retried in a new transaction on the same
 //! connection after the current one delivers; see `transaction.rs`.
@@ -102,3 +112,4 @@ pub use envelope::Envelope;
 pub use outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyParser};
 pub use session::{Event, SmtpSession};
+pub use wire::MAX_TRANSMIT;

@@ -37,8 +37,14 @@ pub enum Cause {
     Reply,
     /// The server did not answer in time.
     Timeout,
+    /// The server stopped reading: a write did not finish in time.
+    WriteTimeout,
     /// The connection closed while a reply was awaited.
     ConnectionLost,
+    /// The server closed the connection right after refusing a message
+    /// (5xx), as servers that drop a sender do: about that message, not
+    /// the server's health.
+    DroppedAfterRefusal,
     /// The driver could not connect.
     ConnectFailed(String),
     /// The TLS handshake failed.
@@ -78,7 +84,11 @@ impl fmt::Display for Cause {
         match self {
             Cause::Reply => f.write_str("server reply"),
             Cause::Timeout => f.write_str("timed out waiting for the server"),
+            Cause::WriteTimeout => f.write_str("timed out writing to the server"),
             Cause::ConnectionLost => f.write_str("connection lost"),
+            Cause::DroppedAfterRefusal => {
+                f.write_str("connection closed by the server after it refused a message")
+            }
             Cause::ConnectFailed(reason) => write!(f, "connect failed: {reason}"),
             Cause::TlsFailed(reason) => write!(f, "TLS failed: {reason}"),
             Cause::Protocol(error) => write!(f, "protocol error: {error}"),

@@ -292,6 +292,9 @@ fn parse_small_number(digits: &[u8], max_digits: usize) -> Option<u16> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -73,6 +73,10 @@ pub struct SmtpSession {
     /// while the next transaction's commands (or QUIT) follow it in the
     /// same pipelined group; see `pipeline.rs`.
     ending: Option<Transaction>,
+    /// The latest reply refused a message (5xx to MAIL, RCPT, DATA or the
+    /// end of data): a hang-up right after it is the server dropping that
+    /// sender, not the server failing.
+    just_refused: bool,
 }
 
 impl SmtpSession {
@@ -93,6 +97,7 @@ impl SmtpSession {
             finishing: false,
             active: None,
             ending: None,
+            just_refused: false,
         }
     }
 
@@ -120,10 +125,74 @@ impl SmtpSession {
         }
     }
 
-    /// Bytes to write to the socket, all pending output in one piece (so a
-    /// pipelined group goes out in one write).
+    /// Bytes to write to the socket: pending output in pieces of at most
+    /// [`MAX_TRANSMIT`](super::MAX_TRANSMIT) bytes (a pipelined group goes out in one piece).
+    /// Take the next piece only once the previous one is written and
+    /// flushed: the piece that ends a message's data is handed out only
+    /// then, so a write that fails or stalls before it leaves a message the
+    /// server cannot have, and a retry is safe. Bound each write with
+    /// [`SmtpSession::write_timeout_ms`].
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.take_transmit()
+        let transmit = self.wire.take_transmit()?;
+        if transmit.ends_data {
+            // With pipelining, the transaction that wrote it may already
+            // sit behind the next one's commands.
+            for transaction in [self.ending.as_mut(), self.active.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                transaction.data_end_handed_out();
+            }
+        }
+        Some(transmit.bytes)
+    }
+
+    /// The envelope whose end of data the next piece from
+    /// [`SmtpSession::poll_transmit`] carries, if it does. Until that piece
+    /// is taken the server cannot have the message; from then on it may.
+    /// A driver that records "in flight" before the final dot does it here.
+    pub fn data_end_next(&self) -> Option<u64> {
+        if !self.wire.data_end_next() {
+            return None;
+        }
+        [self.ending.as_ref(), self.active.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|transaction| transaction.data_end_queued())
+            .map(|transaction| transaction.id())
+    }
+
+    /// The piece last taken from [`SmtpSession::poll_transmit`] is written
+    /// and flushed at `now_ms`: the clock for the reply it asks for starts
+    /// now, however long the write took.
+    pub fn handle_written(&mut self, now_ms: u64) {
+        if !self.is_closed() {
+            self.wire.written(now_ms);
+        }
+    }
+
+    /// How long the driver may take to write and flush one piece from
+    /// [`SmtpSession::poll_transmit`], and to close the socket, in
+    /// milliseconds. Past it, call [`SmtpSession::handle_write_timeout`].
+    pub fn write_timeout_ms(&self) -> u64 {
+        self.config.timeouts.write_ms
+    }
+
+    /// A write (or its flush) did not finish within
+    /// [`SmtpSession::write_timeout_ms`]: the server stopped reading. The
+    /// session ends at once (no QUIT could get through), retryably for
+    /// every message whose data end was not yet handed out.
+    pub fn handle_write_timeout(&mut self, now_ms: u64) {
+        if self.is_closed() {
+            return;
+        }
+        if self.only_quit_awaited() {
+            // Only QUIT was left to say: nothing is lost.
+            self.quit_done();
+        } else {
+            let failure = Outcome::new(OutcomeKind::Transient, Cause::WriteTimeout);
+            self.fail_session(failure, false, now_ms);
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -206,7 +275,12 @@ impl SmtpSession {
         if self.only_quit_awaited() {
             self.quit_done();
         } else {
-            let failure = Outcome::new(OutcomeKind::Transient, Cause::ConnectionLost);
+            let cause = if self.just_refused {
+                Cause::DroppedAfterRefusal
+            } else {
+                Cause::ConnectionLost
+            };
+            let failure = Outcome::new(OutcomeKind::Transient, cause);
             self.fail_session(failure, false, now_ms);
         }
     }
@@ -278,6 +352,7 @@ impl SmtpSession {
     }
 
     fn on_reply(&mut self, reply: Reply, now_ms: u64) {
+        self.just_refused = false;
         let Some(expect) = self.wire.take_expected(now_ms) else {
             // Nothing was asked: a 421 before an idle close, or a broken server.
             let failure = Outcome::unexpected(reply);
@@ -309,7 +384,11 @@ impl SmtpSession {
             | Expect::Data
             | Expect::DataEnd
             | Expect::BdatLast
-            | Expect::DataEndDiscard => self.on_transaction_reply(expect, reply, now_ms),
+            | Expect::DataEndDiscard => {
+                let refused = reply.is_permanent_negative() && expect != Expect::DataEndDiscard;
+                self.on_transaction_reply(expect, reply, now_ms);
+                self.just_refused = refused;
+            }
             Expect::Rset => self.on_rset(reply, now_ms),
             Expect::Quit => self.quit_done(),
         }

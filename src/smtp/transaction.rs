@@ -20,7 +20,7 @@ use super::config::SmtpConfig;
 use super::envelope::{Envelope, is_safe_address};
 use super::outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 use super::reply::Reply;
-use super::transparency::{ContentEncoder, normalised_len};
+use super::transparency::{ContentEncoder, DATA_TERMINATOR, normalised_len};
 use super::wire::{Expect, Wire};
 
 #[derive(Debug)]
@@ -32,6 +32,23 @@ enum RecipientState {
     /// 452: try again in the next part.
     Deferred(Reply),
     Done(Outcome),
+}
+
+/// How far the end of the data has got. Only once the bytes that end it
+/// (the final `.` CRLF, or the last byte of `BDAT … LAST`) may be on the
+/// wire can the server hold a complete message: a failure before that is
+/// a plain, retryable one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DataEndState {
+    /// Not written, or its reply is in.
+    Idle,
+    /// Written to the wire's buffer, behind the content; not yet handed to
+    /// the driver, so the content may still be failing to go out.
+    Queued,
+    /// Handed to the driver for writing: from now on a failure leaves the
+    /// delivery unknown. A write of those bytes that fails or stalls counts
+    /// here too: part of it may have gone out, or go out yet.
+    OnTheWire,
 }
 
 #[derive(Debug)]
@@ -46,8 +63,8 @@ pub(crate) struct Transaction {
     id: u64,
     mail_command: String,
     recipients: Vec<Recipient>,
-    /// The message, shared with the caller; encoded (dot-stuffed with the
-    /// terminator for DATA, normalised for BDAT) only as it is written.
+    /// The message, shared with the caller; encoded (dot-stuffed for DATA,
+    /// normalised for BDAT) only as it is written, its end written apart.
     data: std::rc::Rc<Vec<u8>>,
     /// Its length as BDAT sends it.
     size: u64,
@@ -60,9 +77,8 @@ pub(crate) struct Transaction {
     mail_accepted: bool,
     /// DATA went out with MAIL and RCPT, so its reply is already awaited.
     data_pipelined: bool,
-    /// The end of the data is on the wire and its reply is outstanding: a
-    /// failure now leaves delivery unknown.
-    data_sent: bool,
+    /// Where the end of the data is; see [`DataEndState`].
+    data_end: DataEndState,
 }
 
 /// What the session must do after a transaction handled a reply.
@@ -155,7 +171,7 @@ impl Transaction {
             rcpts_sent: 0,
             mail_accepted: false,
             data_pipelined: false,
-            data_sent: false,
+            data_end: DataEndState::Idle,
         };
         if !transaction
             .recipients
@@ -186,7 +202,7 @@ impl Transaction {
         self.rcpts_sent = 0;
         self.mail_accepted = false;
         self.data_pipelined = false;
-        self.data_sent = false;
+        self.data_end = DataEndState::Idle;
         wire.command(self.mail_command.as_bytes(), Expect::Mail, now_ms);
         if self.pipelined {
             for &index in &self.part {
@@ -320,10 +336,16 @@ impl Transaction {
         }
         if self.use_bdat {
             let command = format!("BDAT {} LAST\r\n", self.size);
-            wire.write(command.as_bytes());
-            let content = ContentEncoder::for_bdat(self.data.clone());
-            wire.content(content, Expect::BdatLast, now_ms);
-            self.data_sent = true;
+            // The chunk is complete only with its last byte (always the LF
+            // of its final CRLF); an empty one with the command line itself.
+            if self.size > 0 {
+                wire.write(command.as_bytes());
+                wire.content(ContentEncoder::for_bdat(self.data.clone()).without_final_lf());
+                wire.data_end(b"\n", Expect::BdatLast, now_ms);
+            } else {
+                wire.data_end(command.as_bytes(), Expect::BdatLast, now_ms);
+            }
+            self.data_end = DataEndState::Queued;
             Progress::DataEndSent
         } else {
             wire.command(b"DATA\r\n", Expect::Data, now_ms);
@@ -334,9 +356,11 @@ impl Transaction {
     fn on_data(&mut self, wire: &mut Wire, reply: Reply, now_ms: u64) -> Progress {
         if reply.code == 354 {
             if self.mail_accepted && self.accepted_in_part() {
-                let content = ContentEncoder::for_data(self.data.clone());
-                wire.content(content, Expect::DataEnd, now_ms);
-                self.data_sent = true;
+                // The terminator goes out as a piece of its own, after the
+                // content.
+                wire.content(ContentEncoder::for_data(self.data.clone()));
+                wire.data_end(DATA_TERMINATOR, Expect::DataEnd, now_ms);
+                self.data_end = DataEndState::Queued;
                 Progress::DataEndSent
             } else {
                 // Pipelined DATA accepted with nobody to deliver to: an
@@ -385,7 +409,7 @@ impl Transaction {
         if !(acceptance || reply.is_transient_negative() || reply.is_permanent_negative()) {
             return Err(reply);
         }
-        self.data_sent = false;
+        self.data_end = DataEndState::Idle;
         if acceptance {
             self.resolve_part(true, &Outcome::delivered(reply));
             Ok(DataEnd::Accepted)
@@ -466,9 +490,29 @@ impl Transaction {
         TransactionOutcome::summarise(self.id, recipients, fallback)
     }
 
+    /// Its envelope's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The end of its data is written to the wire's buffer and not yet
+    /// handed to the driver.
+    pub(crate) fn data_end_queued(&self) -> bool {
+        self.data_end == DataEndState::Queued
+    }
+
+    /// The bytes ending this transaction's data were handed to the driver.
+    pub(crate) fn data_end_handed_out(&mut self) {
+        if self.data_end == DataEndState::Queued {
+            self.data_end = DataEndState::OnTheWire;
+        }
+    }
+
     /// The result when the session ends under this transaction. Recipients
-    /// whose data end is on the wire get `Unknown`: the server may have
-    /// taken the message.
+    /// whose data end may be on the wire get `Unknown`: the server may have
+    /// taken the message. Before that (content still being written, or not
+    /// written at all), the failure is theirs as it is: the server cannot
+    /// have a complete message.
     pub(crate) fn fail(mut self, failure: &Outcome) -> TransactionOutcome {
         let unknown = Outcome {
             kind: OutcomeKind::Unknown,
@@ -477,7 +521,9 @@ impl Transaction {
         for recipient in &mut self.recipients {
             let outcome = match recipient.state {
                 RecipientState::Done(_) => continue,
-                RecipientState::Accepted if self.data_sent => unknown.clone(),
+                RecipientState::Accepted if self.data_end == DataEndState::OnTheWire => {
+                    unknown.clone()
+                }
                 _ => failure.clone(),
             };
             recipient.state = RecipientState::Done(outcome);
@@ -488,7 +534,7 @@ impl Transaction {
     /// The server answered the end of the data with 421: the message was
     /// definitely not taken, so a session failure now is no `Unknown`.
     pub(crate) fn data_end_refused(&mut self) {
-        self.data_sent = false;
+        self.data_end = DataEndState::Idle;
     }
 }
 

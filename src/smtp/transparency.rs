@@ -21,12 +21,14 @@
 use std::rc::Rc;
 
 /// The terminator that ends DATA.
-const DATA_TERMINATOR: &[u8] = b".\r\n";
+pub(crate) const DATA_TERMINATOR: &[u8] = b".\r\n";
 
 /// Content for `DATA`: normalised to CRLF, dot-stuffed, ending in CRLF and
 /// followed by the `.` CRLF terminator.
 pub fn encode_for_data(message: &[u8]) -> Vec<u8> {
-    encode_whole(ContentEncoder::for_data(Rc::new(message.to_vec())))
+    let mut out = encode_whole(ContentEncoder::for_data(Rc::new(message.to_vec())));
+    out.extend_from_slice(DATA_TERMINATOR);
+    out
 }
 
 /// Content for `BDAT`: normalised to CRLF and ending in CRLF, not stuffed
@@ -48,13 +50,15 @@ pub struct ContentEncoder {
     /// Next input byte.
     pos: usize,
     stuff_dots: bool,
-    terminate: bool,
+    /// Leave out the last byte of the content (see [`Self::without_final_lf`]).
+    hold_final_lf: bool,
     at_line_start: bool,
     finished: bool,
 }
 
 impl ContentEncoder {
-    /// The message for `DATA`: dot-stuffed and terminated.
+    /// The message for `DATA`: dot-stuffed, ending in CRLF. The terminator
+    /// is not part of it: it goes out as a write of its own.
     pub fn for_data(message: Rc<Vec<u8>>) -> Self {
         Self::new(message, true)
     }
@@ -69,10 +73,24 @@ impl ContentEncoder {
             message,
             pos: 0,
             stuff_dots: data,
-            terminate: data,
+            hold_final_lf: false,
             at_line_start: true,
             finished: false,
         }
+    }
+
+    /// The same content without its final LF. Encoded content that is not
+    /// empty always ends in CRLF, so the last byte of a `BDAT … LAST` chunk
+    /// is always that LF: the transaction sends it as the data end, a write
+    /// of its own, after everything before it has been written.
+    pub fn without_final_lf(mut self) -> Self {
+        self.hold_final_lf = true;
+        self
+    }
+
+    /// Whether all the content has been handed out.
+    pub fn is_finished(&self) -> bool {
+        self.finished
     }
 
     /// Appends encoded content to `out` until `out` holds at least `limit`
@@ -127,8 +145,8 @@ impl ContentEncoder {
             out.extend_from_slice(b"\r\n");
             self.at_line_start = true;
         }
-        if self.terminate {
-            out.extend_from_slice(DATA_TERMINATOR);
+        if self.hold_final_lf && out.last() == Some(&b'\n') {
+            out.pop();
         }
         self.finished = true;
         true
@@ -218,8 +236,8 @@ mod tests {
                         let mut chunk = Vec::new();
                         let done = encoder.fill(&mut chunk, limit);
                         // A chunk overshoots its limit by an ending or a
-                        // stuffed dot, then the final ending and terminator.
-                        assert!(chunk.len() <= limit + 6, "{limit}");
+                        // stuffed dot, then the final ending.
+                        assert!(chunk.len() <= limit + 3, "{limit}");
                         whole.extend_from_slice(&chunk);
                         chunks += 1;
                         if done {
@@ -228,12 +246,32 @@ mod tests {
                         assert!(chunks < 100_000);
                     }
                     let want = if data {
-                        encode_for_data(&input)
+                        // The terminator is a write of its own.
+                        let mut want = encode_for_data(&input);
+                        want.truncate(want.len() - DATA_TERMINATOR.len());
+                        want
                     } else {
                         encode_for_bdat(&input)
                     };
                     assert_eq!(whole, want, "{limit} {data} {input:?}");
                     assert!(encoder.fill(&mut Vec::new(), limit), "stays done");
+                    // Held back, the final LF is the only byte missing.
+                    if !data {
+                        let mut held = ContentEncoder::for_bdat(shared.clone()).without_final_lf();
+                        let mut all = Vec::new();
+                        loop {
+                            let mut chunk = Vec::new();
+                            let done = held.fill(&mut chunk, limit);
+                            all.extend_from_slice(&chunk);
+                            if done {
+                                break;
+                            }
+                        }
+                        if !want.is_empty() {
+                            all.push(b'\n');
+                        }
+                        assert_eq!(all, want, "held {limit} {input:?}");
+                    }
                 }
             }
         }

@@ -1,6 +1,8 @@
 """Durable delivery end to end: per-recipient retries, crash recovery,
 idempotency keys and the message list, counted at a real SMTP server."""
+import sqlite3
 import threading
+import time
 
 from edgerelay_harness.keys import basic_message
 from edgerelay_harness.paths import DIAGNOSTICS_BUILD
@@ -172,3 +174,62 @@ def test_message_list_filters_and_paginates(start_worker, upstream):
 
     s, body, _ = worker.request("GET", "/v1/messages?limit=500", headers=auth)
     assert s == 422 and body["error"]["field"] == "limit", body
+
+
+def test_dead_letters_on_a_misnamed_queue_are_recorded_once_not_looped(start_worker, upstream):
+    # DEAD_LETTER_QUEUE_NAME names no queue: the real dead-letter queue is
+    # consumed as if it held jobs. A dead letter found there is recorded
+    # once and acknowledged, never sent to the dead-letter queue again
+    # (which would bring it straight back, forever).
+    gone = "gone@example.net"
+    server = upstream(behaviour=Behaviour(rcpt_replies={gone: "550 5.1.1 No such user"})).start()
+    worker = start_worker(server.url, DEAD_LETTER_QUEUE_NAME="not-the-dead-letter-queue")
+    line = "DEAD_LETTER_QUEUE_NAME does not name the queue"
+
+    ids = []
+    for n in (1, 2):
+        status, body, _ = worker.send(basic_message(to=gone, subject=f"refused {n}"))
+        assert status == 202, body
+        ids.append(body["id"])
+        # Each dead letter is noted once, in the order they come.
+        wait_for(lambda: worker.log().count(line) == n, what=f"dead letter {n} noted")
+        record = wait_for(lambda: (s := worker.status(ids[-1]))
+                          and any(e["kind"] == "dead_lettered" for e in s["events"]) and s,
+                          what=f"dead letter {n} recorded")
+        assert record["status"] == "failed", record
+    # The second went all the way round while the first stayed settled.
+    assert worker.log().count(line) == 2
+    for message_id in ids:
+        kinds = [e["kind"] for e in worker.status(message_id)["events"]]
+        assert kinds.count("dead_lettered") == 1, kinds
+
+
+def test_idempotency_key_of_a_request_that_died_is_taken_over(start_worker, upstream):
+    # A claim with no answer, as a request leaves it when its isolate dies
+    # mid-way: written straight into the local D1, two hours old.
+    server = upstream().start()
+    worker = start_worker(server.url)
+    auth = {"Authorization": f"Bearer {worker.api_key}"}
+    databases = [p for p in (worker.state_dir / "v3" / "d1").rglob("*.sqlite")
+                 if p.name != "metadata.sqlite"]
+    assert len(databases) == 1, databases
+    now_ms = int(time.time() * 1000)
+
+    def claim(key, age_ms):
+        with sqlite3.connect(databases[0], timeout=10) as db:
+            db.execute("INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint, "
+                       "created_at) VALUES ('e2e', ?, 'from-the-dead-request', ?)",
+                       (key, now_ms - age_ms))
+
+    claim("died-long-ago", 2 * 60 * 60 * 1000)
+    claim("still-running", 60 * 1000)
+
+    s, body, _ = worker.request("POST", "/v1/messages", basic_message(subject="taken over"),
+                                {**auth, "Idempotency-Key": "died-long-ago"})
+    assert s == 202, body
+    final_status(worker, body["id"])
+    assert len(server.messages) == 1
+    # A claim younger than any request can live is still in use.
+    s, body, _ = worker.request("POST", "/v1/messages", basic_message(subject="too early"),
+                                {**auth, "Idempotency-Key": "still-running"})
+    assert s == 409 and body["error"]["rule"] == "idempotency_key_reused", body

@@ -4,6 +4,10 @@ large bodies through R2, the batch endpoint, and the published OpenAPI
 document checked against what these tests send and receive."""
 import base64
 import email
+import http.client
+import itertools
+import socket
+import urllib.parse
 import email.policy
 import json
 import os
@@ -170,6 +174,82 @@ def test_messages_over_the_size_limit_are_refused_with_413(dual_signing_worker):
     status, body, _ = worker.send(basic_message(text="x" * 200_000))
     assert status == 413 and "request body" in body["error"]["message"], body
     assert server.messages == []
+
+
+def post_chunked(url: str, path: str, headers: dict, chunks) -> tuple[int, dict, int]:
+    """POST with Transfer-Encoding: chunked (no Content-Length). Returns the
+    status, the JSON body and how many body bytes went out before the
+    server answered or stopped reading."""
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    conn.putrequest("POST", path)
+    for name, value in {**headers, "Transfer-Encoding": "chunked",
+                        "Content-Type": "application/json"}.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    sent = 0
+    try:
+        for chunk in chunks:
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        conn.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered early and closed: read its answer
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body, sent
+
+
+def stream_chunked(url: str, path: str, headers: dict, total: int) -> int:
+    """Streams a chunked body of `total` bytes; returns how many went out
+    before the server stopped taking them (it answered and closed, or
+    stopped reading for 30 s), `total` if all did."""
+    parsed = urllib.parse.urlsplit(url)
+    conn = socket.create_connection((parsed.hostname, parsed.port), timeout=30)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Host": parsed.netloc,
+                   "Transfer-Encoding": "chunked", "Content-Type": "application/json"}.items())
+    sent = 0
+    chunk = b"x" * 65536
+    try:
+        conn.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
+        conn.sendall(b"9\r\n{\"text\":\"\r\n")
+        while sent < total:
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        conn.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass  # reset, broken pipe or timed out: the server stopped taking it
+    finally:
+        conn.close()
+    return sent
+
+
+def test_chunked_bodies_are_read_under_the_limit(dual_signing_worker):
+    worker, server = dual_signing_worker(MAX_MESSAGE_BYTES="65536")
+    limit = 2 * 65536 + 64 * 1024
+    # Over the limit with no Content-Length: refused with 413 naming the
+    # limit, without the rest being read first.
+    prefix = b'{"from": "x@example.com", "to": "y@example.net", "subject": "s", "text": "'
+    filler = (b"x" * 16384 for _ in range(4 * limit // 16384))
+    status, body, _ = post_chunked(worker.url, "/v1/messages", worker.auth,
+                                   itertools.chain([prefix], filler))
+    assert status == 413, body
+    assert body["error"]["rule"] == "too_large"
+    assert str(limit) in body["error"]["message"] and "MAX_MESSAGE_BYTES" in body["error"]["message"]
+    schema("Error").validate(body)
+    # Cut off at the limit, not read whole first: of a 64 MiB body far less
+    # than half goes out before the relay answers and closes (what is taken
+    # is the loopback's and the local proxy's buffers).
+    total = 64 * 1024 * 1024
+    sent = stream_chunked(worker.url, "/v1/messages", worker.auth, total)
+    assert sent < total // 2, sent
+    # A chunked body within the limit is read whole and accepted.
+    message = json.dumps(basic_message(subject="chunked")).encode()
+    pieces = [message[i:i + 10] for i in range(0, len(message), 10)]
+    status, body, _ = post_chunked(worker.url, "/v1/messages", worker.auth, pieces)
+    assert status == 202, body
+    wait_for(lambda: len(server.messages) == 1, what="the chunked message delivered")
 
 
 def test_batch_answers_each_item_and_delivers_the_valid_ones(dual_signing_worker):

@@ -41,13 +41,15 @@ def test_batch_goes_over_one_pipelined_connection(start_worker, upstream):
     assert subjects == sorted(f"batch {i}".encode() for i in range(BATCH))
     # Pipelined: each transaction's MAIL, RCPT and DATA arrive in one read,
     # and from the second message on that read also ends the previous
-    # message's data (RFC 2920 3.1): one round trip per message.
+    # message's data (RFC 2920 3.1): one round trip per message. (The
+    # content goes before its final dot in a write of its own, so the
+    # server may read it apart from the dot.)
     reads = envelope_reads(server)
     assert len(reads) == BATCH, reads
     assert all(b"RCPT TO:" in r and b"DATA\r\n" in r for r in reads), reads
-    behind_dot = [r for r in reads if b"\r\n.\r\nMAIL FROM:" in r]
+    behind_dot = [r for r in reads if b".\r\nMAIL FROM:" in r]
     assert len(behind_dot) == BATCH - 1, reads
-    assert any(r.endswith(b"\r\n.\r\nQUIT\r\n") for _, r in server.reads), server.reads[-3:]
+    assert any(r.endswith(b".\r\nQUIT\r\n") for _, r in server.reads), server.reads[-3:]
     for message_id in ids:
         wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="delivered")
 

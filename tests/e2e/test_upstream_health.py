@@ -1,12 +1,18 @@
 """Several upstreams by priority: failover when the first is down or
 failing, a cool-down during which a failing upstream is not even
 connected to, an immediate pause on rejected credentials (not charged to
-the message), and "unknown" when the final dot goes unanswered."""
+the message), "unknown" when the final dot goes unanswered, and a write
+deadline when an upstream stops reading."""
+import base64
+import os
+import time
+
 import pytest
 
 from edgerelay_harness.keys import basic_message
 from edgerelay_harness.net import free_port
 from edgerelay_harness.poll import wait_for
+from edgerelay_harness.stalling import StallingUpstream
 from edgerelay_harness.upstream import Behaviour
 
 
@@ -80,3 +86,31 @@ def test_unanswered_final_dot_is_unknown_and_not_retried(start_worker, smtp_sink
     kinds = [e["kind"] for e in record["events"]]
     assert "deferred" not in kinds and kinds[-1] == "unknown", kinds
     assert error in record["last_error"], record
+
+
+def test_upstream_that_stops_reading_times_out_and_the_next_takes_the_message(
+        start_worker, upstream):
+    # The first upstream takes DATA and then reads nothing: a message of
+    # several megabytes fills the socket buffers and the relay's write
+    # blocks. Every write has a deadline (SMTP_TIMEOUT_SECONDS), so the
+    # session ends, retryably (the final dot never went out), and the
+    # second upstream takes the message in the same attempt.
+    stall = StallingUpstream().start()
+    healthy = upstream().start()
+    try:
+        worker = start_worker(f"{stall.url},{healthy.url}", SMTP_TIMEOUT_SECONDS="2",
+                              MAX_MESSAGE_BYTES=str(20 * 1024 * 1024))
+        blob = base64.b64encode(os.urandom(6 * 1024 * 1024)).decode()
+        started = time.monotonic()
+        code, body, _ = worker.send(basic_message(
+            subject="big", attachments=[{"filename": "big.bin", "content": blob}]))
+        assert code == 202, body
+        record = wait_for(lambda: (s := worker.status(body["id"]))["status"] == "delivered" and s,
+                          timeout=90, what="delivered by the second upstream")
+        elapsed = time.monotonic() - started
+        assert stall.stalled == 1, "the first upstream got as far as DATA"
+        assert len(healthy.messages) == 1
+        assert record["attempts"] == 1, record
+        assert elapsed < 60, f"took {elapsed:.0f} s"
+    finally:
+        stall.stop()

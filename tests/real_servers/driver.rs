@@ -139,9 +139,26 @@ pub fn run_session(
     while let Some(s) = stream.as_mut() {
         while let Some(bytes) = session.poll_transmit() {
             run.written.push(bytes.clone());
-            if s.write_all(&bytes).is_err() {
+            let limit = Duration::from_millis(session.write_timeout_ms().max(1));
+            if s.tcp().set_write_timeout(Some(limit)).is_err() {
                 session.handle_closed(now());
                 break;
+            }
+            match s.write_all(&bytes) {
+                Ok(()) => session.handle_written(now()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    session.handle_write_timeout(now());
+                    break;
+                }
+                Err(_) => {
+                    session.handle_closed(now());
+                    break;
+                }
             }
         }
         if let Some(event) = session.poll_event() {

@@ -1,6 +1,7 @@
 //! The sans-IO SMTP client against real servers on loopback: aiosmtpd with
-//! STARTTLS, implicit TLS and AUTH, and Postfix's smtp-sink with its fault
-//! injection, driven by a small blocking driver (`driver`). Each test checks
+//! STARTTLS, implicit TLS and AUTH, Postfix's smtp-sink with its fault
+//! injection, and a server that stops reading after DATA, driven by a small
+//! blocking driver (`driver`). Each test checks
 //! the outcome the client records: kind, reply code and enhanced code.
 
 mod aiosmtpd;
@@ -8,6 +9,7 @@ mod driver;
 mod servers;
 mod smtp_sink;
 mod smuggling;
+mod stalling;
 
 use edgerelay::smtp::{Credentials, Envelope, Outcome, Security, SmtpConfig, Timeouts};
 
@@ -22,6 +24,7 @@ pub fn config(security: Security, credentials: Option<(&str, &str)>) -> SmtpConf
         greeting_ms: 5_000,
         command_ms: 5_000,
         data_end_ms: 5_000,
+        write_ms: 5_000,
     };
     config
 }

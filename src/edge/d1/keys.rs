@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use worker::Result;
 
-use crate::accept::idempotency::StoredKey;
+use crate::accept::idempotency::{ClaimCutoffs, StoredKey};
 
 use super::{Db, n, s};
 
@@ -22,15 +22,17 @@ struct KeyRow {
 
 impl Db {
     /// Claims a key for this request. True when this request holds it now
-    /// (a new key, or one older than the window); false when another request
-    /// does. The primary key decides concurrent claims.
+    /// (a new key, one older than the window, or one whose request died
+    /// without an answer: `accept::idempotency::may_claim`, applied here in
+    /// one statement); false when another request does. The primary key
+    /// decides concurrent claims.
     pub async fn claim_key(
         &self,
         key_id: &str,
         key: &str,
         fingerprint: &str,
         now_ms: u64,
-        expired_before_ms: u64,
+        cutoffs: &ClaimCutoffs,
     ) -> Result<bool> {
         let won = self
             .prepare(
@@ -40,13 +42,16 @@ impl Db {
                    fingerprint = excluded.fingerprint, created_at = excluded.created_at, \
                    response_status = NULL, response_body = NULL \
                  WHERE idempotency_keys.created_at < ?5 \
+                    OR (idempotency_keys.response_status IS NULL \
+                        AND idempotency_keys.created_at < ?6) \
                  RETURNING created_at",
                 &[
                     s(key_id),
                     s(key),
                     s(fingerprint),
                     n(now_ms),
-                    n(expired_before_ms),
+                    n(cutoffs.expired_before),
+                    n(cutoffs.abandoned_before),
                 ],
             )?
             .first::<f64>(Some("created_at"))

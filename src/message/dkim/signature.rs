@@ -20,10 +20,29 @@ use crate::message::address::Domain;
 use crate::message::error::{DkimError, DkimKeyError};
 
 /// Headers signed once more than they occur, so that a copy added in
-/// transit (a second From or Subject) breaks the signature (RFC 6376 8.15).
-const OVERSIGNED: &[&str] = &["from", "to", "subject", "date", "message-id"];
-/// Headers signed as often as they occur, when present.
-const SIGNED_WHEN_PRESENT: &[&str] = &["cc", "reply-to", "mime-version", "content-type"];
+/// transit (a second From or Subject, a Reply-To or Cc that was not there)
+/// breaks the signature (RFC 6376 8.15). Each is listed even when the
+/// message has none: an empty slot in `h=` is what makes adding one later
+/// fail. Content-Type and MIME-Version decide how the signed body is read,
+/// so a second one must not be addable either.
+///
+/// List-Unsubscribe and List-Unsubscribe-Post: RFC 8058 §4 requires the
+/// DKIM signature to cover both when one-click unsubscribe is offered, and
+/// over-signing them means a relay cannot add a one-click link of its own
+/// to a message that had none.
+const OVERSIGNED: &[&str] = &[
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "cc",
+    "content-type",
+    "mime-version",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+];
 
 /// Where folded lines should end; RFC 5322 recommends 78 characters.
 const FOLD_AT: usize = 78;
@@ -197,9 +216,6 @@ fn signed_header_names(fields: &[HeaderField<'_>]) -> Result<Vec<&'static str>, 
     let mut names = Vec::new();
     for name in OVERSIGNED {
         names.extend(std::iter::repeat_n(*name, count(name) + 1));
-    }
-    for name in SIGNED_WHEN_PRESENT {
-        names.extend(std::iter::repeat_n(*name, count(name)));
     }
     Ok(names)
 }

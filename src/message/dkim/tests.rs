@@ -63,7 +63,11 @@ fn composed() -> Vec<u8> {
         "subject": "Grüße — the analytical engine",
         "text": "Hello  Bob,\n\nsee attached.   \n\n\n",
         "html": "<p>Hello Bob</p>",
-        "headers": {"X-Campaign": "spring"},
+        "headers": {
+            "X-Campaign": "spring",
+            "List-Unsubscribe": "<https://example.com/u/1>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         "attachments": [{"filename": "notes.txt", "content": "bm90ZXM="}],
     });
     let message = SendRequest::from_json(request.to_string().as_bytes())
@@ -135,7 +139,9 @@ fn signed_header_list_oversigns_identity_headers() {
     let h: String = h.split_whitespace().collect();
     assert_eq!(
         h,
-        "from:from:to:to:subject:subject:date:date:message-id:message-id:cc:reply-to:mime-version:content-type"
+        "from:from:to:to:subject:subject:date:date:message-id:message-id:\
+         reply-to:reply-to:cc:cc:content-type:content-type:mime-version:mime-version:\
+         list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post"
     );
     assert!(header.contains(&format!("t={TIMESTAMP};")));
     assert!(header.ends_with("b="));
@@ -178,6 +184,34 @@ fn tampering_breaks_every_signature() {
         (
             "To added",
             signed.replacen("Reply-To: ", "To: eve@example.net\r\nReply-To: ", 1),
+        ),
+        (
+            "second Reply-To added",
+            format!("Reply-To: eve@example.net\r\n{signed}"),
+        ),
+        (
+            "second Cc added",
+            format!("Cc: eve@example.net\r\n{signed}"),
+        ),
+        (
+            "second Content-Type added",
+            format!("Content-Type: text/plain\r\n{signed}"),
+        ),
+        (
+            "second MIME-Version added",
+            format!("MIME-Version: 1.0\r\n{signed}"),
+        ),
+        (
+            "second List-Unsubscribe added",
+            format!("List-Unsubscribe: <https://evil.example/u>\r\n{signed}"),
+        ),
+        (
+            "second List-Unsubscribe-Post added",
+            format!("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n{signed}"),
+        ),
+        (
+            "List-Unsubscribe changed",
+            signed.replacen("https://example.com/u/1", "https://evil.example/u", 1),
         ),
     ] {
         assert_ne!(
@@ -411,5 +445,39 @@ fn algorithm_names_parse_from_configuration() {
         ("rsa-sha1", None),
     ] {
         assert_eq!(DkimAlgorithm::parse(name), expected, "{name}");
+    }
+}
+
+#[test]
+fn headers_a_message_lacks_cannot_be_added_later() {
+    // A message with no Cc, Reply-To or List-Unsubscribe: the empty slots
+    // in h= make a copy added in transit break both signatures.
+    let request = json!({
+        "from": "ada@example.com",
+        "to": "bob@example.net",
+        "subject": "plain",
+        "text": "hello",
+    });
+    let message = SendRequest::from_json(request.to_string().as_bytes())
+        .unwrap()
+        .validate(&Limits::default())
+        .unwrap();
+    let context = ComposeContext {
+        message_id: new_message_id(message.from().address.domain(), &[9; 16]),
+        date_unix: TIMESTAMP as i64,
+    };
+    let raw = compose(&message, &context).unwrap();
+    let (rsa, ed) = (rsa_key(), ed25519_key());
+    let signed = String::from_utf8(sign_message(&raw, &[&rsa, &ed], TIMESTAMP).unwrap()).unwrap();
+    let records = all_records();
+    assert_all(signed.as_bytes(), &records, true, "untouched plain message");
+    for added in [
+        "Cc: eve@example.net",
+        "Reply-To: eve@example.net",
+        "List-Unsubscribe: <https://evil.example/u>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+    ] {
+        let tampered = format!("{added}\r\n{signed}");
+        assert_all(tampered.as_bytes(), &records, false, added);
     }
 }

@@ -171,7 +171,7 @@ fn session_survives_random_servers_and_settles_every_envelope() {
             }
             now += 1;
             let disrupt = rng.below(chaos) == 0;
-            match if disrupt { rng.below(6) } else { 6 } {
+            match if disrupt { rng.below(7) } else { 7 } {
                 0 => {
                     if let Some(deadline) = session.poll_timeout() {
                         now = now.max(deadline);
@@ -187,12 +187,20 @@ fn session_survives_random_servers_and_settles_every_envelope() {
                     session.send(envelope(id, &["late@example.com"]), now);
                 }
                 5 => session.handle_input(rng.pick(REPLIES).as_bytes(), now),
+                6 => session.handle_write_timeout(now),
                 _ => {
                     let reply = plausible_reply(&mut rng, session.wire.next_expected());
                     session.handle_input(reply.as_bytes(), now);
                 }
             }
-            while session.poll_transmit().is_some() {}
+            while session.poll_transmit().is_some() {
+                // A write that fails (the connection is gone) now and then.
+                if disrupt && rng.below(4) == 0 {
+                    session.handle_closed(now);
+                } else {
+                    session.handle_written(now);
+                }
+            }
             while let Some(event) = session.poll_event() {
                 if event == Event::StartTls && rng.below(8) != 0 {
                     session.handle_tls_established(now);

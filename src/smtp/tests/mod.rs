@@ -10,6 +10,7 @@ mod handshake;
 mod pipelining;
 mod session_failures;
 mod transactions;
+mod writes;
 
 use std::collections::HashMap;
 
@@ -76,6 +77,7 @@ pub(super) fn config(security: Security) -> SmtpConfig {
         greeting_ms: 1_000,
         command_ms: 2_000,
         data_end_ms: 5_000,
+        write_ms: 3_000,
     };
     config
 }

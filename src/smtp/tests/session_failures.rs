@@ -260,3 +260,35 @@ fn input_after_close_is_ignored() {
     assert_eq!(session.poll_event(), None);
     assert_eq!(session.poll_transmit(), None);
 }
+
+#[test]
+fn hangup_right_after_a_refusal_is_the_refusal_not_the_server() {
+    // (reply to the dot, cause the session ends with when the server then
+    // hangs up with the next message's commands unanswered)
+    let table = [
+        ("554 5.7.1 rejected as spam\r\n", Cause::DroppedAfterRefusal),
+        ("250 2.0.0 queued\r\n", Cause::ConnectionLost),
+        ("451 4.7.1 try later\r\n", Cause::ConnectionLost),
+    ];
+    for (dot_reply, cause) in table {
+        let mut steps = up_to_data_end_then(
+            "MAIL FROM:<from@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+        );
+        steps.extend([server(dot_reply), Step::Hangup]);
+        let run = run(
+            implicit(),
+            vec![
+                envelope(1, &["a@example.com"]),
+                envelope(2, &["b@example.com"]),
+            ],
+            steps,
+        );
+        assert_eq!(
+            run.closed_failure().map(|f| &f.cause),
+            Some(&cause),
+            "{dot_reply}"
+        );
+        // The next message was not sent: retryable either way.
+        assert!(run.outcome(2).outcome.is_transient(), "{dot_reply}");
+    }
+}

@@ -1,0 +1,236 @@
+//! Property tests of the request JSON -> prepare path: any request body,
+//! hostile fields included, is answered without a panic, and whatever is
+//! accepted becomes a message whose header section is well formed and
+//! whose envelope can go into SMTP commands untouched: nothing a caller
+//! sends can smuggle CR, LF or NUL into a header or an SMTP command.
+//!
+//! `cargo test` runs proptest's default number of cases; `make proptest`
+//! runs many more (`PROPTEST_CASES`).
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use super::*;
+use crate::message::DkimAlgorithm;
+
+/// An Ed25519 seed (RFC 8032's first test key).
+const SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+
+fn settings() -> SendSettings {
+    SendSettings {
+        dkim_keys: vec![
+            DkimKey::from_config("example.com", "s1", DkimAlgorithm::Ed25519Sha256, SEED).unwrap(),
+        ],
+        unsigned_domains: vec!["example.net".to_string()],
+        max_message_bytes: 256 * 1024,
+    }
+}
+
+fn caller() -> AuthenticatedKey {
+    AuthenticatedKey {
+        id: "backend".to_string(),
+        domains: vec!["example.com".to_string(), "example.net".to_string()],
+    }
+}
+
+/// Text with the characters that break headers and commands mixed in.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        "[ -~]{0,12}",
+        Just("\r\n".to_string()),
+        Just("\n".to_string()),
+        Just("\r".to_string()),
+        Just("\0".to_string()),
+        Just("\r\nBcc: victim@example.org".to_string()),
+        Just("\r\n.\r\n".to_string()),
+        Just(":".to_string()),
+        Just("=?utf-8?b?".to_string()),
+        "[\\u{80}-\\u{10ffff}]{1,3}",
+        Just("x".repeat(300)),
+    ];
+    prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+}
+
+/// Text a caller may well send: printable, any script, quotes, commas,
+/// encoded-word look-alikes, long runs without spaces.
+fn fair_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        "[ -~]{1,20}",
+        "[\\u{a0}-\\u{1fff}]{1,8}",
+        Just("\"".to_string()),
+        Just(",".to_string()),
+        Just("=?utf-8?q?x?=".to_string()),
+        Just("\u{1F600}".to_string()),
+        Just("y".repeat(200)),
+    ];
+    prop::collection::vec(piece, 1..6).prop_map(|pieces| pieces.concat())
+}
+
+/// Mostly fair text, sometimes hostile.
+fn field_text() -> impl Strategy<Value = String> {
+    prop_oneof![9 => fair_text(), 1 => hostile_text()]
+}
+
+/// Addresses: mostly valid ones the caller may use, some hostile.
+fn address() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => "[a-z][a-z0-9.+_-]{0,8}[a-z]@example\\.(com|net|org)",
+        3 => (fair_text(), "[a-z]{1,8}@example\\.(com|net)")
+            .prop_map(|(name, a)| format!("\"{}\" <{a}>", name.replace(['"', '\\'], ""))),
+        1 => ("[A-Za-z ]{0,10}", "[a-z]{1,8}@example\\.com")
+            .prop_map(|(name, a)| format!("{name} <{a}>")),
+        1 => ("[a-z]{1,8}", hostile_text()).prop_map(|(a, b)| format!("{a}{b}@example.com")),
+        1 => (hostile_text(), "[a-z]{1,8}@example\\.com")
+            .prop_map(|(name, a)| format!("{name} <{a}>")),
+    ]
+}
+
+fn string_or_list() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        address().prop_map(Value::String),
+        prop::collection::vec(address(), 1..4)
+            .prop_map(|v| Value::Array(v.into_iter().map(Value::String).collect())),
+    ]
+}
+
+fn header_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => "X-[A-Za-z0-9-]{1,12}",
+        1 => Just("List-Unsubscribe".to_string()),
+        1 => Just("Bcc".to_string()),
+        1 => Just("Content-Type".to_string()),
+        1 => Just("X-Bad\r\nBcc".to_string()),
+        1 => "[ -~]{0,10}",
+    ]
+}
+
+/// A send request: the usual fields, each present or not, mostly fair and
+/// sometimes hostile, so that many are accepted and reach the composer.
+fn request() -> impl Strategy<Value = Value> {
+    (
+        address(),
+        string_or_list(),
+        prop::option::weighted(0.3, string_or_list()),
+        prop::option::weighted(0.3, address()),
+        prop::option::weighted(0.9, field_text()),
+        prop::option::weighted(0.9, prop_oneof![fair_text(), any::<String>()]),
+        prop::option::weighted(0.3, prop_oneof![fair_text(), any::<String>()]),
+        prop::collection::vec((header_name(), field_text()), 0..3),
+        prop::option::weighted(0.2, ("[a-z]{1,8}\\.(txt|pdf)", "([A-Za-z0-9+/]{4}){0,8}")),
+    )
+        .prop_map(
+            |(from, to, cc, reply_to, subject, text, html, headers, attachment)| {
+                let mut m = Map::new();
+                m.insert("from".into(), Value::String(from));
+                m.insert("to".into(), to);
+                if let Some(cc) = cc {
+                    m.insert("cc".into(), cc);
+                }
+                if let Some(r) = reply_to {
+                    m.insert("reply_to".into(), Value::String(r));
+                }
+                if let Some(s) = subject {
+                    m.insert("subject".into(), Value::String(s));
+                }
+                if let Some(t) = text {
+                    m.insert("text".into(), Value::String(t));
+                }
+                if let Some(h) = html {
+                    m.insert("html".into(), Value::String(h));
+                }
+                if !headers.is_empty() {
+                    let h: Map<String, Value> = headers
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    m.insert("headers".into(), Value::Object(h));
+                }
+                if let Some((filename, content)) = attachment {
+                    m.insert(
+                        "attachments".into(),
+                        json!([{"filename": filename, "content": content}]),
+                    );
+                }
+                Value::Object(m)
+            },
+        )
+}
+
+/// Checks a composed message's header section: CRLF line endings only, no
+/// NUL, lines within RFC 5322's 998, every line a field (`name:` with a
+/// printable name) or a folded continuation of one, and one From.
+fn well_formed_headers(mime: &str) -> Result<(), String> {
+    let end = mime
+        .find("\r\n\r\n")
+        .ok_or("no end of the header section")?;
+    let section = &mime[..end + 2];
+    if section.contains('\0') {
+        return Err("NUL in the headers".into());
+    }
+    let mut froms = 0;
+    for (i, line) in section.split_inclusive('\n').enumerate() {
+        let Some(content) = line.strip_suffix("\r\n") else {
+            return Err(format!("line {i} does not end in CRLF: {line:?}"));
+        };
+        if content.contains(['\r', '\n']) {
+            return Err(format!("bare CR or LF in line {i}: {line:?}"));
+        }
+        if content.len() > 998 {
+            return Err(format!("line {i} is {} bytes", content.len()));
+        }
+        if content.starts_with([' ', '\t']) {
+            if i == 0 {
+                return Err("the first line is a continuation".into());
+            }
+            continue;
+        }
+        let (name, _) = content
+            .split_once(':')
+            .ok_or_else(|| format!("line {i} is not a field: {line:?}"))?;
+        if name.is_empty() || !name.bytes().all(|b| (33..=126).contains(&b)) {
+            return Err(format!("bad field name in line {i}: {name:?}"));
+        }
+        if name.eq_ignore_ascii_case("from") {
+            froms += 1;
+        }
+        if name.eq_ignore_ascii_case("bcc") {
+            return Err("a Bcc header was written".into());
+        }
+    }
+    if froms != 1 {
+        return Err(format!("{froms} From headers"));
+    }
+    Ok(())
+}
+
+/// An envelope address that can go into `MAIL FROM:<…>` / `RCPT TO:<…>`.
+fn safe_in_a_command(address: &str) -> bool {
+    !address.is_empty()
+        && !address.contains(['\r', '\n', '\0', '<', '>', ' '])
+        && address.len() <= 254
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_answered_without_a_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = prepare(&body, &caller(), &settings(), 1_700_000_000, &[7; 32]);
+    }
+
+    #[test]
+    fn accepted_requests_compose_well_formed_messages(request in request()) {
+        let body = request.to_string();
+        let settings = settings();
+        let Ok(prepared) = prepare(body.as_bytes(), &caller(), &settings, 1_700_000_000, &[7; 32])
+        else {
+            return Ok(());
+        };
+        let job = sign_natively(prepared, &settings)
+            .map_err(|e| TestCaseError::fail(format!("signing failed: {e:?}")))?;
+        well_formed_headers(&job.mime).map_err(TestCaseError::fail)?;
+        prop_assert!(safe_in_a_command(&job.mail_from), "{:?}", job.mail_from);
+        prop_assert!(!job.rcpt_to.is_empty());
+        for rcpt in &job.rcpt_to {
+            prop_assert!(safe_in_a_command(rcpt), "{rcpt:?}");
+        }
+    }
+}
