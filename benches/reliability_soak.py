@@ -294,6 +294,22 @@ def statuses(worker: Worker, auth: dict) -> dict[str, str]:
             return found
 
 
+def settled_recipients(worker: Worker, auth: dict, accepted: dict, final: dict,
+                       copies: Counter) -> set[str]:
+    """Of the messages that arrived while their status is not final, those
+    whose every recipient is recorded final (`delivered` or `unknown`): the
+    message's status lags its recipients, and a retry would skip them."""
+    done = set()
+    for message_id, subject in accepted.items():
+        if final.get(message_id) in FINAL or not copies[subject]:
+            continue
+        s, body, _ = request(f"{worker.url}/v1/messages/{message_id}", headers=auth, timeout=30)
+        states = {r.get("state") for r in body.get("recipients", [])} if s == 200 else {"?"}
+        if states and states <= {"delivered", "unknown"}:
+            done.add(message_id)
+    return done
+
+
 def explain(worker: Worker, auth: dict, accepted: dict, final: dict, at_sink: Counter,
             at_scripted: Counter) -> None:
     """Prints the records of a few messages whose count or status is odd,
@@ -370,6 +386,7 @@ def main() -> int:
     kill_log: list[str] = []
     sweeps = Counter()
     outage_errors = requeued = storage_requeues = 0
+    recipients_done: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="edgerelay-soak-") as tmp:
         tmp_path = Path(tmp)
         os.chmod(tmp_path, 0o755)  # smtp-sink drops to `nobody` and writes its dumps below
@@ -452,6 +469,8 @@ def main() -> int:
             storage_requeues = logs.count("trying a message again")
             requeued = sum(int(n) for n in SWEEP_LINE.findall(logs))
             explain(worker, auth, senders.accepted, final, sink.subjects(), scripted.subjects)
+            recipients_done = settled_recipients(worker, auth, senders.accepted, final,
+                                                 sink.subjects() + scripted.subjects)
         finally:
             worker.stop()
             sink.stop()
@@ -464,6 +483,7 @@ def main() -> int:
     elapsed = time.monotonic() - started
     by_status = Counter(final.get(i, "missing") for i in senders.accepted)
     lost, duplicated, awaiting_sweep, untrue, arrived_not_final = [], [], [], [], []
+    status_lags = []
     delivered = unknown_arrived = failed = 0
     for message_id, subject in senders.accepted.items():
         status, n = final.get(message_id, "missing"), copies[subject]
@@ -481,6 +501,8 @@ def main() -> int:
                 untrue.append(subject)
         elif n == 0:
             (lost if sweep else awaiting_sweep).append(subject)
+        elif message_id in recipients_done:
+            status_lags.append(subject)
         else:
             arrived_not_final.append(subject)
     asked = senders.attempted
@@ -522,7 +544,9 @@ def main() -> int:
         ("**Duplicated** outside `unknown`", f"**{len(duplicated)}**"),
         ("Lost to the killed local queue, awaiting sweep",
          str(len(awaiting_sweep)) if not sweep else "n/a (sweep present)"),
-        ("Arrived, record not final", str(len(arrived_not_final))),
+        ("Arrived, recipient recorded final, message status not", str(len(status_lags))),
+        ("Arrived, recipient not recorded final (a retry would send it again)",
+         str(len(arrived_not_final))),
         ("Status `failed` but arrived", str(len(untrue))),
         ("Requests killed before an answer: arrived anyway",
          f"{unanswered_arrived} of {len(senders.unanswered)}"),
@@ -538,8 +562,10 @@ def main() -> int:
         (len(lost), "lost"),
         (len(duplicated), "duplicated outside `unknown`"),
         (len(untrue), "`failed` but arrived"),
-        (len(arrived_not_final), "arrived while their record is not final (a retry or a "
-                                 "sweep would send them again)"),
+        (len(arrived_not_final), "arrived while their recipient is not recorded final (a "
+                                 "retry would send them again)"),
+        (len(status_lags), "arrived with their recipient recorded final but a message "
+                           "status that is not"),
         (len(awaiting_sweep), "lost to the killed local queue, awaiting a sweep this build "
                               "does not have"),
         (strangers, "copies of messages never sent"),
