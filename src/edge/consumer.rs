@@ -4,10 +4,12 @@
 //!
 //! The order of a batch: classify each body (`delivery::dispatch`); take in
 //! producers' messages (`producer_intake`); check immediate deliveries'
-//! safety jobs (`safety_net`); drop recipients already recorded final and
-//! settle the jobs none is left of; fetch bodies kept in the bucket; deliver
-//! and record (`lifecycle`); settle (`delivery::settle`) and carry out each
-//! settlement. Retries are new queue messages carrying the attempt count and
+//! safety jobs (`safety_net`); take each message's delivery lease
+//! (`delivery_lease`: one delivery at a time, no job without a row); record
+//! stale in-flight recipients `unknown`, drop recipients already recorded
+//! final and settle the jobs none is left of; fetch bodies kept in the
+//! bucket; deliver and record (`lifecycle`); settle (`delivery::settle`) and
+//! carry out each settlement; let go of the leases. Retries are new queue messages carrying the attempt count and
 //! only the recipients still pending, so a recipient that already accepted
 //! the message is never sent it again by our own retries.
 //! Must not: decide anything; it runs the values the core returns.
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use worker::{Env, MessageBatch, MessageExt, RawMessage};
 
 use crate::delivery::dispatch::{DeadLetterItem, JobsItem, dead_letter_item, jobs_item};
-use crate::delivery::recipients::still_to_deliver;
+use crate::delivery::recipients::{stale_in_flight, still_to_deliver};
 use crate::delivery::settle::{body_lost, settle_recorded};
 use crate::delivery::{Carrier, RecipientState, RetryPolicy, Settlement, settle};
 use crate::queue::DeliveryJob;
@@ -25,7 +27,7 @@ use crate::queue::DeliveryJob;
 use super::bodies::{self, Loaded as Body};
 use super::d1::Db;
 use super::platform::{Loaded, load, now_ms};
-use super::{lifecycle, producer_intake, queue_writer, random, safety_net};
+use super::{delivery_lease, lifecycle, producer_intake, queue_writer, random, safety_net};
 
 /// A job to deliver, with its queue message and its recipients' recorded states.
 type Pending = (RawMessage, DeliveryJob, Vec<(String, RecipientState)>);
@@ -81,13 +83,19 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     }
     // Safety jobs of immediate deliveries are checked before any body is read.
     let work = safety_net::screen(&env, &loaded, &db, work).await;
+    // One delivery per message at a time: nothing recorded is read before
+    // the lease is held.
+    let (work, held) = delivery_lease::take(&env, &loaded, &db, work).await;
     // So are the recorded recipients: a job with none left needs no body.
     let work = skip_recorded(&env, &db, work).await;
     let work = load_bodies(&env, &db, work).await;
-    if work.is_empty() {
-        return Ok(());
-    }
-    deliver(&env, &loaded, &db, work).await
+    let delivered = if work.is_empty() {
+        Ok(())
+    } else {
+        deliver(&env, &loaded, &db, work).await
+    };
+    held.release(&db).await;
+    delivered
 }
 
 /// Drops the recipients already recorded final. A job with none left is a
@@ -111,7 +119,18 @@ async fn skip_recorded(env: &Env, db: &Db, work: Vec<(RawMessage, DeliveryJob)>)
     }
     let mut pending = Vec::with_capacity(work.len());
     for (raw, job) in work {
-        let states = by_message.get(&job.id).cloned().unwrap_or_default();
+        let mut states = by_message.get(&job.id).cloned().unwrap_or_default();
+        // In flight when an earlier attempt died: the upstream may have it.
+        let stale = stale_in_flight(&states);
+        if !stale.is_empty() {
+            if let Err(e) = db.record_recipients(&job.id, &stale, true, now_ms()).await {
+                worker::console_error!("edgerelay: could not settle in-flight recipients: {e}");
+            }
+            for result in stale {
+                states.retain(|(a, _)| !a.eq_ignore_ascii_case(&result.address));
+                states.push((result.address, result.state));
+            }
+        }
         let rcpt_to = still_to_deliver(&job.rcpt_to, &states);
         if rcpt_to.is_empty() {
             let current = db.status_of(&job.id).await.ok().flatten();

@@ -102,3 +102,4 @@ pub use envelope::Envelope;
 pub use outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyParser};
 pub use session::{Event, SmtpSession};
+pub use transaction::InFlight;

@@ -97,6 +97,8 @@ enum Feed {
 
 pub(super) struct Run {
     pub events: Vec<Event>,
+    /// Every in-flight notice, in order.
+    pub in_flight: Vec<InFlight>,
     pub closed: bool,
 }
 
@@ -178,10 +180,17 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
         session.finish(now);
     }
     let mut events = Vec::new();
+    let mut in_flight = Vec::new();
     let mut written = Vec::new();
     let mut tls_requested = false;
     for (index, step) in steps.iter().enumerate() {
-        drain(&mut session, &mut written, &mut events, &mut tls_requested);
+        drain(
+            &mut session,
+            &mut written,
+            &mut events,
+            &mut in_flight,
+            &mut tls_requested,
+        );
         let context = format!("step {index} ({feed:?})");
         match step {
             Step::Client(expected) => {
@@ -231,7 +240,13 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
             Step::Finish => session.finish(now),
         }
     }
-    drain(&mut session, &mut written, &mut events, &mut tls_requested);
+    drain(
+        &mut session,
+        &mut written,
+        &mut events,
+        &mut in_flight,
+        &mut tls_requested,
+    );
     assert_eq!(
         String::from_utf8_lossy(&written),
         "",
@@ -240,19 +255,43 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
     assert!(!tls_requested, "TLS requested but not handled ({feed:?})");
     Run {
         events,
+        in_flight,
         closed: session.is_closed(),
     }
+}
+
+/// How many ends of data (a final dot after content, or `BDAT … LAST`) a
+/// piece of client output carries.
+fn data_ends(bytes: &[u8]) -> usize {
+    let count = |needle: &[u8]| bytes.windows(needle.len()).filter(|w| *w == needle).count();
+    count(b"\r\n.\r\n") + count(b" LAST\r\n")
 }
 
 fn drain(
     session: &mut SmtpSession,
     written: &mut Vec<u8>,
     events: &mut Vec<Event>,
+    in_flight: &mut Vec<InFlight>,
     tls_requested: &mut bool,
 ) {
+    // The driver's order: the in-flight notices first, then the bytes. Every
+    // end of data in the bytes was announced by exactly one notice before.
+    let mut announced = 0;
+    while let Some(notice) = session.poll_in_flight() {
+        announced += 1;
+        in_flight.push(notice);
+    }
     while let Some(bytes) = session.poll_transmit() {
+        assert_eq!(
+            data_ends(&bytes),
+            announced,
+            "ends of data written without an in-flight notice first: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        announced = 0;
         written.extend_from_slice(&bytes);
     }
+    assert_eq!(announced, 0, "an in-flight notice without its end of data");
     while let Some(event) = session.poll_event() {
         if event == Event::StartTls {
             *tls_requested = true;

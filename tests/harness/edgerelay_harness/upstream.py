@@ -9,6 +9,7 @@ expects, only record what arrived.
 import asyncio
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -22,6 +23,8 @@ class Received:
     mail_from: str
     rcpt_tos: list
     data: bytes
+    # time.time() when the server answered the end of data with 250
+    accepted_at: float = 0.0
 
 
 @dataclass
@@ -41,6 +44,10 @@ class Behaviour:
     rcpt_failures_first: dict = field(default_factory=dict)
     # seconds to wait before answering the final dot (a slow content check)
     data_delay: float = 0.0
+    # when set, every end of data is taken (recorded) and its reply waits
+    # for this event: a transaction held between the final dot and its
+    # reply, for as long as a test needs
+    hold_data_end: threading.Event | None = None
 
 
 class RecordingHandler:
@@ -49,6 +56,8 @@ class RecordingHandler:
         self.messages: list[Received] = []
         self.rcpt_commands: list[str] = []
         self.data_commands = 0
+        # ends of data that arrived and wait for `hold_data_end`
+        self.held = 0
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -76,13 +85,28 @@ class RecordingHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.behaviour.data_delay:
             await asyncio.sleep(self.behaviour.data_delay)
+        hold = self.behaviour.hold_data_end
+        if hold is not None and not hold.is_set():
+            # The server has the message once the dot is in; only the reply
+            # waits (a client that dies meanwhile never learns it was taken).
+            with self.lock:
+                self.held += 1
+                self.data_commands += 1
+                self.messages.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos),
+                             envelope.original_content, time.time())
+                )
+            while not hold.is_set():
+                await asyncio.sleep(0.01)
+            return "250 2.0.0 Queued"
         with self.lock:
             self.data_commands += 1
             if self.behaviour.data_failures > 0:
                 self.behaviour.data_failures -= 1
                 return self.behaviour.data_failure_reply
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                         time.time())
             )
         return "250 2.0.0 Queued"
 

@@ -1,0 +1,69 @@
+//! What the reconciliation sweep reads: stored messages not final, not
+//! leased, whose next step is due before a cutoff, oldest first.
+//!
+//! Must not: decide what is overdue or what a message needs
+//! (`delivery::recovery::sweep` does); the cutoff and the limit come from it.
+
+use serde::Deserialize;
+use worker::Result;
+
+use crate::delivery::recovery::{SweepRow, leasable};
+use crate::queue::MessageStatus;
+
+use super::{Db, n, s};
+
+impl Db {
+    /// Messages not final, with no running lease, whose next attempt (or,
+    /// never attempted, whose acceptance) is at or before `due_before`
+    /// (Unix seconds): at most `limit`, the longest overdue first.
+    pub async fn sweep_candidates(
+        &self,
+        due_before: u64,
+        now_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<SweepRow>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            status: String,
+            attempts: f64,
+            created_at: f64,
+            next_attempt_at: Option<f64>,
+            job: Option<String>,
+        }
+        let [a, b] = leasable();
+        let rows = self
+            .prepare(
+                "SELECT m.id, m.status, m.attempts, m.created_at, m.next_attempt_at, m.job \
+                 FROM messages m \
+                 WHERE m.status IN (?1, ?2) \
+                   AND COALESCE(m.next_attempt_at, m.created_at) <= ?3 \
+                   AND NOT EXISTS (SELECT 1 FROM immediate_leases l \
+                                   WHERE l.message_id = m.id AND l.until > ?4) \
+                 ORDER BY COALESCE(m.next_attempt_at, m.created_at), m.id LIMIT ?5",
+                &[
+                    s(a.as_str()),
+                    s(b.as_str()),
+                    n(due_before),
+                    n(now_ms),
+                    n(u64::from(limit)),
+                ],
+            )?
+            .all()
+            .await?
+            .results::<Row>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(SweepRow {
+                    status: MessageStatus::parse(&r.status)?,
+                    id: r.id,
+                    attempts: r.attempts as u32,
+                    created_at: r.created_at as u64,
+                    next_attempt_at: r.next_attempt_at.map(|t| t as u64),
+                    job: r.job,
+                })
+            })
+            .collect())
+    }
+}
