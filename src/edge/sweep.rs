@@ -74,7 +74,9 @@ pub async fn run(env: &Env) {
             }
         }
     }
-    worker::console_log!(
+    // Anything found here is a job that was lost or a record that was
+    // wrong: worth the operator's attention.
+    worker::console_warn!(
         "edgerelay: sweep: {requeued} re-enqueued, {corrected} corrected, {stuck} stuck"
     );
 }

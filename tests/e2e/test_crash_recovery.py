@@ -6,6 +6,7 @@ production, so only the messages' stored jobs and the reconciliation sweep
 (fired through wrangler's scheduled route) can finish the work. Everything
 is counted at the SMTP server: every accepted message arrives, none twice
 except those recorded `unknown`, and every status ends final and true."""
+import re
 import statistics
 import threading
 from collections import Counter
@@ -62,6 +63,9 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(start_worker, u
     assert arrived_before < count, "the kill came after the batch: nothing to recover"
 
     statuses = sweep_until_final(worker, list(ids))
+    # The restarted queue had nothing: the sweep brought the jobs back.
+    requeued = [int(n) for n in re.findall(r"edgerelay: sweep: (\d+) re-enqueued", worker.log())]
+    assert sum(requeued) > 0, worker.log()
     per_subject = Counter(subject_of(m) for m in server.messages)
     unknown = {i for i, s in statuses.items() if s["status"] == "unknown"}
     for message_id, subject in ids.items():
