@@ -96,7 +96,9 @@ pub struct SweepRow {
 /// What one sweep run does for one overdue message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepAction {
-    /// Its job was lost: send its stored job to the queue again, now.
+    /// Its job was lost: send its stored job to the queue again, now, and
+    /// mark the message due now (`next_attempt_at`), so the following runs
+    /// give the job a whole grace period to arrive before sending another.
     Requeue { id: String, body: QueueBody },
     /// Every recipient is recorded final but the status says otherwise:
     /// write the status its recipients add up to.

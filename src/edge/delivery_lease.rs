@@ -5,7 +5,8 @@
 //! A job whose lease another delivery holds (a late original beside the
 //! sweep's copy, or an immediate request still at work) is enqueued again
 //! to look later; a job whose message is final is acknowledged; a job whose
-//! message has no row was never accepted and is refused. The rules are
+//! message has no row was never accepted and is refused; a second copy of a
+//! job in the same batch is acknowledged, as the first delivers. The rules are
 //! `delivery::recovery::verdict`; this only runs the statements and moves
 //! queue messages. Must not: deliver anything.
 
@@ -80,6 +81,9 @@ pub async fn take(
     for (raw, job) in work {
         let row = rows.iter().find(|(id, _)| *id == job.id).map(|(_, r)| r);
         match verdict(row, now) {
+            // Two copies of one job in one batch (the sweep's and a late
+            // original) would both hold this invocation's lease: one goes.
+            LeaseVerdict::Deliver if held.ids.contains(&job.id) => raw.ack(),
             LeaseVerdict::Deliver => {
                 held.ids.push(job.id.clone());
                 ready.push((raw, job));

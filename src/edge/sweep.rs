@@ -3,7 +3,9 @@
 //! and carries out what `delivery::recovery::sweep` says for each: its stored
 //! job back on the queue, or its status corrected from its recipients.
 //!
-//! A re-enqueued job that meets a late original is harmless: both go through
+//! A re-enqueued message is marked due now, so the next run leaves it alone
+//! for another grace period while its job waits on the queue. A re-enqueued
+//! job that meets a late original is harmless: both go through
 //! the consumer's delivery lease and recipient records, so at most one
 //! delivers and nothing recorded is sent again.
 //! Must not: decide what is overdue or what a message needs.
@@ -55,12 +57,12 @@ pub async fn run(env: &Env) {
             return;
         }
     };
-    let (mut requeued, mut corrected, mut stuck) = (0, 0, 0);
+    let (mut requeued, mut corrected, mut stuck) = (Vec::new(), 0, 0);
     for action in sweep(&rows, &recorded, &settings, now) {
         match action {
             SweepAction::Requeue { id, body } => {
                 match queue_writer::send_job(env, &body, None).await {
-                    Ok(()) => requeued += 1,
+                    Ok(()) => requeued.push(id),
                     Err(e) => worker::console_warn!("edgerelay: sweep could not requeue {id}: {e}"),
                 }
             }
@@ -74,9 +76,14 @@ pub async fn run(env: &Env) {
             }
         }
     }
+    let ids: Vec<&str> = requeued.iter().map(String::as_str).collect();
+    if let Err(e) = db.mark_requeued(&ids, now / 1000).await {
+        worker::console_warn!("edgerelay: sweep could not reschedule what it re-enqueued: {e}");
+    }
     // Anything found here is a job that was lost or a record that was
     // wrong: worth the operator's attention.
     worker::console_warn!(
-        "edgerelay: sweep: {requeued} re-enqueued, {corrected} corrected, {stuck} stuck"
+        "edgerelay: sweep: {} re-enqueued, {corrected} corrected, {stuck} stuck",
+        ids.len()
     );
 }

@@ -10,7 +10,7 @@ use worker::Result;
 use crate::delivery::recovery::{SweepRow, leasable};
 use crate::queue::MessageStatus;
 
-use super::{Db, n, s};
+use super::{Db, json_list, n, s};
 
 impl Db {
     /// Messages not final, with no running lease, whose next attempt (or,
@@ -65,5 +65,22 @@ impl Db {
                 })
             })
             .collect())
+    }
+
+    /// Marks re-enqueued messages due at `at` (Unix seconds), so the sweep
+    /// leaves them alone for another grace period while their job waits.
+    pub async fn mark_requeued(&self, ids: &[&str], at: u64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let [a, b] = leasable();
+        self.prepare(
+            "UPDATE messages SET next_attempt_at = ?2 \
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?3, ?4)",
+            &[json_list(ids), n(at), s(a.as_str()), s(b.as_str())],
+        )?
+        .run()
+        .await?;
+        Ok(())
     }
 }
