@@ -9,9 +9,10 @@
 //! stale in-flight recipients `unknown`, drop recipients already recorded
 //! final and settle the jobs none is left of; fetch bodies kept in the
 //! bucket; deliver and record (`lifecycle`); settle (`delivery::settle`) and
-//! carry out each settlement; let go of the leases. Retries are new queue messages carrying the attempt count and
-//! only the recipients still pending, so a recipient that already accepted
-//! the message is never sent it again by our own retries.
+//! carry out each settlement; let go of the leases. Retries are new queue
+//! messages carrying the attempt count and only the recipients still
+//! pending, so a recipient that already accepted the message is never sent
+//! it again by our own retries.
 //! Must not: decide anything; it runs the values the core returns.
 
 use std::collections::HashMap;
