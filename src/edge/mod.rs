@@ -1,5 +1,6 @@
-//! Workers glue: the fetch, queue and scheduled (sweep) entry points, routing each request to its
-//! endpoint, and the platform (sockets, D1, R2, queues, rate limits, Turnstile).
+//! Workers glue: the fetch, queue and scheduled (sweep) entry points,
+//! routing each request to its endpoint, and the platform (sockets, D1, R2,
+//! queues, rate limits, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
