@@ -74,6 +74,17 @@ pub fn verdict(row: Option<&LeaseRow>, now_ms: u64) -> LeaseVerdict {
     }
 }
 
+/// Whether each job of a batch is the first copy of its message in it. A
+/// later copy (the sweep's beside a late original) would find the lease won
+/// by this very invocation, so only the first may deliver; the others are
+/// acknowledged.
+pub fn first_copies(ids: &[&str]) -> Vec<bool> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| !ids.get(..i).unwrap_or_default().contains(id))
+        .collect()
+}
+
 /// The statuses a lease may be taken on: those of messages not final.
 pub fn leasable() -> [MessageStatus; 2] {
     [MessageStatus::Queued, MessageStatus::Deferred]
@@ -282,6 +293,15 @@ mod tests {
         }
         assert!(matches!(verdict(None, NOW), LeaseVerdict::Refuse(_)));
         assert!(leasable().iter().all(|s| !s.is_final()));
+    }
+
+    #[test]
+    fn only_the_first_copy_of_a_job_in_a_batch_delivers() {
+        assert_eq!(
+            first_copies(&["a", "b", "a", "c", "b", "a"]),
+            [true, true, false, true, false, false]
+        );
+        assert!(first_copies(&[]).is_empty());
     }
 
     #[test]

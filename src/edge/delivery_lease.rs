@@ -13,7 +13,7 @@
 use worker::{Env, MessageExt, RawMessage};
 
 use crate::delivery::immediate::postpone;
-use crate::delivery::recovery::{LeaseVerdict, verdict};
+use crate::delivery::recovery::{LeaseVerdict, first_copies, verdict};
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
@@ -77,13 +77,12 @@ pub async fn take(
             return (Vec::new(), held);
         }
     };
+    let first = first_copies(&ids);
     let mut ready = Vec::with_capacity(work.len());
-    for (raw, job) in work {
+    for ((raw, job), first) in work.into_iter().zip(first) {
         let row = rows.iter().find(|(id, _)| *id == job.id).map(|(_, r)| r);
         match verdict(row, now) {
-            // Two copies of one job in one batch (the sweep's and a late
-            // original) would both hold this invocation's lease: one goes.
-            LeaseVerdict::Deliver if held.ids.contains(&job.id) => raw.ack(),
+            LeaseVerdict::Deliver if !first => raw.ack(),
             LeaseVerdict::Deliver => {
                 held.ids.push(job.id.clone());
                 ready.push((raw, job));
