@@ -3,8 +3,9 @@
 //! and carries out what `delivery::recovery::sweep` says for each: its stored
 //! job back on the queue, or its status corrected from its recipients.
 //!
-//! A re-enqueued message is marked due now, so the next run leaves it alone
-//! for another grace period while its job waits on the queue. A re-enqueued
+//! A re-enqueued message (or one it cannot help) is marked due now, so the
+//! next run leaves it alone for another grace period while its job waits on
+//! the queue, and a message it cannot help never blocks the others. A re-enqueued
 //! job that meets a late original is harmless: both go through
 //! the consumer's delivery lease and recipient records, so at most one
 //! delivers and nothing recorded is sent again.
@@ -57,7 +58,7 @@ pub async fn run(env: &Env) {
             return;
         }
     };
-    let (mut requeued, mut corrected, mut stuck) = (Vec::new(), 0, 0);
+    let (mut requeued, mut corrected, mut stuck) = (Vec::new(), 0, Vec::new());
     for action in sweep(&rows, &recorded, &settings, now) {
         match action {
             SweepAction::Requeue { id, body } => {
@@ -72,18 +73,19 @@ pub async fn run(env: &Env) {
             }
             SweepAction::Stuck { id, reason } => {
                 worker::console_error!("edgerelay: sweep cannot recover {id}: {reason}");
-                stuck += 1;
+                stuck.push(id);
             }
         }
     }
-    let ids: Vec<&str> = requeued.iter().map(String::as_str).collect();
-    if let Err(e) = db.mark_requeued(&ids, now / 1000).await {
-        worker::console_warn!("edgerelay: sweep could not reschedule what it re-enqueued: {e}");
+    let swept: Vec<&str> = requeued.iter().chain(&stuck).map(String::as_str).collect();
+    if let Err(e) = db.mark_swept(&swept, now / 1000).await {
+        worker::console_warn!("edgerelay: sweep could not reschedule what it found: {e}");
     }
     // Anything found here is a job that was lost or a record that was
     // wrong: worth the operator's attention.
     worker::console_warn!(
-        "edgerelay: sweep: {} re-enqueued, {corrected} corrected, {stuck} stuck",
-        ids.len()
+        "edgerelay: sweep: {} re-enqueued, {corrected} corrected, {} stuck",
+        requeued.len(),
+        stuck.len()
     );
 }

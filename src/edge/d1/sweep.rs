@@ -13,9 +13,11 @@ use crate::queue::MessageStatus;
 use super::{Db, json_list, n, s};
 
 impl Db {
-    /// Messages not final, with no running lease, whose next attempt (or,
-    /// never attempted, whose acceptance) is at or before `due_before`
-    /// (Unix seconds): at most `limit`, the longest overdue first.
+    /// Messages not final, with a stored job and no running lease, whose
+    /// next attempt (or, never attempted, whose acceptance) is at or before
+    /// `due_before` (Unix seconds): at most `limit`, the longest overdue
+    /// first. Messages accepted before jobs were stored have none and are
+    /// left out, so they never take the places of ones that can be helped.
     pub async fn sweep_candidates(
         &self,
         due_before: u64,
@@ -36,7 +38,7 @@ impl Db {
             .prepare(
                 "SELECT m.id, m.status, m.attempts, m.created_at, m.next_attempt_at, m.job \
                  FROM messages m \
-                 WHERE m.status IN (?1, ?2) \
+                 WHERE m.status IN (?1, ?2) AND m.job IS NOT NULL \
                    AND COALESCE(m.next_attempt_at, m.created_at) <= ?3 \
                    AND NOT EXISTS (SELECT 1 FROM immediate_leases l \
                                    WHERE l.message_id = m.id AND l.until > ?4) \
@@ -67,9 +69,10 @@ impl Db {
             .collect())
     }
 
-    /// Marks re-enqueued messages due at `at` (Unix seconds), so the sweep
-    /// leaves them alone for another grace period while their job waits.
-    pub async fn mark_requeued(&self, ids: &[&str], at: u64) -> Result<()> {
+    /// Marks messages the sweep acted on due at `at` (Unix seconds), so it
+    /// leaves them alone for another grace period: a re-enqueued job has time
+    /// to arrive, and one it cannot help moves behind the others.
+    pub async fn mark_swept(&self, ids: &[&str], at: u64) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
