@@ -6,7 +6,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit proptest e2e clean
+.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit proptest e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
@@ -19,6 +19,12 @@ test: setup-test lint check-layers test-tools unit e2e
 ## Extra arguments: make bench BENCH_ARGS='--rounds 3 --only smtp,size'
 bench: setup-bench build build-diagnostics
 	.venv/bin/python benches/run.py $(BENCH_ARGS)
+
+## Soak: thousands of messages through upstream faults and SIGKILLs of the
+## worker, counted at the server; stops by itself (bounded in count and time).
+## Extra arguments: make soak SOAK_ARGS='--messages 5000 --kills 5 --minutes 30'
+soak: setup-test build
+	.venv/bin/python benches/soak.py $(SOAK_ARGS)
 
 setup-bench:
 	@scripts/setup.sh bench
