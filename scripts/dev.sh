@@ -46,6 +46,7 @@ banner() {
     -d '{"from": "Dev <hello@$domain>", "to": "you@example.net", "subject": "Hello from edgerelay", "text": "It works."}'
 
   Then: curl -sS http://127.0.0.1:$PORT/v1/messages/<id> -H "Authorization: Bearer $(cat .dev/api-key)"
+  Run the reconciliation sweep (the cron trigger) now: curl -sS http://127.0.0.1:$PORT/cdn-cgi/local/scheduled
   Ctrl-C stops the worker and MailDev.
 
 MSG

@@ -6,7 +6,11 @@
 //!
 //! 1. a body too large for a queue message is put in the body store (see
 //!    [`crate::queue::place`]);
-//! 2. the message row is inserted (status `queued`, with its `accepted` event);
+//! 2. the message row is inserted (status `queued`, with its `accepted` event
+//!    and the job that delivers it, in one atomic write): the job stays on
+//!    the row until the message is final, so a queue message that is lost
+//!    later is re-enqueued from it by the reconciliation sweep
+//!    (`delivery::recovery`);
 //! 3. in immediate mode, the row's lease is taken, before its safety job
 //!    exists (so the job can never find the message unleased too early);
 //! 4. the tags are recorded: metadata for listing, so a failure here does
@@ -14,12 +18,19 @@
 //! 5. the job is enqueued (in immediate mode, the safety job with its delay).
 //!
 //! When a step fails, the steps before it are undone in reverse (release the
-//! lease, delete the row, release the body) and the caller gets `503`: it
-//! retries with a fresh id, or with its `Idempotency-Key`. Undoing is best
-//! effort, and a [`CommitFailure`] lists what it could not remove. The one
-//! residue that matters is a row left `queued` with no job: its delete failed
-//! right after the enqueue (or lease) failed, so no delivery will ever pick it
-//! up; the caller, who was told `503`, sends again under a new id. A leftover
+//! lease, delete the row with its stored job, release the body) and the
+//! caller gets `503`: it retries with a fresh id, or with its
+//! `Idempotency-Key`. Undoing is best effort, and a [`CommitFailure`] lists
+//! what it could not remove.
+//!
+//! An enqueue can fail ambiguously: the platform reports an error although
+//! the queue message was sent. That job then finds no row, and the consumer
+//! refuses a job whose message has no row (`delivery::recovery::verdict`),
+//! so the caller's retry is the only copy that goes out. The residue that
+//! matters is a row whose delete failed right after the enqueue (or lease)
+//! failed: it keeps its stored job, so the sweep delivers it although the
+//! caller was told `503`, and the caller's retry sends a second copy. It
+//! takes two failures in a row (the enqueue, then a D1 write). A leftover
 //! body or lease is harmless: nothing refers to it.
 //!
 //! Owns: the order of the steps and what undoing each takes, the ports they
@@ -51,13 +62,15 @@ impl fmt::Display for PortError {
 
 /// Message records: the row, its lease and its tags.
 pub trait MessageStore {
-    /// Inserts the row as `queued` with its `accepted` event, atomically.
+    /// Inserts the row as `queued` with its `accepted` event and `job` (the
+    /// queue body's job: the MIME, or the body's key when stored apart),
+    /// atomically.
     fn insert(
         &self,
         job: &DeliveryJob,
         accepted_at_ms: u64,
     ) -> impl Future<Output = Result<(), PortError>>;
-    /// Deletes the row and its events.
+    /// Deletes the row, its stored job and its events.
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), PortError>>;
     /// Takes the immediate-delivery lease until `until_ms`.
     fn take_lease(&self, id: &str, until_ms: u64) -> impl Future<Output = Result<(), PortError>>;
@@ -118,8 +131,9 @@ pub enum Step {
 /// Something undoing could not remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Residue {
-    /// The row stays `queued` with no job: it is never delivered.
-    RowWithoutJob(String),
+    /// The row stays `queued` with its stored job: the sweep delivers it,
+    /// although the caller was answered `503`.
+    RowNotRemoved(String),
     /// The lease row stays until it runs out; nothing reads it.
     Lease(String),
     /// The body object stays in the bucket (a lifecycle rule can sweep it).
@@ -163,7 +177,7 @@ impl Done<'_> {
             residue.push(Residue::Lease(self.id.to_string()));
         }
         if self.row && store.delete(self.id).await.is_err() {
-            residue.push(Residue::RowWithoutJob(self.id.to_string()));
+            residue.push(Residue::RowNotRemoved(self.id.to_string()));
         }
         if let Some(key) = self.body
             && bodies.release(key).await.is_err()

@@ -4,7 +4,8 @@
 //! Owns: screening recorded recipients, upstreams with their health and
 //! failover, an attempt's outcome, the retry policy, settlement (`settle`,
 //! a [`Settlement`] value the edge executes), the classification of queue
-//! messages, the immediate-delivery lease plan, and delivery's own settings.
+//! messages, the immediate-delivery lease plan, the delivery lease and the
+//! reconciliation sweep (`recovery`), and delivery's own settings.
 //! Must not: open sockets, read the clock, or touch storage; times and random
 //! jitter are passed in, and the edge writes and sends what these decide.
 
@@ -17,6 +18,7 @@ pub mod outage;
 pub mod plan;
 pub mod policy;
 pub mod recipients;
+pub mod recovery;
 pub mod settings;
 pub mod settle;
 pub mod upstream;

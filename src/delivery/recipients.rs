@@ -24,6 +24,12 @@ pub enum RecipientState {
     Failed,
     /// The connection died after the data was sent: the upstream may have it.
     Unknown,
+    /// In flight: written just before the final dot of its transaction, and
+    /// replaced by the result as soon as the reply arrives. Found by a later
+    /// attempt, it means the attempt that wrote it died in between: the
+    /// upstream may have the message, so it becomes `Unknown` (see
+    /// [`stale_in_flight`]) and is never sent again.
+    Sending,
 }
 
 impl RecipientState {
@@ -34,6 +40,7 @@ impl RecipientState {
             RecipientState::Deferred => "deferred",
             RecipientState::Failed => "failed",
             RecipientState::Unknown => "unknown",
+            RecipientState::Sending => "sending",
         }
     }
 
@@ -44,16 +51,20 @@ impl RecipientState {
             "deferred" => RecipientState::Deferred,
             "failed" => RecipientState::Failed,
             "unknown" => RecipientState::Unknown,
+            "sending" => RecipientState::Sending,
             _ => return None,
         })
     }
 
     /// No further attempt may go to this recipient: sending again could
-    /// duplicate (delivered, unknown) or is pointless (failed).
+    /// duplicate (delivered, unknown, sending) or is pointless (failed).
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            RecipientState::Delivered | RecipientState::Failed | RecipientState::Unknown
+            RecipientState::Delivered
+                | RecipientState::Failed
+                | RecipientState::Unknown
+                | RecipientState::Sending
         )
     }
 }
@@ -115,6 +126,43 @@ pub fn from_transaction(outcome: &TransactionOutcome, rcpt_to: &[String]) -> Vec
         .collect()
 }
 
+/// The reply text of a recipient whose in-flight marker outlived its attempt.
+pub const STALE_IN_FLIGHT: &str = "the attempt stopped between the end of the message data and \
+     the upstream's reply; the upstream may have the message, so it is not sent again";
+
+/// The in-flight markers for `addresses`, written before the final dot of
+/// the transaction that carries them to the upstream.
+pub fn in_flight(addresses: &[String]) -> Vec<RecipientResult> {
+    addresses
+        .iter()
+        .map(|address| RecipientResult {
+            address: address.clone(),
+            state: RecipientState::Sending,
+            reply_code: None,
+            enhanced_code: None,
+            reply_text: String::new(),
+        })
+        .collect()
+}
+
+/// The recipients recorded in flight by an attempt that never recorded
+/// their result, as `Unknown`. Read under the message's delivery lease, a
+/// marker can only be a dead attempt's: a live one replaces it with the
+/// result before it lets go of the lease.
+pub fn stale_in_flight(recorded: &[(String, RecipientState)]) -> Vec<RecipientResult> {
+    recorded
+        .iter()
+        .filter(|(_, state)| *state == RecipientState::Sending)
+        .map(|(address, _)| RecipientResult {
+            address: address.clone(),
+            state: RecipientState::Unknown,
+            reply_code: None,
+            enhanced_code: None,
+            reply_text: STALE_IN_FLIGHT.to_string(),
+        })
+        .collect()
+}
+
 /// Every recipient deferred for a reason with no reply (no upstream reached).
 pub fn all_deferred(rcpt_to: &[String], reason: &str) -> Vec<RecipientResult> {
     rcpt_to
@@ -162,16 +210,17 @@ pub fn still_to_deliver(rcpt_to: &[String], recorded: &[(String, RecipientState)
 
 /// The message's status from all its recipients' states.
 ///
-/// `deferred` while any recipient awaits another attempt; then `unknown` if
-/// any may or may not have it; `delivered` when all have it; `failed` when
-/// none does; `partially_delivered` otherwise.
+/// `deferred` while any recipient awaits another attempt; `queued` while one
+/// is pending or in flight (a stale marker is settled `unknown` by the next
+/// attempt); then `unknown` if any may or may not have it; `delivered` when
+/// all have it; `failed` when none does; `partially_delivered` otherwise.
 pub fn message_status(states: &[RecipientState]) -> MessageStatus {
     let any = |s: RecipientState| states.contains(&s);
     if states.is_empty() {
         MessageStatus::Queued
     } else if any(RecipientState::Deferred) {
         MessageStatus::Deferred
-    } else if any(RecipientState::Pending) {
+    } else if any(RecipientState::Pending) || any(RecipientState::Sending) {
         MessageStatus::Queued
     } else if any(RecipientState::Unknown) {
         MessageStatus::Unknown
@@ -312,12 +361,36 @@ mod tests {
             ("b@x.net".to_string(), Deferred),
             ("c@x.net".to_string(), Failed),
             ("d@x.net".to_string(), Unknown),
+            ("e@x.net".to_string(), Sending),
         ];
         assert_eq!(
             still_to_deliver(&rcpts, &recorded),
-            vec!["b@x.net".to_string(), "e@x.net".to_string()]
+            vec!["b@x.net".to_string()]
         );
         assert_eq!(still_to_deliver(&rcpts, &[]), rcpts);
+    }
+
+    #[test]
+    fn a_stale_in_flight_marker_becomes_unknown_and_nothing_else_changes() {
+        use RecipientState::*;
+        let recorded = vec![
+            ("a@x.net".to_string(), Sending),
+            ("b@x.net".to_string(), Delivered),
+            ("c@x.net".to_string(), Deferred),
+            ("d@x.net".to_string(), Sending),
+        ];
+        let stale = stale_in_flight(&recorded);
+        let addresses: Vec<&str> = stale.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(addresses, ["a@x.net", "d@x.net"]);
+        assert!(
+            stale
+                .iter()
+                .all(|r| r.state == Unknown && r.reply_code.is_none())
+        );
+        assert!(stale_in_flight(&[("b@x.net".to_string(), Delivered)]).is_empty());
+        let marked = in_flight(&["a@x.net".to_string()]);
+        assert_eq!(marked.len(), 1);
+        assert_eq!(marked[0].state, Sending);
     }
 
     #[test]
@@ -334,6 +407,8 @@ mod tests {
             (&[Failed, Failed], "failed"),
             (&[Delivered, Unknown], "unknown"),
             (&[Unknown, Deferred], "deferred"),
+            (&[Delivered, Sending], "queued"),
+            (&[Sending, Deferred], "deferred"),
         ];
         for (states, expected) in table {
             assert_eq!(message_status(states).as_str(), *expected, "{states:?}");
@@ -343,7 +418,7 @@ mod tests {
     #[test]
     fn states_round_trip_through_text() {
         use RecipientState::*;
-        for s in [Pending, Delivered, Deferred, Failed, Unknown] {
+        for s in [Pending, Delivered, Deferred, Failed, Unknown, Sending] {
             assert_eq!(RecipientState::parse(s.as_str()), Some(s));
         }
         assert_eq!(RecipientState::parse("sent"), None);

@@ -3,7 +3,8 @@
 //!
 //! Owns the names, formats, defaults and limits of `SMTP_UPSTREAMS`,
 //! `EHLO_NAME`, `SMTP_TIMEOUT_SECONDS`, `SMTP_PIPELINING`, `RETRY_*`,
-//! `MESSAGE_LIFETIME_SECONDS` and `UPSTREAM_*`, parsed into one
+//! `MESSAGE_LIFETIME_SECONDS`, `UPSTREAM_*`, `DELIVERY_LEASE_SECONDS` and
+//! `SWEEP_*`, parsed into one
 //! [`DeliverySettings`] that delivery functions take (or a slice of it).
 //! Must not: decide anything about delivery itself, or put a setting's value
 //! into an error: `SMTP_UPSTREAMS` holds passwords, so errors name the setting
@@ -42,6 +43,30 @@ impl Default for HealthSettings {
     }
 }
 
+/// How long the lease and the sweep wait, and how much the sweep does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverySettings {
+    /// How long a consumer's delivery lease lasts (`DELIVERY_LEASE_SECONDS`):
+    /// longer than a queue invocation can run, so a live holder never loses it.
+    pub lease_seconds: u32,
+    /// How late a message's next step must be before the sweep acts
+    /// (`SWEEP_GRACE_SECONDS`).
+    pub sweep_grace_seconds: u32,
+    /// The most messages one sweep run re-enqueues or corrects (`SWEEP_LIMIT`).
+    pub sweep_limit: u32,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        RecoverySettings {
+            // A queue consumer invocation runs for at most 15 minutes.
+            lease_seconds: 900,
+            sweep_grace_seconds: 900,
+            sweep_limit: 200,
+        }
+    }
+}
+
 /// Everything delivery needs to know from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
@@ -57,6 +82,9 @@ pub struct DeliverySettings {
     pub retry: RetrySettings,
     /// When failing upstreams are skipped (`UPSTREAM_*`).
     pub upstream_health: HealthSettings,
+    /// The delivery lease and the reconciliation sweep
+    /// (`DELIVERY_LEASE_SECONDS`, `SWEEP_*`).
+    pub recovery: RecoverySettings,
 }
 
 impl DeliverySettings {
@@ -69,6 +97,7 @@ impl DeliverySettings {
             smtp_pipelining: parse_pipelining(src)?,
             retry: parse_retry(src)?,
             upstream_health: parse_health(src)?,
+            recovery: parse_recovery(src)?,
         })
     }
 }
@@ -180,6 +209,22 @@ fn parse_health(src: &impl ConfigSource) -> Result<HealthSettings, ConfigError> 
         failure_threshold: threshold as u32,
         cooldown_seconds: cooldown as u32,
         max_cooldown_seconds: max as u32,
+    })
+}
+
+fn parse_recovery(src: &impl ConfigSource) -> Result<RecoverySettings, ConfigError> {
+    let d = RecoverySettings::default();
+    let bounded = |name: &'static str, default: u32, max: u64| {
+        let v = number(src, name, default.into())?;
+        if v == 0 || v > max {
+            return Err(err(name, format!("must be between 1 and {max}")));
+        }
+        Ok(v as u32)
+    };
+    Ok(RecoverySettings {
+        lease_seconds: bounded("DELIVERY_LEASE_SECONDS", d.lease_seconds, 3_600)?,
+        sweep_grace_seconds: bounded("SWEEP_GRACE_SECONDS", d.sweep_grace_seconds, 86_400)?,
+        sweep_limit: bounded("SWEEP_LIMIT", d.sweep_limit, 1_000)?,
     })
 }
 
@@ -315,11 +360,44 @@ mod tests {
             "UPSTREAM_FAILURE_THRESHOLD",
             "UPSTREAM_COOLDOWN_SECONDS",
             "UPSTREAM_MAX_COOLDOWN_SECONDS",
+            "DELIVERY_LEASE_SECONDS",
+            "SWEEP_GRACE_SECONDS",
+            "SWEEP_LIMIT",
         ] {
             let e = parse(&[(name, "S3cret value")]).unwrap_err();
             assert_eq!(e.setting, name);
             let text = format!("{e} {e:?}").to_ascii_lowercase();
             assert!(!text.contains("s3cret"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn recovery_settings_and_their_limits() {
+        let d = parse(&[]).unwrap().recovery;
+        assert_eq!(d, RecoverySettings::default());
+        let s = parse(&[
+            ("DELIVERY_LEASE_SECONDS", "20"),
+            ("SWEEP_GRACE_SECONDS", "2"),
+            ("SWEEP_LIMIT", "7"),
+        ])
+        .unwrap()
+        .recovery;
+        assert_eq!(
+            (s.lease_seconds, s.sweep_grace_seconds, s.sweep_limit),
+            (20, 2, 7)
+        );
+        for (name, value) in [
+            ("DELIVERY_LEASE_SECONDS", "0"),
+            ("DELIVERY_LEASE_SECONDS", "3601"),
+            ("SWEEP_GRACE_SECONDS", "86401"),
+            ("SWEEP_LIMIT", "0"),
+            ("SWEEP_LIMIT", "1001"),
+        ] {
+            assert_eq!(
+                parse(&[(name, value)]).unwrap_err().setting,
+                name,
+                "{value}"
+            );
         }
     }
 

@@ -53,8 +53,13 @@ pub struct Event {
 /// What to write on a message's record, all at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// Recipient rows to write (a row already `delivered` stays so).
+    /// Recipient rows to write (a row already final stays so).
     pub recipients: Vec<RecipientResult>,
+    /// The recipients' results were each written (and counted) the moment
+    /// their transaction completed: write them again without counting. Only
+    /// what settling changed (deferred recipients failed at the end of the
+    /// lifetime) is new then.
+    pub recipients_recorded: bool,
     /// Whether this attempt adds one to the message's and the recipients' attempt counts.
     pub counts_attempt: bool,
     /// Events to append, in this order.
@@ -107,6 +112,7 @@ pub fn settle(
     carrier: Carrier,
 ) -> Settlement {
     let Attempt { report, results } = attempt;
+    let recipients_recorded = results.is_some();
     let results = results.unwrap_or_else(|| all_deferred(&job.rcpt_to, &report.detail));
     let made = job.attempt + 1;
     let age = (now_ms / 1000).saturating_sub(job.accepted_at);
@@ -165,6 +171,7 @@ pub fn settle(
         message_id: job.id.clone(),
         record: Some(Record {
             recipients: results,
+            recipients_recorded,
             counts_attempt,
             events,
             status,
@@ -189,6 +196,7 @@ pub fn settle_recorded(
     let status = message_status(&states);
     let record = (current != Some(status)).then(|| Record {
         recipients: Vec::new(),
+        recipients_recorded: false,
         counts_attempt: false,
         events: vec![event(
             EventKind::settled_as(status),
@@ -291,6 +299,7 @@ fn given_up(
         message_id: job.id.clone(),
         record: Some(Record {
             recipients: failed,
+            recipients_recorded: false,
             counts_attempt: false,
             events,
             status,

@@ -3,7 +3,10 @@
 //! nothing behind and that the caller's retry then succeeds.
 //!
 //! `store` or `enqueue` fails that step for every request; `store:N` or
-//! `enqueue:N` only for the first N (counted per isolate). The fault is a
+//! `enqueue:N` only for the first N (counted per isolate). `sent` is an
+//! ambiguous enqueue: the job is sent, then the send reports a failure (the
+//! platform's error after the message went through), so the caller is
+//! answered `503` while a job without a row is on the queue. The fault is a
 //! wrapper around the commit sequence's ports ([`Faulty`]): the sequence
 //! itself, and every port the edge implements, are the release build's.
 //! Owns: the switch's format, the count of faults injected, the wrapper.
@@ -23,6 +26,8 @@ pub enum AcceptStep {
     Store,
     /// Sending the job to the queue.
     Enqueue,
+    /// Sending the job, which goes through, but is reported failed.
+    Sent,
 }
 
 /// A parsed `FAULT_ACCEPT`.
@@ -43,6 +48,7 @@ impl AcceptFault {
         let step = match step {
             "store" => AcceptStep::Store,
             "enqueue" => AcceptStep::Enqueue,
+            "sent" => AcceptStep::Sent,
             _ => return None,
         };
         Some(AcceptFault { step, times })
@@ -127,7 +133,8 @@ impl<P: MessageStore> MessageStore for Faulty<'_, P> {
 impl<P: JobQueue> JobQueue for Faulty<'_, P> {
     async fn enqueue(&self, body: &QueueBody, delay_seconds: Option<u32>) -> Result<(), PortError> {
         self.faults.strike(AcceptStep::Enqueue)?;
-        self.inner.enqueue(body, delay_seconds).await
+        self.inner.enqueue(body, delay_seconds).await?;
+        self.faults.strike(AcceptStep::Sent)
     }
 }
 
@@ -155,6 +162,7 @@ mod tests {
             ("enqueue", Some((Enqueue, None))),
             (" enqueue:2 ", Some((Enqueue, Some(2)))),
             ("store:0", Some((Store, Some(0)))),
+            ("sent:1", Some((Sent, Some(1)))),
             ("", None),
             ("queue", None),
             ("store:x", None),
@@ -227,6 +235,24 @@ mod tests {
             );
             assert_eq!(state.queue.len(), 1, "{value}");
         }
+    }
+
+    /// An ambiguous enqueue: the job is on the queue, the caller is told
+    /// 503, and its row (with the stored job) is gone, so the consumer
+    /// refuses that job and only the retry is delivered.
+    #[test]
+    fn a_sent_but_failed_enqueue_leaves_a_job_without_a_row() {
+        let world = World::default();
+        let switch = faults("sent:1");
+        let ports = switch.wrap(&world);
+        let failure = finish(commit(&ports, &ports, &ports, order("first"))).unwrap_err();
+        assert_eq!(failure.step, Step::Enqueue);
+        assert!(failure.residue.is_empty());
+        let state = world.state();
+        assert!(state.rows.is_empty() && state.jobs.is_empty());
+        assert_eq!(state.queue.len(), 1, "the job went through");
+        finish(commit(&ports, &ports, &ports, order("retry"))).unwrap();
+        assert_eq!(world.state().rows.keys().collect::<Vec<_>>(), ["retry"]);
     }
 
     #[test]

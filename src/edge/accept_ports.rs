@@ -41,13 +41,7 @@ impl<'a> AcceptPorts<'a> {
 impl MessageStore for AcceptPorts<'_> {
     async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
         self.db
-            .insert_accepted(
-                &job.id,
-                &job.key_id,
-                &job.mail_from,
-                &job.rcpt_to,
-                accepted_at_ms,
-            )
+            .insert_accepted(job, accepted_at_ms)
             .await
             .map_err(port_error)
     }

@@ -52,12 +52,18 @@ pub async fn smtp(
 
     let db = Db::open(env).map_err(internal)?;
     let started = now_ms();
-    let reports =
-        smtp_driver::deliver_tuned(&settings.delivery, &db, &refs, &|_, _| {}, &|config| {
+    let reports = smtp_driver::deliver_tuned(
+        &settings.delivery,
+        &db,
+        &refs,
+        &smtp_driver::no_record,
+        &|_, _| {},
+        &|config| {
             config.use_pipelining = params.pipelining;
             config.use_chunking = params.chunking;
-        })
-        .await;
+        },
+    )
+    .await;
     let elapsed_ms = now_ms().saturating_sub(started);
 
     let delivered = reports

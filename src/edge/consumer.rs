@@ -4,15 +4,17 @@
 //!
 //! The order of a batch: classify each body (`delivery::dispatch`), refusing
 //! jobs not sealed by edgerelay or not matching their stored message
-//! (`provenance`); take in producers' messages (`producer_intake`); check immediate deliveries'
-//! safety jobs (`safety_net`); drop recipients already recorded final and
-//! settle the jobs none is left of; then, group by group (at most
-//! `delivery::plan::MAX_GROUP_BODY_BYTES` of bodies held at once), fetch the
-//! bodies kept in the bucket, deliver and record (`lifecycle`), settle
-//! (`delivery::settle`) and carry out each settlement. Retries are new queue
-//! messages carrying the attempt count and only the recipients still pending,
-//! so a recipient that already accepted the message is never sent it again
-//! by our own retries.
+//! (`provenance`); take in producers' messages (`producer_intake`); check
+//! immediate deliveries' safety jobs (`safety_net`); take each message's
+//! delivery lease (`delivery_lease`: one delivery at a time, no job without a
+//! row); record stale in-flight recipients `unknown`, drop recipients already
+//! recorded final and settle the jobs none is left of; then, group by group
+//! (at most `delivery::plan::MAX_GROUP_BODY_BYTES` of bodies held at once),
+//! fetch the bodies kept in the bucket, deliver and record (`lifecycle`),
+//! settle (`delivery::settle`) and carry out each settlement; let go of the
+//! leases. Retries are new queue messages carrying the attempt count and only
+//! the recipients still pending, so a recipient that already accepted the
+//! message is never sent it again by our own retries.
 //!
 //! Storage trouble (the settings, D1 or R2 unavailable) never spends the
 //! platform's retries: the message's text is sent again with a delay
@@ -29,7 +31,7 @@ use crate::delivery::dispatch::{
 };
 use crate::delivery::outage::{FromQueue, Trouble, queue_of};
 use crate::delivery::plan::joins_group;
-use crate::delivery::recipients::still_to_deliver;
+use crate::delivery::recipients::{stale_in_flight, still_to_deliver};
 use crate::delivery::settings::DEFAULT_LIFETIME_SECONDS;
 use crate::delivery::settle::{body_lost, dead_lettered, settle_recorded};
 use crate::delivery::{Carrier, Outgoing, RecipientState, RetryPolicy, Settlement, settle};
@@ -40,7 +42,7 @@ use super::d1::Db;
 use super::lifecycle::{self, Executed};
 use super::outage::{InHand, Outage};
 use super::platform::{Loaded, load, now_ms};
-use super::{producer_intake, provenance, queue_writer, random, safety_net};
+use super::{delivery_lease, producer_intake, provenance, queue_writer, random, safety_net};
 
 /// Recipients' recorded states, as `settle` reads them.
 type States = Vec<(String, RecipientState)>;
@@ -146,15 +148,30 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     for message in &unread {
         outage.meet(&env, message, Trouble::Records).await;
     }
+    // One delivery per message at a time: nothing recorded is read before
+    // the lease is held.
+    let (work, held, unread) = delivery_lease::take(&env, &loaded, &db, work).await;
+    for message in &unread {
+        outage.meet(&env, message, Trouble::Records).await;
+    }
     // So are the recorded recipients: a job with none left needs no body.
     let work = skip_recorded(&env, &db, &outage, work).await;
+    let mut delivered = Ok(());
     for group in groups(&env, &db, &outage, work).await {
         let ready = load_bodies(&env, &db, &outage, group).await;
         if !ready.is_empty() {
-            deliver(&env, &loaded, &db, &outage, ready).await?;
+            delivered = deliver(&env, &loaded, &db, &outage, ready).await;
+            if delivered.is_err() {
+                break;
+            }
         }
     }
-    Ok(())
+    // A crash (the diagnostics build's switch) leaves its leases to run out,
+    // as a dying isolate would.
+    if delivered.is_ok() {
+        held.release(&db).await;
+    }
+    delivered
 }
 
 /// Drops the recipients already recorded final. A job with none left is a
@@ -183,7 +200,21 @@ async fn skip_recorded(
     }
     let mut pending = Vec::with_capacity(work.len());
     for (message, job) in work {
-        let states = by_message.remove(&job.id).unwrap_or_default();
+        let mut states = by_message.remove(&job.id).unwrap_or_default();
+        // In flight when an earlier attempt died: the upstream may have it.
+        let stale = stale_in_flight(&states);
+        if !stale.is_empty() {
+            if let Err(e) = db.record_recipients(&job.id, &stale, true, now_ms()).await {
+                // Not settled, so not delivered either: look again later.
+                worker::console_error!("edgerelay: could not settle in-flight recipients: {e}");
+                outage.meet(env, &message, Trouble::Records).await;
+                continue;
+            }
+            for result in stale {
+                states.retain(|(a, _)| !a.eq_ignore_ascii_case(&result.address));
+                states.push((result.address, result.state));
+            }
+        }
         let rcpt_to = still_to_deliver(&job.rcpt_to, &states);
         if rcpt_to.is_empty() {
             let current = match db.status_of(&job.id).await {

@@ -2,34 +2,41 @@
 //!
 //! Why a redelivered batch never re-sends: the recipients table is the truth.
 //! Before any session opens, every job's recipients are checked against it and
-//! recorded final ones (delivered, failed, unknown) are dropped (see
-//! `consumer`). A delivered recipient is written to D1 as soon as the
-//! upstream's 250 for that transaction arrives, while the session carries on
-//! with the next message.
+//! recorded final ones (delivered, failed, unknown, in flight) are dropped
+//! (see `consumer`). Each transaction is recorded twice, each write awaited
+//! or ordered before the next step:
 //!
-//! The window that remains: the upstream has answered 250 but the D1 write
-//! has not completed (the isolate dies in those few milliseconds, or D1 is
-//! unreachable). A redelivery then sends that message again. It is kept
-//! small by writing each transaction's result on its own, concurrently with
-//! the rest of the session, instead of once at the end of the batch; closing
-//! it entirely would need the upstream to deduplicate (by Message-ID).
+//! 1. before its final dot is written, its accepted recipients are recorded
+//!    in flight (`sending`): the driver awaits this write, and without it the
+//!    dot does not go out;
+//! 2. as soon as the upstream's reply to the dot arrives, each recipient's
+//!    result (delivered, failed, deferred, unknown) replaces the marker,
+//!    while the session carries on with the next message.
+//!
+//! An attempt that dies between the two leaves the marker; the next attempt
+//! (under the message's delivery lease, so never a live one's) records it
+//! `unknown` and does not send again. So a message is sent twice only if the
+//! upstream took it and then the D1 write of its in-flight marker is lost
+//! while looking successful; a death between the dot and the result ends
+//! `unknown`, never duplicated. Closing it entirely would need the upstream
+//! to deduplicate (by Message-ID).
 //!
 //! The queue consumer and immediate deliveries both run their attempts and
 //! settlements here, so their records are the same.
-//! Must not: decide anything; `delivery::{plan, failover, settle}` do.
+//! Must not: decide anything; `delivery::{plan, failover, settle, recipients}` do.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use futures_util::future::{join, join_all};
+use futures_util::future::{LocalBoxFuture, join, join_all};
 
 use worker::{Delay, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
 use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
-use crate::delivery::recipients::from_transaction;
+use crate::delivery::recipients::{from_transaction, in_flight};
 use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
 use crate::smtp::TransactionOutcome;
 
@@ -37,8 +44,9 @@ use super::d1::Db;
 use super::platform::now_ms;
 use super::{bodies, queue_writer, smtp_driver};
 
-/// Runs the sessions for `jobs` (at most five at once) and records delivered
-/// recipients as each transaction completes. One attempt per job, in order.
+/// Runs the sessions for `jobs` (at most five at once), recording each
+/// transaction's recipients in flight before its final dot and their results
+/// as it completes. One attempt per job, in order.
 pub(crate) async fn deliver_recording(
     settings: &DeliverySettings,
     db: &Db,
@@ -46,6 +54,27 @@ pub(crate) async fn deliver_recording(
 ) -> Vec<Attempt> {
     let (tx, mut rx) = mpsc::unbounded::<(usize, Vec<RecipientResult>)>();
     let ranges = session_ranges(jobs.len());
+    let mark = |index: usize, recipients: Vec<String>| -> LocalBoxFuture<'_, bool> {
+        Box::pin(async move {
+            let Some(out) = jobs.get(index) else {
+                return true;
+            };
+            match db
+                .record_recipients(&out.job.id, &in_flight(&recipients), false, now_ms())
+                .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    worker::console_error!(
+                        "edgerelay: could not record {} in flight, not sending it: {e}",
+                        out.job.id
+                    );
+                    false
+                }
+            }
+        })
+    };
+    let mark = &mark;
     let sessions = async move {
         let reports: Vec<_> = {
             let tx = &tx;
@@ -59,7 +88,8 @@ pub(crate) async fn deliver_recording(
                             let _ = tx.unbounded_send((start + i, results));
                         }
                     };
-                    smtp_driver::deliver_with(settings, db, &chunk, &on_done).await
+                    let before = |i: usize, recipients: Vec<String>| mark(start + i, recipients);
+                    smtp_driver::deliver_with(settings, db, &chunk, &before, &on_done).await
                 }
             });
             join_all(runs).await.into_iter().flatten().collect()
@@ -73,9 +103,9 @@ pub(crate) async fn deliver_recording(
         while let Some((index, results)) = rx.next().await {
             let Some(out) = jobs.get(index) else { continue };
             let id = &out.job.id;
-            let written = with_retries(|| db.record_delivered(id, &results, now_ms())).await;
+            let written = with_retries(|| db.record_recipients(id, &results, true, now_ms())).await;
             if let Err(e) = written {
-                worker::console_error!("edgerelay: could not record a delivery: {e}");
+                worker::console_error!("edgerelay: could not record a transaction: {e}");
             }
             latest.insert(index, results);
         }

@@ -1,5 +1,6 @@
-//! Workers glue: the fetch and queue entry points, routing each request to its
-//! endpoint, and the platform (sockets, D1, R2, queues, rate limits, Turnstile).
+//! Workers glue: the fetch, queue and scheduled (sweep) entry points,
+//! routing each request to its endpoint, and the platform (sockets, D1, R2,
+//! queues, rate limits, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
@@ -15,6 +16,7 @@ mod bench_smtp;
 mod bodies;
 mod consumer;
 mod d1;
+mod delivery_lease;
 mod forms;
 mod http;
 mod idempotent;
@@ -30,8 +32,11 @@ mod random;
 mod safety_net;
 mod signing;
 mod smtp_driver;
+mod sweep;
 
-use worker::{Context, Env, MessageBatch, Request, Response, Result, event};
+use worker::{
+    Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent, event,
+};
 
 use self::http::internal;
 use self::platform::{Loaded, load_for_request};
@@ -186,4 +191,10 @@ fn header(req: &Request, name: &str) -> Option<String> {
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
     consumer::consume(batch, env).await
+}
+
+/// The cron trigger: the reconciliation sweep (see `delivery::recovery`).
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    sweep::run(&env).await;
 }

@@ -8,10 +8,12 @@
 //! stored under the producer's owner key and delivered in the same batch. The
 //! message id comes from the queue message's own id, so a redelivered queue
 //! message maps to the same edgerelay message and its recorded recipients are
-//! not sent to again. A message that cannot be accepted, or whose token does
-//! not prove the producer it names, is stored as `failed` with the reason
-//! (visible to that producer's owner key only) and dead-lettered, its token
-//! removed.
+//! not sent to again. The row keeps the job like any accepted message's (a
+//! body too large for a queue message goes to the bucket first), so the
+//! reconciliation sweep can send it again if this batch dies. A message that
+//! cannot be accepted, or whose token does not prove the producer it names,
+//! is stored as `failed` with the reason (visible to that producer's owner
+//! key only) and dead-lettered, its token removed.
 //! Must not: decide validation rules; `accept::send` does.
 
 use sha2::{Digest, Sha256};
@@ -21,11 +23,11 @@ use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, send};
 use crate::http::listing::tags_json;
 use crate::queue::job::without_token;
-use crate::queue::{DeadLetter, DeliveryJob};
+use crate::queue::{DeadLetter, DeliveryJob, place};
 
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
-use super::{queue_writer, signing};
+use super::{bodies, queue_writer, signing};
 
 /// A `send` body as it came off the queue.
 pub struct Claim<'a> {
@@ -91,12 +93,20 @@ pub async fn intake(
     };
     match job {
         Ok(job) => {
+            let placed = place(job.clone());
+            let job = DeliveryJob {
+                body_ref: placed.job.body_ref.clone(),
+                ..job
+            };
             // A redelivery finds the row already there: keep it.
             if let Ok(None) = db.status_of(&job.id).await {
-                if let Err(e) = db
-                    .insert_accepted(&job.id, &job.key_id, &job.mail_from, &job.rcpt_to, now)
-                    .await
+                if let Some(external) = &placed.external
+                    && let Err(e) = bodies::store(env, external).await
                 {
+                    worker::console_error!("edgerelay: could not store a producer body: {e}");
+                    return Err(());
+                }
+                if let Err(e) = db.insert_accepted(&placed.job, now).await {
                     worker::console_error!("edgerelay: could not store a producer message: {e}");
                     return Err(());
                 }

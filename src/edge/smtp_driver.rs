@@ -8,7 +8,8 @@
 //! module runs each session, stores the health records it says changed (D1,
 //! see `d1::health`) and logs its notices. If the records cannot be read,
 //! every upstream counts as healthy: mail keeps flowing, only the skipping is
-//! lost.
+//! lost. Before it writes the bytes that end a transaction's data, it awaits
+//! the caller's [`BeforeDataEnd`] (the in-flight record).
 //!
 //! Every socket operation has a deadline the core sets: connect and the TLS
 //! handshake `SMTP_TIMEOUT_SECONDS`, each read the session's
@@ -19,7 +20,7 @@
 
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, LocalBoxFuture, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Delay, SecureTransport, Socket};
 
@@ -33,6 +34,17 @@ use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 use super::d1::Db;
 use super::platform::now_ms;
 
+/// Awaited before the bytes that end a transaction's data (its final dot)
+/// are written, with the job's index and the recipients the data goes to.
+/// `false` ends the session before those bytes go out, so the upstream never
+/// gets the message.
+pub type BeforeDataEnd<'f> = dyn Fn(usize, Vec<String>) -> LocalBoxFuture<'f, bool> + 'f;
+
+/// A [`BeforeDataEnd`] that records nothing.
+pub fn no_record(_: usize, _: Vec<String>) -> LocalBoxFuture<'static, bool> {
+    Box::pin(async { true })
+}
+
 enum Read {
     Data(usize),
     Eof,
@@ -41,24 +53,27 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
+/// `before_data_end` is awaited before each transaction's final dot, and
 /// `on_done(job index, outcome)` is called the moment each SMTP transaction
-/// completes, so the caller can record it before the session ends.
-pub async fn deliver_with(
+/// completes, so the caller can record both before the session ends.
+pub async fn deliver_with<'f>(
     settings: &DeliverySettings,
     db: &Db,
     jobs: &[&Outgoing],
+    before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> Vec<AttemptReport> {
-    deliver_tuned(settings, db, jobs, on_done, &|_| {}).await
+    deliver_tuned(settings, db, jobs, before_data_end, on_done, &|_| {}).await
 }
 
 /// [`deliver_with`], with `tune` adjusting each session's configuration after
 /// it is derived from the settings (the benchmark route switches pipelining
 /// per request this way, to compare both in one run).
-pub async fn deliver_tuned(
+pub async fn deliver_tuned<'f>(
     settings: &DeliverySettings,
     db: &Db,
     jobs: &[&Outgoing],
+    before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> Vec<AttemptReport> {
@@ -87,7 +102,11 @@ pub async fn deliver_tuned(
                 on_done(index, o)
             }
         };
-        let end = run_session(upstream, settings, &batch, &on_done, tune).await;
+        let before = |pos: usize, recipients: Vec<String>| match step.jobs.get(pos) {
+            Some(&index) => before_data_end(index, recipients),
+            None => no_record(pos, recipients),
+        };
+        let end = run_session(upstream, settings, &batch, &before, &on_done, tune).await;
         let now = now_ms();
         if let Some(change) = failover.session_ended(end, &settings.upstream_health, now) {
             match &change.notice {
@@ -105,10 +124,11 @@ pub async fn deliver_tuned(
 
 /// One connection to one upstream, carrying `jobs`: each job's outcome, and
 /// the failure the session ended with (`None` after a clean QUIT).
-async fn run_session(
+async fn run_session<'f>(
     upstream: &Upstream,
     settings: &DeliverySettings,
     jobs: &[&Outgoing],
+    before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> SessionEnd {
@@ -140,6 +160,18 @@ async fn run_session(
     let mut buf = vec![0u8; 16 * 1024];
     let mut failure = None;
     loop {
+        // The in-flight records are written before the bytes that end the
+        // data: once those are out, the upstream may take the message.
+        let mut recorded = true;
+        while let Some(in_flight) = session.poll_in_flight() {
+            if let Ok(pos) = usize::try_from(in_flight.id) {
+                recorded &= before_data_end(pos, in_flight.recipients).await;
+            }
+        }
+        if !recorded {
+            // Without its record the end of data must not go out.
+            session.handle_closed(now_ms());
+        }
         while let Some(bytes) = session.poll_transmit() {
             let write = async {
                 socket.write_all(&bytes).await?;

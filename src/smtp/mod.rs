@@ -112,4 +112,5 @@ pub use envelope::Envelope;
 pub use outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyParser};
 pub use session::{Event, SmtpSession};
+pub use transaction::InFlight;
 pub use wire::MAX_TRANSMIT;

@@ -18,7 +18,7 @@ use super::envelope::Envelope;
 use super::outcome::{Cause, Outcome, OutcomeKind, TransactionOutcome};
 use super::pipeline;
 use super::reply::{Reply, ReplyParser};
-use super::transaction::{self, Progress, Transaction};
+use super::transaction::{self, InFlight, Progress, Transaction};
 use super::wire::{Expect, Wire};
 
 /// Something the driver must act on or record.
@@ -64,6 +64,8 @@ pub struct SmtpSession {
     pub(crate) wire: Wire,
     capabilities: Capabilities,
     events: VecDeque<Event>,
+    /// Ends of data queued in the transmit buffer, not yet taken by the driver.
+    in_flight: VecDeque<InFlight>,
     queue: VecDeque<Envelope>,
     /// The caller wants QUIT once the queue is empty.
     finishing: bool,
@@ -93,6 +95,7 @@ impl SmtpSession {
             wire,
             capabilities: Capabilities::default(),
             events: VecDeque::new(),
+            in_flight: VecDeque::new(),
             queue: VecDeque::new(),
             finishing: false,
             active: None,
@@ -193,6 +196,14 @@ impl SmtpSession {
             let failure = Outcome::new(OutcomeKind::Transient, Cause::WriteTimeout);
             self.fail_session(failure, false, now_ms);
         }
+    }
+
+    /// The ends of data in the pending transmit, oldest first. A driver that
+    /// records deliveries in flight takes these before each
+    /// [`SmtpSession::poll_transmit`] and writes its record first; one that
+    /// does not may ignore them.
+    pub fn poll_in_flight(&mut self) -> Option<InFlight> {
+        self.in_flight.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -527,7 +538,12 @@ impl SmtpSession {
         };
         match progress {
             Progress::Waiting => {}
-            Progress::DataEndSent => self.pipeline_after_data_end(now_ms),
+            Progress::DataEndSent => {
+                if let Some(transaction) = self.active.as_ref() {
+                    self.in_flight.push_back(transaction.in_flight());
+                }
+                self.pipeline_after_data_end(now_ms)
+            }
             Progress::Concluded => {
                 self.report_active();
                 self.advance(now_ms);

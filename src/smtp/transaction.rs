@@ -81,6 +81,19 @@ pub(crate) struct Transaction {
     data_end: DataEndState,
 }
 
+/// A transaction's end of data is about to go out: the bytes that end its
+/// data (the final dot, or `BDAT … LAST` with its chunk) are in the next
+/// `SmtpSession::poll_transmit`. Once they are written the upstream may
+/// take the message at any moment, so the driver records `recipients` as in
+/// flight before it writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The envelope's id, as given to `SmtpSession::send`.
+    pub id: u64,
+    /// The recipients the upstream accepted in this transaction.
+    pub recipients: Vec<String>,
+}
+
 /// What the session must do after a transaction handled a reply.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -416,6 +429,21 @@ impl Transaction {
         } else {
             self.resolve_part(true, &Outcome::from_reply(reply));
             Ok(DataEnd::Refused)
+        }
+    }
+
+    /// Its end of data, with the recipients accepted in the current part.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        let recipients = self
+            .part
+            .iter()
+            .filter_map(|&i| self.recipients.get(i))
+            .filter(|r| matches!(r.state, RecipientState::Accepted))
+            .map(|r| r.address.clone())
+            .collect();
+        InFlight {
+            id: self.id,
+            recipients,
         }
     }
 

@@ -1,7 +1,10 @@
 """The accept path never half-accepts: when storing or enqueueing fails, the
 caller gets 503 with Retry-After, nothing of the message remains (no row, no
 queue job, nothing at the server), and the same request retried with the same
-Idempotency-Key succeeds once the fault is gone.
+Idempotency-Key succeeds once the fault is gone. An ambiguous enqueue (`sent`:
+the job went through, the send reported a failure) is answered 503 too, and
+the job that reached the queue is refused by the consumer (its message has no
+row), so only the retry arrives.
 
 The fault comes from FAULT_ACCEPT (tests only): `step:1` fails that step for
 the first request the worker sees, and the real code path then runs for the
@@ -17,6 +20,7 @@ from edgerelay_harness.poll import wait_for
     ("store", "/v1/messages"),
     ("enqueue", "/v1/messages"),
     ("enqueue", "/v1/messages?delivery=immediate"),
+    ("sent", "/v1/messages"),
 ])
 def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
         start_worker, upstream, step, path):
@@ -28,7 +32,7 @@ def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
     status, body, response_headers = worker.request("POST", path, message, headers)
     assert status == 503, body
     assert body["error"]["rule"] == "temporarily_unavailable"
-    assert step in body["error"]["message"], body
+    assert ("enqueue" if step == "sent" else step) in body["error"]["message"], body
     assert int(response_headers["Retry-After"]) > 0
     s, page, _ = worker.request("GET", "/v1/messages", headers=headers)
     assert s == 200 and page["data"] == [], "no message row remains"
@@ -37,6 +41,9 @@ def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
     assert status in (200, 202), body
     message_id = body["id"]
     wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="the retried message")
+    if step == "sent":
+        wait_for(lambda: "refused a job whose message has no record" in worker.log(),
+                 what="the job of the 503 to be refused")
     assert len(server.messages) == 1, "only the retry reached the server"
     s, page, _ = worker.request("GET", "/v1/messages", headers=headers)
     assert [m["id"] for m in page["data"]] == [message_id]

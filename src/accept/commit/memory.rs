@@ -33,6 +33,8 @@ pub enum Op {
 pub struct State {
     /// Message rows by id, with their accepted time.
     pub rows: BTreeMap<String, u64>,
+    /// The job stored on each row.
+    pub jobs: BTreeMap<String, DeliveryJob>,
     pub leases: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, Vec<Tag>>,
     /// Queue messages with their delays.
@@ -77,12 +79,14 @@ impl MessageStore for World {
     async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
         self.call(Op::Insert, |s| {
             s.rows.insert(job.id.clone(), accepted_at_ms);
+            s.jobs.insert(job.id.clone(), job.clone());
         })
     }
 
     async fn delete(&self, id: &str) -> Result<(), PortError> {
         self.call(Op::Delete, |s| {
             s.rows.remove(id);
+            s.jobs.remove(id);
             s.tags.remove(id);
         })
     }

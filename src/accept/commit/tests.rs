@@ -93,8 +93,8 @@ type Outcome = Result<(), Step>;
 /// that fail, the outcome, and what remains afterwards.
 type Row = (&'static str, Mode, Size, &'static [Op], Outcome, Left);
 
-fn row_without_job() -> Residue {
-    Residue::RowWithoutJob(ID.to_string())
+fn row_not_removed() -> Residue {
+    Residue::RowNotRemoved(ID.to_string())
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
         body: true,
         job: true,
     };
-    let row = || row_without_job();
+    let row = || row_not_removed();
     let lease = || Residue::Lease(ID.to_string());
     let body = || Residue::Body(crate::queue::body::body_key(ID));
     let table: Vec<Row> = vec![
@@ -311,6 +311,9 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
                     assert_eq!(state, State::default(), "{name}: a 503 leaves nothing");
                 }
                 assert!(!left(&state).job, "{name}: no job after a failure");
+                // A stored job goes with its row: none is left for the
+                // sweep unless the row itself stayed.
+                assert_eq!(state.jobs.contains_key(ID), expected_left.row, "{name}");
             }
             (got, expected) => panic!("{name}: got {got:?}, expected {expected:?}"),
         }
@@ -353,6 +356,9 @@ fn the_queued_job_is_what_the_consumer_needs() {
             }
         }
         assert_eq!(state.rows.get(ID), Some(&AT));
+        // The row keeps exactly the job the queue carries, so the sweep can
+        // send it again if the queue message is lost.
+        assert_eq!(state.jobs.get(ID), Some(job), "{mode:?} {size:?}");
         if mode == Mode::Immediate {
             assert_eq!(state.leases.get(ID), Some(&LEASE.until_ms));
         }
@@ -429,7 +435,7 @@ fn a_failure_answers_503_naming_the_step() {
         let e = ApiError::from(CommitFailure {
             step,
             error: PortError("boom".to_string()),
-            residue: vec![row_without_job()],
+            residue: vec![row_not_removed()],
         });
         assert_eq!(
             (e.status, e.rule),

@@ -364,6 +364,7 @@ fn settlement_table() {
             .iter()
             .map(|(a, s)| (a.to_string(), *s))
             .collect();
+        let transaction_recorded = row.attempt.results.is_some();
         let s = settle(
             &row.job,
             &recorded,
@@ -382,6 +383,9 @@ fn settlement_table() {
         let kinds: Vec<EventKind> = record.events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, row.events, "{name}");
         assert_eq!(record.counts_attempt, row.counts, "{name}");
+        // Results of a completed transaction were written (and counted) as
+        // it completed; only an attempt that reached no upstream is new here.
+        assert_eq!(record.recipients_recorded, transaction_recorded, "{name}");
         assert_eq!(
             record.next_attempt_at,
             row.next_in.map(|d| now / 1000 + d),

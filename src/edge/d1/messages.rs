@@ -9,38 +9,39 @@ use worker::{D1PreparedStatement, Result};
 
 use crate::delivery::Record;
 use crate::delivery::dispatch::StoredEnvelope;
-use crate::queue::{EventKind, MessageStatus};
+use crate::queue::{DeliveryJob, EventKind, MessageStatus};
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
 impl Db {
-    /// Records a newly accepted message and its `accepted` event, atomically.
-    pub async fn insert_accepted(
-        &self,
-        id: &str,
-        key_id: &str,
-        mail_from: &str,
-        rcpt_to: &[String],
-        now_ms: u64,
-    ) -> Result<()> {
-        let rcpts = serde_json::to_string(rcpt_to).unwrap_or_else(|_| "[]".into());
+    /// Records a newly accepted message, its `accepted` event and the job
+    /// that delivers it (as the queue carries it: with the MIME, or with the
+    /// body's key when stored apart), atomically.
+    pub async fn insert_accepted(&self, job: &DeliveryJob, now_ms: u64) -> Result<()> {
+        let id = job.id.as_str();
+        let rcpts = serde_json::to_string(&job.rcpt_to).unwrap_or_else(|_| "[]".into());
+        // A struct of strings and numbers always serialises.
+        let stored = serde_json::to_string(&job.for_queue()).unwrap_or_default();
         let insert = self.prepare(
-            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7)",
             &[
                 s(id),
-                s(key_id),
-                s(mail_from),
+                s(&job.key_id),
+                s(&job.mail_from),
                 s(&rcpts),
                 s(MessageStatus::Queued.as_str()),
                 n(now_ms / 1000),
+                s(&stored),
             ],
         )?;
         let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
         self.batch(vec![insert, event]).await
     }
 
-    /// Removes a message whose enqueue failed, so nothing half-exists.
+    /// Removes a message whose enqueue failed, with its stored job, so
+    /// nothing half-exists (a job that did reach the queue finds no row and
+    /// is refused).
     pub async fn delete(&self, id: &str) -> Result<()> {
         let events = self.prepare("DELETE FROM events WHERE message_id = ?1", &[s(id)])?;
         let message = self.prepare("DELETE FROM messages WHERE id = ?1", &[s(id)])?;
@@ -196,16 +197,19 @@ impl Db {
     }
 
     /// Writes a settlement's record in one batch: the recipients, the
-    /// events in order, the status with its error, and the schedule.
+    /// events in order, the status with its error, and the schedule. A
+    /// final status also drops the stored job: nothing will send it again.
     pub async fn write_record(&self, id: &str, record: &Record, now_ms: u64) -> Result<()> {
+        let count_recipients = record.counts_attempt && !record.recipients_recorded;
         let mut statements =
-            self.recipient_statements(id, &record.recipients, record.counts_attempt, now_ms)?;
+            self.recipient_statements(id, &record.recipients, count_recipients, now_ms)?;
         for event in &record.events {
             statements.push(self.event_statement(id, event.kind, Some(&event.detail), now_ms)?);
         }
         statements.push(self.prepare(
             "UPDATE messages SET status = ?2, attempts = attempts + ?3, \
-             last_error = COALESCE(?4, last_error), updated_at = ?5, next_attempt_at = ?6 \
+             last_error = COALESCE(?4, last_error), updated_at = ?5, next_attempt_at = ?6, \
+             job = CASE WHEN ?7 = 1 THEN NULL ELSE job END \
              WHERE id = ?1",
             &[
                 s(id),
@@ -214,6 +218,7 @@ impl Db {
                 opt_s(record.last_error.as_deref()),
                 n(now_ms / 1000),
                 opt_n(record.next_attempt_at),
+                n(u64::from(record.status.is_final())),
             ],
         )?);
         self.batch(statements).await

@@ -1,7 +1,7 @@
 //! The one handle on the D1 database, opened once per invocation, and all of
 //! edgerelay's SQL, grouped by what it is about: messages and their events,
-//! recipients, idempotency keys, immediate-delivery leases, upstream health,
-//! and the views of stored messages.
+//! recipients, idempotency keys, delivery leases, upstream health, what the
+//! reconciliation sweep reads, and the views of stored messages.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -13,6 +13,7 @@ mod keys;
 mod leases;
 mod messages;
 mod recipients;
+mod sweep;
 mod views;
 
 use wasm_bindgen::JsValue;

@@ -1,8 +1,10 @@
 //! Per-recipient results (`recipients`): what is recorded, and each delivery
 //! the moment it happens.
 //!
-//! A recipient recorded delivered stays delivered whatever a later write says:
-//! a stale redelivery must not undo a 250 (the upsert's `WHERE`).
+//! A recipient recorded final (delivered, failed, unknown) stays so whatever a
+//! later write says: a stale redelivery must not undo a 250 (the upsert's
+//! `WHERE`). An in-flight marker (`sending`) is written before a
+//! transaction's final dot and replaced by its result.
 //! Must not: decide a recipient's state (`delivery::recipients` does).
 
 use serde::Deserialize;
@@ -43,25 +45,22 @@ impl Db {
             .collect())
     }
 
-    /// Records delivered recipients the moment their transaction completes.
-    pub async fn record_delivered(
+    /// Records recipients' results (or in-flight markers) on their own, the
+    /// moment they are known; `counts` adds one to their attempt counts.
+    pub async fn record_recipients(
         &self,
         message_id: &str,
         results: &[RecipientResult],
+        counts: bool,
         now_ms: u64,
     ) -> Result<()> {
-        let delivered: Vec<RecipientResult> = results
-            .iter()
-            .filter(|r| r.state == RecipientState::Delivered)
-            .cloned()
-            .collect();
-        let statements = self.recipient_statements(message_id, &delivered, true, now_ms)?;
+        let statements = self.recipient_statements(message_id, results, counts, now_ms)?;
         self.batch(statements).await
     }
 
     /// Upserts recipients' results; `counts` adds one to their attempt count.
-    /// A recipient already recorded as delivered stays delivered whatever
-    /// comes later (a stale redelivery must not undo a 250).
+    /// A recipient already recorded final stays so whatever comes later (a
+    /// stale redelivery must not undo a 250).
     pub(super) fn recipient_statements(
         &self,
         message_id: &str,
@@ -79,7 +78,7 @@ impl Db {
                        state = excluded.state, attempts = recipients.attempts + ?4, \
                        reply_code = excluded.reply_code, enhanced_code = excluded.enhanced_code, \
                        reply_text = excluded.reply_text, updated_at = excluded.updated_at \
-                     WHERE recipients.state <> ?9",
+                     WHERE recipients.state NOT IN (?9, ?10, ?11)",
                     &[
                         s(message_id),
                         s(&r.address),
@@ -90,6 +89,8 @@ impl Db {
                         s(&r.reply_text),
                         n(now_ms),
                         s(RecipientState::Delivered.as_str()),
+                        s(RecipientState::Failed.as_str()),
+                        s(RecipientState::Unknown.as_str()),
                     ],
                 )
             })

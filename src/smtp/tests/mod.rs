@@ -99,6 +99,8 @@ enum Feed {
 
 pub(super) struct Run {
     pub events: Vec<Event>,
+    /// Every in-flight notice, in order.
+    pub in_flight: Vec<InFlight>,
     pub closed: bool,
 }
 
@@ -180,10 +182,19 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
         session.finish(now);
     }
     let mut events = Vec::new();
+    let mut in_flight = Vec::new();
     let mut written = Vec::new();
+    let mut ends = DataEnds::default();
     let mut tls_requested = false;
     for (index, step) in steps.iter().enumerate() {
-        drain(&mut session, &mut written, &mut events, &mut tls_requested);
+        drain(
+            &mut session,
+            &mut written,
+            &mut events,
+            &mut in_flight,
+            &mut ends,
+            &mut tls_requested,
+        );
         let context = format!("step {index} ({feed:?})");
         match step {
             Step::Client(expected) => {
@@ -233,7 +244,14 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
             Step::Finish => session.finish(now),
         }
     }
-    drain(&mut session, &mut written, &mut events, &mut tls_requested);
+    drain(
+        &mut session,
+        &mut written,
+        &mut events,
+        &mut in_flight,
+        &mut ends,
+        &mut tls_requested,
+    );
     assert_eq!(
         String::from_utf8_lossy(&written),
         "",
@@ -242,19 +260,58 @@ fn run_with(config: &SmtpConfig, envelopes: &[Envelope], steps: &[Step], feed: F
     assert!(!tls_requested, "TLS requested but not handled ({feed:?})");
     Run {
         events,
+        in_flight,
         closed: session.is_closed(),
     }
+}
+
+/// Ends of data (the piece a final dot or the last byte of `BDAT … LAST`
+/// starts, as the session says with `data_end_next`) written so far.
+#[derive(Default)]
+struct DataEnds {
+    seen: usize,
 }
 
 fn drain(
     session: &mut SmtpSession,
     written: &mut Vec<u8>,
     events: &mut Vec<Event>,
+    in_flight: &mut Vec<InFlight>,
+    ends: &mut DataEnds,
     tls_requested: &mut bool,
 ) {
-    while let Some(bytes) = session.poll_transmit() {
+    // The driver's order: the in-flight notices first, then the bytes. Every
+    // end of data in the bytes was announced by exactly one notice before.
+    while let Some(notice) = session.poll_in_flight() {
+        in_flight.push(notice);
+    }
+    loop {
+        let ends_data = session.data_end_next().is_some();
+        let Some(bytes) = session.poll_transmit() else {
+            break;
+        };
+        if ends_data {
+            assert!(
+                bytes.starts_with(b".\r\n")
+                    || bytes.starts_with(b"\n")
+                    || bytes.starts_with(b"BDAT 0 LAST"),
+                "a data end piece starts with the end of the data: {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            ends.seen += 1;
+        }
+        assert!(
+            ends.seen <= in_flight.len(),
+            "an end of data written without an in-flight notice first: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         written.extend_from_slice(&bytes);
     }
+    assert_eq!(
+        ends.seen,
+        in_flight.len(),
+        "an in-flight notice without its end of data"
+    );
     while let Some(event) = session.poll_event() {
         if event == Event::StartTls {
             *tls_requested = true;

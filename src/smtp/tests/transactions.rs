@@ -265,6 +265,15 @@ fn mixed_recipient_replies_send_data_for_the_accepted_only() {
     );
     // Summary: the most pressing failure, not "delivered".
     assert!(done.outcome.is_transient());
+    // Only the recipient the data goes to was announced in flight, before
+    // the final dot (the runner checks the order).
+    assert_eq!(
+        run.in_flight,
+        [InFlight {
+            id: 1,
+            recipients: vec!["ok@example.com".into()]
+        }]
+    );
 }
 
 #[test]

@@ -55,6 +55,12 @@ class Worker:
     def log(self) -> str:
         return self.dev.log()
 
+    def sweep(self) -> None:
+        """Runs the reconciliation sweep now (the cron trigger's handler)."""
+        status = self.dev.scheduled()
+        if status != 200:
+            raise AssertionError(f"the scheduled handler answered {status}")
+
     @property
     def auth(self) -> dict:
         return {"Authorization": f"Bearer {self.api_key}"}

@@ -2,13 +2,17 @@
 
 It requires STARTTLS and AUTH (unless told otherwise), records every
 connection, command and message, and can be told to misbehave: answer chosen
-recipients with a given reply, answer DATA with a 4xx for the first N messages.
+recipients with a given reply, answer DATA with a 4xx for the first N messages,
+hold the reply to the final dot, or inject random faults at the end of data
+(4xx, 421, a dropped connection with or without the message kept, a stall).
 It runs in a thread of the calling process; it must not decide what a test
 expects, only record what arrived.
 """
 import asyncio
+import random
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -22,6 +26,8 @@ class Received:
     mail_from: str
     rcpt_tos: list
     data: bytes
+    # time.time() when the server answered the end of data with 250
+    accepted_at: float = 0.0
 
 
 @dataclass
@@ -41,6 +47,25 @@ class Behaviour:
     rcpt_failures_first: dict = field(default_factory=dict)
     # seconds to wait before answering the final dot (a slow content check)
     data_delay: float = 0.0
+    # when set, every end of data is taken (recorded) and its reply waits
+    # for this event: a transaction held between the final dot and its
+    # reply, for as long as a test needs
+    hold_data_end: threading.Event | None = None
+    # a soak's faults: this share of ends of data meets one of FAULTS, drawn
+    # by a random generator seeded with `fault_seed`
+    fault_rate: float = 0.0
+    fault_seed: int = 0
+    # how long a `stall` fault waits before it hangs up (beyond the client's
+    # timeout for the reply to the end of data)
+    stall_seconds: float = 12.0
+
+
+# What a faulty end of data does. Taken: the server keeps the message.
+#   451, 421:        refused for now (not taken); the client retries
+#   drop-taken:      taken, then the connection drops before the reply
+#   drop-not-taken:  the connection drops before the reply, message not kept
+#   stall:           no reply until the client gives up; not taken
+FAULTS = ("451", "421", "drop-taken", "drop-not-taken", "stall")
 
 
 class RecordingHandler:
@@ -49,6 +74,11 @@ class RecordingHandler:
         self.messages: list[Received] = []
         self.rcpt_commands: list[str] = []
         self.data_commands = 0
+        # ends of data that arrived and wait for `hold_data_end`
+        self.held = 0
+        # faults injected, by kind (see FAULTS)
+        self.faults: dict[str, int] = {}
+        self._random = random.Random(behaviour.fault_seed)
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -73,16 +103,55 @@ class RecordingHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    def _fault(self) -> str | None:
+        with self.lock:
+            if self._random.random() >= self.behaviour.fault_rate:
+                return None
+            kind = self._random.choice(FAULTS)
+            self.faults[kind] = self.faults.get(kind, 0) + 1
+            return kind
+
+    async def _faulty_end_of_data(self, kind: str, server, envelope):
+        if kind in ("451", "421"):
+            return f"{kind} 4.3.0 injected fault"
+        if kind == "drop-taken":
+            with self.lock:
+                self.data_commands += 1
+                self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                              envelope.original_content, time.time()))
+        elif kind == "stall":
+            await asyncio.sleep(self.behaviour.stall_seconds)
+        server.transport.close()
+        return "451 4.3.0 closed"
+
     async def handle_DATA(self, server, session, envelope):
+        kind = self._fault() if self.behaviour.fault_rate else None
+        if kind is not None:
+            return await self._faulty_end_of_data(kind, server, envelope)
         if self.behaviour.data_delay:
             await asyncio.sleep(self.behaviour.data_delay)
+        hold = self.behaviour.hold_data_end
+        if hold is not None and not hold.is_set():
+            # The server has the message once the dot is in; only the reply
+            # waits (a client that dies meanwhile never learns it was taken).
+            with self.lock:
+                self.held += 1
+                self.data_commands += 1
+                self.messages.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos),
+                             envelope.original_content, time.time())
+                )
+            while not hold.is_set():
+                await asyncio.sleep(0.01)
+            return "250 2.0.0 Queued"
         with self.lock:
             self.data_commands += 1
             if self.behaviour.data_failures > 0:
                 self.behaviour.data_failures -= 1
                 return self.behaviour.data_failure_reply
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                         time.time())
             )
         return "250 2.0.0 Queued"
 

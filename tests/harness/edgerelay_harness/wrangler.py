@@ -4,7 +4,11 @@
 local Queues, D1 and R2. Here it always runs an already-built worker: configs
 are generated from wrangler.toml without its [build] step, pointed at a build
 directory (`build/` by default), with the caller's vars. The process gets its
-own process group, so stopping it also stops workerd beneath it.
+own process group, so stopping it also stops workerd beneath it, and a
+crash test can kill that group with SIGKILL and start it again on the same
+persisted state. The cron trigger (the reconciliation sweep) is fired on
+demand through wrangler's local scheduled route, so a test never waits for
+a schedule.
 
 Must not: build the worker (`make build` does), or know what a test checks.
 """
@@ -23,6 +27,8 @@ from .net import free_port
 from .paths import NODE_BIN, RELEASE_BUILD, ROOT, WRANGLER
 
 READY_LINE = re.compile(r"Ready on (http://127\.0\.0\.1:\d+)")
+# Where `wrangler dev` fires the worker's scheduled (cron) handler.
+SCHEDULED_PATH = "/cdn-cgi/local/scheduled"
 # Log levels at which wrangler prints its "Ready on" line.
 _READY_LEVELS = {"info", "log", "debug"}
 
@@ -123,8 +129,8 @@ class WranglerDev:
             port = free_port()
         self.directory = directory
         self.state_dir = state_dir
-        self.url = f"http://127.0.0.1:{port}" if port else ""
-        self.log_path = directory / f"wrangler-{port or 'auto'}-{time.monotonic_ns()}.log"
+        self._port = port
+        self._env = wrangler_env(ca_cert)
         args = [str(WRANGLER), "dev"]
         for config in configs:
             args += ["-c", str(config)]
@@ -132,11 +138,18 @@ class WranglerDev:
             args += ["--persist-to", str(state_dir)]
         args += ["--ip", "127.0.0.1", "--port", str(port or 0), "--inspector-port", "0",
                  "--show-interactive-dev-session=false", "--log-level", log_level]
+        self._args = args
+        self._spawn()
+
+    def _spawn(self) -> None:
+        port = self._port
+        self.url = f"http://127.0.0.1:{port}" if port else ""
+        self.log_path = self.directory / f"wrangler-{port or 'auto'}-{time.monotonic_ns()}.log"
         self.started_at = time.monotonic()
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env=wrangler_env(ca_cert), cwd=directory, start_new_session=True,
+            self._args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            env=self._env, cwd=self.directory, start_new_session=True,
         )
 
     def log(self) -> str:
@@ -157,6 +170,28 @@ class WranglerDev:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"wrangler dev did not answer {path} in {timeout}s:\n{self.log()}")
             time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL to wrangler and workerd (the whole process group) at
+        once, as a crashed host would: nothing gets to clean up."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def restart(self) -> None:
+        """Starts again on the same configs and persisted state (after
+        `kill`); call `wait_ready` next. The log starts a new file."""
+        if self.process.poll() is None:
+            self.kill()
+        self._spawn()
+
+    def scheduled(self, timeout: float = 30.0) -> int:
+        """Fires the scheduled (cron) handler once and returns the HTTP
+        status of wrangler's answer (200 once the handler has run)."""
+        return _get(self.url + SCHEDULED_PATH, timeout=timeout)
 
     def stop(self) -> None:
         """Stops wrangler and workerd (the whole process group)."""

@@ -1,0 +1,91 @@
+//! The reconciliation sweep, run by the cron trigger (`[triggers]` in
+//! wrangler.toml): reads the messages not final whose next step is overdue,
+//! and carries out what `delivery::recovery::sweep` says for each: its stored
+//! job back on the queue, or its status corrected from its recipients.
+//!
+//! A re-enqueued message (or one it cannot help) is marked due now, so the
+//! next run leaves it alone for another grace period while its job waits on
+//! the queue, and a message it cannot help never blocks the others. A re-enqueued
+//! job that meets a late original is harmless: both go through
+//! the consumer's delivery lease and recipient records, so at most one
+//! delivers and nothing recorded is sent again.
+//! Must not: decide what is overdue or what a message needs.
+
+use worker::Env;
+
+use crate::delivery::recovery::{SweepAction, overdue_before, sweep};
+
+use super::d1::Db;
+use super::platform::{load, now_ms};
+use super::{lifecycle, queue_writer};
+
+/// One sweep run; what it did goes to the log.
+pub async fn run(env: &Env) {
+    let loaded = match load(env) {
+        Ok(l) => l,
+        Err(e) => {
+            worker::console_error!("edgerelay: sweep skipped: {e}");
+            return;
+        }
+    };
+    let db = match Db::open(env) {
+        Ok(db) => db,
+        Err(e) => {
+            worker::console_error!("edgerelay: sweep skipped: {e}");
+            return;
+        }
+    };
+    let settings = loaded.settings.delivery.recovery;
+    let now = now_ms();
+    let rows = match db
+        .sweep_candidates(overdue_before(&settings, now), now, settings.sweep_limit)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            worker::console_error!("edgerelay: sweep could not read messages: {e}");
+            return;
+        }
+    };
+    if rows.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let recorded = match db.recipient_states(&ids).await {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("edgerelay: sweep could not read recipients: {e}");
+            return;
+        }
+    };
+    let (mut requeued, mut corrected, mut stuck) = (Vec::new(), 0, Vec::new());
+    for action in sweep(&rows, &recorded, &settings, now) {
+        match action {
+            SweepAction::Requeue { id, body } => {
+                match queue_writer::send_job(env, &body, None).await {
+                    Ok(()) => requeued.push(id),
+                    Err(e) => worker::console_warn!("edgerelay: sweep could not requeue {id}: {e}"),
+                }
+            }
+            SweepAction::Correct(settlement) => {
+                lifecycle::execute(env, &db, None, settlement).await;
+                corrected += 1;
+            }
+            SweepAction::Stuck { id, reason } => {
+                worker::console_error!("edgerelay: sweep cannot recover {id}: {reason}");
+                stuck.push(id);
+            }
+        }
+    }
+    let swept: Vec<&str> = requeued.iter().chain(&stuck).map(String::as_str).collect();
+    if let Err(e) = db.mark_swept(&swept, now / 1000).await {
+        worker::console_warn!("edgerelay: sweep could not reschedule what it found: {e}");
+    }
+    // Anything found here is a job that was lost or a record that was
+    // wrong: worth the operator's attention.
+    worker::console_warn!(
+        "edgerelay: sweep: {} re-enqueued, {corrected} corrected, {} stuck",
+        requeued.len(),
+        stuck.len()
+    );
+}
