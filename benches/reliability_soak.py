@@ -573,7 +573,13 @@ def main() -> int:
     ok = not problems
     verdict = ("every accepted message accounted for: final, none lost, none duplicated "
                "outside `unknown`" if ok else "**NOT MET**: " + "; ".join(problems))
-    text = render(rows, notes, kill_log, command, info, load_before, load_average(), verdict, args)
+    setup = ("release build" + (f"; the life after the first kill on the diagnostics build with "
+                                 f"FAULT_D1_OUTAGE={outage}" if outage else "")
+             + ("; the sweep fired every 3 to 5 s (the deployed cron runs every 5 min), "
+                "SWEEP_GRACE_SECONDS=10, DELIVERY_LEASE_SECONDS=30, SWEEP_LIMIT=1000"
+                if sweep else "; no sweep in this build"))
+    text = render(rows, notes, kill_log, command, info, load_before, load_average(), verdict, args,
+                  setup)
     print(text, flush=True)
     if not args.no_write:
         write_section(Path(args.output), text)
@@ -582,7 +588,8 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def render(rows, notes, kill_log, command, info, load_before, load_after, verdict, args) -> str:
+def render(rows, notes, kill_log, command, info, load_before, load_after, verdict, args,
+           setup) -> str:
     out = [
         SECTION,
         "",
@@ -597,6 +604,7 @@ def render(rows, notes, kill_log, command, info, load_before, load_after, verdic
         f"upstreams: smtp-sink (fault phases) then the scripted server "
         f"(fault rate {args.fault_rate:g}, seed {args.seed}); SMTP_TIMEOUT_SECONDS=3, "
         "RETRY_BASE_DELAY_SECONDS=1, RETRY_MAX_DELAY_SECONDS=10",
+        f"- Worker: {setup}",
         f"- Result: {verdict}",
         "",
         "| Figure | Value |",
