@@ -166,11 +166,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             }
         }
     }
-    // A crash (the diagnostics build's switch) leaves its leases to run out,
-    // as a dying isolate would.
-    if delivered.is_ok() {
-        held.release(&db).await;
-    }
+    held.release(&db).await;
     delivered
 }
 
