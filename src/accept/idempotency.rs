@@ -60,11 +60,11 @@ pub fn expired_before(now_ms: u64) -> u64 {
 /// Why an hour is longer than any request can live: a queued-mode request
 /// does a few storage calls (seconds). An immediate-mode request stops
 /// waiting for SMTP at its plan's deadline, one `SMTP_TIMEOUT_SECONDS`
-/// per step and recipient per upstream, and holds its message's lease a
-/// little longer: with the defaults (30 s, at most 50 recipients, one
-/// upstream) under 32 minutes. Settings can stretch that, so the edge
-/// passes the longest request its settings allow ([`claim_cutoffs`] takes
-/// the larger of the two, plus a minute for recording the answer). A takeover while the
+/// per step and recipient per upstream but never more than
+/// `delivery::immediate::MAX_ATTEMPT_MS` (10 minutes), and holds its
+/// message's lease a little longer. The edge passes the longest request its
+/// settings allow ([`claim_cutoffs`] takes the larger of the two, plus a
+/// minute for recording the answer). A takeover while the
 /// first request still ran could send the message twice; a request that
 /// died sends nothing, and its caller's retry must not wait a day.
 pub const ABANDONED_AFTER_MS: u64 = 60 * 60 * 1000;

@@ -26,10 +26,15 @@
 //!   final dot and RSET of every transaction a 452 can add, QUIT, on every
 //!   upstream in turn, and the D1 calls in between, each given one step, a
 //!   record write also the waits before its retries).
-//!   The request stops waiting at [`ImmediatePlan::deadline_ms`]; steps with
-//!   timeouts cannot exceed it, so one that does is a write the upstream
-//!   stopped reading: the final dot was not sent and the upstream cannot
-//!   have the message. The record of the outcome and the lease's release
+//!   The request stops waiting at [`ImmediatePlan::deadline_ms`], and that
+//!   is at most [`MAX_ATTEMPT_MS`]: a request is not a place for a session
+//!   of many recipients through many slow upstreams, and the longest
+//!   request bounds how long a dead request's `Idempotency-Key` stays in
+//!   use. An attempt cut off there is dropped where it is: a transaction
+//!   whose final dot was handed out has its recipients recorded `sending`
+//!   (the in-flight marker, written before the dot) and they end `unknown`,
+//!   never sent twice; one cut off before its dot never sent it, and the
+//!   safety job delivers it once the lease runs out. The record of the outcome and the lease's release
 //!   must be done by [`ImmediatePlan::record_by_ms`] (two more steps), and
 //!   the lease lasts [`CLOCK_MARGIN_MS`] beyond that, for the clocks of the
 //!   isolates that compare it.
@@ -73,6 +78,10 @@ const STEPS_BEFORE: u64 = 1;
 
 /// D1 calls after the sessions: the outcome's record, the lease's release.
 const STEPS_AFTER: u64 = 2;
+
+/// The longest an immediate attempt may take (10 minutes): longer plans are
+/// cut off there, and the safety job carries on.
+pub const MAX_ATTEMPT_MS: u64 = 10 * 60 * 1000;
 
 /// How far the clocks of two isolates comparing a lease may disagree.
 pub const CLOCK_MARGIN_MS: u64 = 5_000;
@@ -118,7 +127,8 @@ pub fn plan(settings: &DeliverySettings, recipients: usize) -> ImmediatePlan {
     let record_retries: u64 = RECORD_RETRY_DELAYS_MS.iter().sum();
     let deadline_ms = step_ms
         .saturating_mul(steps)
-        .saturating_add(record_retries.saturating_mul(r).saturating_mul(upstreams));
+        .saturating_add(record_retries.saturating_mul(r).saturating_mul(upstreams))
+        .min(MAX_ATTEMPT_MS);
     let record_by_ms = deadline_ms
         .saturating_add(step_ms.saturating_mul(STEPS_AFTER))
         .saturating_add(record_retries);
@@ -246,6 +256,8 @@ mod tests {
             ("5", one, "off", "1", 3, 1 + (12 + 18 + 5), 1),
             ("10", one, "off", "600", 50, 1 + (12 + 300 + 99), 480),
             ("10", one, "on", "600", 50, 1 + (12 + 300 + 1275), 480),
+            // Capped: at most ten minutes, whatever the settings.
+            ("600", two, "on", "60", 2, 1 + 2 * (12 + 12 + 3), 48),
         ];
         for (timeout, upstreams, pipelining, base, rcpts, steps, delay) in table {
             let s = settings_with(timeout, upstreams, base, pipelining);
@@ -255,7 +267,8 @@ mod tests {
             // Each transaction's record write may wait 3.5 s for D1 to answer.
             let n = if upstreams == two { 2 } else { 1 };
             let retries = 3_500 * rcpts as u64 * n;
-            assert_eq!(p.deadline_ms, steps * step_ms + retries, "{row}");
+            let full = steps * step_ms + retries;
+            assert_eq!(p.deadline_ms, full.min(MAX_ATTEMPT_MS), "{row}");
             // The record and the lease's release get a step each, and the
             // record its retries.
             assert_eq!(p.record_by_ms, p.deadline_ms + 2 * step_ms + 3_500, "{row}");
@@ -298,8 +311,9 @@ mod tests {
                     waited += step + step; // QUIT, health write
                 }
                 let p = plan(&s, rcpts as usize);
+                // Or cut off at the cap, which the safety job finishes.
                 assert!(
-                    waited <= p.deadline_ms,
+                    waited <= p.deadline_ms || p.deadline_ms == MAX_ATTEMPT_MS,
                     "{pipelining} {rcpts}: {waited} > {}",
                     p.deadline_ms
                 );

@@ -87,9 +87,10 @@ async fn attempt(
     let budget = (started + plan.deadline_ms).saturating_sub(now_ms());
     let attempt = with_timeout(deliver_recording(settings, &db, &[&outgoing]), budget).await;
     let Some(attempt) = attempt.and_then(|mut attempts| attempts.pop()) else {
-        // Out of time: only a write the upstream stopped reading gets here,
-        // so the final dot was not sent. The lease stays until it runs out;
-        // then the safety job delivers.
+        // Out of time (a write the upstream stopped reading, or an attempt
+        // past `MAX_ATTEMPT_MS`): recipients whose final dot went out are
+        // recorded `sending` and end `unknown`; the others were not sent.
+        // The lease stays until it runs out; then the safety job settles.
         worker::console_warn!("edgerelay: immediate delivery of {id} ran out of time");
         return None;
     };
