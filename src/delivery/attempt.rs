@@ -176,18 +176,8 @@ mod outgoing_tests {
 
     fn job(mime: &str, body_ref: Option<&str>) -> DeliveryJob {
         DeliveryJob {
-            id: "m1".into(),
-            key_id: "backend".into(),
-            mail_from: "a@example.com".into(),
-            rcpt_to: vec!["b@example.org".into()],
-            mime: mime.into(),
-            smtputf8: false,
-            accepted_at: 1,
-            attempt: 0,
             body_ref: body_ref.map(str::to_string),
-            tags: Vec::new(),
-            metadata: None,
-            safety_net: false,
+            ..DeliveryJob::sample("m1", mime)
         }
     }
 

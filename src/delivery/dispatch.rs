@@ -257,18 +257,9 @@ mod tests {
 
     fn job(body_ref: Option<&str>) -> DeliveryJob {
         DeliveryJob {
-            id: "m1".into(),
-            key_id: "backend".into(),
-            mail_from: "a@example.com".into(),
-            rcpt_to: vec!["b@example.org".into()],
-            mime: String::new(),
-            smtputf8: false,
-            accepted_at: 1_700_000_000,
             attempt: 2,
             body_ref: body_ref.map(str::to_string),
-            tags: Vec::new(),
-            metadata: None,
-            safety_net: false,
+            ..DeliveryJob::sample("m1", "")
         }
     }
 

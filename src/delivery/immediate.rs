@@ -343,18 +343,10 @@ mod tests {
     #[test]
     fn a_postponed_safety_job_goes_back_whole() {
         let job = DeliveryJob {
-            id: "m1".into(),
-            key_id: "backend".into(),
-            mail_from: "a@example.com".into(),
             rcpt_to: vec!["b@x.net".into()],
-            mime: String::new(),
-            smtputf8: false,
-            accepted_at: 1_700_000_000,
-            attempt: 0,
             body_ref: Some("bodies/m1.eml".into()),
-            tags: Vec::new(),
-            metadata: None,
             safety_net: true,
+            ..DeliveryJob::sample("m1", "")
         };
         let s = postpone(&job, 40);
         assert_eq!(s.record, None);

@@ -276,18 +276,8 @@ mod tests {
     #[test]
     fn ages_come_from_the_body() {
         let job = DeliveryJob {
-            id: "m1".into(),
-            key_id: "backend".into(),
-            mail_from: "a@example.com".into(),
-            rcpt_to: vec!["b@example.org".into()],
-            mime: String::new(),
-            smtputf8: false,
             accepted_at: 1_000,
-            attempt: 0,
-            body_ref: None,
-            tags: Vec::new(),
-            metadata: None,
-            safety_net: false,
+            ..DeliveryJob::sample("m1", "")
         };
         let secrets = QueueSecrets::parse(&"s".repeat(40)).unwrap();
         let other = QueueSecrets::parse(&"o".repeat(40)).unwrap();
