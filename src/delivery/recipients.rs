@@ -163,6 +163,15 @@ pub fn stale_in_flight(recorded: &[(String, RecipientState)]) -> Vec<RecipientRe
         .collect()
 }
 
+/// Recorded states with `results` written over them, as the store holds
+/// them once the results are recorded (addresses compared without case).
+pub fn with_results(states: &mut Vec<(String, RecipientState)>, results: Vec<RecipientResult>) {
+    for result in results {
+        states.retain(|(a, _)| !a.eq_ignore_ascii_case(&result.address));
+        states.push((result.address, result.state));
+    }
+}
+
 /// Every recipient deferred for a reason with no reply (no upstream reached).
 pub fn all_deferred(rcpt_to: &[String], reason: &str) -> Vec<RecipientResult> {
     rcpt_to
@@ -236,6 +245,25 @@ pub fn message_status(states: &[RecipientState]) -> MessageStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_markers_become_unknown_in_the_states_read() {
+        let mut states = vec![
+            ("a@x.net".to_string(), RecipientState::Delivered),
+            ("B@x.net".to_string(), RecipientState::Sending),
+        ];
+        let stale = stale_in_flight(&states);
+        with_results(&mut states, stale);
+        assert_eq!(
+            states,
+            vec![
+                ("a@x.net".to_string(), RecipientState::Delivered),
+                ("B@x.net".to_string(), RecipientState::Unknown),
+            ]
+        );
+        let rcpts = ["a@x.net".to_string(), "b@x.net".to_string()];
+        assert!(still_to_deliver(&rcpts, &states).is_empty());
+    }
     use crate::smtp::{Outcome, ReplyParser};
 
     fn rcpt(address: &str, kind: OutcomeKind, reply: &str) -> RecipientOutcome {

@@ -31,7 +31,7 @@ use crate::delivery::dispatch::{
 };
 use crate::delivery::outage::{FromQueue, Trouble, queue_of};
 use crate::delivery::plan::joins_group;
-use crate::delivery::recipients::{stale_in_flight, still_to_deliver};
+use crate::delivery::recipients::{stale_in_flight, still_to_deliver, with_results};
 use crate::delivery::settings::DEFAULT_LIFETIME_SECONDS;
 use crate::delivery::settle::{body_lost, dead_lettered, settle_recorded};
 use crate::delivery::{Carrier, Outgoing, RecipientState, RetryPolicy, Settlement, settle};
@@ -206,10 +206,7 @@ async fn skip_recorded(
                 outage.meet(env, &message, Trouble::Records).await;
                 continue;
             }
-            for result in stale {
-                states.retain(|(a, _)| !a.eq_ignore_ascii_case(&result.address));
-                states.push((result.address, result.state));
-            }
+            with_results(&mut states, stale);
         }
         let rcpt_to = still_to_deliver(&job.rcpt_to, &states);
         if rcpt_to.is_empty() {
