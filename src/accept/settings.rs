@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
 use crate::message::{DkimAlgorithm, DkimKey};
 
-use super::keys::ApiKeyRecord;
+use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
 use super::producer::{QueueProducer, parse_producers};
 use super::publishable::PublishableKeys;
 
@@ -85,9 +85,15 @@ impl AcceptSettings {
         let api_keys = parse_api_keys(src)?;
         let send = SendSettings::from_source(src)?;
         let key_ids: Vec<&str> = api_keys.iter().map(|k| k.id.as_str()).collect();
-        let queue_producers =
-            parse_producers(&src.get("QUEUE_PRODUCERS").unwrap_or_default(), &key_ids)
-                .map_err(|e| err("QUEUE_PRODUCERS", e))?;
+        let key_tenants: Vec<(&str, &str)> = api_keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.tenant()))
+            .collect();
+        let queue_producers = parse_producers(
+            &src.get("QUEUE_PRODUCERS").unwrap_or_default(),
+            &key_tenants,
+        )
+        .map_err(|e| err("QUEUE_PRODUCERS", e))?;
         let forms = FormSettings::from_source(src, &key_ids)?;
         Ok(AcceptSettings {
             api_keys,
@@ -163,7 +169,7 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw).map_err(|e| {
         err(
             "API_KEYS",
-            json_problem(&e, "a JSON list of {id, sha256, domains}"),
+            json_problem(&e, "a JSON list of {id, sha256, domains, tenant?}"),
         )
     })?;
     for (i, k) in keys.iter().enumerate() {
@@ -187,6 +193,11 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
                 "API_KEYS",
                 format!("key `{}`: lists no sender domains", k.id),
             ));
+        }
+        if let Some(tenant) = &k.tenant
+            && !valid_tenant(tenant)
+        {
+            return Err(err("API_KEYS", format!("key `{}`: {TENANT_RULE}", k.id)));
         }
     }
     Ok(keys
