@@ -11,6 +11,7 @@
 
 pub mod attempt;
 pub mod dispatch;
+pub mod email_events;
 pub mod failover;
 pub mod health;
 pub mod immediate;

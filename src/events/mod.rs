@@ -8,6 +8,7 @@
 pub mod bounce;
 pub mod model;
 pub mod time;
+pub mod webhooks;
 
 pub use bounce::BounceClass;
 pub use model::{EmailEvent, EventType};

@@ -13,3 +13,4 @@ pub mod delivery_mode;
 pub mod listing;
 pub mod routes;
 pub mod views;
+pub mod webhooks;

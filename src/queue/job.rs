@@ -349,6 +349,7 @@ fn opened<'a>(
     let kind = match purpose {
         Purpose::Deliver => "job",
         Purpose::DeadLetter => "dead letter",
+        Purpose::Webhook => "webhook task",
     };
     let Some(text) = content.and_then(serde_json::Value::as_str) else {
         return Err(refuse(format!(

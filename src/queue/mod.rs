@@ -17,4 +17,4 @@ pub use job::{
     Unreadable,
 };
 pub use records::{EventKind, MessageStatus};
-pub use seal::QueueSecrets;
+pub use seal::{Purpose, QueueSecrets};

@@ -45,6 +45,8 @@ pub enum Purpose {
     Deliver,
     /// A dead letter on the dead-letter queue.
     DeadLetter,
+    /// A webhook delivery on the webhooks queue (see `events::webhooks::task`).
+    Webhook,
 }
 
 impl Purpose {
@@ -52,6 +54,7 @@ impl Purpose {
         match self {
             Purpose::Deliver => b"edgerelay queue seal v1: deliver\n",
             Purpose::DeadLetter => b"edgerelay queue seal v1: dead_letter\n",
+            Purpose::Webhook => b"edgerelay queue seal v1: webhook\n",
         }
     }
 }
