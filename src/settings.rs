@@ -8,12 +8,15 @@
 //!
 //! Each stage parses its own settings: [`crate::accept::AcceptSettings`]
 //! (keys, forms, producers, DKIM, sizes) and [`crate::delivery::DeliverySettings`]
-//! (upstreams, timeouts, retries, health). docs/configuration.md lists them
+//! (upstreams, timeouts, retries, health), and
+//! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
+//! policy). docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
 use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
+use crate::events::webhooks::WebhookSettings;
 use crate::queue::QueueSecrets;
 
 /// Everything the worker needs, typed.
@@ -27,6 +30,8 @@ pub struct Settings {
     pub dead_letter_queue_name: String,
     /// What seals and opens edgerelay's own queue bodies (`QUEUE_SECRET`).
     pub queue_secrets: QueueSecrets,
+    /// Webhook delivery: retries, timeout, URL policy (see `events::webhooks::settings`).
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -41,6 +46,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
             queue_secrets: QueueSecrets::from_source(src)?,
+            webhooks: WebhookSettings::from_source(src)?,
         })
     }
 }
@@ -101,6 +107,7 @@ mod tests {
             ("EHLO_NAME", "bad name\r\n", "EHLO_NAME"),
             ("QUEUE_SECRET", "short", "QUEUE_SECRET"),
             ("QUEUE_SECRET", "", "QUEUE_SECRET"),
+            ("WEBHOOK_RETRY_SCHEDULE", "5,soon", "WEBHOOK_RETRY_SCHEDULE"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();

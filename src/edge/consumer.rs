@@ -219,7 +219,7 @@ async fn skip_recorded(
                 }
             };
             let settlement = settle_recorded(&job, &states, current);
-            run(env, db, outage, &message, settlement).await;
+            run(env, db, outage, &message, &job, settlement).await;
         } else {
             pending.push((message, DeliveryJob { rcpt_to, ..job }, states));
         }
@@ -229,8 +229,17 @@ async fn skip_recorded(
 
 /// Carries out a settlement of a queue message; a record D1 refused is
 /// storage trouble: the message is tried again later, from its records.
-async fn run(env: &Env, db: &Db, outage: &Outage<'_>, message: &InHand, settlement: Settlement) {
-    if lifecycle::execute(env, db, Some(&message.raw), settlement).await == Executed::NotRecorded {
+async fn run(
+    env: &Env,
+    db: &Db,
+    outage: &Outage<'_>,
+    message: &InHand,
+    job: &DeliveryJob,
+    settlement: Settlement,
+) {
+    if lifecycle::execute_for(env, db, Some(&message.raw), job, settlement).await
+        == Executed::NotRecorded
+    {
         outage.meet(env, message, Trouble::Records).await;
     }
 }
@@ -246,14 +255,8 @@ async fn groups(env: &Env, db: &Db, outage: &Outage<'_>, work: Vec<Pending>) -> 
         let size = match bodies::size(env, &job).await {
             Body::Ready(size) => size,
             Body::Missing(reason) => {
-                run(
-                    env,
-                    db,
-                    outage,
-                    &message,
-                    body_lost(&job, &states, None, &reason),
-                )
-                .await;
+                let settlement = body_lost(&job, &states, None, &reason);
+                run(env, db, outage, &message, &job, settlement).await;
                 continue;
             }
             Body::Unavailable(reason) => {
@@ -285,7 +288,7 @@ async fn load_bodies(env: &Env, db: &Db, outage: &Outage<'_>, group: Vec<Pending
         let lost = |reason: &str| body_lost(&job, &states, None, reason);
         match bodies::load(env, job.clone()).await {
             Body::Ready(outgoing) => ready.push((message, outgoing, states)),
-            Body::Missing(reason) => run(env, db, outage, &message, lost(&reason)).await,
+            Body::Missing(reason) => run(env, db, outage, &message, &job, lost(&reason)).await,
             Body::Unavailable(reason) => {
                 worker::console_warn!("edgerelay: {reason}");
                 outage.meet(env, &message, Trouble::Bodies).await;
@@ -307,7 +310,7 @@ async fn deliver(
     let jobs: Vec<&Outgoing> = work.iter().map(|(_, out, _)| out).collect();
     let attempts = lifecycle::deliver_recording(settings, db, &jobs).await;
     let policy = RetryPolicy::new(settings.retry);
-    let mut settled: Vec<(InHand, Settlement)> = work
+    let mut settled: Vec<(InHand, DeliveryJob, Settlement)> = work
         .into_iter()
         .zip(attempts)
         .map(|((message, out, states), attempt)| {
@@ -321,7 +324,7 @@ async fn deliver(
                 jitter,
                 Carrier::Queue,
             );
-            (message, s)
+            (message, out.job, s)
         })
         .collect();
 
@@ -339,8 +342,8 @@ async fn deliver(
     if let Some((after, _)) = &crash {
         settled.truncate(*after);
     }
-    for (message, settlement) in settled {
-        run(env, db, outage, &message, settlement).await;
+    for (message, job, settlement) in settled {
+        run(env, db, outage, &message, &job, settlement).await;
     }
     match crash {
         Some((_, message)) => Err(worker::Error::RustError(message)),
@@ -387,7 +390,9 @@ async fn record_dead_letter(
                     let states: States = recorded.into_iter().map(|(_, a, s)| (a, s)).collect();
                     let settlement = dead_lettered(&job, &states, current, &reason);
                     // Recorded first, then the body released and the letter acked.
-                    match lifecycle::execute(env, db, Some(&message.raw), settlement).await {
+                    match lifecycle::execute_for(env, db, Some(&message.raw), &job, settlement)
+                        .await
+                    {
                         Executed::Done => return,
                         Executed::NotRecorded => Err("the record was not written".to_string()),
                     }

@@ -1,19 +1,129 @@
 //! Recording events of the stream: every stage that produces an
 //! `EmailEvent` (delivery, suppression, unsubscribes) hands it here.
 //!
-//! Owns the one way events are written. Must not: build events (the core
-//! does) or decide which a stage emits.
+//! `record` stores the events and, in the same D1 batch, one delivery row per
+//! event and webhook endpoint that wants it (`events::webhooks::endpoint::fan_out`),
+//! so an event is never stored without its deliveries. `publish` does the
+//! same, then puts those deliveries on the webhooks queue at once (and each
+//! event on the optional `EVENTS` queue); a delivery whose queue message was
+//! never sent (`record` alone, or a failed send) is sent by
+//! [`dispatch_due`], which the cron trigger runs.
+//! Owns the one way events are written and fanned out. Must not: build
+//! events (the core does) or decide which a stage emits.
 
-use worker::Result;
+use worker::{Env, MessageBuilder, Result};
 
 use crate::events::EmailEvent;
+use crate::events::webhooks::WebhookTask;
+use crate::events::webhooks::endpoint::fan_out;
 
 use super::d1::Db;
+use super::platform::{EVENTS_QUEUE, WEBHOOKS_QUEUE, load, now_ms};
 
-/// Stores `events` (nothing to do for none).
+/// How late a queued webhook delivery must be before the sweep sends it again.
+const REDISPATCH_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// The most deliveries one sweep run sends.
+const DISPATCH_LIMIT: u32 = 200;
+
+/// Stores `events` with their webhook deliveries (nothing to do for none).
+/// The deliveries wait for [`dispatch_due`]; use [`publish`] where the
+/// environment is at hand to send them at once.
 pub async fn record(db: &Db, events: &[EmailEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+    store(db, events).await.map(|_| ())
+}
+
+/// Stores `events` with their deliveries, then sends the deliveries to the
+/// webhooks queue and the events to the `EVENTS` queue when it is bound.
+/// Storing is what counts: a send that fails is retried by the sweep.
+pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
+    let tasks = store(db, events).await?;
+    send_tasks(env, db, &tasks).await;
+    if let Ok(queue) = env.queue(EVENTS_QUEUE) {
+        let payloads: Vec<_> = events
+            .iter()
+            .map(|e| MessageBuilder::new(e.payload_json()).build())
+            .collect();
+        if !payloads.is_empty()
+            && let Err(e) = queue.send_batch(payloads).await
+        {
+            worker::console_warn!("edgerelay: could not send events to the EVENTS queue: {e}");
+        }
     }
-    db.insert_email_events(events).await
+    Ok(())
+}
+
+/// Sends the webhook deliveries that are due but have no queue message:
+/// never sent, or overdue by more than [`REDISPATCH_GRACE_MS`].
+pub async fn dispatch_due(env: &Env, db: &Db) {
+    let now = now_ms();
+    match db
+        .due_deliveries(now, REDISPATCH_GRACE_MS, DISPATCH_LIMIT)
+        .await
+    {
+        Ok(due) => {
+            let tasks: Vec<WebhookTask> = due.iter().map(|d| d.task()).collect();
+            send_tasks(env, db, &tasks).await;
+        }
+        Err(e) => worker::console_error!("edgerelay: could not read due webhook deliveries: {e}"),
+    }
+}
+
+async fn store(db: &Db, events: &[EmailEvent]) -> Result<Vec<WebhookTask>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let endpoints = db.enabled_endpoints_of(&tenants).await?;
+    let tasks = fan_out(events, &endpoints);
+    let mut statements = db.email_event_statements(events)?;
+    statements.extend(db.delivery_statements(&tasks, now_ms())?);
+    db.run_batch(statements).await?;
+    Ok(tasks)
+}
+
+/// Sends tasks to the webhooks queue, in order, and notes them queued.
+pub(crate) async fn send_tasks(env: &Env, db: &Db, tasks: &[WebhookTask]) {
+    if tasks.is_empty() {
+        return;
+    }
+    let loaded = match load(env) {
+        Ok(l) => l,
+        Err(e) => {
+            worker::console_error!("edgerelay: {e}; webhook deliveries wait for the sweep");
+            return;
+        }
+    };
+    let queue = match env.queue(WEBHOOKS_QUEUE) {
+        Ok(q) => q,
+        Err(e) => {
+            worker::console_error!("edgerelay: the webhooks queue is not bound: {e}");
+            return;
+        }
+    };
+    let secrets = &loaded.settings.queue_secrets;
+    // A queue batch takes at most 100 messages.
+    for chunk in tasks.chunks(100) {
+        let messages: Vec<_> = chunk
+            .iter()
+            .map(|t| MessageBuilder::new(t.seal(secrets)).build())
+            .collect();
+        match queue.send_batch(messages).await {
+            Ok(()) => {
+                if let Err(e) = db.mark_queued(chunk, now_ms()).await {
+                    worker::console_warn!(
+                        "edgerelay: could not mark webhook deliveries queued: {e}"
+                    );
+                }
+            }
+            Err(e) => {
+                worker::console_warn!(
+                    "edgerelay: could not queue webhook deliveries, the sweep will: {e}"
+                );
+                return;
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
-use super::lifecycle::{Executed, deliver_recording, execute};
+use super::lifecycle::{Executed, deliver_recording, execute_for};
 use super::platform::{Loaded, now_ms};
 use super::smtp_driver::with_timeout;
 use super::{
@@ -111,7 +111,7 @@ async fn attempt(
         .map(|r| immediate_answer(&id, r.status, &r.recipients, r.next_attempt_at));
     // The record and the release must be done before the lease can run out.
     let recorded = async {
-        match execute(env, &db, None, settlement).await {
+        match execute_for(env, &db, None, &outgoing.job, settlement).await {
             Executed::Done => {
                 if let Err(e) = db.release_lease(&id).await {
                     // The record is final, so the safety job finds nothing to do.

@@ -22,7 +22,8 @@
 //! to deduplicate (by Message-ID).
 //!
 //! The queue consumer and immediate deliveries both run their attempts and
-//! settlements here, so their records are the same.
+//! settlements here, so their records, and the events of the stream they
+//! emit, are the same.
 //! Must not: decide anything; `delivery::{plan, failover, settle, recipients}` do.
 
 use std::collections::HashMap;
@@ -34,15 +35,17 @@ use futures_util::future::{LocalBoxFuture, join, join_all};
 
 use worker::{Delay, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
+use crate::delivery::email_events::of_settlement;
 use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::{from_transaction, in_flight};
 use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
+use crate::queue::DeliveryJob;
 use crate::smtp::TransactionOutcome;
 
 use super::d1::Db;
 use super::platform::now_ms;
-use super::{bodies, queue_writer, smtp_driver};
+use super::{bodies, email_events, queue_writer, smtp_driver};
 
 /// Runs the sessions for `jobs` (at most five at once), recording each
 /// transaction's recipients in flight before its final dot and their results
@@ -205,6 +208,27 @@ pub(crate) async fn execute(
         _ => {}
     }
     Executed::Done
+}
+
+/// [`execute`], then the events of the stream the settlement of `job`
+/// emits (`delivery::email_events`), published once the record is written.
+/// An event that cannot be stored is logged: the message's record, which
+/// counts for delivery, is written already.
+pub(crate) async fn execute_for(
+    env: &Env,
+    db: &Db,
+    raw: Option<&RawMessage>,
+    job: &DeliveryJob,
+    settlement: Settlement,
+) -> Executed {
+    let events = of_settlement(job, &settlement, now_ms());
+    let executed = execute(env, db, raw, settlement).await;
+    if executed == Executed::Done
+        && let Err(e) = email_events::publish(env, db, &events).await
+    {
+        worker::console_error!("edgerelay: could not record the events of {}: {e}", job.id);
+    }
+    executed
 }
 
 /// What becomes of the queue message once the record is written.

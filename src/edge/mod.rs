@@ -1,6 +1,6 @@
-//! Workers glue: the fetch, queue and scheduled (sweep) entry points,
-//! routing each request to its endpoint, and the platform (sockets, D1, R2,
-//! queues, rate limits, Turnstile).
+//! Workers glue: the fetch, queue (jobs, dead letters, webhooks) and
+//! scheduled (sweep) entry points, routing each request to its endpoint, and
+//! the platform (sockets, D1, R2, queues, rate limits, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
@@ -34,6 +34,8 @@ mod safety_net;
 mod signing;
 mod smtp_driver;
 mod sweep;
+mod webhook_delivery;
+mod webhooks;
 
 use worker::{
     Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent, event,
@@ -153,6 +155,36 @@ async fn route(
                 .authenticate(header(&req, "Authorization").as_deref())?;
             message_views::detail(&env, &key, id).await
         }
+        Endpoint::ListWebhooks
+        | Endpoint::CreateWebhook
+        | Endpoint::GetWebhook
+        | Endpoint::DeleteWebhook
+        | Endpoint::RotateWebhookSecret
+        | Endpoint::TestWebhook
+        | Endpoint::ListWebhookAttempts => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            match endpoint {
+                Endpoint::ListWebhooks => webhooks::list(&env, &key).await,
+                Endpoint::CreateWebhook => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    webhooks::create(&env, &loaded, &key, &body).await
+                }
+                Endpoint::GetWebhook => webhooks::get(&env, &key, id).await,
+                Endpoint::DeleteWebhook => webhooks::delete(&env, &key, id).await,
+                Endpoint::RotateWebhookSecret => webhooks::rotate(&env, &key, id).await,
+                Endpoint::TestWebhook => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    webhooks::test(&env, &key, id, &body).await
+                }
+                _ => {
+                    let url = req.url().map_err(internal)?;
+                    webhooks::attempts(&env, &key, id, &url).await
+                }
+            }
+        }
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load_for_request(&env)?;
@@ -191,6 +223,9 @@ fn header(req: &Request, name: &str) -> Option<String> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    if webhook_delivery::is_webhooks_queue(&env, &batch.queue()) {
+        return webhook_delivery::consume(batch, env).await;
+    }
     consumer::consume(batch, env).await
 }
 

@@ -18,6 +18,9 @@ pub(crate) const JOBS_QUEUE: &str = "JOBS";
 pub(crate) const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
 pub(crate) const DATABASE: &str = "DB";
 pub(crate) const BODIES_BUCKET: &str = "BODIES";
+pub(crate) const WEBHOOKS_QUEUE: &str = "WEBHOOKS";
+/// Optional: every event's payload also goes to this queue, for Workers that consume them.
+pub(crate) const EVENTS_QUEUE: &str = "EVENTS";
 
 /// Parsed settings, kept for the isolate's life: env does not change under a
 /// running isolate, and parsing keys on every request would waste CPU.

@@ -1,7 +1,9 @@
 //! The reconciliation sweep, run by the cron trigger (`[triggers]` in
 //! wrangler.toml): reads the messages not final whose next step is overdue,
 //! and carries out what `delivery::recovery::sweep` says for each: its stored
-//! job back on the queue, or its status corrected from its recipients.
+//! job back on the queue, or its status corrected from its recipients. It
+//! also sends the webhook deliveries that are due but have no queue message
+//! (see `email_events::dispatch_due`).
 //!
 //! A re-enqueued message (or one it cannot help) is marked due now, so the
 //! next run leaves it alone for another grace period while its job waits on
@@ -17,7 +19,7 @@ use crate::delivery::recovery::{SweepAction, overdue_before, sweep};
 
 use super::d1::Db;
 use super::platform::{load, now_ms};
-use super::{lifecycle, queue_writer};
+use super::{email_events, lifecycle, queue_writer};
 
 /// One sweep run; what it did goes to the log.
 pub async fn run(env: &Env) {
@@ -35,6 +37,8 @@ pub async fn run(env: &Env) {
             return;
         }
     };
+    // Webhook deliveries whose queue message was never sent, or was lost.
+    email_events::dispatch_due(env, &db).await;
     let settings = loaded.settings.delivery.recovery;
     let now = now_ms();
     let rows = match db

@@ -19,6 +19,14 @@ pub enum Endpoint {
     FormPreflight,
     BenchSigning,
     BenchSmtp,
+    ListWebhooks,
+    CreateWebhook,
+    /// With the endpoint id from the path, as are the four below.
+    GetWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    TestWebhook,
+    ListWebhookAttempts,
 }
 
 impl Endpoint {
@@ -32,6 +40,13 @@ impl Endpoint {
                 | Endpoint::ListMessages
                 | Endpoint::SendBatch
                 | Endpoint::GetMessage
+                | Endpoint::ListWebhooks
+                | Endpoint::CreateWebhook
+                | Endpoint::GetWebhook
+                | Endpoint::DeleteWebhook
+                | Endpoint::RotateWebhookSecret
+                | Endpoint::TestWebhook
+                | Endpoint::ListWebhookAttempts
         )
     }
 }
@@ -89,6 +104,42 @@ const ROUTES: &[Resource] = &[
             ("POST", Endpoint::SubmitForm),
             ("OPTIONS", Endpoint::FormPreflight),
         ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("webhooks")],
+        methods: &[
+            ("GET", Endpoint::ListWebhooks),
+            ("POST", Endpoint::CreateWebhook),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("webhooks"), Id],
+        methods: &[
+            ("GET", Endpoint::GetWebhook),
+            ("DELETE", Endpoint::DeleteWebhook),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[
+            Literal("v1"),
+            Literal("webhooks"),
+            Id,
+            Literal("rotate-secret"),
+        ],
+        methods: &[("POST", Endpoint::RotateWebhookSecret)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("webhooks"), Id, Literal("test")],
+        methods: &[("POST", Endpoint::TestWebhook)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("webhooks"), Id, Literal("attempts")],
+        methods: &[("GET", Endpoint::ListWebhookAttempts)],
         bench: false,
     },
     Resource {
@@ -176,6 +227,32 @@ mod tests {
             ),
             ("POST", "/v1/forms/submit", found(SubmitForm, None)),
             ("OPTIONS", "/v1/forms/submit", found(FormPreflight, None)),
+            ("GET", "/v1/webhooks", found(ListWebhooks, None)),
+            ("POST", "/v1/webhooks", found(CreateWebhook, None)),
+            ("GET", "/v1/webhooks/wh_1", found(GetWebhook, Some("wh_1"))),
+            (
+                "DELETE",
+                "/v1/webhooks/wh_1",
+                found(DeleteWebhook, Some("wh_1")),
+            ),
+            (
+                "POST",
+                "/v1/webhooks/wh_1/rotate-secret",
+                found(RotateWebhookSecret, Some("wh_1")),
+            ),
+            (
+                "POST",
+                "/v1/webhooks/wh_1/test",
+                found(TestWebhook, Some("wh_1")),
+            ),
+            (
+                "GET",
+                "/v1/webhooks/wh_1/attempts",
+                found(ListWebhookAttempts, Some("wh_1")),
+            ),
+            ("PUT", "/v1/webhooks/wh_1", allow("GET, DELETE")),
+            ("GET", "/v1/webhooks/wh_1/test", allow("POST")),
+            ("GET", "/v1/webhooks/wh_1/other", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -212,12 +289,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_message_routes_take_secret_keys() {
+    fn only_the_message_and_webhook_routes_take_secret_keys() {
         for (method, path) in [
             ("POST", "/v1/messages"),
             ("GET", "/v1/messages"),
             ("POST", "/v1/messages/batch"),
             ("GET", "/v1/messages/x"),
+            ("GET", "/v1/webhooks"),
+            ("POST", "/v1/webhooks"),
+            ("GET", "/v1/webhooks/x"),
+            ("DELETE", "/v1/webhooks/x"),
+            ("POST", "/v1/webhooks/x/rotate-secret"),
+            ("POST", "/v1/webhooks/x/test"),
+            ("GET", "/v1/webhooks/x/attempts"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");

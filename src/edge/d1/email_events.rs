@@ -3,16 +3,20 @@
 //!
 //! Must not: decide which events exist (the core builds them), or deliver them.
 
-use worker::Result;
+use worker::{D1PreparedStatement, Result};
 
 use crate::events::EmailEvent;
 
 use super::{Db, n, opt_s, s};
 
 impl Db {
-    /// Stores events in one atomic batch. An event already stored (same id)
-    /// is kept as it was.
-    pub async fn insert_email_events(&self, events: &[EmailEvent]) -> Result<()> {
+    /// The statements that store events, to run in one atomic batch (with
+    /// their webhook deliveries, see `edge::email_events`). An event already
+    /// stored (same id) is kept as it was.
+    pub fn email_event_statements(
+        &self,
+        events: &[EmailEvent],
+    ) -> Result<Vec<D1PreparedStatement>> {
         let mut statements = Vec::with_capacity(events.len());
         for e in events {
             statements.push(self.prepare(
@@ -29,6 +33,6 @@ impl Db {
                 ],
             )?);
         }
-        self.batch(statements).await
+        Ok(statements)
     }
 }

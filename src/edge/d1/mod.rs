@@ -1,7 +1,8 @@
 //! The one handle on the D1 database, opened once per invocation, and all of
 //! edgerelay's SQL, grouped by what it is about: messages and their events,
 //! recipients, idempotency keys, delivery leases, upstream health, what the
-//! reconciliation sweep reads, and the views of stored messages.
+//! reconciliation sweep reads, the views of stored messages, the event
+//! stream, and webhook endpoints, deliveries and attempts.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -16,6 +17,7 @@ mod messages;
 mod recipients;
 mod sweep;
 mod views;
+pub mod webhooks;
 
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env, Result};

@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod settings;
 pub mod signing;
 pub mod task;
+pub mod test_event;
 pub mod url_policy;
 
 pub use schedule::{Answer, RetrySchedule, Verdict, verdict};

@@ -1,0 +1,214 @@
+//! The webhooks queue's consumer: one signed POST per task, each attempt
+//! recorded, then the verdict carried out (done, endpoint disabled, the next
+//! attempt queued with its delay, or given up).
+//!
+//! Tasks of a batch are sent one after another, in the order they came, so
+//! a receiver sees a message's events in the order they were recorded. A
+//! task whose endpoint was deleted or disabled is dropped. When D1 cannot
+//! record an attempt (or the next attempt cannot be queued) the queue message
+//! is retried by the platform instead, so no event is lost while storage or
+//! the endpoint is down.
+//! Must not: decide anything; `events::webhooks` signs, judges and schedules.
+
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use worker::{
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
+    QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect,
+};
+
+use crate::events::webhooks::endpoint::DISABLED_BY_GONE;
+use crate::events::webhooks::{Answer, Verdict, WebhookSettings, WebhookTask, signing, verdict};
+use crate::queue::QueueSecrets;
+
+use super::d1::Db;
+use super::d1::webhooks::AttemptRecord;
+use super::outage::InHand;
+use super::platform::{WEBHOOKS_QUEUE, load, now_ms};
+
+/// How long a queue message waits before the platform tries it again after
+/// storage trouble.
+const STORAGE_RETRY_SECONDS: u32 = 30;
+
+/// Whether a batch came from the webhooks queue.
+pub fn is_webhooks_queue(env: &Env, queue: &str) -> bool {
+    load(env).is_ok_and(|l| l.settings.webhooks.queue_name == queue)
+}
+
+pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
+    let messages: Vec<InHand> = batch.raw_iter().map(InHand::new).collect();
+    let (loaded, db) = match (load(&env), Db::open(&env)) {
+        (Ok(l), Ok(db)) => (l, db),
+        (Err(e), _) => {
+            worker::console_error!("edgerelay: {e}; webhook deliveries wait");
+            retry_all(&messages);
+            return Ok(());
+        }
+        (_, Err(e)) => {
+            worker::console_error!("edgerelay: the database is unavailable: {e}");
+            retry_all(&messages);
+            return Ok(());
+        }
+    };
+    for message in &messages {
+        let secrets = &loaded.settings.queue_secrets;
+        match WebhookTask::open(&message.text, secrets) {
+            Ok(task) => {
+                if deliver(&env, &db, &loaded.settings.webhooks, secrets, &task).await {
+                    message.raw.ack();
+                } else {
+                    retry(message);
+                }
+            }
+            Err(reason) => {
+                worker::console_error!("edgerelay: {reason}");
+                message.raw.ack();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn retry(message: &InHand) {
+    message.raw.retry_with_options(
+        &QueueRetryOptionsBuilder::new()
+            .with_delay_seconds(STORAGE_RETRY_SECONDS)
+            .build(),
+    );
+}
+
+fn retry_all(messages: &[InHand]) {
+    for message in messages {
+        retry(message);
+    }
+}
+
+/// One attempt for one task. `true` once its outcome is recorded (or there
+/// is nothing to do); `false` asks for the queue message again later.
+async fn deliver(
+    env: &Env,
+    db: &Db,
+    settings: &WebhookSettings,
+    secrets: &QueueSecrets,
+    task: &WebhookTask,
+) -> bool {
+    let endpoint = match db.endpoint_for_task(&task.endpoint_id).await {
+        Ok(Some(e)) if e.is_enabled() && e.tenant == task.tenant => e,
+        // Deleted or disabled since: nothing to send.
+        Ok(_) => return true,
+        Err(e) => {
+            worker::console_error!("edgerelay: could not read a webhook endpoint: {e}");
+            return false;
+        }
+    };
+    let attempt = task.attempt.saturating_add(1);
+    let started = now_ms();
+    let headers = signing::headers(
+        &endpoint.signing_secrets(started),
+        &task.event_id,
+        started / 1000,
+        task.payload.as_bytes(),
+    );
+    let answer = post(
+        &endpoint.url,
+        &headers,
+        &task.payload,
+        settings.timeout_seconds,
+    )
+    .await;
+    let done = now_ms();
+    let verdict = verdict(&answer, attempt, &settings.schedule);
+    let next_attempt_at_ms = match verdict {
+        Verdict::Retry { delay_seconds } => Some(done + u64::from(delay_seconds) * 1000),
+        _ => None,
+    };
+    let record = AttemptRecord {
+        task,
+        attempt,
+        at_ms: started,
+        status_code: match answer {
+            Answer::Status(code) => Some(code),
+            _ => None,
+        },
+        outcome: verdict.as_str(),
+        error: match &answer {
+            Answer::Status(code) if (200..300).contains(code) => None,
+            other => Some(other.describe()),
+        },
+        duration_ms: done.saturating_sub(started),
+        next_attempt_at_ms,
+    };
+    if let Verdict::Retry { delay_seconds } = verdict {
+        // Queued before it is recorded: a retry is never recorded without
+        // the message that carries it.
+        let message = MessageBuilder::new(task.next().seal(secrets))
+            .delay_seconds(delay_seconds)
+            .build();
+        let sent = match env.queue(WEBHOOKS_QUEUE) {
+            Ok(q) => q.send(message).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            worker::console_warn!("edgerelay: could not queue a webhook retry: {e}");
+            return false;
+        }
+    }
+    if let Err(e) = db.record_webhook_attempt(&record).await {
+        worker::console_error!("edgerelay: could not record a webhook attempt: {e}");
+        // The retry (if any) is on the queue already; asking for this one
+        // again would double it.
+        return matches!(verdict, Verdict::Retry { .. });
+    }
+    if verdict == Verdict::Disable
+        && let Err(e) = db
+            .disable_endpoint(&endpoint.id, DISABLED_BY_GONE, done)
+            .await
+    {
+        worker::console_error!("edgerelay: could not disable a webhook endpoint: {e}");
+    }
+    true
+}
+
+/// POSTs the body, waiting at most `timeout_seconds`; redirects are not followed.
+async fn post(
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: &str,
+    timeout_seconds: u32,
+) -> Answer {
+    let request = match build_request(url, headers, body) {
+        Ok(r) => r,
+        Err(e) => return Answer::Network(e.to_string()),
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = fetch.send_with_signal(&signal);
+    let timer = Delay::from(Duration::from_secs(u64::from(timeout_seconds)));
+    match select(Box::pin(sending), Box::pin(timer)).await {
+        Either::Left((Ok(resp), _)) => Answer::Status(resp.status_code()),
+        Either::Left((Err(e), _)) => Answer::Network(e.to_string()),
+        Either::Right(_) => {
+            controller.abort();
+            Answer::Timeout
+        }
+    }
+}
+
+fn build_request(
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: &str,
+) -> worker::Result<Request> {
+    let h = Headers::new();
+    for (name, value) in headers {
+        h.set(name, value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(h)
+        .with_body(Some(body.into()))
+        .with_redirect(RequestRedirect::Manual);
+    Request::new_with_init(url, &init)
+}
