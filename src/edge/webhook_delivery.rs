@@ -19,6 +19,7 @@ use worker::{
 };
 
 use crate::events::webhooks::endpoint::DISABLED_BY_GONE;
+use crate::events::webhooks::settings::DEFAULT_QUEUE_NAME;
 use crate::events::webhooks::{Answer, Verdict, WebhookSettings, WebhookTask, signing, verdict};
 use crate::queue::QueueSecrets;
 
@@ -31,9 +32,13 @@ use super::platform::{WEBHOOKS_QUEUE, load, now_ms};
 /// storage trouble.
 const STORAGE_RETRY_SECONDS: u32 = 30;
 
-/// Whether a batch came from the webhooks queue.
+/// Whether a batch came from the webhooks queue. With unreadable settings
+/// the default name decides, so webhook tasks are never taken for jobs.
 pub fn is_webhooks_queue(env: &Env, queue: &str) -> bool {
-    load(env).is_ok_and(|l| l.settings.webhooks.queue_name == queue)
+    match load(env) {
+        Ok(l) => l.settings.webhooks.queue_name == queue,
+        Err(_) => queue == DEFAULT_QUEUE_NAME,
+    }
 }
 
 pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
