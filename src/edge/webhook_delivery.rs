@@ -20,7 +20,9 @@ use worker::{
 
 use crate::events::webhooks::endpoint::DISABLED_BY_GONE;
 use crate::events::webhooks::settings::DEFAULT_QUEUE_NAME;
-use crate::events::webhooks::{Answer, Verdict, WebhookSettings, WebhookTask, signing, verdict};
+use crate::events::webhooks::{
+    Answer, Verdict, WebhookSettings, WebhookTask, signing, url_policy, verdict,
+};
 use crate::queue::QueueSecrets;
 
 use super::d1::Db;
@@ -115,13 +117,20 @@ async fn deliver(
         started / 1000,
         task.payload.as_bytes(),
     );
-    let answer = post(
-        &endpoint.url,
-        &headers,
-        &task.payload,
-        settings.timeout_seconds,
-    )
-    .await;
+    // The policy as it stands now: the setting may have changed since the
+    // endpoint was created.
+    let answer = match url_policy::check(&endpoint.url, settings.allow_local_urls) {
+        Ok(_) => {
+            post(
+                &endpoint.url,
+                &headers,
+                &task.payload,
+                settings.timeout_seconds,
+            )
+            .await
+        }
+        Err(refused) => Answer::Refused(refused.message),
+    };
     let done = now_ms();
     let verdict = verdict(&answer, attempt, &settings.schedule);
     let next_attempt_at_ms = match verdict {

@@ -138,3 +138,98 @@ pub fn fan_out(events: &[EmailEvent], endpoints: &[EndpointRow]) -> Vec<WebhookT
     }
     tasks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::DeliveryJob;
+
+    fn endpoint(id: &str, tenant: &str, events: &str, status: &str) -> EndpointRow {
+        EndpointRow {
+            id: id.into(),
+            tenant: tenant.into(),
+            url: format!("https://{id}.example.com/"),
+            description: None,
+            events: events.into(),
+            secret: SigningSecret::from_random([1; 32]).reveal(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            status: status.into(),
+            disabled_reason: None,
+            created_at: 0.0,
+            updated_at: 0.0,
+        }
+    }
+
+    fn event(tenant: &str, event_type: EventType, n: u8) -> EmailEvent {
+        let mut job = DeliveryJob::sample("msg_1", "MIME");
+        job.tenant = tenant.into();
+        EmailEvent::for_job(&job, event_type, Some("a@example.net"), 5, &[n; 16])
+    }
+
+    #[test]
+    fn events_go_only_to_their_tenants_enabled_endpoints_that_want_them() {
+        let endpoints = [
+            endpoint("all", "acme", "[]", "enabled"),
+            endpoint("bounces", "acme", r#"["email.bounced"]"#, "enabled"),
+            endpoint("off", "acme", "[]", "disabled"),
+            endpoint("other", "globex", "[]", "enabled"),
+            endpoint("future", "acme", r#"["email.not_yet_known"]"#, "enabled"),
+        ];
+        let events = [
+            event("acme", EventType::Sent, 1),
+            event("acme", EventType::Bounced, 2),
+            event("globex", EventType::Sent, 3),
+        ];
+        let tasks = fan_out(&events, &endpoints);
+        let routed: Vec<(&str, &str)> = tasks
+            .iter()
+            .map(|t| (t.endpoint_id.as_str(), t.event_type.as_str()))
+            .collect();
+        assert_eq!(
+            routed,
+            [
+                ("all", "email.sent"),
+                ("all", "email.bounced"),
+                ("bounces", "email.bounced"),
+                ("other", "email.sent"),
+            ]
+        );
+        for (task, tenant) in tasks.iter().zip(["acme", "acme", "acme", "globex"]) {
+            assert_eq!(task.tenant, tenant);
+            assert_eq!(task.attempt, 0);
+        }
+        // The task carries the event's id and its payload exactly.
+        assert_eq!(tasks[0].event_id, events[0].id);
+        assert_eq!(tasks[0].payload, events[0].payload_json());
+    }
+
+    #[test]
+    fn the_previous_secret_signs_until_its_grace_ends() {
+        let mut e = endpoint("e", "acme", "[]", "enabled");
+        let previous = SigningSecret::from_random([2; 32]);
+        e.previous_secret = Some(previous.reveal());
+        e.previous_secret_expires_at = Some(1_000.0);
+        let current = SigningSecret::parse(&e.secret).unwrap();
+        assert_eq!(e.signing_secrets(999), [current.clone(), previous]);
+        assert_eq!(e.signing_secrets(1_000), std::slice::from_ref(&current));
+        // A stored secret that cannot be read signs nothing.
+        e.previous_secret = Some("whsec_broken!".into());
+        assert_eq!(e.signing_secrets(0), [current]);
+    }
+
+    #[test]
+    fn filters_name_known_types_once() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse_filter(&[]), Ok(vec![]));
+        assert_eq!(
+            parse_filter(&names(&["email.sent", "email.failed", "email.sent"])),
+            Ok(vec![EventType::Sent, EventType::Failed])
+        );
+        let e = parse_filter(&names(&["email.sent", "sent"])).unwrap_err();
+        assert!(
+            e.contains("\"sent\"") && e.contains("email.delivery_delayed"),
+            "{e}"
+        );
+    }
+}

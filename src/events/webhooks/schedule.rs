@@ -6,7 +6,8 @@
 //! replaces the list (tests compress it to seconds). A `2xx` delivers; a `410
 //! Gone` disables the endpoint (the receiver says it no longer exists); any
 //! other status, a timeout or a network failure is tried again. Redirects are
-//! not followed: a `3xx` is a failure like any other.
+//! not followed: a `3xx` is a failure like any other. A URL the policy
+//! refuses at delivery time is given up at once.
 //! Must not: perform I/O or read the clock; the attempt's result is an input.
 
 use crate::config::{ConfigError, err, split_list};
@@ -89,6 +90,9 @@ pub enum Answer {
     Timeout,
     /// The request could not be made (DNS, connection, TLS).
     Network(String),
+    /// Not sent: the endpoint's URL breaks the URL policy as it stands now
+    /// (`WEBHOOK_ALLOW_LOCAL_URLS` was turned off since it was created).
+    Refused(String),
 }
 
 impl Answer {
@@ -98,6 +102,7 @@ impl Answer {
             Answer::Status(code) => format!("HTTP {code}"),
             Answer::Timeout => "timed out".to_string(),
             Answer::Network(reason) => format!("request failed: {reason}"),
+            Answer::Refused(reason) => format!("not sent: {reason}"),
         }
     }
 }
@@ -132,6 +137,8 @@ pub fn verdict(answer: &Answer, attempt: u32, schedule: &RetrySchedule) -> Verdi
     match answer {
         Answer::Status(code) if (200..300).contains(code) => Verdict::Delivered,
         Answer::Status(410) => Verdict::Disable,
+        // Trying again cannot change the policy's answer.
+        Answer::Refused(_) => Verdict::GiveUp,
         _ => match schedule.delay_after(attempt) {
             Some(delay_seconds) => Verdict::Retry { delay_seconds },
             None => Verdict::GiveUp,
@@ -184,6 +191,7 @@ mod tests {
             (Answer::Timeout, 2, Verdict::Retry { delay_seconds: 2 }),
             (net.clone(), 1, Verdict::Retry { delay_seconds: 1 }),
             (net, 3, Verdict::GiveUp),
+            (Answer::Refused("private".into()), 1, Verdict::GiveUp),
         ];
         for (answer, attempt, want) in table {
             assert_eq!(
