@@ -9,5 +9,5 @@ pub mod bounce;
 pub mod model;
 pub mod time;
 
-pub use bounce::BounceClass;
+pub use bounce::{BounceCategory, BounceClass, bounce_field};
 pub use model::{EmailEvent, EventType};
