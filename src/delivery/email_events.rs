@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `delivered` (the smarthost's 2xx) | `email.sent`, never `email.delivered` | `smtp` |
 //! | `deferred` | `email.delivery_delayed` | `smtp` (when a reply decided it), `reason` |
-//! | `failed` by a 5xx reply | `email.bounced` | `smtp`, `bounce.type`: `hard` or `soft` ([`BounceClass`]) |
+//! | `failed` by a 5xx reply | `email.bounced` | `smtp`, `bounce`: `type` hard or soft and its `category` (`events::bounce`) |
 //! | `failed` otherwise (lifetime spent, no upstream, body lost, dead-lettered) | `email.failed` | `failed.reason`, `smtp` when a 4xx was the last reply |
 //! | `unknown` (the connection died after the data was sent) | `email.failed` | `failed.reason`, `failed.outcome: "unknown"`: the smarthost may have it; edgerelay does not send it again |
 //! | `pending`, `sending` | nothing | |
@@ -26,7 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::events::model::smtp_field;
-use crate::events::{BounceClass, EmailEvent, EventType};
+use crate::events::{EmailEvent, EventType, bounce_field};
 use crate::queue::DeliveryJob;
 
 use super::recipients::{RecipientResult, RecipientState};
@@ -58,13 +58,13 @@ pub fn of_recipient(job: &DeliveryJob, r: &RecipientResult, at_ms: u64) -> Optio
             vec![("reason", json!(r.reply_text))],
         ),
         RecipientState::Failed => match r.reply_code.filter(|c| (500..600).contains(c)) {
-            Some(code) => {
-                let class = match BounceClass::of(code, r.enhanced_code.as_deref(), &r.reply_text) {
-                    BounceClass::Hard => "hard",
-                    BounceClass::Soft | BounceClass::Transient => "soft",
-                };
-                (EventType::Bounced, vec![("bounce", json!({"type": class}))])
-            }
+            Some(code) => (
+                EventType::Bounced,
+                vec![(
+                    "bounce",
+                    bounce_field(code, r.enhanced_code.as_deref(), &r.reply_text),
+                )],
+            ),
             None => (
                 EventType::Failed,
                 vec![("failed", json!({"reason": r.reply_text}))],
@@ -301,6 +301,22 @@ mod tests {
             );
             assert_eq!(event.tenant, "acme");
         }
+    }
+
+    #[test]
+    fn a_bounce_carries_its_type_and_category() {
+        let r = result(
+            "a@example.net",
+            RecipientState::Failed,
+            Some(550),
+            Some("5.1.1"),
+            "no",
+        );
+        let event = of_recipient(&job(), &r, 1).unwrap();
+        assert_eq!(
+            event.data["bounce"],
+            json!({"type": "hard", "category": "invalid_mailbox"})
+        );
     }
 
     #[test]

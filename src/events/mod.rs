@@ -10,5 +10,5 @@ pub mod model;
 pub mod time;
 pub mod webhooks;
 
-pub use bounce::BounceClass;
+pub use bounce::{BounceCategory, BounceClass, bounce_field};
 pub use model::{EmailEvent, EventType};
