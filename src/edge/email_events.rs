@@ -20,6 +20,10 @@ use crate::events::webhooks::endpoint::fan_out;
 use super::d1::Db;
 use super::platform::{EVENTS_QUEUE, WEBHOOKS_QUEUE, load, now_ms};
 
+/// How old a delivery never sent to the queue must be before the sweep sends
+/// it: younger ones may be on their way from [`publish`].
+const PENDING_GRACE_MS: u64 = 60 * 1000;
+
 /// How late a queued webhook delivery must be before the sweep sends it again.
 const REDISPATCH_GRACE_MS: u64 = 10 * 60 * 1000;
 
@@ -54,13 +58,14 @@ pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
 }
 
 /// Sends the webhook deliveries that are due but have no queue message:
-/// never sent, or overdue by more than [`REDISPATCH_GRACE_MS`].
+/// never sent (and older than [`PENDING_GRACE_MS`]), or overdue by more than
+/// [`REDISPATCH_GRACE_MS`].
 pub async fn dispatch_due(env: &Env, db: &Db) {
     let now = now_ms();
-    match db
-        .due_deliveries(now, REDISPATCH_GRACE_MS, DISPATCH_LIMIT)
-        .await
-    {
+    let due = db
+        .due_deliveries(now, PENDING_GRACE_MS, REDISPATCH_GRACE_MS, DISPATCH_LIMIT)
+        .await;
+    match due {
         Ok(due) => {
             let tasks: Vec<WebhookTask> = due.iter().map(|d| d.task()).collect();
             send_tasks(env, db, &tasks).await;

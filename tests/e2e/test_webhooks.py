@@ -213,3 +213,21 @@ def test_webhook_api_validation_and_tenancy(start_worker, upstream, api_key):
     assert worker.request("DELETE", f"/v1/webhooks/{endpoint_id}", headers=bearer(second)).status == 200
     assert worker.request("GET", f"/v1/webhooks/{endpoint_id}", headers=worker.auth).status == 404
     assert worker.request("GET", "/v1/webhooks", headers=worker.auth).body["data"] == []
+
+
+def test_an_immediate_delivery_emits_the_same_events(start_worker, upstream, receiver):
+    server = upstream().start()
+    worker = start_worker(server.url, WEBHOOK_ALLOW_LOCAL_URLS="on")
+    created = create(worker, receiver.url("/every"))
+    assert created.status == 201, created.body
+
+    r = worker.request("POST", "/v1/messages?delivery=immediate", basic_message(to=[OK]),
+                       worker.auth)
+    assert r.status == 200, r.body
+    [delivery] = wait_for(lambda: receiver.to("/every"), timeout=30, what="the event")
+    payload = verified(delivery, created.body["secret"])
+    assert payload["type"] == "email.sent"
+    assert payload["data"]["email_id"] == r.body["id"]
+    assert payload["data"]["recipient"] == OK
+    [event] = worker.status(r.body["id"])["email_events"]
+    assert (event["id"], event["type"]) == (delivery.headers["webhook-id"], "email.sent")

@@ -222,12 +222,14 @@ impl Db {
     }
 
     /// Deliveries whose queue message is due but may not exist: pending ones
-    /// (never sent to the queue) and queued ones whose next attempt is more
-    /// than `grace_ms` late (a lost queue message), oldest first.
+    /// (never sent to the queue) stored more than `pending_grace_ms` ago
+    /// (younger ones may be on their way), and queued ones whose next attempt
+    /// is more than `queued_grace_ms` late (a lost queue message), oldest first.
     pub async fn due_deliveries(
         &self,
         now_ms: u64,
-        grace_ms: u64,
+        pending_grace_ms: u64,
+        queued_grace_ms: u64,
         limit: u32,
     ) -> Result<Vec<DueDelivery>> {
         self.prepare(
@@ -237,8 +239,8 @@ impl Db {
                 OR (state = 'queued' AND next_attempt_at <= ?2) \
              ORDER BY created_at LIMIT ?3",
             &[
-                n(now_ms),
-                n(now_ms.saturating_sub(grace_ms)),
+                n(now_ms.saturating_sub(pending_grace_ms)),
+                n(now_ms.saturating_sub(queued_grace_ms)),
                 n(u64::from(limit)),
             ],
         )?
