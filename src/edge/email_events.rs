@@ -11,14 +11,15 @@
 //! Owns the one way events are written and fanned out. Must not: build
 //! events (the core does) or decide which a stage emits.
 
-use worker::{Env, MessageBuilder, Result};
+use worker::{Env, Result};
 
 use crate::events::EmailEvent;
 use crate::events::webhooks::WebhookTask;
 use crate::events::webhooks::endpoint::fan_out;
 
 use super::d1::Db;
-use super::platform::{EVENTS_QUEUE, WEBHOOKS_QUEUE, load, now_ms};
+use super::platform::{load, now_ms};
+use super::queue_writer;
 
 /// How old a delivery never sent to the queue must be before the sweep sends
 /// it: younger ones may be on their way from [`publish`].
@@ -43,16 +44,9 @@ pub async fn record(db: &Db, events: &[EmailEvent]) -> Result<()> {
 pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
     let tasks = store(db, events).await?;
     send_tasks(env, db, &tasks).await;
-    if let Ok(queue) = env.queue(EVENTS_QUEUE) {
-        let payloads: Vec<_> = events
-            .iter()
-            .map(|e| MessageBuilder::new(e.payload_json()).build())
-            .collect();
-        if !payloads.is_empty()
-            && let Err(e) = queue.send_batch(payloads).await
-        {
-            worker::console_warn!("edgerelay: could not send events to the EVENTS queue: {e}");
-        }
+    let payloads = events.iter().map(EmailEvent::payload_json).collect();
+    if let Err(e) = queue_writer::send_events(env, payloads).await {
+        worker::console_warn!("edgerelay: could not send events to the EVENTS queue: {e}");
     }
     Ok(())
 }
@@ -101,21 +95,11 @@ pub(crate) async fn send_tasks(env: &Env, db: &Db, tasks: &[WebhookTask]) {
             return;
         }
     };
-    let queue = match env.queue(WEBHOOKS_QUEUE) {
-        Ok(q) => q,
-        Err(e) => {
-            worker::console_error!("edgerelay: the webhooks queue is not bound: {e}");
-            return;
-        }
-    };
     let secrets = &loaded.settings.queue_secrets;
     // A queue batch takes at most 100 messages.
     for chunk in tasks.chunks(100) {
-        let messages: Vec<_> = chunk
-            .iter()
-            .map(|t| MessageBuilder::new(t.seal(secrets)).build())
-            .collect();
-        match queue.send_batch(messages).await {
+        let sealed = chunk.iter().map(|t| t.seal(secrets)).collect();
+        match queue_writer::send_webhook_tasks(env, sealed, None).await {
             Ok(()) => {
                 if let Err(e) = db.mark_queued(chunk, now_ms()).await {
                     worker::console_warn!(

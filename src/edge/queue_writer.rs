@@ -1,7 +1,8 @@
-//! The one place that writes to the queues: jobs (now or delayed) and dead
-//! letters. Every other edge file sends through here, so every job and dead
-//! letter edgerelay writes is sealed under `QUEUE_SECRET` (see
-//! `queue::seal`): the consumer refuses whatever is not.
+//! The one place that writes to the queues: jobs (now or delayed), dead
+//! letters, webhook tasks and, when bound, events. Every other edge file
+//! sends through here, so every job, dead letter and webhook task edgerelay
+//! writes is sealed under `QUEUE_SECRET` (see `queue::seal`): the consumers
+//! refuse whatever is not.
 //!
 //! Must not: decide what to send or when; the core builds the bodies and
 //! says the delay.
@@ -11,7 +12,7 @@ use worker::{Env, MessageBuilder};
 use crate::delivery::outage::FromQueue;
 use crate::queue::{DeadLetter, QueueBody};
 
-use super::platform::{DEAD_LETTER_QUEUE, JOBS_QUEUE, load};
+use super::platform::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, JOBS_QUEUE, WEBHOOKS_QUEUE, load};
 
 /// A body's sealed text. Without readable settings nothing can be sealed:
 /// the error names the setting at fault, never a value.
@@ -58,4 +59,41 @@ pub async fn send_dead_letter(env: &Env, letter: DeadLetter) -> worker::Result<(
     env.queue(DEAD_LETTER_QUEUE)?
         .send(MessageBuilder::new(text).build())
         .await
+}
+
+/// Sends sealed webhook tasks (`events::webhooks::WebhookTask::seal`) to the
+/// webhooks queue, in order, delivered after `delay` seconds if given. At
+/// most 100 at once (the queue's batch limit).
+pub async fn send_webhook_tasks(
+    env: &Env,
+    sealed: Vec<String>,
+    delay: Option<u32>,
+) -> worker::Result<()> {
+    let messages: Vec<_> = sealed
+        .into_iter()
+        .map(|text| {
+            let message = MessageBuilder::new(text);
+            match delay {
+                Some(seconds) => message.delay_seconds(seconds).build(),
+                None => message.build(),
+            }
+        })
+        .collect();
+    env.queue(WEBHOOKS_QUEUE)?.send_batch(messages).await
+}
+
+/// Sends event payloads to the optional `EVENTS` queue; nothing to do when
+/// it is not bound.
+pub async fn send_events(env: &Env, payloads: Vec<String>) -> worker::Result<()> {
+    let Ok(queue) = env.queue(EVENTS_QUEUE) else {
+        return Ok(());
+    };
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<_> = payloads
+        .into_iter()
+        .map(|p| MessageBuilder::new(p).build())
+        .collect();
+    queue.send_batch(messages).await
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use worker::{
-    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method,
     QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect,
 };
 
@@ -28,7 +28,8 @@ use crate::queue::QueueSecrets;
 use super::d1::Db;
 use super::d1::webhooks::AttemptRecord;
 use super::outage::InHand;
-use super::platform::{WEBHOOKS_QUEUE, load, now_ms};
+use super::platform::{load, now_ms};
+use super::queue_writer;
 
 /// How long a queue message waits before the platform tries it again after
 /// storage trouble.
@@ -156,14 +157,8 @@ async fn deliver(
     if let Verdict::Retry { delay_seconds } = verdict {
         // Queued before it is recorded: a retry is never recorded without
         // the message that carries it.
-        let message = MessageBuilder::new(task.next().seal(secrets))
-            .delay_seconds(delay_seconds)
-            .build();
-        let sent = match env.queue(WEBHOOKS_QUEUE) {
-            Ok(q) => q.send(message).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
+        let sealed = vec![task.next().seal(secrets)];
+        if let Err(e) = queue_writer::send_webhook_tasks(env, sealed, Some(delay_seconds)).await {
             worker::console_warn!("edgerelay: could not queue a webhook retry: {e}");
             return false;
         }
