@@ -53,9 +53,11 @@ def test_events_are_signed_ordered_retried_and_410_disables(start_worker, upstre
                                                              api_key):
     server = upstream(behaviour=Behaviour(
         data_failures=1, rcpt_replies={GONE: "550 5.1.1 No such user"})).start()
-    keys, _, _ = tenant_keys(api_key)
+    keys, _, other = tenant_keys(api_key)
     worker = start_worker(server.url, API_KEYS=keys, WEBHOOK_ALLOW_LOCAL_URLS="on",
                           WEBHOOK_RETRY_SCHEDULE="1,1,1")
+    # Another tenant's endpoint, which must never receive this tenant's events.
+    assert create(worker, receiver.url("/globex"), key=other).status == 201
 
     every = create(worker, receiver.url("/every"))
     assert every.status == 201, every.body
@@ -132,6 +134,9 @@ def test_events_are_signed_ordered_retried_and_410_disables(start_worker, upstre
     assert [(a["status_code"], a["outcome"]) for a in gone_attempts] == [(410, "endpoint_disabled")]
     gone_types = [json.loads(d.body)["type"] for d in receiver.to("/gone")]
     assert "email.sent" not in gone_types, gone_types
+
+    # Every event went out long ago; none to the other tenant.
+    assert receiver.to("/globex") == []
 
     # After a rotation both secrets verify the next delivery (a test event).
     rotated = worker.request("POST", f"/v1/webhooks/{every.body['id']}/rotate-secret",
