@@ -3,6 +3,11 @@
 //! webhook signing key) and `event-data`. edgerelay's message id travels in
 //! `user-variables` (set through `X-Mailgun-Variables`).
 //!
+//! Mailgun signs the timestamp and token, not the event: a captured
+//! signature could carry other event data until it goes stale, so the edge
+//! also refuses a token it has seen (kept for the freshness window), and an
+//! event only counts for the message its id names, checked against the
+//! stored message.
 //! Owns: verifying and reading one request. Must not: trust an unverified
 //! body.
 
@@ -228,10 +233,7 @@ mod tests {
             verify_and_read(&good, &[KEY.into()], NOW + 3600),
             Err(Refused::Stale)
         );
-        // The event changed after signing: still verifies the timestamp and
-        // token only, as Mailgun signs; what is trusted is the signature's
-        // freshness and the key, and the message id is checked against the
-        // stored message by the caller.
+        // A token that is not the one signed.
         let mut tampered: Value = serde_json::from_slice(&good).unwrap();
         tampered["signature"]["token"] = json!("another-token");
         assert_eq!(
