@@ -1,5 +1,5 @@
-//! The smarthost providers' own event webhooks: Mailgun, SendGrid and
-//! Postmark tell edgerelay what became of a message after their relay took
+//! The smarthost providers' own event webhooks: Mailgun, SendGrid, Postmark
+//! and Amazon SES (through SNS) tell edgerelay what became of a message after their relay took
 //! it (delivered, bounced, complained), with their own evidence.
 //!
 //! Each provider's module verifies a request the provider's way and reads
@@ -13,12 +13,14 @@
 pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
+pub mod ses;
 
 use crate::events::{BounceClass, EventType};
 
 /// The custom-data field edgerelay sets to its message id in every
 /// provider's header (`X-Mailgun-Variables`, SendGrid's `X-SMTPAPI`
-/// `unique_args`, Postmark's `X-PM-Metadata-edgerelay_id`).
+/// `unique_args`, Postmark's `X-PM-Metadata-edgerelay_id`, SES's
+/// `X-SES-MESSAGE-TAGS`).
 pub const MESSAGE_ID_FIELD: &str = "edgerelay_id";
 
 /// How far a signed timestamp may be from now before a request is refused
@@ -31,6 +33,8 @@ pub enum Provider {
     Mailgun,
     SendGrid,
     Postmark,
+    /// Amazon SES, through Amazon SNS.
+    Ses,
 }
 
 impl Provider {
@@ -39,6 +43,7 @@ impl Provider {
             Provider::Mailgun => "mailgun",
             Provider::SendGrid => "sendgrid",
             Provider::Postmark => "postmark",
+            Provider::Ses => "ses",
         }
     }
 }
