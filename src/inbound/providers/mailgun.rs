@@ -17,21 +17,11 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::events::BounceClass;
+use crate::queue::seal::decode_hex32;
 
 use super::{MESSAGE_ID_FIELD, Provider, ProviderEvent, ProviderEventKind, Refused, fresh, quoted};
 
 type HmacSha256 = Hmac<Sha256>;
-
-fn hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
 
 /// Verifies `body` under any of `signing_keys` and reads its event.
 pub fn verify_and_read(
@@ -48,7 +38,7 @@ pub fn verify_and_read(
     else {
         return Err(Refused::Unsigned);
     };
-    let claimed = hex32(claimed).ok_or(Refused::BadSignature)?;
+    let claimed = decode_hex32(claimed).ok_or(Refused::BadSignature)?;
     let mut matched = subtle::Choice::from(0);
     for key in signing_keys {
         let Ok(mut mac) = HmacSha256::new_from_slice(key.as_bytes()) else {

@@ -16,6 +16,7 @@ pub mod sendgrid;
 pub mod ses;
 
 use crate::events::{BounceClass, EventType};
+use crate::inbound::fields::is_enhanced_code;
 
 /// The custom-data field edgerelay sets to its message id in every
 /// provider's header (`X-Mailgun-Variables`, SendGrid's `X-SMTPAPI`
@@ -140,26 +141,17 @@ fn fresh(signed_at: u64, now_seconds: u64) -> Result<(), Refused> {
 fn quoted(code: u16, enhanced: Option<&str>, text: &str) -> QuotedReply {
     let text = text.trim();
     let (found, rest) = match text.split_once(' ') {
-        Some((first, rest)) if looks_enhanced(first) => (Some(first), rest),
+        Some((first, rest)) if is_enhanced_code(first) => (Some(first), rest),
         _ => (None, text),
     };
     QuotedReply {
         code,
         enhanced: enhanced
-            .filter(|e| looks_enhanced(e))
+            .filter(|e| is_enhanced_code(e))
             .or(found)
             .map(str::to_string),
         text: rest.to_string(),
     }
-}
-
-fn looks_enhanced(word: &str) -> bool {
-    let parts: Vec<&str> = word.split('.').collect();
-    parts.len() == 3
-        && matches!(parts.first(), Some(&"2" | &"4" | &"5"))
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
