@@ -7,6 +7,7 @@
 //! the clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
+pub mod engagement;
 pub mod model;
 pub mod time;
 pub mod webhooks;

@@ -12,7 +12,7 @@ use mail_parser::{Message, MimeHeaders, PartType};
 
 use crate::events::{BounceClass, EventType};
 
-use super::fields::{self, Block};
+use super::fields::{self, Block, is_enhanced_code};
 use super::unreadable::{MAX_REPORT_RECIPIENTS, Unreadable};
 
 /// What the reporting server did for one recipient (RFC 3464 §2.3.3).
@@ -153,15 +153,6 @@ impl RecipientReport {
             Action::Relayed | Action::Expanded => None,
         }
     }
-}
-
-fn is_enhanced_code(word: &str) -> bool {
-    let parts: Vec<&str> = word.split('.').collect();
-    parts.len() == 3
-        && matches!(parts.first(), Some(&"2" | &"4" | &"5"))
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The text of a part as a string, whatever the parser made of it.

@@ -91,6 +91,17 @@ pub fn typed_address(value: &str, decode: bool) -> String {
     }
 }
 
+/// Whether `word` is an enhanced status code (RFC 3463): `2`, `4` or `5`,
+/// then two numbers of one to three digits.
+pub fn is_enhanced_code(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && matches!(parts.first(), Some(&"2" | &"4" | &"5"))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,7 +192,8 @@ fn mac(secret: &[u8], purpose: Purpose, text: &str) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes.
+pub fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
     }
