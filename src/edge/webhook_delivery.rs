@@ -134,25 +134,16 @@ async fn deliver(
     };
     let done = now_ms();
     let verdict = verdict(&answer, attempt, &settings.schedule);
-    let next_attempt_at_ms = match verdict {
-        Verdict::Retry { delay_seconds } => Some(done + u64::from(delay_seconds) * 1000),
-        _ => None,
-    };
     let record = AttemptRecord {
         task,
         attempt,
         at_ms: started,
-        status_code: match answer {
-            Answer::Status(code) => Some(code),
-            _ => None,
-        },
+        status_code: answer.status_code(),
         outcome: verdict.as_str(),
-        error: match &answer {
-            Answer::Status(code) if (200..300).contains(code) => None,
-            other => Some(other.describe()),
-        },
+        delivery_state: verdict.delivery_state(),
+        error: answer.error(),
         duration_ms: done.saturating_sub(started),
-        next_attempt_at_ms,
+        next_attempt_at_ms: verdict.next_attempt_at_ms(done),
     };
     if let Verdict::Retry { delay_seconds } = verdict {
         // Queued before it is recorded: a retry is never recorded without

@@ -13,6 +13,7 @@ use worker::{D1PreparedStatement, Result};
 
 use crate::events::webhooks::WebhookTask;
 use crate::events::webhooks::endpoint::{EndpointRow, EndpointStatus};
+use crate::events::webhooks::schedule::DeliveryState;
 use crate::http::webhooks::{AttemptRow, NewEndpoint};
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
@@ -52,6 +53,8 @@ pub struct AttemptRecord<'a> {
     pub at_ms: u64,
     pub status_code: Option<u16>,
     pub outcome: &'static str,
+    /// The delivery row's new state.
+    pub delivery_state: DeliveryState,
     pub error: Option<String>,
     pub duration_ms: u64,
     pub next_attempt_at_ms: Option<u64>,
@@ -202,7 +205,7 @@ impl Db {
                 self.prepare(
                     "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_id, tenant, \
                        event_type, payload, state, attempts, next_attempt_at, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?7, 0, ?6, ?6, ?6)",
                     &[
                         s(&t.endpoint_id),
                         s(&t.event_id),
@@ -210,6 +213,7 @@ impl Db {
                         s(&t.event_type),
                         s(&t.payload),
                         n(now_ms),
+                        s(DeliveryState::Pending.as_str()),
                     ],
                 )
             })
@@ -235,13 +239,15 @@ impl Db {
         self.prepare(
             "SELECT endpoint_id, event_id, tenant, event_type, payload, attempts \
              FROM webhook_deliveries \
-             WHERE (state = 'pending' AND next_attempt_at <= ?1) \
-                OR (state = 'queued' AND next_attempt_at <= ?2) \
+             WHERE (state = ?4 AND next_attempt_at <= ?1) \
+                OR (state = ?5 AND next_attempt_at <= ?2) \
              ORDER BY created_at LIMIT ?3",
             &[
                 n(now_ms.saturating_sub(pending_grace_ms)),
                 n(now_ms.saturating_sub(queued_grace_ms)),
                 n(u64::from(limit)),
+                s(DeliveryState::Pending.as_str()),
+                s(DeliveryState::Queued.as_str()),
             ],
         )?
         .all()
@@ -255,10 +261,16 @@ impl Db {
             .iter()
             .map(|t| {
                 self.prepare(
-                    "UPDATE webhook_deliveries SET state = 'queued', next_attempt_at = ?3, \
+                    "UPDATE webhook_deliveries SET state = ?5, next_attempt_at = ?3, \
                        updated_at = ?3 WHERE endpoint_id = ?1 AND event_id = ?2 \
-                       AND state IN ('pending', 'queued')",
-                    &[s(&t.endpoint_id), s(&t.event_id), n(due_ms)],
+                       AND state IN (?4, ?5)",
+                    &[
+                        s(&t.endpoint_id),
+                        s(&t.event_id),
+                        n(due_ms),
+                        s(DeliveryState::Pending.as_str()),
+                        s(DeliveryState::Queued.as_str()),
+                    ],
                 )
             })
             .collect::<Result<Vec<_>>>()?;
@@ -267,10 +279,6 @@ impl Db {
 
     /// Records one attempt and the delivery's new state, at once.
     pub async fn record_webhook_attempt(&self, r: &AttemptRecord<'_>) -> Result<()> {
-        let state = match r.outcome {
-            "retrying" => "queued",
-            other => other,
-        };
         self.batch(vec![
             self.prepare(
                 "INSERT INTO webhook_attempts (endpoint_id, tenant, event_id, event_type, attempt, \
@@ -296,7 +304,7 @@ impl Db {
                 &[
                     s(&r.task.endpoint_id),
                     s(&r.task.event_id),
-                    s(state),
+                    s(r.delivery_state.as_str()),
                     n(u64::from(r.attempt)),
                     opt_n(r.next_attempt_at_ms),
                     n(r.at_ms),
@@ -321,9 +329,15 @@ impl Db {
                 ],
             )?,
             self.prepare(
-                "UPDATE webhook_deliveries SET state = 'endpoint_disabled', updated_at = ?2 \
-                 WHERE endpoint_id = ?1 AND state IN ('pending', 'queued')",
-                &[s(id), n(now_ms)],
+                "UPDATE webhook_deliveries SET state = ?3, updated_at = ?2 \
+                 WHERE endpoint_id = ?1 AND state IN (?4, ?5)",
+                &[
+                    s(id),
+                    n(now_ms),
+                    s(DeliveryState::EndpointDisabled.as_str()),
+                    s(DeliveryState::Pending.as_str()),
+                    s(DeliveryState::Queued.as_str()),
+                ],
             )?,
         ])
         .await

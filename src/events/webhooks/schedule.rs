@@ -96,6 +96,22 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The receiver's status code, when it answered.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Answer::Status(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, for the attempts list; `None` for a `2xx`.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Answer::Status(code) if (200..300).contains(code) => None,
+            other => Some(other.describe()),
+        }
+    }
+
     /// How the attempt is shown in the attempts list.
     pub fn describe(&self) -> String {
         match self {
@@ -103,6 +119,32 @@ impl Answer {
             Answer::Timeout => "timed out".to_string(),
             Answer::Network(reason) => format!("request failed: {reason}"),
             Answer::Refused(reason) => format!("not sent: {reason}"),
+        }
+    }
+}
+
+/// Where one event's delivery to one endpoint stands (`webhook_deliveries.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Stored with its event; its queue message is not known to be sent.
+    Pending,
+    /// On the queue, due at its `next_attempt_at`.
+    Queued,
+    Delivered,
+    /// The schedule is spent.
+    Failed,
+    /// The endpoint answered 410 Gone (to this or another delivery).
+    EndpointDisabled,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Queued => "queued",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::EndpointDisabled => "endpoint_disabled",
         }
     }
 }
@@ -128,6 +170,25 @@ impl Verdict {
             Verdict::Disable => "endpoint_disabled",
             Verdict::Retry { .. } => "retrying",
             Verdict::GiveUp => "failed",
+        }
+    }
+
+    /// The delivery's state after the attempt: queued while a retry waits
+    /// on the queue.
+    pub fn delivery_state(self) -> DeliveryState {
+        match self {
+            Verdict::Delivered => DeliveryState::Delivered,
+            Verdict::Disable => DeliveryState::EndpointDisabled,
+            Verdict::Retry { .. } => DeliveryState::Queued,
+            Verdict::GiveUp => DeliveryState::Failed,
+        }
+    }
+
+    /// When the next attempt is due, if one follows an attempt that ended at `at_ms`.
+    pub fn next_attempt_at_ms(self, at_ms: u64) -> Option<u64> {
+        match self {
+            Verdict::Retry { delay_seconds } => Some(at_ms + u64::from(delay_seconds) * 1000),
+            _ => None,
         }
     }
 }
@@ -200,6 +261,28 @@ mod tests {
                 "{answer:?} on attempt {attempt}"
             );
         }
+    }
+
+    #[test]
+    fn what_an_attempt_records() {
+        let retry = Verdict::Retry { delay_seconds: 5 };
+        assert_eq!(retry.delivery_state(), DeliveryState::Queued);
+        assert_eq!(retry.next_attempt_at_ms(1_000), Some(6_000));
+        assert_eq!(
+            Verdict::Delivered.delivery_state(),
+            DeliveryState::Delivered
+        );
+        assert_eq!(
+            Verdict::Disable.delivery_state(),
+            DeliveryState::EndpointDisabled
+        );
+        assert_eq!(Verdict::GiveUp.delivery_state(), DeliveryState::Failed);
+        assert_eq!(Verdict::GiveUp.next_attempt_at_ms(1_000), None);
+        assert_eq!(Answer::Status(204).error(), None);
+        assert_eq!(Answer::Status(204).status_code(), Some(204));
+        assert_eq!(Answer::Status(500).error().as_deref(), Some("HTTP 500"));
+        assert_eq!(Answer::Timeout.status_code(), None);
+        assert_eq!(Answer::Timeout.error().as_deref(), Some("timed out"));
     }
 
     #[test]
