@@ -16,20 +16,11 @@ use worker::{Env, Result};
 use crate::events::EmailEvent;
 use crate::events::webhooks::WebhookTask;
 use crate::events::webhooks::endpoint::fan_out;
+use crate::events::webhooks::schedule::{DISPATCH_LIMIT, PENDING_GRACE_MS, REDISPATCH_GRACE_MS};
 
 use super::d1::Db;
 use super::platform::{load, now_ms};
 use super::queue_writer;
-
-/// How old a delivery never sent to the queue must be before the sweep sends
-/// it: younger ones may be on their way from [`publish`].
-const PENDING_GRACE_MS: u64 = 60 * 1000;
-
-/// How late a queued webhook delivery must be before the sweep sends it again.
-const REDISPATCH_GRACE_MS: u64 = 10 * 60 * 1000;
-
-/// The most deliveries one sweep run sends.
-const DISPATCH_LIMIT: u32 = 200;
 
 /// Stores `events` with their webhook deliveries (nothing to do for none).
 /// The deliveries wait for [`dispatch_due`]; use [`publish`] where the
@@ -52,8 +43,8 @@ pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
 }
 
 /// Sends the webhook deliveries that are due but have no queue message:
-/// never sent (and older than [`PENDING_GRACE_MS`]), or overdue by more than
-/// [`REDISPATCH_GRACE_MS`].
+/// never sent (and older than `PENDING_GRACE_MS`), or overdue by more than
+/// `REDISPATCH_GRACE_MS` (see `events::webhooks::schedule`).
 pub async fn dispatch_due(env: &Env, db: &Db) {
     let now = now_ms();
     let due = db

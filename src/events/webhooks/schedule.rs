@@ -7,13 +7,25 @@
 //! Gone` disables the endpoint (the receiver says it no longer exists); any
 //! other status, a timeout or a network failure is tried again. Redirects are
 //! not followed: a `3xx` is a failure like any other. A URL the policy
-//! refuses at delivery time is given up at once.
+//! refuses at delivery time is given up at once. A delivery whose queue
+//! message never went out, or is long overdue, is sent again by the sweep.
 //! Must not: perform I/O or read the clock; the attempt's result is an input.
 
 use crate::config::{ConfigError, err, split_list};
 
 /// The spec's delays, in seconds, after each failed attempt.
 pub const DEFAULT_DELAYS_SECONDS: [u32; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
+
+/// How old a delivery never sent to the queue must be before the sweep sends
+/// it: younger ones may be on their way from the code that stored them.
+pub const PENDING_GRACE_MS: u64 = 60 * 1000;
+
+/// How late a queued delivery must be before the sweep takes its queue
+/// message for lost and sends it again.
+pub const REDISPATCH_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// The most deliveries one sweep run sends.
+pub const DISPATCH_LIMIT: u32 = 200;
 
 /// The longest delay a queue message may carry (12 hours).
 const MAX_DELAY_SECONDS: u32 = 43_200;
