@@ -8,6 +8,7 @@
 pub mod bounce;
 pub mod engagement;
 pub mod model;
+pub mod reputation;
 pub mod time;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};
