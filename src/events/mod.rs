@@ -9,6 +9,7 @@ pub mod bounce;
 pub mod engagement;
 pub mod model;
 pub mod reputation;
+pub mod rollup;
 pub mod time;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};
