@@ -19,6 +19,7 @@ pub mod plan;
 pub mod policy;
 pub mod recipients;
 pub mod recovery;
+pub mod screen;
 pub mod settings;
 pub mod settle;
 pub mod upstream;

@@ -1,12 +1,14 @@
 //! After the hand-off: the event stream a tenant sees (and webhooks deliver),
 //! and the rules about addresses that must not be mailed again.
 //!
-//! Owns: the event types and their stable payload ([`model`]), and how a
-//! permanent refusal is classed ([`bounce`]). Must not: perform I/O or read
+//! Owns: the event types and their stable payload ([`model`]), how a
+//! permanent refusal is classed ([`bounce`]), and the suppression list's
+//! rules ([`suppression`]: which entries apply, what a refusal adds). Must not: perform I/O or read
 //! the clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
 pub mod model;
+pub mod suppression;
 pub mod time;
 
 pub use bounce::BounceClass;

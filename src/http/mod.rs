@@ -12,4 +12,5 @@ pub mod cors;
 pub mod delivery_mode;
 pub mod listing;
 pub mod routes;
+pub mod suppressions;
 pub mod views;
