@@ -37,9 +37,7 @@ def suppressions(worker, key=None, **query):
 
 
 def email_event_types(record, recipient):
-    return [e["type"] for e in record.get("email_events", [])
-            if e.get("recipient") == recipient
-            or e.get("payload", {}).get("data", {}).get("recipient") == recipient]
+    return [e["type"] for e in record["email_events"] if e["recipient"] == recipient]
 
 
 def test_a_550_5_1_1_at_rcpt_suppresses_and_a_policy_550_does_not(start_worker, upstream):
@@ -67,21 +65,22 @@ def test_a_550_5_1_1_at_rcpt_suppresses_and_a_policy_550_does_not(start_worker, 
 
     # The next send: the suppressed address never reaches the server, the
     # others go on, the policy-refused one is tried again.
-    status, second, _ = worker.send(basic_message(to=[ok, gone.upper(), spam]))
+    shouted = "Gone@example.net"
+    status, second, _ = worker.send(basic_message(to=[ok, shouted, spam]))
     assert status == 202, second
     record = final_status(worker, second["id"])
     assert server.handler.rcpt_commands.count(gone) == 1, "the suppressed address was sent"
-    assert gone.upper() not in server.handler.rcpt_commands
+    assert shouted not in server.handler.rcpt_commands
     assert server.handler.rcpt_commands.count(spam) == 2
     by_address = {r["address"]: r for r in record["recipients"]}
-    held = by_address[gone.upper()]
+    held = by_address[shouted]
     assert held["state"] == "suppressed" and held["reply_code"] is None, held
     assert "hard_bounce" in held["reply_text"] and first["id"] in held["reply_text"]
     assert by_address[ok]["state"] == "delivered"
     assert record["status"] == "partially_delivered", record
     timeline = [e for e in record["events"] if e["kind"] == "suppressed"]
-    assert len(timeline) == 1 and gone.upper() in timeline[0]["detail"], record["events"]
-    assert "email.suppressed" in email_event_types(record, gone.upper()), record["email_events"]
+    assert len(timeline) == 1 and shouted in timeline[0]["detail"], record["events"]
+    assert "email.suppressed" in email_event_types(record, shouted), record["email_events"]
     assert "email.suppressed" not in email_event_types(record, ok)
 
     # Every recipient suppressed: nothing is sent at all.
