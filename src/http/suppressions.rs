@@ -127,6 +127,20 @@ fn reasons_rule() -> String {
     format!("must be one of: {}", names.join(", "))
 }
 
+/// The latest `expires_at`: the end of the year 9999, Unix seconds.
+pub const MAX_EXPIRES_AT: u64 = 253_402_300_799;
+
+/// A JSON number that is a whole, non-negative number of seconds (`5` or
+/// `5.0`; JSON Schema calls both integers).
+fn whole_seconds(n: &serde_json::Number) -> Option<u64> {
+    if let Some(s) = n.as_u64() {
+        return Some(s);
+    }
+    let f = n.as_f64()?;
+    // Any larger is out of range anyway; the cast is exact below 2^53.
+    (f >= 0.0 && f.fract() == 0.0 && f < 9.0e15).then_some(f as u64)
+}
+
 /// The fields an entry of an add may have.
 const ADD_FIELDS: [&str; 5] = ["address", "scope", "reason", "expires_at", "detail"];
 
@@ -261,8 +275,16 @@ pub fn parse_add(body: &[u8], tenant: &str, now_ms: u64) -> Result<Vec<Entry>, A
         };
         let expires_at_ms = match take("expires_at") {
             None | Some(Value::Null) => Some(None),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(s) if s.saturating_mul(1000) > now_ms => Some(Some(s.saturating_mul(1000))),
+            Some(Value::Number(n)) => match whole_seconds(&n) {
+                Some(s) if s > MAX_EXPIRES_AT => {
+                    problem(
+                        "expires_at",
+                        "out_of_range",
+                        format!("must be at most {MAX_EXPIRES_AT} (the end of the year 9999)"),
+                    );
+                    None
+                }
+                Some(s) if s * 1000 > now_ms => Some(Some(s * 1000)),
                 Some(_) => {
                     problem(
                         "expires_at",
@@ -651,6 +673,14 @@ mod tests {
                 vec![("suppressions[0].expires_at", "invalid_time")],
             ),
             (
+                json!({"suppressions": [{"address": "a@x.net", "expires_at": -1}]}),
+                vec![("suppressions[0].expires_at", "invalid_time")],
+            ),
+            (
+                json!({"suppressions": [{"address": "a@x.net", "expires_at": MAX_EXPIRES_AT + 1}]}),
+                vec![("suppressions[0].expires_at", "out_of_range")],
+            ),
+            (
                 json!({"suppressions": [{"address": "a@x.net", "detail": "d".repeat(501)}]}),
                 vec![("suppressions[0].detail", "too_long")],
             ),
@@ -679,6 +709,10 @@ mod tests {
         assert_eq!(e.status, 422);
         let spaced = add(json!({"suppressions": [{"address": " a@x.net\t"}]})).unwrap();
         assert_eq!(spaced[0].address, "a@x.net");
+        // `5.0` is a whole number, as JSON Schema says.
+        let later = (NOW / 1000 + 60) as f64;
+        let whole = add(json!({"suppressions": [{"address": "a@x.net", "expires_at": later}]}));
+        assert_eq!(whole.unwrap()[0].expires_at_ms, Some(NOW + 60_000));
         let many: Vec<Value> = (0..=MAX_ADD)
             .map(|i| json!({"address": format!("u{i}@x.net")}))
             .collect();

@@ -85,7 +85,7 @@ def suppression_add_keeps_unstated_rules(body) -> bool:
         seen.add(key)
         expires_at = entry.get("expires_at")
         # A minute's margin for the time the request takes to arrive.
-        if isinstance(expires_at, int) and expires_at <= time.time() + 60:
+        if isinstance(expires_at, (int, float)) and expires_at <= time.time() + 60:
             return False
     return True
 
