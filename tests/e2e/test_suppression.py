@@ -150,6 +150,10 @@ def test_the_list_is_the_tenants_and_refuses_what_breaks_its_rules(start_worker,
     status, held, _ = worker.send(basic_message(to="bob@example.net"), key=acme_2)
     assert final_status(worker, held["id"], key=acme_2)["status"] == "suppressed"
     assert server.deliveries_to("bob@example.net") == 1
+    # An entry for a topic never holds back a transactional message.
+    status, sent, _ = worker.send(basic_message(to="carol@example.net"))
+    assert final_status(worker, sent["id"])["status"] == "delivered"
+    assert server.deliveries_to("carol@example.net") == 1
 
     # Pages with a cursor, newest first.
     status, body, _ = worker.request("POST", "/v1/suppressions", {"suppressions": [
