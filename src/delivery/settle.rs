@@ -341,8 +341,9 @@ fn status_after(
 /// The suppression entries of the recipients an upstream refused for good
 /// with a reply that says the address is bad. A recipient failed without a
 /// reply (given up at the end of its lifetime) or for policy or content is
-/// never suppressed.
-fn hard_bounces(job: &DeliveryJob, results: &[RecipientResult], now_ms: u64) -> Vec<Entry> {
+/// never suppressed. The edge also writes them with each transaction's
+/// results, so an attempt that dies before it settles loses none.
+pub fn hard_bounces(job: &DeliveryJob, results: &[RecipientResult], now_ms: u64) -> Vec<Entry> {
     results
         .iter()
         .filter(|r| r.state == RecipientState::Failed)

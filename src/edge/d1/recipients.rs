@@ -11,6 +11,7 @@ use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
 use crate::delivery::{Event, RecipientResult, RecipientState};
+use crate::events::suppression::Entry;
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
@@ -55,6 +56,20 @@ impl Db {
         now_ms: u64,
     ) -> Result<()> {
         let statements = self.recipient_statements(message_id, results, counts, now_ms)?;
+        self.batch(statements).await
+    }
+
+    /// Records a transaction's results the moment they are known, with the
+    /// suppression entries its hard bounces add, in one batch.
+    pub async fn record_results(
+        &self,
+        message_id: &str,
+        results: &[RecipientResult],
+        suppress: &[Entry],
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut statements = self.recipient_statements(message_id, results, true, now_ms)?;
+        statements.extend(self.suppression_statement(suppress)?);
         self.batch(statements).await
     }
 
