@@ -200,6 +200,24 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             return Err(err("API_KEYS", format!("key `{}`: {TENANT_RULE}", k.id)));
         }
     }
+    // A key without a `tenant` is its own tenant, named by its id. If
+    // another key names that as its tenant, the two would share records
+    // without either entry saying so: the operator must say it.
+    for k in keys.iter().filter(|k| k.tenant.is_none()) {
+        if let Some(other) = keys
+            .iter()
+            .find(|o| o.tenant.as_deref() == Some(k.id.as_str()))
+        {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}` has no tenant, so it is tenant `{}`, which key `{}` also names; \
+                     give key `{}` a tenant explicitly",
+                    k.id, k.id, other.id, k.id
+                ),
+            ));
+        }
+    }
     Ok(keys
         .into_iter()
         .map(|mut k| {

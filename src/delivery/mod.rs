@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod screen;
 pub mod settings;
 pub mod settle;
+pub mod shaping;
 pub mod upstream;
 
 pub use attempt::{AttemptReport, Outgoing};

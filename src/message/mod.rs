@@ -11,6 +11,7 @@ pub mod address;
 pub mod compose;
 pub mod dkim;
 pub mod error;
+pub mod links;
 pub mod request;
 pub mod validate;
 
