@@ -1,15 +1,19 @@
 //! After the hand-off: the event stream a tenant sees (and webhooks deliver),
 //! and the rules about addresses that must not be mailed again.
 //!
-//! Owns: the event types and their stable payload ([`model`]), and how a
-//! permanent refusal is classed ([`bounce`]). Must not: perform I/O or read
-//! the clock; the edge records and delivers what this module builds.
+//! Owns: the event types and their stable payload ([`model`]), how a
+//! permanent refusal is classed ([`bounce`]), the suppression list's rules
+//! ([`suppression`]: which entries apply, what a refusal adds), who opened
+//! or clicked ([`engagement`]), the reputation guard ([`reputation`]) and
+//! the statistics' counters ([`rollup`]). Must not: perform I/O or read the
+//! clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
 pub mod engagement;
 pub mod model;
 pub mod reputation;
 pub mod rollup;
+pub mod suppression;
 pub mod time;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};

@@ -3,7 +3,8 @@
 //! Owns: the route table (paths, their methods, the `Allow` of a 405), the
 //! `202` answer of an accepted message, the batch endpoint's per-item
 //! results, listing queries and cursors, the views of stored messages, CORS
-//! for publishable keys, and the delivery mode query parameter.
+//! for publishable keys, the delivery mode query parameter, and the
+//! `/v1/suppressions` queries, bodies and views.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -12,4 +13,5 @@ pub mod cors;
 pub mod delivery_mode;
 pub mod listing;
 pub mod routes;
+pub mod suppressions;
 pub mod views;

@@ -17,6 +17,10 @@ pub enum Endpoint {
     SubmitForm,
     /// The CORS preflight of [`Endpoint::SubmitForm`].
     FormPreflight,
+    ListSuppressions,
+    AddSuppressions,
+    /// With the address from the path.
+    RemoveSuppression,
     BenchSigning,
     BenchSmtp,
 }
@@ -32,6 +36,9 @@ impl Endpoint {
                 | Endpoint::ListMessages
                 | Endpoint::SendBatch
                 | Endpoint::GetMessage
+                | Endpoint::ListSuppressions
+                | Endpoint::AddSuppressions
+                | Endpoint::RemoveSuppression
         )
     }
 }
@@ -89,6 +96,19 @@ const ROUTES: &[Resource] = &[
             ("POST", Endpoint::SubmitForm),
             ("OPTIONS", Endpoint::FormPreflight),
         ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("suppressions")],
+        methods: &[
+            ("GET", Endpoint::ListSuppressions),
+            ("POST", Endpoint::AddSuppressions),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("suppressions"), Id],
+        methods: &[("DELETE", Endpoint::RemoveSuppression)],
         bench: false,
     },
     Resource {
@@ -176,6 +196,15 @@ mod tests {
             ),
             ("POST", "/v1/forms/submit", found(SubmitForm, None)),
             ("OPTIONS", "/v1/forms/submit", found(FormPreflight, None)),
+            ("GET", "/v1/suppressions", found(ListSuppressions, None)),
+            ("POST", "/v1/suppressions", found(AddSuppressions, None)),
+            (
+                "DELETE",
+                "/v1/suppressions/bob%40x.net",
+                found(RemoveSuppression, Some("bob%40x.net")),
+            ),
+            ("DELETE", "/v1/suppressions", allow("GET, POST")),
+            ("GET", "/v1/suppressions/bob@x.net", allow("DELETE")),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -212,12 +241,15 @@ mod tests {
     }
 
     #[test]
-    fn only_the_message_routes_take_secret_keys() {
+    fn only_the_message_and_suppression_routes_take_secret_keys() {
         for (method, path) in [
             ("POST", "/v1/messages"),
             ("GET", "/v1/messages"),
             ("POST", "/v1/messages/batch"),
             ("GET", "/v1/messages/x"),
+            ("GET", "/v1/suppressions"),
+            ("POST", "/v1/suppressions"),
+            ("DELETE", "/v1/suppressions/a@x.net"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");

@@ -1,7 +1,8 @@
 //! The one handle on the D1 database, opened once per invocation, and all of
 //! edgerelay's SQL, grouped by what it is about: messages and their events,
 //! recipients, idempotency keys, delivery leases, upstream health, what the
-//! reconciliation sweep reads, and the views of stored messages.
+//! reconciliation sweep reads, the views of stored messages, and the
+//! tenants' suppression lists.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -14,6 +15,7 @@ mod keys;
 mod leases;
 mod messages;
 mod recipients;
+mod suppressions;
 mod sweep;
 mod views;
 
