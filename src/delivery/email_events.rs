@@ -9,6 +9,7 @@
 //! | `failed` otherwise (lifetime spent, no upstream, body lost, dead-lettered) | `email.failed` | `failed.reason`, `smtp` when a 4xx was the last reply |
 //! | `unknown` (the connection died after the data was sent) | `email.failed` | `failed.reason`, `failed.outcome: "unknown"`: the smarthost may have it; edgerelay does not send it again |
 //! | `pending`, `sending` | nothing | |
+//! | `suppressed` | nothing here: screening emits `email.suppressed` when it holds the recipient back | |
 //!
 //! A smarthost's acceptance says the message left edgerelay, not that the
 //! recipient's server has it: `email.delivered` needs evidence of final
@@ -51,7 +52,10 @@ pub fn of_recipient(job: &DeliveryJob, r: &RecipientResult, at_ms: u64) -> Optio
         .reply_code
         .map(|code| smtp_field(code, r.enhanced_code.as_deref(), &r.reply_text));
     let (event_type, fields) = match r.state {
-        RecipientState::Pending | RecipientState::Sending => return None,
+        // Screening emits `email.suppressed` when it holds a recipient back.
+        RecipientState::Pending | RecipientState::Sending | RecipientState::Suppressed => {
+            return None;
+        }
         RecipientState::Delivered => (EventType::Sent, vec![]),
         RecipientState::Deferred => (
             EventType::DeliveryDelayed,
@@ -147,6 +151,7 @@ mod tests {
                 status: MessageStatus::Delivered,
                 last_error: None,
                 next_attempt_at: None,
+                suppress: Vec::new(),
             }),
             follow_up: FollowUp::Ack,
             release_body: None,
@@ -270,6 +275,16 @@ mod tests {
             ),
             (Pending, None, None, "", None, None, None, None),
             (Sending, None, None, "", None, None, None, None),
+            (
+                Suppressed,
+                None,
+                None,
+                "on the suppression list",
+                None,
+                None,
+                None,
+                None,
+            ),
         ];
         for (state, code, enhanced, text, want, bounce, smtp, outcome) in table {
             let r = result("a@example.net", *state, *code, *enhanced, text);

@@ -1,11 +1,12 @@
 //! Delivery: from a job to its upstream, and from the attempt's outcome to
 //! what must be recorded and sent next.
 //!
-//! Owns: screening recorded recipients, upstreams with their health and
-//! failover, an attempt's outcome, the retry policy, settlement (`settle`,
-//! a [`Settlement`] value the edge executes), the classification of queue
-//! messages, the immediate-delivery lease plan, the delivery lease and the
-//! reconciliation sweep (`recovery`), and delivery's own settings.
+//! Owns: screening recorded recipients and suppressed ones (`screen`),
+//! upstreams with their health and failover, an attempt's outcome, the
+//! retry policy, settlement (`settle`, a [`Settlement`] value the edge
+//! executes), the classification of queue messages, the immediate-delivery
+//! lease plan, the delivery lease and the reconciliation sweep
+//! (`recovery`), and delivery's own settings.
 //! Must not: open sockets, read the clock, or touch storage; times and random
 //! jitter are passed in, and the edge writes and sends what these decide.
 
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod policy;
 pub mod recipients;
 pub mod recovery;
+pub mod screen;
 pub mod settings;
 pub mod settle;
 pub mod shaping;

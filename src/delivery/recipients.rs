@@ -30,6 +30,9 @@ pub enum RecipientState {
     /// upstream may have the message, so it becomes `Unknown` (see
     /// [`stale_in_flight`]) and is never sent again.
     Sending,
+    /// Held back by the tenant's suppression list before any upstream saw
+    /// the address (see `delivery::screen`); never sent.
+    Suppressed,
 }
 
 impl RecipientState {
@@ -41,6 +44,7 @@ impl RecipientState {
             RecipientState::Failed => "failed",
             RecipientState::Unknown => "unknown",
             RecipientState::Sending => "sending",
+            RecipientState::Suppressed => "suppressed",
         }
     }
 
@@ -52,12 +56,14 @@ impl RecipientState {
             "failed" => RecipientState::Failed,
             "unknown" => RecipientState::Unknown,
             "sending" => RecipientState::Sending,
+            "suppressed" => RecipientState::Suppressed,
             _ => return None,
         })
     }
 
     /// No further attempt may go to this recipient: sending again could
-    /// duplicate (delivered, unknown, sending) or is pointless (failed).
+    /// duplicate (delivered, unknown, sending), is pointless (failed) or
+    /// was ruled out (suppressed).
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -65,6 +71,7 @@ impl RecipientState {
                 | RecipientState::Failed
                 | RecipientState::Unknown
                 | RecipientState::Sending
+                | RecipientState::Suppressed
         )
     }
 }
@@ -219,21 +226,32 @@ pub fn still_to_deliver(rcpt_to: &[String], recorded: &[(String, RecipientState)
 
 /// The message's status from all its recipients' states.
 ///
-/// `deferred` while any recipient awaits another attempt; `queued` while one
-/// is pending or in flight (a stale marker is settled `unknown` by the next
-/// attempt); then `unknown` if any may or may not have it; `delivered` when
-/// all have it; `failed` when none does; `partially_delivered` otherwise.
+/// Suppressed recipients were never meant to be sent the message, so they
+/// do not count: the status is that of the others, and `suppressed` when
+/// every recipient is. Of the others: `deferred` while any recipient awaits
+/// another attempt; `queued` while one is pending or in flight (a stale
+/// marker is settled `unknown` by the next attempt); then `unknown` if any
+/// may or may not have it; `delivered` when all have it; `failed` when none
+/// does; `partially_delivered` otherwise.
 pub fn message_status(states: &[RecipientState]) -> MessageStatus {
-    let any = |s: RecipientState| states.contains(&s);
     if states.is_empty() {
-        MessageStatus::Queued
+        return MessageStatus::Queued;
+    }
+    let counted: Vec<RecipientState> = states
+        .iter()
+        .copied()
+        .filter(|s| *s != RecipientState::Suppressed)
+        .collect();
+    let any = |s: RecipientState| counted.contains(&s);
+    if counted.is_empty() {
+        MessageStatus::Suppressed
     } else if any(RecipientState::Deferred) {
         MessageStatus::Deferred
     } else if any(RecipientState::Pending) || any(RecipientState::Sending) {
         MessageStatus::Queued
     } else if any(RecipientState::Unknown) {
         MessageStatus::Unknown
-    } else if states.iter().all(|s| *s == RecipientState::Delivered) {
+    } else if counted.iter().all(|s| *s == RecipientState::Delivered) {
         MessageStatus::Delivered
     } else if any(RecipientState::Delivered) {
         MessageStatus::PartiallyDelivered
@@ -390,7 +408,9 @@ mod tests {
             ("c@x.net".to_string(), Failed),
             ("d@x.net".to_string(), Unknown),
             ("e@x.net".to_string(), Sending),
+            ("f@x.net".to_string(), Suppressed),
         ];
+        let rcpts = [rcpts, vec!["F@x.net".to_string()]].concat();
         assert_eq!(
             still_to_deliver(&rcpts, &recorded),
             vec!["b@x.net".to_string()]
@@ -437,6 +457,15 @@ mod tests {
             (&[Unknown, Deferred], "deferred"),
             (&[Delivered, Sending], "queued"),
             (&[Sending, Deferred], "deferred"),
+            // Suppressed recipients do not count; all of them: `suppressed`.
+            (&[Suppressed], "suppressed"),
+            (&[Suppressed, Suppressed], "suppressed"),
+            (&[Delivered, Suppressed], "delivered"),
+            (&[Failed, Suppressed], "failed"),
+            (&[Delivered, Failed, Suppressed], "partially_delivered"),
+            (&[Pending, Suppressed], "queued"),
+            (&[Deferred, Suppressed], "deferred"),
+            (&[Unknown, Suppressed], "unknown"),
         ];
         for (states, expected) in table {
             assert_eq!(message_status(states).as_str(), *expected, "{states:?}");
@@ -446,7 +475,9 @@ mod tests {
     #[test]
     fn states_round_trip_through_text() {
         use RecipientState::*;
-        for s in [Pending, Delivered, Deferred, Failed, Unknown, Sending] {
+        for s in [
+            Pending, Delivered, Deferred, Failed, Unknown, Sending, Suppressed,
+        ] {
             assert_eq!(RecipientState::parse(s.as_str()), Some(s));
         }
         assert_eq!(RecipientState::parse("sent"), None);

@@ -5,12 +5,15 @@
 //! the recorded ones, the message status, the events (one `bounced` per
 //! recipient refused for good, then one for the attempt), whether the attempt
 //! counts, when the next one is due, who carries it (a new queue message, or
-//! an immediate delivery's safety job), when to dead-letter, and when a body
-//! kept in the bucket can be released (only at an end state: a retry needs it).
+//! an immediate delivery's safety job), when to dead-letter, when a body
+//! kept in the bucket can be released (only at an end state: a retry needs
+//! it), and which refusals add the address to the tenant's suppression list
+//! (hard bounces only, see `events::suppression::from_refusal`).
 //! The queue consumer and immediate deliveries both settle here, so their
 //! records are the same.
 //! Must not: perform I/O or read the clock; the time and the jitter are inputs.
 
+use crate::events::suppression::{Entry, Refusal, from_refusal};
 use crate::queue::{DeadLetter, DeliveryJob, EventKind, MessageStatus, QueueBody};
 
 use super::attempt::AttemptReport;
@@ -69,6 +72,9 @@ pub struct Record {
     pub last_error: Option<String>,
     /// When the next attempt is due, Unix seconds; `None` clears it.
     pub next_attempt_at: Option<u64>,
+    /// Entries to add to the tenant's suppression list (an entry already
+    /// there for the address and scope is replaced).
+    pub suppress: Vec<Entry>,
 }
 
 /// What becomes of the queue message (if any) that carried the job.
@@ -167,6 +173,7 @@ pub fn settle(
     };
     let last_error = error_for(status, &last.detail);
     events.push(last);
+    let suppress = hard_bounces(job, &results, now_ms);
     Settlement {
         message_id: job.id.clone(),
         record: Some(Record {
@@ -177,6 +184,7 @@ pub fn settle(
             status,
             last_error,
             next_attempt_at,
+            suppress,
         }),
         follow_up,
         release_body,
@@ -205,6 +213,7 @@ pub fn settle_recorded(
         status,
         last_error: error_for(status, REDELIVERY_DETAIL),
         next_attempt_at: None,
+        suppress: Vec::new(),
     });
     Settlement {
         message_id: job.id.clone(),
@@ -305,6 +314,7 @@ fn given_up(
             status,
             last_error: error_for(status, reason),
             next_attempt_at: None,
+            suppress: Vec::new(),
         }),
         follow_up: FollowUp::Ack,
         release_body: job.body_ref.clone(),
@@ -326,6 +336,27 @@ fn status_after(
     }
     let list: Vec<RecipientState> = states.iter().map(|(_, s)| *s).collect();
     message_status(&list)
+}
+
+/// The suppression entries of the recipients an upstream refused for good
+/// with a reply that says the address is bad. A recipient failed without a
+/// reply (given up at the end of its lifetime) or for policy or content is
+/// never suppressed. The edge also writes them with each transaction's
+/// results, so an attempt that dies before it settles loses none.
+pub fn hard_bounces(job: &DeliveryJob, results: &[RecipientResult], now_ms: u64) -> Vec<Entry> {
+    results
+        .iter()
+        .filter(|r| r.state == RecipientState::Failed)
+        .filter_map(|r| {
+            let refusal = Refusal {
+                address: &r.address,
+                code: r.reply_code?,
+                enhanced: r.enhanced_code.as_deref(),
+                text: &r.reply_text,
+            };
+            from_refusal(job.tenant(), &job.id, refusal, now_ms)
+        })
+        .collect()
 }
 
 /// The `bounced` event of a recipient refused for good: its address and the reply.

@@ -8,7 +8,9 @@
 //! immediate deliveries' safety jobs (`safety_net`); take each message's
 //! delivery lease (`delivery_lease`: one delivery at a time, no job without a
 //! row); record stale in-flight recipients `unknown`, drop recipients already
-//! recorded final and settle the jobs none is left of; then, group by group
+//! recorded final and settle the jobs none is left of; hold back the
+//! recipients on their tenants' suppression lists (`screening`) and settle
+//! the jobs none is left of; then, group by group
 //! (at most `delivery::plan::MAX_GROUP_BODY_BYTES` of bodies held at once),
 //! fetch the bodies kept in the bucket, deliver and record (`lifecycle`),
 //! settle (`delivery::settle`) and carry out each settlement; let go of the
@@ -42,6 +44,7 @@ use super::d1::Db;
 use super::lifecycle::{self, Executed};
 use super::outage::{InHand, Outage};
 use super::platform::{Loaded, load, now_ms};
+use super::screening::{self, Screened};
 use super::{delivery_lease, producer_intake, provenance, queue_writer, random, safety_net};
 
 /// Recipients' recorded states, as `settle` reads them.
@@ -156,6 +159,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     }
     // So are the recorded recipients: a job with none left needs no body.
     let work = skip_recorded(&env, &db, &outage, work).await;
+    // No upstream sees an address on its tenant's suppression list.
+    let work = screen_suppressed(&env, &db, &outage, work).await;
     let mut delivered = Ok(());
     for group in groups(&env, &db, &outage, work).await {
         let ready = load_bodies(&env, &db, &outage, group).await;
@@ -219,7 +224,7 @@ async fn skip_recorded(
                 }
             };
             let settlement = settle_recorded(&job, &states, current);
-            run(env, db, outage, &message, &job, settlement).await;
+            run(env, db, outage, &message, Some(&job), settlement).await;
         } else {
             pending.push((message, DeliveryJob { rcpt_to, ..job }, states));
         }
@@ -227,19 +232,54 @@ async fn skip_recorded(
     pending
 }
 
-/// Carries out a settlement of a queue message; a record D1 refused is
-/// storage trouble: the message is tried again later, from its records.
+/// Holds back the recipients on their tenants' suppression lists (see
+/// `screening`); a job with none left is settled here. Without the list, or
+/// without the record of what it held, nothing is delivered now.
+async fn screen_suppressed(
+    env: &Env,
+    db: &Db,
+    outage: &Outage<'_>,
+    work: Vec<Pending>,
+) -> Vec<Pending> {
+    let jobs: Vec<&DeliveryJob> = work.iter().map(|(_, job, _)| job).collect();
+    let entries = match screening::entries_for(db, &jobs).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            worker::console_error!("edgerelay: could not read the suppression lists: {e}");
+            for (message, _, _) in &work {
+                outage.meet(env, message, Trouble::Records).await;
+            }
+            return Vec::new();
+        }
+    };
+    let mut pending = Vec::with_capacity(work.len());
+    for (message, job, states) in work {
+        match screening::screen_job(env, db, job, states, &entries).await {
+            Screened::Go(job, states, _) => pending.push((message, job, states)),
+            Screened::Settle(settlement) => run(env, db, outage, &message, None, settlement).await,
+            Screened::NotRecorded => outage.meet(env, &message, Trouble::Records).await,
+        }
+    }
+    pending
+}
+
+/// Carries out a settlement of a queue message, with the events of the
+/// stream it emits when it settles an attempt at `job`; a record D1 refused
+/// is storage trouble: the message is tried again later, from its records.
 async fn run(
     env: &Env,
     db: &Db,
     outage: &Outage<'_>,
     message: &InHand,
-    job: &DeliveryJob,
+    job: Option<&DeliveryJob>,
     settlement: Settlement,
 ) {
-    if lifecycle::execute_for(env, db, Some(&message.raw), job, settlement).await
-        == Executed::NotRecorded
-    {
+    let raw = Some(&message.raw);
+    let executed = match job {
+        Some(job) => lifecycle::execute_for(env, db, raw, job, settlement).await,
+        None => lifecycle::execute(env, db, raw, settlement).await,
+    };
+    if executed == Executed::NotRecorded {
         outage.meet(env, message, Trouble::Records).await;
     }
 }
@@ -256,7 +296,7 @@ async fn groups(env: &Env, db: &Db, outage: &Outage<'_>, work: Vec<Pending>) -> 
             Body::Ready(size) => size,
             Body::Missing(reason) => {
                 let settlement = body_lost(&job, &states, None, &reason);
-                run(env, db, outage, &message, &job, settlement).await;
+                run(env, db, outage, &message, Some(&job), settlement).await;
                 continue;
             }
             Body::Unavailable(reason) => {
@@ -288,7 +328,9 @@ async fn load_bodies(env: &Env, db: &Db, outage: &Outage<'_>, group: Vec<Pending
         let lost = |reason: &str| body_lost(&job, &states, None, reason);
         match bodies::load(env, job.clone()).await {
             Body::Ready(outgoing) => ready.push((message, outgoing, states)),
-            Body::Missing(reason) => run(env, db, outage, &message, &job, lost(&reason)).await,
+            Body::Missing(reason) => {
+                run(env, db, outage, &message, Some(&job), lost(&reason)).await
+            }
             Body::Unavailable(reason) => {
                 worker::console_warn!("edgerelay: {reason}");
                 outage.meet(env, &message, Trouble::Bodies).await;
@@ -343,7 +385,7 @@ async fn deliver(
         settled.truncate(*after);
     }
     for (message, job, settlement) in settled {
-        run(env, db, outage, &message, &job, settlement).await;
+        run(env, db, outage, &message, Some(&job), settlement).await;
     }
     match crash {
         Some((_, message)) => Err(worker::Error::RustError(message)),

@@ -2,8 +2,9 @@
 //! queued mode (stored, leased, safety job enqueued), then deliver it within
 //! the request and answer with the SMTP result.
 //!
-//! The attempt runs through the consumer's own code (`lifecycle`), so the
-//! records are identical to a queued delivery's. Why this can neither lose
+//! The recipients are screened against the tenant's suppression list and the
+//! attempt runs through the consumer's own code (`screening`, `lifecycle`),
+//! so the records are identical to a queued delivery's. Why this can neither lose
 //! nor duplicate a message is explained in `delivery::immediate`. Once the
 //! message is accepted, nothing here answers with an error: whatever goes
 //! wrong afterwards, the safety job finishes the work, and the caller is told
@@ -17,14 +18,15 @@ use worker::{Context, Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::immediate::ImmediatePlan;
-use crate::delivery::{Carrier, Outgoing, RetryPolicy, settle};
+use crate::delivery::{Carrier, Outgoing, RetryPolicy, Settlement, settle};
 use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
-use super::lifecycle::{Executed, deliver_recording, execute_for};
+use super::lifecycle::{Executed, deliver_recording, execute, execute_for};
 use super::platform::{Loaded, now_ms};
+use super::screening::{self, Screened};
 use super::smtp_driver::with_timeout;
 use super::{
     accept,
@@ -81,6 +83,30 @@ async fn attempt(
             return None;
         }
     };
+    // No upstream sees an address on the tenant's suppression list; without
+    // the list, the safety job delivers once the lease runs out.
+    let entries = match screening::entries_for(&db, &[&job]).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            worker::console_warn!(
+                "edgerelay: immediate delivery of {id} left to its safety job: the suppression list is unavailable: {e}"
+            );
+            return None;
+        }
+    };
+    let (job, screened_states, held) =
+        match screening::screen_job(env, &db, job, Vec::new(), &entries).await {
+            Screened::Go(job, states, held) => (job, states, held),
+            Screened::Settle(settlement) => {
+                let answer = settlement
+                    .record
+                    .as_ref()
+                    .map(|r| immediate_answer(&id, r.status, &r.recipients, None));
+                let record_by = started + plan.record_by_ms;
+                return finish(env, &db, &id, None, settlement, record_by, answer).await;
+            }
+            Screened::NotRecorded => return None,
+        };
     let settings = &loaded.settings.delivery;
     let outgoing = Outgoing::new(job);
 
@@ -98,22 +124,52 @@ async fn attempt(
     let policy = RetryPolicy::new(settings.retry);
     let settlement = settle(
         &outgoing.job,
-        &[],
+        &screened_states,
         attempt,
         &policy,
         now_ms(),
         random::unit(),
         Carrier::SafetyJob,
     );
-    let answer = settlement
-        .record
-        .as_ref()
-        .map(|r| immediate_answer(&id, r.status, &r.recipients, r.next_attempt_at));
+    let answer = settlement.record.as_ref().map(|r| {
+        let recipients = [held.as_slice(), r.recipients.as_slice()].concat();
+        immediate_answer(&id, r.status, &recipients, r.next_attempt_at)
+    });
+    let record_by = started + plan.record_by_ms;
+    finish(
+        env,
+        &db,
+        &id,
+        Some(&outgoing.job),
+        settlement,
+        record_by,
+        answer,
+    )
+    .await
+}
+
+/// Records the settlement (with the events of the stream it emits, given the
+/// job whose attempt it settles) and releases the lease by `record_by_ms`
+/// (the plan's deadline for it, Unix ms); then the answer, or `None` (the
+/// safety job settles once the lease runs out).
+async fn finish(
+    env: &Env,
+    db: &Db,
+    id: &str,
+    job: Option<&DeliveryJob>,
+    settlement: Settlement,
+    record_by_ms: u64,
+    answer: Option<(u16, serde_json::Value)>,
+) -> Option<(u16, serde_json::Value)> {
     // The record and the release must be done before the lease can run out.
     let recorded = async {
-        match execute_for(env, &db, None, &outgoing.job, settlement).await {
+        let executed = match job {
+            Some(job) => execute_for(env, db, None, job, settlement).await,
+            None => execute(env, db, None, settlement).await,
+        };
+        match executed {
             Executed::Done => {
-                if let Err(e) = db.release_lease(&id).await {
+                if let Err(e) = db.release_lease(id).await {
                     // The record is final, so the safety job finds nothing to do.
                     worker::console_warn!("edgerelay: could not release the lease on {id}: {e}");
                 }
@@ -122,7 +178,7 @@ async fn attempt(
             Executed::NotRecorded => false,
         }
     };
-    let budget = (started + plan.record_by_ms).saturating_sub(now_ms());
+    let budget = record_by_ms.saturating_sub(now_ms());
     if with_timeout(recorded, budget).await == Some(true) {
         return answer;
     }

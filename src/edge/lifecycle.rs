@@ -11,7 +11,8 @@
 //!    dot does not go out;
 //! 2. as soon as the upstream's reply to the dot arrives, each recipient's
 //!    result (delivered, failed, deferred, unknown) replaces the marker,
-//!    while the session carries on with the next message.
+//!    with the suppression entries its hard bounces add, while the session
+//!    carries on with the next message.
 //!
 //! An attempt that dies between the two leaves the marker; the next attempt
 //! (under the message's delivery lease, so never a live one's) records it
@@ -39,6 +40,7 @@ use crate::delivery::email_events::of_settlement;
 use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::{from_transaction, in_flight};
+use crate::delivery::settle::hard_bounces;
 use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
 use crate::queue::DeliveryJob;
 use crate::smtp::TransactionOutcome;
@@ -106,7 +108,9 @@ pub(crate) async fn deliver_recording(
         while let Some((index, results)) = rx.next().await {
             let Some(out) = jobs.get(index) else { continue };
             let id = &out.job.id;
-            let written = with_retries(|| db.record_recipients(id, &results, true, now_ms())).await;
+            let suppress = hard_bounces(&out.job, &results, now_ms());
+            let written =
+                with_retries(|| db.record_results(id, &results, &suppress, now_ms())).await;
             if let Err(e) = written {
                 worker::console_error!("edgerelay: could not record a transaction: {e}");
             }

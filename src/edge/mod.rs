@@ -31,8 +31,10 @@ mod provenance;
 mod queue_writer;
 mod random;
 mod safety_net;
+mod screening;
 mod signing;
 mod smtp_driver;
+mod suppressions;
 mod sweep;
 mod webhook_delivery;
 mod webhooks;
@@ -183,6 +185,22 @@ async fn route(
                     let url = req.url().map_err(internal)?;
                     webhooks::attempts(&env, &key, id, &url).await
                 }
+            }
+        }
+        Endpoint::ListSuppressions | Endpoint::AddSuppressions | Endpoint::RemoveSuppression => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            let db = d1::Db::open(&env).map_err(internal)?;
+            match endpoint {
+                Endpoint::ListSuppressions => suppressions::list(&db, &key, &url).await,
+                Endpoint::AddSuppressions => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    suppressions::add(&db, &key, &body).await
+                }
+                _ => suppressions::remove(&db, &key, id, &url).await,
             }
         }
         #[cfg(feature = "diagnostics")]

@@ -2,13 +2,19 @@
 //! and the rules about addresses that must not be mailed again.
 //!
 //! Owns: the event types and their stable payload ([`model`]), how a
-//! permanent refusal is classed ([`bounce`]), and the rules of webhooks
-//! ([`webhooks`]: URL policy, fan-out, signing, retries). Must not: perform I/O or read
-//! the clock; the edge records and delivers what this module builds.
+//! permanent refusal is classed ([`bounce`]), the suppression list's rules
+//! ([`suppression`]: which entries apply, what a refusal adds), who opened
+//! or clicked ([`engagement`]), the reputation guard ([`reputation`]), the
+//! statistics' counters ([`rollup`]) and the rules of webhooks ([`webhooks`]:
+//! URL policy, fan-out, signing, retries). Must not: perform I/O or read the
+//! clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
 pub mod engagement;
 pub mod model;
+pub mod reputation;
+pub mod rollup;
+pub mod suppression;
 pub mod time;
 pub mod webhooks;
 

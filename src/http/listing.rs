@@ -15,13 +15,14 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
 /// Statuses a message can have, as the API shows them.
-pub const STATUSES: [&str; 6] = [
+pub const STATUSES: [&str; 7] = [
     "queued",
     "deferred",
     "delivered",
     "partially_delivered",
     "failed",
     "unknown",
+    "suppressed",
 ];
 
 /// Where the previous page ended.

@@ -3,8 +3,9 @@
 //! Owns: the route table (paths, their methods, the `Allow` of a 405), the
 //! `202` answer of an accepted message, the batch endpoint's per-item
 //! results, listing queries and cursors, the views of stored messages, CORS
-//! for publishable keys, the delivery mode query parameter, and the requests
-//! and answers of `/v1/webhooks`.
+//! for publishable keys, the delivery mode query parameter, the
+//! `/v1/suppressions` queries, bodies and views, and the requests and
+//! answers of `/v1/webhooks`.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -13,5 +14,6 @@ pub mod cors;
 pub mod delivery_mode;
 pub mod listing;
 pub mod routes;
+pub mod suppressions;
 pub mod views;
 pub mod webhooks;

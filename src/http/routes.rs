@@ -17,6 +17,10 @@ pub enum Endpoint {
     SubmitForm,
     /// The CORS preflight of [`Endpoint::SubmitForm`].
     FormPreflight,
+    ListSuppressions,
+    AddSuppressions,
+    /// With the address from the path.
+    RemoveSuppression,
     BenchSigning,
     BenchSmtp,
     ListWebhooks,
@@ -47,6 +51,9 @@ impl Endpoint {
                 | Endpoint::RotateWebhookSecret
                 | Endpoint::TestWebhook
                 | Endpoint::ListWebhookAttempts
+                | Endpoint::ListSuppressions
+                | Endpoint::AddSuppressions
+                | Endpoint::RemoveSuppression
         )
     }
 }
@@ -115,6 +122,14 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("suppressions")],
+        methods: &[
+            ("GET", Endpoint::ListSuppressions),
+            ("POST", Endpoint::AddSuppressions),
+        ],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("webhooks"), Id],
         methods: &[
             ("GET", Endpoint::GetWebhook),
@@ -140,6 +155,11 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("webhooks"), Id, Literal("attempts")],
         methods: &[("GET", Endpoint::ListWebhookAttempts)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("suppressions"), Id],
+        methods: &[("DELETE", Endpoint::RemoveSuppression)],
         bench: false,
     },
     Resource {
@@ -253,6 +273,15 @@ mod tests {
             ("PUT", "/v1/webhooks/wh_1", allow("GET, DELETE")),
             ("GET", "/v1/webhooks/wh_1/test", allow("POST")),
             ("GET", "/v1/webhooks/wh_1/other", Routed::NotFound),
+            ("GET", "/v1/suppressions", found(ListSuppressions, None)),
+            ("POST", "/v1/suppressions", found(AddSuppressions, None)),
+            (
+                "DELETE",
+                "/v1/suppressions/bob%40x.net",
+                found(RemoveSuppression, Some("bob%40x.net")),
+            ),
+            ("DELETE", "/v1/suppressions", allow("GET, POST")),
+            ("GET", "/v1/suppressions/bob@x.net", allow("DELETE")),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -289,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_message_and_webhook_routes_take_secret_keys() {
+    fn only_the_message_webhook_and_suppression_routes_take_secret_keys() {
         for (method, path) in [
             ("POST", "/v1/messages"),
             ("GET", "/v1/messages"),
@@ -302,6 +331,9 @@ mod tests {
             ("POST", "/v1/webhooks/x/rotate-secret"),
             ("POST", "/v1/webhooks/x/test"),
             ("GET", "/v1/webhooks/x/attempts"),
+            ("GET", "/v1/suppressions"),
+            ("POST", "/v1/suppressions"),
+            ("DELETE", "/v1/suppressions/a@x.net"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");

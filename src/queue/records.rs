@@ -24,16 +24,19 @@ pub enum MessageStatus {
     /// The connection died after the data was sent: the upstream may have
     /// it, so it is not sent again.
     Unknown,
+    /// Every recipient is on the tenant's suppression list: nothing was sent.
+    Suppressed,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 6] = [
+    pub const ALL: [MessageStatus; 7] = [
         MessageStatus::Queued,
         MessageStatus::Deferred,
         MessageStatus::Delivered,
         MessageStatus::PartiallyDelivered,
         MessageStatus::Failed,
         MessageStatus::Unknown,
+        MessageStatus::Suppressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl MessageStatus {
             MessageStatus::PartiallyDelivered => "partially_delivered",
             MessageStatus::Failed => "failed",
             MessageStatus::Unknown => "unknown",
+            MessageStatus::Suppressed => "suppressed",
         }
     }
 
@@ -59,6 +63,7 @@ impl MessageStatus {
                 | MessageStatus::PartiallyDelivered
                 | MessageStatus::Failed
                 | MessageStatus::Unknown
+                | MessageStatus::Suppressed
         )
     }
 }
@@ -90,10 +95,13 @@ pub enum EventKind {
     /// valid seal, or not matching the stored message); nothing was sent
     /// and the message's status did not change.
     ForgedJobRefused,
+    /// A recipient was held back by the suppression list (the address and
+    /// the entry in the detail); it was never sent the message.
+    Suppressed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -105,6 +113,7 @@ impl EventKind {
         EventKind::DeadLettered,
         EventKind::SafetyCheck,
         EventKind::ForgedJobRefused,
+        EventKind::Suppressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +129,7 @@ impl EventKind {
             EventKind::DeadLettered => "dead_lettered",
             EventKind::SafetyCheck => "safety_check",
             EventKind::ForgedJobRefused => "forged_job_refused",
+            EventKind::Suppressed => "suppressed",
         }
     }
 
@@ -135,6 +145,7 @@ impl EventKind {
             MessageStatus::PartiallyDelivered => EventKind::PartiallyDelivered,
             MessageStatus::Failed => EventKind::Failed,
             MessageStatus::Unknown => EventKind::Unknown,
+            MessageStatus::Suppressed => EventKind::Suppressed,
         }
     }
 }
@@ -167,7 +178,13 @@ mod tests {
             .collect();
         assert_eq!(
             finals,
-            ["delivered", "partially_delivered", "failed", "unknown"]
+            [
+                "delivered",
+                "partially_delivered",
+                "failed",
+                "unknown",
+                "suppressed"
+            ]
         );
     }
 }

@@ -71,6 +71,9 @@ def test_every_answer_keeps_the_published_contract(start_worker, upstream, api_k
         # A cursor of the shape the API gives out (created at 0, id "0"):
         # valid, and past every message.
         EDGERELAY_CURSOR=base64.urlsafe_b64encode(b"0.0").decode().rstrip("="),
+        # The suppression list's: created at 0, past every entry.
+        EDGERELAY_SUPPRESSION_CURSOR=base64.urlsafe_b64encode(
+            b'[0,"a@example.net","all"]').decode().rstrip("="),
     )
     runs = {
         "server routes": schemathesis(worker.url, env, tmp_path, "--exclude-path", FORM_ROUTE),
@@ -99,6 +102,8 @@ METHOD_PROBES = [
     ("GET", "/v1/messages/batch", "POST"),
     ("DELETE", "/v1/messages/0123456789abcdef0123456789abcdef", "GET"),
     ("PURGE", "/v1/forms/submit", "POST, OPTIONS"),
+    ("PUT", "/v1/suppressions", "GET, POST"),
+    ("GET", "/v1/suppressions/bob@example.net", "DELETE"),
 ]
 
 

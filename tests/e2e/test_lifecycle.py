@@ -181,14 +181,17 @@ def test_dead_letters_on_a_misnamed_queue_are_recorded_once_not_looped(start_wor
     # consumed as if it held jobs. A dead letter found there is recorded
     # once and acknowledged, never sent to the dead-letter queue again
     # (which would bring it straight back, forever).
-    gone = "gone@example.net"
-    server = upstream(behaviour=Behaviour(rcpt_replies={gone: "550 5.1.1 No such user"})).start()
+    # Two addresses: the first hard bounce suppresses its address, so a
+    # second message to it would never reach the server.
+    gone = {n: f"gone{n}@example.net" for n in (1, 2)}
+    server = upstream(behaviour=Behaviour(rcpt_replies={
+        address: "550 5.1.1 No such user" for address in gone.values()})).start()
     worker = start_worker(server.url, DEAD_LETTER_QUEUE_NAME="not-the-dead-letter-queue")
     line = "DEAD_LETTER_QUEUE_NAME does not name the queue"
 
     ids = []
     for n in (1, 2):
-        status, body, _ = worker.send(basic_message(to=gone, subject=f"refused {n}"))
+        status, body, _ = worker.send(basic_message(to=gone[n], subject=f"refused {n}"))
         assert status == 202, body
         ids.append(body["id"])
         # Each dead letter is noted once, in the order they come.

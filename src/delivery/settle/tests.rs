@@ -687,3 +687,75 @@ fn a_dead_letter_settles_from_the_recorded_recipients() {
         assert!(!r.counts_attempt);
     }
 }
+
+/// Which refusals add the address to the tenant's list at settle time:
+/// (replies, addresses suppressed).
+#[test]
+fn only_hard_bounces_add_suppressions() {
+    let abc = ["a@x.net", "B@x.net", "c@x.net"];
+    type Row<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let table: Vec<Row<'_>> = vec![
+        (
+            vec![
+                ("a@x.net", "250 2.0.0 Queued"),
+                ("B@x.net", "550 5.1.1 No such user"),
+                ("c@x.net", "550 5.7.1 Message refused by policy"),
+            ],
+            vec!["b@x.net"],
+        ),
+        (
+            vec![
+                ("a@x.net", "550 5.2.1 Mailbox disabled"),
+                ("B@x.net", "552 5.3.4 Message too big"),
+                ("c@x.net", "451 4.3.0 Try later"),
+            ],
+            vec!["a@x.net"],
+        ),
+        (
+            vec![
+                ("a@x.net", "554 5.7.1 Spam detected"),
+                ("B@x.net", "450 4.1.1 Try again"),
+                ("c@x.net", "250 2.0.0 Queued"),
+            ],
+            vec![],
+        ),
+    ];
+    for (replies, want) in table {
+        let j = DeliveryJob {
+            tenant: "acme".into(),
+            ..job(&abc)
+        };
+        let s = settle(
+            &j,
+            &[],
+            attempt(&j, &replies),
+            &policy(),
+            NOW,
+            0.0,
+            Carrier::Queue,
+        );
+        let record = s.record.unwrap();
+        let got: Vec<&str> = record.suppress.iter().map(|e| e.address.as_str()).collect();
+        assert_eq!(got, want, "{replies:?}");
+        for e in &record.suppress {
+            assert_eq!(e.tenant, "acme");
+            assert_eq!(e.message_id.as_deref(), Some("m1"));
+            assert_eq!(e.created_at_ms, NOW);
+        }
+    }
+    // A recipient given up at the end of its lifetime after 4xx replies is
+    // failed, but its address is not bad.
+    let j = job(&["a@x.net"]);
+    let late = settle(
+        &j,
+        &[],
+        attempt(&j, &[("a@x.net", "450 4.2.1 Mailbox busy")]),
+        &policy(),
+        (ACCEPTED_AT + 432_001) * 1000,
+        0.0,
+        Carrier::Queue,
+    );
+    let record = late.record.unwrap();
+    assert_eq!(record.recipients[0].state, Failed);
+    assert!(record.suppress.is_empty());
+}

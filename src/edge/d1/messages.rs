@@ -203,8 +203,9 @@ impl Db {
     }
 
     /// Writes a settlement's record in one batch: the recipients, the
-    /// events in order, the status with its error, and the schedule. A
-    /// final status also drops the stored job: nothing will send it again.
+    /// events in order, the status with its error, the schedule, and the
+    /// suppression entries its hard bounces add. A final status also drops
+    /// the stored job: nothing will send it again.
     pub async fn write_record(&self, id: &str, record: &Record, now_ms: u64) -> Result<()> {
         let count_recipients = record.counts_attempt && !record.recipients_recorded;
         let mut statements =
@@ -227,10 +228,11 @@ impl Db {
                 n(u64::from(record.status.is_final())),
             ],
         )?);
+        statements.extend(self.suppression_statement(&record.suppress)?);
         self.batch(statements).await
     }
 
-    fn event_statement(
+    pub(super) fn event_statement(
         &self,
         id: &str,
         kind: EventKind,

@@ -2,7 +2,8 @@
 //! edgerelay's SQL, grouped by what it is about: messages and their events,
 //! recipients, idempotency keys, delivery leases, upstream health, what the
 //! reconciliation sweep reads, the views of stored messages, the event
-//! stream, and webhook endpoints, deliveries and attempts.
+//! stream, the tenants' suppression lists, and webhook endpoints,
+//! deliveries and attempts.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -15,6 +16,7 @@ mod keys;
 mod leases;
 mod messages;
 mod recipients;
+mod suppressions;
 mod sweep;
 mod views;
 pub mod webhooks;

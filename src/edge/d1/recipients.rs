@@ -1,7 +1,7 @@
 //! Per-recipient results (`recipients`): what is recorded, and each delivery
 //! the moment it happens.
 //!
-//! A recipient recorded final (delivered, failed, unknown) stays so whatever a
+//! A recipient recorded final (delivered, failed, unknown, suppressed) stays so whatever a
 //! later write says: a stale redelivery must not undo a 250 (the upsert's
 //! `WHERE`). An in-flight marker (`sending`) is written before a
 //! transaction's final dot and replaced by its result.
@@ -10,7 +10,8 @@
 use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
-use crate::delivery::{RecipientResult, RecipientState};
+use crate::delivery::{Event, RecipientResult, RecipientState};
+use crate::events::suppression::Entry;
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
@@ -58,6 +59,41 @@ impl Db {
         self.batch(statements).await
     }
 
+    /// Records a transaction's results the moment they are known, with the
+    /// suppression entries its hard bounces add, in one batch.
+    pub async fn record_results(
+        &self,
+        message_id: &str,
+        results: &[RecipientResult],
+        suppress: &[Entry],
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut statements = self.recipient_statements(message_id, results, true, now_ms)?;
+        statements.extend(self.suppression_statement(suppress)?);
+        self.batch(statements).await
+    }
+
+    /// Records the recipients a screening held back, with their timeline
+    /// events, in one batch; the status is left to the attempt that follows.
+    pub async fn record_held(
+        &self,
+        message_id: &str,
+        results: &[RecipientResult],
+        events: &[Event],
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut statements = self.recipient_statements(message_id, results, false, now_ms)?;
+        for event in events {
+            statements.push(self.event_statement(
+                message_id,
+                event.kind,
+                Some(&event.detail),
+                now_ms,
+            )?);
+        }
+        self.batch(statements).await
+    }
+
     /// Upserts recipients' results; `counts` adds one to their attempt count.
     /// A recipient already recorded final stays so whatever comes later (a
     /// stale redelivery must not undo a 250).
@@ -78,7 +114,7 @@ impl Db {
                        state = excluded.state, attempts = recipients.attempts + ?4, \
                        reply_code = excluded.reply_code, enhanced_code = excluded.enhanced_code, \
                        reply_text = excluded.reply_text, updated_at = excluded.updated_at \
-                     WHERE recipients.state NOT IN (?9, ?10, ?11)",
+                     WHERE recipients.state NOT IN (?9, ?10, ?11, ?12)",
                     &[
                         s(message_id),
                         s(&r.address),
@@ -91,6 +127,7 @@ impl Db {
                         s(RecipientState::Delivered.as_str()),
                         s(RecipientState::Failed.as_str()),
                         s(RecipientState::Unknown.as_str()),
+                        s(RecipientState::Suppressed.as_str()),
                     ],
                 )
             })

@@ -8,12 +8,15 @@ openapi.json states each of these in words; here they are code:
   too, whatever their case;
 - metadata is at most 4096 bytes as compact JSON;
 - subject and header values are at most 998 octets of UTF-8, a filename
-  255 and a tag value 256 (a schema's maxLength counts characters).
+  255 and a tag value 256 (a schema's maxLength counts characters);
+- a suppression add names each address and scope once (addresses compared
+  without case), and an `expires_at` is after now.
 
 Only requests generated as valid are filtered; invalid ones are left alone.
 Must not: loosen the contract: a rule here must be one the document states.
 """
 import json
+import time
 
 import schemathesis
 
@@ -65,11 +68,40 @@ def send_request_keeps_unstated_rules(body) -> bool:
     return True
 
 
+def suppression_add_keeps_unstated_rules(body) -> bool:
+    """Whether a suppression add that fits the schema also keeps the rules above."""
+    entries = body.get("suppressions") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return True
+    seen = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        address = entry.get("address")
+        key = (address.strip().lower() if isinstance(address, str) else address,
+               entry.get("scope", "all"))
+        if key in seen:
+            return False
+        seen.add(key)
+        expires_at = entry.get("expires_at")
+        # A minute's margin for the time the request takes to arrive.
+        if isinstance(expires_at, (int, float)) and expires_at <= time.time() + 60:
+            return False
+    return True
+
+
+RULES = {
+    "POST /v1/messages": send_request_keeps_unstated_rules,
+    "POST /v1/suppressions": suppression_add_keeps_unstated_rules,
+}
+
+
 @schemathesis.hook
 def filter_case(context, case) -> bool:
     meta = case.meta
-    if case.operation.label != "POST /v1/messages" or meta is None:
+    rule = RULES.get(case.operation.label)
+    if rule is None or meta is None:
         return True
     if not meta.generation.mode.is_positive:
         return True
-    return send_request_keeps_unstated_rules(case.body)
+    return rule(case.body)
