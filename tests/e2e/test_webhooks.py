@@ -236,3 +236,23 @@ def test_an_immediate_delivery_emits_the_same_events(start_worker, upstream, rec
     assert payload["data"]["recipient"] == OK
     [event] = worker.status(r.body["id"])["email_events"]
     assert (event["id"], event["type"]) == (delivery.headers["webhook-id"], "email.sent")
+
+
+def test_a_suppressed_recipient_reaches_webhooks_as_email_suppressed(start_worker, upstream,
+                                                                      receiver):
+    server = upstream().start()
+    worker = start_worker(server.url, WEBHOOK_ALLOW_LOCAL_URLS="on")
+    created = create(worker, receiver.url("/every"))
+    assert created.status == 201, created.body
+    added = worker.request("POST", "/v1/suppressions",
+                           {"suppressions": [{"address": GONE}]}, worker.auth)
+    assert added.status == 200, added.body
+
+    status, sent, _ = worker.send(basic_message(to=[OK, GONE]))
+    assert status == 202, sent
+    deliveries = wait_for(lambda: len(receiver.to("/every")) >= 2 and receiver.to("/every"),
+                          timeout=30, what="two events")
+    payloads = [verified(d, created.body["secret"]) for d in deliveries]
+    by_recipient = {p["data"]["recipient"]: p["type"] for p in payloads}
+    assert by_recipient == {GONE: "email.suppressed", OK: "email.sent"}, payloads
+    assert server.deliveries_to(GONE) == 0
