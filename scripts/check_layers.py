@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "message": 1,
     "smtp": 1,
     "queue": 2,
+    "events": 2,
     "accept": 3,
     "delivery": 4,
     "http": 5,

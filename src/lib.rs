@@ -40,6 +40,7 @@ pub mod config;
 pub mod delivery;
 #[cfg(feature = "diagnostics")]
 pub mod diagnostics;
+pub mod events;
 pub mod http;
 pub mod message;
 pub mod queue;
