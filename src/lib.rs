@@ -27,7 +27,7 @@
 //! | --- | --- | --- |
 //! | 0 | [`config`] | where setting values come from; the error naming a setting |
 //! | 1 | [`message`], [`smtp`] | request -> MIME -> DKIM; the sans-IO SMTP client |
-//! | 2 | [`queue`] | the contract between stages: jobs, queue bodies, statuses, events |
+//! | 2 | [`queue`], [`events`] | the contract between stages: jobs, queue bodies, statuses; the event stream and bounce classes |
 //! | 3 | [`accept`] | any entrance -> one signed job: keys, forms, producers, idempotency, the commit |
 //! | 4 | [`delivery`] | upstreams, health, failover, attempts, retry policy, settlement |
 //! | 5 | [`http`] | API shapes: routes, batch, listing, views, CORS, delivery mode |

@@ -22,6 +22,18 @@ pub struct ApiKeyRecord {
     pub sha256: String,
     /// Sender domains this key may use. A key with none may send nothing.
     pub domains: Vec<String>,
+    /// The sender the key acts for: its messages, events, suppressions and
+    /// webhooks are the tenant's, shared by all its keys and kept when a key
+    /// is rotated. Defaults to the key's id.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl ApiKeyRecord {
+    /// The key's tenant: its `tenant`, or its id.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// The configured keys, ready for constant-time lookup.
@@ -35,13 +47,18 @@ struct StoredKey {
     digest: [u8; 32],
     id: String,
     domains: Vec<String>,
+    tenant: String,
 }
 
-/// A caller whose key matched: its id and the sender domains it may use.
+/// A caller whose key matched: its id, the sender domains it may use and
+/// the tenant it acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedKey {
     pub id: String,
     pub domains: Vec<String>,
+    /// Whose records these are: every key of a tenant sees the same
+    /// messages, events, suppressions and webhooks, and no other tenant's.
+    pub tenant: String,
 }
 
 impl AuthenticatedKey {
@@ -49,6 +66,18 @@ impl AuthenticatedKey {
     pub fn may_send_as(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
+}
+
+/// What a tenant name may be, as said in a settings error.
+pub const TENANT_RULE: &str =
+    "tenant must be 1 to 64 characters of letters, digits, `.`, `_`, `:` and `-`";
+
+/// Whether `name` may name a tenant ([`TENANT_RULE`]).
+pub fn valid_tenant(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// SHA-256 of a key, as lower-case hex: the form kept in `API_KEYS`.
@@ -81,6 +110,7 @@ impl ApiKeys {
                     digest: decode_hex32(&r.sha256)?,
                     id: r.id.clone(),
                     domains: r.domains.clone(),
+                    tenant: r.tenant().to_string(),
                 })
             })
             .collect();
@@ -117,6 +147,7 @@ impl ApiKeys {
             .map(|k| AuthenticatedKey {
                 id: k.id.clone(),
                 domains: k.domains.clone(),
+                tenant: k.tenant.clone(),
             })
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
     }
@@ -132,11 +163,13 @@ mod tests {
                 id: "one".into(),
                 sha256: key_digest_hex("er_key_one"),
                 domains: vec!["example.com".into()],
+                tenant: None,
             },
             ApiKeyRecord {
                 id: "two".into(),
                 sha256: key_digest_hex("er_key_two"),
                 domains: vec!["example.org".into(), "example.net".into()],
+                tenant: Some("acme".into()),
             },
         ])
     }
@@ -188,5 +221,18 @@ mod tests {
         let two = k.authenticate(Some("Bearer er_key_two")).unwrap();
         assert!(two.may_send_as("example.net"));
         assert!(!two.may_send_as("example.com"));
+    }
+
+    #[test]
+    fn a_key_acts_for_its_tenant_or_itself() {
+        let k = keys();
+        assert_eq!(
+            k.authenticate(Some("Bearer er_key_one")).unwrap().tenant,
+            "one"
+        );
+        assert_eq!(
+            k.authenticate(Some("Bearer er_key_two")).unwrap().tenant,
+            "acme"
+        );
     }
 }

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::json_problem;
 
-use super::keys::decode_hex32;
+use super::keys::{TENANT_RULE, decode_hex32, valid_tenant};
 
 /// One configured producer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -35,11 +35,23 @@ pub struct QueueProducer {
     /// Hex SHA-256 of the producer's secret token (the token itself is the
     /// producer Worker's secret, never edgerelay's).
     pub token_sha256: String,
+    /// The tenant its messages belong to; once parsed, always set (the
+    /// owner key's tenant unless given).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
-/// Parses `QUEUE_PRODUCERS`; `api_key_ids` are the configured keys' ids, one
-/// of which each producer's `owner` must be.
-pub fn parse_producers(raw: &str, api_key_ids: &[&str]) -> Result<Vec<QueueProducer>, String> {
+impl QueueProducer {
+    /// The tenant its messages, events and suppressions belong to.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(&self.owner)
+    }
+}
+
+/// Parses `QUEUE_PRODUCERS`; `api_keys` are the configured keys as
+/// `(id, tenant)`: each producer's `owner` must be one of the ids, and a
+/// producer without a `tenant` joins its owner's.
+pub fn parse_producers(raw: &str, api_keys: &[(&str, &str)]) -> Result<Vec<QueueProducer>, String> {
     if raw.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -52,11 +64,18 @@ pub fn parse_producers(raw: &str, api_key_ids: &[&str]) -> Result<Vec<QueueProdu
         if p.domains.is_empty() {
             return Err(format!("producer `{}`: lists no sender domains", p.id));
         }
-        if !api_key_ids.contains(&p.owner.as_str()) {
+        let Some((_, owner_tenant)) = api_keys.iter().find(|(id, _)| *id == p.owner) else {
             return Err(format!(
                 "producer `{}`: owner `{}` is not an API key id in API_KEYS",
                 p.id, p.owner
             ));
+        };
+        match &p.tenant {
+            Some(t) if !valid_tenant(t) => {
+                return Err(format!("producer `{}`: {TENANT_RULE}", p.id));
+            }
+            Some(_) => {}
+            None => p.tenant = Some((*owner_tenant).to_string()),
         }
         if decode_hex32(&p.token_sha256).is_none() {
             return Err(format!(
@@ -138,8 +157,13 @@ mod tests {
 
     #[test]
     fn parses_and_checks_producers() {
-        let keys = ["backend"];
+        let keys = [("backend", "acme")];
         let ok = parse_producers(&billing(), &keys).unwrap();
+        assert_eq!(
+            ok[0].tenant(),
+            "acme",
+            "a producer joins its owner's tenant"
+        );
         assert_eq!(ok[0].domains, vec!["example.com"]);
         assert_eq!(ok[0].token_sha256, digest(TOKEN));
         assert_eq!(
@@ -190,6 +214,12 @@ mod tests {
                 "unknown field",
             ),
             (
+                entry(&format!(
+                    r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","tenant":"a b""#
+                )),
+                "tenant must be",
+            ),
+            (
                 format!(
                     r#"[{{"id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}"}},{{"id":"p","domains":["b.com"],"owner":"backend","token_sha256":"{t}"}}]"#
                 ),
@@ -204,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_producer_is_only_who_its_token_proves() {
-        let producers = parse_producers(&billing(), &["backend"]).unwrap();
+        let producers = parse_producers(&billing(), &[("backend", "backend")]).unwrap();
         let wrong = format!("{TOKEN}x");
         // (claimed id, token, outcome)
         let table: [(&str, Option<&str>, &str); 6] = [

@@ -24,6 +24,7 @@ use crate::message::{EmailAddress, Mailbox};
 
 use super::body::BodyLimit;
 use super::error::{ApiError, FieldProblem};
+use super::keys::{TENANT_RULE, valid_tenant};
 
 fn default_max_length() -> usize {
     1000
@@ -70,6 +71,9 @@ pub struct FormConfig {
     pub id: String,
     /// The key itself (`pk_...`). Public by design.
     pub key: String,
+    /// The tenant its messages belong to (default `form:<id>`).
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// Exact origins allowed to use the key, e.g. `https://www.example.com`.
     pub origins: Vec<String>,
     /// The fixed From.
@@ -188,9 +192,19 @@ fn render(template: &str, values: &BTreeMap<String, String>) -> String {
 }
 
 impl FormConfig {
+    /// The tenant its messages belong to: its `tenant`, or `form:<id>`.
+    pub fn tenant(&self) -> String {
+        self.tenant
+            .clone()
+            .unwrap_or_else(|| format!("form:{}", self.id))
+    }
+
     /// Checks the configuration; the message names the form and the problem.
     fn check(&self) -> Result<(), String> {
         let id = &self.id;
+        if self.tenant.as_deref().is_some_and(|t| !valid_tenant(t)) {
+            return Err(format!("form `{id}`: {TENANT_RULE}"));
+        }
         if !self.key.starts_with("pk_") || self.key.len() < 16 {
             return Err(format!(
                 "form `{id}`: key must start with pk_ and be at least 16 characters"

@@ -29,6 +29,9 @@ use super::settings::SendSettings;
 pub struct Prepared {
     pub id: String,
     key_id: String,
+    tenant: String,
+    subject: String,
+    from: String,
     mail_from: String,
     rcpt_to: Vec<String>,
     smtputf8: bool,
@@ -184,6 +187,9 @@ pub fn prepare(
     Ok(Prepared {
         id,
         key_id: key.id.clone(),
+        tenant: key.tenant.clone(),
+        subject: message.subject().to_string(),
+        from: message.from().address.to_string(),
         mail_from: message.envelope_from().to_string(),
         rcpt_to: message
             .recipients()
@@ -228,6 +234,11 @@ pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJo
         tags: prepared.tags,
         metadata: prepared.metadata,
         safety_net: false,
+        tenant: prepared.tenant,
+        stream: None,
+        topic: None,
+        subject: Some(prepared.subject),
+        from: Some(prepared.from),
     })
 }
 

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
 use crate::message::{DkimAlgorithm, DkimKey};
 
-use super::keys::ApiKeyRecord;
+use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
 use super::producer::{QueueProducer, parse_producers};
 use super::publishable::PublishableKeys;
 
@@ -85,9 +85,15 @@ impl AcceptSettings {
         let api_keys = parse_api_keys(src)?;
         let send = SendSettings::from_source(src)?;
         let key_ids: Vec<&str> = api_keys.iter().map(|k| k.id.as_str()).collect();
-        let queue_producers =
-            parse_producers(&src.get("QUEUE_PRODUCERS").unwrap_or_default(), &key_ids)
-                .map_err(|e| err("QUEUE_PRODUCERS", e))?;
+        let key_tenants: Vec<(&str, &str)> = api_keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.tenant()))
+            .collect();
+        let queue_producers = parse_producers(
+            &src.get("QUEUE_PRODUCERS").unwrap_or_default(),
+            &key_tenants,
+        )
+        .map_err(|e| err("QUEUE_PRODUCERS", e))?;
         let forms = FormSettings::from_source(src, &key_ids)?;
         Ok(AcceptSettings {
             api_keys,
@@ -163,7 +169,7 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw).map_err(|e| {
         err(
             "API_KEYS",
-            json_problem(&e, "a JSON list of {id, sha256, domains}"),
+            json_problem(&e, "a JSON list of {id, sha256, domains, tenant?}"),
         )
     })?;
     for (i, k) in keys.iter().enumerate() {
@@ -186,6 +192,29 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             return Err(err(
                 "API_KEYS",
                 format!("key `{}`: lists no sender domains", k.id),
+            ));
+        }
+        if let Some(tenant) = &k.tenant
+            && !valid_tenant(tenant)
+        {
+            return Err(err("API_KEYS", format!("key `{}`: {TENANT_RULE}", k.id)));
+        }
+    }
+    // A key without a `tenant` is its own tenant, named by its id. If
+    // another key names that as its tenant, the two would share records
+    // without either entry saying so: the operator must say it.
+    for k in keys.iter().filter(|k| k.tenant.is_none()) {
+        if let Some(other) = keys
+            .iter()
+            .find(|o| o.tenant.as_deref() == Some(k.id.as_str()))
+        {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}` has no tenant, so it is tenant `{}`, which key `{}` also names; \
+                     give key `{}` a tenant explicitly",
+                    k.id, k.id, other.id, k.id
+                ),
             ));
         }
     }

@@ -197,7 +197,10 @@ pub enum DeadLetterItem {
     /// A job ended here: settle its message from the recipients' recorded
     /// states (`settle::dead_lettered`), never forcing `failed` on a
     /// recipient recorded delivered or unknown.
-    Settle { job: DeliveryJob, reason: String },
+    Settle {
+        job: Box<DeliveryJob>,
+        reason: String,
+    },
     /// No message to note it on: log this line and acknowledge.
     Note(String),
 }
@@ -222,7 +225,7 @@ pub fn dead_letter_item(text: &str, secrets: &QueueSecrets) -> DeadLetterItem {
             job.body_ref = None;
         }
         DeadLetterItem::Settle {
-            job,
+            job: Box::new(job),
             reason: reason.to_string(),
         }
     };
@@ -481,7 +484,7 @@ mod tests {
                     None,
                 )),
                 DeadLetterItem::Settle {
-                    job: job(Some("bodies/m1.eml")),
+                    job: Box::new(job(Some("bodies/m1.eml"))),
                     reason: "550 no such user".into(),
                 },
             ),
@@ -493,7 +496,7 @@ mod tests {
                     None,
                 )),
                 DeadLetterItem::Settle {
-                    job: job(None),
+                    job: Box::new(job(None)),
                     reason: "550".into(),
                 },
             ),
@@ -508,7 +511,7 @@ mod tests {
             (
                 wire(QueueBody::deliver(job(Some("bodies/m1.eml")))),
                 DeadLetterItem::Settle {
-                    job: job(Some("bodies/m1.eml")),
+                    job: Box::new(job(Some("bodies/m1.eml"))),
                     reason: "delivery failed repeatedly without a recorded outcome".into(),
                 },
             ),

@@ -134,6 +134,7 @@ fn form_sender(form: &FormConfig) -> AuthenticatedKey {
     AuthenticatedKey {
         id: format!("form:{}", form.id),
         domains: vec![form.from_domain()],
+        tenant: form.tenant(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `GET /v1/messages/{id}` and `GET /v1/messages`: what a key can see of its
-//! own messages. Another key's message is indistinguishable from a missing one.
+//! tenant's messages. Another tenant's message is indistinguishable from a
+//! missing one.
 //!
 //! Fetches the rows and hands them to `http::views`, which owns the shapes.
 //! Must not: change anything; reading only.
@@ -15,12 +16,19 @@ use super::http::{self, internal};
 
 pub async fn detail(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Response, ApiError> {
     let db = Db::open(env).map_err(internal)?;
-    let Some(message) = db.message(id, &key.id).await.map_err(internal)? else {
+    let Some(message) = db.message(id, &key.tenant).await.map_err(internal)? else {
         return Err(ApiError::not_found(format!("no message {id} for this key")));
     };
     let events = db.events(id).await.map_err(internal)?;
     let recipients = db.recipients(id).await.map_err(internal)?;
-    http::json(200, &views::detail(&message, &events, &recipients)).map_err(internal)
+    let email_events = db.email_events(id).await.map_err(internal)?;
+    let stored = views::Stored {
+        message: &message,
+        events: &events,
+        recipients: &recipients,
+        email_events: &email_events,
+    };
+    http::json(200, &views::detail(&stored)).map_err(internal)
 }
 
 pub async fn list(
@@ -31,6 +39,6 @@ pub async fn list(
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     let query = parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let db = Db::open(env).map_err(internal)?;
-    let rows = db.list(&key.id, &query).await.map_err(internal)?;
+    let rows = db.list(&key.tenant, &query).await.map_err(internal)?;
     http::json(200, &views::page(rows, query.limit)).map_err(internal)
 }

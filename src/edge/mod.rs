@@ -17,6 +17,7 @@ mod bodies;
 mod consumer;
 mod d1;
 mod delivery_lease;
+pub mod email_events;
 mod forms;
 mod http;
 mod idempotent;

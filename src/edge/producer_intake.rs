@@ -75,6 +75,7 @@ pub async fn intake(
             worker::console_warn!("edgerelay: {reason}");
             let refusal = Refusal {
                 owner: &producer.owner,
+                tenant: producer.tenant(),
                 producer_id,
                 reason,
             };
@@ -85,6 +86,7 @@ pub async fn intake(
     let key = AuthenticatedKey {
         id: p.owner.clone(),
         domains: p.domains.clone(),
+        tenant: p.tenant().to_string(),
     };
     let body = serde_json::to_vec(claim.message).unwrap_or_default();
     let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {
@@ -122,6 +124,7 @@ pub async fn intake(
             let reason = format!("producer `{producer_id}`: {} ({})", e.message, e.rule);
             let refusal = Refusal {
                 owner: &p.owner,
+                tenant: p.tenant(),
                 producer_id,
                 reason,
             };
@@ -134,11 +137,13 @@ pub async fn intake(
 /// The refusal of a producer's message, as its owner sees it.
 struct Refusal<'a> {
     owner: &'a str,
+    tenant: &'a str,
     producer_id: &'a str,
     reason: String,
 }
 
-/// Records a refused producer message as `failed` under the owner key, with
+/// Records a refused producer message as `failed` under the owner key (and
+/// the producer's tenant), with
 /// the reason, and dead-letters it. Its id comes from the queue message's,
 /// so a redelivery records it once.
 async fn refuse(
@@ -151,12 +156,13 @@ async fn refuse(
 ) {
     let Refusal {
         owner,
+        tenant,
         producer_id,
         reason,
     } = refusal;
     let id: String = entropy[..16].iter().map(|b| format!("{b:02x}")).collect();
     if let Err(err) = db
-        .insert_rejected(&id, owner, producer_id, &reason, now)
+        .insert_rejected(&id, (owner, tenant), producer_id, &reason, now)
         .await
     {
         worker::console_error!("edgerelay: could not record a rejected message: {err}");

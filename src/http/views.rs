@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::delivery::RecipientState;
+use crate::queue::DEFAULT_STREAM;
 
 use super::listing::Cursor;
 
@@ -29,6 +30,32 @@ pub struct MessageRow {
     pub producer_id: Option<String>,
     /// The tags as a JSON object.
     pub tags: Option<String>,
+    /// The message stream (`None` on rows from before streams).
+    #[serde(default)]
+    pub stream: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+/// One row of the event stream (`email_events`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EmailEventRow {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub recipient: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: f64,
+    /// The payload as delivered: `{type, created_at, data}`.
+    pub payload: String,
+}
+
+/// Everything stored about one message, as the edge read it.
+pub struct Stored<'a> {
+    pub message: &'a MessageRow,
+    pub events: &'a [EventRow],
+    pub recipients: &'a [RecipientRow],
+    pub email_events: &'a [EmailEventRow],
 }
 
 /// One event on a message's timeline.
@@ -65,19 +92,37 @@ pub fn summary(r: &MessageRow) -> Value {
         "next_attempt_at": r.next_attempt_at.map(|t| t as u64),
         "producer": r.producer_id,
         "tags": tags(r.tags.as_deref()),
+        "stream": r.stream.as_deref().unwrap_or(DEFAULT_STREAM),
+        "subject": r.subject,
     })
 }
 
-/// A message in full: the summary, its events in order, and every recipient.
-pub fn detail(message: &MessageRow, events: &[EventRow], recipients: &[RecipientRow]) -> Value {
-    let mut body = summary(message);
-    body["events"] = events
+/// A message in full: the summary, its operational timeline (`events`), its
+/// event stream (`email_events`, what webhooks deliver) in order, and every
+/// recipient.
+pub fn detail(stored: &Stored<'_>) -> Value {
+    let mut body = summary(stored.message);
+    body["events"] = stored
+        .events
         .iter()
         .map(|e| json!({"at": e.at as u64, "kind": e.kind, "detail": e.detail}))
         .collect();
-    let rcpt_to: Value = serde_json::from_str(&message.rcpt_to).unwrap_or(Value::Null);
-    body["recipients"] = Value::Array(recipients_view(&rcpt_to, recipients));
+    body["email_events"] = stored.email_events.iter().map(email_event).collect();
+    let rcpt_to: Value = serde_json::from_str(&stored.message.rcpt_to).unwrap_or(Value::Null);
+    body["recipients"] = Value::Array(recipients_view(&rcpt_to, stored.recipients));
     body
+}
+
+/// One event of the stream: its id, type and time, and the payload's data.
+fn email_event(e: &EmailEventRow) -> Value {
+    let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "created_at": payload.get("created_at").cloned().unwrap_or(Value::Null),
+        "recipient": e.recipient,
+        "data": payload.get("data").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// One page of a list: at most `limit` messages, and the cursor of the next
@@ -146,6 +191,8 @@ mod tests {
             next_attempt_at: Some(created_at + 60.0),
             producer_id: None,
             tags: Some(r#"{"kind":"welcome"}"#.into()),
+            stream: Some("marketing".into()),
+            subject: Some("Welcome".into()),
         }
     }
 
@@ -172,7 +219,22 @@ mod tests {
             reply_text: Some("busy".into()),
             updated_at: 1_700_000_001_000.0,
         }];
-        let got = detail(&row("m1", 1_700_000_000.0), &events, &recipients);
+        let email_events = [EmailEventRow {
+            id: "evt_1".into(),
+            event_type: "email.delivery_delayed".into(),
+            recipient: Some("B@x.net".into()),
+            created_at: 1_700_000_001_000.0,
+            payload: json!({"type": "email.delivery_delayed",
+                            "created_at": "2023-11-14T22:13:21.000Z",
+                            "data": {"email_id": "m1", "recipient": "B@x.net"}})
+            .to_string(),
+        }];
+        let got = detail(&Stored {
+            message: &row("m1", 1_700_000_000.0),
+            events: &events,
+            recipients: &recipients,
+            email_events: &email_events,
+        });
         let want = json!({
             "id": "m1",
             "status": "deferred",
@@ -185,6 +247,13 @@ mod tests {
             "next_attempt_at": 1_700_000_060u64,
             "producer": null,
             "tags": {"kind": "welcome"},
+            "stream": "marketing",
+            "subject": "Welcome",
+            "email_events": [
+                {"id": "evt_1", "type": "email.delivery_delayed",
+                 "created_at": "2023-11-14T22:13:21.000Z", "recipient": "B@x.net",
+                 "data": {"email_id": "m1", "recipient": "B@x.net"}},
+            ],
             "events": [
                 {"at": 1_700_000_000_123u64, "kind": "accepted", "detail": null},
                 {"at": 1_700_000_001_000u64, "kind": "deferred", "detail": "451 busy"},
@@ -206,7 +275,14 @@ mod tests {
         let mut r = row("m1", 1.0);
         r.rcpt_to = "not json".into();
         r.tags = None;
-        let got = detail(&r, &[], &[]);
+        r.stream = None;
+        let got = detail(&Stored {
+            message: &r,
+            events: &[],
+            recipients: &[],
+            email_events: &[],
+        });
+        assert_eq!(got["stream"], "transactional");
         assert_eq!(got["rcpt_to"], Value::Null);
         assert_eq!(got["tags"], json!({}));
         assert_eq!(got["recipients"], json!([]));

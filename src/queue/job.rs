@@ -58,6 +58,41 @@ pub struct DeliveryJob {
     /// work to do (see `delivery::immediate`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub safety_net: bool,
+    /// The tenant the message belongs to (see [`DeliveryJob::tenant`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    /// The message stream; `None` is `transactional`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The topic within the stream, for per-topic unsubscribes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The Subject header, for event payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The From header's address, for event payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// The stream a message belongs to when it names none.
+pub const DEFAULT_STREAM: &str = "transactional";
+
+impl DeliveryJob {
+    /// The tenant the message belongs to: its `tenant`, or (for a job
+    /// written before tenants existed) the key that sent it.
+    pub fn tenant(&self) -> &str {
+        if self.tenant.is_empty() {
+            &self.key_id
+        } else {
+            &self.tenant
+        }
+    }
+
+    /// The message stream: `transactional` unless it names another.
+    pub fn stream(&self) -> &str {
+        self.stream.as_deref().unwrap_or(DEFAULT_STREAM)
+    }
 }
 
 /// A message that reached the end of the line, and why.
@@ -369,6 +404,11 @@ impl DeliveryJob {
             tags: Vec::new(),
             metadata: None,
             safety_net: false,
+            tenant: String::new(),
+            stream: None,
+            topic: None,
+            subject: None,
+            from: None,
         }
     }
 }

@@ -13,7 +13,8 @@ pub mod seal;
 
 pub use body::{ExternalBody, QueuePlacement, place};
 pub use job::{
-    DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QUEUE_MAX_DELAY_SECONDS, QueueBody, Unreadable,
+    DEFAULT_STREAM, DeadLetter, DeliveryJob, QUEUE_BODY_LIMIT, QUEUE_MAX_DELAY_SECONDS, QueueBody,
+    Unreadable,
 };
 pub use records::{EventKind, MessageStatus};
 pub use seal::QueueSecrets;

@@ -33,6 +33,11 @@ fn job(mime_len: usize, tagged: bool) -> DeliveryJob {
         },
         metadata: None,
         safety_net: false,
+        tenant: String::new(),
+        stream: None,
+        topic: None,
+        subject: None,
+        from: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn caller() -> AuthenticatedKey {
     AuthenticatedKey {
         id: "backend".to_string(),
         domains: vec!["example.com".to_string(), "example.net".to_string()],
+        tenant: "acme".to_string(),
     }
 }
 

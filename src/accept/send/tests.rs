@@ -21,6 +21,7 @@ fn caller() -> AuthenticatedKey {
     AuthenticatedKey {
         id: "backend".to_string(),
         domains: vec!["example.com".to_string(), "example.net".to_string()],
+        tenant: "acme".to_string(),
     }
 }
 
@@ -67,6 +68,9 @@ fn each_entrance_is_held_to_the_same_rules() {
                 assert_eq!(prepared.pending.len(), signatures, "{from}");
                 let job = sign_natively(prepared, &s).unwrap();
                 assert_eq!(job.key_id, "backend");
+                assert_eq!(job.tenant(), "acme", "the job carries the key's tenant");
+                assert_eq!(job.subject.as_deref(), Some("Hi"));
+                assert_eq!(job.from.as_deref(), Some(from.to_lowercase().as_str()));
                 assert_eq!(job.rcpt_to, ["rcpt@example.org"]);
                 assert_eq!(
                     job.mime.contains("DKIM-Signature:"),

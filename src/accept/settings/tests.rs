@@ -107,6 +107,20 @@ fn each_bad_setting_is_named() {
             "id is empty",
         ),
         ("API_KEYS", &two, "API_KEYS", "`a` is listed twice"),
+        (
+            "API_KEYS",
+            &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"tenant":"a b"}}]"#),
+            "API_KEYS",
+            "key `a`: tenant must be",
+        ),
+        (
+            "API_KEYS",
+            &format!(
+                r#"[{{"id":"acme","sha256":"{HASH}","domains":["a.com"]}},{{"id":"b","sha256":"{HASH}","domains":["a.com"],"tenant":"acme"}}]"#
+            ),
+            "API_KEYS",
+            "give key `acme` a tenant explicitly",
+        ),
         ("DKIM_KEYS", "{}", "DKIM_KEYS", "wrong type"),
         (
             "DKIM_KEYS",

@@ -37,6 +37,11 @@ fn job(rcpts: &[&str]) -> DeliveryJob {
         tags: Vec::new(),
         metadata: None,
         safety_net: false,
+        tenant: String::new(),
+        stream: None,
+        topic: None,
+        subject: None,
+        from: None,
     }
 }
 

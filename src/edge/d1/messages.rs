@@ -23,8 +23,9 @@ impl Db {
         // A struct of strings and numbers always serialises.
         let stored = serde_json::to_string(&job.for_queue()).unwrap_or_default();
         let insert = self.prepare(
-            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7)",
+            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job, \
+                                   tenant, stream, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10)",
             &[
                 s(id),
                 s(&job.key_id),
@@ -33,6 +34,9 @@ impl Db {
                 s(MessageStatus::Queued.as_str()),
                 n(now_ms / 1000),
                 s(&stored),
+                s(job.tenant()),
+                s(job.stream()),
+                opt_s(job.subject.as_deref()),
             ],
         )?;
         let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
@@ -111,18 +115,19 @@ impl Db {
     }
 
     /// Records a queue message that could not become a delivery job: a failed
-    /// message row with the reason, visible to the producer's owner.
+    /// message row with the reason, visible to the producer's tenant.
     pub async fn insert_rejected(
         &self,
         message_id: &str,
-        owner_key_id: &str,
+        owner: (&str, &str),
         producer_id: &str,
         reason: &str,
         now_ms: u64,
     ) -> Result<()> {
+        let (owner_key_id, tenant) = owner;
         let insert = self.prepare(
-            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, last_error, created_at, updated_at, producer_id) \
-             VALUES (?1, ?2, '', '[]', ?3, 0, ?4, ?5, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, last_error, created_at, updated_at, producer_id, tenant) \
+             VALUES (?1, ?2, '', '[]', ?3, 0, ?4, ?5, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
             &[
                 s(message_id),
                 s(owner_key_id),
@@ -130,6 +135,7 @@ impl Db {
                 s(reason),
                 n(now_ms / 1000),
                 s(producer_id),
+                s(tenant),
             ],
         )?;
         let event = self.event_statement(message_id, EventKind::Rejected, Some(reason), now_ms)?;

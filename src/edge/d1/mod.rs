@@ -8,6 +8,7 @@
 //! Statuses, states and event kinds are bound from their enums, never
 //! written into the SQL.
 
+mod email_events;
 mod health;
 mod keys;
 mod leases;

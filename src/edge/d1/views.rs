@@ -1,26 +1,26 @@
 //! Reading stored messages for the status and list API: one message with its
-//! events and recipients, and a page of one key's messages.
+//! events and recipients, and a page of one tenant's messages.
 //!
-//! A message is read only together with the key that sent it, and its events
-//! and recipients only once it was found that way. Must not: write anything, or
+//! A message is read only together with the tenant it belongs to, and its
+//! events and recipients only once it was found that way. Must not: write anything, or
 //! shape the answers (`http::views` does).
 
 use worker::Result;
 
 use crate::http::listing::{Cursor, ListQuery};
-use crate::http::views::{EventRow, MessageRow, RecipientRow};
+use crate::http::views::{EmailEventRow, EventRow, MessageRow, RecipientRow};
 
 use super::{Db, n, opt_n, opt_s, s};
 
 const MESSAGE_COLUMNS: &str = "id, status, mail_from, rcpt_to, attempts, last_error, \
-     created_at, updated_at, next_attempt_at, producer_id, tags";
+     created_at, updated_at, next_attempt_at, producer_id, tags, stream, subject";
 
 impl Db {
-    /// A message, visible only to the key that sent it.
-    pub async fn message(&self, id: &str, key_id: &str) -> Result<Option<MessageRow>> {
+    /// A message, visible only to its tenant's keys.
+    pub async fn message(&self, id: &str, tenant: &str) -> Result<Option<MessageRow>> {
         self.prepare(
-            &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND key_id = ?2"),
-            &[s(id), s(key_id)],
+            &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND tenant = ?2"),
+            &[s(id), s(tenant)],
         )?
         .first::<MessageRow>(None)
         .await
@@ -49,8 +49,20 @@ impl Db {
         .results::<RecipientRow>()
     }
 
+    /// A message's rows of the event stream, in the order they happened.
+    pub async fn email_events(&self, message_id: &str) -> Result<Vec<EmailEventRow>> {
+        self.prepare(
+            "SELECT id, type, recipient, created_at, payload FROM email_events \
+             WHERE message_id = ?1 ORDER BY created_at, rowid",
+            &[s(message_id)],
+        )?
+        .all()
+        .await?
+        .results::<EmailEventRow>()
+    }
+
     /// One page, newest first, plus one extra row when another page follows.
-    pub async fn list(&self, key_id: &str, q: &ListQuery) -> Result<Vec<MessageRow>> {
+    pub async fn list(&self, tenant: &str, q: &ListQuery) -> Result<Vec<MessageRow>> {
         let (tag_name, tag_value) = match &q.tag {
             Some((name, value)) => (Some(name.as_str()), Some(value.as_str())),
             None => (None, None),
@@ -58,7 +70,7 @@ impl Db {
         let cursor: Option<&Cursor> = q.cursor.as_ref();
         self.prepare(
             &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE key_id = ?1 \
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = ?1 \
                    AND (?2 IS NULL OR status = ?2) \
                    AND (?3 IS NULL OR created_at >= ?3) \
                    AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(messages.tags) t \
@@ -67,7 +79,7 @@ impl Db {
                  ORDER BY created_at DESC, id DESC LIMIT ?8"
             ),
             &[
-                s(key_id),
+                s(tenant),
                 opt_s(q.status.as_deref()),
                 opt_n(q.since),
                 opt_s(tag_name),

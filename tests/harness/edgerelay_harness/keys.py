@@ -47,10 +47,15 @@ def producer_entry(producer_id: str, owner: str, token: str, domains: list[str] 
             "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
 
 
-def api_key_entry(secret: str, key_id: str, domains: list[str] | None = None) -> dict:
-    """One API_KEYS entry: the worker stores only the key's SHA-256."""
-    return {"id": key_id, "sha256": hashlib.sha256(secret.encode()).hexdigest(),
-            "domains": domains or [SENDER_DOMAIN]}
+def api_key_entry(secret: str, key_id: str, domains: list[str] | None = None,
+                  tenant: str | None = None) -> dict:
+    """One API_KEYS entry: the worker stores only the key's SHA-256. Without
+    `tenant`, the key is its own tenant."""
+    entry = {"id": key_id, "sha256": hashlib.sha256(secret.encode()).hexdigest(),
+             "domains": domains or [SENDER_DOMAIN]}
+    if tenant is not None:
+        entry["tenant"] = tenant
+    return entry
 
 
 @dataclass
