@@ -6,9 +6,13 @@
 //! Owns: the `Authorization: Bearer` check and each key's sender domains.
 //! Must not: hold a key in the clear, or stop comparing at the first match.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
+
+use crate::events::unsubscribe::StreamKind;
 
 use super::error::ApiError;
 
@@ -27,6 +31,10 @@ pub struct ApiKeyRecord {
     /// is rotated. Defaults to the key's id.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The key's named message streams and their kinds, beside the built-in
+    /// `transactional` and `marketing`: `{"newsletter": "marketing"}`.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamKind>,
 }
 
 impl ApiKeyRecord {
@@ -48,6 +56,7 @@ struct StoredKey {
     id: String,
     domains: Vec<String>,
     tenant: String,
+    streams: BTreeMap<String, StreamKind>,
 }
 
 /// A caller whose key matched: its id, the sender domains it may use and
@@ -59,6 +68,9 @@ pub struct AuthenticatedKey {
     /// Whose records these are: every key of a tenant sees the same
     /// messages, events, suppressions and webhooks, and no other tenant's.
     pub tenant: String,
+    /// The key's named message streams (see [`ApiKeyRecord::streams`]);
+    /// empty for forms and producers, which have the built-in two.
+    pub streams: BTreeMap<String, StreamKind>,
 }
 
 impl AuthenticatedKey {
@@ -111,6 +123,7 @@ impl ApiKeys {
                     id: r.id.clone(),
                     domains: r.domains.clone(),
                     tenant: r.tenant().to_string(),
+                    streams: r.streams.clone(),
                 })
             })
             .collect();
@@ -148,6 +161,7 @@ impl ApiKeys {
                 id: k.id.clone(),
                 domains: k.domains.clone(),
                 tenant: k.tenant.clone(),
+                streams: k.streams.clone(),
             })
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
     }
@@ -164,12 +178,14 @@ mod tests {
                 sha256: key_digest_hex("er_key_one"),
                 domains: vec!["example.com".into()],
                 tenant: None,
+                streams: BTreeMap::new(),
             },
             ApiKeyRecord {
                 id: "two".into(),
                 sha256: key_digest_hex("er_key_two"),
                 domains: vec!["example.org".into(), "example.net".into()],
                 tenant: Some("acme".into()),
+                streams: BTreeMap::new(),
             },
         ])
     }

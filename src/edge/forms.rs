@@ -135,6 +135,7 @@ fn form_sender(form: &FormConfig) -> AuthenticatedKey {
         id: format!("form:{}", form.id),
         domains: vec![form.from_domain()],
         tenant: form.tenant(),
+        streams: Default::default(),
     }
 }
 
