@@ -102,6 +102,22 @@ pub fn copy_id(id: &str, index: usize, count: usize) -> String {
     }
 }
 
+/// Whether `id` can be a parent: the id of a message, 32 lower-case hex
+/// digits (the only ids whose copies are looked up).
+pub fn is_parent_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The parent of a copy's id (`<parent>-<n>`), if it is one.
+pub fn parent_of(id: &str) -> Option<&str> {
+    let (parent, n) = id.rsplit_once('-')?;
+    (is_parent_id(parent) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(parent)
+}
+
 /// Where a message with one-click unsubscribe links points them when
 /// `UNSUBSCRIBE_BASE_URL` is unset: the origin the request came in on.
 pub const BASE_URL_WARNING: &str = "unsubscribe_base_url_missing: the unsubscribe links use the worker's own host; set UNSUBSCRIBE_BASE_URL to the sender's own domain routed to the worker (links on shared hosts such as *.workers.dev are flagged by phishing filters)";

@@ -117,7 +117,7 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
                     verify_turnstile(forms, token, ip.as_deref()).await?;
                 }
                 let key = form_sender(form);
-                accept::accept(env, loaded, &key, request.to_string().as_bytes()).await
+                accept::accept(env, loaded, &key, request.to_string().as_bytes(), None).await
             }
         }
     }

@@ -26,8 +26,11 @@ pub use settings::UnsubscribeSettings;
 pub use stream::{StreamChoice, StreamKind};
 pub use token::{Claim, TokenError, TokenSecrets};
 
+use serde_json::{Map, Value, json};
+
 use self::one_click::OneClickError;
 use self::stream::TRANSACTIONAL;
+use super::model::{EmailEvent, EventType, event_id};
 
 /// The reason a suppression row from an unsubscribe carries.
 pub const REASON: &str = "unsubscribe";
@@ -136,6 +139,40 @@ pub fn decide(claim: &Claim, choice: ScopeChoice) -> Result<Unsubscribe, Refusal
         topic,
         message_id: claim.message_id.clone(),
     })
+}
+
+/// The `email.unsubscribed` event of an unsubscribe, with the stable
+/// payload's fields (`from` and `subject` from the message, when it is still
+/// stored) and `unsubscribe: {scope}` added.
+pub fn unsubscribed_event(
+    u: &Unsubscribe,
+    from: Option<&str>,
+    subject: Option<&str>,
+    at_ms: u64,
+    id_entropy: &[u8; 16],
+) -> EmailEvent {
+    let mut data = Map::new();
+    data.insert("email_id".into(), json!(u.message_id));
+    data.insert("from".into(), json!(from));
+    data.insert("to".into(), json!([u.address]));
+    data.insert("subject".into(), json!(subject));
+    data.insert("stream".into(), json!(u.stream));
+    if let Some(topic) = &u.topic {
+        data.insert("topic".into(), json!(topic));
+    }
+    data.insert("tags".into(), Value::Object(Map::new()));
+    data.insert("metadata".into(), Value::Null);
+    data.insert("recipient".into(), json!(u.address));
+    data.insert("unsubscribe".into(), json!({"scope": u.scope}));
+    EmailEvent {
+        id: event_id(id_entropy),
+        tenant: u.tenant.clone(),
+        message_id: u.message_id.clone(),
+        recipient: Some(u.address.clone()),
+        event_type: EventType::Unsubscribed,
+        created_at_ms: at_ms,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +300,46 @@ mod tests {
                 .unwrap_err()
                 .rule,
             "unsubscribe_not_configured"
+        );
+    }
+
+    #[test]
+    fn the_event_names_the_message_the_recipient_and_the_scope() {
+        let u = decide(
+            &claim("newsletter", Some("weekly"), "Ada@Example.com"),
+            ScopeChoice::AsLinked,
+        )
+        .unwrap();
+        let event = unsubscribed_event(
+            &u,
+            Some("news@example.com"),
+            Some("Hi"),
+            1_700_000_000_000,
+            &[1; 16],
+        );
+        assert_eq!(event.event_type, EventType::Unsubscribed);
+        assert_eq!(
+            (event.tenant.as_str(), event.message_id.as_str()),
+            ("acme", "m1")
+        );
+        assert_eq!(event.recipient.as_deref(), Some("ada@example.com"));
+        let payload = event.payload();
+        assert_eq!(payload["type"], "email.unsubscribed");
+        assert_eq!(payload["created_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(
+            payload["data"],
+            json!({
+                "email_id": "m1",
+                "from": "news@example.com",
+                "to": ["ada@example.com"],
+                "subject": "Hi",
+                "stream": "newsletter",
+                "topic": "weekly",
+                "tags": {},
+                "metadata": null,
+                "recipient": "ada@example.com",
+                "unsubscribe": {"scope": "topic:weekly"}
+            })
         );
     }
 

@@ -90,10 +90,13 @@ pub enum EventKind {
     /// valid seal, or not matching the stored message); nothing was sent
     /// and the message's status did not change.
     ForgedJobRefused,
+    /// Something the sender should know about how the message went out
+    /// (the detail says what), e.g. unsubscribe links on the worker's host.
+    Warning,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -105,6 +108,7 @@ impl EventKind {
         EventKind::DeadLettered,
         EventKind::SafetyCheck,
         EventKind::ForgedJobRefused,
+        EventKind::Warning,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +124,7 @@ impl EventKind {
             EventKind::DeadLettered => "dead_lettered",
             EventKind::SafetyCheck => "safety_check",
             EventKind::ForgedJobRefused => "forged_job_refused",
+            EventKind::Warning => "warning",
         }
     }
 

@@ -15,6 +15,7 @@ mod leases;
 mod messages;
 mod recipients;
 mod sweep;
+mod unsubscribes;
 mod views;
 
 use wasm_bindgen::JsValue;

@@ -5,7 +5,7 @@
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
 //! | `UNSUBSCRIBE_SECRET` | secret | comma-separated secrets of 32+ characters; the first issues tokens, all open them (default: `QUEUE_SECRET`'s list, under keys of their own) |
-//! | `UNSUBSCRIBE_BASE_URL` | var | `https://host[/path]`, the sender's own domain routed to the worker; links are `<base>/unsubscribe/<token>` |
+//! | `UNSUBSCRIBE_BASE_URL` | var | `https://host[:port]`, the sender's own domain routed to the worker; links are `<base>/unsubscribe/<token>` |
 //!
 //! Owns: parsing them, and the link for a token. Must not: put a secret into
 //! an error, or read any other setting.
@@ -54,13 +54,16 @@ impl UnsubscribeSettings {
     }
 }
 
-/// A base URL is good when a link under it is (see [`OneClick::new`]), and it
-/// has no query or fragment.
+/// A base URL is good when a link under it is (see [`OneClick::new`]), and
+/// it is an origin only: the worker answers `/unsubscribe/...` at its root.
 pub fn check_base(base: &str) -> Result<String, String> {
     let base = base.trim_end_matches('/');
-    if link(base, "t").is_none() {
+    let has_path = base
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    if has_path || link(base, "t").is_none() {
         return Err(
-            "must be https://host[/path] (http only for a loopback host), with letters, digits and -._~:/% only"
+            "must be https://host[:port], the sender's own domain routed to the worker (http only for a loopback host), with no path"
                 .to_string(),
         );
     }
@@ -98,6 +101,7 @@ mod tests {
             ("UNSUBSCRIBE_BASE_URL", "http://mail.example.com"),
             ("UNSUBSCRIBE_BASE_URL", "mail.example.com"),
             ("UNSUBSCRIBE_BASE_URL", "https://mail.example.com/?x=1"),
+            ("UNSUBSCRIBE_BASE_URL", "https://mail.example.com/er"),
         ] {
             let e = read(&[("QUEUE_SECRET", &queue), (name, value)]).unwrap_err();
             assert_eq!(e.setting, name, "{value}");
@@ -131,8 +135,8 @@ mod tests {
             Some("https://mail.example.com/unsubscribe/abc".to_string())
         );
         assert_eq!(
-            link("https://mail.example.com/er", "abc").map(|l| l.url().to_string()),
-            Some("https://mail.example.com/er/unsubscribe/abc".to_string())
+            check_base("http://127.0.0.1:8787/"),
+            Ok("http://127.0.0.1:8787".to_string())
         );
         assert!(link("https://mail.example.com", "a b").is_none());
     }
