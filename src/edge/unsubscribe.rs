@@ -24,19 +24,6 @@ fn paths(token: &str) -> (String, String) {
     (action, preferences)
 }
 
-/// An HTML page with the headers every unsubscribe page carries.
-fn html(status: u16, body: String) -> worker::Result<Response> {
-    let mut resp = Response::ok(body)?.with_status(status);
-    let headers = resp.headers_mut();
-    headers.set("Content-Type", "text/html; charset=utf-8")?;
-    headers.set("Cache-Control", "no-store")?;
-    headers.set("Content-Security-Policy", page::CONTENT_SECURITY_POLICY)?;
-    headers.set("Referrer-Policy", "no-referrer")?;
-    headers.set("X-Robots-Tag", "noindex")?;
-    headers.set("X-Content-Type-Options", "nosniff")?;
-    Ok(resp)
-}
-
 /// `GET /unsubscribe/{token}` (and `/preferences`): a page, nothing changed.
 /// A link that does not open gets a page saying so, with the refusal's status.
 pub async fn show(env: &Env, token: &str, preferences: bool) -> Result<Response, ApiError> {
@@ -48,7 +35,7 @@ pub async fn show(env: &Env, token: &str, preferences: bool) -> Result<Response,
         Ok(claim) => (200, page::confirm(&claim, &action, &preferences_path)),
         Err(refusal) => (refusal.status, page::problem(&refusal.message)),
     };
-    html(status, body).map_err(internal)
+    http::html(status, body, page::CONTENT_SECURITY_POLICY).map_err(internal)
 }
 
 /// `POST /unsubscribe/{token}`: records the unsubscribe and answers 200.
@@ -91,5 +78,10 @@ pub async fn post(mut req: Request, env: &Env, token: &str) -> Result<Response, 
             worker::console_error!("edgerelay: could not record an unsubscribe event: {e}");
         }
     }
-    html(200, page::done(&u.address, &u.stream, u.topic.as_deref())).map_err(internal)
+    http::html(
+        200,
+        page::done(&u.address, &u.stream, u.topic.as_deref()),
+        page::CONTENT_SECURITY_POLICY,
+    )
+    .map_err(internal)
 }
