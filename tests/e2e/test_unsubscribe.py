@@ -17,6 +17,7 @@ import dkim
 import pytest
 
 from edgerelay_harness.keys import SENDER_DOMAIN, dkim_dns
+from edgerelay_harness.openapi import schema
 from edgerelay_harness.poll import wait_for
 
 SCREENING = Path(__file__).resolve().parents[2] / "src" / "events" / "suppression.rs"
@@ -101,6 +102,7 @@ def test_a_marketing_message_carries_a_signed_one_click_link_that_unsubscribes(
     # One copy per recipient, each with its own id.
     parent = body["id"]
     assert body["copies"] == [{"id": f"{parent}-1", "to": ADA}, {"id": f"{parent}-2", "to": BOB}]
+    schema("Accepted").validate(body)
 
     wait_for(lambda: len(server.messages) == 2, what="both copies at the server")
     links = {}
@@ -133,7 +135,9 @@ def test_a_marketing_message_carries_a_signed_one_click_link_that_unsubscribes(
     group = wait_for(lambda: (g := worker.status(parent))["status"] == "delivered" and g,
                      what="both copies delivered")
     assert [c["id"] for c in group["copies"]] == [f"{parent}-1", f"{parent}-2"]
+    schema("MessageGroup").validate(group)
     ada_copy = worker.status(f"{parent}-1")
+    schema("MessageStatus").validate(ada_copy)
     assert ada_copy["parent_id"] == parent
     assert ada_copy["warnings"] and ada_copy["warnings"][0].startswith("unsubscribe_base_url_missing")
 
