@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "smtp": 1,
     "queue": 2,
     "events": 2,
+    "inbound": 2,
     "accept": 3,
     "delivery": 4,
     "http": 5,

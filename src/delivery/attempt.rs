@@ -12,7 +12,8 @@ use std::rc::Rc;
 use super::settings::DeliverySettings;
 use super::upstream::{Upstream, UpstreamSecurity};
 use crate::smtp::{
-    Credentials, Envelope, OutcomeKind, Security, SmtpConfig, Timeouts, TransactionOutcome,
+    Credentials, DsnRequest, Envelope, Notify, OutcomeKind, Security, SmtpConfig, Timeouts,
+    TransactionOutcome,
 };
 
 use super::policy::AttemptResult;
@@ -108,7 +109,24 @@ pub fn envelope(id: u64, outgoing: &Outgoing) -> Envelope {
     );
     e.needs_smtputf8 = job.smtputf8;
     e.has_8bit = !outgoing.message.is_ascii();
+    e.dsn = Some(dsn_request(job));
     e
+}
+
+/// What a job asks of a server that offers DSN (RFC 3461): reports of
+/// failures and delays, with the headers only, carrying the message id as
+/// ENVID and each recipient as ORCPT, so a report that comes back later is
+/// matched even where the smarthost rewrote the return path.
+pub fn dsn_request(job: &DeliveryJob) -> DsnRequest {
+    DsnRequest {
+        envid: job.id.clone(),
+        notify: Notify {
+            success: false,
+            failure: true,
+            delay: true,
+        },
+        headers_only: true,
+    }
 }
 
 /// Reads the session's outcome for one job.
@@ -191,6 +209,11 @@ mod outgoing_tests {
         assert!(Rc::ptr_eq(&e.data, &o.message), "shared, not copied");
         assert!(e.has_8bit);
         assert_eq!(e.id, 3);
+        // Reports come back naming the message, for failures and delays.
+        let dsn = e.dsn.as_ref().unwrap();
+        assert_eq!(dsn.envid, "m1");
+        assert!(dsn.notify.failure && dsn.notify.delay && !dsn.notify.success);
+        assert!(dsn.headers_only);
         // Small enough for the queue: a retry carries it, so the job keeps it.
         let o = Outgoing::new(job("Subject: x\r\n\r\nx", None));
         assert_eq!(o.job.mime, "Subject: x\r\n\r\nx");

@@ -21,6 +21,7 @@ pub mod recipients;
 pub mod recovery;
 pub mod settings;
 pub mod settle;
+pub mod shaping;
 pub mod upstream;
 
 pub use attempt::{AttemptReport, Outgoing};

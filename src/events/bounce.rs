@@ -4,6 +4,10 @@
 //! refused for what it is or who sent it: policy, content, size, a full
 //! mailbox), and so whether it suppresses the address.
 //!
+//! Beside it, [`BounceCategory`] says what kind of refusal it was (invalid
+//! mailbox, mailbox full, policy or reputation block, content, DNS or
+//! routing, size, technical), the way the large providers report bounces, so
+//! a sender can tell a list problem from a reputation problem.
 //! Owns that classification, from an SMTP reply or a DSN's status.
 //! Must not: decide retries (that is `delivery::policy`), or record anything.
 
@@ -87,10 +91,243 @@ impl BounceClass {
     }
 }
 
+/// What kind of refusal a reply is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BounceCategory {
+    /// No such mailbox, or it is disabled.
+    InvalidMailbox,
+    /// The mailbox is over its quota.
+    MailboxFull,
+    /// Refused for who sent it: blocklists, reputation, authentication
+    /// (SPF, DKIM, DMARC), rate, local policy.
+    PolicyBlock,
+    /// Refused for what it is: spam or virus filters, content rules.
+    ContentRejected,
+    /// The domain does not exist or mail for it cannot be routed.
+    DnsOrRouting,
+    /// Too large for the receiving system.
+    MessageTooLarge,
+    /// Anything else: protocol, server or connection trouble.
+    Technical,
+}
+
+const FULL_TEXTS: &[&str] = &[
+    "mailbox full",
+    "mailbox is full",
+    "quota",
+    "over quota",
+    "insufficient storage",
+];
+const ROUTING_TEXTS: &[&str] = &[
+    "no mx",
+    "domain not found",
+    "host not found",
+    "unrouteable",
+    "unroutable",
+    "name service error",
+    "domain does not exist",
+    "no such domain",
+];
+const SIZE_TEXTS: &[&str] = &[
+    "too large",
+    "too big",
+    "size limit",
+    "exceeds the maximum size",
+];
+const CONTENT_TEXTS: &[&str] = &[
+    "spam",
+    "virus",
+    "phish",
+    "malware",
+    "content",
+    "blocked by filter",
+];
+/// Texts naming who sent it as the problem; checked before content texts
+/// ("spamhaus" is not a content verdict).
+const STRONG_POLICY_TEXTS: &[&str] = &[
+    "blocklist",
+    "blacklist",
+    "block list",
+    "black list",
+    "reputation",
+    "rbl",
+    "spamhaus",
+    "dmarc",
+    "spf",
+    "dkim",
+];
+/// Texts that say "refused by policy" without saying why; checked after
+/// content texts.
+const WEAK_POLICY_TEXTS: &[&str] = &[
+    "policy",
+    "not authorized",
+    "rate limit",
+    "too many",
+    "blocked",
+    "denied",
+];
+
+impl BounceCategory {
+    /// Categorises a refusal (4xx or 5xx) from its codes and text; the
+    /// enhanced code decides when it is specific, the text otherwise.
+    pub fn of(code: u16, enhanced: Option<&str>, text: &str) -> BounceCategory {
+        let text = text.to_ascii_lowercase();
+        let has = |list: &[&str]| list.iter().any(|t| text.contains(t));
+        let parts: Vec<&str> = enhanced.map(|e| e.split('.').collect()).unwrap_or_default();
+        let by_code = match parts.as_slice() {
+            [_, "1", "1" | "3" | "6"] | [_, "2", "1"] => Some(BounceCategory::InvalidMailbox),
+            [_, "1", "2" | "10"] | [_, "4", "3" | "4"] => Some(BounceCategory::DnsOrRouting),
+            [_, "2", "2"] => Some(BounceCategory::MailboxFull),
+            [_, "2", "3"] | [_, "3", "4"] => Some(BounceCategory::MessageTooLarge),
+            [_, "7", _] => Some(if has(CONTENT_TEXTS) && !has(STRONG_POLICY_TEXTS) {
+                BounceCategory::ContentRejected
+            } else {
+                BounceCategory::PolicyBlock
+            }),
+            _ => None,
+        };
+        if let Some(category) = by_code {
+            return category;
+        }
+        if code >= 500 && BAD_ADDRESS_TEXTS.iter().any(|t| text.contains(t)) {
+            BounceCategory::InvalidMailbox
+        } else if has(FULL_TEXTS) {
+            BounceCategory::MailboxFull
+        } else if has(ROUTING_TEXTS) {
+            BounceCategory::DnsOrRouting
+        } else if has(SIZE_TEXTS) {
+            BounceCategory::MessageTooLarge
+        } else if has(STRONG_POLICY_TEXTS) {
+            BounceCategory::PolicyBlock
+        } else if has(CONTENT_TEXTS) {
+            BounceCategory::ContentRejected
+        } else if has(WEAK_POLICY_TEXTS) {
+            BounceCategory::PolicyBlock
+        } else {
+            BounceCategory::Technical
+        }
+    }
+
+    /// The stable name payloads and reports write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceCategory::InvalidMailbox => "invalid_mailbox",
+            BounceCategory::MailboxFull => "mailbox_full",
+            BounceCategory::PolicyBlock => "policy_block",
+            BounceCategory::ContentRejected => "content_rejected",
+            BounceCategory::DnsOrRouting => "dns_or_routing",
+            BounceCategory::MessageTooLarge => "message_too_large",
+            BounceCategory::Technical => "technical",
+        }
+    }
+}
+
+/// The `bounce` field of an `email.bounced` event: its type (hard or soft)
+/// and category.
+pub fn bounce_field(code: u16, enhanced: Option<&str>, text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": BounceClass::of(code, enhanced, text).as_str(),
+        "category": BounceCategory::of(code, enhanced, text).as_str(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use BounceClass::{Hard, Soft, Transient};
+
+    #[test]
+    fn category_table() {
+        use BounceCategory::*;
+        let table: &[(u16, Option<&str>, &str, BounceCategory)] = &[
+            (550, Some("5.1.1"), "user unknown", InvalidMailbox),
+            (550, Some("5.2.1"), "mailbox disabled", InvalidMailbox),
+            (550, None, "No such user here", InvalidMailbox),
+            (550, Some("5.1.2"), "bad destination system", DnsOrRouting),
+            (550, Some("5.1.10"), "null MX", DnsOrRouting),
+            (550, Some("5.4.4"), "unable to route", DnsOrRouting),
+            (451, None, "Domain not found", DnsOrRouting),
+            (552, Some("5.2.2"), "mailbox full", MailboxFull),
+            (452, Some("4.2.2"), "over quota", MailboxFull),
+            (552, Some("5.3.4"), "message too big", MessageTooLarge),
+            (
+                552,
+                None,
+                "Message size exceeds the maximum size",
+                MessageTooLarge,
+            ),
+            (
+                550,
+                Some("5.7.1"),
+                "Service unavailable; client host blocked using Spamhaus",
+                PolicyBlock,
+            ),
+            (
+                550,
+                Some("5.7.26"),
+                "unauthenticated email from example.com is not accepted due to DMARC",
+                PolicyBlock,
+            ),
+            (
+                554,
+                Some("5.7.1"),
+                "Message rejected as spam by content filter",
+                ContentRejected,
+            ),
+            (
+                550,
+                Some("5.7.1"),
+                "virus found in message",
+                ContentRejected,
+            ),
+            (
+                421,
+                Some("4.7.0"),
+                "too many connections, rate limit",
+                PolicyBlock,
+            ),
+            (
+                554,
+                None,
+                "Transaction failed: spam content detected",
+                ContentRejected,
+            ),
+            (554, None, "your IP is on our blocklist", PolicyBlock),
+            (451, Some("4.3.0"), "temporary server error", Technical),
+            (554, Some("5.5.1"), "protocol error", Technical),
+        ];
+        for (code, enhanced, text, want) in table {
+            assert_eq!(
+                BounceCategory::of(*code, *enhanced, text),
+                *want,
+                "{code} {enhanced:?} {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn hard_bounces_are_bad_addresses_by_category_too() {
+        let replies: &[(u16, Option<&str>, &str)] = &[
+            (550, Some("5.1.1"), ""),
+            (550, Some("5.1.2"), ""),
+            (550, Some("5.2.1"), ""),
+            (550, None, "user unknown"),
+            (550, Some("5.7.1"), "user unknown in policy"),
+            (552, Some("5.2.2"), "full"),
+        ];
+        for (code, enhanced, text) in replies {
+            let hard = BounceClass::of(*code, *enhanced, text) == Hard;
+            let bad_address = matches!(
+                BounceCategory::of(*code, *enhanced, text),
+                BounceCategory::InvalidMailbox | BounceCategory::DnsOrRouting
+            );
+            assert_eq!(hard, bad_address, "{code} {enhanced:?} {text}");
+        }
+        assert_eq!(
+            bounce_field(550, Some("5.1.1"), "no such user"),
+            serde_json::json!({"type": "hard", "category": "invalid_mailbox"})
+        );
+    }
 
     #[test]
     fn refusal_table() {

@@ -11,5 +11,5 @@ pub mod model;
 pub mod time;
 pub mod unsubscribe;
 
-pub use bounce::BounceClass;
+pub use bounce::{BounceCategory, BounceClass, bounce_field};
 pub use model::{EmailEvent, EventType};

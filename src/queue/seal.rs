@@ -160,6 +160,23 @@ impl QueueSecrets {
             Err(SealError::Mismatch)
         }
     }
+
+    /// One key per secret (the first is the one to issue with), derived for
+    /// another use under `label`, so a token signed with it can never pass
+    /// for a queue seal, nor one use's token for another's.
+    pub fn derived_keys(&self, label: &[u8]) -> Vec<[u8; 32]> {
+        self.secrets
+            .iter()
+            .map(|secret| {
+                let Ok(mut m) = HmacSha256::new_from_slice(secret) else {
+                    return [0; 32];
+                };
+                m.update(b"edgerelay derived key: ");
+                m.update(label);
+                m.finalize().into_bytes().into()
+            })
+            .collect()
+    }
 }
 
 fn mac(secret: &[u8], purpose: Purpose, text: &str) -> [u8; 32] {
@@ -172,7 +189,8 @@ fn mac(secret: &[u8], purpose: Purpose, text: &str) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes.
+pub fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
     }

@@ -34,6 +34,8 @@ pub struct Capabilities {
     pub starttls: bool,
     /// RFC 2034.
     pub enhanced_status_codes: bool,
+    /// RFC 3461 (delivery status notifications).
+    pub dsn: bool,
     /// RFC 4954.
     pub auth: AuthMechanisms,
 }
@@ -57,6 +59,7 @@ impl Capabilities {
                 "SMTPUTF8" => capabilities.smtputf8 = true,
                 "STARTTLS" => capabilities.starttls = true,
                 "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
+                "DSN" => capabilities.dsn = true,
                 // A limit that does not parse is treated as "no fixed limit":
                 // the server will still reject an oversized message itself.
                 "SIZE" => {
@@ -122,6 +125,7 @@ mod tests {
             smtputf8: true,
             starttls: true,
             enhanced_status_codes: true,
+            dsn: true,
             auth: AuthMechanisms {
                 plain: true,
                 login: true,

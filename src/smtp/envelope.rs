@@ -2,12 +2,14 @@
 //! its addresses from injecting commands.
 //!
 //! Owns: what one message needs from the session (sender, recipients, bytes,
-//! whether SMTPUTF8 or 8BITMIME is required) and the address check every
+//! whether SMTPUTF8 or 8BITMIME is required, the notifications it asks for) and the address check every
 //! command line passes. Must not: judge an address beyond what could alter a
 //! command: the server judges the rest, and a false refusal would bounce
 //! deliverable mail.
 
 use std::rc::Rc;
+
+use super::dsn::DsnRequest;
 
 /// Longest address accepted: RFC 5321 §4.5.3.1.3 limits a path to 256
 /// octets including the angle brackets.
@@ -31,6 +33,9 @@ pub struct Envelope {
     pub needs_smtputf8: bool,
     /// The message has 8-bit content and needs 8BITMIME (RFC 6152).
     pub has_8bit: bool,
+    /// The notifications to ask for, from a server that offers DSN
+    /// (RFC 3461); a server without it gets no DSN parameter.
+    pub dsn: Option<DsnRequest>,
 }
 
 impl Envelope {
@@ -47,6 +52,7 @@ impl Envelope {
             data: Rc::new(data.into()),
             needs_smtputf8: false,
             has_8bit: false,
+            dsn: None,
         }
     }
 

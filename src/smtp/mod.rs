@@ -93,6 +93,7 @@
 mod auth;
 mod capabilities;
 mod config;
+mod dsn;
 mod envelope;
 mod outcome;
 mod pipeline;
@@ -108,6 +109,7 @@ mod tests;
 pub use auth::Credentials;
 pub use capabilities::{AuthMechanisms, Capabilities};
 pub use config::{Security, SmtpConfig, Timeouts};
+pub use dsn::{DsnRequest, MAX_ENVID_LEN, Notify, xtext};
 pub use envelope::Envelope;
 pub use outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyParser};

@@ -17,6 +17,7 @@
 
 use super::capabilities::Capabilities;
 use super::config::SmtpConfig;
+use super::dsn::DsnRequest;
 use super::envelope::{Envelope, is_safe_address};
 use super::outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionOutcome};
 use super::reply::Reply;
@@ -79,6 +80,8 @@ pub(crate) struct Transaction {
     data_pipelined: bool,
     /// Where the end of the data is; see [`DataEndState`].
     data_end: DataEndState,
+    /// The notifications asked for, when the server offers DSN.
+    dsn: Option<DsnRequest>,
 }
 
 /// A transaction's end of data is about to go out: the bytes that end its
@@ -169,6 +172,11 @@ impl Transaction {
         if needs_smtputf8 {
             mail_command.push_str(" SMTPUTF8");
         }
+        // Only to a server that offered DSN: another would refuse MAIL.
+        let dsn = envelope.dsn.filter(|_| capabilities.dsn);
+        if let Some(request) = &dsn {
+            mail_command.push_str(&request.mail_parameters());
+        }
         mail_command.push_str("\r\n");
 
         let use_bdat = capabilities.chunking && config.use_chunking;
@@ -185,6 +193,7 @@ impl Transaction {
             mail_accepted: false,
             data_pipelined: false,
             data_end: DataEndState::Idle,
+            dsn,
         };
         if !transaction
             .recipients
@@ -220,7 +229,7 @@ impl Transaction {
         if self.pipelined {
             for &index in &self.part {
                 if let Some(recipient) = self.recipients.get(index) {
-                    let command = format!("RCPT TO:<{}>\r\n", recipient.address);
+                    let command = self.rcpt_command(&recipient.address);
                     wire.command(command.as_bytes(), Expect::Rcpt(index), now_ms);
                 }
             }
@@ -263,12 +272,22 @@ impl Transaction {
         }
     }
 
+    /// `RCPT TO` for `address`, with the DSN parameters when asked for.
+    fn rcpt_command(&self, address: &str) -> String {
+        let parameters = self
+            .dsn
+            .as_ref()
+            .map(|d| d.rcpt_parameters(address))
+            .unwrap_or_default();
+        format!("RCPT TO:<{address}>{parameters}\r\n")
+    }
+
     fn send_next_rcpt(&mut self, wire: &mut Wire, now_ms: u64) {
         let next = self.part.get(self.rcpts_sent).copied();
         let Some(recipient) = next.and_then(|index| self.recipients.get(index)) else {
             return;
         };
-        let command = format!("RCPT TO:<{}>\r\n", recipient.address);
+        let command = self.rcpt_command(&recipient.address);
         self.rcpts_sent += 1;
         if let Some(index) = next {
             wire.command(command.as_bytes(), Expect::Rcpt(index), now_ms);

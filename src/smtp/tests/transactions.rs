@@ -663,3 +663,72 @@ fn a_large_message_is_written_in_bounded_chunks_from_the_shared_buffer() {
     want.extend_from_slice(b"QUIT\r\n");
     assert!(written == want, "the chunks differ from the whole encoding");
 }
+
+fn with_dsn(mut envelope: Envelope) -> Envelope {
+    envelope.dsn = Some(DsnRequest {
+        envid: "msg+1".into(),
+        notify: Notify {
+            success: false,
+            failure: true,
+            delay: true,
+        },
+        headers_only: true,
+    });
+    envelope
+}
+
+#[test]
+fn dsn_parameters_go_to_a_server_that_offers_dsn() {
+    let mut steps = hello(&["PIPELINING", "DSN"]);
+    steps.extend([
+        client(
+            "MAIL FROM:<from@example.com> RET=HDRS ENVID=msg+2B1\r\n\
+             RCPT TO:<a@example.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.com\r\n\
+             RCPT TO:<b+x@example.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+2Bx@example.com\r\n\
+             DATA\r\n",
+        ),
+        server("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+    ]);
+    steps.extend(last_data_then_quit("250 2.0.0 queued\r\n"));
+    let envelope = with_dsn(envelope(3, &["a@example.com", "b+x@example.com"]));
+    let run = run(implicit(), vec![envelope], steps);
+    assert!(run.outcome(3).outcome.is_delivered());
+}
+
+#[test]
+fn dsn_parameters_follow_each_rcpt_in_lockstep() {
+    let mut steps = hello(&["DSN"]);
+    steps.extend([
+        client("MAIL FROM:<from@example.com> RET=HDRS ENVID=msg+2B1\r\n"),
+        server("250 ok\r\n"),
+        client("RCPT TO:<a@example.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.com\r\n"),
+        server("250 ok\r\n"),
+        client("DATA\r\n"),
+        server("354 go\r\n"),
+        client(&data_and_dot()),
+        server("250 ok\r\n"),
+    ]);
+    steps.extend(quit());
+    let run = run(
+        implicit(),
+        vec![with_dsn(envelope(4, &["a@example.com"]))],
+        steps,
+    );
+    assert!(run.outcome(4).outcome.is_delivered());
+}
+
+#[test]
+fn no_dsn_parameter_goes_to_a_server_without_dsn() {
+    let mut steps = hello(&["PIPELINING"]);
+    steps.extend([
+        client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"),
+        server("250 ok\r\n250 ok\r\n354 go\r\n"),
+    ]);
+    steps.extend(last_data_then_quit("250 2.0.0 queued\r\n"));
+    let run = run(
+        implicit(),
+        vec![with_dsn(envelope(5, &["a@example.com"]))],
+        steps,
+    );
+    assert!(run.outcome(5).outcome.is_delivered());
+}

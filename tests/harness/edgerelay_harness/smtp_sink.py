@@ -76,6 +76,13 @@ class SmtpSink:
         except FileNotFoundError:
             return 0
 
+    def dumps(self) -> list[bytes]:
+        """Each message it wrote to the dump directory: its own headers
+        (`X-Mail-Args`, `X-Rcpt-Args`, ...) and then the message."""
+        if self.dump_dir is None:
+            raise RuntimeError("started without a dump directory")
+        return [p.read_bytes() for p in sorted(self.dump_dir.iterdir()) if p.is_file()]
+
     def errors(self) -> str:
         """What it wrote to standard error."""
         self._errors.seek(0)
