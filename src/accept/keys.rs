@@ -35,6 +35,10 @@ pub struct ApiKeyRecord {
     /// `transactional` and `marketing`: `{"newsletter": "marketing"}`.
     #[serde(default)]
     pub streams: BTreeMap<String, StreamKind>,
+    /// Where this key's unsubscribe links point (the sender's own domain on
+    /// the worker), instead of `UNSUBSCRIBE_BASE_URL`.
+    #[serde(default)]
+    pub unsubscribe_base_url: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -57,6 +61,7 @@ struct StoredKey {
     domains: Vec<String>,
     tenant: String,
     streams: BTreeMap<String, StreamKind>,
+    unsubscribe_base_url: Option<String>,
 }
 
 /// A caller whose key matched: its id, the sender domains it may use and
@@ -71,6 +76,9 @@ pub struct AuthenticatedKey {
     /// The key's named message streams (see [`ApiKeyRecord::streams`]);
     /// empty for forms and producers, which have the built-in two.
     pub streams: BTreeMap<String, StreamKind>,
+    /// The key's own base for unsubscribe links, when it has one (without a
+    /// trailing slash); else `UNSUBSCRIBE_BASE_URL` applies.
+    pub unsubscribe_base_url: Option<String>,
 }
 
 impl AuthenticatedKey {
@@ -124,6 +132,10 @@ impl ApiKeys {
                     domains: r.domains.clone(),
                     tenant: r.tenant().to_string(),
                     streams: r.streams.clone(),
+                    unsubscribe_base_url: r
+                        .unsubscribe_base_url
+                        .as_ref()
+                        .map(|b| b.trim().trim_end_matches('/').to_string()),
                 })
             })
             .collect();
@@ -162,6 +174,7 @@ impl ApiKeys {
                 domains: k.domains.clone(),
                 tenant: k.tenant.clone(),
                 streams: k.streams.clone(),
+                unsubscribe_base_url: k.unsubscribe_base_url.clone(),
             })
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
     }
@@ -179,6 +192,7 @@ mod tests {
                 domains: vec!["example.com".into()],
                 tenant: None,
                 streams: BTreeMap::new(),
+                unsubscribe_base_url: None,
             },
             ApiKeyRecord {
                 id: "two".into(),
@@ -186,6 +200,7 @@ mod tests {
                 domains: vec!["example.org".into(), "example.net".into()],
                 tenant: Some("acme".into()),
                 streams: BTreeMap::new(),
+                unsubscribe_base_url: None,
             },
         ])
     }

@@ -262,7 +262,11 @@ pub fn prepare_from(
         let secrets = settings.unsubscribe.secrets.as_ref().ok_or_else(|| {
             ApiError::misconfigured("unsubscribe links need UNSUBSCRIBE_SECRET (or QUEUE_SECRET)")
         })?;
-        let base = match (&settings.unsubscribe.base_url, origin) {
+        let configured = key
+            .unsubscribe_base_url
+            .as_ref()
+            .or(settings.unsubscribe.base_url.as_ref());
+        let base = match (configured, origin) {
             (Some(base), _) => base.clone(),
             (None, Some(origin)) => {
                 warnings.push(BASE_URL_WARNING.to_string());

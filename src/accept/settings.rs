@@ -12,7 +12,7 @@
 //!
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
-//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing` |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key |
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
@@ -27,6 +27,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
+use crate::events::unsubscribe::settings::check_base;
 use crate::events::unsubscribe::{UnsubscribeSettings, stream};
 use crate::message::validate::is_stream_name;
 use crate::message::{DkimAlgorithm, DkimKey};
@@ -180,7 +181,7 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             "API_KEYS",
             json_problem(
                 &e,
-                "a JSON list of {id, sha256, domains, tenant?, streams?}",
+                "a JSON list of {id, sha256, domains, tenant?, streams?, unsubscribe_base_url?}",
             ),
         )
     })?;
@@ -210,6 +211,14 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             && !valid_tenant(tenant)
         {
             return Err(err("API_KEYS", format!("key `{}`: {TENANT_RULE}", k.id)));
+        }
+        if let Some(base) = &k.unsubscribe_base_url
+            && let Err(e) = check_base(base.trim())
+        {
+            return Err(err(
+                "API_KEYS",
+                format!("key `{}`: unsubscribe_base_url {e}", k.id),
+            ));
         }
         if let Some(name) = k.streams.keys().find(|name| {
             !is_stream_name(name) || *name == stream::TRANSACTIONAL || *name == stream::MARKETING

@@ -136,6 +136,7 @@ fn form_sender(form: &FormConfig) -> AuthenticatedKey {
         domains: vec![form.from_domain()],
         tenant: form.tenant(),
         streams: Default::default(),
+        unsubscribe_base_url: None,
     }
 }
 

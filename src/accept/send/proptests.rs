@@ -33,6 +33,7 @@ fn caller() -> AuthenticatedKey {
         domains: vec!["example.com".to_string(), "example.net".to_string()],
         tenant: "acme".to_string(),
         streams: Default::default(),
+        unsubscribe_base_url: None,
     }
 }
 

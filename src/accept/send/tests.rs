@@ -24,6 +24,7 @@ fn caller() -> AuthenticatedKey {
         domains: vec!["example.com".to_string(), "example.net".to_string()],
         tenant: "acme".to_string(),
         streams: Default::default(),
+        unsubscribe_base_url: None,
     }
 }
 
@@ -311,6 +312,22 @@ fn where_the_links_point_and_what_the_status_is_told() {
             .unwrap()
             .starts_with("https://er.example.workers.dev/unsubscribe/")
     );
+    // The key's own base comes first.
+    let mut key = caller();
+    key.unsubscribe_base_url = Some("https://news.example.com".into());
+    for settings in [
+        marketing_settings(None),
+        marketing_settings(Some("https://mail.example.com")),
+    ] {
+        let p = prepare(&body, &key, &settings, 1, &[7; 32]).unwrap();
+        assert!(p.warnings.is_empty());
+        let job = sign_natively(p, &settings).unwrap();
+        assert!(
+            link_of(&job.mime)
+                .unwrap()
+                .starts_with("https://news.example.com/unsubscribe/")
+        );
+    }
     // Unset, and no request to take an origin from (a queue producer).
     let e = prepare(&body, &caller(), &s, 1, &[7; 32]).err().unwrap();
     assert_eq!((e.status, e.rule), (403, "unsubscribe_not_configured"));
