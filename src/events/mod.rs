@@ -3,9 +3,10 @@
 //!
 //! Owns: the event types and their stable payload ([`model`]), how a
 //! permanent refusal is classed ([`bounce`]), the suppression list's rules
-//! ([`suppression`]: which entries apply, what a refusal adds), who opened
-//! or clicked ([`engagement`]), the reputation guard ([`reputation`]) and
-//! the statistics' counters ([`rollup`]). Must not: perform I/O or read the
+//! ([`suppression`]: which entries apply, what a refusal adds), message
+//! streams with the one-click unsubscribe ([`unsubscribe`]), who opened or
+//! clicked ([`engagement`]), the reputation guard ([`reputation`]) and the
+//! statistics' counters ([`rollup`]). Must not: perform I/O or read the
 //! clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
@@ -15,6 +16,7 @@ pub mod reputation;
 pub mod rollup;
 pub mod suppression;
 pub mod time;
+pub mod unsubscribe;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};
 pub use model::{EmailEvent, EventType};

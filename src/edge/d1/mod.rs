@@ -17,6 +17,7 @@ mod messages;
 mod recipients;
 mod suppressions;
 mod sweep;
+mod unsubscribes;
 mod views;
 
 use wasm_bindgen::JsValue;
