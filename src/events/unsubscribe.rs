@@ -31,9 +31,10 @@ use serde_json::{Map, Value, json};
 use self::one_click::OneClickError;
 use self::stream::TRANSACTIONAL;
 use super::model::{EmailEvent, EventType, event_id};
+use super::suppression::Reason;
 
 /// The reason a suppression row from an unsubscribe carries.
-pub const REASON: &str = "unsubscribe";
+pub const REASON: Reason = Reason::Unsubscribe;
 
 /// A request the unsubscribe routes do not take, or a link that does not
 /// open: the status, a stable rule and what to do about it.

@@ -31,7 +31,7 @@ impl Db {
                     s(&u.tenant),
                     s(&u.address),
                     s(&u.scope),
-                    s(REASON),
+                    s(REASON.as_str()),
                     s(&u.message_id),
                     s("one-click unsubscribe"),
                     n(now_ms),
