@@ -6,14 +6,14 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools unit proptest e2e clean
+.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools test-harness unit proptest e2e clean
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:
 	@scripts/dev.sh
 
 ## Run every test: lint, native unit tests, then the built worker end to end.
-test: setup-test lint check-layers test-tools unit e2e
+test: setup-test lint check-layers test-tools test-harness unit e2e
 
 ## Measure every performance figure beside its baseline; rewrites BENCHMARKS.md.
 ## Extra arguments: make bench BENCH_ARGS='--rounds 3 --only smtp,size'
@@ -66,6 +66,11 @@ check-layers:
 ## The layer checker's own tests, and the docs' links and settings table.
 test-tools:
 	.venv/bin/python -m pytest tests/tools -q
+
+## The harness's own tests: the private Postfix that writes the DSN
+## fixtures (scripts/make_report_fixtures.py) starts, reports and stops.
+test-harness:
+	.venv/bin/python -m pytest tests/harness_tests -q
 
 unit:
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo test --quiet

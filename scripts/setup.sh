@@ -57,10 +57,12 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
     .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e tests/harness
     touch .venv/.installed
   fi
-  # Debian packages: Postfix's smtp-sink (a real SMTP server with fault
-  # injection) and Chromium (browser tests drive it through Playwright).
+  # Debian packages: Postfix (its smtp-sink, a real SMTP server with fault
+  # injection, and Postfix itself, which the harness runs as a private
+  # instance that returns real DSNs) and Chromium (browser tests drive it
+  # through Playwright).
   missing=()
-  [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+  { [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/postfix ]; } || missing+=(postfix)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

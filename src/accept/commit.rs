@@ -257,6 +257,38 @@ pub async fn commit(
     })
 }
 
+/// Commits the copies of one message (one per recipient, see
+/// `accept::send`) in order, each by [`commit`]. All are accepted, or none:
+/// when one fails, the copies committed before it are withdrawn (row and
+/// stored body removed; their queue messages then find no row and are
+/// refused), and what could not be withdrawn is added to the residue.
+pub async fn commit_copies(
+    store: &impl MessageStore,
+    queue: &impl JobQueue,
+    bodies: &impl BodyStore,
+    orders: Vec<Order>,
+) -> Result<Vec<DeliveryJob>, CommitFailure> {
+    let mut committed: Vec<DeliveryJob> = Vec::with_capacity(orders.len());
+    for order in orders {
+        match commit(store, queue, bodies, order).await {
+            Ok(job) => committed.push(job),
+            Err(mut failure) => {
+                for job in committed.iter().rev() {
+                    let done = Done {
+                        id: &job.id,
+                        body: job.body_ref.as_deref(),
+                        row: true,
+                        lease: false,
+                    };
+                    failure.residue.extend(done.undo(store, bodies).await);
+                }
+                return Err(failure);
+            }
+        }
+    }
+    Ok(committed)
+}
+
 #[cfg(test)]
 pub mod memory;
 #[cfg(test)]

@@ -49,6 +49,13 @@ pub struct ErrorFields<'a> {
     pub details: &'a [FieldProblem],
 }
 
+impl From<crate::events::unsubscribe::Refusal> for ApiError {
+    /// The unsubscribe routes' refusals, in the one error shape.
+    fn from(r: crate::events::unsubscribe::Refusal) -> Self {
+        ApiError::new(r.status, r.rule, r.message)
+    }
+}
+
 impl ApiError {
     fn new(status: u16, rule: &'static str, message: impl Into<String>) -> Self {
         ApiError {

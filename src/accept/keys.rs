@@ -6,9 +6,13 @@
 //! Owns: the `Authorization: Bearer` check and each key's sender domains.
 //! Must not: hold a key in the clear, or stop comparing at the first match.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
+
+use crate::events::unsubscribe::StreamKind;
 
 use super::error::ApiError;
 
@@ -27,6 +31,14 @@ pub struct ApiKeyRecord {
     /// is rotated. Defaults to the key's id.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The key's named message streams and their kinds, beside the built-in
+    /// `transactional` and `marketing`: `{"newsletter": "marketing"}`.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamKind>,
+    /// Where this key's unsubscribe links point (the sender's own domain on
+    /// the worker), instead of `UNSUBSCRIBE_BASE_URL`.
+    #[serde(default)]
+    pub unsubscribe_base_url: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -48,6 +60,8 @@ struct StoredKey {
     id: String,
     domains: Vec<String>,
     tenant: String,
+    streams: BTreeMap<String, StreamKind>,
+    unsubscribe_base_url: Option<String>,
 }
 
 /// A caller whose key matched: its id, the sender domains it may use and
@@ -59,6 +73,12 @@ pub struct AuthenticatedKey {
     /// Whose records these are: every key of a tenant sees the same
     /// messages, events, suppressions and webhooks, and no other tenant's.
     pub tenant: String,
+    /// The key's named message streams (see [`ApiKeyRecord::streams`]);
+    /// empty for forms and producers, which have the built-in two.
+    pub streams: BTreeMap<String, StreamKind>,
+    /// The key's own base for unsubscribe links, when it has one (without a
+    /// trailing slash); else `UNSUBSCRIBE_BASE_URL` applies.
+    pub unsubscribe_base_url: Option<String>,
 }
 
 impl AuthenticatedKey {
@@ -111,6 +131,11 @@ impl ApiKeys {
                     id: r.id.clone(),
                     domains: r.domains.clone(),
                     tenant: r.tenant().to_string(),
+                    streams: r.streams.clone(),
+                    unsubscribe_base_url: r
+                        .unsubscribe_base_url
+                        .as_ref()
+                        .map(|b| b.trim().trim_end_matches('/').to_string()),
                 })
             })
             .collect();
@@ -148,6 +173,8 @@ impl ApiKeys {
                 id: k.id.clone(),
                 domains: k.domains.clone(),
                 tenant: k.tenant.clone(),
+                streams: k.streams.clone(),
+                unsubscribe_base_url: k.unsubscribe_base_url.clone(),
             })
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
     }
@@ -164,12 +191,16 @@ mod tests {
                 sha256: key_digest_hex("er_key_one"),
                 domains: vec!["example.com".into()],
                 tenant: None,
+                streams: BTreeMap::new(),
+                unsubscribe_base_url: None,
             },
             ApiKeyRecord {
                 id: "two".into(),
                 sha256: key_digest_hex("er_key_two"),
                 domains: vec!["example.org".into(), "example.net".into()],
                 tenant: Some("acme".into()),
+                streams: BTreeMap::new(),
+                unsubscribe_base_url: None,
             },
         ])
     }

@@ -11,12 +11,25 @@
 //! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`). Every way in
 //! (API, batch items, forms, queue producers) goes through [`prepare`] with its
 //! own scoped identity, so the same checks apply everywhere.
+//!
+//! It also settles the message's stream (`events::unsubscribe::stream`).
+//! Mail with a one-click unsubscribe goes out as one copy per recipient,
+//! each with its own link (a token naming that recipient), its own MIME and
+//! its own signatures: the message keeps its id as the parent, and the copies
+//! are `<id>-1`, `<id>-2`, ... in recipient order ([`copy_id`]). A message
+//! with one recipient, and all other mail however many recipients it has,
+//! is one copy under the message's own id.
 //! Must not: perform I/O or read the clock (the time and the id's entropy are
 //! passed in), or store and enqueue anything (`accept::commit` does).
 
+use sha2::{Digest, Sha256};
+
+use crate::events::unsubscribe::settings::link as unsubscribe_link;
+use crate::events::unsubscribe::token::NONCE_LEN;
+use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::message::{
     ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
-    UnsignedMessage, compose, new_message_id,
+    UnsignedMessage, compose_with, new_message_id,
 };
 use crate::queue::DeliveryJob;
 
@@ -25,23 +38,89 @@ use super::error::{ApiError, FieldProblem};
 use super::keys::AuthenticatedKey;
 use super::settings::SendSettings;
 
-/// A validated, composed message waiting for its DKIM signatures.
+/// A validated, composed message waiting for its DKIM signatures: one copy,
+/// or one copy per recipient when each carries its own unsubscribe link.
 pub struct Prepared {
+    /// The message's id: the one copy's, or the parent of the copies.
     pub id: String,
     key_id: String,
     tenant: String,
     subject: String,
     from: String,
     mail_from: String,
-    rcpt_to: Vec<String>,
     smtputf8: bool,
     accepted_at: u64,
     tags: Vec<Tag>,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    unsigned: UnsignedMessage,
-    /// One per signing key: the key's index in `SendSettings::dkim_keys`, and what to sign.
+    stream: StreamChoice,
+    copies: Vec<Copy>,
+    /// What the sender should know about how the message went out (shown
+    /// in its status), e.g. an unsubscribe link on the worker's own host.
+    pub warnings: Vec<String>,
+    /// Every signature to make, copy after copy: the key's index in
+    /// `SendSettings::dkim_keys`, and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
 }
+
+/// One copy: its id, its recipients and its composed bytes.
+struct Copy {
+    id: String,
+    rcpt_to: Vec<String>,
+    unsigned: UnsignedMessage,
+    /// How many of `Prepared::pending` are this copy's.
+    signatures: usize,
+}
+
+/// A signed message: its id and the delivery job of each copy.
+#[derive(Debug)]
+pub struct Signed {
+    pub id: String,
+    /// One job per copy, in recipient order.
+    pub jobs: Vec<DeliveryJob>,
+    pub warnings: Vec<String>,
+}
+
+impl Signed {
+    /// The copies as the answer lists them (`None` for a single copy: its
+    /// id is the message's).
+    pub fn copies(&self) -> Option<Vec<(String, String)>> {
+        (self.jobs.len() > 1).then(|| {
+            self.jobs
+                .iter()
+                .map(|j| (j.id.clone(), j.rcpt_to.join(", ")))
+                .collect()
+        })
+    }
+}
+
+/// The id of copy `index` (from 0) of message `id` with `count` copies.
+pub fn copy_id(id: &str, index: usize, count: usize) -> String {
+    if count == 1 {
+        id.to_string()
+    } else {
+        format!("{id}-{}", index + 1)
+    }
+}
+
+/// Whether `id` can be a parent: the id of a message, 32 lower-case hex
+/// digits (the only ids whose copies are looked up).
+pub fn is_parent_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The parent of a copy's id (`<parent>-<n>`), if it is one.
+pub fn parent_of(id: &str) -> Option<&str> {
+    let (parent, n) = id.rsplit_once('-')?;
+    (is_parent_id(parent) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(parent)
+}
+
+/// Where a message with one-click unsubscribe links points them when
+/// `UNSUBSCRIBE_BASE_URL` is unset: the origin the request came in on.
+pub const BASE_URL_WARNING: &str = "unsubscribe_base_url_missing: the unsubscribe links use the worker's own host; set UNSUBSCRIBE_BASE_URL to the sender's own domain routed to the worker (links on shared hosts such as *.workers.dev are flagged by phishing filters)";
 
 fn problems(errors: Vec<FieldError>) -> Vec<FieldProblem> {
     errors
@@ -96,13 +175,28 @@ pub fn check_request_size(len: usize, settings: &SendSettings) -> Result<(), Api
     request_body_limit(settings).admits(len)
 }
 
-/// Validates, authorises and composes. `entropy` makes the message id.
+/// Validates, authorises and composes. `entropy` makes the message id (and
+/// the unsubscribe tokens' nonces). With no request to take an origin from
+/// (queue producers), marketing mail needs `UNSUBSCRIBE_BASE_URL`.
 pub fn prepare(
     body: &[u8],
     key: &AuthenticatedKey,
     settings: &SendSettings,
     now_unix: u64,
     entropy: &[u8; 32],
+) -> Result<Prepared, ApiError> {
+    prepare_from(body, key, settings, now_unix, entropy, None)
+}
+
+/// [`prepare`] for a request that came in on `origin` (`https://host`),
+/// where unsubscribe links point when `UNSUBSCRIBE_BASE_URL` is unset.
+pub fn prepare_from(
+    body: &[u8],
+    key: &AuthenticatedKey,
+    settings: &SendSettings,
+    now_unix: u64,
+    entropy: &[u8; 32],
+    origin: Option<&str>,
 ) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
     let limits = Limits {
@@ -143,45 +237,124 @@ pub fn prepare(
         ));
     }
 
+    let stream = stream::choose(&message, &key.streams)
+        .map_err(|errors| ApiError::invalid(problems(errors)))?;
+
     let message_id = new_message_id(from_domain, &entropy[..16]);
     let id = message_id
         .split_once('@')
         .map(|(left, _)| left.to_string())
         .unwrap_or_else(|| message_id.clone());
-    let raw = compose(
-        &message,
-        &ComposeContext {
-            message_id,
-            date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
-        },
-    )
-    .map_err(|e| {
-        ApiError::invalid(vec![FieldProblem {
-            field: String::new(),
-            rule: "compose_failed".into(),
-            message: e.to_string(),
-        }])
-    })?;
-    // Validation estimated the size; base64, encoded headers and MIME
-    // structure add to it, so the composed bytes are what counts.
-    if raw.len() > settings.max_message_bytes {
-        return Err(ApiError::too_large(
-            "",
-            format!(
-                "the composed message is {} bytes; at most {} bytes are accepted (MAX_MESSAGE_BYTES)",
-                raw.len(),
-                settings.max_message_bytes
-            ),
-        ));
-    }
+    let recipients: Vec<String> = message
+        .recipients()
+        .into_iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut warnings = Vec::new();
+    // One copy for everyone, or one per recipient when each carries a link
+    // that names its recipient.
+    let groups: Vec<Vec<String>> = if stream.one_click {
+        recipients.iter().map(|r| vec![r.clone()]).collect()
+    } else {
+        vec![recipients]
+    };
+    let base = if stream.one_click {
+        let secrets = settings.unsubscribe.secrets.as_ref().ok_or_else(|| {
+            ApiError::misconfigured("unsubscribe links need UNSUBSCRIBE_SECRET (or QUEUE_SECRET)")
+        })?;
+        let configured = key
+            .unsubscribe_base_url
+            .as_ref()
+            .or(settings.unsubscribe.base_url.as_ref());
+        let base = match (configured, origin) {
+            (Some(base), _) => base.clone(),
+            (None, Some(origin)) => {
+                warnings.push(BASE_URL_WARNING.to_string());
+                origin.to_string()
+            }
+            (None, None) => {
+                return Err(ApiError::forbidden(
+                    "unsubscribe_not_configured",
+                    "stream",
+                    "mail with a one-click unsubscribe sent through a queue needs UNSUBSCRIBE_BASE_URL: the links must point at the sender's own domain on the worker",
+                ));
+            }
+        };
+        Some((secrets, base))
+    } else {
+        None
+    };
 
-    let unsigned = UnsignedMessage::new(&raw);
-    let mut pending = Vec::with_capacity(signing_keys.len());
-    for (index, key) in signing_keys {
-        let p = unsigned
-            .prepare(key.identity(), now_unix)
-            .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?;
-        pending.push((index, p));
+    let count = groups.len();
+    let mut copies = Vec::with_capacity(count);
+    let mut pending = Vec::new();
+    for (index, rcpt_to) in groups.into_iter().enumerate() {
+        let copy_id = copy_id(&id, index, count);
+        let link = match &base {
+            Some((secrets, base)) => {
+                let claim = Claim {
+                    tenant: key.tenant.clone(),
+                    key_id: key.id.clone(),
+                    stream: stream.name.clone(),
+                    topic: stream.topic.clone(),
+                    recipient: rcpt_to.first().cloned().unwrap_or_default(),
+                    message_id: copy_id.clone(),
+                };
+                let token = secrets
+                    .issue(&claim, &token_nonce(entropy, index))
+                    .map_err(|e| {
+                        ApiError::invalid(vec![FieldProblem {
+                            field: "to".into(),
+                            rule: "unsubscribe_link_too_long".into(),
+                            message: e.to_string(),
+                        }])
+                    })?;
+                Some(unsubscribe_link(base, &token).ok_or_else(|| {
+                    ApiError::misconfigured("the unsubscribe base URL does not make a valid link")
+                })?)
+            }
+            None => None,
+        };
+        let raw = compose_with(
+            &message,
+            &ComposeContext {
+                message_id: format!("{copy_id}@{}", from_domain.as_str()),
+                date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
+            },
+            link.as_ref(),
+        )
+        .map_err(|e| {
+            ApiError::invalid(vec![FieldProblem {
+                field: String::new(),
+                rule: "compose_failed".into(),
+                message: e.to_string(),
+            }])
+        })?;
+        // Validation estimated the size; base64, encoded headers and MIME
+        // structure add to it, so the composed bytes are what counts.
+        if raw.len() > settings.max_message_bytes {
+            return Err(ApiError::too_large(
+                "",
+                format!(
+                    "the composed message is {} bytes; at most {} bytes are accepted (MAX_MESSAGE_BYTES)",
+                    raw.len(),
+                    settings.max_message_bytes
+                ),
+            ));
+        }
+        let unsigned = UnsignedMessage::new(&raw);
+        for (index, key) in &signing_keys {
+            let p = unsigned
+                .prepare(key.identity(), now_unix)
+                .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?;
+            pending.push((*index, p));
+        }
+        copies.push(Copy {
+            id: copy_id,
+            rcpt_to,
+            unsigned,
+            signatures: signing_keys.len(),
+        });
     }
 
     Ok(Prepared {
@@ -191,54 +364,92 @@ pub fn prepare(
         subject: message.subject().to_string(),
         from: message.from().address.to_string(),
         mail_from: message.envelope_from().to_string(),
-        rcpt_to: message
-            .recipients()
-            .into_iter()
-            .map(|a| a.to_string())
-            .collect(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
         tags: message.tags().to_vec(),
         metadata: message.metadata().cloned(),
-        unsigned,
+        stream,
+        copies,
+        warnings,
         pending,
     })
 }
 
-/// Attaches the signatures (in `pending` order) and builds the delivery job.
+/// A fresh nonce for copy `index`'s token: the request's random bytes are
+/// stretched with SHA-256, so no two copies (or messages) share one.
+fn token_nonce(entropy: &[u8; 32], index: usize) -> [u8; NONCE_LEN] {
+    let mut hash = Sha256::new();
+    hash.update(b"edgerelay unsubscribe nonce\n");
+    hash.update(entropy);
+    hash.update((index as u64).to_be_bytes());
+    let digest = hash.finalize();
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&digest[..NONCE_LEN]);
+    nonce
+}
+
+/// Attaches the signatures (in `pending` order) and builds the delivery job
+/// of a message sent as one copy; a message of several copies is refused
+/// here (see [`finish_all`]).
 pub fn finish(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<DeliveryJob, ApiError> {
+    let mut signed = finish_all(prepared, signatures)?;
+    if signed.jobs.len() != 1 {
+        return Err(ApiError::invalid(vec![FieldProblem {
+            field: "to".into(),
+            rule: "one_copy_only".into(),
+            message: "mail with a one-click unsubscribe to several recipients goes out as one copy per recipient, which this entrance does not take: send one message per recipient, or use POST /v1/messages".into(),
+        }]));
+    }
+    signed
+        .jobs
+        .pop()
+        .ok_or_else(|| ApiError::misconfigured("no copy was composed"))
+}
+
+/// Attaches the signatures (in `pending` order) and builds every copy's
+/// delivery job.
+pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed, ApiError> {
     if signatures.len() != prepared.pending.len() {
         return Err(ApiError::misconfigured("DKIM: a signature is missing"));
     }
-    let mut headers = Vec::with_capacity(signatures.len());
-    for ((_, pending), sig) in prepared.pending.into_iter().zip(signatures) {
-        headers.push(
-            pending
-                .finish(&sig)
-                .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?,
-        );
+    let mut pairs = prepared.pending.into_iter().zip(signatures);
+    let mut jobs = Vec::with_capacity(prepared.copies.len());
+    for copy in prepared.copies {
+        let mut headers = Vec::with_capacity(copy.signatures);
+        for ((_, pending), sig) in pairs.by_ref().take(copy.signatures) {
+            headers.push(
+                pending
+                    .finish(&sig)
+                    .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?,
+            );
+        }
+        let signed = copy.unsigned.with_signatures(&headers);
+        let mime = String::from_utf8(signed)
+            .map_err(|_| ApiError::misconfigured("the composed message is not UTF-8"))?;
+        jobs.push(DeliveryJob {
+            id: copy.id,
+            key_id: prepared.key_id.clone(),
+            mail_from: prepared.mail_from.clone(),
+            rcpt_to: copy.rcpt_to,
+            mime,
+            smtputf8: prepared.smtputf8,
+            accepted_at: prepared.accepted_at,
+            attempt: 0,
+            body_ref: None,
+            tags: prepared.tags.clone(),
+            metadata: prepared.metadata.clone(),
+            safety_net: false,
+            tenant: prepared.tenant.clone(),
+            stream: prepared.stream.stored_name().map(str::to_string),
+            topic: prepared.stream.topic.clone(),
+            subject: Some(prepared.subject.clone()),
+            from: Some(prepared.from.clone()),
+        });
     }
-    let signed = prepared.unsigned.with_signatures(&headers);
-    let mime = String::from_utf8(signed)
-        .map_err(|_| ApiError::misconfigured("the composed message is not UTF-8"))?;
-    Ok(DeliveryJob {
+    Ok(Signed {
         id: prepared.id,
-        key_id: prepared.key_id,
-        mail_from: prepared.mail_from,
-        rcpt_to: prepared.rcpt_to,
-        mime,
-        smtputf8: prepared.smtputf8,
-        accepted_at: prepared.accepted_at,
-        attempt: 0,
-        body_ref: None,
-        tags: prepared.tags,
-        metadata: prepared.metadata,
-        safety_net: false,
-        tenant: prepared.tenant,
-        stream: None,
-        topic: None,
-        subject: Some(prepared.subject),
-        from: Some(prepared.from),
+        jobs,
+        warnings: prepared.warnings,
     })
 }
 
@@ -250,8 +461,22 @@ pub fn signing_key(settings: &SendSettings, index: usize) -> Result<&DkimKey, Ap
         .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished"))
 }
 
-/// Signs with the core's own signers (Ed25519 and RSA in Rust).
+/// Signs with the core's own signers (Ed25519 and RSA in Rust); one copy.
 pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<DeliveryJob, ApiError> {
+    let signatures = native_signatures(&prepared, settings)?;
+    finish(prepared, signatures)
+}
+
+/// [`sign_natively`] for a message of any number of copies.
+pub fn sign_all_natively(prepared: Prepared, settings: &SendSettings) -> Result<Signed, ApiError> {
+    let signatures = native_signatures(&prepared, settings)?;
+    finish_all(prepared, signatures)
+}
+
+fn native_signatures(
+    prepared: &Prepared,
+    settings: &SendSettings,
+) -> Result<Vec<Vec<u8>>, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
         let key = signing_key(settings, *index)?;
@@ -261,7 +486,7 @@ pub fn sign_natively(prepared: Prepared, settings: &SendSettings) -> Result<Deli
                 .map_err(|e| ApiError::misconfigured(format!("DKIM signing failed: {e}")))?,
         );
     }
-    finish(prepared, signatures)
+    Ok(signatures)
 }
 
 #[cfg(test)]

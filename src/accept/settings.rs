@@ -12,7 +12,7 @@
 //!
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
-//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains"}` (hex SHA-256 of the key); ids unique |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key |
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
@@ -20,10 +20,16 @@
 //! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see [`super::publishable`]); form ids unique and distinct from API key ids |
 //! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
 //! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
+//!
+//! `UNSUBSCRIBE_SECRET` and `UNSUBSCRIBE_BASE_URL` are read through
+//! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`].
 
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
+use crate::events::unsubscribe::settings::check_base;
+use crate::events::unsubscribe::{UnsubscribeSettings, stream};
+use crate::message::validate::is_stream_name;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
@@ -49,6 +55,9 @@ pub struct SendSettings {
     pub unsigned_domains: Vec<String>,
     /// Largest composed message accepted (`MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
+    /// The unsubscribe links' secrets and base URL (`UNSUBSCRIBE_SECRET`,
+    /// `UNSUBSCRIBE_BASE_URL`).
+    pub unsubscribe: UnsubscribeSettings,
 }
 
 impl SendSettings {
@@ -120,6 +129,7 @@ impl SendSettings {
             ));
         }
         Ok(SendSettings {
+            unsubscribe: UnsubscribeSettings::from_source(src)?,
             dkim_keys,
             unsigned_domains,
             max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
@@ -169,7 +179,10 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     let keys: Vec<ApiKeyRecord> = serde_json::from_str(&raw).map_err(|e| {
         err(
             "API_KEYS",
-            json_problem(&e, "a JSON list of {id, sha256, domains, tenant?}"),
+            json_problem(
+                &e,
+                "a JSON list of {id, sha256, domains, tenant?, streams?, unsubscribe_base_url?}",
+            ),
         )
     })?;
     for (i, k) in keys.iter().enumerate() {
@@ -198,6 +211,25 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             && !valid_tenant(tenant)
         {
             return Err(err("API_KEYS", format!("key `{}`: {TENANT_RULE}", k.id)));
+        }
+        if let Some(base) = &k.unsubscribe_base_url
+            && let Err(e) = check_base(base.trim())
+        {
+            return Err(err(
+                "API_KEYS",
+                format!("key `{}`: unsubscribe_base_url {e}", k.id),
+            ));
+        }
+        if let Some(name) = k.streams.keys().find(|name| {
+            !is_stream_name(name) || *name == stream::TRANSACTIONAL || *name == stream::MARKETING
+        }) {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}`: stream {name:?} must be 1-64 lower-case letters, digits, '_' or '-', and not transactional or marketing (they always exist)",
+                    k.id
+                ),
+            ));
         }
     }
     // A key without a `tenant` is its own tenant, named by its id. If

@@ -3,18 +3,22 @@
 //! has succeeded; when it fails the caller gets 503 and nothing remains.
 //! In immediate mode the row also gets its lease and the job is the message's
 //! safety job (see `delivery::immediate`); the request then delivers it.
+//! A message sent as one copy per recipient (one-click unsubscribe) commits
+//! every copy or none (`accept::commit::commit_copies`).
 //! Must not: decide the order of the commit's steps or what undoing takes.
 
 use worker::{Env, Response};
 
 use crate::accept::commit::{Lease, Order};
+use crate::accept::error::FieldProblem;
 use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::delivery::immediate::{ImmediatePlan, plan};
-use crate::http::accepted::{ACCEPTED, queued};
+use crate::http::accepted::{ACCEPTED, AcceptedIds};
 use crate::http::delivery_mode::DeliveryMode;
-use crate::queue::DeliveryJob;
+use crate::queue::{DeliveryJob, EventKind};
 
 use super::accept_ports::{self, AcceptPorts};
+use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
     http::{self, internal},
@@ -26,57 +30,111 @@ pub async fn accept(
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
+    origin: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let id = accept_one(env, loaded, key, body).await?;
-    http::json(ACCEPTED, &queued(&id)).map_err(internal)
+    let ids = accept_one(env, loaded, key, body, origin).await?;
+    http::json(ACCEPTED, &ids.answer()).map_err(internal)
 }
 
-/// Validates, signs, stores and enqueues one send request; returns its id.
+/// Validates, signs, stores and enqueues one send request; returns its id
+/// (and its copies' ids when it went out as one copy per recipient).
 pub async fn accept_one(
     env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
-) -> Result<String, ApiError> {
-    accept_with(env, loaded, key, body, DeliveryMode::Queued)
+    origin: Option<&str>,
+) -> Result<AcceptedIds, ApiError> {
+    accept_with(env, loaded, key, body, DeliveryMode::Queued, origin)
         .await
-        .map(|a| a.job.id)
+        .map(|a| a.ids)
+}
+
+/// How a send came in: the delivery mode asked for, and the origin of the
+/// request (for unsubscribe links when `UNSUBSCRIBE_BASE_URL` is unset).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub mode: DeliveryMode,
+    pub origin: Option<&'a str>,
 }
 
 /// An accepted message: stored and enqueued.
 pub struct Accepted {
-    /// The job with its body in place, whatever was enqueued.
+    /// The job with its body in place, whatever was enqueued (the first
+    /// copy's; immediate mode takes messages of one copy only).
     pub job: DeliveryJob,
+    /// The message's id and its copies'.
+    pub ids: AcceptedIds,
     /// Immediate mode: when the request started and what it may take.
     pub immediate: Option<(u64, ImmediatePlan)>,
 }
 
-/// [`accept_one`] in either mode.
+/// [`accept_one`] in either mode. `origin` is where the request came in,
+/// for unsubscribe links when `UNSUBSCRIBE_BASE_URL` is unset.
 pub async fn accept_with(
     env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
     mode: DeliveryMode,
+    origin: Option<&str>,
 ) -> Result<Accepted, ApiError> {
     let now = now_ms();
     let entropy = random::bytes::<32>();
     let send_settings = &loaded.settings.accept.send;
-    let prepared = send::prepare(body, key, send_settings, now / 1000, &entropy)?;
-    let job = signing::sign(prepared, send_settings).await?;
+    let prepared = send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)?;
+    let signed = signing::sign_all(prepared, send_settings).await?;
+    let ids = AcceptedIds {
+        id: signed.id.clone(),
+        copies: signed.copies(),
+    };
+    let warnings = signed.warnings.clone();
     let immediate = match mode {
         DeliveryMode::Queued => None,
-        DeliveryMode::Immediate => Some((now, plan(&loaded.settings.delivery, job.rcpt_to.len()))),
+        DeliveryMode::Immediate => {
+            if signed.jobs.len() > 1 {
+                return Err(ApiError::invalid(vec![FieldProblem {
+                    field: "to".into(),
+                    rule: "immediate_one_copy".into(),
+                    message: "immediate delivery sends one copy; mail with a one-click unsubscribe to several recipients goes out as one copy per recipient: send it queued, or one message per recipient".into(),
+                }]));
+            }
+            let recipients = signed.jobs.first().map_or(0, |j| j.rcpt_to.len());
+            Some((now, plan(&loaded.settings.delivery, recipients)))
+        }
     };
-    let order = Order {
-        job,
-        accepted_at_ms: now,
-        lease: immediate.map(|(started, plan)| Lease {
-            until_ms: started + plan.lease_ms,
-            safety_delay_seconds: plan.safety_delay_seconds,
-        }),
-    };
+    let orders = signed
+        .jobs
+        .into_iter()
+        .map(|job| Order {
+            job,
+            accepted_at_ms: now,
+            lease: immediate.map(|(started, plan)| Lease {
+                until_ms: started + plan.lease_ms,
+                safety_delay_seconds: plan.safety_delay_seconds,
+            }),
+        })
+        .collect();
     let ports = AcceptPorts::new(env).map_err(internal)?;
-    let job = accept_ports::commit(&ports, loaded, order).await?;
-    Ok(Accepted { job, immediate })
+    let mut jobs = accept_ports::commit_copies(&ports, loaded, orders).await?;
+    if !warnings.is_empty() {
+        // Shown in the status; the message is accepted without them.
+        let db = Db::open(env).map_err(internal)?;
+        for job in &jobs {
+            for warning in &warnings {
+                let _ = db
+                    .add_event(&job.id, EventKind::Warning, Some(warning), now)
+                    .await;
+            }
+        }
+    }
+    let job = jobs
+        .drain(..)
+        .next()
+        .ok_or_else(|| ApiError::misconfigured("no copy was accepted"))?;
+    Ok(Accepted {
+        job,
+        ids,
+        immediate,
+    })
 }

@@ -87,19 +87,20 @@ impl BodyStore for AcceptPorts<'_> {
     }
 }
 
-/// Runs the commit sequence on the platform. Whatever undoing could not
-/// remove is logged here: the caller is answered 503 either way.
-pub async fn commit(
+/// Runs the commit sequence over D1, the queue and R2 for every copy of a
+/// message: all, or none (see `accept::commit::commit_copies`; a message of
+/// one copy is the plain sequence). In a diagnostics build the ports are
+/// wrapped by the accept fault switches.
+pub async fn commit_copies(
     ports: &AcceptPorts<'_>,
     loaded: &Loaded,
-    order: Order,
-) -> Result<DeliveryJob, CommitFailure> {
+    orders: Vec<Order>,
+) -> Result<Vec<DeliveryJob>, CommitFailure> {
     #[cfg(feature = "diagnostics")]
     let ports = &loaded.diagnostics.accept_faults.wrap(ports);
-    // A release build injects nothing: the settings are not needed here.
     #[cfg(not(feature = "diagnostics"))]
     let _ = loaded;
-    let committed = commit::commit(ports, ports, ports, order).await;
+    let committed = commit::commit_copies(ports, ports, ports, orders).await;
     if let Err(failure) = &committed
         && !failure.residue.is_empty()
     {

@@ -21,13 +21,14 @@ pub async fn accept_batch(
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
+    origin: Option<&str>,
 ) -> Result<Response, ApiError> {
     let items = batch::split(body)?;
     let mut outcomes = Vec::with_capacity(items.len());
     // One at a time: each item is a store and an enqueue, and the platform
     // caps simultaneous outgoing calls per invocation.
     for item in items {
-        outcomes.push(accept::accept_one(env, loaded, key, item.get().as_bytes()).await);
+        outcomes.push(accept::accept_one(env, loaded, key, item.get().as_bytes(), origin).await);
     }
     http::json(BATCH_STATUS, &batch::response(&outcomes)).map_err(internal)
 }

@@ -117,7 +117,7 @@ pub async fn submit(mut req: Request, env: &Env, loaded: &Loaded) -> worker::Res
                     verify_turnstile(forms, token, ip.as_deref()).await?;
                 }
                 let key = form_sender(form);
-                accept::accept(env, loaded, &key, request.to_string().as_bytes()).await
+                accept::accept(env, loaded, &key, request.to_string().as_bytes(), None).await
             }
         }
     }
@@ -135,6 +135,8 @@ fn form_sender(form: &FormConfig) -> AuthenticatedKey {
         id: format!("form:{}", form.id),
         domains: vec![form.from_domain()],
         tenant: form.tenant(),
+        streams: Default::default(),
+        unsubscribe_base_url: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Turning core answers into `worker::Response`s: a JSON body with its status,
-//! and the one error shape with `Retry-After`, `Allow` and `WWW-Authenticate`
-//! where they apply; both are sent with `Cache-Control: no-store`. And the
+//! an HTML page (the unsubscribe pages), and the one error shape with
+//! `Retry-After`, `Allow` and `WWW-Authenticate` where they apply; all are
+//! sent with `Cache-Control: no-store`. And the
 //! other way: a request body read as a stream under the core's limit.
 //!
 //! Must not: choose a status, a body or a limit; the core's values do.
@@ -41,6 +42,20 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     let mut resp = Response::ok(text)?.with_status(status);
     resp.headers_mut().set("Content-Type", "application/json")?;
     resp.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(resp)
+}
+
+/// An HTML page (the unsubscribe pages), never cached or indexed, under
+/// the page's `Content-Security-Policy`.
+pub fn html(status: u16, body: String, content_security_policy: &str) -> Result<Response> {
+    let mut resp = Response::ok(body)?.with_status(status);
+    let headers = resp.headers_mut();
+    headers.set("Content-Type", "text/html; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("Content-Security-Policy", content_security_policy)?;
+    headers.set("Referrer-Policy", "no-referrer")?;
+    headers.set("X-Robots-Tag", "noindex")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
     Ok(resp)
 }
 

@@ -17,6 +17,7 @@ use crate::delivery::immediate::plan;
 use crate::http::delivery_mode::DeliveryMode;
 use crate::message::Limits;
 
+use super::accept::Call;
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
@@ -36,8 +37,9 @@ pub async fn accept_once(
     key: &AuthenticatedKey,
     body: &[u8],
     idempotency_key: &str,
-    mode: DeliveryMode,
+    call: Call<'_>,
 ) -> Result<Response, ApiError> {
+    let Call { mode, origin } = call;
     let ledger = Db::open(env).map_err(internal)?;
     let print = mode.fingerprint(fingerprint(body));
     let now = now_ms();
@@ -59,8 +61,10 @@ pub async fn accept_once(
     }
 
     let answer = match mode {
-        DeliveryMode::Queued => accept::accept(env, loaded, key, body).await,
-        DeliveryMode::Immediate => immediate::accept_immediate(env, ctx, loaded, key, body).await,
+        DeliveryMode::Queued => accept::accept(env, loaded, key, body, origin).await,
+        DeliveryMode::Immediate => {
+            immediate::accept_immediate(env, ctx, loaded, key, body, origin).await
+        }
     };
     match answer {
         Ok(mut resp) if remembers(resp.status_code()) => {

@@ -40,8 +40,10 @@ pub async fn accept_immediate(
     loaded: &Rc<Loaded>,
     key: &AuthenticatedKey,
     body: &[u8],
+    origin: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let accepted = accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate).await?;
+    let accepted =
+        accept::accept_with(env, loaded, key, body, DeliveryMode::Immediate, origin).await?;
     let id = accepted.job.id.clone();
     let answer_queued = || http::json(ACCEPTED, &queued(&id));
     let Some((started, plan)) = accepted.immediate else {

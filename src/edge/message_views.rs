@@ -8,6 +8,7 @@
 use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::copies;
 use crate::http::listing::parse_query;
 use crate::http::views;
 
@@ -17,6 +18,13 @@ use super::http::{self, internal};
 pub async fn detail(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Response, ApiError> {
     let db = Db::open(env).map_err(internal)?;
     let Some(message) = db.message(id, &key.tenant).await.map_err(internal)? else {
+        // A message sent as one copy per recipient is its copies.
+        if copies::is_parent_id(id) {
+            let rows = db.copies(id, &key.tenant).await.map_err(internal)?;
+            if !rows.is_empty() {
+                return http::json(200, &copies::parent(id, &rows)).map_err(internal);
+            }
+        }
         return Err(ApiError::not_found(format!("no message {id} for this key")));
     };
     let events = db.events(id).await.map_err(internal)?;

@@ -36,6 +36,7 @@ mod signing;
 mod smtp_driver;
 mod suppressions;
 mod sweep;
+mod unsubscribe;
 mod webhook_delivery;
 mod webhooks;
 
@@ -123,14 +124,19 @@ async fn route(
                     .iter()
                     .map(|(k, v)| (k.as_ref(), v.as_ref())),
             )?;
+            let origin = url.origin().ascii_serialization();
+            let origin = Some(origin.as_str());
             let body = read_body(&mut req, &loaded).await?;
             match (idempotency_key, mode) {
                 (Some(k), _) => {
-                    idempotent::accept_once(&env, ctx, &loaded, &key, &body, &k, mode).await
+                    let call = accept::Call { mode, origin };
+                    idempotent::accept_once(&env, ctx, &loaded, &key, &body, &k, call).await
                 }
-                (None, DeliveryMode::Queued) => accept::accept(&env, &loaded, &key, &body).await,
+                (None, DeliveryMode::Queued) => {
+                    accept::accept(&env, &loaded, &key, &body, origin).await
+                }
                 (None, DeliveryMode::Immediate) => {
-                    immediate::accept_immediate(&env, ctx, &loaded, &key, &body).await
+                    immediate::accept_immediate(&env, ctx, &loaded, &key, &body, origin).await
                 }
             }
         }
@@ -147,8 +153,9 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            let origin = req.url().map_err(internal)?.origin().ascii_serialization();
             let body = read_body(&mut req, &loaded).await?;
-            batch::accept_batch(&env, &loaded, &key, &body).await
+            batch::accept_batch(&env, &loaded, &key, &body, Some(&origin)).await
         }
         Endpoint::GetMessage => {
             let loaded = load_for_request(&env)?;
@@ -203,6 +210,9 @@ async fn route(
                 _ => suppressions::remove(&db, &key, id, &url).await,
             }
         }
+        Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
+        Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
+        Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load_for_request(&env)?;

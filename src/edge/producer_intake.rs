@@ -87,6 +87,8 @@ pub async fn intake(
         id: p.owner.clone(),
         domains: p.domains.clone(),
         tenant: p.tenant().to_string(),
+        streams: Default::default(),
+        unsubscribe_base_url: None,
     };
     let body = serde_json::to_vec(claim.message).unwrap_or_default();
     let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {

@@ -19,7 +19,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::accept::send::{self, Prepared};
+use crate::accept::send::{self, Prepared, Signed};
 use crate::accept::{ApiError, SendSettings};
 use crate::message::DkimKey;
 use crate::queue::DeliveryJob;
@@ -116,6 +116,21 @@ pub async fn webcrypto_rsa_sign(
 /// unsigned that should have been signed. Every entrance signs here: the API,
 /// forms and queue producers alike.
 pub async fn sign(prepared: Prepared, settings: &SendSettings) -> Result<DeliveryJob, ApiError> {
+    let signatures = signatures(&prepared, settings).await?;
+    send::finish(prepared, signatures)
+}
+
+/// [`sign`] for a message of any number of copies (one per recipient when
+/// each carries its own unsubscribe link).
+pub async fn sign_all(prepared: Prepared, settings: &SendSettings) -> Result<Signed, ApiError> {
+    let signatures = signatures(&prepared, settings).await?;
+    send::finish_all(prepared, signatures)
+}
+
+async fn signatures(
+    prepared: &Prepared,
+    settings: &SendSettings,
+) -> Result<Vec<Vec<u8>>, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
         let key = send::signing_key(settings, *index)?;
@@ -128,5 +143,5 @@ pub async fn sign(prepared: Prepared, settings: &SendSettings) -> Result<Deliver
             signature.map_err(|e| ApiError::misconfigured(format!("DKIM signing failed: {e}")))?,
         );
     }
-    send::finish(prepared, signatures)
+    Ok(signatures)
 }

@@ -3,8 +3,9 @@
 //!
 //! Owns: the event types and their stable payload ([`model`]), how a
 //! permanent refusal is classed ([`bounce`]), the suppression list's rules
-//! ([`suppression`]: which entries apply, what a refusal adds), who opened
-//! or clicked ([`engagement`]), the reputation guard ([`reputation`]), the
+//! ([`suppression`]: which entries apply, what a refusal adds), message
+//! streams with the one-click unsubscribe ([`unsubscribe`]), who opened or
+//! clicked ([`engagement`]), the reputation guard ([`reputation`]), the
 //! statistics' counters ([`rollup`]) and the rules of webhooks ([`webhooks`]:
 //! URL policy, fan-out, signing, retries). Must not: perform I/O or read the
 //! clock; the edge records and delivers what this module builds.
@@ -16,6 +17,7 @@ pub mod reputation;
 pub mod rollup;
 pub mod suppression;
 pub mod time;
+pub mod unsubscribe;
 pub mod webhooks;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};

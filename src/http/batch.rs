@@ -14,6 +14,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::accepted::AcceptedIds;
 use crate::accept::error::{ApiError, ErrorFields, FieldProblem};
 
 /// Most items in one batch, as with other providers' batch endpoints.
@@ -56,6 +57,9 @@ pub struct ItemResult<'a> {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<&'a str>,
+    /// The item's copies, when it went out as one copy per recipient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copies: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorFields<'a>>,
 }
@@ -72,22 +76,24 @@ pub struct BatchResponse<'a> {
 /// reads every item's own status.
 pub const BATCH_STATUS: u16 = 207;
 
-/// Builds the answer from each item's outcome (an id, or the error).
-pub fn response(outcomes: &[Result<String, ApiError>]) -> BatchResponse<'_> {
+/// Builds the answer from each item's outcome (its ids, or the error).
+pub fn response(outcomes: &[Result<AcceptedIds, ApiError>]) -> BatchResponse<'_> {
     let results: Vec<ItemResult<'_>> = outcomes
         .iter()
         .enumerate()
         .map(|(index, outcome)| match outcome {
-            Ok(id) => ItemResult {
+            Ok(ids) => ItemResult {
                 index,
                 status: 202,
-                id: Some(id),
+                id: Some(&ids.id),
+                copies: ids.copies_json(),
                 error: None,
             },
             Err(e) => ItemResult {
                 index,
                 status: e.status,
                 id: None,
+                copies: None,
                 error: Some(e.fields()),
             },
         })
@@ -144,19 +150,30 @@ mod tests {
     #[test]
     fn every_item_is_answered_in_order_with_its_own_status() {
         let outcomes = vec![
-            Ok("id-one".to_string()),
+            Ok(AcceptedIds {
+                id: "id-one".to_string(),
+                copies: None,
+            }),
             Err(ApiError::forbidden("domain_not_allowed", "from", "no")),
             Err(ApiError::invalid(vec![FieldProblem {
                 field: "to".into(),
                 rule: "required".into(),
                 message: "to is required".into(),
             }])),
-            Ok("id-two".to_string()),
+            Ok(AcceptedIds {
+                id: "id-two".to_string(),
+                copies: Some(vec![("id-two-1".into(), "a@example.org".into())]),
+            }),
         ];
         let body = serde_json::to_value(response(&outcomes)).unwrap();
         assert_eq!(body["accepted"], 2);
         assert_eq!(body["rejected"], 2);
         let results = body["results"].as_array().unwrap();
+        assert_eq!(results[0].get("copies"), None);
+        assert_eq!(
+            results[3]["copies"],
+            serde_json::json!([{"id": "id-two-1", "to": "a@example.org"}])
+        );
         let summary: Vec<(u64, u64, Option<&str>, Option<&str>)> = results
             .iter()
             .map(|r| {

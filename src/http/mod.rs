@@ -2,14 +2,15 @@
 //!
 //! Owns: the route table (paths, their methods, the `Allow` of a 405), the
 //! `202` answer of an accepted message, the batch endpoint's per-item
-//! results, listing queries and cursors, the views of stored messages, CORS
-//! for publishable keys, the delivery mode query parameter, the
-//! `/v1/suppressions` queries, bodies and views, and the requests and
-//! answers of `/v1/webhooks`.
+//! results, listing queries and cursors, the views of stored messages (and
+//! of a message sent as one copy per recipient), CORS for publishable keys,
+//! the delivery mode query parameter, the `/v1/suppressions` queries, bodies
+//! and views, and the requests and answers of `/v1/webhooks`.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
 pub mod batch;
+pub mod copies;
 pub mod cors;
 pub mod delivery_mode;
 pub mod listing;

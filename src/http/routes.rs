@@ -21,6 +21,12 @@ pub enum Endpoint {
     AddSuppressions,
     /// With the address from the path.
     RemoveSuppression,
+    /// `GET /unsubscribe/{token}`: the confirmation page (changes nothing).
+    UnsubscribePage,
+    /// `POST /unsubscribe/{token}`: the one-click unsubscribe (RFC 8058).
+    Unsubscribe,
+    /// `GET /unsubscribe/{token}/preferences`: the per-topic choices.
+    UnsubscribePreferences,
     BenchSigning,
     BenchSmtp,
     ListWebhooks,
@@ -138,6 +144,14 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("unsubscribe"), Id],
+        methods: &[
+            ("GET", Endpoint::UnsubscribePage),
+            ("POST", Endpoint::Unsubscribe),
+        ],
+        bench: false,
+    },
+    Resource {
         path: &[
             Literal("v1"),
             Literal("webhooks"),
@@ -160,6 +174,11 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("suppressions"), Id],
         methods: &[("DELETE", Endpoint::RemoveSuppression)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("unsubscribe"), Id, Literal("preferences")],
+        methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
     },
     Resource {
@@ -282,6 +301,23 @@ mod tests {
             ),
             ("DELETE", "/v1/suppressions", allow("GET, POST")),
             ("GET", "/v1/suppressions/bob@x.net", allow("DELETE")),
+            (
+                "GET",
+                "/unsubscribe/t0k",
+                found(UnsubscribePage, Some("t0k")),
+            ),
+            ("POST", "/unsubscribe/t0k", found(Unsubscribe, Some("t0k"))),
+            (
+                "GET",
+                "/unsubscribe/t0k/preferences",
+                found(UnsubscribePreferences, Some("t0k")),
+            ),
+            ("PUT", "/unsubscribe/t0k", allow("GET, POST")),
+            ("DELETE", "/unsubscribe/t0k", allow("GET, POST")),
+            ("POST", "/unsubscribe/t0k/preferences", allow("GET")),
+            ("GET", "/unsubscribe", Routed::NotFound),
+            ("POST", "/unsubscribe/", Routed::NotFound),
+            ("GET", "/unsubscribe/t0k/other", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -347,6 +383,9 @@ mod tests {
             Endpoint::FormPreflight,
             Endpoint::BenchSigning,
             Endpoint::BenchSmtp,
+            Endpoint::UnsubscribePage,
+            Endpoint::Unsubscribe,
+            Endpoint::UnsubscribePreferences,
         ] {
             assert!(!endpoint.takes_secret_key(), "{endpoint:?}");
         }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::delivery::RecipientState;
-use crate::queue::DEFAULT_STREAM;
+use crate::queue::{DEFAULT_STREAM, EventKind};
 
 use super::listing::Cursor;
 
@@ -108,6 +108,15 @@ pub fn detail(stored: &Stored<'_>) -> Value {
         .map(|e| json!({"at": e.at as u64, "kind": e.kind, "detail": e.detail}))
         .collect();
     body["email_events"] = stored.email_events.iter().map(email_event).collect();
+    body["warnings"] = stored
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Warning.as_str())
+        .filter_map(|e| e.detail.clone())
+        .collect();
+    if let Some(parent) = crate::accept::send::parent_of(&stored.message.id) {
+        body["parent_id"] = json!(parent);
+    }
     let rcpt_to: Value = serde_json::from_str(&stored.message.rcpt_to).unwrap_or(Value::Null);
     body["recipients"] = Value::Array(recipients_view(&rcpt_to, stored.recipients));
     body
@@ -205,6 +214,11 @@ mod tests {
                 detail: None,
             },
             EventRow {
+                at: 1_700_000_000_124.0,
+                kind: "warning".into(),
+                detail: Some("unsubscribe_base_url_missing: ...".into()),
+            },
+            EventRow {
                 at: 1_700_000_001_000.0,
                 kind: "deferred".into(),
                 detail: Some("451 busy".into()),
@@ -256,8 +270,11 @@ mod tests {
             ],
             "events": [
                 {"at": 1_700_000_000_123u64, "kind": "accepted", "detail": null},
+                {"at": 1_700_000_000_124u64, "kind": "warning",
+                 "detail": "unsubscribe_base_url_missing: ..."},
                 {"at": 1_700_000_001_000u64, "kind": "deferred", "detail": "451 busy"},
             ],
+            "warnings": ["unsubscribe_base_url_missing: ..."],
             "recipients": [
                 // Not attempted yet; the recorded one matches without regard to case.
                 {"address": "c@x.net", "state": "pending", "attempts": 0,
@@ -268,6 +285,16 @@ mod tests {
             ],
         });
         assert_eq!(got, want);
+        // A copy of a message sent one copy per recipient names its parent.
+        let parent = "0123456789abcdef0123456789abcdef";
+        let got = detail(&Stored {
+            message: &row(&format!("{parent}-2"), 1.0),
+            events: &[],
+            recipients: &[],
+            email_events: &[],
+        });
+        assert_eq!(got["parent_id"], parent);
+        assert_eq!(got["warnings"], json!([]));
     }
 
     #[test]

@@ -52,25 +52,36 @@ pub fn get<'a>(block: &'a Block, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Decodes xtext (RFC 3461 §4): `+HH` is the byte HH. A malformed escape is
-/// kept as written.
+/// Decodes xtext (RFC 3461 §4): `+HH` is the byte HH, in upper-case hex.
+/// A `+` not followed by two upper-case hex digits is kept as written, and
+/// so is the whole text when its escapes do not decode to UTF-8: some
+/// servers (Postfix among them) echo an ORCPT already decoded, and an
+/// address such as `user+ab@example.net` must survive that.
 pub fn xtext_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'+'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
+            && let Some(&[hi, lo]) = bytes.get(i + 1..i + 3)
+            && let (Some(hi), Some(lo)) = (upper_hex(hi), upper_hex(lo))
         {
-            out.push(v);
+            out.push(hi << 4 | lo);
             i += 3;
             continue;
         }
         out.push(b);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+fn upper_hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// The address of a typed address field (`rfc822; bob@example.net`): the
@@ -129,6 +140,12 @@ mod tests {
             ("+C3+BC", "ü"),
             ("bad+zz", "bad+zz"),
             ("end+", "end+"),
+            // Lower-case hex is not xtext: an address written decoded.
+            ("user+ab@x.net", "user+ab@x.net"),
+            ("a+2b", "a+2b"),
+            // Escapes that are not UTF-8: the text was not xtext.
+            ("user+AB@x.net", "user+AB@x.net"),
+            ("+E2+82", "+E2+82"),
         ];
         for (input, want) in table {
             assert_eq!(xtext_decode(input), want, "{input}");

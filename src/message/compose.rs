@@ -1,7 +1,8 @@
 //! Rendering a validated [`Message`] as RFC 5322 / MIME bytes.
 //!
 //! Owns the header set of outgoing mail (From, To, Cc, Reply-To, Subject,
-//! Date, Message-ID, MIME-Version, then custom headers; never Bcc), the MIME
+//! Date, Message-ID, MIME-Version, then custom headers, then the one-click
+//! unsubscribe pair when a recipient's copy has one; never Bcc), the MIME
 //! tree (alternative / related / mixed) and Message-ID generation. Encoding,
 //! folding and transfer encodings are delegated to `mail-builder`, which keeps
 //! every line within 998 octets. Must not: read the clock or a randomness
@@ -22,6 +23,7 @@ use mail_builder::mime::{BodyPart, MimePart};
 use super::address::{Domain, Mailbox};
 use super::error::ComposeError;
 use super::request::Disposition;
+use super::unsubscribe::OneClick;
 use super::validate::{Attachment, Message};
 
 /// Per-message values the composer must not invent itself.
@@ -67,6 +69,17 @@ fn is_message_id(id: &str) -> bool {
 /// Renders the message. Output uses CRLF line endings throughout and has no
 /// Bcc header.
 pub fn compose(message: &Message, context: &ComposeContext) -> Result<Vec<u8>, ComposeError> {
+    compose_with(message, context, None)
+}
+
+/// [`compose`] for one recipient's copy with a one-click unsubscribe link:
+/// `List-Unsubscribe` and `List-Unsubscribe-Post` are written after the
+/// caller's headers, and `{{unsubscribe_url}}` in the bodies becomes the link.
+pub fn compose_with(
+    message: &Message,
+    context: &ComposeContext,
+    one_click: Option<&OneClick>,
+) -> Result<Vec<u8>, ComposeError> {
     if !is_message_id(&context.message_id) {
         return Err(ComposeError::InvalidMessageId(context.message_id.clone()));
     }
@@ -89,15 +102,33 @@ pub fn compose(message: &Message, context: &ComposeContext) -> Result<Vec<u8>, C
     for header in message.headers() {
         builder = builder.header(header.name.as_str(), Text::new(header.value.as_str()));
     }
+    let fields = one_click.map(OneClick::header_fields);
+    for (name, value) in fields.iter().flatten() {
+        // The link is plain ASCII without spaces (see `OneClick::new`):
+        // written raw, it stays one unencoded line.
+        builder = builder.header(*name, Raw::new(value.as_str()));
+    }
+    let text = fill(message.text(), one_click);
+    let html = fill(message.html(), one_click);
 
     let mut output = Vec::new();
-    builder.body(body(message)).serialize(&mut output);
+    builder
+        .body(body(message, text.as_deref(), html.as_deref()))
+        .serialize(&mut output);
     // SMTP DATA needs the content to end in CRLF before the final dot; a
     // single-part body is written as given, so terminate it here.
     if !output.ends_with(b"\r\n") {
         output.extend_from_slice(b"\r\n");
     }
     Ok(output)
+}
+
+/// A body with the recipient's link in place of `{{unsubscribe_url}}`.
+fn fill<'a>(body: Option<&'a str>, one_click: Option<&OneClick>) -> Option<Cow<'a, str>> {
+    body.map(|b| match one_click {
+        Some(link) => link.fill(b),
+        None => Cow::Borrowed(b),
+    })
 }
 
 fn address(mailboxes: &[Mailbox]) -> Address<'_> {
@@ -126,14 +157,15 @@ fn address(mailboxes: &[Mailbox]) -> Address<'_> {
 ///
 /// Inline parts without an HTML body to reference them go into the mixed
 /// part, still marked inline.
-fn body(message: &Message) -> MimePart<'_> {
+fn body<'a>(message: &'a Message, text: Option<&'a str>, html: Option<&'a str>) -> MimePart<'a> {
     let (inline, attached): (Vec<&Attachment>, Vec<&Attachment>) = message
         .attachments()
         .iter()
         .partition(|a| a.disposition == Disposition::Inline);
+    let html_missing = html.is_none();
 
-    let text = message.text().map(|text| MimePart::new("text/plain", text));
-    let html = message.html().map(|html| {
+    let text = text.map(|text| MimePart::new("text/plain", text));
+    let html = html.map(|html| {
         let html = MimePart::new("text/html", html);
         if inline.is_empty() {
             html
@@ -144,7 +176,7 @@ fn body(message: &Message) -> MimePart<'_> {
         }
     });
     let mut extra: Vec<MimePart<'_>> = Vec::new();
-    if message.html().is_none() {
+    if html_missing {
         extra.extend(inline.iter().map(|a| attachment_part(a)));
     }
     extra.extend(attached.iter().map(|a| attachment_part(a)));

@@ -13,10 +13,11 @@ pub mod dkim;
 pub mod error;
 pub mod links;
 pub mod request;
+pub mod unsubscribe;
 pub mod validate;
 
 pub use address::{AddressError, Domain, EmailAddress, Mailbox};
-pub use compose::{ComposeContext, compose, new_message_id};
+pub use compose::{ComposeContext, compose, compose_with, new_message_id};
 pub use dkim::{
     DkimAlgorithm, DkimIdentity, DkimKey, PendingSignature, SignatureHeader, UnsignedMessage,
     keys_for_domain, sign_message,
@@ -25,6 +26,7 @@ pub use error::{
     ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors,
 };
 pub use request::{Disposition, SendRequest, Tag};
+pub use unsubscribe::OneClick;
 pub use validate::{Attachment, CustomHeader, Limits, Message};
 
 #[cfg(test)]

@@ -43,6 +43,17 @@ pub struct SendRequest {
     pub tags: Option<TagsInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// The message stream: `transactional` (the default), `marketing`, or
+    /// one of the sending key's named streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The topic within the stream that a recipient may leave on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// One-click unsubscribe for this message: `true` asks for it outside the
+    /// marketing stream; marketing mail always has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe: Option<bool>,
 }
 
 /// Top-level field names, used to name unknown fields precisely.
@@ -59,6 +70,9 @@ const KNOWN_FIELDS: &[&str] = &[
     "attachments",
     "tags",
     "metadata",
+    "stream",
+    "topic",
+    "unsubscribe",
 ];
 
 /// `"Ada <ada@example.com>"` or `{"email": "ada@example.com", "name": "Ada"}`.
@@ -246,7 +260,10 @@ fn shape_errors(key: &str, value: &Value) -> Vec<FieldError> {
                 .collect(),
             _ => mailbox_shape(key, value).into_iter().collect(),
         },
-        "subject" | "text" | "html" => type_error::<String>(key, value, "a string"),
+        "subject" | "text" | "html" | "stream" | "topic" => {
+            type_error::<String>(key, value, "a string")
+        }
+        "unsubscribe" => type_error::<bool>(key, value, "true or false"),
         "headers" => type_error::<BTreeMap<String, String>>(
             key,
             value,
@@ -401,6 +418,12 @@ mod tests {
             ),
             ("{\"tags\": \"a\"}", vec![("tags", "invalid_type")]),
             ("{\"metadata\": []}", vec![("metadata", "invalid_type")]),
+            ("{\"stream\": 1}", vec![("stream", "invalid_type")]),
+            ("{\"topic\": [\"a\"]}", vec![("topic", "invalid_type")]),
+            (
+                "{\"unsubscribe\": \"yes\"}",
+                vec![("unsubscribe", "invalid_type")],
+            ),
         ] {
             let mut got = field_rules(body);
             got.sort();
@@ -427,7 +450,10 @@ mod tests {
             "headers": {"X-Campaign": "spring"},
             "attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": "text/plain", "disposition": "attachment"}],
             "tags": {"kind": "welcome"},
-            "metadata": {"user_id": 42}
+            "metadata": {"user_id": 42},
+            "stream": "marketing",
+            "topic": "weekly",
+            "unsubscribe": true
         }"#;
         let request = SendRequest::from_json(body.as_bytes()).unwrap();
         assert_eq!(

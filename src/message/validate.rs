@@ -117,6 +117,9 @@ pub struct Message {
     attachments: Vec<Attachment>,
     tags: Vec<Tag>,
     metadata: Option<Map<String, Value>>,
+    stream: Option<String>,
+    topic: Option<String>,
+    unsubscribe: Option<bool>,
 }
 
 impl Message {
@@ -156,6 +159,18 @@ impl Message {
     }
     pub fn metadata(&self) -> Option<&Map<String, Value>> {
         self.metadata.as_ref()
+    }
+    /// The stream named in the request (a valid name; whether the key has
+    /// it is for the sender's settings to say).
+    pub fn stream(&self) -> Option<&str> {
+        self.stream.as_deref()
+    }
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+    /// `unsubscribe` as the request gave it.
+    pub fn unsubscribe(&self) -> Option<bool> {
+        self.unsubscribe
     }
 
     /// MAIL FROM address.
@@ -254,6 +269,23 @@ impl SendRequest {
             &mut errors,
         );
         let tags = tags(self.tags.as_ref(), limits, &mut errors);
+        for (field, value) in [("stream", &self.stream), ("topic", &self.topic)] {
+            if let Some(name) = value
+                && !is_stream_name(name)
+            {
+                errors.push(FieldError::new(
+                    field,
+                    if field == "stream" {
+                        "invalid_stream"
+                    } else {
+                        "invalid_topic"
+                    },
+                    format!(
+                        "{field} names are 1-64 lower-case ASCII letters, digits, '_' or '-', starting with a letter or digit"
+                    ),
+                ));
+            }
+        }
         if let Some(metadata) = &self.metadata {
             let size = serde_json::to_string(metadata).map_or(usize::MAX, |s| s.len());
             if size > limits.max_metadata_bytes {
@@ -306,6 +338,9 @@ impl SendRequest {
                 attachments,
                 tags,
                 metadata: self.metadata.clone(),
+                stream: self.stream.clone(),
+                topic: self.topic.clone(),
+                unsubscribe: self.unsubscribe,
             }),
             _ => Err(ValidationErrors { errors }),
         }
@@ -367,6 +402,17 @@ fn check_header_text(path: &str, value: &str, max_bytes: usize, errors: &mut Vec
             format!("is {} bytes; the limit is {max_bytes}", value.len()),
         ));
     }
+}
+
+/// A stream or topic name: it becomes part of a suppression's scope
+/// (`stream:<name>`, `topic:<name>`) and of a page, so it is kept plain.
+pub fn is_stream_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
 /// RFC 5322 field name: printable ASCII except colon (space excluded too).

@@ -98,10 +98,13 @@ pub enum EventKind {
     /// A recipient was held back by the suppression list (the address and
     /// the entry in the detail); it was never sent the message.
     Suppressed,
+    /// Something the sender should know about how the message went out
+    /// (the detail says what), e.g. unsubscribe links on the worker's host.
+    Warning,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -114,6 +117,7 @@ impl EventKind {
         EventKind::SafetyCheck,
         EventKind::ForgedJobRefused,
         EventKind::Suppressed,
+        EventKind::Warning,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +134,7 @@ impl EventKind {
             EventKind::SafetyCheck => "safety_check",
             EventKind::ForgedJobRefused => "forged_job_refused",
             EventKind::Suppressed => "suppressed",
+            EventKind::Warning => "warning",
         }
     }
 

@@ -48,6 +48,8 @@ pub struct State {
 pub struct World {
     pub state: RefCell<State>,
     failing: BTreeSet<Op>,
+    /// Operations that succeed this many times, then fail.
+    failing_after: BTreeMap<Op, usize>,
     /// Every call, in order.
     pub calls: RefCell<Vec<Op>>,
 }
@@ -61,13 +63,29 @@ impl World {
         }
     }
 
+    /// A world where `op` succeeds `successes` times, then fails.
+    pub fn failing_after(op: Op, successes: usize) -> Self {
+        World {
+            failing_after: BTreeMap::from([(op, successes)]),
+            ..World::default()
+        }
+    }
+
+    /// This world, where `op` also always fails.
+    pub fn and_failing(mut self, op: Op) -> Self {
+        self.failing.insert(op);
+        self
+    }
+
     pub fn state(&self) -> State {
         self.state.borrow().clone()
     }
 
     fn call(&self, op: Op, effect: impl FnOnce(&mut State)) -> Result<(), PortError> {
         self.calls.borrow_mut().push(op);
-        if self.failing.contains(&op) {
+        let earlier = self.calls.borrow().iter().filter(|c| **c == op).count() - 1;
+        let exhausted = self.failing_after.get(&op).is_some_and(|n| earlier >= *n);
+        if self.failing.contains(&op) || exhausted {
             return Err(PortError(format!("{op:?} failed")));
         }
         effect(&mut self.state.borrow_mut());

@@ -451,3 +451,47 @@ fn a_failure_answers_503_naming_the_step() {
         assert_eq!(e.message, message);
     }
 }
+
+#[test]
+fn the_copies_of_a_message_are_accepted_together_or_withdrawn_together() {
+    let copies = |n: usize| -> Vec<Order> {
+        (1..=n)
+            .map(|i| {
+                let mut o = order(Mode::Queued, if i == 2 { Size::Large } else { Size::Small });
+                o.job.id = format!("{ID}-{i}");
+                o
+            })
+            .collect()
+    };
+    // All three go in.
+    let world = World::default();
+    let jobs = finish(commit_copies(&world, &world, &world, copies(3))).unwrap();
+    assert_eq!(jobs.len(), 3);
+    let state = world.state();
+    assert_eq!(state.rows.len(), 3);
+    assert_eq!(state.queue.len(), 3);
+    assert_eq!(state.bodies.len(), 1);
+    // The third enqueue fails: the first two copies are withdrawn (rows and
+    // the stored body gone), so the queue messages they left find no row.
+    let world = World::failing_after(Op::Enqueue, 2);
+    let failure = finish(commit_copies(&world, &world, &world, copies(3))).unwrap_err();
+    assert_eq!(failure.step, Step::Enqueue);
+    assert!(failure.residue.is_empty(), "{:?}", failure.residue);
+    let state = world.state();
+    assert!(state.rows.is_empty(), "{:?}", state.rows);
+    assert!(state.bodies.is_empty());
+    assert_eq!(state.queue.len(), 2);
+    // A withdrawal that fails is residue, named by the copy: here the
+    // second copy's own undo and the first copy's withdrawal both fail to
+    // delete their rows (the stored body is released).
+    let world = World::failing_after(Op::Enqueue, 1).and_failing(Op::Delete);
+    let failure = finish(commit_copies(&world, &world, &world, copies(2))).unwrap_err();
+    assert_eq!(failure.step, Step::Enqueue);
+    assert_eq!(
+        failure.residue,
+        [
+            Residue::RowNotRemoved(format!("{ID}-2")),
+            Residue::RowNotRemoved(format!("{ID}-1")),
+        ]
+    );
+}

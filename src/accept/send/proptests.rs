@@ -23,6 +23,7 @@ fn settings() -> SendSettings {
         ],
         unsigned_domains: vec!["example.net".to_string()],
         max_message_bytes: 256 * 1024,
+        unsubscribe: Default::default(),
     }
 }
 
@@ -31,6 +32,8 @@ fn caller() -> AuthenticatedKey {
         id: "backend".to_string(),
         domains: vec!["example.com".to_string(), "example.net".to_string()],
         tenant: "acme".to_string(),
+        streams: Default::default(),
+        unsubscribe_base_url: None,
     }
 }
 

@@ -121,6 +121,38 @@ fn each_bad_setting_is_named() {
             "API_KEYS",
             "give key `acme` a tenant explicitly",
         ),
+        (
+            "API_KEYS",
+            &format!(
+                r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"streams":{{"Big News":"marketing"}}}}]"#
+            ),
+            "API_KEYS",
+            "key `a`: stream \"Big News\" must be",
+        ),
+        (
+            "API_KEYS",
+            &format!(
+                r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"streams":{{"marketing":"transactional"}}}}]"#
+            ),
+            "API_KEYS",
+            "not transactional or marketing",
+        ),
+        (
+            "API_KEYS",
+            &format!(
+                r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"streams":{{"news":"bulk"}}}}]"#
+            ),
+            "API_KEYS",
+            "wrong type or form",
+        ),
+        (
+            "API_KEYS",
+            &format!(
+                r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"unsubscribe_base_url":"http://mail.a.com"}}]"#
+            ),
+            "API_KEYS",
+            "key `a`: unsubscribe_base_url must be https://",
+        ),
         ("DKIM_KEYS", "{}", "DKIM_KEYS", "wrong type"),
         (
             "DKIM_KEYS",

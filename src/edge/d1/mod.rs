@@ -18,6 +18,7 @@ mod messages;
 mod recipients;
 mod suppressions;
 mod sweep;
+mod unsubscribes;
 mod views;
 pub mod webhooks;
 

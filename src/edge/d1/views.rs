@@ -26,6 +26,21 @@ impl Db {
         .await
     }
 
+    /// The copies of a message sent one copy per recipient (`<id>-<n>`),
+    /// visible only to its tenant's keys. `parent` must be a parent id
+    /// (hex digits only, so nothing in it is a `LIKE` wildcard).
+    pub async fn copies(&self, parent: &str, tenant: &str) -> Result<Vec<MessageRow>> {
+        self.prepare(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = ?2 AND id LIKE ?1 || '-%'"
+            ),
+            &[s(parent), s(tenant)],
+        )?
+        .all()
+        .await?
+        .results::<MessageRow>()
+    }
+
     /// A message's events, in the order they happened.
     pub async fn events(&self, message_id: &str) -> Result<Vec<EventRow>> {
         self.prepare(

@@ -352,3 +352,48 @@ fn message_ids_are_checked_and_generated_deterministically() {
         );
     }
 }
+
+#[test]
+fn a_one_click_copy_carries_both_headers_and_its_link_in_the_bodies() {
+    let message = message(&with(json!({
+        "text": "Leave: {{unsubscribe_url}}",
+        "html": "<a href=\"{{unsubscribe_url}}\">Unsubscribe</a>",
+        "headers": {"X-Campaign": "spring"}
+    })));
+    let link = OneClick::new("https://mail.example.com/unsubscribe/tok-_1").unwrap();
+    let context = ComposeContext {
+        message_id: new_message_id(message.from().address.domain(), &[0xab; 16]),
+        date_unix: DATE,
+    };
+    let bytes = compose_with(&message, &context, Some(&link)).unwrap();
+    assert_wire_format(&bytes);
+    let names = header_names(&bytes);
+    let campaign = names.iter().position(|n| n == "X-Campaign").unwrap();
+    let list = names.iter().position(|n| n == "List-Unsubscribe").unwrap();
+    let post = names
+        .iter()
+        .position(|n| n == "List-Unsubscribe-Post")
+        .unwrap();
+    assert!(campaign < list && list < post, "{names:?}");
+    let parsed = MessageParser::default().parse(&bytes).unwrap();
+    assert_eq!(
+        parsed.header_raw("List-Unsubscribe").map(str::trim),
+        Some("<https://mail.example.com/unsubscribe/tok-_1>")
+    );
+    assert_eq!(
+        parsed.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert_eq!(
+        parsed.body_text(0).as_deref(),
+        Some("Leave: https://mail.example.com/unsubscribe/tok-_1")
+    );
+    assert_eq!(
+        parsed.body_html(0).as_deref(),
+        Some("<a href=\"https://mail.example.com/unsubscribe/tok-_1\">Unsubscribe</a>")
+    );
+    // Without a link nothing is added and the bodies are as given.
+    let plain = compose(&message, &context).unwrap();
+    assert!(!header_names(&plain).iter().any(|n| n.starts_with("List-")));
+    assert!(String::from_utf8_lossy(&plain).contains("{{unsubscribe_url}}"));
+}

@@ -265,6 +265,17 @@ fn every_rule_reports_its_field() {
             "tags.kind",
             "invalid_tag",
         ),
+        (json!({"stream": ""}), "stream", "invalid_stream"),
+        (json!({"stream": "Marketing"}), "stream", "invalid_stream"),
+        (json!({"stream": "-news"}), "stream", "invalid_stream"),
+        (json!({"stream": "a b"}), "stream", "invalid_stream"),
+        (
+            json!({"stream": "x".repeat(65)}),
+            "stream",
+            "invalid_stream",
+        ),
+        (json!({"topic": "weekly:digest"}), "topic", "invalid_topic"),
+        (json!({"topic": "caf\u{e9}"}), "topic", "invalid_topic"),
     ] {
         let errors = errors_of(with(changes.clone()));
         assert!(
@@ -276,6 +287,30 @@ fn every_rule_reports_its_field() {
         );
         assert_eq!(errors.status_hint(), 422, "{changes}");
     }
+}
+
+#[test]
+fn streams_and_topics_are_carried_as_given() {
+    let message = request(with(json!({
+        "stream": "news-2026_a",
+        "topic": "9lives",
+        "unsubscribe": true
+    })))
+    .validate(&Limits::default())
+    .unwrap();
+    assert_eq!(message.stream(), Some("news-2026_a"));
+    assert_eq!(message.topic(), Some("9lives"));
+    assert_eq!(message.unsubscribe(), Some(true));
+    let message = request(base()).validate(&Limits::default()).unwrap();
+    assert_eq!(
+        (message.stream(), message.topic(), message.unsubscribe()),
+        (None, None, None)
+    );
+    let longest = "x".repeat(64);
+    let message = request(with(json!({ "stream": longest })))
+        .validate(&Limits::default())
+        .unwrap();
+    assert_eq!(message.stream(), Some(longest.as_str()));
 }
 
 #[test]

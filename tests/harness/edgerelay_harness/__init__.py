@@ -7,6 +7,8 @@
 - `keys`: API keys, DKIM keys, the worker's vars and a basic message.
 - `upstream`: an aiosmtpd SMTP server that records and misbehaves on request.
 - `smtp_sink`: Postfix's smtp-sink, a fast real SMTP server with fault options.
+- `postfix`: a private Postfix instance on loopback, a smarthost that
+  offers DSN and returns real delivery status notifications.
 - `stalling`: a scripted SMTP server that stops reading after DATA.
 - `faulty_smtp`: a scripted SMTP server that injects faults at random from a
   seed (421 greetings, hang-ups, 451, stalls), for the reliability soak.

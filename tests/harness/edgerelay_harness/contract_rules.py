@@ -11,6 +11,12 @@ openapi.json states each of these in words; here they are code:
   255 and a tag value 256 (a schema's maxLength counts characters);
 - a suppression add names each address and scope once (addresses compared
   without case), and an `expires_at` is after now.
+- a stream other than transactional and marketing must be one of the key's
+  named streams (the test key has none); a topic needs a one-click
+  unsubscribe, and the transactional stream needs a topic for one; a
+  marketing stream cannot turn it off; `{{unsubscribe_url}}` needs one, and
+  List-Unsubscribe(-Post) cannot be set beside one; immediate delivery takes
+  one copy, so not a one-click message to several recipients.
 
 Only requests generated as valid are filtered; invalid ones are left alone.
 Must not: loosen the contract: a rule here must be one the document states.
@@ -39,10 +45,36 @@ def _unique(names) -> bool:
     return len(folded) == len(set(folded))
 
 
-def send_request_keeps_unstated_rules(body) -> bool:
+def _keeps_stream_rules(body, immediate: bool) -> bool:
+    stream = body.get("stream")
+    if stream not in (None, "transactional", "marketing"):
+        return False
+    asked = body.get("unsubscribe")
+    if stream == "marketing" and asked is False:
+        return False
+    one_click = stream == "marketing" or asked is True
+    topic = body.get("topic")
+    if topic is not None and not one_click:
+        return False
+    if one_click and stream in (None, "transactional") and topic is None:
+        return False
+    bodies = [body.get(field) for field in ("text", "html")]
+    if not one_click and any(isinstance(b, str) and "{{unsubscribe_url}}" in b for b in bodies):
+        return False
+    headers = body.get("headers") or {}
+    if one_click and any(str(name).lower() in ("list-unsubscribe", "list-unsubscribe-post")
+                         for name in headers):
+        return False
+    recipients = sum(_count(body.get(field)) for field in ("to", "cc", "bcc"))
+    return not (one_click and immediate and recipients > 1)
+
+
+def send_request_keeps_unstated_rules(body, immediate: bool = False) -> bool:
     """Whether a send request that fits the schema also keeps the rules above."""
     if not isinstance(body, dict):
         return True
+    if not _keeps_stream_rules(body, immediate):
+        return False
     if sum(_count(body.get(field)) for field in ("to", "cc", "bcc")) > MAX_RECIPIENTS:
         return False
     attachments = body.get("attachments") or []
@@ -104,4 +136,7 @@ def filter_case(context, case) -> bool:
         return True
     if not meta.generation.mode.is_positive:
         return True
+    if case.operation.label == "POST /v1/messages":
+        immediate = (case.query or {}).get("delivery") == "immediate"
+        return rule(case.body, immediate)
     return rule(case.body)
