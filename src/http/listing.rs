@@ -106,33 +106,12 @@ pub fn parse_query<'a>(
                     )
                 })?);
             }
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "limit",
-                            "out_of_range",
-                            format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                q.cursor = Some(Cursor::decode(value).ok_or_else(|| {
-                    ApiError::invalid_field(
-                        "cursor",
-                        "invalid_cursor",
-                        "pass back the next_cursor of a previous page unchanged",
-                    )
-                })?);
-            }
+            "limit" => q.limit = parse_limit(value, MAX_LIMIT)?,
+            "cursor" => q.cursor = Some(parse_cursor(value)?),
             other => {
-                return Err(ApiError::invalid_field(
+                return Err(unknown_parameter(
                     other,
-                    "unknown_parameter",
-                    "known parameters: status, tag, since, limit, cursor",
+                    "status, tag, since, limit, cursor",
                 ));
             }
         }
@@ -176,6 +155,45 @@ fn tags_object(tags: &serde_json::Value) -> Option<String> {
         _ => return None,
     }
     Some(Value::Object(out).to_string())
+}
+
+/// A page size from 1 to `max`, or the error naming `limit`.
+pub fn parse_limit(value: &str, max: u32) -> Result<u32, ApiError> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "limit",
+                "out_of_range",
+                format!("must be a whole number from 1 to {max}"),
+            )
+        })
+}
+
+/// A cursor handed back from a previous page, or the error naming `cursor`.
+pub fn parse_cursor(value: &str) -> Result<Cursor, ApiError> {
+    Cursor::decode(value).ok_or_else(invalid_cursor)
+}
+
+/// The error of a cursor that is not one edgerelay handed out.
+pub fn invalid_cursor() -> ApiError {
+    ApiError::invalid_field(
+        "cursor",
+        "invalid_cursor",
+        "pass back the next_cursor of a previous page unchanged",
+    )
+}
+
+/// The error of a query parameter a list does not take; `known` lists
+/// the ones it does.
+pub fn unknown_parameter(name: &str, known: &str) -> ApiError {
+    ApiError::invalid_field(
+        name,
+        "unknown_parameter",
+        format!("known parameters: {known}"),
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::accept::error::{ApiError, FieldProblem};
 use crate::events::suppression::{Entry, Reason, Scope, address_key};
 use crate::message::EmailAddress;
 
+use super::listing::{invalid_cursor, parse_limit, unknown_parameter};
+
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
 /// Most entries one add may carry (they are written in one statement).
@@ -88,33 +90,12 @@ pub fn parse_list_query<'a>(
                     .map_err(|rule| ApiError::invalid_field("scope", "invalid_scope", rule))?;
                 q.scope = Some(scope.as_stored());
             }
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "limit",
-                            "out_of_range",
-                            format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                q.cursor = Some(Cursor::decode(value).ok_or_else(|| {
-                    ApiError::invalid_field(
-                        "cursor",
-                        "invalid_cursor",
-                        "pass back the next_cursor of a previous page unchanged",
-                    )
-                })?);
-            }
+            "limit" => q.limit = parse_limit(value, MAX_LIMIT)?,
+            "cursor" => q.cursor = Some(Cursor::decode(value).ok_or_else(invalid_cursor)?),
             other => {
-                return Err(ApiError::invalid_field(
+                return Err(unknown_parameter(
                     other,
-                    "unknown_parameter",
-                    "known parameters: address, reason, scope, limit, cursor",
+                    "address, reason, scope, limit, cursor",
                 ));
             }
         }

@@ -17,6 +17,8 @@ use crate::events::EventType;
 use crate::events::webhooks::endpoint::{EndpointRow, parse_filter};
 use crate::events::webhooks::url_policy;
 
+use super::listing::{invalid_cursor, parse_limit, unknown_parameter};
+
 /// The longest description an endpoint may have, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
 
@@ -196,35 +198,9 @@ pub fn parse_attempts_query<'a>(
     };
     for (name, value) in pairs {
         match name {
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_ATTEMPTS_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "limit",
-                            "out_of_range",
-                            format!("must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                q.before = Some(value.parse().map_err(|_| {
-                    ApiError::invalid_field(
-                        "cursor",
-                        "invalid_cursor",
-                        "pass back the next_cursor of a previous page unchanged",
-                    )
-                })?);
-            }
-            other => {
-                return Err(ApiError::invalid_field(
-                    other,
-                    "unknown_parameter",
-                    "known parameters: limit, cursor",
-                ));
-            }
+            "limit" => q.limit = parse_limit(value, MAX_ATTEMPTS_LIMIT)?,
+            "cursor" => q.before = Some(value.parse().map_err(|_| invalid_cursor())?),
+            other => return Err(unknown_parameter(other, "limit, cursor")),
         }
     }
     Ok(q)
