@@ -1,8 +1,9 @@
 // Writes .dev.vars for local development, unless it exists: a fresh API key
 // (only its SHA-256 goes into .dev.vars), an Ed25519 DKIM key for the sender
-// domain, a random QUEUE_SECRET (seals the worker's own queue jobs), and
-// MailDev on 127.0.0.1:1025 as the upstream. An existing .dev.vars written
-// before QUEUE_SECRET existed gets one added; nothing else in it changes.
+// domain, a random QUEUE_SECRET (seals the worker's own queue jobs), MailDev
+// on 127.0.0.1:1025 as the upstream, and webhooks allowed to local URLs (a
+// receiver on this machine). An existing .dev.vars written before one of the
+// last two settings existed gets it added; nothing else in it changes.
 //
 //   node scripts/dev-keys.mjs [sender-domain]
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
@@ -13,10 +14,14 @@ const selector = "dev";
 const queueSecret = () => randomBytes(36).toString("base64url");
 if (existsSync(".dev.vars")) {
   const current = readFileSync(".dev.vars", "utf8");
-  if (!/^QUEUE_SECRET=/m.test(current)) {
-    const separator = current.endsWith("\n") || current === "" ? "" : "\n";
-    appendFileSync(".dev.vars", `${separator}QUEUE_SECRET='${queueSecret()}'\n`);
-    console.log("[dev] added a QUEUE_SECRET to .dev.vars");
+  const missing = [
+    ["QUEUE_SECRET", queueSecret()],
+    ["WEBHOOK_ALLOW_LOCAL_URLS", "on"],
+  ].filter(([name]) => !new RegExp(`^${name}=`, "m").test(current));
+  for (const [i, [name, value]] of missing.entries()) {
+    const separator = i > 0 || current.endsWith("\n") || current === "" ? "" : "\n";
+    appendFileSync(".dev.vars", `${separator}${name}='${value}'\n`);
+    console.log(`[dev] added ${name} to .dev.vars`);
   }
   process.exit(0);
 }
@@ -38,6 +43,8 @@ const vars = {
   QUEUE_SECRET: queueSecret(),
   EHLO_NAME: "edgerelay.localhost",
   RETRY_BASE_DELAY_SECONDS: "5",
+  // Development only: webhooks may go to a receiver on this machine.
+  WEBHOOK_ALLOW_LOCAL_URLS: "on",
 };
 // Single quotes: dotenv keeps the JSON inside them verbatim.
 const lines = Object.entries(vars).map(([k, v]) => `${k}='${v}'`);
