@@ -12,6 +12,7 @@
 pub mod complaint;
 pub mod dsn;
 mod fields;
+pub mod matching;
 pub mod providers;
 pub mod return_path;
 mod unreadable;
