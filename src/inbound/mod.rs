@@ -9,6 +9,20 @@
 //! Owns: the parsing and the reading of fields. Must not: perform I/O, trust
 //! a report, or touch records.
 
+/// A report fixture from `tests/fixtures/reports/` (each names its source),
+/// for the tests of this module and its children.
+#[cfg(test)]
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/reports/",
+            $name
+        ))
+        .as_slice()
+    };
+}
+
 pub mod complaint;
 pub mod dsn;
 mod fields;

@@ -4,17 +4,6 @@
 use super::*;
 use crate::events::{BounceClass, EventType};
 
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/reports/",
-            $name
-        ))
-        .as_slice()
-    };
-}
-
 fn delivery(raw: &[u8]) -> DeliveryReport {
     match Report::parse(raw) {
         Ok(Report::Delivery(d)) => d,

@@ -4,17 +4,6 @@
 use super::*;
 use crate::events::suppression::Reason;
 
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/reports/",
-            $name
-        ))
-        .as_slice()
-    };
-}
-
 const ID: &str = "4f3c9a0b1d2e3f405162738495a6b7c8";
 
 fn secrets() -> QueueSecrets {
