@@ -10,13 +10,14 @@
 //! (keys, forms, producers, DKIM, sizes) and [`crate::delivery::DeliverySettings`]
 //! (upstreams, timeouts, retries, health), and
 //! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
-//! policy). docs/configuration.md lists them
+//! policy), and [`crate::inbound::InboundSettings`] (return paths, forwarding). docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
 use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
 use crate::events::webhooks::WebhookSettings;
+use crate::inbound::InboundSettings;
 use crate::queue::QueueSecrets;
 
 /// Everything the worker needs, typed.
@@ -32,6 +33,9 @@ pub struct Settings {
     pub queue_secrets: QueueSecrets,
     /// Webhook delivery: retries, timeout, URL policy (see `events::webhooks::settings`).
     pub webhooks: WebhookSettings,
+    /// Mail that comes back: return-path domains, forwarding (see
+    /// `inbound::settings`).
+    pub inbound: InboundSettings,
 }
 
 impl Settings {
@@ -47,6 +51,7 @@ impl Settings {
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
             queue_secrets: QueueSecrets::from_source(src)?,
             webhooks: WebhookSettings::from_source(src)?,
+            inbound: InboundSettings::from_source(src)?,
         })
     }
 }
@@ -108,6 +113,7 @@ mod tests {
             ("QUEUE_SECRET", "short", "QUEUE_SECRET"),
             ("QUEUE_SECRET", "", "QUEUE_SECRET"),
             ("WEBHOOK_RETRY_SCHEDULE", "5,soon", "WEBHOOK_RETRY_SCHEDULE"),
+            ("RETURN_PATH_DOMAINS", "[]", "RETURN_PATH_DOMAINS"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();

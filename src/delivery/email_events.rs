@@ -52,8 +52,12 @@ pub fn of_recipient(job: &DeliveryJob, r: &RecipientResult, at_ms: u64) -> Optio
         .reply_code
         .map(|code| smtp_field(code, r.enhanced_code.as_deref(), &r.reply_text));
     let (event_type, fields) = match r.state {
-        // Screening emits `email.suppressed` when it holds a recipient back.
-        RecipientState::Pending | RecipientState::Sending | RecipientState::Suppressed => {
+        // Screening emits `email.suppressed` when it holds a recipient back,
+        // and a report that comes back later emits its own `email.bounced`.
+        RecipientState::Pending
+        | RecipientState::Sending
+        | RecipientState::Suppressed
+        | RecipientState::Bounced => {
             return None;
         }
         RecipientState::Delivered => (EventType::Sent, vec![]),

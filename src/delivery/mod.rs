@@ -21,6 +21,7 @@ pub mod plan;
 pub mod policy;
 pub mod recipients;
 pub mod recovery;
+pub mod reports;
 pub mod screen;
 pub mod settings;
 pub mod settle;

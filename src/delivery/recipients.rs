@@ -33,6 +33,9 @@ pub enum RecipientState {
     /// Held back by the tenant's suppression list before any upstream saw
     /// the address (see `delivery::screen`); never sent.
     Suppressed,
+    /// The upstream accepted it, then a report came back that the
+    /// recipient's server refused it (a bounce after the 250).
+    Bounced,
 }
 
 impl RecipientState {
@@ -45,6 +48,7 @@ impl RecipientState {
             RecipientState::Unknown => "unknown",
             RecipientState::Sending => "sending",
             RecipientState::Suppressed => "suppressed",
+            RecipientState::Bounced => "bounced",
         }
     }
 
@@ -57,17 +61,20 @@ impl RecipientState {
             "unknown" => RecipientState::Unknown,
             "sending" => RecipientState::Sending,
             "suppressed" => RecipientState::Suppressed,
+            "bounced" => RecipientState::Bounced,
             _ => return None,
         })
     }
 
     /// No further attempt may go to this recipient: sending again could
     /// duplicate (delivered, unknown, sending), is pointless (failed) or
-    /// was ruled out (suppressed).
+    /// was ruled out (suppressed), or the upstream took it and it bounced
+    /// later (bounced).
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            RecipientState::Delivered
+            RecipientState::Bounced
+                | RecipientState::Delivered
                 | RecipientState::Failed
                 | RecipientState::Unknown
                 | RecipientState::Sending

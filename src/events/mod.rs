@@ -21,4 +21,4 @@ pub mod unsubscribe;
 pub mod webhooks;
 
 pub use bounce::{BounceCategory, BounceClass, bounce_field};
-pub use model::{EmailEvent, EventType};
+pub use model::{EmailEvent, EventType, MessageFacts};

@@ -12,6 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::message::Tag;
 use crate::queue::DeliveryJob;
 
 use super::time::rfc3339_ms;
@@ -105,6 +106,41 @@ pub fn event_id(entropy: &[u8; 16]) -> String {
     id
 }
 
+/// What an event says about its message: the fields every payload
+/// carries, from the job while it is delivered, or from the stored message
+/// when a report about it comes back later.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFacts {
+    pub id: String,
+    pub tenant: String,
+    /// The From address (the return path when no From was recorded).
+    pub from: String,
+    /// The recipients as accepted, in order.
+    pub to: Vec<String>,
+    pub subject: Option<String>,
+    pub stream: String,
+    pub topic: Option<String>,
+    pub tags: Vec<Tag>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl MessageFacts {
+    /// The facts of `job`'s message.
+    pub fn of_job(job: &DeliveryJob) -> MessageFacts {
+        MessageFacts {
+            id: job.id.clone(),
+            tenant: job.tenant().to_string(),
+            from: job.from.clone().unwrap_or_else(|| job.mail_from.clone()),
+            to: job.rcpt_to.clone(),
+            subject: job.subject.clone(),
+            stream: job.stream().to_string(),
+            topic: job.topic.clone(),
+            tags: job.tags.clone(),
+            metadata: job.metadata.clone(),
+        }
+    }
+}
+
 impl EmailEvent {
     /// An event about `job`'s message (and `recipient`, when it is about
     /// one), with the common fields of `data` filled in from the job.
@@ -115,19 +151,34 @@ impl EmailEvent {
         at_ms: u64,
         id_entropy: &[u8; 16],
     ) -> EmailEvent {
+        EmailEvent::about(
+            &MessageFacts::of_job(job),
+            event_type,
+            recipient,
+            at_ms,
+            id_entropy,
+        )
+    }
+
+    /// An event about the message `facts` describe (and `recipient`, when
+    /// it is about one), with the common fields of `data` filled in.
+    pub fn about(
+        facts: &MessageFacts,
+        event_type: EventType,
+        recipient: Option<&str>,
+        at_ms: u64,
+        id_entropy: &[u8; 16],
+    ) -> EmailEvent {
         let mut data = Map::new();
-        data.insert("email_id".into(), json!(job.id));
-        data.insert(
-            "from".into(),
-            json!(job.from.as_deref().unwrap_or(&job.mail_from)),
-        );
-        data.insert("to".into(), json!(job.rcpt_to));
-        data.insert("subject".into(), json!(job.subject));
-        data.insert("stream".into(), json!(job.stream()));
-        if let Some(topic) = &job.topic {
+        data.insert("email_id".into(), json!(facts.id));
+        data.insert("from".into(), json!(facts.from));
+        data.insert("to".into(), json!(facts.to));
+        data.insert("subject".into(), json!(facts.subject));
+        data.insert("stream".into(), json!(facts.stream));
+        if let Some(topic) = &facts.topic {
             data.insert("topic".into(), json!(topic));
         }
-        let tags: Map<String, Value> = job
+        let tags: Map<String, Value> = facts
             .tags
             .iter()
             .map(|t| (t.name.clone(), Value::String(t.value.clone())))
@@ -135,7 +186,8 @@ impl EmailEvent {
         data.insert("tags".into(), Value::Object(tags));
         data.insert(
             "metadata".into(),
-            job.metadata
+            facts
+                .metadata
                 .clone()
                 .map(Value::Object)
                 .unwrap_or(Value::Null),
@@ -145,8 +197,8 @@ impl EmailEvent {
         }
         EmailEvent {
             id: event_id(id_entropy),
-            tenant: job.tenant().to_string(),
-            message_id: job.id.clone(),
+            tenant: facts.tenant.clone(),
+            message_id: facts.id.clone(),
             recipient: recipient.map(str::to_string),
             event_type,
             created_at_ms: at_ms,
@@ -183,7 +235,6 @@ pub fn smtp_field(code: u16, enhanced: Option<&str>, text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Tag;
 
     #[test]
     fn names_are_resends_and_round_trip() {

@@ -25,14 +25,17 @@ macro_rules! fixture {
 
 pub mod complaint;
 pub mod dsn;
+pub mod envelope_id;
 mod fields;
 pub mod matching;
 pub mod providers;
 pub mod return_path;
+pub mod settings;
 mod unreadable;
 
 pub use complaint::Complaint;
 pub use dsn::{Action, DeliveryReport, RecipientReport};
+pub use settings::InboundSettings;
 pub use unreadable::{MAX_REPORT_BYTES, MAX_REPORT_RECIPIENTS, Unreadable};
 
 use mail_parser::{MessageParser, MimeHeaders};

@@ -27,13 +27,19 @@ const PAYLOAD_LEN: usize = 16 + 2 + 2;
 const TOKEN_LEN: usize = PAYLOAD_LEN + TAG_LEN;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// The recipient index of a return path shared by all of a message's
+/// recipients (one transaction for many): the report's own recipient
+/// blocks then say whose it is.
+pub const WHOLE_MESSAGE: u16 = u16::MAX;
+
 /// Which message and recipient a return path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnPathClaim {
     /// edgerelay's id of the message (32 hex digits, and `-<n>` for a
     /// per-recipient copy).
     pub message_id: String,
-    /// The recipient's position in the message's recipients.
+    /// The recipient's position in the message's recipients, or
+    /// [`WHOLE_MESSAGE`].
     pub recipient_index: u16,
 }
 

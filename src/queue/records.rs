@@ -101,10 +101,14 @@ pub enum EventKind {
     /// Something the sender should know about how the message went out
     /// (the detail says what), e.g. unsubscribe links on the worker's host.
     Warning,
+    /// A report about a recipient came back after the hand-off (a DSN, a
+    /// complaint, or the smarthost provider's event; the detail says
+    /// which and what it said). A bounce is recorded as `Bounced`.
+    Report,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -118,6 +122,7 @@ impl EventKind {
         EventKind::ForgedJobRefused,
         EventKind::Suppressed,
         EventKind::Warning,
+        EventKind::Report,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -135,6 +140,7 @@ impl EventKind {
             EventKind::ForgedJobRefused => "forged_job_refused",
             EventKind::Suppressed => "suppressed",
             EventKind::Warning => "warning",
+            EventKind::Report => "report",
         }
     }
 

@@ -114,7 +114,7 @@ impl Db {
                        state = excluded.state, attempts = recipients.attempts + ?4, \
                        reply_code = excluded.reply_code, enhanced_code = excluded.enhanced_code, \
                        reply_text = excluded.reply_text, updated_at = excluded.updated_at \
-                     WHERE recipients.state NOT IN (?9, ?10, ?11, ?12)",
+                     WHERE recipients.state NOT IN (?9, ?10, ?11, ?12, ?13)",
                     &[
                         s(message_id),
                         s(&r.address),
@@ -128,6 +128,7 @@ impl Db {
                         s(RecipientState::Failed.as_str()),
                         s(RecipientState::Unknown.as_str()),
                         s(RecipientState::Suppressed.as_str()),
+                        s(RecipientState::Bounced.as_str()),
                     ],
                 )
             })

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::events::suppression::Reason;
+use crate::inbound::return_path::WHOLE_MESSAGE;
 
 const ID: &str = "4f3c9a0b1d2e3f405162738495a6b7c8";
 
@@ -19,12 +20,23 @@ fn return_path(id: &str, index: u16) -> String {
     .unwrap()
 }
 
-fn stored(rcpts: &[&str]) -> Stored {
-    Stored {
+fn stored(rcpts: &[&str]) -> MessageFacts {
+    MessageFacts {
         id: ID.into(),
         tenant: "acme".into(),
-        rcpt_to: rcpts.iter().map(|r| r.to_string()).collect(),
+        to: rcpts.iter().map(|r| r.to_string()).collect(),
+        ..MessageFacts::default()
     }
+}
+
+/// `raw` with its bare ENVID replaced by `envid`.
+fn with_envid(raw: &[u8], envid: &str) -> Report {
+    let text = String::from_utf8_lossy(raw).replace(
+        &format!("Original-Envelope-Id: {ID}"),
+        &format!("Original-Envelope-Id: {envid}"),
+    );
+    assert!(text.contains(envid), "the fixture quotes its ENVID");
+    report(text.as_bytes())
 }
 
 fn report(raw: &[u8]) -> Report {
@@ -145,4 +157,65 @@ fn a_success_notice_is_delivered_evidence_and_relayed_is_not() {
         };
         assert_eq!(got, want);
     }
+}
+
+#[test]
+fn a_signed_envelope_id_matches_where_the_return_path_was_rewritten() {
+    let envid = envelope_id::issue(ID, &secrets()).unwrap();
+    let r = with_envid(fixture!("postfix-unknown-user.eml"), &envid);
+    // Delivered to the smarthost's own bounce address, not a token.
+    let names = namings(&r, "bounces@smarthost.example", &secrets());
+    assert_eq!(names, vec![Naming::Envelope(ID.into())]);
+    let message = stored(&["first@example.net", "NOBODY+tag@unknown.test"]);
+    let Verdict::Apply(effects) = judge(&r, &names[0], Some(&message)) else {
+        panic!("expected effects");
+    };
+    let [e] = effects.as_slice() else {
+        panic!("one effect: {effects:?}");
+    };
+    // The message's own spelling of the recipient the report names.
+    assert_eq!(e.recipient, "NOBODY+tag@unknown.test");
+    assert_eq!(e.suppress, Some(Reason::HardBounce));
+    assert_eq!(e.source, Source::Dsn);
+    // A signed id, but the report is about nobody the message was sent to.
+    let Verdict::Unmatched(why) = judge(&r, &names[0], Some(&stored(&["x@example.net"]))) else {
+        panic!("a stranger's bounce must not apply");
+    };
+    assert!(why.contains("nothing final"), "{why}");
+    // Another secret's tag is no better than a bare id.
+    let other = QueueSecrets::parse("another-secret-entirely-0123456789abc").unwrap();
+    let forged = with_envid(
+        fixture!("postfix-unknown-user.eml"),
+        &envelope_id::issue(ID, &other).unwrap(),
+    );
+    let names = namings(&forged, "bounces@smarthost.example", &secrets());
+    assert!(names.iter().all(|n| !n.is_signed()), "{names:?}");
+}
+
+#[test]
+fn a_return_path_for_the_whole_message_lets_the_report_say_whose() {
+    let r = report(fixture!("postfix-unknown-user.eml"));
+    let names = namings(&r, &return_path(ID, WHOLE_MESSAGE), &secrets());
+    let message = stored(&["first@example.net", "nobody+tag@unknown.test"]);
+    let Verdict::Apply(effects) = judge(&r, &names[0], Some(&message)) else {
+        panic!("expected effects");
+    };
+    assert_eq!(effects.len(), 1);
+    assert_eq!(effects[0].recipient, "nobody+tag@unknown.test");
+    // A complaint on a many-recipient message must say who complained.
+    let raw = String::from_utf8_lossy(fixture!("arf-rfc5965.eml"))
+        .replace("b+tok@rp.example.com", &return_path(ID, WHOLE_MESSAGE));
+    let c = report(raw.as_bytes());
+    let names = namings(&c, "fbl@rp.example.com", &secrets());
+    let many = stored(&["a@example.net", "b@example.net"]);
+    assert!(matches!(
+        judge(&c, &names[0], Some(&many)),
+        Verdict::Unmatched(why) if why.contains("which")
+    ));
+    let named = stored(&["a@example.net", "User@example.net"]);
+    let Verdict::Apply(effects) = judge(&c, &names[0], Some(&named)) else {
+        panic!("the complaint names its recipient");
+    };
+    assert_eq!(effects[0].recipient, "User@example.net");
+    assert_eq!(effects[0].source, Source::Arf);
 }
