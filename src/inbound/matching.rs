@@ -215,7 +215,7 @@ pub fn judge(report: &Report, naming: &Naming, stored: Option<&MessageFacts>) ->
                         .as_deref()
                         .and_then(|r| recipient_of(stored, r))
                 })
-                .or_else(|| match stored.to.as_slice() {
+                .or(match stored.to.as_slice() {
                     [only] => Some(only.as_str()),
                     _ => None,
                 });
