@@ -19,6 +19,16 @@
 //! are `<id>-1`, `<id>-2`, ... in recipient order ([`copy_id`]). A message
 //! with one recipient, and all other mail however many recipients it has,
 //! is one copy under the message's own id.
+//!
+//! Each copy's envelope is settled here too, before its job and its row are
+//! built (delivery compares the two). When the From domain has a return-path
+//! domain (`RETURN_PATH_DOMAINS`), MAIL FROM is a signed VERP address there
+//! naming the copy (`inbound::return_path`): recipient 0 for a copy with one
+//! recipient, [`WHOLE_MESSAGE`] for one transaction to several, whose
+//! reports name their recipients themselves; otherwise it is the From
+//! address. The From header never changes. Every copy carries its signed
+//! envelope id (`inbound::envelope_id`) for `ENVID`, and whether the sender
+//! asked for proof of delivery.
 //! Must not: perform I/O or read the clock (the time and the id's entropy are
 //! passed in), or store and enqueue anything (`accept::commit` does).
 
@@ -27,9 +37,11 @@ use sha2::{Digest, Sha256};
 use crate::events::unsubscribe::settings::link as unsubscribe_link;
 use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
+use crate::inbound::envelope_id;
+use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
 use crate::message::{
-    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
-    UnsignedMessage, compose_with, new_message_id,
+    ComposeContext, DkimKey, FieldError, Limits, Message, PendingSignature, RequestError,
+    SendRequest, Tag, UnsignedMessage, compose_with, new_message_id,
 };
 use crate::queue::DeliveryJob;
 
@@ -47,7 +59,7 @@ pub struct Prepared {
     tenant: String,
     subject: String,
     from: String,
-    mail_from: String,
+    notify_delivery: bool,
     smtputf8: bool,
     accepted_at: u64,
     tags: Vec<Tag>,
@@ -62,9 +74,11 @@ pub struct Prepared {
     pub pending: Vec<(usize, PendingSignature)>,
 }
 
-/// One copy: its id, its recipients and its composed bytes.
+/// One copy: its id, its envelope and its composed bytes.
 struct Copy {
     id: String,
+    mail_from: String,
+    envid: Option<String>,
     rcpt_to: Vec<String>,
     unsigned: UnsignedMessage,
     /// How many of `Prepared::pending` are this copy's.
@@ -350,6 +364,11 @@ pub fn prepare_from(
             pending.push((*index, p));
         }
         copies.push(Copy {
+            mail_from: envelope_sender(&message, &copy_id, rcpt_to.len(), settings),
+            envid: settings
+                .envelope_secrets
+                .as_ref()
+                .and_then(|secrets| envelope_id::issue(&copy_id, secrets)),
             id: copy_id,
             rcpt_to,
             unsigned,
@@ -363,7 +382,7 @@ pub fn prepare_from(
         tenant: key.tenant.clone(),
         subject: message.subject().to_string(),
         from: message.from().address.to_string(),
-        mail_from: message.envelope_from().to_string(),
+        notify_delivery: message.notify_delivery(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
         tags: message.tags().to_vec(),
@@ -373,6 +392,31 @@ pub fn prepare_from(
         warnings,
         pending,
     })
+}
+
+/// MAIL FROM for copy `copy_id` of `message`, sent to `recipients`
+/// addresses in one transaction: the signed VERP address at the From
+/// domain's return-path domain when it has one, else the From address.
+fn envelope_sender(
+    message: &Message,
+    copy_id: &str,
+    recipients: usize,
+    settings: &SendSettings,
+) -> String {
+    let from = message.envelope_from();
+    let domain = from.domain();
+    let verp = settings
+        .inbound
+        .return_path_for(domain.as_str())
+        .zip(settings.envelope_secrets.as_ref())
+        .and_then(|(return_path_domain, secrets)| {
+            ReturnPathClaim {
+                message_id: copy_id.to_string(),
+                recipient_index: if recipients == 1 { 0 } else { WHOLE_MESSAGE },
+            }
+            .address(return_path_domain, secrets)
+        });
+    verp.unwrap_or_else(|| from.to_string())
 }
 
 /// A fresh nonce for copy `index`'s token: the request's random bytes are
@@ -429,7 +473,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
         jobs.push(DeliveryJob {
             id: copy.id,
             key_id: prepared.key_id.clone(),
-            mail_from: prepared.mail_from.clone(),
+            mail_from: copy.mail_from,
             rcpt_to: copy.rcpt_to,
             mime,
             smtputf8: prepared.smtputf8,
@@ -444,6 +488,8 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
             topic: prepared.stream.topic.clone(),
             subject: Some(prepared.subject.clone()),
             from: Some(prepared.from.clone()),
+            envid: copy.envid,
+            notify_delivery: prepared.notify_delivery,
         });
     }
     Ok(Signed {
@@ -489,6 +535,8 @@ fn native_signatures(
     Ok(signatures)
 }
 
+#[cfg(test)]
+mod envelope_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
