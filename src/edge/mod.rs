@@ -22,6 +22,7 @@ mod forms;
 mod http;
 mod idempotent;
 mod immediate;
+mod inbound_mail;
 mod lifecycle;
 mod message_views;
 mod outage;
@@ -30,6 +31,7 @@ mod producer_intake;
 mod provenance;
 mod queue_writer;
 mod random;
+mod reports;
 mod safety_net;
 mod screening;
 mod signing;
@@ -41,7 +43,8 @@ mod webhook_delivery;
 mod webhooks;
 
 use worker::{
-    Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent, event,
+    Context, Env, ForwardableEmailMessage, MessageBatch, Request, Response, Result,
+    ScheduleContext, ScheduledEvent, event,
 };
 
 use self::http::internal;
@@ -210,6 +213,22 @@ async fn route(
                 _ => suppressions::remove(&db, &key, id, &url).await,
             }
         }
+        Endpoint::ListInboundReports
+        | Endpoint::GetInboundReport
+        | Endpoint::GetInboundReportRaw => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            match endpoint {
+                Endpoint::ListInboundReports => {
+                    let url = req.url().map_err(internal)?;
+                    reports::list(&env, &key, &url).await
+                }
+                Endpoint::GetInboundReport => reports::get(&env, &key, id, false).await,
+                _ => reports::get(&env, &key, id, true).await,
+            }
+        }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
@@ -255,6 +274,13 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) 
         return webhook_delivery::consume(batch, env).await;
     }
     consumer::consume(batch, env).await
+}
+
+/// Mail routed to the worker by Email Routing: reports that come back
+/// (see `inbound_mail`).
+#[event(email)]
+async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Result<()> {
+    inbound_mail::receive(message, env).await
 }
 
 /// The cron trigger: the reconciliation sweep (see `delivery::recovery`).

@@ -5,7 +5,8 @@
 //! results, listing queries and cursors, the views of stored messages (and
 //! of a message sent as one copy per recipient), CORS for publishable keys,
 //! the delivery mode query parameter, the `/v1/suppressions` queries, bodies
-//! and views, and the requests and answers of `/v1/webhooks`.
+//! and views, the requests and answers of `/v1/webhooks`, and the
+//! `/v1/inbound-reports` query and view.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod copies;
 pub mod cors;
 pub mod delivery_mode;
+pub mod inbound_reports;
 pub mod listing;
 pub mod routes;
 pub mod suppressions;

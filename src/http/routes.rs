@@ -37,6 +37,12 @@ pub enum Endpoint {
     RotateWebhookSecret,
     TestWebhook,
     ListWebhookAttempts,
+    /// `GET /v1/inbound-reports`: what came back (reports, provider events).
+    ListInboundReports,
+    /// With the record id from the path.
+    GetInboundReport,
+    /// With the record id from the path: the kept raw message.
+    GetInboundReportRaw,
 }
 
 impl Endpoint {
@@ -60,6 +66,9 @@ impl Endpoint {
                 | Endpoint::ListSuppressions
                 | Endpoint::AddSuppressions
                 | Endpoint::RemoveSuppression
+                | Endpoint::ListInboundReports
+                | Endpoint::GetInboundReport
+                | Endpoint::GetInboundReportRaw
         )
     }
 }
@@ -174,6 +183,26 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("suppressions"), Id],
         methods: &[("DELETE", Endpoint::RemoveSuppression)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("inbound-reports")],
+        methods: &[("GET", Endpoint::ListInboundReports)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("inbound-reports"), Id],
+        methods: &[("GET", Endpoint::GetInboundReport)],
+        bench: false,
+    },
+    Resource {
+        path: &[
+            Literal("v1"),
+            Literal("inbound-reports"),
+            Id,
+            Literal("raw"),
+        ],
+        methods: &[("GET", Endpoint::GetInboundReportRaw)],
         bench: false,
     },
     Resource {
@@ -303,6 +332,22 @@ mod tests {
             ("GET", "/v1/suppressions/bob@x.net", allow("DELETE")),
             (
                 "GET",
+                "/v1/inbound-reports",
+                found(ListInboundReports, None),
+            ),
+            (
+                "GET",
+                "/v1/inbound-reports/rpt_1",
+                found(GetInboundReport, Some("rpt_1")),
+            ),
+            (
+                "GET",
+                "/v1/inbound-reports/rpt_1/raw",
+                found(GetInboundReportRaw, Some("rpt_1")),
+            ),
+            ("POST", "/v1/inbound-reports", allow("GET")),
+            (
+                "GET",
                 "/unsubscribe/t0k",
                 found(UnsubscribePage, Some("t0k")),
             ),
@@ -354,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_message_webhook_and_suppression_routes_take_secret_keys() {
+    fn only_the_api_routes_take_secret_keys() {
         for (method, path) in [
             ("POST", "/v1/messages"),
             ("GET", "/v1/messages"),
@@ -370,6 +415,9 @@ mod tests {
             ("GET", "/v1/suppressions"),
             ("POST", "/v1/suppressions"),
             ("DELETE", "/v1/suppressions/a@x.net"),
+            ("GET", "/v1/inbound-reports"),
+            ("GET", "/v1/inbound-reports/x"),
+            ("GET", "/v1/inbound-reports/x/raw"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");

@@ -29,6 +29,7 @@ pub mod envelope_id;
 mod fields;
 pub mod matching;
 pub mod providers;
+pub mod record;
 pub mod return_path;
 pub mod settings;
 mod unreadable;

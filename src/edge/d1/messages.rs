@@ -22,10 +22,14 @@ impl Db {
         let rcpts = serde_json::to_string(&job.rcpt_to).unwrap_or_else(|_| "[]".into());
         // A struct of strings and numbers always serialises.
         let stored = serde_json::to_string(&job.for_queue()).unwrap_or_default();
+        let metadata = job
+            .metadata
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
         let insert = self.prepare(
             "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job, \
-                                   tenant, stream, subject) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10)",
+                                   tenant, stream, subject, sender, topic, metadata) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             &[
                 s(id),
                 s(&job.key_id),
@@ -37,6 +41,9 @@ impl Db {
                 s(job.tenant()),
                 s(job.stream()),
                 opt_s(job.subject.as_deref()),
+                opt_s(job.from.as_deref()),
+                opt_s(job.topic.as_deref()),
+                opt_s(metadata.as_deref()),
             ],
         )?;
         let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
