@@ -285,3 +285,23 @@ fn the_settings_give_accept_the_return_paths_and_the_secret() {
     let e = SendSettings::from_source(&pairs_source(&[("RETURN_PATH_DOMAINS", "[]")])).unwrap_err();
     assert_eq!(e.setting, "RETURN_PATH_DOMAINS");
 }
+
+#[test]
+fn the_signed_forms_match_the_documented_vectors() {
+    // The same values tests/harness/edgerelay_harness/return_path.py
+    // computes from docs/reports.md: the e2e tests open the worker's
+    // return paths and envelope ids with it.
+    let s = QueueSecrets::parse(&"x".repeat(40)).unwrap();
+    let claim = ReturnPathClaim {
+        message_id: "4f3c9a0b1d2e3f405162738495a6b7c8-3".into(),
+        recipient_index: 7,
+    };
+    assert_eq!(
+        claim.address("rp.example.com", &s).unwrap(),
+        "b+j46jucy5fy7uaulcoocjljvxzaaagaahatxooxizrfv2o@rp.example.com"
+    );
+    assert_eq!(
+        envelope_id::issue("4f3c9a0b1d2e3f405162738495a6b7c8", &s).unwrap(),
+        "4f3c9a0b1d2e3f405162738495a6b7c8.2412522a8cf959ef"
+    );
+}
