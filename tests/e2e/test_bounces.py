@@ -216,3 +216,26 @@ def test_a_complaint_quoting_the_return_path_suppresses_every_stream(start_worke
         assert s == 202, next_one
         record = settled(worker, next_one["id"])
         assert recipient(record, reader)["state"] == "suppressed", record
+
+
+def test_a_return_path_the_smarthost_rewrote_still_matches_by_envelope_id(start_worker,
+                                                                          postfix):
+    # A smarthost that puts its own bounce address in MAIL FROM: the notice
+    # comes back to that address, and only the signed ENVID it quotes names
+    # the message.
+    bounces = f"bounces@{RETURN_PATH_DOMAIN}"
+    smarthost = postfix(rewrite_return_path=bounces)
+    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}")
+    gone = "nobody@unknown.test"
+    s, accepted, _ = worker.send(basic_message(to=gone))
+    assert s == 202, accepted
+    settled(worker, accepted["id"])
+    [notice] = notices_to(smarthost, 1)
+    assert notice.rcpt_tos == [bounces], notice.rcpt_tos
+    deliver(worker, notice)
+    [report] = reports(worker)
+    assert (report["verdict"], report["events"]) == ("applied", ["email.bounced"]), report
+    record = worker.status(accepted["id"])
+    assert recipient(record, gone)["state"] == "bounced", record
+    s, body, _ = worker.request("GET", f"/v1/suppressions?address={gone}", headers=worker.auth)
+    assert [e["reason"] for e in body["data"]] == ["hard_bounce"], body
