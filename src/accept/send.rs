@@ -28,7 +28,10 @@
 //! reports name their recipients themselves; otherwise it is the From
 //! address. The From header never changes. Every copy carries its signed
 //! envelope id (`inbound::envelope_id`) for `ENVID`, and whether the sender
-//! asked for proof of delivery.
+//! asked for proof of delivery. Signed mail from a domain with a return-path
+//! domain also carries the complaint feedback loop fields of RFC 9477:
+//! `CFBL-Address: fbl@<return-path domain>` and the signed envelope id as
+//! `CFBL-Feedback-ID`, which complaint reports quote back.
 //! Must not: perform I/O or read the clock (the time and the id's entropy are
 //! passed in), or store and enqueue anything (`accept::commit` does).
 
@@ -39,9 +42,10 @@ use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::inbound::envelope_id;
 use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
+use crate::message::feedback_loop::{CFBL_ADDRESS, CFBL_FEEDBACK_ID};
 use crate::message::{
-    ComposeContext, DkimKey, FieldError, Limits, Message, PendingSignature, RequestError,
-    SendRequest, Tag, UnsignedMessage, compose_with, new_message_id,
+    ComposeContext, DkimKey, FeedbackLoop, FieldError, Limits, Message, PendingSignature,
+    RequestError, SendRequest, Tag, UnsignedMessage, compose_with, new_message_id,
 };
 use crate::queue::DeliveryJob;
 
@@ -299,11 +303,22 @@ pub fn prepare_from(
         None
     };
 
+    let feedback_domain = feedback_loop_domain(&message, settings, !signing_keys.is_empty())?;
+
     let count = groups.len();
     let mut copies = Vec::with_capacity(count);
     let mut pending = Vec::new();
     for (index, rcpt_to) in groups.into_iter().enumerate() {
         let copy_id = copy_id(&id, index, count);
+        let envid = settings
+            .envelope_secrets
+            .as_ref()
+            .and_then(|secrets| envelope_id::issue(&copy_id, secrets));
+        let feedback_loop = feedback_domain
+            .zip(envid.as_deref())
+            .and_then(|(domain, envid)| {
+                FeedbackLoop::new(&format!("{FEEDBACK_LOCAL_PART}@{domain}"), envid)
+            });
         let link = match &base {
             Some((secrets, base)) => {
                 let claim = Claim {
@@ -334,6 +349,7 @@ pub fn prepare_from(
             &ComposeContext {
                 message_id: format!("{copy_id}@{}", from_domain.as_str()),
                 date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
+                feedback_loop,
             },
             link.as_ref(),
         )
@@ -365,10 +381,7 @@ pub fn prepare_from(
         }
         copies.push(Copy {
             mail_from: envelope_sender(&message, &copy_id, rcpt_to.len(), settings),
-            envid: settings
-                .envelope_secrets
-                .as_ref()
-                .and_then(|secrets| envelope_id::issue(&copy_id, secrets)),
+            envid,
             id: copy_id,
             rcpt_to,
             unsigned,
@@ -417,6 +430,51 @@ fn envelope_sender(
             .address(return_path_domain, secrets)
         });
     verp.unwrap_or_else(|| from.to_string())
+}
+
+/// The local part of the address complaint reports go to (`CFBL-Address`)
+/// at the return-path domain.
+pub const FEEDBACK_LOCAL_PART: &str = "fbl";
+
+/// The return-path domain that takes `message`'s complaint reports
+/// (`CFBL-Address`, RFC 9477), when it carries the feedback loop fields:
+/// its From domain has a return-path domain, and a DKIM signature of the
+/// From domain (`signed`), aligned with it, covers them. The caller's own
+/// `CFBL-*` headers would then be a second pair: 422 `forbidden_header`.
+fn feedback_loop_domain<'s>(
+    message: &Message,
+    settings: &'s SendSettings,
+    signed: bool,
+) -> Result<Option<&'s str>, ApiError> {
+    let domain = settings
+        .inbound
+        .return_path_for(message.envelope_from().domain().as_str())
+        .filter(|_| signed && settings.envelope_secrets.is_some());
+    if domain.is_none() {
+        return Ok(None);
+    }
+    let clashes: Vec<FieldProblem> = message
+        .headers()
+        .iter()
+        .filter(|h| {
+            [CFBL_ADDRESS, CFBL_FEEDBACK_ID]
+                .iter()
+                .any(|name| h.name.eq_ignore_ascii_case(name))
+        })
+        .map(|h| FieldProblem {
+            field: format!("headers.{}", h.name),
+            rule: "forbidden_header".into(),
+            message: format!(
+                "{} is written by edgerelay for mail from a domain with a return-path domain (RETURN_PATH_DOMAINS)",
+                h.name
+            ),
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok(domain)
+    } else {
+        Err(ApiError::invalid(clashes))
+    }
 }
 
 /// A fresh nonce for copy `index`'s token: the request's random bytes are

@@ -67,8 +67,9 @@ fn send(settings: &SendSettings, body: serde_json::Value) -> Signed {
 enum Expect {
     /// The From address, as given.
     Plain(&'static str),
-    /// `b+<token>@<domain>` naming the copy and this recipient index.
-    Verp(&'static str, u16),
+    /// `b+<token>@<domain>` naming the copy and this recipient index, and
+    /// whether the copy carries the feedback loop fields (signed mail only).
+    Verp(&'static str, u16, bool),
 }
 
 const RP: &str = r#"{"example.com": "rp.example.com"}"#;
@@ -90,7 +91,7 @@ fn each_copy_gets_its_return_path() {
             Some(RP),
             serde_json::json!({"from": "Hello <hello@example.com>", "to": "ada@example.org"}),
             1,
-            Verp("rp.example.com", 0),
+            Verp("rp.example.com", 0, true),
         ),
         // Several recipients in one transaction: the whole message.
         (
@@ -98,7 +99,7 @@ fn each_copy_gets_its_return_path() {
             serde_json::json!({"from": "hello@example.com",
                 "to": ["ada@example.org", "bob@example.org"], "cc": "carol@example.org"}),
             1,
-            Verp("rp.example.com", WHOLE_MESSAGE),
+            Verp("rp.example.com", WHOLE_MESSAGE, true),
         ),
         // One copy per recipient (one-click unsubscribe): each its own.
         (
@@ -106,21 +107,29 @@ fn each_copy_gets_its_return_path() {
             serde_json::json!({"from": "news@example.com",
                 "to": ["ada@example.org", "bob@example.org"], "stream": "marketing"}),
             2,
-            Verp("rp.example.com", 0),
+            Verp("rp.example.com", 0, true),
         ),
         // The domain is looked up without case.
         (
             Some(RP),
             serde_json::json!({"from": "hello@EXAMPLE.COM", "to": "ada@example.org"}),
             1,
-            Verp("rp.example.com", 0),
+            Verp("rp.example.com", 0, true),
         ),
         // The sender domain itself as its return-path domain.
         (
             Some(r#"{"example.com": "example.com"}"#),
             serde_json::json!({"from": "hello@example.com", "to": "ada@example.org"}),
             1,
-            Verp("example.com", 0),
+            Verp("example.com", 0, true),
+        ),
+        // Unsigned mail (UNSIGNED_DOMAINS) gets its return path, but no
+        // feedback loop fields: no aligned signature would cover them.
+        (
+            Some(r#"{"example.net": "rp.example.net"}"#),
+            serde_json::json!({"from": "hello@example.net", "to": "ada@example.org"}),
+            1,
+            Verp("rp.example.net", 0, false),
         ),
         // Another sender domain keeps its own MAIL FROM.
         (
@@ -142,7 +151,7 @@ fn each_copy_gets_its_return_path() {
             Some(RP),
             serde_json::json!({"from": "jörg@example.com", "to": "ada@example.org"}),
             1,
-            Verp("rp.example.com", 0),
+            Verp("rp.example.com", 0, true),
         ),
         (
             None,
@@ -161,7 +170,7 @@ fn each_copy_gets_its_return_path() {
         for job in &signed.jobs {
             match expect {
                 Plain(address) => assert_eq!(job.mail_from, address, "{row}"),
-                Verp(domain, index) => {
+                Verp(domain, index, feedback_loop) => {
                     let (local, at) = job.mail_from.rsplit_once('@').unwrap();
                     assert_eq!(at, domain, "{row}");
                     assert!(job.mail_from.is_ascii() && local.len() <= 64, "{row}");
@@ -169,7 +178,17 @@ fn each_copy_gets_its_return_path() {
                     assert_eq!(claim.message_id, job.id, "{row}");
                     assert_eq!(claim.recipient_index, index, "{row}");
                     assert!(!job.mime.contains(local), "{row}");
+                    let envid = job.envid.as_deref().unwrap();
+                    assert_eq!(
+                        cfbl_fields(&job.mime),
+                        feedback_loop
+                            .then(|| (format!("fbl@{domain}; report=arf"), envid.to_string())),
+                        "{row}"
+                    );
                 }
+            }
+            if matches!(expect, Plain(_)) {
+                assert!(!job.mime.contains("CFBL-"), "{row}");
             }
             // The From header stays the sender's; the return path is the
             // envelope only, never written into the message.
@@ -189,6 +208,68 @@ fn each_copy_gets_its_return_path() {
             assert_eq!(envelope_id::open(envid, &secrets()), Some(job.id.clone()));
             assert!(!job.notify_delivery, "{row}");
         }
+    }
+}
+
+/// The values of `CFBL-Address` and `CFBL-Feedback-ID`, when the message
+/// has both (and each once).
+fn cfbl_fields(mime: &str) -> Option<(String, String)> {
+    let head = mime.split("\r\n\r\n").next()?;
+    let values = |name: &str| -> Vec<String> {
+        head.split("\r\n")
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+            .collect()
+    };
+    match (&values("CFBL-Address")[..], &values("CFBL-Feedback-ID")[..]) {
+        ([address], [id]) => Some((address.clone(), id.clone())),
+        ([], []) => None,
+        other => panic!("CFBL fields: {other:?}"),
+    }
+}
+
+#[test]
+fn the_feedback_loop_fields_are_signed_and_the_callers_own_are_refused() {
+    let s = settings(Some(RP));
+    let signed = send(
+        &s,
+        serde_json::json!({"from": "hello@example.com", "to": "ada@example.org",
+            "subject": "Hi", "text": "Hello"}),
+    );
+    let mime = &signed.jobs[0].mime;
+    let (_, id) = cfbl_fields(mime).unwrap();
+    assert_eq!(envelope_id::open(&id, &secrets()), Some(signed.id.clone()));
+    // Every signature covers both, over-signed.
+    let head = mime.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ");
+    let h: String = head
+        .split("h=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(
+        h.contains("cfbl-address:cfbl-address:cfbl-feedback-id:cfbl-feedback-id"),
+        "{h}"
+    );
+    // The caller's own CFBL fields would be a second pair.
+    for name in ["CFBL-Address", "cfbl-feedback-id"] {
+        let body = serde_json::json!({"from": "hello@example.com", "to": "ada@example.org",
+            "subject": "Hi", "text": "Hello", "headers": {name: "fbl@example.com"}});
+        let e = prepare(body.to_string().as_bytes(), &caller(), &s, 1, &[9; 32])
+            .err()
+            .unwrap();
+        assert_eq!((e.status, e.rule), (422, "invalid_request"), "{name}");
+        assert!(
+            e.body().contains(&format!("headers.{name}")),
+            "{}",
+            e.body()
+        );
+        assert!(e.body().contains("forbidden_header"), "{}", e.body());
+        // Without a return-path domain they are the caller's to set.
+        let plain = settings(None);
+        let job = &send(&plain, body).jobs[0];
+        assert!(job.mime.contains(&format!("{name}: fbl@example.com")));
     }
 }
 

@@ -25,6 +25,7 @@ fn render(value: Value) -> Vec<u8> {
         &ComposeContext {
             message_id: id,
             date_unix: DATE,
+            feedback_loop: None,
         },
     )
     .expect("compose succeeds");
@@ -344,6 +345,7 @@ fn message_ids_are_checked_and_generated_deterministically() {
             &ComposeContext {
                 message_id: bad.to_string(),
                 date_unix: DATE,
+                feedback_loop: None,
             },
         );
         assert!(
@@ -364,6 +366,7 @@ fn a_one_click_copy_carries_both_headers_and_its_link_in_the_bodies() {
     let context = ComposeContext {
         message_id: new_message_id(message.from().address.domain(), &[0xab; 16]),
         date_unix: DATE,
+        feedback_loop: None,
     };
     let bytes = compose_with(&message, &context, Some(&link)).unwrap();
     assert_wire_format(&bytes);
