@@ -2,8 +2,11 @@
 workerd: mail from a sender domain with a return-path domain
 (RETURN_PATH_DOMAINS) goes out with a signed VERP MAIL FROM there, naming
 the message and the recipient (or the whole transaction); the From header
-and its DKIM signature are untouched; mail from another domain keeps its
-own MAIL FROM. The token is opened here from QUEUE_SECRET alone."""
+and its DKIM signature are untouched, and the signature also covers the
+complaint feedback loop fields (RFC 9477) that name the return-path domain
+and the signed envelope id; mail from another domain keeps its own MAIL
+FROM and has no such fields. The token is opened here from QUEUE_SECRET
+alone."""
 import email
 import email.utils
 import json
@@ -13,7 +16,7 @@ import dkim
 from edgerelay_harness.keys import (SENDER_DOMAIN, api_key_entry, basic_message, dkim_dns,
                                     new_queue_secret)
 from edgerelay_harness.poll import wait_for
-from edgerelay_harness.return_path import WHOLE_MESSAGE, open_return_path
+from edgerelay_harness.return_path import WHOLE_MESSAGE, envelope_id, open_return_path
 
 RETURN_PATH_DOMAIN = f"rp.{SENDER_DOMAIN}"
 OTHER_DOMAIN = "example.org"
@@ -60,6 +63,7 @@ def test_mail_from_is_a_signed_return_path_only_for_a_domain_that_has_one(
         assert parsed["Return-Path"] is None
         if index is None:
             assert got.mail_from == sender, got.mail_from
+            assert parsed["CFBL-Address"] is None and parsed["CFBL-Feedback-ID"] is None
         else:
             local, _, domain = got.mail_from.rpartition("@")
             assert domain == RETURN_PATH_DOMAIN, got.mail_from
@@ -68,8 +72,18 @@ def test_mail_from_is_a_signed_return_path_only_for_a_domain_that_has_one(
             # Nobody without the secret could have written it.
             assert open_return_path(got.mail_from, new_queue_secret()) is None
             assert local.encode() not in got.data
-            # The signature over the From domain still verifies.
+            # Complaints go to the return-path domain and quote the signed
+            # envelope id back.
+            assert parsed.get_all("CFBL-Address") == [f"fbl@{RETURN_PATH_DOMAIN}; report=arf"]
+            assert parsed.get_all("CFBL-Feedback-ID") == [envelope_id(message_id, secret)]
+            # The signature over the From domain still verifies, and covers
+            # both fields.
             assert dkim.verify(got.data, dnsfunc=dkim_dns(dkim_ed25519))
+            signed = "".join(parsed["DKIM-Signature"].split()).split("h=")[1].split(";")[0]
+            assert "cfbl-address:cfbl-address:cfbl-feedback-id:cfbl-feedback-id" in signed
+            tampered = got.data.replace(envelope_id(message_id, secret).encode(),
+                                        envelope_id(message_id, new_queue_secret()).encode())
+            assert not dkim.verify(tampered, dnsfunc=dkim_dns(dkim_ed25519))
         # The stored row agrees with the job (delivery compares them), and
         # the message is delivered.
         record = wait_for(lambda: (r := worker.status(message_id))["status"] == "delivered" and r,
