@@ -27,6 +27,16 @@ def dumps():
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def the_dump(worker, sink, message_id: str) -> bytes:
+    """The one message smtp-sink dumped, read once the worker saw its 250
+    for the final dot: smtp-sink creates the file as the transaction starts
+    and has written it whole only by then."""
+    wait_for(lambda: worker.status(message_id)["status"] == "delivered",
+             what=f"message {message_id} delivered to smtp-sink")
+    [dump] = sink.dumps()
+    return dump
+
+
 def envelope_args(dump: bytes) -> tuple[str, list[str]]:
     """The X-Mail-Args and X-Rcpt-Args smtp-sink recorded for one message."""
     headers = email.message_from_bytes(dump)
@@ -39,7 +49,7 @@ def test_a_server_offering_dsn_gets_envid_notify_and_orcpt(start_worker, smtp_si
     worker = start_worker(sink.url, QUEUE_SECRET=secret)
     s, accepted, _ = worker.send(basic_message(to=["one@example.net", "two+tag@example.net"]))
     assert s == 202, accepted
-    [dump] = wait_for(lambda: sink.dumps() or None, what="the message at smtp-sink")
+    dump = the_dump(worker, sink, accepted["id"])
     mail_args, rcpt_args = envelope_args(dump)
     envid = envelope_id(accepted["id"], secret)
     assert envid.startswith(accepted["id"] + ".") and len(envid) == 32 + 1 + 16
@@ -58,7 +68,7 @@ def test_proof_of_delivery_asks_for_success_notifications_too(start_worker, smtp
                           RETURN_PATH_DOMAINS=json.dumps({SENDER_DOMAIN: return_path_domain}))
     s, accepted, _ = worker.send(basic_message(to="one@example.net", notify={"delivery": True}))
     assert s == 202, accepted
-    [dump] = wait_for(lambda: sink.dumps() or None, what="the message at smtp-sink")
+    dump = the_dump(worker, sink, accepted["id"])
     mail_args, rcpt_args = envelope_args(dump)
     # MAIL FROM is the signed return path, with the signed envelope id.
     sender, _, params = mail_args.partition(" ")
@@ -87,7 +97,7 @@ def test_a_server_without_dsn_gets_no_dsn_parameter(start_worker, smtp_sink, dum
     s, accepted, _ = worker.send(basic_message(to=["one@example.net"],
                                                notify={"delivery": True}))
     assert s == 202, accepted
-    [dump] = wait_for(lambda: sink.dumps() or None, what="the message at smtp-sink")
+    dump = the_dump(worker, sink, accepted["id"])
     mail_args, rcpt_args = envelope_args(dump)
     assert "ENVID" not in mail_args and "RET=" not in mail_args, mail_args
     assert rcpt_args == ["<one@example.net>"], rcpt_args
