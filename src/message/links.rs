@@ -8,8 +8,9 @@
 //! href>` when there is one. Links that are not web links (`mailto:`,
 //! `tel:`, anchors, `javascript:`), links marked `data-notrack`, and links
 //! the caller declines (the unsubscribe link) are left byte for byte.
-//! Owns: where links are and what their targets are. Must not: make
-//! tracking tokens or decide whether a message is tracked.
+//! Owns: where links and images are and what their targets are
+//! ([`rewrite_links`], [`inventory`]). Must not: make tracking tokens or
+//! decide whether a message is tracked.
 
 /// One link that was rewritten: its position among the rewritten links and
 /// the exact target it pointed to (entities decoded, resolved).
@@ -77,6 +78,54 @@ pub fn rewrite_links(
     }
     out.push_str(&html[copied..]);
     Rewritten { html: out, links }
+}
+
+/// One `<img>` of a document: its source when it is a web URL (resolved
+/// against `<base href>`), and whether it has an `alt` attribute (an empty
+/// `alt=""` counts: it marks a decorative image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub src: Option<String>,
+    pub has_alt: bool,
+}
+
+/// What a document points at: every web link (`<a>`, `<area>`, whether
+/// tracked or not) and every image, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub links: Vec<String>,
+    pub images: Vec<Image>,
+}
+
+/// The links and images of `html`, read with the same tolerant scanner that
+/// rewrites links.
+pub fn inventory(html: &str) -> Inventory {
+    let base = find_base(html);
+    let value = |tag: &Tag<'_>, name: &str| {
+        tag.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+            .and_then(|a| a.value)
+            .map(|(start, end)| decode_entities(html[start..end].trim()))
+    };
+    let mut found = Inventory::default();
+    for tag in Tags::new(html) {
+        if tag.name.eq_ignore_ascii_case("a") || tag.name.eq_ignore_ascii_case("area") {
+            if let Some(target) = value(&tag, "href").and_then(|h| web_target(&h, base.as_deref()))
+            {
+                found.links.push(target);
+            }
+        } else if tag.name.eq_ignore_ascii_case("img") {
+            found.images.push(Image {
+                src: value(&tag, "src").and_then(|s| web_target(&s, base.as_deref())),
+                has_alt: tag
+                    .attributes
+                    .iter()
+                    .any(|a| a.name.eq_ignore_ascii_case("alt")),
+            });
+        }
+    }
+    found
 }
 
 /// The absolute http(s) URL a link goes to, or `None` for anything else.

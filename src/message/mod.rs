@@ -15,6 +15,7 @@ pub mod dkim;
 pub mod error;
 pub mod feedback_loop;
 pub mod links;
+pub mod lint;
 pub mod request;
 pub mod unsubscribe;
 pub mod validate;

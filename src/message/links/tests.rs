@@ -143,3 +143,44 @@ fn any_input_is_scanned_without_panicking() {
         "&#xFFFFFFFF;&bogus;&amp"
     );
 }
+
+#[test]
+fn inventory_table() {
+    let table: [(&str, &[&str], &[(Option<&str>, bool)]); 5] = [
+        (
+            r#"<a href="https://a.example/x">x</a><img src="https://img.example/1.png" alt="logo">"#,
+            &["https://a.example/x"],
+            &[(Some("https://img.example/1.png"), true)],
+        ),
+        (
+            r#"<base href="https://b.example/dir/"><a href=page>p</a><IMG SRC="/i.png">"#,
+            &["https://b.example/dir/page"],
+            &[(Some("https://b.example/i.png"), false)],
+        ),
+        (
+            r#"<a href="mailto:x@y.example">m</a><img src="cid:logo" alt="">"#,
+            &[],
+            &[(None, true)],
+        ),
+        (
+            r#"<a data-notrack href="https://kept.example/?a=1&amp;b=2">k</a>"#,
+            &["https://kept.example/?a=1&b=2"],
+            &[],
+        ),
+        (
+            r#"<!-- <a href="https://hidden.example/"> --><p>no links</p>"#,
+            &[],
+            &[],
+        ),
+    ];
+    for (html, links, images) in table {
+        let found = inventory(html);
+        assert_eq!(found.links, links.to_vec(), "{html}");
+        let got: Vec<(Option<&str>, bool)> = found
+            .images
+            .iter()
+            .map(|i| (i.src.as_deref(), i.has_alt))
+            .collect();
+        assert_eq!(got, images.to_vec(), "{html}");
+    }
+}
