@@ -38,6 +38,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::events::unsubscribe::settings::link as unsubscribe_link;
+use crate::events::unsubscribe::stream::StreamKind;
 use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::inbound::envelope_id;
@@ -96,6 +97,8 @@ pub struct Signed {
     /// One job per copy, in recipient order.
     pub jobs: Vec<DeliveryJob>,
     pub warnings: Vec<String>,
+    /// The kind of the message's stream (bulk-sender rules follow it).
+    pub stream_kind: StreamKind,
 }
 
 impl Signed {
@@ -514,6 +517,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
     if signatures.len() != prepared.pending.len() {
         return Err(ApiError::misconfigured("DKIM: a signature is missing"));
     }
+    let stream_kind = prepared.stream.kind;
     let mut pairs = prepared.pending.into_iter().zip(signatures);
     let mut jobs = Vec::with_capacity(prepared.copies.len());
     for copy in prepared.copies {
@@ -554,6 +558,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
         id: prepared.id,
         jobs,
         warnings: prepared.warnings,
+        stream_kind,
     })
 }
 

@@ -4,7 +4,8 @@
 //! `202` answer of an accepted message, the batch endpoint's per-item
 //! results, listing queries and cursors, the views of stored messages (and
 //! of a message sent as one copy per recipient), CORS for publishable keys,
-//! the delivery mode query parameter, the `/v1/suppressions` queries, bodies
+//! the delivery mode and dry run query parameters (and the dry run's
+//! answer), the `/v1/suppressions` queries, bodies
 //! and views, the requests and answers of `/v1/webhooks`, and the
 //! `/v1/inbound-reports` query and view.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod copies;
 pub mod cors;
 pub mod delivery_mode;
+pub mod dry_run;
 pub mod inbound_reports;
 pub mod listing;
 pub mod routes;
