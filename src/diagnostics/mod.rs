@@ -11,9 +11,10 @@
 //! | `FAULT_ACCEPT` | `store` / `enqueue` (or `store:N` / `enqueue:N`, the first N only): that step of accepting fails (see [`accept_fault`]) |
 //! | `FAULT_CONSUMER_CRASH_AFTER` | N: the queue consumer throws after settling N messages of a larger batch (see [`consumer_crash`]) |
 //! | `FAULT_D1_OUTAGE` | N: every D1 call of the queue consumer fails for N seconds from its first batch (see [`d1_outage`]) |
+//! | `FIXED_ACCEPT` | `<unix ms>:<64 hex digits>`: the clock and entropy every composed message takes (its id, `Date`, tokens), so a dry run and a real send compare byte for byte (see [`fixed_accept`]) |
 //! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`](mod@bench)); default `off` |
 //!
-//! Owns: these switches; `FAULT_ACCEPT` and `BENCH_ROUTES` are read once per
+//! Owns: these switches; `FAULT_ACCEPT`, `FIXED_ACCEPT` and `BENCH_ROUTES` are read once per
 //! isolate into [`Diagnostics`], the crash and outage switches by the
 //! consumer per batch.
 //! Must not: be reachable in a release build, or perform I/O.
@@ -22,10 +23,12 @@ pub mod accept_fault;
 pub mod bench;
 pub mod consumer_crash;
 pub mod d1_outage;
+pub mod fixed_accept;
 
 use crate::config::{ConfigError, ConfigSource, err};
 
 use self::accept_fault::AcceptFaults;
+use self::fixed_accept::FixedAccept;
 
 /// The switches, as read from the worker's vars.
 #[derive(Debug, Default)]
@@ -34,6 +37,8 @@ pub struct Diagnostics {
     pub accept_faults: AcceptFaults,
     /// `BENCH_ROUTES=on`: the benchmark routes answer.
     pub bench_routes: bool,
+    /// `FIXED_ACCEPT`: the clock and entropy of every composed message.
+    pub fixed_accept: Option<FixedAccept>,
 }
 
 impl Diagnostics {
@@ -48,6 +53,7 @@ impl Diagnostics {
         Ok(Diagnostics {
             accept_faults: AcceptFaults::from_source(src),
             bench_routes,
+            fixed_accept: FixedAccept::parse(src.get("FIXED_ACCEPT").as_deref())?,
         })
     }
 }

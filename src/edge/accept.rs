@@ -4,13 +4,16 @@
 //! In immediate mode the row also gets its lease and the job is the message's
 //! safety job (see `delivery::immediate`); the request then delivers it.
 //! A message sent as one copy per recipient (one-click unsubscribe) commits
-//! every copy or none (`accept::commit::commit_copies`).
+//! every copy or none (`accept::commit::commit_copies`). A dry run
+//! (`http::dry_run`) takes the same path up to the signed copies and answers
+//! them instead of committing.
 //! Must not: decide the order of the commit's steps or what undoing takes.
 
 use worker::{Env, Response};
 
 use crate::accept::commit::{Lease, Order};
 use crate::accept::error::FieldProblem;
+use crate::accept::send::Signed;
 use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::delivery::immediate::{ImmediatePlan, plan};
 use crate::http::accepted::{ACCEPTED, AcceptedIds};
@@ -24,6 +27,40 @@ use super::{
     http::{self, internal},
     random, signing,
 };
+
+/// `?dry_run=true`: the same preparation and signing as [`accept_with`],
+/// then the answer instead of the commit. Nothing is stored or enqueued.
+pub async fn dry_run(
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+    origin: Option<&str>,
+) -> Result<Response, ApiError> {
+    let signed = sign_request(loaded, key, body, now_ms(), origin).await?;
+    http::json(200, &crate::http::dry_run::answer(&signed)).map_err(internal)
+}
+
+/// Validates, composes and signs a send request at `now` (ms): what a real
+/// send and a dry run share, up to the commit.
+async fn sign_request(
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+    now: u64,
+    origin: Option<&str>,
+) -> Result<Signed, ApiError> {
+    let entropy = random::bytes::<32>();
+    // Tests compare a dry run with a real send composed at the same time
+    // from the same entropy (`FIXED_ACCEPT`, diagnostics builds only).
+    #[cfg(feature = "diagnostics")]
+    let (now, entropy) = loaded
+        .diagnostics
+        .fixed_accept
+        .map_or((now, entropy), |f| (f.now_ms, f.entropy));
+    let send_settings = &loaded.settings.accept.send;
+    let prepared = send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)?;
+    signing::sign_all(prepared, send_settings).await
+}
 
 pub async fn accept(
     env: &Env,
@@ -80,10 +117,7 @@ pub async fn accept_with(
     origin: Option<&str>,
 ) -> Result<Accepted, ApiError> {
     let now = now_ms();
-    let entropy = random::bytes::<32>();
-    let send_settings = &loaded.settings.accept.send;
-    let prepared = send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)?;
-    let signed = signing::sign_all(prepared, send_settings).await?;
+    let signed = sign_request(loaded, key, body, now, origin).await?;
     let ids = AcceptedIds {
         id: signed.id.clone(),
         copies: signed.copies(),
