@@ -14,7 +14,7 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 TABLE_HEADER = "| Setting | Kind | Default | Meaning |"
-TEST_ONLY = {"FAULT_ACCEPT", "FAULT_CONSUMER_CRASH_AFTER", "BENCH_ROUTES"}
+TEST_ONLY = {"FAULT_ACCEPT", "FAULT_CONSUMER_CRASH_AFTER", "BENCH_ROUTES", "FIXED_ACCEPT"}
 
 
 def prose(page: Path) -> str:

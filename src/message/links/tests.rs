@@ -146,7 +146,8 @@ fn any_input_is_scanned_without_panicking() {
 
 #[test]
 fn inventory_table() {
-    let table: [(&str, &[&str], &[(Option<&str>, bool)]); 5] = [
+    type Row<'a> = (&'a str, &'a [&'a str], &'a [(Option<&'a str>, bool)]);
+    let table: [Row; 5] = [
         (
             r#"<a href="https://a.example/x">x</a><img src="https://img.example/1.png" alt="logo">"#,
             &["https://a.example/x"],
