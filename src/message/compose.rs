@@ -125,7 +125,12 @@ pub fn compose_with(
 
     let mut output = Vec::new();
     builder
-        .body(body(message, text.as_deref(), html.as_deref()))
+        .body(body(
+            message,
+            text.as_deref(),
+            html.as_deref(),
+            &boundary_seed(&context.message_id),
+        ))
         .serialize(&mut output);
     // SMTP DATA needs the content to end in CRLF before the final dot; a
     // single-part body is written as given, so terminate it here.
@@ -169,7 +174,19 @@ fn address(mailboxes: &[Mailbox]) -> Address<'_> {
 ///
 /// Inline parts without an HTML body to reference them go into the mixed
 /// part, still marked inline.
-fn body<'a>(message: &'a Message, text: Option<&'a str>, html: Option<&'a str>) -> MimePart<'a> {
+///
+/// Each multipart's boundary is `=_<kind>_<seed>`, the seed being the
+/// Message-ID's left part (random per message): composing is then a pure
+/// function of the message, its id and its date (mail-builder's own
+/// boundaries read the clock), so a dry run and a real send with the same
+/// id agree byte for byte. `=_` never occurs in quoted-printable or base64,
+/// and no one knows a message's id before it is composed.
+fn body<'a>(
+    message: &'a Message,
+    text: Option<&'a str>,
+    html: Option<&'a str>,
+    seed: &str,
+) -> MimePart<'a> {
     let (inline, attached): (Vec<&Attachment>, Vec<&Attachment>) = message
         .attachments()
         .iter()
@@ -184,7 +201,7 @@ fn body<'a>(message: &'a Message, text: Option<&'a str>, html: Option<&'a str>) 
         } else {
             let mut parts = vec![html];
             parts.extend(inline.iter().map(|a| attachment_part(a)));
-            MimePart::new("multipart/related", parts)
+            multipart("related", seed, parts)
         }
     });
     let mut extra: Vec<MimePart<'_>> = Vec::new();
@@ -194,7 +211,7 @@ fn body<'a>(message: &'a Message, text: Option<&'a str>, html: Option<&'a str>) 
     extra.extend(attached.iter().map(|a| attachment_part(a)));
 
     let core = match (text, html) {
-        (Some(text), Some(html)) => MimePart::new("multipart/alternative", vec![text, html]),
+        (Some(text), Some(html)) => multipart("alternative", seed, vec![text, html]),
         (Some(part), None) | (None, Some(part)) => part,
         // Validation guarantees a body; an empty text part keeps this total.
         (None, None) => MimePart::new("text/plain", ""),
@@ -204,8 +221,29 @@ fn body<'a>(message: &'a Message, text: Option<&'a str>, html: Option<&'a str>) 
     } else {
         let mut parts = vec![core];
         parts.extend(extra);
-        MimePart::new("multipart/mixed", parts)
+        multipart("mixed", seed, parts)
     }
+}
+
+/// The boundary seed of a message with id `message_id`: its left part's
+/// letters, digits and dashes, at most 48 (a boundary has at most 70
+/// characters, RFC 2046).
+fn boundary_seed(message_id: &str) -> String {
+    message_id
+        .split_once('@')
+        .map_or(message_id, |(left, _)| left)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(48)
+        .collect()
+}
+
+fn multipart<'a>(kind: &str, seed: &str, parts: Vec<MimePart<'a>>) -> MimePart<'a> {
+    MimePart::new(
+        ContentType::new(format!("multipart/{kind}"))
+            .attribute("boundary", format!("=_{kind}_{seed}")),
+        parts,
+    )
 }
 
 fn attachment_part(attachment: &Attachment) -> MimePart<'_> {

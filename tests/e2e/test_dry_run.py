@@ -73,6 +73,9 @@ def test_a_dry_run_is_what_a_real_send_delivers_and_leaves_nothing(
     wait_for(lambda: worker.status(real["id"])["status"] == "delivered", what="the real send")
     assert len(server.messages) == 1, "only the real send reached the server"
     received = server.messages[0]
+    if received.data != mime:
+        import difflib
+        print("\n".join(difflib.unified_diff(mime.decode().split("\r\n"), received.data.decode().split("\r\n"), lineterm="")))
     assert received.data == mime
     assert received.mail_from == dry["envelope"]["mail_from"]
     assert received.rcpt_tos == dry["envelope"]["rcpt_to"]

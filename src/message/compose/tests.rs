@@ -419,3 +419,35 @@ fn a_one_click_copy_carries_both_headers_and_its_link_in_the_bodies() {
     assert!(!header_names(&plain).iter().any(|n| n.starts_with("List-")));
     assert!(String::from_utf8_lossy(&plain).contains("{{unsubscribe_url}}"));
 }
+
+#[test]
+fn composing_is_a_function_of_the_message_its_id_and_its_date() {
+    let rich = with(json!({
+        "html": "<p>Hi <img src=\"cid:logo\"></p>",
+        "attachments": [
+            {"filename": "logo.png", "content": "iVBORw0K", "content_type": "image/png",
+             "content_id": "logo", "disposition": "inline"},
+            {"filename": "a.txt", "content": "aGk=", "content_type": "text/plain"}
+        ]
+    }));
+    let first = render(rich.clone());
+    assert_eq!(
+        first,
+        render(rich),
+        "the same inputs compose to the same bytes"
+    );
+    let text = String::from_utf8(first.clone()).unwrap();
+    let seed = "ab".repeat(16);
+    for kind in ["mixed", "alternative", "related"] {
+        assert!(
+            text.contains(&format!("boundary=\"=_{kind}_{seed}\"")),
+            "{kind}: {text}"
+        );
+    }
+    let parsed = MessageParser::default().parse(&first).unwrap();
+    assert_eq!(
+        parsed.body_html(0).as_deref(),
+        Some("<p>Hi <img src=\"cid:logo\"></p>")
+    );
+    assert_eq!(parsed.attachment_count(), 2);
+}
