@@ -49,7 +49,9 @@ mod tests {
     fn format_table() {
         let hex = "ab".repeat(32);
         let good = format!("1700000000000:{hex}");
-        let table: [(Option<&str>, Result<Option<u64>, ()>); 7] = [
+        // (value, Ok(the time it fixes) or Err(()) for a refused value)
+        type Row<'a> = (Option<&'a str>, Result<Option<u64>, ()>);
+        let table: [Row; 7] = [
             (None, Ok(None)),
             (Some(" "), Ok(None)),
             (Some(&good), Ok(Some(1_700_000_000_000))),
