@@ -12,7 +12,6 @@
 use worker::{Env, Response};
 
 use crate::accept::commit::{Lease, Order};
-use crate::accept::error::FieldProblem;
 use crate::accept::send::Signed;
 use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::delivery::immediate::{ImmediatePlan, plan};
@@ -34,9 +33,10 @@ pub async fn dry_run(
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
-    origin: Option<&str>,
+    call: Call<'_>,
 ) -> Result<Response, ApiError> {
-    let signed = sign_request(loaded, key, body, now_ms(), origin).await?;
+    let signed = sign_request(loaded, key, body, now_ms(), call.origin).await?;
+    call.mode.admits_copies(signed.jobs.len())?;
     http::json(200, &crate::http::dry_run::answer(&signed)).map_err(internal)
 }
 
@@ -126,13 +126,7 @@ pub async fn accept_with(
     let immediate = match mode {
         DeliveryMode::Queued => None,
         DeliveryMode::Immediate => {
-            if signed.jobs.len() > 1 {
-                return Err(ApiError::invalid(vec![FieldProblem {
-                    field: "to".into(),
-                    rule: "immediate_one_copy".into(),
-                    message: "immediate delivery sends one copy; mail with a one-click unsubscribe to several recipients goes out as one copy per recipient: send it queued, or one message per recipient".into(),
-                }]));
-            }
+            mode.admits_copies(signed.jobs.len())?;
             let recipients = signed.jobs.first().map_or(0, |j| j.rcpt_to.len());
             Some((now, plan(&loaded.settings.delivery, recipients)))
         }

@@ -124,14 +124,15 @@ async fn route(
             let pairs: Vec<_> = url.query_pairs().collect();
             let pairs = || pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
             let mode = DeliveryMode::from_query(pairs())?;
-            let dry_run = crate::http::dry_run::from_query(pairs(), mode)?;
+            let dry_run = crate::http::dry_run::from_query(pairs())?;
             let origin = url.origin().ascii_serialization();
             let origin = Some(origin.as_str());
             let body = read_body(&mut req, &loaded).await?;
             if dry_run {
                 // Stores nothing, so an Idempotency-Key is neither claimed
                 // nor recorded: the real send under that key comes later.
-                return accept::dry_run(&loaded, &key, &body, origin).await;
+                let call = accept::Call { mode, origin };
+                return accept::dry_run(&loaded, &key, &body, call).await;
             }
             match (idempotency_key, mode) {
                 (Some(k), _) => {

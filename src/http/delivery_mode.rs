@@ -53,6 +53,19 @@ impl DeliveryMode {
         }
     }
 
+    /// Immediate delivery sends one copy: a message that goes out as one
+    /// copy per recipient is a 422 in that mode (a dry run says so too).
+    pub fn admits_copies(self, copies: usize) -> Result<(), ApiError> {
+        if self == DeliveryMode::Immediate && copies > 1 {
+            return Err(ApiError::invalid_field(
+                "to",
+                "immediate_one_copy",
+                "immediate delivery sends one copy; mail with a one-click unsubscribe to several recipients goes out as one copy per recipient: send it queued, or one message per recipient",
+            ));
+        }
+        Ok(())
+    }
+
     /// The `Idempotency-Key` fingerprint of a request in this mode: the same
     /// body sent in the other mode is another request (its answer differs).
     pub fn fingerprint(self, body_fingerprint: String) -> String {
@@ -130,6 +143,22 @@ mod tests {
                     assert!(e.message.contains(needle), "{}", e.message);
                 }
                 (got, want) => panic!("{pairs:?}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn immediate_mode_takes_one_copy() {
+        for (mode, copies, ok) in [
+            (DeliveryMode::Queued, 1, true),
+            (DeliveryMode::Queued, 3, true),
+            (DeliveryMode::Immediate, 1, true),
+            (DeliveryMode::Immediate, 2, false),
+        ] {
+            let got = mode.admits_copies(copies);
+            assert_eq!(got.is_ok(), ok, "{mode:?} {copies}");
+            if let Err(e) = got {
+                assert_eq!(e.details[0].rule, "immediate_one_copy");
             }
         }
     }

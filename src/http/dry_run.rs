@@ -7,7 +7,7 @@
 //! the lint of `message::lint`. Nothing is stored, enqueued or delivered, an
 //! `Idempotency-Key` is neither claimed nor recorded, and the request counts
 //! against no limit.
-//! Owns: parsing `dry_run` (and its clash with `delivery=immediate`) and the
+//! Owns: parsing `dry_run` and the
 //! `200` answer's shape. Must not: perform I/O or decide what is linted.
 
 use serde_json::{Value, json};
@@ -17,8 +17,6 @@ use crate::accept::send::Signed;
 use crate::events::unsubscribe::StreamKind;
 use crate::message::lint::{Finding, LintContext, lint};
 
-use super::delivery_mode::DeliveryMode;
-
 /// The query parameter.
 pub const PARAMETER: &str = "dry_run";
 
@@ -26,43 +24,32 @@ pub const PARAMETER: &str = "dry_run";
 pub const OBJECT: &str = "dry_run";
 
 /// Whether the request is a dry run: `dry_run=true`, or `false` (the same
-/// as leaving it out). Any other value, a repeated parameter, or a dry run
-/// with `delivery=immediate` (which would deliver) is a 422 naming it.
+/// as leaving it out). Any other value, or a repeated parameter, is a 422
+/// naming it. With `delivery=immediate` a dry run delivers nothing either;
+/// it refuses what an immediate send refuses
+/// ([`DeliveryMode::admits_copies`](super::delivery_mode::DeliveryMode::admits_copies)).
 pub fn from_query<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    mode: DeliveryMode,
 ) -> Result<bool, ApiError> {
     let values: Vec<&str> = pairs
         .into_iter()
         .filter(|(k, _)| *k == PARAMETER)
         .map(|(_, v)| v)
         .collect();
-    let dry = match values.as_slice() {
-        [] | ["false"] => false,
-        ["true"] => true,
-        [other] => {
-            return Err(ApiError::invalid_field(
-                PARAMETER,
-                "invalid_dry_run",
-                format!("must be `true` or `false`, not `{other}`"),
-            ));
-        }
-        _ => {
-            return Err(ApiError::invalid_field(
-                PARAMETER,
-                "invalid_dry_run",
-                "give `dry_run` at most once",
-            ));
-        }
-    };
-    if dry && mode == DeliveryMode::Immediate {
-        return Err(ApiError::invalid_field(
+    match values.as_slice() {
+        [] | ["false"] => Ok(false),
+        ["true"] => Ok(true),
+        [other] => Err(ApiError::invalid_field(
             PARAMETER,
-            "dry_run_delivers_nothing",
-            "a dry run delivers nothing: leave out `delivery=immediate`",
-        ));
+            "invalid_dry_run",
+            format!("must be `true` or `false`, not `{other}`"),
+        )),
+        _ => Err(ApiError::invalid_field(
+            PARAMETER,
+            "invalid_dry_run",
+            "give `dry_run` at most once",
+        )),
     }
-    Ok(dry)
 }
 
 fn finding_json(f: &Finding) -> Value {

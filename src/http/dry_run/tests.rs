@@ -3,6 +3,7 @@ use crate::accept::keys::AuthenticatedKey;
 use crate::accept::send::{prepare_from, sign_all_natively};
 use crate::accept::settings::SendSettings;
 use crate::events::unsubscribe::{TokenSecrets, UnsubscribeSettings};
+use crate::http::delivery_mode::DeliveryMode;
 use crate::message::{DkimAlgorithm, DkimKey};
 
 /// An Ed25519 seed (RFC 8032's first test key).
@@ -10,50 +11,32 @@ const SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
 
 #[test]
 fn parameter_table() {
-    use DeliveryMode::*;
     type Row = (
         Vec<(&'static str, &'static str)>,
-        DeliveryMode,
         Result<bool, (&'static str, &'static str)>,
     );
     let table: Vec<Row> = vec![
-        (vec![], Queued, Ok(false)),
-        (vec![("dry_run", "false")], Queued, Ok(false)),
-        (vec![("dry_run", "true")], Queued, Ok(true)),
-        (
-            vec![("delivery", "queued"), ("dry_run", "true")],
-            Queued,
-            Ok(true),
-        ),
-        (vec![("dry_run", "false")], Immediate, Ok(false)),
-        (
-            vec![("dry_run", "1")],
-            Queued,
-            Err(("invalid_dry_run", "not `1`")),
-        ),
+        (vec![], Ok(false)),
+        (vec![("dry_run", "false")], Ok(false)),
+        (vec![("dry_run", "true")], Ok(true)),
+        (vec![("delivery", "queued"), ("dry_run", "true")], Ok(true)),
+        (vec![("dry_run", "1")], Err(("invalid_dry_run", "not `1`"))),
         (
             vec![("dry_run", "TRUE")],
-            Queued,
             Err(("invalid_dry_run", "not `TRUE`")),
         ),
-        (
-            vec![("dry_run", "")],
-            Queued,
-            Err(("invalid_dry_run", "not ``")),
-        ),
+        (vec![("dry_run", "")], Err(("invalid_dry_run", "not ``"))),
         (
             vec![("dry_run", "true"), ("dry_run", "true")],
-            Queued,
             Err(("invalid_dry_run", "at most once")),
         ),
         (
-            vec![("dry_run", "true")],
-            Immediate,
-            Err(("dry_run_delivers_nothing", "delivery=immediate")),
+            vec![("delivery", "immediate"), ("dry_run", "true")],
+            Ok(true),
         ),
     ];
-    for (pairs, mode, expected) in table {
-        match (from_query(pairs.clone(), mode), expected) {
+    for (pairs, expected) in table {
+        match (from_query(pairs.clone()), expected) {
             (Ok(got), Ok(want)) => assert_eq!(got, want, "{pairs:?}"),
             (Err(e), Err((rule, needle))) => {
                 assert_eq!(e.status, 422, "{pairs:?}");
@@ -168,4 +151,21 @@ fn one_copy_per_recipient_lists_every_copy_and_lints_each_finding_once() {
         ["no_rsa_signature", "shared_host_link"]
     );
     assert_eq!(answer["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn an_immediate_dry_run_refuses_what_an_immediate_send_refuses() {
+    let signed = signed(serde_json::json!({
+        "from": "news@example.com", "to": ["a@example.org", "b@example.org"],
+        "subject": "Sale", "text": "Leave: {{unsubscribe_url}}", "stream": "marketing"
+    }));
+    let e = DeliveryMode::Immediate
+        .admits_copies(signed.jobs.len())
+        .unwrap_err();
+    assert_eq!(e.details[0].rule, "immediate_one_copy");
+    assert!(
+        DeliveryMode::Queued
+            .admits_copies(signed.jobs.len())
+            .is_ok()
+    );
 }
