@@ -206,7 +206,11 @@ mod tests {
         ] {
             let e = q(&[(name, value)]).unwrap_err();
             assert_eq!(e.status, 422, "{name}={value}");
-            assert!(e.body().contains(&format!("\"{name}\"")), "{name}: {}", e.body());
+            assert!(
+                e.body().contains(&format!("\"{name}\"")),
+                "{name}: {}",
+                e.body()
+            );
         }
     }
 
