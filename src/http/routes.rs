@@ -43,6 +43,10 @@ pub enum Endpoint {
     GetInboundReport,
     /// With the record id from the path: the kept raw message.
     GetInboundReportRaw,
+    /// `POST /v1/provider-events/{id}`: a smarthost provider's events, to
+    /// the receiver the id names. Authenticated by the provider's
+    /// signature, not by an API key.
+    ProviderEvents,
 }
 
 impl Endpoint {
@@ -206,6 +210,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("provider-events"), Id],
+        methods: &[("POST", Endpoint::ProviderEvents)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -347,6 +356,14 @@ mod tests {
             ),
             ("POST", "/v1/inbound-reports", allow("GET")),
             (
+                "POST",
+                "/v1/provider-events/sg-main",
+                found(ProviderEvents, Some("sg-main")),
+            ),
+            ("GET", "/v1/provider-events/sg-main", allow("POST")),
+            ("POST", "/v1/provider-events", Routed::NotFound),
+            ("POST", "/v1/provider-events/sg/x", Routed::NotFound),
+            (
                 "GET",
                 "/unsubscribe/t0k",
                 found(UnsubscribePage, Some("t0k")),
@@ -434,6 +451,8 @@ mod tests {
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
+            // Providers sign their requests; no API key reaches it.
+            Endpoint::ProviderEvents,
         ] {
             assert!(!endpoint.takes_secret_key(), "{endpoint:?}");
         }
