@@ -29,6 +29,7 @@ mod outage;
 mod platform;
 mod producer_intake;
 mod provenance;
+mod provider_events;
 mod queue_writer;
 mod random;
 mod reports;
@@ -228,6 +229,10 @@ async fn route(
                 Endpoint::GetInboundReport => reports::get(&env, &key, id, false).await,
                 _ => reports::get(&env, &key, id, true).await,
             }
+        }
+        Endpoint::ProviderEvents => {
+            let loaded = load_for_request(&env)?;
+            provider_events::receive(&mut req, &env, &loaded, id).await
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
