@@ -205,11 +205,14 @@ fn endpoint(index: usize, value: &Value) -> Result<ProviderEndpoint, ConfigError
     if let Some(unknown) = entry.keys().find(|k| {
         !matches!(k.as_str(), "id" | "provider" | "tenant") && !allowed.contains(&k.as_str())
     }) {
-        // A key name is not a secret; a misspelt one is worth naming.
-        let name: String = unknown.chars().take(40).collect();
+        // A misspelt field name is worth naming; anything else might be
+        // a value pasted in the wrong place, and is not quoted.
+        let named = (1..=32).contains(&unknown.len())
+            && unknown.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let name = if named { unknown.as_str() } else { "?" };
         return Err(problem(
             index,
-            &name,
+            name,
             &format!("is not a field of a {provider} endpoint"),
         ));
     }
@@ -398,6 +401,10 @@ mod tests {
             (
                 json!([{"id": "a", "provider": "mailgun", "signing_key": "secretvalue", "password": "secretvalue"}]),
                 "entry 1: `password` is not a field of a mailgun endpoint",
+            ),
+            (
+                json!([{"id": "a", "provider": "mailgun", "signing_key": "k", "secretvalue-x": 1}]),
+                "entry 1: `?` is not a field",
             ),
             (
                 json!([{"id": "a", "provider": "sendgrid", "public_key": "secretvalue"}]),
