@@ -75,7 +75,9 @@ pub async fn apply(
             .await?;
         events.push(changes.event);
     }
-    email_events::publish(env, db, &events).await?;
+    if !events.is_empty() {
+        email_events::publish(env, db, &events).await?;
+    }
     let names: Vec<String> = events
         .iter()
         .map(|e| e.event_type.as_str().to_string())

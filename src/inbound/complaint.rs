@@ -25,6 +25,11 @@ pub struct Complaint {
     /// The reported message's Message-ID, from the returned message or
     /// headers.
     pub message_id: Option<String>,
+    /// The reported message's `CFBL-Feedback-ID` (RFC 9477), from the
+    /// returned message or headers: edgerelay writes the signed envelope id
+    /// there, so a complaint names its message even where the return path
+    /// is redacted or rewritten.
+    pub feedback_id: Option<String>,
     pub user_agent: Option<String>,
     pub reporting_mta: Option<String>,
 }
@@ -56,15 +61,17 @@ pub(super) fn read(raw: &[u8]) -> Result<Complaint, Unreadable> {
         .message()
         .or(feedback.headers())
         .unwrap_or_default();
-    let message_id = fields::blocks(included, 1)
-        .first()
-        .and_then(|b| fields::get(b, "Message-ID"))
-        .map(|id| {
-            id.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        });
+    let returned = fields::blocks(included, 1);
+    let returned_header = |name: &str| returned.first().and_then(|b| fields::get(b, name));
+    let feedback_id = returned_header("CFBL-Feedback-ID")
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty());
+    let message_id = returned_header("Message-ID").map(|id| {
+        id.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    });
     let address = |v: Option<&str>| {
         v.map(|a| fields::typed_address(a, false))
             .filter(|a| !a.is_empty())
@@ -75,6 +82,7 @@ pub(super) fn read(raw: &[u8]) -> Result<Complaint, Unreadable> {
         original_mail_from: address(feedback.original_mail_from()),
         envelope_id: feedback.original_envelope_id().map(fields::xtext_decode),
         message_id,
+        feedback_id,
         user_agent: feedback.user_agent().map(str::to_string),
         reporting_mta: feedback.reporting_mta().map(str::to_string),
     })

@@ -133,12 +133,17 @@ pub fn namings(report: &Report, delivered_to: &str, secrets: &QueueSecrets) -> V
             Some(delivered_to.to_string()),
             [
                 d.envelope_id.clone(),
+                None,
                 d.original_message_id.as_deref().map(bare_id),
             ],
         ),
         Report::Complaint(c) => (
             c.original_mail_from.clone(),
-            [c.envelope_id.clone(), c.message_id.as_deref().map(bare_id)],
+            [
+                c.envelope_id.clone(),
+                c.feedback_id.clone(),
+                c.message_id.as_deref().map(bare_id),
+            ],
         ),
     };
     if let Some(address) = return_path
@@ -151,8 +156,15 @@ pub fn namings(report: &Report, delivered_to: &str, secrets: &QueueSecrets) -> V
             Some(id) => Naming::Envelope(id),
             None => Naming::Unsigned(quoted),
         };
-        if !out.iter().any(|n| n.message_id() == naming.message_id()) {
-            out.push(naming);
+        match out
+            .iter_mut()
+            .find(|n| n.message_id() == naming.message_id())
+        {
+            // A signed naming of the same message is worth more than a
+            // bare one quoted before it.
+            Some(seen) if !seen.is_signed() && naming.is_signed() => *seen = naming,
+            Some(_) => {}
+            None => out.push(naming),
         }
     }
     out

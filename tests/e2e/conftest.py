@@ -10,6 +10,7 @@ from edgerelay_harness.client import Worker
 from edgerelay_harness.keys import DkimKey, api_key_entry, new_api_key, relay_vars
 from edgerelay_harness.paths import RELEASE_BUILD
 from edgerelay_harness.pki import make_ca_and_server_cert
+from edgerelay_harness.postfix import PostfixInstance, PostfixUnavailable
 from edgerelay_harness.smtp_sink import SmtpSink, SmtpSinkMissing
 from edgerelay_harness.upstream import Upstream
 from edgerelay_harness.wrangler import WranglerDev, migrate, worker_config
@@ -105,3 +106,25 @@ def smtp_sink():
     yield make
     for s in sinks:
         s.stop()
+
+
+@pytest.fixture
+def postfix():
+    """Starts a private Postfix on loopback (a smarthost that writes real
+    delivery status notifications; see edgerelay_harness.postfix). Without
+    Postfix or root the test is skipped, unless CI=true, where it fails."""
+    instances = []
+
+    def make(**kwargs) -> PostfixInstance:
+        try:
+            instance = PostfixInstance(**kwargs)
+        except PostfixUnavailable as e:
+            if os.environ.get("CI") in ("true", "1"):
+                pytest.fail(f"{e}, and CI=true")
+            pytest.skip(str(e))
+        instances.append(instance)
+        return instance.start()
+
+    yield make
+    for instance in instances:
+        instance.stop()

@@ -219,3 +219,36 @@ fn a_return_path_for_the_whole_message_lets_the_report_say_whose() {
     assert_eq!(effects[0].recipient, "User@example.net");
     assert_eq!(effects[0].source, Source::Arf);
 }
+
+#[test]
+fn a_complaint_feedback_loop_report_names_its_message_by_the_signed_feedback_id() {
+    let signed = envelope_id::issue(ID, &secrets()).unwrap();
+    let raw = String::from_utf8_lossy(fixture!("arf-cfbl-redacted.eml")).replace(
+        &format!("CFBL-Feedback-ID: {ID}"),
+        &format!("CFBL-Feedback-ID: {signed}"),
+    );
+    assert!(raw.contains(&signed));
+    let r = report(raw.as_bytes());
+    // No return path at all: the feedback id is the only signed naming,
+    // and it wins over the bare Message-ID of the same message.
+    let names = namings(&r, "fbl@rp.example.com", &secrets());
+    assert_eq!(names, vec![Naming::Envelope(ID.into())]);
+    let Verdict::Apply(effects) = judge(&r, &names[0], Some(&stored(&["reader@example.net"])))
+    else {
+        panic!("a one-recipient message: the complaint is that recipient's");
+    };
+    assert_eq!(
+        (effects[0].recipient.as_str(), effects[0].event),
+        ("reader@example.net", EventType::Complained)
+    );
+    // Redacted, on a message to two: nobody can say who complained.
+    let two = stored(&["a@example.net", "b@example.net"]);
+    assert!(matches!(
+        judge(&r, &names[0], Some(&two)),
+        Verdict::Unmatched(_)
+    ));
+    // The fixture as it is (a bare id) proves nothing.
+    let plain = report(fixture!("arf-cfbl-redacted.eml"));
+    let names = namings(&plain, "fbl@rp.example.com", &secrets());
+    assert!(names.iter().all(|n| !n.is_signed()), "{names:?}");
+}

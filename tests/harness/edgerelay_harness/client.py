@@ -5,6 +5,7 @@ Must not: assert anything about the answers; callers do.
 """
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +73,14 @@ class Worker:
     def send(self, message: dict, key: str | None = None) -> Reply:
         return self.request("POST", "/v1/messages", message,
                             {"Authorization": f"Bearer {key or self.api_key}"})
+
+    def email(self, raw: bytes, mail_from: str, rcpt_to: str) -> Reply:
+        """Delivers `raw` to the worker's email handler as Email Routing
+        would (wrangler dev's local trigger): the answer says whether the
+        handler accepted, rejected (`rejectReason`) or forwarded it."""
+        query = urllib.parse.urlencode({"from": mail_from, "to": rcpt_to, "format": "json"})
+        return self.request("POST", f"/cdn-cgi/local/email?{query}", raw=raw,
+                            headers={"Content-Type": "message/rfc822"})
 
     def status(self, message_id: str) -> dict:
         """The message's record; fails unless the API answers 200."""

@@ -12,6 +12,8 @@ on loopback):
   unknown` (a failure notice, `Action: failed`);
 - `slow.test`: a server that answers RCPT with 451 (a delay warning,
   `Action: delayed`, once the message has waited `delay_warning_time`);
+- `full.test`: a server that answers RCPT with `552 5.2.2 ... Mailbox full`
+  (a failure notice for an address that is good: a soft bounce);
 - `ok.test`: Postfix's own virtual(8) delivery into a Maildir under the
   instance (with NOTIFY=SUCCESS, a success notice with `Action: delivered`:
   final delivery);
@@ -21,6 +23,10 @@ on loopback):
   request instead, and Postfix itself then sends no success notice;
 - `rp.example.com`, the return path's domain: a capture server that keeps
   every notice Postfix sends, as the raw bytes that arrived.
+
+With `rewrite_return_path`, the instance replaces every envelope sender
+with that address (as smarthosts that use their own bounce address do), so
+its notices go there instead of to the return path the client gave.
 
 `nobody+tag@unknown.test` is aliased to `nobody@unknown.test`, so its notice
 names a final recipient other than the original one, as a smarthost that
@@ -55,6 +61,8 @@ DAEMON_DIRECTORY = Path("/usr/lib/postfix/sbin")
 # The reply the `unknown.test` next hop gives every RCPT, as Postfix's own
 # smtpd words it for an address not in its local recipient table.
 UNKNOWN_USER_REPLY = "550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table"
+# The reply the `full.test` next hop gives every RCPT.
+MAILBOX_FULL_REPLY = "552 5.2.2 <{address}>: Recipient address rejected: Mailbox full"
 # The reply the `slow.test` next hop gives every RCPT.
 SLOW_REPLY = "451 4.3.0 <{address}>: Temporary lookup failure, try again later"
 
@@ -191,13 +199,14 @@ class PostfixInstance:
     """
 
     def __init__(self, myhostname: str = "mx.example.net",
-                 delay_warning_seconds: int = 2):
+                 delay_warning_seconds: int = 2, rewrite_return_path: str | None = None):
         if not (POSTFIX.exists() and (DAEMON_DIRECTORY / "master").exists()):
             raise PostfixUnavailable("Postfix is not installed (make setup-test installs it)")
         if os.geteuid() != 0:
             raise PostfixUnavailable("a Postfix instance must be started as root")
         self.myhostname = myhostname
         self.delay_warning_seconds = delay_warning_seconds
+        self.rewrite_return_path = rewrite_return_path
         self.port = free_port()
         self.root: Path | None = None
         self.hops: dict[str, _Hop] = {}
@@ -246,6 +255,7 @@ class PostfixInstance:
         transports = ", ".join([
             f"unknown.test=smtp:[127.0.0.1]:{hop['unknown']}",
             f"slow.test=smtp:[127.0.0.1]:{hop['slow']}",
+            f"full.test=smtp:[127.0.0.1]:{hop['full']}",
             "ok.test=virtual:",
             f"relay.test=smtp:[127.0.0.1]:{hop['relay']}",
             f"rp.example.com=smtp:[127.0.0.1]:{hop['capture']}",
@@ -304,6 +314,9 @@ class PostfixInstance:
             "daemon_timeout": "60s",
             "notify_classes": "",
         }
+        if self.rewrite_return_path:
+            settings["sender_canonical_maps"] = f"static:{self.rewrite_return_path}"
+            settings["sender_canonical_classes"] = "envelope_sender"
         return "".join(f"{k} = {v}\n" for k, v in settings.items())
 
     # -- life -----------------------------------------------------------
@@ -320,6 +333,7 @@ class PostfixInstance:
             self.hops = {
                 "unknown": _Hop("unknown", rcpt_reply=UNKNOWN_USER_REPLY),
                 "slow": _Hop("slow", rcpt_reply=SLOW_REPLY),
+                "full": _Hop("full", rcpt_reply=MAILBOX_FULL_REPLY),
                 "relay": _Hop("relay"),
                 "capture": _Hop("capture"),
             }
