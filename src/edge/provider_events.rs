@@ -27,7 +27,7 @@ use crate::http::provider_events::{
 };
 use crate::inbound::matching::Verdict;
 use crate::inbound::providers::endpoints::{ProviderEndpoint, Verification};
-use crate::inbound::providers::matching::{judge, lookup_id};
+use crate::inbound::providers::matching::{judge, lookup_id, record_tenant};
 use crate::inbound::providers::ses::{self, SnsMessage};
 use crate::inbound::providers::{
     MAX_SIGNATURE_AGE_SECONDS, ProviderEvent, Refused, mailgun, postmark, sendgrid,
@@ -185,11 +185,7 @@ async fn handle(
             kind: Kind::ProviderEvent,
             outcome: applied.outcome,
             reason: applied.reason,
-            tenant: endpoint
-                .tenant
-                .clone()
-                .or(applied.tenant)
-                .or_else(|| facts.as_ref().map(|f| f.tenant.clone())),
+            tenant: record_tenant(endpoint.tenant.as_deref(), facts.as_ref()),
             domain: None,
             message_id: applied.message_id.or(named),
             recipient: applied

@@ -99,6 +99,19 @@ pub fn judge(
     }]))
 }
 
+/// Whose record of the event it is (who sees it in `/v1/inbound-reports`):
+/// the endpoint's tenant, when it has one, whatever message the event
+/// names; else the tenant of the message it names, when that is stored;
+/// else nobody's (the operator's alone).
+pub fn record_tenant(
+    endpoint_tenant: Option<&str>,
+    stored: Option<&MessageFacts>,
+) -> Option<String> {
+    endpoint_tenant
+        .map(str::to_string)
+        .or_else(|| stored.map(|s| s.tenant.clone()))
+}
+
 /// An address from the event, fit for a reason: one line, bounded.
 fn one_line(text: &str) -> String {
     text.chars()
@@ -288,6 +301,21 @@ mod tests {
             );
             assert_eq!(judge(&e, None, Some(&stored)), None);
         }
+    }
+
+    #[test]
+    fn records_belong_to_the_endpoints_tenant_first() {
+        let theirs = facts("globex");
+        assert_eq!(
+            record_tenant(Some("acme"), Some(&theirs)).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            record_tenant(None, Some(&theirs)).as_deref(),
+            Some("globex")
+        );
+        assert_eq!(record_tenant(Some("acme"), None).as_deref(), Some("acme"));
+        assert_eq!(record_tenant(None, None), None);
     }
 
     #[test]
