@@ -195,7 +195,7 @@ SNS_SIGNED = {
 }
 
 
-def sns_body(relay: Relay, kind: str, message: str, topic: str = TOPIC, key=None,
+def sns_body(sns: SnsHost, kind: str, message: str, topic: str = TOPIC, key=None,
              cert_url: str | None = None, **extra) -> bytes:
     """An SNS message in the documented shape (sns-envelope.json), signed
     with SignatureVersion 2 (SHA256withRSA over the fields SNS signs)."""
@@ -203,7 +203,7 @@ def sns_body(relay: Relay, kind: str, message: str, topic: str = TOPIC, key=None
     envelope.pop("Subject")
     envelope.update({"Type": kind, "TopicArn": topic, "Message": message,
                      "MessageId": secrets.token_hex(16),
-                     "SigningCertURL": cert_url or f"{relay.sns.base}/SimpleNotificationService-test.pem",
+                     "SigningCertURL": cert_url or f"{sns.base}/SimpleNotificationService-test.pem",
                      **extra})
     to_sign = "".join(f"{name}\n{envelope[name]}\n" for name in SNS_SIGNED[kind] if name in envelope)
     signature = (key or SNS_KEY).sign(to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -211,8 +211,8 @@ def sns_body(relay: Relay, kind: str, message: str, topic: str = TOPIC, key=None
     return json.dumps(envelope).encode()
 
 
-def post(relay: Relay, endpoint: str, body: bytes, headers: dict | None = None):
-    return relay.worker.request("POST", f"/v1/provider-events/{endpoint}", raw=body,
+def post(worker: Worker, endpoint: str, body: bytes, headers: dict | None = None):
+    return worker.request("POST", f"/v1/provider-events/{endpoint}", raw=body,
                                 headers=headers)
 
 
@@ -273,6 +273,24 @@ def test_each_provider_upstream_gets_its_own_header_in_the_release_build(
     assert dkim.verify(received.data, dnsfunc=dkim_dns(dkim_ed25519)), received.data[:600]
 
 
+def test_the_release_build_fetches_no_sns_certificate_from_loopback(start_worker, upstream):
+    """SNS_LOOPBACK_URLS exists only in the diagnostics build: the release
+    build refuses the same signed message, and fetches nothing."""
+    sns = SnsHost()
+    try:
+        worker = start_worker(upstream().start().url, SNS_LOOPBACK_URLS="on",
+                              PROVIDER_WEBHOOKS=json.dumps(
+                                  [{"id": "ses", "provider": "ses", "topic_arns": [TOPIC]}]))
+        notification = fixture("ses-delivery.json", message_id="0" * 32,
+                               recipient="x@example.net")
+        s, answer, _ = post(worker, "ses", sns_body(sns, "Notification", notification))
+        assert (s, answer["error"]["rule"], answer["error"]["field"]) == (
+            401, "untrusted_url", "SigningCertURL"), answer
+        assert sns.paths == []
+    finally:
+        sns.stop()
+
+
 def test_a_caller_cannot_set_a_provider_header(relay):
     for name in ("X-SMTPAPI", "X-Mailgun-Variables", "X-SES-MESSAGE-TAGS"):
         s, body, _ = relay.worker.send(basic_message(headers={name: '{"edgerelay_id": "x"}'}))
@@ -287,19 +305,19 @@ def test_each_providers_signed_event_reaches_its_message_and_recipient(relay):
 
     # SendGrid: a batch of a bounce and an open (not tracked).
     body = sendgrid_bounce(message_id, sg)
-    s, answer, _ = post(relay, "sg", body, sendgrid_request(relay, body))
+    s, answer, _ = post(relay.worker, "sg", body, sendgrid_request(relay, body))
     assert (s, answer) == (200, summary(received=2, applied=1, ignored=1)), answer
     # Mailgun: a permanent failure.
-    s, answer, _ = post(relay, "mg", mailgun_body(relay, message_id, mg))
+    s, answer, _ = post(relay.worker, "mg", mailgun_body(relay, message_id, mg))
     assert (s, answer) == (200, summary(applied=1)), answer
     # Postmark: a spam complaint, with the credentials of the webhook URL.
     body = fixture("postmark-spam-complaint.json", message_id=message_id, recipient=pm).encode()
-    s, answer, _ = post(relay, "pm", body, basic_auth(*relay.postmark))
+    s, answer, _ = post(relay.worker, "pm", body, basic_auth(*relay.postmark))
     assert (s, answer) == (200, summary(applied=1)), answer
     # SES through SNS: a delivery and a permanent bounce.
     for name, recipient in (("ses-delivery.json", ses_ok), ("ses-bounce.json", ses_gone)):
         notification = fixture(name, message_id=message_id, recipient=recipient)
-        s, answer, _ = post(relay, "ses", sns_body(relay, "Notification", notification))
+        s, answer, _ = post(relay.worker, "ses", sns_body(relay.sns, "Notification", notification))
         assert (s, answer) == (200, summary(applied=1)), (name, answer)
     assert any(p.endswith(".pem") for p in relay.sns.paths)
 
@@ -329,7 +347,7 @@ def test_each_providers_signed_event_reaches_its_message_and_recipient(relay):
 
     # The same events again (a provider's retry) change nothing more.
     body = sendgrid_bounce(message_id, sg)
-    s, answer, _ = post(relay, "sg", body, sendgrid_request(relay, body))
+    s, answer, _ = post(relay.worker, "sg", body, sendgrid_request(relay, body))
     assert (s, answer) == (200, summary(received=2, duplicate=1, ignored=1)), answer
     assert len(relay.worker.status(message_id)["email_events"]) == len(record["email_events"])
 
@@ -375,18 +393,18 @@ def test_unsigned_wrongly_signed_or_stale_requests_are_refused_and_change_nothin
         ("pm", fixture("postmark-spam-complaint.json", message_id=message_id,
                        recipient=victim).encode(), basic_auth(relay.postmark[0], "guess"), 401,
          "invalid_signature", "Authorization"),
-        ("ses", sns_body(relay, "Notification", notification, key=other_rsa), {}, 401,
+        ("ses", sns_body(relay.sns, "Notification", notification, key=other_rsa), {}, 401,
          "invalid_signature", "Signature"),
-        ("ses", sns_body(relay, "Notification", notification,
+        ("ses", sns_body(relay.sns, "Notification", notification,
                          topic="arn:aws:sns:us-east-1:999999999999:someone-else"), {}, 401,
          "unknown_topic", "TopicArn"),
-        ("ses", sns_body(relay, "Notification", notification,
+        ("ses", sns_body(relay.sns, "Notification", notification,
                          cert_url="https://attacker.example/SimpleNotificationService-x.pem"), {},
          401, "untrusted_url", "SigningCertURL"),
         ("nowhere", sg_body, sendgrid_request(relay, sg_body), 404, "not_found", None),
     ]
     for endpoint, body, headers, status, rule, field_ in table:
-        s, answer, _ = post(relay, endpoint, body, headers)
+        s, answer, _ = post(relay.worker, endpoint, body, headers)
         assert s == status, (endpoint, rule, answer)
         assert answer["error"]["rule"] == rule, (endpoint, answer)
         assert answer["error"].get("field") == field_, (endpoint, answer)
@@ -401,9 +419,9 @@ def test_a_mailgun_token_is_taken_once(relay):
     message_id = send_delivered(relay, [first, second])
     token = secrets.token_hex(25)
     body = mailgun_body(relay, message_id, first, token=token)
-    s, answer, _ = post(relay, "mg", body)
+    s, answer, _ = post(relay.worker, "mg", body)
     assert (s, answer) == (200, summary(applied=1)), answer
-    s, answer, _ = post(relay, "mg", body)
+    s, answer, _ = post(relay.worker, "mg", body)
     assert (s, answer["error"]["rule"], answer["error"]["field"]) == (
         401, "replayed_signature", "signature.token"), answer
     # Mailgun signs the token, not the event: the captured signature with
@@ -411,7 +429,7 @@ def test_a_mailgun_token_is_taken_once(relay):
     captured = json.loads(body)
     forged = json.loads(mailgun_body(relay, message_id, second))
     forged["signature"] = captured["signature"]
-    s, answer, _ = post(relay, "mg", json.dumps(forged).encode())
+    s, answer, _ = post(relay.worker, "mg", json.dumps(forged).encode())
     assert (s, answer["error"]["rule"]) == (401, "replayed_signature"), answer
     states = {r["address"]: r["state"] for r in relay.worker.status(message_id)["recipients"]}
     assert states == {first: "bounced", second: "delivered"}, states
@@ -424,14 +442,14 @@ def test_events_for_an_unknown_message_or_another_tenants_are_kept_as_unmatched(
     unknown_id = "0123456789abcdef0123456789abcdef"
     for message_id in (their_id, unknown_id):
         body = sendgrid_bounce(message_id, theirs)
-        s, answer, _ = post(relay, "sg", body, sendgrid_request(relay, body))
+        s, answer, _ = post(relay.worker, "sg", body, sendgrid_request(relay, body))
         assert (s, answer) == (200, summary(received=2, unmatched=1, ignored=1)), answer
     # Mail the smarthost sent for someone else: no edgerelay id at all.
     events = json.loads(sendgrid_bounce("x", "stranger@example.net"))
     for event in events:
         del event["edgerelay_id"]
     body = json.dumps(events).encode()
-    s, answer, _ = post(relay, "sg", body, sendgrid_request(relay, body))
+    s, answer, _ = post(relay.worker, "sg", body, sendgrid_request(relay, body))
     assert (s, answer) == (200, summary(received=2, unmatched=1, ignored=1)), answer
 
     kept = reports(relay, verdict="unmatched", source="sendgrid")
@@ -454,18 +472,18 @@ def test_events_for_an_unknown_message_or_another_tenants_are_kept_as_unmatched(
 def test_an_sns_subscription_from_a_listed_topic_is_confirmed(relay):
     token = secrets.token_hex(32)
     url = f"{relay.sns.base}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}"
-    body = sns_body(relay, "SubscriptionConfirmation",
+    body = sns_body(relay.sns, "SubscriptionConfirmation",
                     f"You have chosen to subscribe to the topic {TOPIC}.",
                     SubscribeURL=url, Token=token)
-    s, answer, _ = post(relay, "ses", body)
+    s, answer, _ = post(relay.worker, "ses", body)
     assert (s, answer) == (200, {"confirmed": True, "topic_arn": TOPIC}), answer
     assert url.removeprefix(relay.sns.base) in relay.sns.paths
     # Another topic's confirmation is refused, and nothing is fetched.
     other = "arn:aws:sns:us-east-1:999999999999:not-ours"
     token = secrets.token_hex(32)
     url = f"{relay.sns.base}/?Action=ConfirmSubscription&TopicArn={other}&Token={token}"
-    body = sns_body(relay, "SubscriptionConfirmation", "subscribe", topic=other,
+    body = sns_body(relay.sns, "SubscriptionConfirmation", "subscribe", topic=other,
                     SubscribeURL=url, Token=token)
-    s, answer, _ = post(relay, "ses", body)
+    s, answer, _ = post(relay.worker, "ses", body)
     assert (s, answer["error"]["rule"]) == (401, "unknown_topic"), answer
     assert url.removeprefix(relay.sns.base) not in relay.sns.paths
