@@ -9,6 +9,8 @@
 //! certificate is fetched from Amazon SNS's own https URL only (cached per
 //! isolate), and a subscription confirmation is answered by fetching its
 //! `SubscribeURL` once the topic is listed and the signature verifies.
+//! An event applied once is not applied again when the provider sends it
+//! again (its key is kept in D1 for three days).
 //! Must not: verify, judge or decide anything itself (`inbound::providers`,
 //! `http::provider_events`), or apply effects other than through `reports`.
 
@@ -25,9 +27,9 @@ use crate::events::MessageFacts;
 use crate::http::provider_events::{
     Summary, body_limit, refusal, replayed, topic_not_listed, url_not_allowed,
 };
-use crate::inbound::matching::Verdict;
+use crate::inbound::matching::{Effect, Verdict};
 use crate::inbound::providers::endpoints::{ProviderEndpoint, Verification};
-use crate::inbound::providers::matching::{judge, lookup_id, record_tenant};
+use crate::inbound::providers::matching::{event_key, judge, lookup_id, record_tenant};
 use crate::inbound::providers::ses::{self, SnsMessage};
 use crate::inbound::providers::{
     MAX_SIGNATURE_AGE_SECONDS, ProviderEvent, Refused, mailgun, postmark, sendgrid,
@@ -160,7 +162,7 @@ async fn handle(
                 continue;
             }
             Some(Verdict::Apply(effects)) => match &facts {
-                Some(facts) => reports::apply(env, db, facts, &effects).await?,
+                Some(facts) => apply_once(env, db, endpoint, event, facts, &effects, now).await?,
                 None => Applied::unmatched("no stored message".into(), named.clone()),
             },
             Some(Verdict::Unmatched(reason)) => Applied::unmatched(reason, named.clone()),
@@ -202,6 +204,56 @@ async fn handle(
         summary.count(Some(applied.outcome));
     }
     Ok(summary)
+}
+
+/// How long an applied event's key is kept: longer than providers retry
+/// (SendGrid for 24 hours, SNS and Mailgun for less).
+const EVENT_KEY_KEEP_MS: u64 = 3 * 24 * 60 * 60 * 1000;
+
+/// Applies a trusted event's effects unless the same event was applied
+/// before (a provider's retry): then it is a duplicate, and nothing is
+/// written or emitted again.
+async fn apply_once(
+    env: &Env,
+    db: &Db,
+    endpoint: &ProviderEndpoint,
+    event: &ProviderEvent,
+    facts: &MessageFacts,
+    effects: &[Effect],
+    now: u64,
+) -> worker::Result<Applied> {
+    let Some(key) = event_key(event) else {
+        return reports::apply(env, db, facts, effects).await;
+    };
+    let first = db
+        .claim_provider_event(
+            &endpoint.id,
+            &key,
+            now,
+            now.saturating_sub(EVENT_KEY_KEEP_MS),
+        )
+        .await?;
+    if !first {
+        return Ok(Applied {
+            outcome: Outcome::Duplicate,
+            reason: Some("the provider sent this event before".into()),
+            tenant: Some(facts.tenant.clone()),
+            message_id: Some(facts.id.clone()),
+            recipient: effects.first().map(|e| e.recipient.clone()),
+            events: Vec::new(),
+        });
+    }
+    match reports::apply(env, db, facts, effects).await {
+        Ok(applied) => Ok(applied),
+        Err(e) => {
+            if let Err(release) = db.release_provider_event(&endpoint.id, &key).await {
+                worker::console_warn!(
+                    "edgerelay: could not release a provider event key: {release}"
+                );
+            }
+            Err(e)
+        }
+    }
 }
 
 enum Sns {

@@ -349,6 +349,13 @@ def test_each_providers_signed_event_reaches_its_message_and_recipient(relay):
     body = sendgrid_bounce(message_id, sg)
     s, answer, _ = post(relay.worker, "sg", body, sendgrid_request(relay, body))
     assert (s, answer) == (200, summary(received=2, duplicate=1, ignored=1)), answer
+    # A delivery or a complaint sent again is known by its provider ids.
+    body = fixture("postmark-spam-complaint.json", message_id=message_id, recipient=pm).encode()
+    s, answer, _ = post(relay.worker, "pm", body, basic_auth(*relay.postmark))
+    assert (s, answer) == (200, summary(duplicate=1)), answer
+    notification = fixture("ses-delivery.json", message_id=message_id, recipient=ses_ok)
+    s, answer, _ = post(relay.worker, "ses", sns_body(relay.sns, "Notification", notification))
+    assert (s, answer) == (200, summary(duplicate=1)), answer
     assert len(relay.worker.status(message_id)["email_events"]) == len(record["email_events"])
 
     # Hard bounces and the complaint suppress; the next send skips them.

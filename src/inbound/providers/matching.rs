@@ -99,6 +99,30 @@ pub fn judge(
     }]))
 }
 
+/// What makes an event the same event when a provider sends it again (a
+/// retry after a failed request): its provider's id for the message or
+/// event, what it says and about whom, as a SHA-256 in hex. `None` without
+/// a provider id. A bounce sent again changes nothing anyway (the
+/// recipient is already bounced); a delivery or complaint would emit its
+/// event twice without this.
+pub fn event_key(event: &ProviderEvent) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let provider_id = event.provider_id.as_deref()?;
+    let what = event.event_type()?;
+    let mut hash = Sha256::new();
+    for part in [
+        event.provider.as_str(),
+        what.as_str(),
+        provider_id,
+        &event.recipient.to_ascii_lowercase(),
+        event.message_id.as_deref().unwrap_or_default(),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Whose record of the event it is (who sees it in `/v1/inbound-reports`):
 /// the endpoint's tenant, when it has one, whatever message the event
 /// names; else the tenant of the message it names, when that is stored;
@@ -301,6 +325,40 @@ mod tests {
             );
             assert_eq!(judge(&e, None, Some(&stored)), None);
         }
+    }
+
+    #[test]
+    fn the_same_event_has_the_same_key() {
+        let e = event(hard(), Some(ID), "alice@example.net");
+        let key = event_key(&e).unwrap();
+        assert_eq!(key.len(), 64);
+        let shouted = event(hard(), Some(ID), "ALICE@example.net");
+        assert_eq!(event_key(&shouted), Some(key.clone()));
+        // What it says, about whom, from which provider, and which
+        // provider message, all count.
+        let others = [
+            event(ProviderEventKind::Delivered, Some(ID), "alice@example.net"),
+            event(hard(), Some(ID), "bob@example.net"),
+            event(hard(), None, "alice@example.net"),
+            ProviderEvent {
+                provider: Provider::Mailgun,
+                ..e.clone()
+            },
+            ProviderEvent {
+                provider_id: Some("sg-2".into()),
+                ..e.clone()
+            },
+        ];
+        for other in others {
+            assert_ne!(event_key(&other), Some(key.clone()), "{other:?}");
+        }
+        let anonymous = ProviderEvent {
+            provider_id: None,
+            ..e.clone()
+        };
+        assert_eq!(event_key(&anonymous), None);
+        let open = event(ProviderEventKind::Other("open".into()), Some(ID), "a@b");
+        assert_eq!(event_key(&open), None);
     }
 
     #[test]
