@@ -77,6 +77,16 @@ pub fn open(envid: &str, secrets: &QueueSecrets) -> Option<String> {
     bool::from(matched).then(|| id.to_string())
 }
 
+/// The message id an ENVID claims, whether or not its tag verifies: the
+/// part before the tag when it has the form of an id, else all of it.
+pub fn claimed_id(envid: &str) -> &str {
+    let envid = envid.trim();
+    match envid.rsplit_once('.') {
+        Some((id, _)) if is_message_id(id) => id,
+        _ => envid,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +151,13 @@ mod tests {
         ] {
             assert_eq!(open(&forged, &s), None, "{forged}");
         }
+    }
+
+    #[test]
+    fn the_claimed_id_is_read_whatever_the_tag() {
+        assert_eq!(claimed_id(&format!("{ID}.zz")), ID);
+        assert_eq!(claimed_id(ID), ID);
+        assert_eq!(claimed_id("some.other.envid"), "some.other.envid");
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub fn namings(report: &Report, delivered_to: &str, secrets: &QueueSecrets) -> V
     for quoted in quoted.into_iter().flatten().filter(|id| !id.is_empty()) {
         let naming = match envelope_id::open(&quoted, secrets) {
             Some(id) => Naming::Envelope(id),
-            None => Naming::Unsigned(quoted),
+            None => Naming::Unsigned(envelope_id::claimed_id(&quoted).to_string()),
         };
         match out
             .iter_mut()
