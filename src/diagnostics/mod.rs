@@ -11,9 +11,11 @@
 //! | `FAULT_ACCEPT` | `store` / `enqueue` (or `store:N` / `enqueue:N`, the first N only): that step of accepting fails (see [`accept_fault`]) |
 //! | `FAULT_CONSUMER_CRASH_AFTER` | N: the queue consumer throws after settling N messages of a larger batch (see [`consumer_crash`]) |
 //! | `FAULT_D1_OUTAGE` | N: every D1 call of the queue consumer fails for N seconds from its first batch (see [`d1_outage`]) |
+//! | `TEST_RETENTION_SECONDS` | N: records are kept N seconds instead of `RETENTION_DAYS`, so a test can watch the purge (see `events::retention`) |
 //! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`](mod@bench)); default `off` |
 //!
-//! Owns: these switches; `FAULT_ACCEPT` and `BENCH_ROUTES` are read once per
+//! Owns: these switches; `FAULT_ACCEPT`, `BENCH_ROUTES` and
+//! `TEST_RETENTION_SECONDS` are read once per
 //! isolate into [`Diagnostics`], the crash and outage switches by the
 //! consumer per batch.
 //! Must not: be reachable in a release build, or perform I/O.
@@ -34,6 +36,9 @@ pub struct Diagnostics {
     pub accept_faults: AcceptFaults,
     /// `BENCH_ROUTES=on`: the benchmark routes answer.
     pub bench_routes: bool,
+    /// `TEST_RETENTION_SECONDS`: the retention period, in seconds, instead
+    /// of `RETENTION_DAYS`.
+    pub retention_seconds: Option<u64>,
 }
 
 impl Diagnostics {
@@ -45,9 +50,16 @@ impl Diagnostics {
             Some("on") => true,
             Some(_) => return Err(err("BENCH_ROUTES", "is neither `on` nor `off`")),
         };
+        let retention_seconds = match src.get("TEST_RETENTION_SECONDS").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                err("TEST_RETENTION_SECONDS", "is not a whole number of seconds")
+            })?),
+        };
         Ok(Diagnostics {
             accept_faults: AcceptFaults::from_source(src),
             bench_routes,
+            retention_seconds,
         })
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod bounce;
 pub mod engagement;
+pub mod erasure;
 pub mod model;
 pub mod reputation;
+pub mod retention;
 pub mod rollup;
 pub mod suppression;
 pub mod time;
