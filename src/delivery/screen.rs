@@ -316,7 +316,11 @@ mod tests {
 
     #[test]
     fn an_erased_address_is_held_back_by_its_hashed_entry() {
-        let list = vec![crate::events::erasure::erased_entry("acme", "Gone@x.net", 1_000)];
+        let list = vec![crate::events::erasure::erased_entry(
+            "acme",
+            "Gone@x.net",
+            1_000,
+        )];
         let got = screen(&job(&["GONE@x.net", "ok@x.net"], None, None), &list, 5_000);
         assert_eq!(got.rcpt_to, ["ok@x.net"]);
         assert_eq!(got.held.len(), 1);

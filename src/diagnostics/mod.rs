@@ -50,12 +50,13 @@ impl Diagnostics {
             Some("on") => true,
             Some(_) => return Err(err("BENCH_ROUTES", "is neither `on` nor `off`")),
         };
-        let retention_seconds = match src.get("TEST_RETENTION_SECONDS").as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(v) => Some(v.parse::<u64>().map_err(|_| {
-                err("TEST_RETENTION_SECONDS", "is not a whole number of seconds")
-            })?),
-        };
+        let retention_seconds =
+            match src.get("TEST_RETENTION_SECONDS").as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                    err("TEST_RETENTION_SECONDS", "is not a whole number of seconds")
+                })?),
+            };
         Ok(Diagnostics {
             accept_faults: AcceptFaults::from_source(src),
             bench_routes,

@@ -24,7 +24,9 @@ pub const PLACEHOLDER_DOMAIN: &str = "erased.invalid";
 /// still reads as one recipient, and never a deliverable address.
 pub fn placeholder(tenant: &str, address: &str) -> String {
     let hashed = erased_address(tenant, address);
-    let hex = hashed.get(ERASED_PREFIX.len()..ERASED_PREFIX.len() + 16).unwrap_or("");
+    let hex = hashed
+        .get(ERASED_PREFIX.len()..ERASED_PREFIX.len() + 16)
+        .unwrap_or("");
     format!("erased-{hex}@{PLACEHOLDER_DOMAIN}")
 }
 
@@ -109,6 +111,25 @@ pub fn scrub(text: &str, key: &str, with: &str) -> Option<String> {
     Some(out)
 }
 
+/// A row's text columns with the address replaced in each; `None` when
+/// none of them names it (the row is left alone).
+pub fn scrub_row(values: &[Option<String>], key: &str, with: &str) -> Option<Vec<Option<String>>> {
+    let mut changed = false;
+    let out = values
+        .iter()
+        .map(|v| {
+            v.as_ref().map(|text| match scrub(text, key, with) {
+                Some(new) => {
+                    changed = true;
+                    new
+                }
+                None => text.clone(),
+            })
+        })
+        .collect();
+    changed.then_some(out)
+}
+
 /// Whether a stored address field (`mail_from`, `sender`, a recipient:
 /// `bob@x` or `Bob <bob@x>`) is the address `key`.
 pub fn names(field: &str, key: &str) -> bool {
@@ -153,7 +174,10 @@ mod tests {
             ("bob@example.com", Some("P")),
             ("BOB@Example.COM", Some("P")),
             ("<bob@example.com>", Some("<P>")),
-            (r#"["a@x.net","bob@example.com"]"#, Some(r#"["a@x.net","P"]"#)),
+            (
+                r#"["a@x.net","bob@example.com"]"#,
+                Some(r#"["a@x.net","P"]"#),
+            ),
             (
                 "550 5.1.1 <bob@example.com>: unknown; bob@example.com.",
                 Some("550 5.1.1 <P>: unknown; P."),
@@ -176,6 +200,27 @@ mod tests {
             assert_eq!(scrub(text, key, p).as_deref(), *want, "{text}");
             assert_eq!(mentions(text, key), want.is_some(), "{text}");
         }
+    }
+
+    #[test]
+    fn rows_are_scrubbed_column_by_column() {
+        let key = "bob@x.net";
+        let row = [
+            Some("Bob@x.net".to_string()),
+            None,
+            Some("to jimbob@x.net".to_string()),
+            Some("[\"bob@x.net\"]".to_string()),
+        ];
+        assert_eq!(
+            scrub_row(&row, key, "P"),
+            Some(vec![
+                Some("P".to_string()),
+                None,
+                Some("to jimbob@x.net".to_string()),
+                Some("[\"P\"]".to_string()),
+            ])
+        );
+        assert_eq!(scrub_row(&row[1..3], key, "P"), None);
     }
 
     #[test]
@@ -202,7 +247,11 @@ mod tests {
             ("failed", r#"["Bob@Example.com","bob@example.com"]"#, true),
             ("suppressed", r#"["bob@example.com"]"#, true),
             // Another recipient keeps the message (anonymised).
-            ("delivered", r#"["bob@example.com","amy@example.com"]"#, false),
+            (
+                "delivered",
+                r#"["bob@example.com","amy@example.com"]"#,
+                false,
+            ),
             // Not final: the queue still holds it.
             ("queued", r#"["bob@example.com"]"#, false),
             ("deferred", r#"["bob@example.com"]"#, false),
@@ -214,14 +263,24 @@ mod tests {
         for (status, rcpt, want) in cases {
             assert_eq!(deleted_whole(status, rcpt, key), *want, "{status} {rcpt}");
         }
-        assert!(message_names(r#"["amy@x.net"]"#, "bob@example.com", None, key));
+        assert!(message_names(
+            r#"["amy@x.net"]"#,
+            "bob@example.com",
+            None,
+            key
+        ));
         assert!(message_names(
             r#"["amy@x.net"]"#,
             "b@x.net",
             Some("Bob <bob@example.com>"),
             key
         ));
-        assert!(message_names(r#"["BOB@example.com"]"#, "a@x.net", None, key));
+        assert!(message_names(
+            r#"["BOB@example.com"]"#,
+            "a@x.net",
+            None,
+            key
+        ));
         assert!(!message_names(
             r#"["jimbob@example.com"]"#,
             "a@x.net",

@@ -207,8 +207,14 @@ mod tests {
             (&[("RETENTION_DAYS", "-1")], Err("RETENTION_DAYS")),
             (&[("RETENTION_DAYS", "thirty")], Err("RETENTION_DAYS")),
             (&[("RETENTION_PURGE_LIMIT", "1")], Ok((30 * DAY_MS, 1))),
-            (&[("RETENTION_PURGE_LIMIT", "5000")], Ok((30 * DAY_MS, 5000))),
-            (&[("RETENTION_PURGE_LIMIT", "0")], Err("RETENTION_PURGE_LIMIT")),
+            (
+                &[("RETENTION_PURGE_LIMIT", "5000")],
+                Ok((30 * DAY_MS, 5000)),
+            ),
+            (
+                &[("RETENTION_PURGE_LIMIT", "0")],
+                Err("RETENTION_PURGE_LIMIT"),
+            ),
             (
                 &[("RETENTION_PURGE_LIMIT", "5001")],
                 Err("RETENTION_PURGE_LIMIT"),
@@ -253,7 +259,10 @@ mod tests {
 
     #[test]
     fn which_messages_are_due() {
-        let plan = PurgePlan::at(&RetentionSettings::default().with_period_ms(10_000), 100_000);
+        let plan = PurgePlan::at(
+            &RetentionSettings::default().with_period_ms(10_000),
+            100_000,
+        );
         assert_eq!(plan.cutoff_s, 90);
         let cases: &[(&str, bool, u64, bool)] = &[
             ("delivered", false, 89, true),
@@ -322,8 +331,7 @@ mod tests {
         }
         assert_eq!(json["recipients"], 3);
         assert_eq!(json["objects"], 2);
-        let line: serde_json::Value =
-            serde_json::from_str(&counts.log_line(&plan, true)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&counts.log_line(&plan, true)).unwrap();
         assert_eq!(line["event"], "retention.purge");
         assert_eq!(line["deleted"]["messages"], 3);
         assert!(!counts.reached_limit(4));

@@ -43,6 +43,10 @@ pub enum Endpoint {
     GetInboundReport,
     /// With the record id from the path: the kept raw message.
     GetInboundReportRaw,
+    /// `GET /v1/privacy/export?email=`: every record about an address.
+    PrivacyExport,
+    /// `DELETE /v1/privacy/data?email=`: erase an address.
+    PrivacyErase,
 }
 
 impl Endpoint {
@@ -69,6 +73,8 @@ impl Endpoint {
                 | Endpoint::ListInboundReports
                 | Endpoint::GetInboundReport
                 | Endpoint::GetInboundReportRaw
+                | Endpoint::PrivacyExport
+                | Endpoint::PrivacyErase
         )
     }
 }
@@ -203,6 +209,16 @@ const ROUTES: &[Resource] = &[
             Literal("raw"),
         ],
         methods: &[("GET", Endpoint::GetInboundReportRaw)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("export")],
+        methods: &[("GET", Endpoint::PrivacyExport)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("data")],
+        methods: &[("DELETE", Endpoint::PrivacyErase)],
         bench: false,
     },
     Resource {
@@ -346,6 +362,13 @@ mod tests {
                 found(GetInboundReportRaw, Some("rpt_1")),
             ),
             ("POST", "/v1/inbound-reports", allow("GET")),
+            ("GET", "/v1/privacy/export", found(PrivacyExport, None)),
+            ("DELETE", "/v1/privacy/data", found(PrivacyErase, None)),
+            ("POST", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy/data", allow("DELETE")),
+            ("DELETE", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy", Routed::NotFound),
+            ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "GET",
                 "/unsubscribe/t0k",
