@@ -197,7 +197,8 @@ mod tests {
 
     #[test]
     fn settings_table() {
-        let cases: &[(&[(&str, &str)], Result<(u64, u32), &str>)] = &[
+        type Row<'a> = (&'a [(&'a str, &'a str)], Result<(u64, u32), &'a str>);
+        let cases: &[Row<'_>] = &[
             (&[], Ok((30 * DAY_MS, 500))),
             (&[("RETENTION_DAYS", " 7 ")], Ok((7 * DAY_MS, 500))),
             (&[("RETENTION_DAYS", "")], Ok((30 * DAY_MS, 500))),

@@ -225,7 +225,11 @@ mod tests {
 
     #[test]
     fn email_query_table() {
-        let cases: &[(&[(&str, &str)], Result<&str, (&str, &str)>)] = &[
+        type Row<'a> = (
+            &'a [(&'a str, &'a str)],
+            Result<&'a str, (&'a str, &'a str)>,
+        );
+        let cases: &[Row<'_>] = &[
             (&[("email", "Bob@Example.com")], Ok("bob@example.com")),
             (&[("email", " bob@example.com ")], Ok("bob@example.com")),
             (&[], Err(("email", "required"))),
