@@ -525,8 +525,10 @@ impl Db {
                 .enumerate()
                 .map(|(i, c)| format!("{c} = json_extract(j.value, '$[{}]')", i + 1))
                 .collect();
+            // OR REPLACE: two rows that differed only in the address's case
+            // (recipients' key) become one.
             let sql = format!(
-                "UPDATE {table} SET {} FROM json_each(?1) j \
+                "UPDATE OR REPLACE {table} SET {} FROM json_each(?1) j \
                  WHERE {table}.rowid = json_extract(j.value, '$[0]')",
                 sets.join(", "),
                 table = t.table
