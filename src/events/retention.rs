@@ -121,11 +121,12 @@ impl PurgePlan {
 }
 
 /// The tables a purge deletes from, in the order the log names them.
-pub const PURGED_TABLES: [&str; 10] = [
+pub const PURGED_TABLES: [&str; 11] = [
     "messages",
     "recipients",
     "events",
     "email_events",
+    "immediate_leases",
     "webhook_deliveries",
     "webhook_attempts",
     "inbound_reports",
