@@ -19,6 +19,19 @@
 //! are `<id>-1`, `<id>-2`, ... in recipient order ([`copy_id`]). A message
 //! with one recipient, and all other mail however many recipients it has,
 //! is one copy under the message's own id.
+//!
+//! Each copy's envelope is settled here too, before its job and its row are
+//! built (delivery compares the two). When the From domain has a return-path
+//! domain (`RETURN_PATH_DOMAINS`), MAIL FROM is a signed VERP address there
+//! naming the copy (`inbound::return_path`): recipient 0 for a copy with one
+//! recipient, [`WHOLE_MESSAGE`] for one transaction to several, whose
+//! reports name their recipients themselves; otherwise it is the From
+//! address. The From header never changes. Every copy carries its signed
+//! envelope id (`inbound::envelope_id`) for `ENVID`, and whether the sender
+//! asked for proof of delivery. Signed mail from a domain with a return-path
+//! domain also carries the complaint feedback loop fields of RFC 9477:
+//! `CFBL-Address: fbl@<return-path domain>` and the signed envelope id as
+//! `CFBL-Feedback-ID`, which complaint reports quote back.
 //! Must not: perform I/O or read the clock (the time and the id's entropy are
 //! passed in), or store and enqueue anything (`accept::commit` does).
 
@@ -27,9 +40,12 @@ use sha2::{Digest, Sha256};
 use crate::events::unsubscribe::settings::link as unsubscribe_link;
 use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
+use crate::inbound::envelope_id;
+use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
+use crate::message::feedback_loop::{CFBL_ADDRESS, CFBL_FEEDBACK_ID};
 use crate::message::{
-    ComposeContext, DkimKey, FieldError, Limits, PendingSignature, RequestError, SendRequest, Tag,
-    UnsignedMessage, compose_with, new_message_id,
+    ComposeContext, DkimKey, FeedbackLoop, FieldError, Limits, Message, PendingSignature,
+    RequestError, SendRequest, Tag, UnsignedMessage, compose_with, new_message_id,
 };
 use crate::queue::DeliveryJob;
 
@@ -47,7 +63,7 @@ pub struct Prepared {
     tenant: String,
     subject: String,
     from: String,
-    mail_from: String,
+    notify_delivery: bool,
     smtputf8: bool,
     accepted_at: u64,
     tags: Vec<Tag>,
@@ -62,9 +78,11 @@ pub struct Prepared {
     pub pending: Vec<(usize, PendingSignature)>,
 }
 
-/// One copy: its id, its recipients and its composed bytes.
+/// One copy: its id, its envelope and its composed bytes.
 struct Copy {
     id: String,
+    mail_from: String,
+    envid: Option<String>,
     rcpt_to: Vec<String>,
     unsigned: UnsignedMessage,
     /// How many of `Prepared::pending` are this copy's.
@@ -285,11 +303,22 @@ pub fn prepare_from(
         None
     };
 
+    let feedback_domain = feedback_loop_domain(&message, settings, !signing_keys.is_empty())?;
+
     let count = groups.len();
     let mut copies = Vec::with_capacity(count);
     let mut pending = Vec::new();
     for (index, rcpt_to) in groups.into_iter().enumerate() {
         let copy_id = copy_id(&id, index, count);
+        let envid = settings
+            .envelope_secrets
+            .as_ref()
+            .and_then(|secrets| envelope_id::issue(&copy_id, secrets));
+        let feedback_loop = feedback_domain
+            .zip(envid.as_deref())
+            .and_then(|(domain, envid)| {
+                FeedbackLoop::new(&format!("{FEEDBACK_LOCAL_PART}@{domain}"), envid)
+            });
         let link = match &base {
             Some((secrets, base)) => {
                 let claim = Claim {
@@ -320,6 +349,7 @@ pub fn prepare_from(
             &ComposeContext {
                 message_id: format!("{copy_id}@{}", from_domain.as_str()),
                 date_unix: i64::try_from(now_unix).unwrap_or(i64::MAX),
+                feedback_loop,
             },
             link.as_ref(),
         )
@@ -350,6 +380,8 @@ pub fn prepare_from(
             pending.push((*index, p));
         }
         copies.push(Copy {
+            mail_from: envelope_sender(&message, &copy_id, rcpt_to.len(), settings),
+            envid,
             id: copy_id,
             rcpt_to,
             unsigned,
@@ -363,7 +395,7 @@ pub fn prepare_from(
         tenant: key.tenant.clone(),
         subject: message.subject().to_string(),
         from: message.from().address.to_string(),
-        mail_from: message.envelope_from().to_string(),
+        notify_delivery: message.notify_delivery(),
         smtputf8: message.requires_smtputf8(),
         accepted_at: now_unix,
         tags: message.tags().to_vec(),
@@ -373,6 +405,76 @@ pub fn prepare_from(
         warnings,
         pending,
     })
+}
+
+/// MAIL FROM for copy `copy_id` of `message`, sent to `recipients`
+/// addresses in one transaction: the signed VERP address at the From
+/// domain's return-path domain when it has one, else the From address.
+fn envelope_sender(
+    message: &Message,
+    copy_id: &str,
+    recipients: usize,
+    settings: &SendSettings,
+) -> String {
+    let from = message.envelope_from();
+    let domain = from.domain();
+    let verp = settings
+        .inbound
+        .return_path_for(domain.as_str())
+        .zip(settings.envelope_secrets.as_ref())
+        .and_then(|(return_path_domain, secrets)| {
+            ReturnPathClaim {
+                message_id: copy_id.to_string(),
+                recipient_index: if recipients == 1 { 0 } else { WHOLE_MESSAGE },
+            }
+            .address(return_path_domain, secrets)
+        });
+    verp.unwrap_or_else(|| from.to_string())
+}
+
+/// The local part of the address complaint reports go to (`CFBL-Address`)
+/// at the return-path domain.
+pub const FEEDBACK_LOCAL_PART: &str = "fbl";
+
+/// The return-path domain that takes `message`'s complaint reports
+/// (`CFBL-Address`, RFC 9477), when it carries the feedback loop fields:
+/// its From domain has a return-path domain, and a DKIM signature of the
+/// From domain (`signed`), aligned with it, covers them. The caller's own
+/// `CFBL-*` headers would then be a second pair: 422 `forbidden_header`.
+fn feedback_loop_domain<'s>(
+    message: &Message,
+    settings: &'s SendSettings,
+    signed: bool,
+) -> Result<Option<&'s str>, ApiError> {
+    let domain = settings
+        .inbound
+        .return_path_for(message.envelope_from().domain().as_str())
+        .filter(|_| signed && settings.envelope_secrets.is_some());
+    if domain.is_none() {
+        return Ok(None);
+    }
+    let clashes: Vec<FieldProblem> = message
+        .headers()
+        .iter()
+        .filter(|h| {
+            [CFBL_ADDRESS, CFBL_FEEDBACK_ID]
+                .iter()
+                .any(|name| h.name.eq_ignore_ascii_case(name))
+        })
+        .map(|h| FieldProblem {
+            field: format!("headers.{}", h.name),
+            rule: "forbidden_header".into(),
+            message: format!(
+                "{} is written by edgerelay for mail from a domain with a return-path domain (RETURN_PATH_DOMAINS)",
+                h.name
+            ),
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok(domain)
+    } else {
+        Err(ApiError::invalid(clashes))
+    }
 }
 
 /// A fresh nonce for copy `index`'s token: the request's random bytes are
@@ -429,7 +531,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
         jobs.push(DeliveryJob {
             id: copy.id,
             key_id: prepared.key_id.clone(),
-            mail_from: prepared.mail_from.clone(),
+            mail_from: copy.mail_from,
             rcpt_to: copy.rcpt_to,
             mime,
             smtputf8: prepared.smtputf8,
@@ -444,6 +546,8 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
             topic: prepared.stream.topic.clone(),
             subject: Some(prepared.subject.clone()),
             from: Some(prepared.from.clone()),
+            envid: copy.envid,
+            notify_delivery: prepared.notify_delivery,
         });
     }
     Ok(Signed {
@@ -489,6 +593,8 @@ fn native_signatures(
     Ok(signatures)
 }
 
+#[cfg(test)]
+mod envelope_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -22,15 +22,20 @@
 //! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
 //!
 //! `UNSUBSCRIBE_SECRET` and `UNSUBSCRIBE_BASE_URL` are read through
-//! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`].
+//! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`];
+//! `RETURN_PATH_DOMAINS` through `inbound::settings` into
+//! [`SendSettings::inbound`], and `QUEUE_SECRET` through `queue::seal` into
+//! [`SendSettings::envelope_secrets`] (each checked by its owner).
 
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
 use crate::events::unsubscribe::settings::check_base;
 use crate::events::unsubscribe::{UnsubscribeSettings, stream};
+use crate::inbound::InboundSettings;
 use crate::message::validate::is_stream_name;
 use crate::message::{DkimAlgorithm, DkimKey};
+use crate::queue::QueueSecrets;
 
 use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
 use super::producer::{QueueProducer, parse_producers};
@@ -58,6 +63,12 @@ pub struct SendSettings {
     /// The unsubscribe links' secrets and base URL (`UNSUBSCRIBE_SECRET`,
     /// `UNSUBSCRIBE_BASE_URL`).
     pub unsubscribe: UnsubscribeSettings,
+    /// Each sender domain's return-path domain (`RETURN_PATH_DOMAINS`):
+    /// mail from a domain that has one goes out with a VERP MAIL FROM there.
+    pub inbound: InboundSettings,
+    /// What signs each copy's return path and envelope id (`QUEUE_SECRET`);
+    /// `None` only in a default value, which then writes neither.
+    pub envelope_secrets: Option<QueueSecrets>,
 }
 
 impl SendSettings {
@@ -130,6 +141,9 @@ impl SendSettings {
         }
         Ok(SendSettings {
             unsubscribe: UnsubscribeSettings::from_source(src)?,
+            inbound: InboundSettings::from_source(src)?,
+            // QUEUE_SECRET is checked by its owner; a bad one fails there.
+            envelope_secrets: QueueSecrets::from_source(src).ok(),
             dkim_keys,
             unsigned_domains,
             max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),

@@ -114,14 +114,16 @@ pub fn envelope(id: u64, outgoing: &Outgoing) -> Envelope {
 }
 
 /// What a job asks of a server that offers DSN (RFC 3461): reports of
-/// failures and delays, with the headers only, carrying the message id as
+/// failures and delays (and of deliveries when the sender asked for proof
+/// of delivery), with the headers only, carrying the signed envelope id as
 /// ENVID and each recipient as ORCPT, so a report that comes back later is
-/// matched even where the smarthost rewrote the return path.
+/// matched even where the smarthost rewrote the return path. A job without
+/// a signed envelope id sends no ENVID.
 pub fn dsn_request(job: &DeliveryJob) -> DsnRequest {
     DsnRequest {
-        envid: job.id.clone(),
+        envid: job.envid.clone().unwrap_or_default(),
         notify: Notify {
-            success: false,
+            success: job.notify_delivery,
             failure: true,
             delay: true,
         },
@@ -211,7 +213,10 @@ mod outgoing_tests {
         assert_eq!(e.id, 3);
         // Reports come back naming the message, for failures and delays.
         let dsn = e.dsn.as_ref().unwrap();
-        assert_eq!(dsn.envid, "m1");
+        assert_eq!(
+            dsn.envid, "",
+            "a job without a signed envelope id sends none"
+        );
         assert!(dsn.notify.failure && dsn.notify.delay && !dsn.notify.success);
         assert!(dsn.headers_only);
         // Small enough for the queue: a retry carries it, so the job keeps it.
@@ -222,5 +227,46 @@ mod outgoing_tests {
         let o = Outgoing::stored(job("", Some("bodies/m1.eml")), b"abc".to_vec());
         assert_eq!(o.message_len(), 3);
         assert_eq!(o.job.body_ref.as_deref(), Some("bodies/m1.eml"));
+    }
+
+    #[test]
+    fn the_dsn_request_follows_the_job() {
+        // (signed envelope id, proof of delivery asked) -> MAIL and RCPT parameters
+        let envid = "4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef";
+        let table: &[(Option<&str>, bool, &str, &str)] = &[
+            (
+                Some(envid),
+                false,
+                " RET=HDRS ENVID=4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef",
+                " NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.org",
+            ),
+            (
+                Some(envid),
+                true,
+                " RET=HDRS ENVID=4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef",
+                " NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;b@example.org",
+            ),
+            // A job written before envelope ids were signed: no ENVID.
+            (
+                None,
+                false,
+                " RET=HDRS",
+                " NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.org",
+            ),
+        ];
+        for (envid, notify_delivery, mail, rcpt) in table {
+            let job = DeliveryJob {
+                envid: envid.map(str::to_string),
+                notify_delivery: *notify_delivery,
+                ..job("x", None)
+            };
+            let dsn = dsn_request(&job);
+            assert_eq!(dsn.mail_parameters(), *mail, "{envid:?} {notify_delivery}");
+            assert_eq!(
+                dsn.rcpt_parameters("b@example.org"),
+                *rcpt,
+                "{envid:?} {notify_delivery}"
+            );
+        }
     }
 }

@@ -204,6 +204,8 @@ mod tests {
                 topic: None,
                 subject: None,
                 from: None,
+                envid: None,
+                notify_delivery: false,
             },
             accepted_at_ms: 1000,
             lease: None,

@@ -2,7 +2,8 @@
 //!
 //! Owns the header set of outgoing mail (From, To, Cc, Reply-To, Subject,
 //! Date, Message-ID, MIME-Version, then custom headers, then the one-click
-//! unsubscribe pair when a recipient's copy has one; never Bcc), the MIME
+//! unsubscribe pair when a recipient's copy has one, then the feedback loop
+//! pair when the copy has one; never Bcc), the MIME
 //! tree (alternative / related / mixed) and Message-ID generation. Encoding,
 //! folding and transfer encodings are delegated to `mail-builder`, which keeps
 //! every line within 998 octets. Must not: read the clock or a randomness
@@ -22,6 +23,7 @@ use mail_builder::mime::{BodyPart, MimePart};
 
 use super::address::{Domain, Mailbox};
 use super::error::ComposeError;
+use super::feedback_loop::FeedbackLoop;
 use super::request::Disposition;
 use super::unsubscribe::OneClick;
 use super::validate::{Attachment, Message};
@@ -33,6 +35,8 @@ pub struct ComposeContext {
     pub message_id: String,
     /// Seconds since the Unix epoch; written as the Date header in UTC.
     pub date_unix: i64,
+    /// The copy's complaint feedback loop fields (RFC 9477), if it has them.
+    pub feedback_loop: Option<FeedbackLoop>,
 }
 
 /// Builds a Message-ID `hex(random_bytes)@from_domain`. Pass at least 16
@@ -106,6 +110,14 @@ pub fn compose_with(
     for (name, value) in fields.iter().flatten() {
         // The link is plain ASCII without spaces (see `OneClick::new`):
         // written raw, it stays one unencoded line.
+        builder = builder.header(*name, Raw::new(value.as_str()));
+    }
+    let feedback = context
+        .feedback_loop
+        .as_ref()
+        .map(FeedbackLoop::header_fields);
+    for (name, value) in feedback.iter().flatten() {
+        // Plain ASCII (see `FeedbackLoop::new`): one unencoded line.
         builder = builder.header(*name, Raw::new(value.as_str()));
     }
     let text = fill(message.text(), one_click);

@@ -49,6 +49,7 @@ fn render(value: &Value) -> Vec<u8> {
         &ComposeContext {
             message_id: id,
             date_unix: 1_700_000_000,
+            feedback_loop: None,
         },
     )
     .expect("compose")

@@ -2,7 +2,9 @@
 //!
 //! Owns address parsing ([`address`]), the request wire shape ([`request`]),
 //! validation into a [`Message`] ([`validate`]), MIME composition
-//! ([`compose`](mod@compose)) and DKIM signing ([`dkim`]).
+//! ([`compose`](mod@compose), with the one-click unsubscribe and feedback
+//! loop fields of [`unsubscribe`] and [`feedback_loop`]) and DKIM signing
+//! ([`dkim`]).
 //! Must not: perform I/O, read the clock or draw randomness (times and random
 //! bytes are passed in), or import `worker`, so it builds and is tested natively
 //! as well as for `wasm32-unknown-unknown`.
@@ -11,6 +13,7 @@ pub mod address;
 pub mod compose;
 pub mod dkim;
 pub mod error;
+pub mod feedback_loop;
 pub mod links;
 pub mod request;
 pub mod unsubscribe;
@@ -25,6 +28,7 @@ pub use dkim::{
 pub use error::{
     ComposeError, DkimError, DkimKeyError, FieldError, RequestError, ValidationErrors,
 };
+pub use feedback_loop::FeedbackLoop;
 pub use request::{Disposition, SendRequest, Tag};
 pub use unsubscribe::OneClick;
 pub use validate::{Attachment, CustomHeader, Limits, Message};

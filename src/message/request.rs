@@ -54,7 +54,23 @@ pub struct SendRequest {
     /// marketing stream; marketing mail always has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribe: Option<bool>,
+    /// Which delivery status notifications to ask for beyond failures and
+    /// delays: `{"delivery": true}` asks for proof of delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyInput>,
 }
+
+/// `"notify": {"delivery": true}`: ask the receiving systems for a success
+/// notification (RFC 3461 `NOTIFY=SUCCESS`) as well as failures and delays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<bool>,
+}
+
+/// The fields of `notify`.
+const NOTIFY_FIELDS: &[&str] = &["delivery"];
 
 /// Top-level field names, used to name unknown fields precisely.
 const KNOWN_FIELDS: &[&str] = &[
@@ -73,6 +89,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "stream",
     "topic",
     "unsubscribe",
+    "notify",
 ];
 
 /// `"Ada <ada@example.com>"` or `{"email": "ada@example.com", "name": "Ada"}`.
@@ -302,8 +319,42 @@ fn shape_errors(key: &str, value: &Value) -> Vec<FieldError> {
             ),
         },
         "metadata" => type_error::<Map<String, Value>>(key, value, "an object"),
+        "notify" => notify_shape(key, value),
         _ => Vec::new(),
     }
+}
+
+/// `notify` is an object of known flags, each true, false or null; every
+/// problem is named by its path (`notify.delivery`).
+fn notify_shape(key: &str, value: &Value) -> Vec<FieldError> {
+    let Value::Object(fields) = value else {
+        return vec![FieldError::new(
+            key,
+            "invalid_type",
+            "expected an object such as {\"delivery\": true}",
+        )];
+    };
+    let mut errors = Vec::new();
+    for (name, flag) in fields {
+        let path = format!("{key}.{name}");
+        if !NOTIFY_FIELDS.contains(&name.as_str()) {
+            errors.push(FieldError::new(
+                path,
+                "unknown_field",
+                format!(
+                    "unknown field {name:?}; known fields are {}",
+                    NOTIFY_FIELDS.join(", ")
+                ),
+            ));
+        } else if !(flag.is_boolean() || flag.is_null()) {
+            errors.push(FieldError::new(
+                path,
+                "invalid_type",
+                "expected true or false",
+            ));
+        }
+    }
+    errors
 }
 
 fn mailbox_shape(path: &str, value: &Value) -> Option<FieldError> {
@@ -424,6 +475,26 @@ mod tests {
                 "{\"unsubscribe\": \"yes\"}",
                 vec![("unsubscribe", "invalid_type")],
             ),
+            ("{\"notify\": true}", vec![("notify", "invalid_type")]),
+            (
+                "{\"notify\": [\"delivery\"]}",
+                vec![("notify", "invalid_type")],
+            ),
+            (
+                "{\"notify\": {\"delivery\": \"yes\"}}",
+                vec![("notify.delivery", "invalid_type")],
+            ),
+            (
+                "{\"notify\": {\"delivery\": 1}}",
+                vec![("notify.delivery", "invalid_type")],
+            ),
+            (
+                "{\"notify\": {\"success\": true, \"delay\": false}}",
+                vec![
+                    ("notify.success", "unknown_field"),
+                    ("notify.delay", "unknown_field"),
+                ],
+            ),
         ] {
             let mut got = field_rules(body);
             got.sort();
@@ -453,7 +524,8 @@ mod tests {
             "metadata": {"user_id": 42},
             "stream": "marketing",
             "topic": "weekly",
-            "unsubscribe": true
+            "unsubscribe": true,
+            "notify": {"delivery": true}
         }"#;
         let request = SendRequest::from_json(body.as_bytes()).unwrap();
         assert_eq!(

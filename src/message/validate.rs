@@ -120,6 +120,7 @@ pub struct Message {
     stream: Option<String>,
     topic: Option<String>,
     unsubscribe: Option<bool>,
+    notify_delivery: bool,
 }
 
 impl Message {
@@ -171,6 +172,11 @@ impl Message {
     /// `unsubscribe` as the request gave it.
     pub fn unsubscribe(&self) -> Option<bool> {
         self.unsubscribe
+    }
+    /// Whether the sender asked for proof of delivery
+    /// (`"notify": {"delivery": true}`).
+    pub fn notify_delivery(&self) -> bool {
+        self.notify_delivery
     }
 
     /// MAIL FROM address.
@@ -341,6 +347,11 @@ impl SendRequest {
                 stream: self.stream.clone(),
                 topic: self.topic.clone(),
                 unsubscribe: self.unsubscribe,
+                notify_delivery: self
+                    .notify
+                    .as_ref()
+                    .and_then(|n| n.delivery)
+                    .unwrap_or(false),
             }),
             _ => Err(ValidationErrors { errors }),
         }

@@ -73,6 +73,15 @@ pub struct DeliveryJob {
     /// The From header's address, for event payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The signed envelope id (`inbound::envelope_id`) sent as `ENVID` to a
+    /// server that offers DSN. A job written before it existed has none and
+    /// sends none: its bare id would prove nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
+    /// The sender asked for proof of delivery: success notifications too
+    /// (`NOTIFY=SUCCESS,FAILURE,DELAY`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_delivery: bool,
 }
 
 /// The stream a message belongs to when it names none.
@@ -410,6 +419,8 @@ impl DeliveryJob {
             topic: None,
             subject: None,
             from: None,
+            envid: None,
+            notify_delivery: false,
         }
     }
 }

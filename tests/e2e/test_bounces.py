@@ -4,7 +4,8 @@ writes real delivery status notifications to the message's signed return
 path; fed to the worker's email handler (as Email Routing delivers them),
 they mark the recipient, emit events to the API and webhooks, and suppress
 what must be; a complaint report quoting the return path suppresses every
-stream; forged reports change nothing."""
+stream; a success notice, asked for, is the proof of delivery; forged
+reports change nothing."""
 import json
 
 from standardwebhooks import Webhook
@@ -75,18 +76,20 @@ def test_notices_from_a_real_postfix_bounce_delay_and_suppress(start_worker, pos
                                     worker.auth)
         assert s == 201, hook
         gone, full, late = "nobody@unknown.test", "someone@full.test", "later@slow.test"
+        proof = "someone@ok.test"
         ids = {}
-        for address in (gone, full, late):
-            s, accepted, _ = worker.send(basic_message(to=address))
+        for address in (gone, full, late, proof):
+            extra = {"notify": {"delivery": True}} if address == proof else {}
+            s, accepted, _ = worker.send(basic_message(to=address, **extra))
             assert s == 202, accepted
             ids[address] = accepted["id"]
         for address, message_id in ids.items():
             record = settled(worker, message_id)
             # The smarthost took each one: a 250, so `sent`, nothing more.
             assert recipient(record, address)["state"] == "delivered", record
-        # Postfix reports the two failures and, after a few seconds of 451s,
-        # the delay.
-        notices = notices_to(smarthost, 3)
+        # Postfix reports the two failures, the final delivery it was asked
+        # to prove and, after a few seconds of 451s, the delay.
+        notices = notices_to(smarthost, 4)
         for notice in notices:
             rcpt = deliver(worker, notice)
             assert rcpt.startswith("b+") and rcpt.endswith("@" + RETURN_PATH_DOMAIN), rcpt
@@ -113,6 +116,13 @@ def test_notices_from_a_real_postfix_bounce_delay_and_suppress(start_worker, pos
         assert recipient(record, late)["state"] == "delivered"
         assert "email.delivery_delayed" in [e["type"] for e in events_of(record, late)], record
 
+        # Proof of delivery: the success notice is the only thing that gives
+        # email.delivered.
+        record = worker.status(ids[proof])
+        assert [e["type"] for e in events_of(record, proof)] == ["email.sent", "email.delivered"]
+        assert all(e["type"] != "email.delivered" for address in (gone, full, late)
+                   for e in events_of(worker.status(ids[address]), address))
+
         secret = hook["secret"]
 
         def bounced_hook():
@@ -122,7 +132,7 @@ def test_notices_from_a_real_postfix_bounce_delay_and_suppress(start_worker, pos
         [delivered] = wait_for(bounced_hook, timeout=30, what="email.bounced at the webhook")
         assert delivered["data"]["email_id"] == ids[gone]
 
-        # Recorded: three applied reports.
+        # Recorded: four applied reports.
         applied = reports(worker, verdict="applied")
         assert sorted(r["message_id"] for r in applied) == sorted(ids.values()), applied
 
@@ -206,3 +216,26 @@ def test_a_complaint_quoting_the_return_path_suppresses_every_stream(start_worke
         assert s == 202, next_one
         record = settled(worker, next_one["id"])
         assert recipient(record, reader)["state"] == "suppressed", record
+
+
+def test_a_return_path_the_smarthost_rewrote_still_matches_by_envelope_id(start_worker,
+                                                                          postfix):
+    # A smarthost that puts its own bounce address in MAIL FROM: the notice
+    # comes back to that address, and only the signed ENVID it quotes names
+    # the message.
+    bounces = f"bounces@{RETURN_PATH_DOMAIN}"
+    smarthost = postfix(rewrite_return_path=bounces)
+    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}")
+    gone = "nobody@unknown.test"
+    s, accepted, _ = worker.send(basic_message(to=gone))
+    assert s == 202, accepted
+    settled(worker, accepted["id"])
+    [notice] = notices_to(smarthost, 1)
+    assert notice.rcpt_tos == [bounces], notice.rcpt_tos
+    deliver(worker, notice)
+    [report] = reports(worker)
+    assert (report["verdict"], report["events"]) == ("applied", ["email.bounced"]), report
+    record = worker.status(accepted["id"])
+    assert recipient(record, gone)["state"] == "bounced", record
+    s, body, _ = worker.request("GET", f"/v1/suppressions?address={gone}", headers=worker.auth)
+    assert [e["reason"] for e in body["data"]] == ["hard_bounce"], body

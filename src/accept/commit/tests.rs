@@ -38,6 +38,8 @@ fn job(mime_len: usize, tagged: bool) -> DeliveryJob {
         topic: None,
         subject: None,
         from: None,
+        envid: None,
+        notify_delivery: false,
     }
 }
 

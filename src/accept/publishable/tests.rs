@@ -84,6 +84,7 @@ fn a_valid_submission_becomes_a_fixed_request() {
         &ComposeContext {
             message_id: "abc@example.com".into(),
             date_unix: 0,
+            feedback_loop: None,
         },
     )
     .unwrap();

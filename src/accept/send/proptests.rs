@@ -23,7 +23,7 @@ fn settings() -> SendSettings {
         ],
         unsigned_domains: vec!["example.net".to_string()],
         max_message_bytes: 256 * 1024,
-        unsubscribe: Default::default(),
+        ..Default::default()
     }
 }
 

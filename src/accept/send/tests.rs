@@ -14,7 +14,7 @@ fn settings(max_message_bytes: usize) -> SendSettings {
         ],
         unsigned_domains: vec!["example.net".to_string()],
         max_message_bytes,
-        unsubscribe: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -42,6 +42,8 @@ fn job(rcpts: &[&str]) -> DeliveryJob {
         topic: None,
         subject: None,
         from: None,
+        envid: None,
+        notify_delivery: false,
     }
 }
 

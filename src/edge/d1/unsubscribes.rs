@@ -45,10 +45,12 @@ impl Db {
             .is_none_or(|changes| changes > 0))
     }
 
-    /// The sender and subject of the tenant's message, if it is still there.
+    /// The sender and subject of the tenant's message, if it is still there:
+    /// the From address, not the return path (which may be a VERP address).
     pub async fn message_fields(&self, id: &str, tenant: &str) -> Result<Option<MessageFields>> {
         self.prepare(
-            "SELECT mail_from, subject FROM messages WHERE id = ?1 AND tenant = ?2",
+            "SELECT COALESCE(sender, mail_from) AS mail_from, subject FROM messages \
+             WHERE id = ?1 AND tenant = ?2",
             &[s(id), s(tenant)],
         )?
         .first::<MessageFields>(None)

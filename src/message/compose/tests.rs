@@ -25,6 +25,7 @@ fn render(value: Value) -> Vec<u8> {
         &ComposeContext {
             message_id: id,
             date_unix: DATE,
+            feedback_loop: None,
         },
     )
     .expect("compose succeeds");
@@ -344,6 +345,7 @@ fn message_ids_are_checked_and_generated_deterministically() {
             &ComposeContext {
                 message_id: bad.to_string(),
                 date_unix: DATE,
+                feedback_loop: None,
             },
         );
         assert!(
@@ -361,9 +363,11 @@ fn a_one_click_copy_carries_both_headers_and_its_link_in_the_bodies() {
         "headers": {"X-Campaign": "spring"}
     })));
     let link = OneClick::new("https://mail.example.com/unsubscribe/tok-_1").unwrap();
+    let id = "4f3c9a0b1d2e3f405162738495a6b7c8-1.0123456789abcdef";
     let context = ComposeContext {
         message_id: new_message_id(message.from().address.domain(), &[0xab; 16]),
         date_unix: DATE,
+        feedback_loop: FeedbackLoop::new("fbl@rp.example.com", id),
     };
     let bytes = compose_with(&message, &context, Some(&link)).unwrap();
     assert_wire_format(&bytes);
@@ -374,8 +378,26 @@ fn a_one_click_copy_carries_both_headers_and_its_link_in_the_bodies() {
         .iter()
         .position(|n| n == "List-Unsubscribe-Post")
         .unwrap();
-    assert!(campaign < list && list < post, "{names:?}");
+    let cfbl = names.iter().position(|n| n == "CFBL-Address").unwrap();
+    let feedback_id = names.iter().position(|n| n == "CFBL-Feedback-ID").unwrap();
+    assert!(
+        campaign < list && list < post && post < cfbl && cfbl < feedback_id,
+        "{names:?}"
+    );
     let parsed = MessageParser::default().parse(&bytes).unwrap();
+    // Written raw, each one unfolded line.
+    assert_eq!(
+        parsed.header_raw("CFBL-Address"),
+        Some(" fbl@rp.example.com; report=arf\r\n")
+    );
+    assert_eq!(
+        parsed.header_raw("CFBL-Feedback-ID"),
+        Some(&*format!(" {id}\r\n"))
+    );
+    let context = ComposeContext {
+        feedback_loop: None,
+        ..context
+    };
     assert_eq!(
         parsed.header_raw("List-Unsubscribe").map(str::trim),
         Some("<https://mail.example.com/unsubscribe/tok-_1>")

@@ -30,6 +30,11 @@ use crate::message::error::{DkimError, DkimKeyError};
 /// DKIM signature to cover both when one-click unsubscribe is offered, and
 /// over-signing them means a relay cannot add a one-click link of its own
 /// to a message that had none.
+///
+/// CFBL-Address and CFBL-Feedback-ID: RFC 9477 has receivers send complaint
+/// reports only when an aligned DKIM signature covers them, and
+/// over-signing means nobody can add a feedback address to a message that
+/// had none, nor a second one.
 const OVERSIGNED: &[&str] = &[
     "from",
     "to",
@@ -42,6 +47,8 @@ const OVERSIGNED: &[&str] = &[
     "mime-version",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "cfbl-address",
+    "cfbl-feedback-id",
 ];
 
 /// Where folded lines should end; RFC 5322 recommends 78 characters.

@@ -77,6 +77,10 @@ fn composed() -> Vec<u8> {
     let context = ComposeContext {
         message_id: new_message_id(message.from().address.domain(), &[7; 16]),
         date_unix: TIMESTAMP as i64,
+        feedback_loop: crate::message::FeedbackLoop::new(
+            "fbl@rp.example.com",
+            "4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef",
+        ),
     };
     compose(&message, &context).unwrap()
 }
@@ -141,7 +145,8 @@ fn signed_header_list_oversigns_identity_headers() {
         h,
         "from:from:to:to:subject:subject:date:date:message-id:message-id:\
          reply-to:reply-to:cc:cc:content-type:content-type:mime-version:mime-version:\
-         list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post"
+         list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post:\
+         cfbl-address:cfbl-address:cfbl-feedback-id:cfbl-feedback-id"
     );
     assert!(header.contains(&format!("t={TIMESTAMP};")));
     assert!(header.ends_with("b="));
@@ -212,6 +217,18 @@ fn tampering_breaks_every_signature() {
         (
             "List-Unsubscribe changed",
             signed.replacen("https://example.com/u/1", "https://evil.example/u", 1),
+        ),
+        (
+            "second CFBL-Address added",
+            format!("CFBL-Address: fbl@evil.example; report=arf\r\n{signed}"),
+        ),
+        (
+            "CFBL-Address changed",
+            signed.replacen("fbl@rp.example.com", "fbl@evil.example", 1),
+        ),
+        (
+            "CFBL-Feedback-ID changed",
+            signed.replacen(".0123456789abcdef", ".fedcba9876543210", 1),
         ),
     ] {
         assert_ne!(
@@ -465,6 +482,7 @@ fn headers_a_message_lacks_cannot_be_added_later() {
     let context = ComposeContext {
         message_id: new_message_id(message.from().address.domain(), &[9; 16]),
         date_unix: TIMESTAMP as i64,
+        feedback_loop: None,
     };
     let raw = compose(&message, &context).unwrap();
     let (rsa, ed) = (rsa_key(), ed25519_key());
@@ -476,6 +494,8 @@ fn headers_a_message_lacks_cannot_be_added_later() {
         "Reply-To: eve@example.net",
         "List-Unsubscribe: <https://evil.example/u>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "CFBL-Address: fbl@evil.example; report=arf",
+        "CFBL-Feedback-ID: 1",
     ] {
         let tampered = format!("{added}\r\n{signed}");
         assert_all(tampered.as_bytes(), &records, false, added);

@@ -677,6 +677,63 @@ fn with_dsn(mut envelope: Envelope) -> Envelope {
     envelope
 }
 
+/// A signed envelope id as accept issues them (`<message id>.<tag>`).
+const SIGNED_ENVID: &str = "4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef";
+/// A VERP return path as accept writes them.
+const VERP: &str = "b+j46jucyndixt6qcrmjzyjfngw7ea7777xkbtjz3wbq5ko@rp.example.com";
+
+#[test]
+fn proof_of_delivery_and_a_return_path_go_on_the_wire_as_asked() {
+    // (envelope id, success asked) -> MAIL FROM and RCPT lines.
+    let table: &[(&str, bool, &str, &str)] = &[
+        (
+            SIGNED_ENVID,
+            true,
+            "RET=HDRS ENVID=4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef",
+            "NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;a@example.net",
+        ),
+        (
+            SIGNED_ENVID,
+            false,
+            "RET=HDRS ENVID=4f3c9a0b1d2e3f405162738495a6b7c8.0123456789abcdef",
+            "NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.net",
+        ),
+        // No signed envelope id: no ENVID, the rest as asked.
+        (
+            "",
+            true,
+            "RET=HDRS",
+            "NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;a@example.net",
+        ),
+    ];
+    for (envid, success, mail, rcpt) in table {
+        let mut steps = hello(&["DSN"]);
+        steps.extend([
+            client(&format!("MAIL FROM:<{VERP}> {mail}\r\n")),
+            server("250 ok\r\n"),
+            client(&format!("RCPT TO:<a@example.net> {rcpt}\r\n")),
+            server("250 ok\r\n"),
+            client("DATA\r\n"),
+            server("354 go\r\n"),
+            client(&data_and_dot()),
+            server("250 ok\r\n"),
+        ]);
+        steps.extend(quit());
+        let mut e = Envelope::new(6, VERP, vec!["a@example.net".to_string()], MESSAGE);
+        e.dsn = Some(DsnRequest {
+            envid: envid.to_string(),
+            notify: Notify {
+                success: *success,
+                failure: true,
+                delay: true,
+            },
+            headers_only: true,
+        });
+        let run = run(implicit(), vec![e], steps);
+        assert!(run.outcome(6).outcome.is_delivered(), "{envid:?} {success}");
+    }
+}
+
 #[test]
 fn dsn_parameters_go_to_a_server_that_offers_dsn() {
     let mut steps = hello(&["PIPELINING", "DSN"]);
