@@ -26,6 +26,9 @@ const DAY_MS: u64 = 86_400_000;
 /// Idempotency keys answer duplicates for 24 hours (`accept::idempotency`);
 /// a purge never takes one sooner, whatever the retention.
 const IDEMPOTENCY_WINDOW_MS: u64 = DAY_MS;
+/// The purge log names no one: it is kept at least this long (30 days),
+/// whatever the retention, so a short one still leaves a record of what went.
+const PURGE_LOG_FLOOR_MS: u64 = 30 * DAY_MS;
 
 /// The retention settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub struct PurgePlan {
     pub cutoff_s: u64,
     /// Idempotency keys created before this (Unix ms) are due.
     pub idempotency_cutoff_ms: u64,
+    /// `purge_runs` rows before this (Unix ms) are due.
+    pub purge_log_cutoff_ms: u64,
     pub limit: u32,
 }
 
@@ -90,6 +95,7 @@ impl PurgePlan {
             cutoff_ms,
             cutoff_s: cutoff_ms / 1000,
             idempotency_cutoff_ms: cutoff_ms.min(now_ms.saturating_sub(IDEMPOTENCY_WINDOW_MS)),
+            purge_log_cutoff_ms: cutoff_ms.min(now_ms.saturating_sub(PURGE_LOG_FLOOR_MS)),
             limit: settings.purge_limit,
         }
     }
@@ -255,6 +261,12 @@ mod tests {
         let short = PurgePlan::at(&settings.with_period_ms(5_000), now);
         assert_eq!(short.cutoff_ms, now - 5_000);
         assert_eq!(short.idempotency_cutoff_ms, now - DAY_MS);
+        assert_eq!(short.purge_log_cutoff_ms, now - 30 * DAY_MS);
+        let long = PurgePlan::at(
+            &RetentionSettings::default().with_period_ms(90 * DAY_MS),
+            now,
+        );
+        assert_eq!(long.purge_log_cutoff_ms, now - 90 * DAY_MS);
         // Early clocks do not underflow.
         assert_eq!(PurgePlan::at(&settings, 5).cutoff_ms, 0);
     }

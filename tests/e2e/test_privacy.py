@@ -3,8 +3,9 @@ local D1 and R2.
 
 Retention: with a one-second retention (the diagnostics build's
 TEST_RETENTION_SECONDS), the local cron trigger purges final messages with
-everything about them, counts it in purge_runs, and leaves a deferred
-message, its records and its stored body alone.
+everything about them and a kept report with its raw body, counts it in
+purge_runs, and leaves a deferred message, its records and its stored body
+alone.
 
 Export and erasure: GET /v1/privacy/export returns exactly one address's
 records of the caller's tenant; DELETE /v1/privacy/data leaves no trace of
@@ -18,12 +19,13 @@ import re
 import sqlite3
 from urllib.parse import quote
 
-from edgerelay_harness.keys import api_key_entry, basic_message, new_api_key
+from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message, new_api_key
 from edgerelay_harness.openapi import schema
-from edgerelay_harness.paths import DIAGNOSTICS_BUILD
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD, ROOT
 from edgerelay_harness.poll import wait_for
 from edgerelay_harness.upstream import Behaviour
 
+RETURN_PATH_DOMAIN = f"rp.{SENDER_DOMAIN}"
 FINAL = ("delivered", "partially_delivered", "failed", "suppressed", "unknown")
 
 
@@ -66,8 +68,15 @@ def test_the_purge_removes_old_final_records_and_keeps_a_deferred_message(start_
                                                                           upstream):
     late = "late@example.net"
     server = upstream(behaviour=Behaviour(rcpt_replies={late: "450 4.2.1 Try again later"})).start()
-    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, TEST_RETENTION_SECONDS="1")
+    worker = start_worker(server.url, build_dir=DIAGNOSTICS_BUILD, TEST_RETENTION_SECONDS="1",
+                          RETURN_PATH_DOMAINS=json.dumps({SENDER_DOMAIN: RETURN_PATH_DOMAIN}))
     auth = {"Authorization": f"Bearer {worker.api_key}"}
+    # A report that matches no message, kept raw under inbound/ in R2.
+    report = (ROOT / "tests" / "fixtures" / "reports" / "postfix-unknown-user.eml").read_bytes()
+    s, answer, _ = worker.email(report, "MAILER-DAEMON@mx.example.net",
+                                f"b+tok@{RETURN_PATH_DOMAIN}")
+    assert s == 200 and answer.get("rejectReason") is None, answer
+    assert query(worker, "SELECT body_key LIKE 'inbound/%' FROM inbound_reports") == [(1,)]
 
     old = [send(worker, to="one@example.net"),
            send(worker, to=["two@example.net", "three@example.net"]),
@@ -77,7 +86,8 @@ def test_the_purge_removes_old_final_records_and_keeps_a_deferred_message(start_
         settled(worker, message_id, states=("delivered",))
     settled(worker, waiting, states=("deferred",))
     # The delivered large body is gone at its end state; the deferred one waits.
-    wait_for(lambda: len(worker.stored_bodies()) == 1, what="only the deferred body in R2")
+    wait_for(lambda: len(worker.stored_bodies()) == 2,
+             what="only the deferred body and the report in R2")
     s, body, _ = worker.request("POST", "/v1/suppressions",
                                 {"suppressions": [{"address": "kept@example.net"}]}, auth)
     assert s == 200, body
@@ -85,9 +95,11 @@ def test_the_purge_removes_old_final_records_and_keeps_a_deferred_message(start_
     def purged():
         worker.sweep()
         remaining = query(worker, "SELECT COUNT(*) FROM messages WHERE id IN (?, ?, ?)", *old)
-        return remaining[0][0] == 0
+        reports = query(worker, "SELECT COUNT(*) FROM inbound_reports")
+        return remaining[0][0] == 0 and reports[0][0] == 0
 
-    wait_for(purged, timeout=30, interval=0.5, what="the old final messages to be purged")
+    wait_for(purged, timeout=30, interval=0.5,
+             what="the old final messages and the report to be purged")
 
     # Nothing of the purged messages is left in any table.
     for table, column in (("recipients", "message_id"), ("events", "message_id"),
@@ -103,6 +115,7 @@ def test_the_purge_removes_old_final_records_and_keeps_a_deferred_message(start_
     assert sum(r["recipients"] for r in runs) == 4, runs
     assert sum(r["events"] for r in runs) >= 6, runs
     assert sum(r["email_events"] for r in runs) >= 4, runs
+    assert sum(r["inbound_reports"] for r in runs) == 1, json.dumps(runs)
 
     # The deferred message keeps its record, recipients, events and body,
     # however old; the suppression list is never purged by age.

@@ -252,7 +252,7 @@ impl Db {
                 self.prepare(
                     "DELETE FROM purge_runs WHERE rowid IN (SELECT rowid FROM purge_runs \
                      WHERE at < ?1 LIMIT ?2)",
-                    &[cutoff, limit],
+                    &[n(plan.purge_log_cutoff_ms), limit],
                 )?,
             ),
         ];
