@@ -238,7 +238,17 @@ async fn route(
             let url = req.url().map_err(internal)?;
             match endpoint {
                 Endpoint::PrivacyExport => privacy::export(&env, &key, &url).await,
-                _ => privacy::erase(&env, &key, &url).await,
+                _ => {
+                    let key_ids: Vec<&str> = loaded
+                        .settings
+                        .accept
+                        .api_keys
+                        .iter()
+                        .filter(|k| k.tenant() == key.tenant)
+                        .map(|k| k.id.as_str())
+                        .collect();
+                    privacy::erase(&env, &key, &key_ids, &url).await
+                }
             }
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,

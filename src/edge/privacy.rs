@@ -127,8 +127,14 @@ pub async fn export(env: &Env, key: &AuthenticatedKey, url: &Url) -> Result<Resp
     http::json(200, &export_view(tenant, &email, candidates)).map_err(internal)
 }
 
-/// `DELETE /v1/privacy/data?email=`.
-pub async fn erase(env: &Env, key: &AuthenticatedKey, url: &Url) -> Result<Response, ApiError> {
+/// `DELETE /v1/privacy/data?email=`; `key_ids` are the ids of every API key
+/// of the caller's tenant (idempotency keys are kept per key).
+pub async fn erase(
+    env: &Env,
+    key: &AuthenticatedKey,
+    key_ids: &[&str],
+    url: &Url,
+) -> Result<Response, ApiError> {
     let email = email_of(url)?;
     let db = Db::open(env).map_err(internal)?;
     let tenant = &key.tenant;
@@ -184,7 +190,7 @@ pub async fn erase(env: &Env, key: &AuthenticatedKey, url: &Url) -> Result<Respo
     // Everything else that names it: rewritten with the placeholder.
     let with = placeholder(tenant, &email);
     let mut found = db
-        .rows_mentioning(tenant, &email, MAX_ROWS)
+        .rows_mentioning(tenant, key_ids, &email, MAX_ROWS)
         .await
         .map_err(internal)?;
     for table in &mut found {

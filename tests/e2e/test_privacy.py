@@ -180,7 +180,15 @@ def test_export_returns_one_address_records_and_erase_leaves_only_its_hash(start
     amys = send(worker, to=amy)
     jimbobs = send(worker, to=jimbob)
     others = send(worker, key=other_key, to=bob)
-    for message_id in (only_bob, shared, amys, jimbobs):
+    # A marketing message goes as one copy per recipient; its idempotency
+    # key keeps the answer, which names each copy's recipient.
+    s, answer, _ = worker.request(
+        "POST", "/v1/messages",
+        basic_message(to=[bob, amy], stream="marketing", subject="News"),
+        {**auth, "Idempotency-Key": "news-1"})
+    assert s == 202, answer
+    copies = {c["to"]: c["id"] for c in answer["copies"]}
+    for message_id in (only_bob, shared, amys, jimbobs, *copies.values()):
         settled(worker, message_id)
     settled(worker, others, key=other_key)
     s, body, _ = worker.request("POST", "/v1/suppressions", {"suppressions": [
@@ -193,18 +201,20 @@ def test_export_returns_one_address_records_and_erase_leaves_only_its_hash(start
     assert s == 200, body
     schema("PrivacyExport").validate(body)
     assert body["email"] == bob and body["complete"] is True
-    assert sorted(m["id"] for m in body["messages"]) == sorted([only_bob, shared])
-    assert sorted({r["message_id"] for r in body["recipients"]}) == sorted([only_bob, shared])
+    bobs = sorted([only_bob, shared, copies[bob]])
+    assert sorted(m["id"] for m in body["messages"]) == bobs
+    assert sorted({r["message_id"] for r in body["recipients"]}) == bobs
     assert {r["address"].lower() for r in body["recipients"]} == {bob}
-    assert {e["message_id"] for e in body["events"]} == {only_bob, shared}
+    assert sorted({e["message_id"] for e in body["events"]}) == bobs
     assert body["email_events"], body
     for event in body["email_events"]:
-        assert event["message_id"] in (only_bob, shared), event
+        assert event["message_id"] in bobs, event
         assert event["recipient"] is None or event["recipient"].lower() == bob, event
     assert [(e["address"], e["scope"]) for e in body["suppressions"]] == [(bob, "topic:news")]
     assert jimbob not in json.dumps(body)
     # The scan below finds what it looks for.
-    assert ("messages", "rcpt_to") in [t[:2] for t in traces(worker, bob)]
+    found = [t[:2] for t in traces(worker, bob)]
+    assert ("messages", "rcpt_to") in found and ("idempotency_keys", "response_body") in found
     # Another tenant's key sees only its own message to bob.
     s, theirs, _ = export(worker, other_key, bob)
     assert s == 200, theirs
@@ -223,7 +233,7 @@ def test_export_returns_one_address_records_and_erase_leaves_only_its_hash(start
     s, done, _ = erase(worker, api_key, bob)
     assert s == 200, done
     schema("PrivacyErased").validate(done)
-    assert done["deleted"]["messages"] == 1, done
+    assert done["deleted"]["messages"] == 2, done  # to bob alone, and bob's copy
     assert done["deleted"]["suppressions"] == 1, done
     assert done["complete"] is True
     hashed = done["suppression"]["address"]
@@ -251,6 +261,7 @@ def test_export_returns_one_address_records_and_erase_leaves_only_its_hash(start
     # jimbob and amy keep their records.
     assert worker.status(jimbobs)["status"] == "delivered"
     assert worker.status(amys)["status"] == "delivered"
+    assert worker.status(copies[amy])["status"] == "delivered"
     s, after, _ = export(worker, api_key, bob)
     assert s == 200 and after["messages"] == [] and after["email_events"] == []
     assert [(e["address"], e["reason"]) for e in after["suppressions"]] == [(hashed, "erased")]

@@ -55,10 +55,12 @@ const MESSAGE_DEPENDANTS: [(&str, &str); 7] = [
 ];
 
 /// The text columns an erasure rewrites, per table, and which of the
-/// table's rows are the tenant's (`?1`). Messages deleted whole are gone
-/// before this runs. `messages.job` is left alone: only a message not
-/// final still has one, and its signed body must go out as signed.
-const SCRUBBED: [(&str, &[&str], &str); 7] = [
+/// table's rows are the tenant's (`?1`: the tenant, or for idempotency
+/// keys, which are kept per API key, the JSON list of the tenant's key
+/// ids). Messages deleted whole are gone before this runs. `messages.job`
+/// is left alone: only a message not final still has one, and its signed
+/// body must go out as signed.
+const SCRUBBED: [(&str, &[&str], &str); 8] = [
     (
         "messages",
         &[
@@ -86,6 +88,11 @@ const SCRUBBED: [(&str, &[&str], &str); 7] = [
     ("webhook_deliveries", &["payload"], "tenant = ?1"),
     ("webhook_attempts", &["error"], "tenant = ?1"),
     ("suppressions", &["detail"], "tenant = ?1"),
+    (
+        "idempotency_keys",
+        &["response_body"],
+        "key_id IN (SELECT value FROM json_each(?1))",
+    ),
 ];
 
 /// Rows of one table whose text names an address: the row's id and its
@@ -471,15 +478,22 @@ impl Db {
     }
 
     /// For each table an erasure rewrites, the tenant's rows whose text
-    /// contains `key` (at most `limit` per table).
+    /// contains `key` (at most `limit` per table); `key_ids` are the
+    /// tenant's API keys.
     pub async fn rows_mentioning(
         &self,
         tenant: &str,
+        key_ids: &[&str],
         key: &str,
         limit: u32,
     ) -> Result<Vec<ScrubRows>> {
         let mut found = Vec::new();
         for (table, columns, scope) in SCRUBBED {
+            let owner = if table == "idempotency_keys" {
+                json_list(key_ids)
+            } else {
+                s(tenant)
+            };
             let matches: Vec<String> = columns
                 .iter()
                 .map(|c| format!("instr(lower(COALESCE({c}, '')), ?2) > 0"))
@@ -490,7 +504,7 @@ impl Db {
                 matches.join(" OR ")
             );
             let rows = self
-                .prepare(&sql, &[s(tenant), s(key), n(u64::from(limit))])?
+                .prepare(&sql, &[owner, s(key), n(u64::from(limit))])?
                 .all()
                 .await?
                 .results::<serde_json::Map<String, Value>>()?;
