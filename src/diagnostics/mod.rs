@@ -12,10 +12,11 @@
 //! | `FAULT_CONSUMER_CRASH_AFTER` | N: the queue consumer throws after settling N messages of a larger batch (see [`consumer_crash`]) |
 //! | `FAULT_D1_OUTAGE` | N: every D1 call of the queue consumer fails for N seconds from its first batch (see [`d1_outage`]) |
 //! | `SNS_LOOPBACK_URLS` | `on`: the SES receiver fetches SNS certificates and subscription confirmations from `http://127.0.0.1:<port>/...` too (see [`sns_loopback`]); default `off` |
+//! | `TEST_RETENTION_SECONDS` | N: records are kept N seconds instead of `RETENTION_DAYS`, so a test can watch the purge (see `events::retention`) |
 //! | `BENCH_ROUTES` | `on` serves `GET /bench/signing` and `POST /bench/smtp` (see [`bench`](mod@bench)); default `off` |
 //!
-//! Owns: these switches; `FAULT_ACCEPT`, `BENCH_ROUTES` and
-//! `SNS_LOOPBACK_URLS` are read once per
+//! Owns: these switches; `FAULT_ACCEPT`, `BENCH_ROUTES`,
+//! `SNS_LOOPBACK_URLS` and `TEST_RETENTION_SECONDS` are read once per
 //! isolate into [`Diagnostics`], the crash and outage switches by the
 //! consumer per batch.
 //! Must not: be reachable in a release build, or perform I/O.
@@ -39,6 +40,9 @@ pub struct Diagnostics {
     pub bench_routes: bool,
     /// `SNS_LOOPBACK_URLS=on`: SNS URLs on loopback are fetched too.
     pub sns_loopback_urls: bool,
+    /// `TEST_RETENTION_SECONDS`: the retention period, in seconds, instead
+    /// of `RETENTION_DAYS`.
+    pub retention_seconds: Option<u64>,
 }
 
 impl Diagnostics {
@@ -50,10 +54,18 @@ impl Diagnostics {
             Some("on") => Ok(true),
             Some(_) => Err(err(name, "is neither `on` nor `off`")),
         };
+        let retention_seconds =
+            match src.get("TEST_RETENTION_SECONDS").as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                    err("TEST_RETENTION_SECONDS", "is not a whole number of seconds")
+                })?),
+            };
         Ok(Diagnostics {
             accept_faults: AcceptFaults::from_source(src),
             bench_routes: switch("BENCH_ROUTES")?,
             sns_loopback_urls: switch(sns_loopback::VAR)?,
+            retention_seconds,
         })
     }
 }

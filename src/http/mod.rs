@@ -6,8 +6,8 @@
 //! of a message sent as one copy per recipient), CORS for publishable keys,
 //! the delivery mode query parameter, the `/v1/suppressions` queries, bodies
 //! and views, the requests and answers of `/v1/webhooks`, and the
-//! `/v1/inbound-reports` query and view, and the answers of
-//! `/v1/provider-events/{id}`.
+//! `/v1/inbound-reports` query and view, the answers of
+//! `/v1/provider-events/{id}`, and the `/v1/privacy` query and answers.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -17,6 +17,7 @@ pub mod cors;
 pub mod delivery_mode;
 pub mod inbound_reports;
 pub mod listing;
+pub mod privacy;
 pub mod provider_events;
 pub mod routes;
 pub mod suppressions;

@@ -47,6 +47,10 @@ pub enum Endpoint {
     /// the receiver the id names. Authenticated by the provider's
     /// signature, not by an API key.
     ProviderEvents,
+    /// `GET /v1/privacy/export?email=`: every record about an address.
+    PrivacyExport,
+    /// `DELETE /v1/privacy/data?email=`: erase an address.
+    PrivacyErase,
 }
 
 impl Endpoint {
@@ -73,6 +77,8 @@ impl Endpoint {
                 | Endpoint::ListInboundReports
                 | Endpoint::GetInboundReport
                 | Endpoint::GetInboundReportRaw
+                | Endpoint::PrivacyExport
+                | Endpoint::PrivacyErase
         )
     }
 }
@@ -212,6 +218,16 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("provider-events"), Id],
         methods: &[("POST", Endpoint::ProviderEvents)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("export")],
+        methods: &[("GET", Endpoint::PrivacyExport)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("data")],
+        methods: &[("DELETE", Endpoint::PrivacyErase)],
         bench: false,
     },
     Resource {
@@ -355,6 +371,13 @@ mod tests {
                 found(GetInboundReportRaw, Some("rpt_1")),
             ),
             ("POST", "/v1/inbound-reports", allow("GET")),
+            ("GET", "/v1/privacy/export", found(PrivacyExport, None)),
+            ("DELETE", "/v1/privacy/data", found(PrivacyErase, None)),
+            ("POST", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy/data", allow("DELETE")),
+            ("DELETE", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy", Routed::NotFound),
+            ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",
                 "/v1/provider-events/sg-main",

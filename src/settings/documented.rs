@@ -20,6 +20,7 @@ const DIAGNOSTICS_ONLY: &[&str] = &[
     "FAULT_ACCEPT",
     "FAULT_CONSUMER_CRASH_AFTER",
     "SNS_LOOPBACK_URLS",
+    "TEST_RETENTION_SECONDS",
 ];
 
 /// The names in the first column of the settings table.
