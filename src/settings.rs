@@ -10,12 +10,15 @@
 //! (keys, forms, producers, DKIM, sizes) and [`crate::delivery::DeliverySettings`]
 //! (upstreams, timeouts, retries, health), and
 //! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
-//! policy), and [`crate::inbound::InboundSettings`] (return paths, forwarding). docs/configuration.md lists them
+//! policy), [`crate::inbound::InboundSettings`] (return paths, forwarding), and
+//! [`crate::events::retention::RetentionSettings`] (how long records are
+//! kept). docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
 use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
+use crate::events::retention::RetentionSettings;
 use crate::events::webhooks::WebhookSettings;
 use crate::inbound::InboundSettings;
 use crate::queue::QueueSecrets;
@@ -36,6 +39,9 @@ pub struct Settings {
     /// Mail that comes back: return-path domains, forwarding (see
     /// `inbound::settings`).
     pub inbound: InboundSettings,
+    /// How long records are kept, and how much one purge run deletes (see
+    /// `events::retention`).
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
@@ -52,6 +58,7 @@ impl Settings {
             queue_secrets: QueueSecrets::from_source(src)?,
             webhooks: WebhookSettings::from_source(src)?,
             inbound: InboundSettings::from_source(src)?,
+            retention: RetentionSettings::from_source(src)?,
         })
     }
 }
@@ -114,6 +121,8 @@ mod tests {
             ("QUEUE_SECRET", "", "QUEUE_SECRET"),
             ("WEBHOOK_RETRY_SCHEDULE", "5,soon", "WEBHOOK_RETRY_SCHEDULE"),
             ("RETURN_PATH_DOMAINS", "[]", "RETURN_PATH_DOMAINS"),
+            ("RETENTION_DAYS", "0", "RETENTION_DAYS"),
+            ("RETENTION_PURGE_LIMIT", "lots", "RETENTION_PURGE_LIMIT"),
         ];
         for (name, value, expected) in cases {
             let e = settings_with(&[(name, value)]).unwrap_err();

@@ -17,6 +17,7 @@ use crate::smtp::{
 };
 
 use super::policy::AttemptResult;
+use super::provider_header::stamped;
 use crate::queue::DeliveryJob;
 
 /// What one attempt came to for one job.
@@ -110,6 +111,18 @@ pub fn envelope(id: u64, outgoing: &Outgoing) -> Envelope {
     e.needs_smtputf8 = job.smtputf8;
     e.has_8bit = !outgoing.message.is_ascii();
     e.dsn = Some(dsn_request(job));
+    e
+}
+
+/// The envelope for a job sent through `upstream`: [`envelope`], with the
+/// provider's header in front when the upstream is a smarthost provider
+/// (see `provider_header`). That copy of the message is the price of
+/// mapping the provider's events back; other upstreams share it.
+pub fn envelope_for(upstream: &Upstream, id: u64, outgoing: &Outgoing) -> Envelope {
+    let mut e = envelope(id, outgoing);
+    if let Some(data) = stamped(upstream.provider, &outgoing.job.id, &outgoing.message) {
+        e.data = Rc::new(data);
+    }
     e
 }
 
@@ -227,6 +240,20 @@ mod outgoing_tests {
         let o = Outgoing::stored(job("", Some("bodies/m1.eml")), b"abc".to_vec());
         assert_eq!(o.message_len(), 3);
         assert_eq!(o.job.body_ref.as_deref(), Some("bodies/m1.eml"));
+    }
+
+    #[test]
+    fn a_provider_upstream_gets_its_header_and_others_share_the_message() {
+        let o = Outgoing::new(job("Subject: x\r\n\r\nx", None));
+        let plain = Upstream::parse("smtp://u:p@mail.example.net").unwrap();
+        let e = envelope_for(&plain, 1, &o);
+        assert!(Rc::ptr_eq(&e.data, &o.message));
+        let sendgrid = Upstream::parse("smtps://apikey:k@smtp.sendgrid.net").unwrap();
+        let e = envelope_for(&sendgrid, 1, &o);
+        assert_eq!(
+            e.data.as_slice(),
+            b"X-SMTPAPI: {\"unique_args\": {\"edgerelay_id\": \"m1\"}}\r\nSubject: x\r\n\r\nx"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! what must be recorded and sent next.
 //!
 //! Owns: screening recorded recipients and suppressed ones (`screen`),
-//! upstreams with their health and failover, an attempt's outcome, the
+//! upstreams with their health and failover (and the provider header an
+//! upstream's events need, `provider_header`), an attempt's outcome, the
 //! retry policy, settlement (`settle`, a [`Settlement`] value the edge
 //! executes), the classification of queue messages, the immediate-delivery
 //! lease plan, the delivery lease and the reconciliation sweep
@@ -19,6 +20,7 @@ pub mod immediate;
 pub mod outage;
 pub mod plan;
 pub mod policy;
+pub mod provider_header;
 pub mod recipients;
 pub mod recovery;
 pub mod reports;

@@ -13,7 +13,7 @@
 
 use serde_json::json;
 
-use crate::events::suppression::{Entry, address_key, applying};
+use crate::events::suppression::{Entry, address_key, applying, erased_address};
 use crate::events::time::rfc3339_ms;
 use crate::events::{EmailEvent, EventType};
 use crate::queue::{DeliveryJob, EventKind};
@@ -68,14 +68,18 @@ pub fn screen(job: &DeliveryJob, entries: &[Entry], now_ms: u64) -> Screen {
 }
 
 /// The addresses to look up for `jobs`, as the list keeps them (lower-cased,
-/// once each), with their tenants: `(tenant, address)`.
+/// and hashed as an erased address is kept), once each, with their tenants:
+/// `(tenant, address)`.
 pub fn lookups(jobs: &[&DeliveryJob]) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for job in jobs {
+        let tenant = job.tenant();
         for address in &job.rcpt_to {
-            let pair = (job.tenant().to_string(), address_key(address));
-            if !pairs.contains(&pair) {
-                pairs.push(pair);
+            for key in [address_key(address), erased_address(tenant, address)] {
+                let pair = (tenant.to_string(), key);
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
             }
         }
     }
@@ -295,14 +299,35 @@ mod tests {
         let a = job(&["A@x.net", "a@x.net", "b@x.net"], None, None);
         let mut b = job(&["a@x.net"], None, None);
         b.tenant = "other".into();
+        let pair = |t: &str, a: &str| (t.to_string(), a.to_string());
+        let hashed = |t: &str, a: &str| (t.to_string(), erased_address(t, a));
         assert_eq!(
             lookups(&[&a, &b]),
             vec![
-                ("acme".to_string(), "a@x.net".to_string()),
-                ("acme".to_string(), "b@x.net".to_string()),
-                ("other".to_string(), "a@x.net".to_string()),
+                pair("acme", "a@x.net"),
+                hashed("acme", "a@x.net"),
+                pair("acme", "b@x.net"),
+                hashed("acme", "b@x.net"),
+                pair("other", "a@x.net"),
+                hashed("other", "a@x.net"),
             ]
         );
+    }
+
+    #[test]
+    fn an_erased_address_is_held_back_by_its_hashed_entry() {
+        let list = vec![crate::events::erasure::erased_entry(
+            "acme",
+            "Gone@x.net",
+            1_000,
+        )];
+        let got = screen(&job(&["GONE@x.net", "ok@x.net"], None, None), &list, 5_000);
+        assert_eq!(got.rcpt_to, ["ok@x.net"]);
+        assert_eq!(got.held.len(), 1);
+        assert!(got.held[0].explanation().contains("erased"));
+        // The lookups the edge makes find the entry as stored.
+        let job = job(&["gone@x.net"], None, None);
+        assert!(lookups(&[&job]).contains(&("acme".to_string(), list[0].address.clone())));
     }
 
     #[test]

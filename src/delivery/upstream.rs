@@ -1,11 +1,14 @@
-//! One upstream smarthost as configured: host, port, transport security and
-//! credentials, parsed from `SMTP_UPSTREAMS` URLs.
+//! One upstream smarthost as configured: host, port, transport security,
+//! credentials and the provider it is (whose event header edgerelay adds),
+//! parsed from `SMTP_UPSTREAMS` URLs.
 //!
 //! Owns the URL format and its defaults. Must not: connect, or let a password
 //! reach a log line or an error message: errors describe what is wrong
 //! without quoting any part of the entry.
 
 use std::fmt;
+
+use crate::inbound::providers::Provider;
 
 /// How the connection to an upstream is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,10 @@ pub struct Upstream {
     pub security: UpstreamSecurity,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The smarthost provider it is, whose custom-data header carries
+    /// edgerelay's message id into the provider's events: `?provider=`, or
+    /// known by its host; `None` for any other server (or `?provider=none`).
+    pub provider: Option<Provider>,
 }
 
 impl fmt::Debug for Upstream {
@@ -37,12 +44,13 @@ impl fmt::Debug for Upstream {
             .field("security", &self.security)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("provider", &self.provider)
             .finish()
     }
 }
 
 impl Upstream {
-    /// Parses `scheme://[user[:pass]@]host[:port]`.
+    /// Parses `scheme://[user[:pass]@]host[:port][?provider=name]`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
@@ -56,7 +64,20 @@ impl Upstream {
                 return Err("has an unknown scheme (expected smtps, smtp or smtp+insecure)".into());
             }
         };
+        // The query follows the host: a `?` in the credentials is theirs.
+        let host_start = rest.rfind('@').map_or(0, |at| at + 1);
+        let (rest, query) = match rest.get(host_start..).and_then(|h| h.find('?')) {
+            Some(q) => (
+                rest.get(..host_start + q).unwrap_or_default(),
+                rest.get(host_start + q + 1..),
+            ),
+            None => (rest, None),
+        };
         let rest = rest.trim_end_matches('/');
+        let named = match query {
+            None => None,
+            Some(query) => Some(parse_query(query)?),
+        };
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
@@ -79,18 +100,73 @@ impl Upstream {
         if username.is_some() != password.is_some() {
             return Err("credentials need both a user name and a password".into());
         }
+        let provider = match named {
+            Some(named) => named,
+            None => provider_of_host(&host),
+        };
         Ok(Upstream {
             host,
             port,
             security,
             username,
             password,
+            provider,
         })
     }
 
     /// A short label for logs and records: `host:port`.
     pub fn label(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// `provider=<name>` (`none`: no provider header even for a known host).
+fn parse_query(query: &str) -> Result<Option<Provider>, String> {
+    let mut provider = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "provider" || provider.is_some() {
+            return Err(
+                "has an unknown or repeated query parameter (only `provider` is read)".into(),
+            );
+        }
+        provider = Some(match value.to_ascii_lowercase().as_str() {
+            "sendgrid" => Some(Provider::SendGrid),
+            "mailgun" => Some(Provider::Mailgun),
+            "postmark" => Some(Provider::Postmark),
+            "ses" => Some(Provider::Ses),
+            "none" => None,
+            _ => {
+                return Err(
+                    "has a `provider` that is not sendgrid, mailgun, postmark, ses or none".into(),
+                );
+            }
+        });
+    }
+    provider.ok_or_else(|| "has an empty query".to_string())
+}
+
+/// The provider a smarthost's host name says it is.
+fn provider_of_host(host: &str) -> Option<Provider> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match host.as_str() {
+        "smtp.sendgrid.net" => Some(Provider::SendGrid),
+        "smtp.mailgun.org" | "smtp.eu.mailgun.org" => Some(Provider::Mailgun),
+        "smtp.postmarkapp.com" | "smtp-broadcasts.postmarkapp.com" => Some(Provider::Postmark),
+        _ => {
+            // email-smtp.<region>.amazonaws.com (and its FIPS variant).
+            let region = host
+                .strip_prefix("email-smtp.")
+                .or_else(|| host.strip_prefix("email-smtp-fips."))
+                .and_then(|h| h.strip_suffix(".amazonaws.com"));
+            region
+                .filter(|r| {
+                    !r.is_empty()
+                        && r.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+                .map(|_| Provider::Ses)
+        }
     }
 }
 
@@ -138,4 +214,71 @@ fn percent_decode(s: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_string())
+}
+
+#[cfg(test)]
+mod provider_tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_is_named_or_known_by_its_host() {
+        let table: &[(&str, Option<Provider>)] = &[
+            (
+                "smtps://apikey:SG.x@smtp.sendgrid.net:465",
+                Some(Provider::SendGrid),
+            ),
+            ("smtp://u:p@SMTP.Mailgun.org", Some(Provider::Mailgun)),
+            (
+                "smtp://u:p@smtp.eu.mailgun.org:2525",
+                Some(Provider::Mailgun),
+            ),
+            ("smtp://u:p@smtp.postmarkapp.com", Some(Provider::Postmark)),
+            (
+                "smtps://u:p@email-smtp.eu-west-1.amazonaws.com",
+                Some(Provider::Ses),
+            ),
+            ("smtps://u:p@email-smtp.amazonaws.com.evil.test", None),
+            ("smtps://u:p@smtp.sendgrid.net.evil.test", None),
+            ("smtp://u:p@mail.example.net", None),
+            (
+                "smtp+insecure://127.0.0.1:2525?provider=sendgrid",
+                Some(Provider::SendGrid),
+            ),
+            (
+                "smtp+insecure://127.0.0.1:2525/?provider=SES",
+                Some(Provider::Ses),
+            ),
+            ("smtps://u:p@smtp.sendgrid.net?provider=none", None),
+            (
+                "smtps://u:p@relay.example.net:465?provider=mailgun",
+                Some(Provider::Mailgun),
+            ),
+        ];
+        for (url, want) in table {
+            let u = Upstream::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(u.provider, *want, "{url}");
+        }
+        // A `?` in the credentials belongs to them.
+        let u =
+            Upstream::parse("smtps://user:pa?ss@relay.example.net:465?provider=postmark").unwrap();
+        assert_eq!(u.password.as_deref(), Some("pa?ss"));
+        assert_eq!((u.host.as_str(), u.port), ("relay.example.net", 465));
+        assert_eq!(u.provider, Some(Provider::Postmark));
+    }
+
+    #[test]
+    fn a_bad_query_is_named_without_the_entry() {
+        for url in [
+            "smtps://u:secret@h?provider=sparkpost",
+            "smtps://u:secret@h?provider=sendgrid&provider=mailgun",
+            "smtps://u:secret@h?region=eu",
+            "smtps://u:secret@h?",
+        ] {
+            let e = Upstream::parse(url).unwrap_err();
+            assert!(
+                !e.contains("secret") && !e.contains("sparkpost"),
+                "{url}: {e}"
+            );
+        }
+    }
 }

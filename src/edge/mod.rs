@@ -27,8 +27,10 @@ mod lifecycle;
 mod message_views;
 mod outage;
 mod platform;
+mod privacy;
 mod producer_intake;
 mod provenance;
+mod provider_events;
 mod queue_writer;
 mod random;
 mod reports;
@@ -233,6 +235,31 @@ async fn route(
                 _ => reports::get(&env, &key, id, true).await,
             }
         }
+        Endpoint::ProviderEvents => {
+            let loaded = load_for_request(&env)?;
+            provider_events::receive(&mut req, &env, &loaded, id).await
+        }
+        Endpoint::PrivacyExport | Endpoint::PrivacyErase => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            match endpoint {
+                Endpoint::PrivacyExport => privacy::export(&env, &key, &url).await,
+                _ => {
+                    let key_ids: Vec<&str> = loaded
+                        .settings
+                        .accept
+                        .api_keys
+                        .iter()
+                        .filter(|k| k.tenant() == key.tenant)
+                        .map(|k| k.id.as_str())
+                        .collect();
+                    privacy::erase(&env, &key, &key_ids, &url).await
+                }
+            }
+        }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
@@ -287,7 +314,8 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
     inbound_mail::receive(message, env).await
 }
 
-/// The cron trigger: the reconciliation sweep (see `delivery::recovery`).
+/// The cron trigger: the reconciliation sweep (see `delivery::recovery`),
+/// then the retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     sweep::run(&env).await;

@@ -24,7 +24,7 @@ use futures_util::future::{Either, LocalBoxFuture, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Delay, SecureTransport, Socket};
 
-use crate::delivery::attempt::{envelope, session_config};
+use crate::delivery::attempt::{envelope_for, session_config};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, Upstream,
     UpstreamHealth, UpstreamSecurity,
@@ -136,7 +136,7 @@ async fn run_session<'f>(
     tune(&mut config);
     let mut session = SmtpSession::new(config, now_ms());
     for (i, job) in jobs.iter().enumerate() {
-        session.send(envelope(i as u64, job), now_ms());
+        session.send(envelope_for(upstream, i as u64, job), now_ms());
     }
     session.finish(now_ms());
     let mut outcomes: Vec<Option<TransactionOutcome>> = vec![None; jobs.len()];

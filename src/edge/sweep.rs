@@ -3,7 +3,8 @@
 //! and carries out what `delivery::recovery::sweep` says for each: its stored
 //! job back on the queue, or its status corrected from its recipients. It
 //! also sends the webhook deliveries that are due but have no queue message
-//! (see `email_events::dispatch_due`).
+//! (see `email_events::dispatch_due`), and runs the retention purge
+//! (`privacy::purge`), whatever the sweep found.
 //!
 //! A re-enqueued message (or one it cannot help) is marked due now, so the
 //! next run leaves it alone for another grace period while its job waits on
@@ -18,8 +19,10 @@ use worker::Env;
 use crate::delivery::recovery::{SweepAction, overdue_before, sweep};
 
 use super::d1::Db;
-use super::platform::{load, now_ms};
-use super::{email_events, lifecycle, queue_writer};
+use crate::events::retention::RetentionSettings;
+
+use super::platform::{Loaded, load, now_ms};
+use super::{email_events, lifecycle, privacy, queue_writer};
 
 /// One sweep run; what it did goes to the log.
 pub async fn run(env: &Env) {
@@ -39,6 +42,23 @@ pub async fn run(env: &Env) {
     };
     // Webhook deliveries whose queue message was never sent, or was lost.
     email_events::dispatch_due(env, &db).await;
+    recover(env, &db, &loaded).await;
+    privacy::purge(env, &db, retention(&loaded)).await;
+}
+
+/// The retention settings; a diagnostics build's `TEST_RETENTION_SECONDS`
+/// replaces the period.
+fn retention(loaded: &Loaded) -> RetentionSettings {
+    let settings = loaded.settings.retention;
+    #[cfg(feature = "diagnostics")]
+    if let Some(seconds) = loaded.diagnostics.retention_seconds {
+        return settings.with_period_ms(seconds.saturating_mul(1000));
+    }
+    settings
+}
+
+/// Re-enqueues or corrects the messages whose next step is overdue.
+async fn recover(env: &Env, db: &Db, loaded: &Loaded) {
     let settings = loaded.settings.delivery.recovery;
     let now = now_ms();
     let rows = match db
@@ -72,7 +92,7 @@ pub async fn run(env: &Env) {
                 }
             }
             SweepAction::Correct(settlement) => {
-                lifecycle::execute(env, &db, None, settlement).await;
+                lifecycle::execute(env, db, None, settlement).await;
                 corrected += 1;
             }
             SweepAction::Stuck { id, reason } => {

@@ -6,14 +6,17 @@
 //! ([`suppression`]: which entries apply, what a refusal adds), message
 //! streams with the one-click unsubscribe ([`unsubscribe`]), who opened or
 //! clicked ([`engagement`]), the reputation guard ([`reputation`]), the
-//! statistics' counters ([`rollup`]) and the rules of webhooks ([`webhooks`]:
-//! URL policy, fan-out, signing, retries). Must not: perform I/O or read the
+//! statistics' counters ([`rollup`]), the rules of webhooks ([`webhooks`]:
+//! URL policy, fan-out, signing, retries), how long records are kept
+//! ([`retention`]) and how an address is erased ([`erasure`]). Must not: perform I/O or read the
 //! clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
 pub mod engagement;
+pub mod erasure;
 pub mod model;
 pub mod reputation;
+pub mod retention;
 pub mod rollup;
 pub mod suppression;
 pub mod time;

@@ -4,7 +4,8 @@
 //!
 //! Owns: the stored names of scopes and reasons (`as_str`, `parse`), the
 //! rules of stream and topic names, the address form entries are kept under
-//! (trimmed, lower-cased), when an entry is active, and that only a hard
+//! (trimmed, lower-cased, or hashed once erased: [`erased_address`]), when
+//! an entry is active, and that only a hard
 //! bounce ([`BounceClass::Hard`]: the address is bad) suppresses, for all
 //! streams and without expiry; a policy or content refusal never does.
 //! Must not: perform I/O or read the clock (the time is passed in), or
@@ -98,14 +99,18 @@ pub enum Reason {
     Unsubscribe,
     /// Added through the API.
     Manual,
+    /// The address was erased (`DELETE /v1/privacy/data`): the entry keeps
+    /// only its hash ([`erased_address`]).
+    Erased,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Reason::HardBounce,
         Reason::Complaint,
         Reason::Unsubscribe,
         Reason::Manual,
+        Reason::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +119,7 @@ impl Reason {
             Reason::Complaint => "complaint",
             Reason::Unsubscribe => "unsubscribe",
             Reason::Manual => "manual",
+            Reason::Erased => "erased",
         }
     }
 
@@ -149,7 +155,9 @@ impl Entry {
     /// Whether this entry holds back mail of `stream` and `topic` to `address`.
     pub fn applies(&self, address: &str, stream: &str, topic: Option<&str>, now_ms: u64) -> bool {
         self.is_active(now_ms)
-            && self.address == address_key(address)
+            && (self.address == address_key(address)
+                || (self.address.starts_with(ERASED_PREFIX)
+                    && self.address == erased_address(&self.tenant, address)))
             && self.scope.covers(stream, topic)
     }
 }
@@ -159,6 +167,26 @@ impl Entry {
 /// list that missed `Bob@` for `bob@` would let a complaint through again.
 pub fn address_key(address: &str) -> String {
     address.trim().to_lowercase()
+}
+
+/// The prefix of an erased entry's stored address: never a valid address,
+/// so it cannot collide with a plain entry.
+pub const ERASED_PREFIX: &str = "sha256:";
+
+/// What an erased address is kept under in `tenant`'s list: `sha256:` and
+/// the hex SHA-256 of the tenant and the address (lower-cased). The tenant
+/// is part of the hash, so two tenants' entries for one person do not
+/// match each other. Anyone who knows (or guesses) the address can compute
+/// it: that is how a later send to it is still held back.
+pub fn erased_address(tenant: &str, address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"edgerelay erased address\n");
+    hash.update(tenant.as_bytes());
+    hash.update(b"\n");
+    hash.update(address_key(address).as_bytes());
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{ERASED_PREFIX}{hex}")
 }
 
 /// The entry that holds back mail of `stream` and `topic` to `address`, if

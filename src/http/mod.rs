@@ -7,7 +7,8 @@
 //! the delivery mode and dry run query parameters (and the dry run's
 //! answer), the `/v1/suppressions` queries, bodies
 //! and views, the requests and answers of `/v1/webhooks`, and the
-//! `/v1/inbound-reports` query and view.
+//! `/v1/inbound-reports` query and view, the answers of
+//! `/v1/provider-events/{id}`, and the `/v1/privacy` query and answers.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -18,6 +19,8 @@ pub mod delivery_mode;
 pub mod dry_run;
 pub mod inbound_reports;
 pub mod listing;
+pub mod privacy;
+pub mod provider_events;
 pub mod routes;
 pub mod suppressions;
 pub mod views;

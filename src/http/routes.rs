@@ -43,6 +43,14 @@ pub enum Endpoint {
     GetInboundReport,
     /// With the record id from the path: the kept raw message.
     GetInboundReportRaw,
+    /// `POST /v1/provider-events/{id}`: a smarthost provider's events, to
+    /// the receiver the id names. Authenticated by the provider's
+    /// signature, not by an API key.
+    ProviderEvents,
+    /// `GET /v1/privacy/export?email=`: every record about an address.
+    PrivacyExport,
+    /// `DELETE /v1/privacy/data?email=`: erase an address.
+    PrivacyErase,
 }
 
 impl Endpoint {
@@ -69,6 +77,8 @@ impl Endpoint {
                 | Endpoint::ListInboundReports
                 | Endpoint::GetInboundReport
                 | Endpoint::GetInboundReportRaw
+                | Endpoint::PrivacyExport
+                | Endpoint::PrivacyErase
         )
     }
 }
@@ -203,6 +213,21 @@ const ROUTES: &[Resource] = &[
             Literal("raw"),
         ],
         methods: &[("GET", Endpoint::GetInboundReportRaw)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("provider-events"), Id],
+        methods: &[("POST", Endpoint::ProviderEvents)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("export")],
+        methods: &[("GET", Endpoint::PrivacyExport)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("privacy"), Literal("data")],
+        methods: &[("DELETE", Endpoint::PrivacyErase)],
         bench: false,
     },
     Resource {
@@ -346,6 +371,21 @@ mod tests {
                 found(GetInboundReportRaw, Some("rpt_1")),
             ),
             ("POST", "/v1/inbound-reports", allow("GET")),
+            ("GET", "/v1/privacy/export", found(PrivacyExport, None)),
+            ("DELETE", "/v1/privacy/data", found(PrivacyErase, None)),
+            ("POST", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy/data", allow("DELETE")),
+            ("DELETE", "/v1/privacy/export", allow("GET")),
+            ("GET", "/v1/privacy", Routed::NotFound),
+            ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
+            (
+                "POST",
+                "/v1/provider-events/sg-main",
+                found(ProviderEvents, Some("sg-main")),
+            ),
+            ("GET", "/v1/provider-events/sg-main", allow("POST")),
+            ("POST", "/v1/provider-events", Routed::NotFound),
+            ("POST", "/v1/provider-events/sg/x", Routed::NotFound),
             (
                 "GET",
                 "/unsubscribe/t0k",
@@ -434,6 +474,8 @@ mod tests {
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
+            // Providers sign their requests; no API key reaches it.
+            Endpoint::ProviderEvents,
         ] {
             assert!(!endpoint.takes_secret_key(), "{endpoint:?}");
         }

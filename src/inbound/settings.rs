@@ -5,14 +5,18 @@
 //! | --- | --- | --- |
 //! | `RETURN_PATH_DOMAINS` | var | JSON object, sender domain to its return-path domain (`{"example.com": "rp.example.com"}`); the return-path domain is the sender domain or a subdomain of it, routed to the worker by Email Routing |
 //! | `INBOUND_FORWARD_TO` | var | an address verified in Email Routing that mail to the worker which is not a report is forwarded to (default: such mail is rejected) |
+//! | `PROVIDER_WEBHOOKS` | secret | JSON list of the smarthost providers' event receivers, `POST /v1/provider-events/{id}`: `{"id", "provider", "tenant"?, ...}` with the provider's verification material (see `providers::endpoints`) |
 //!
-//! Owns: parsing them, and looking a domain up either way. Must not: put a
+//! Owns: parsing them, and looking a domain up either way (and an endpoint
+//! by its id). Must not: put a
 //! setting's value into an error, or read any other setting.
 
 use std::collections::BTreeMap;
 
 use crate::config::{ConfigError, ConfigSource, err};
 use crate::message::address::{Domain, EmailAddress};
+
+use super::providers::endpoints::{self, ProviderEndpoint};
 
 /// What receiving reports needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct InboundSettings {
     pub return_paths: BTreeMap<String, String>,
     /// Where mail that is not a report is forwarded.
     pub forward_to: Option<String>,
+    /// The smarthost providers' event receivers (`PROVIDER_WEBHOOKS`).
+    pub provider_endpoints: Vec<ProviderEndpoint>,
 }
 
 const RETURN_PATH_RULE: &str = "must be a JSON object mapping each sender domain to its \
@@ -34,7 +40,8 @@ fn domain(text: &str) -> Option<String> {
 }
 
 impl InboundSettings {
-    /// Reads `RETURN_PATH_DOMAINS` and `INBOUND_FORWARD_TO`.
+    /// Reads `RETURN_PATH_DOMAINS`, `INBOUND_FORWARD_TO` and
+    /// `PROVIDER_WEBHOOKS`.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
         let mut return_paths = BTreeMap::new();
         if let Some(raw) = src
@@ -77,9 +84,15 @@ impl InboundSettings {
                     .to_string(),
             ),
         };
+        let provider_endpoints = match src.get(endpoints::SETTING).filter(|s| !s.trim().is_empty())
+        {
+            Some(raw) => endpoints::parse(&raw)?,
+            None => Vec::new(),
+        };
         Ok(InboundSettings {
             return_paths,
             forward_to,
+            provider_endpoints,
         })
     }
 
@@ -88,6 +101,11 @@ impl InboundSettings {
         self.return_paths
             .get(&domain.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The provider event receiver `id` names.
+    pub fn provider_endpoint(&self, id: &str) -> Option<&ProviderEndpoint> {
+        endpoints::find(&self.provider_endpoints, id)
     }
 
     /// The sender domain whose reports mail to `domain` carries: the sender
@@ -150,11 +168,37 @@ mod tests {
             ),
             ("INBOUND_FORWARD_TO", "secretcorp postmaster"),
             ("INBOUND_FORWARD_TO", "a@b.test, c@d.test"),
+            (
+                "PROVIDER_WEBHOOKS",
+                r#"[{"id": "mg", "provider": "mailgun", "signing_key": ["secretcorp", 7]}]"#,
+            ),
+            ("PROVIDER_WEBHOOKS", "secretcorp"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err();
             assert_eq!(e.setting, name, "{value}");
             assert!(!e.to_string().contains("secretcorp"), "{e}");
         }
+    }
+
+    #[test]
+    fn provider_endpoints_are_found_by_id() {
+        let s = parse(&[(
+            "PROVIDER_WEBHOOKS",
+            r#"[{"id": "pm-main", "provider": "postmark", "username": "u", "password": "p"}]"#,
+        )])
+        .unwrap();
+        assert_eq!(
+            s.provider_endpoint("pm-main")
+                .map(ProviderEndpoint::provider),
+            Some(crate::inbound::providers::Provider::Postmark)
+        );
+        assert!(s.provider_endpoint("pm-other").is_none());
+        assert!(
+            parse(&[("PROVIDER_WEBHOOKS", " ")])
+                .unwrap()
+                .provider_endpoints
+                .is_empty()
+        );
     }
 
     #[test]

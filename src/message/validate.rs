@@ -70,6 +70,13 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "reply-to",
     "authentication-results",
     "received-spf",
+    // The smarthost providers' custom-data headers: edgerelay writes its
+    // own at delivery (see `delivery::provider_header`), and a caller's
+    // would name another message in the provider's events.
+    "x-smtpapi",
+    "x-mailgun-variables",
+    "x-pm-metadata-edgerelay_id",
+    "x-ses-message-tags",
 ];
 
 /// Prefixes of header families the caller may not set: `Content-*` belongs

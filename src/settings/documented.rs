@@ -15,7 +15,13 @@ const CONFIGURATION_DOC: &str = include_str!("../../docs/configuration.md");
 const TESTING_DOC: &str = include_str!("../../docs/testing.md");
 
 /// Switches that only diagnostics builds read.
-const DIAGNOSTICS_ONLY: &[&str] = &["BENCH_ROUTES", "FAULT_ACCEPT", "FAULT_CONSUMER_CRASH_AFTER"];
+const DIAGNOSTICS_ONLY: &[&str] = &[
+    "BENCH_ROUTES",
+    "FAULT_ACCEPT",
+    "FAULT_CONSUMER_CRASH_AFTER",
+    "SNS_LOOPBACK_URLS",
+    "TEST_RETENTION_SECONDS",
+];
 
 /// The names in the first column of the settings table.
 fn documented_names() -> BTreeSet<String> {

@@ -74,6 +74,9 @@ def test_every_answer_keeps_the_published_contract(start_worker, upstream, api_k
         # The suppression list's: created at 0, past every entry.
         EDGERELAY_SUPPRESSION_CURSOR=base64.urlsafe_b64encode(
             b'[0,"a@example.net","all"]').decode().rstrip("="),
+        # The inbound reports': received at 0, past every record.
+        EDGERELAY_INBOUND_REPORTS_CURSOR=base64.urlsafe_b64encode(
+            b'[0,"rpt_' + b"0" * 32 + b'"]').decode().rstrip("="),
     )
     runs = {
         "server routes": schemathesis(worker.url, env, tmp_path, "--exclude-path", FORM_ROUTE),

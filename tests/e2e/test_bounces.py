@@ -67,6 +67,16 @@ def reports(worker, **query):
     return body["data"]
 
 
+def sent_through(start_worker, smarthost, to, **extra_vars):
+    """A worker relaying through `smarthost`, and the settled message it
+    sent to `to`."""
+    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}", **extra_vars)
+    s, accepted, _ = worker.send(basic_message(to=to))
+    assert s == 202, accepted
+    settled(worker, accepted["id"])
+    return worker, accepted
+
+
 def test_notices_from_a_real_postfix_bounce_delay_and_suppress(start_worker, postfix):
     smarthost = postfix()
     receiver = WebhookReceiver({}).start()
@@ -157,12 +167,9 @@ def test_notices_from_a_real_postfix_bounce_delay_and_suppress(start_worker, pos
 
 def test_a_forged_or_altered_bounce_changes_nothing(start_worker, postfix):
     smarthost = postfix()
-    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}",
-                          RETURN_PATH_DOMAINS=RETURN_PATHS)
     gone = "nobody@unknown.test"
-    s, accepted, _ = worker.send(basic_message(to=gone))
-    assert s == 202, accepted
-    settled(worker, accepted["id"])
+    worker, accepted = sent_through(start_worker, smarthost, gone,
+                                    RETURN_PATH_DOMAINS=RETURN_PATHS)
     [notice] = notices_to(smarthost, 1)
     [rcpt] = notice.rcpt_tos
     local, domain = rcpt.split("@")
@@ -190,12 +197,9 @@ def test_a_forged_or_altered_bounce_changes_nothing(start_worker, postfix):
 
 def test_a_complaint_quoting_the_return_path_suppresses_every_stream(start_worker, postfix):
     smarthost = postfix()
-    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}",
-                          RETURN_PATH_DOMAINS=RETURN_PATHS)
     reader = "reader@relay.test"
-    s, accepted, _ = worker.send(basic_message(to=reader))
-    assert s == 202, accepted
-    settled(worker, accepted["id"])
+    worker, accepted = sent_through(start_worker, smarthost, reader,
+                                    RETURN_PATH_DOMAINS=RETURN_PATHS)
     # The return path the message went out with, as the next hop saw it.
     relay = smarthost.hops["relay"]
     [sent] = wait_for(lambda: relay.messages or None, what="the message at the next hop")
@@ -234,11 +238,8 @@ def test_a_return_path_the_smarthost_rewrote_still_matches_by_envelope_id(start_
     # the message.
     bounces = f"bounces@{RETURN_PATH_DOMAIN}"
     smarthost = postfix(rewrite_return_path=bounces)
-    worker = start_worker(f"smtp+insecure://127.0.0.1:{smarthost.port}")
     gone = "nobody@unknown.test"
-    s, accepted, _ = worker.send(basic_message(to=gone))
-    assert s == 202, accepted
-    settled(worker, accepted["id"])
+    worker, accepted = sent_through(start_worker, smarthost, gone)
     [notice] = notices_to(smarthost, 1)
     assert notice.rcpt_tos == [bounces], notice.rcpt_tos
     deliver(worker, notice)

@@ -10,7 +10,7 @@ from edgerelay_harness.paths import DIAGNOSTICS_BUILD, RELEASE_BUILD
 from edgerelay_harness.poll import wait_for
 
 SWITCHES = [b"FAULT_", b"BENCH_", b"FAULT_ACCEPT", b"FAULT_CONSUMER_CRASH_AFTER",
-            b"FAULT_D1_OUTAGE", b"FIXED_ACCEPT"]
+            b"FAULT_D1_OUTAGE", b"SNS_LOOPBACK_URLS", b"FIXED_ACCEPT"]
 
 
 def wasm(build_dir):

@@ -3,7 +3,8 @@
 //! recipients, idempotency keys, delivery leases, upstream health, what the
 //! reconciliation sweep reads, the views of stored messages, the event
 //! stream, the tenants' suppression lists, and webhook endpoints,
-//! deliveries and attempts, and what comes back after the hand-off.
+//! deliveries and attempts, what comes back after the hand-off (with the
+//! provider tokens already taken), and retention and erasure.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -15,6 +16,8 @@ mod health;
 mod keys;
 mod leases;
 mod messages;
+pub mod privacy;
+mod provider_tokens;
 mod recipients;
 mod reports;
 mod suppressions;

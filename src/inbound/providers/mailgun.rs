@@ -63,6 +63,19 @@ pub fn verify_and_read(
     )
 }
 
+/// The one-time token a request was signed with, as sent (the edge
+/// refuses one it has seen: see the module doc). Read only after
+/// [`verify_and_read`] accepted the request; `None` past 256 characters.
+pub fn signed_token(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("signature")?
+        .get("token")?
+        .as_str()
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .map(str::to_string)
+}
+
 fn read(data: &Value) -> Result<ProviderEvent, Refused> {
     let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_string);
     let event = text(data, "event").ok_or_else(|| Refused::Malformed("no event".into()))?;
@@ -238,5 +251,17 @@ mod tests {
             verify_and_read(b"not json", &[KEY.into()], NOW),
             Err(Refused::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn the_signed_token_is_read_back() {
+        let good = signed(failed("permanent", 550, "5.1.1"), KEY, NOW);
+        assert_eq!(
+            signed_token(&good).as_deref(),
+            Some("a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0")
+        );
+        let long = json!({"signature": {"token": "t".repeat(257)}}).to_string();
+        assert_eq!(signed_token(long.as_bytes()), None);
+        assert_eq!(signed_token(b"[]"), None);
     }
 }

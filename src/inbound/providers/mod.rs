@@ -10,7 +10,9 @@
 //! Owns: verification and reading. Must not: perform I/O, read settings or
 //! the clock (the time is passed in), or decide what an event changes.
 
+pub mod endpoints;
 pub mod mailgun;
+pub mod matching;
 pub mod postmark;
 pub mod sendgrid;
 pub mod ses;

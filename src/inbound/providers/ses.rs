@@ -126,12 +126,25 @@ impl SnsMessage {
 /// `https://sns.<region>.amazonaws.com/<name>.pem` (or `.amazonaws.com.cn`),
 /// no port, no credentials, no query.
 pub fn cert_url_allowed(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("https://") else {
-        return false;
-    };
-    let Some((host, path)) = rest.split_once('/') else {
-        return false;
-    };
+    sns_path(url).is_some_and(|path| {
+        path.ends_with(".pem") && !path.contains(['?', '#', '@', '\\']) && !path.contains("..")
+    })
+}
+
+/// Whether a subscription may be confirmed by fetching `url` (a
+/// `SubscribeURL`): `https://sns.<region>.amazonaws.com/?Action=ConfirmSubscription&...`.
+pub fn subscribe_url_allowed(url: &str) -> bool {
+    sns_path(url).is_some_and(|path| {
+        path.starts_with("?Action=ConfirmSubscription&")
+            && !path.contains(['#', '@', '\\'])
+            && path.bytes().all(|b| b.is_ascii_graphic())
+    })
+}
+
+/// The path (after the first `/`) of an https URL on SNS's own host.
+fn sns_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let (host, path) = rest.split_once('/')?;
     let region_host = host
         .strip_suffix(".amazonaws.com")
         .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
@@ -141,10 +154,7 @@ pub fn cert_url_allowed(url: &str) -> bool {
             && r.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     });
-    region_ok
-        && path.ends_with(".pem")
-        && !path.contains(['?', '#', '@', '\\'])
-        && !path.contains("..")
+    region_ok.then_some(path)
 }
 
 /// The RSA public key of a PEM certificate.

@@ -137,6 +137,39 @@ fn certificate_urls() {
 }
 
 #[test]
+fn subscribe_urls() {
+    let table = [
+        (
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:t&Token=2336",
+            true,
+        ),
+        (
+            "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&x=1",
+            false,
+        ),
+        (
+            "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&x=1",
+            false,
+        ),
+        (
+            "https://sns.us-east-1.amazonaws.com.evil.test/?Action=ConfirmSubscription&x=1",
+            false,
+        ),
+        (
+            "https://evil.test/?Action=ConfirmSubscription&x=https://sns.us-east-1.amazonaws.com/",
+            false,
+        ),
+        (
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&x=1 2",
+            false,
+        ),
+    ];
+    for (url, ok) in table {
+        assert_eq!(subscribe_url_allowed(url), ok, "{url}");
+    }
+}
+
+#[test]
 fn notification_kinds() {
     let base = |kind: &str, section: &str, field: &str, entry: Value| {
         json!({"notificationType": kind, section: {field: [entry]},
