@@ -15,6 +15,8 @@ use crate::queue::MessageStatus;
 
 use crate::accept::error::ApiError;
 
+use super::listing::single_parameter;
+
 /// The query parameter.
 pub const PARAMETER: &str = "delivery";
 
@@ -32,23 +34,13 @@ impl DeliveryMode {
     pub fn from_query<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<DeliveryMode, ApiError> {
-        let values: Vec<&str> = pairs
-            .into_iter()
-            .filter(|(k, _)| *k == PARAMETER)
-            .map(|(_, v)| v)
-            .collect();
-        match values.as_slice() {
-            [] | ["queued"] => Ok(DeliveryMode::Queued),
-            ["immediate"] => Ok(DeliveryMode::Immediate),
-            [other] => Err(ApiError::invalid_field(
+        match single_parameter(pairs, PARAMETER, "invalid_delivery_mode")? {
+            None | Some("queued") => Ok(DeliveryMode::Queued),
+            Some("immediate") => Ok(DeliveryMode::Immediate),
+            Some(other) => Err(ApiError::invalid_field(
                 PARAMETER,
                 "invalid_delivery_mode",
                 format!("must be `queued` or `immediate`, not `{other}`"),
-            )),
-            _ => Err(ApiError::invalid_field(
-                PARAMETER,
-                "invalid_delivery_mode",
-                "give `delivery` at most once",
             )),
         }
     }

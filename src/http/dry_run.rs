@@ -17,6 +17,8 @@ use crate::accept::send::Signed;
 use crate::events::unsubscribe::StreamKind;
 use crate::message::lint::{Finding, LintContext, lint};
 
+use super::listing::single_parameter;
+
 /// The query parameter.
 pub const PARAMETER: &str = "dry_run";
 
@@ -31,23 +33,13 @@ pub const OBJECT: &str = "dry_run";
 pub fn from_query<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<bool, ApiError> {
-    let values: Vec<&str> = pairs
-        .into_iter()
-        .filter(|(k, _)| *k == PARAMETER)
-        .map(|(_, v)| v)
-        .collect();
-    match values.as_slice() {
-        [] | ["false"] => Ok(false),
-        ["true"] => Ok(true),
-        [other] => Err(ApiError::invalid_field(
+    match single_parameter(pairs, PARAMETER, "invalid_dry_run")? {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::invalid_field(
             PARAMETER,
             "invalid_dry_run",
             format!("must be `true` or `false`, not `{other}`"),
-        )),
-        _ => Err(ApiError::invalid_field(
-            PARAMETER,
-            "invalid_dry_run",
-            "give `dry_run` at most once",
         )),
     }
 }

@@ -157,6 +157,28 @@ fn tags_object(tags: &serde_json::Value) -> Option<String> {
     Some(Value::Object(out).to_string())
 }
 
+/// The one value of query parameter `name` among `pairs`, if given; given
+/// twice, the error naming it with `rule`.
+pub fn single_parameter<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    name: &str,
+    rule: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
+    let mut values = pairs
+        .into_iter()
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::invalid_field(
+            name,
+            rule,
+            format!("give `{name}` at most once"),
+        ));
+    }
+    Ok(first)
+}
+
 /// A page size from 1 to `max`, or the error naming `limit`.
 pub fn parse_limit(value: &str, max: u32) -> Result<u32, ApiError> {
     value
