@@ -47,8 +47,11 @@ pub struct Settings {
 impl Settings {
     /// Reads and checks every setting; the first problem found is returned.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
+        let accept = AcceptSettings::from_source(src)?;
+        // Accepting reads the return paths too: one parse serves both.
+        let inbound = accept.send.inbound.clone();
         Ok(Settings {
-            accept: AcceptSettings::from_source(src)?,
+            accept,
             delivery: DeliverySettings::from_source(src)?,
             dead_letter_queue_name: src
                 .get("DEAD_LETTER_QUEUE_NAME")
@@ -57,7 +60,7 @@ impl Settings {
                 .unwrap_or_else(|| "edgerelay-dead-letters".to_string()),
             queue_secrets: QueueSecrets::from_source(src)?,
             webhooks: WebhookSettings::from_source(src)?,
-            inbound: InboundSettings::from_source(src)?,
+            inbound,
             retention: RetentionSettings::from_source(src)?,
         })
     }
