@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -39,6 +39,53 @@ pub struct ApiKeyRecord {
     /// the worker), instead of `UNSUBSCRIBE_BASE_URL`.
     #[serde(default)]
     pub unsubscribe_base_url: Option<String>,
+    /// What the key may do. Absent: every scope (the operator's own keys in
+    /// `API_KEYS` predate scopes).
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+    /// The key's request and message limits; absent: none.
+    #[serde(default)]
+    pub limits: KeyLimits,
+}
+
+/// What a key may do. Each route needs one scope; `admin` implies `read`
+/// and `send` does not imply `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send mail (single, batch, dry run).
+    Send,
+    /// Read the tenant's records: messages, events, suppressions, reports.
+    Read,
+    /// Change settings: keys, webhooks, suppressions, upstreams, privacy.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in order.
+    pub const ALL: [Scope; 3] = [Scope::Send, Scope::Read, Scope::Admin];
+
+    /// The scope's name as written in settings and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// A key's limits: requests per second and messages per day. A batch counts
+/// each of its messages against the daily limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimits {
+    /// Requests per second, over all routes the key calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    /// Messages accepted per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
 }
 
 impl ApiKeyRecord {
@@ -62,6 +109,8 @@ struct StoredKey {
     tenant: String,
     streams: BTreeMap<String, StreamKind>,
     unsubscribe_base_url: Option<String>,
+    scopes: Vec<Scope>,
+    limits: KeyLimits,
 }
 
 /// A caller whose key matched: its id, the sender domains it may use and
@@ -79,12 +128,22 @@ pub struct AuthenticatedKey {
     /// The key's own base for unsubscribe links, when it has one (without a
     /// trailing slash); else `UNSUBSCRIBE_BASE_URL` applies.
     pub unsubscribe_base_url: Option<String>,
+    /// What the key may do (see [`Scope`]).
+    pub scopes: Vec<Scope>,
+    /// The key's limits (see [`KeyLimits`]).
+    pub limits: KeyLimits,
 }
 
 impl AuthenticatedKey {
     /// Whether this key may send as `domain` (exact match, case-insensitive).
     pub fn may_send_as(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether this key holds `scope`; `admin` implies `read`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+            || (scope == Scope::Read && self.scopes.contains(&Scope::Admin))
     }
 }
 
@@ -136,6 +195,8 @@ impl ApiKeys {
                         .unsubscribe_base_url
                         .as_ref()
                         .map(|b| b.trim().trim_end_matches('/').to_string()),
+                    scopes: r.scopes.clone().unwrap_or_else(|| Scope::ALL.to_vec()),
+                    limits: r.limits,
                 })
             })
             .collect();
@@ -175,6 +236,8 @@ impl ApiKeys {
                 tenant: k.tenant.clone(),
                 streams: k.streams.clone(),
                 unsubscribe_base_url: k.unsubscribe_base_url.clone(),
+                scopes: k.scopes.clone(),
+                limits: k.limits,
             })
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
     }
@@ -193,6 +256,8 @@ mod tests {
                 tenant: None,
                 streams: BTreeMap::new(),
                 unsubscribe_base_url: None,
+                scopes: None,
+                limits: KeyLimits::default(),
             },
             ApiKeyRecord {
                 id: "two".into(),
@@ -201,6 +266,8 @@ mod tests {
                 tenant: Some("acme".into()),
                 streams: BTreeMap::new(),
                 unsubscribe_base_url: None,
+                scopes: None,
+                limits: KeyLimits::default(),
             },
         ])
     }

@@ -20,6 +20,6 @@ pub mod settings;
 
 pub use body::BodyLimit;
 pub use error::{ApiError, ErrorBody};
-pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey};
+pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey, KeyLimits, Scope};
 pub use producer::QueueProducer;
 pub use settings::{AcceptSettings, FormSettings, SendSettings};

@@ -12,7 +12,7 @@
 //!
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
-//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key; `scopes` lists `send`, `read`, `admin` (absent: all); `limits` is `{"per_second"?, "per_day"?}` |
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
@@ -195,7 +195,7 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             "API_KEYS",
             json_problem(
                 &e,
-                "a JSON list of {id, sha256, domains, tenant?, streams?, unsubscribe_base_url?}",
+                "a JSON list of {id, sha256, domains, tenant?, streams?, unsubscribe_base_url?, scopes?, limits?}",
             ),
         )
     })?;
@@ -219,6 +219,24 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
             return Err(err(
                 "API_KEYS",
                 format!("key `{}`: lists no sender domains", k.id),
+            ));
+        }
+        if k.scopes.as_ref().is_some_and(|s| s.is_empty()) {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}`: scopes is empty (list send, read or admin, or leave it out for all)",
+                    k.id
+                ),
+            ));
+        }
+        if k.limits.per_second == Some(0) || k.limits.per_day == Some(0) {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}`: a limit must be at least 1 (leave it out for none)",
+                    k.id
+                ),
             ));
         }
         if let Some(tenant) = &k.tenant

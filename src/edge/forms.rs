@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::accept::publishable::{FormConfig, FormOutcome};
-use crate::accept::{ApiError, AuthenticatedKey, FormSettings};
+use crate::accept::{ApiError, AuthenticatedKey, FormSettings, Scope};
 use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::cors;
 
@@ -137,6 +137,8 @@ fn form_sender(form: &FormConfig) -> AuthenticatedKey {
         tenant: form.tenant(),
         streams: Default::default(),
         unsubscribe_base_url: None,
+        scopes: vec![Scope::Send],
+        limits: Default::default(),
     }
 }
 

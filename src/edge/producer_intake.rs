@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use worker::Env;
 
 use crate::accept::producer::{self, ProducerRefusal};
-use crate::accept::{AuthenticatedKey, send};
+use crate::accept::{AuthenticatedKey, Scope, send};
 use crate::http::listing::tags_json;
 use crate::queue::job::without_token;
 use crate::queue::{DeadLetter, DeliveryJob, place};
@@ -89,6 +89,8 @@ pub async fn intake(
         tenant: p.tenant().to_string(),
         streams: Default::default(),
         unsubscribe_base_url: None,
+        scopes: vec![Scope::Send],
+        limits: Default::default(),
     };
     let body = serde_json::to_vec(claim.message).unwrap_or_default();
     let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {

@@ -47,6 +47,8 @@ fn caller() -> AuthenticatedKey {
         tenant: "acme".to_string(),
         streams: Default::default(),
         unsubscribe_base_url: None,
+        scopes: crate::accept::Scope::ALL.to_vec(),
+        limits: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::accept::keys::AuthenticatedKey;
+use crate::accept::keys::{AuthenticatedKey, Scope};
 use crate::accept::send::{prepare_from, sign_all_natively};
 use crate::accept::settings::SendSettings;
 use crate::events::unsubscribe::{TokenSecrets, UnsubscribeSettings};
@@ -70,6 +70,8 @@ fn caller() -> AuthenticatedKey {
         tenant: "acme".to_string(),
         streams: Default::default(),
         unsubscribe_base_url: None,
+        scopes: Scope::ALL.to_vec(),
+        limits: Default::default(),
     }
 }
 
