@@ -261,13 +261,24 @@ async fn route(
                 }
             }
         }
-        Endpoint::GetStats => {
+        Endpoint::GetStats | Endpoint::GetTagStats => {
             let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
             let url = req.url().map_err(internal)?;
-            stats::get(&env, &key, &url).await
+            if endpoint == Endpoint::GetStats {
+                stats::get(&env, &key, &url).await
+            } else {
+                stats::tags(&env, &key, &url).await
+            }
+        }
+        Endpoint::Dashboard | Endpoint::DashboardAsset => {
+            let name = (endpoint == Endpoint::DashboardAsset).then_some(id);
+            match crate::http::dashboard::asset(name) {
+                Some(asset) => http::asset(&asset).map_err(internal),
+                None => Err(ApiError::not_found(format!("no route for {path}"))),
+            }
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
