@@ -156,3 +156,26 @@ def test_a_daily_limit_counts_accepted_messages_and_a_batch_counts_each(
     s, body, _ = worker.send(basic_message(subject="other key"))
     assert s == 202, body
     wait_for(lambda: len(server.messages) >= 5, timeout=60, what="the accepted messages delivered")
+
+
+def test_without_its_meter_a_limited_key_fails_closed(start_worker, upstream, api_key):
+    """The Meter binding missing (as when the object cannot be reached): a
+    limited key gets 503 with Retry-After and nothing is accepted; a key
+    without limits never needs the meter and still sends."""
+    server = upstream().start()
+    limited_key = new_api_key()
+    worker = start_worker(server.url, config_overrides={"durable_objects": {"bindings": []}},
+                          API_KEYS=json.dumps([
+                              api_key_entry(api_key, "e2e"),
+                              limited(limited_key, "limited", per_second=100, per_day=100),
+                          ]))
+    s, body, h = worker.send(basic_message(subject="unmetered"), key=limited_key)
+    assert s == 503, body
+    assert body["error"]["rule"] == "temporarily_unavailable", body
+    assert h["Retry-After"] == "1"
+    s, body, _ = worker.send(basic_message(subject="no limits"))
+    assert s == 202, body
+    # Only the unlimited key's message was accepted and reaches the upstream.
+    [received] = wait_for(lambda: server.messages, what="the unlimited key's message")
+    assert b"Subject: no limits" in received.data, received.data[:200]
+    assert len(server.messages) == 1
