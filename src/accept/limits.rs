@@ -123,6 +123,21 @@ pub fn refund(limits: &KeyLimits, messages: u32, charged_at_ms: u64) -> Option<C
     })
 }
 
+/// The longest a queue message may be delayed (the platform's limit, 12 h).
+pub const MAX_QUEUE_DELAY_SECONDS: u32 = 43_200;
+
+/// How long a queue producer's message over its limit waits before it is
+/// taken again: the refusal's Retry-After, within the queue's longest delay
+/// (a message refused by its day waits twice when the day is more than 12 h
+/// from its end). It is sent again as a new queue message, so waiting never
+/// spends the platform's retries and never dead-letters it.
+pub fn producer_delay(refusal: &ApiError) -> u32 {
+    refusal
+        .retry_after
+        .unwrap_or(1)
+        .clamp(1, MAX_QUEUE_DELAY_SECONDS)
+}
+
 /// The 429 of a refusal: rule `rate_limit_exceeded`, the limit as `field`,
 /// and `Retry-After`. `None` when the decision allowed the call.
 pub fn refusal(decision: &Decision) -> Option<ApiError> {
@@ -329,6 +344,25 @@ mod tests {
         assert_eq!(h[0], ("ratelimit-limit", "2".to_string()));
         assert_eq!(h[1], ("ratelimit-remaining", "1".to_string()));
         assert_eq!(h[2], ("ratelimit-reset", "86400".to_string()));
+    }
+
+    #[test]
+    fn a_producer_over_its_limit_waits_on_the_queue_at_most_twelve_hours() {
+        // (limits, charges at 0 ms then 10 ms, the second one's delay)
+        let table = [
+            // Over the second: a second's wait (1 090 ms, rounded up).
+            (limits(Some(1), Some(10)), 2),
+            // Over the day, with most of it to go: the queue's longest delay.
+            (limits(Some(1), Some(1)), MAX_QUEUE_DELAY_SECONDS),
+            (limits(None, Some(1)), MAX_QUEUE_DELAY_SECONDS),
+        ];
+        for (i, (l, delay)) in table.into_iter().enumerate() {
+            let call = charge(&l, Cost::sending(1)).unwrap();
+            let (counts, d) = apply(&Counts::default(), &call, 0);
+            assert!(refusal(&d).is_none(), "row {i}");
+            let (_, d) = apply(&counts, &call, 10);
+            assert_eq!(producer_delay(&refusal(&d).unwrap()), delay, "row {i}");
+        }
     }
 
     #[test]

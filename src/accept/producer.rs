@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::json_problem;
 
-use super::keys::{TENANT_RULE, decode_hex32, valid_tenant};
+use super::keys::{KeyLimits, TENANT_RULE, decode_hex32, valid_tenant};
 
 /// One configured producer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -39,6 +39,11 @@ pub struct QueueProducer {
     /// owner key's tenant unless given).
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Its limits, as an API key's: each queue message is one request and
+    /// one message. A message over a limit waits on the queue (see
+    /// `accept::limits::producer_delay`); absent: none.
+    #[serde(default)]
+    pub limits: KeyLimits,
 }
 
 impl QueueProducer {

@@ -112,20 +112,31 @@ impl Usage {
         key: &AuthenticatedKey,
         cost: Cost,
     ) -> std::result::Result<(), ApiError> {
-        let Some(c) = limits::charge(&key.limits, cost) else {
+        let meter = limits::meter_name(&key.tenant, &key.id);
+        self.charge_meter(env, meter, key.limits, cost).await
+    }
+
+    /// [`Usage::charge`] on a named meter with these limits.
+    pub async fn charge_meter(
+        &mut self,
+        env: &Env,
+        meter: String,
+        key_limits: KeyLimits,
+        cost: Cost,
+    ) -> std::result::Result<(), ApiError> {
+        let Some(c) = limits::charge(&key_limits, cost) else {
             return Ok(());
         };
-        let meter = limits::meter_name(&key.tenant, &key.id);
         let decision = call(env, &meter, &c).await?;
         let refused = limits::refusal(&decision);
         if let Decision::Allowed { at_ms, .. } = &decision {
             self.charged = Some(Charged {
                 meter,
-                limits: key.limits,
+                limits: key_limits,
                 at_ms: *at_ms,
             });
         }
-        self.shown = Some((key.limits, decision));
+        self.shown = Some((key_limits, decision));
         refused.map_or(Ok(()), Err)
     }
 

@@ -4,15 +4,21 @@ the rate-limit headers, no more than the limit gets through in one second
 (the documented margin is 0), and a key sending beside it is untouched; a
 key's daily count is of messages accepted (a batch counts its messages, a
 refused message is given back) and once it is spent, sends get 429 naming
-`per_day` until the UTC day ends."""
+`per_day` until the UTC day ends. A queue producer over its limit has its
+messages wait on the queue, none lost or dead-lettered."""
 import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from edgerelay_harness.client import request
-from edgerelay_harness.keys import api_key_entry, basic_message, new_api_key
+from edgerelay_harness.keys import (api_key_entry, basic_message, new_api_key, new_producer_token,
+                                    producer_entry)
+from edgerelay_harness.paths import ROOT
 from edgerelay_harness.poll import wait_for
+from edgerelay_harness.wrangler import companion_config
+
+PRODUCER = ROOT / "examples" / "producer-worker"
 
 HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy")
 
@@ -179,3 +185,31 @@ def test_without_its_meter_a_limited_key_fails_closed(start_worker, upstream, ap
     [received] = wait_for(lambda: server.messages, what="the unlimited key's message")
     assert b"Subject: no limits" in received.data, received.data[:200]
     assert len(server.messages) == 1
+
+
+def test_a_producer_over_its_limit_has_its_messages_wait_not_dropped(
+        start_worker, upstream, api_key, tmp_path):
+    server = upstream().start()
+    token = new_producer_token()
+    producer = companion_config(tmp_path, PRODUCER / "wrangler.toml", PRODUCER / "src" / "index.js",
+                                {"PRODUCER_TOKEN": token}, name="producer.json")
+    worker = start_worker(
+        server.url,
+        primary_configs=[producer],
+        QUEUE_PRODUCERS=json.dumps([{**producer_entry("billing", "e2e", token),
+                                     "limits": {"per_second": 1}}]),
+    )
+    subjects = [f"queued {i}" for i in range(4)]
+    for subject in subjects:
+        s, body, _ = worker.request("POST", "/enqueue", basic_message(subject=subject))
+        assert s == 202, body
+
+    # One per second gets in; the others wait on the queue and follow.
+    received = wait_for(lambda: len(server.messages) >= 4 and server.messages, timeout=60,
+                        what="every producer message delivered")
+    got = sorted(next(line for line in m.data.decode().splitlines() if line.startswith("Subject:"))
+                 for m in received)
+    assert got == [f"Subject: {s}" for s in subjects], got
+    assert "over its per_second limit" in worker.log()
+    s, page, _ = worker.request("GET", "/v1/messages?status=failed", headers=auth(api_key))
+    assert s == 200 and page["data"] == [], page
