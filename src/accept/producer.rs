@@ -82,6 +82,12 @@ pub fn parse_producers(raw: &str, api_keys: &[(&str, &str)]) -> Result<Vec<Queue
             Some(_) => {}
             None => p.tenant = Some((*owner_tenant).to_string()),
         }
+        if p.limits.per_second == Some(0) || p.limits.per_day == Some(0) {
+            return Err(format!(
+                "producer `{}`: a limit must be at least 1 (leave it out for none)",
+                p.id
+            ));
+        }
         if decode_hex32(&p.token_sha256).is_none() {
             return Err(format!(
                 "producer `{}`: token_sha256 must be 64 hex digits",
@@ -176,6 +182,16 @@ mod tests {
             Some("backend")
         );
         assert!(find(&ok, "other").is_none());
+        assert_eq!(ok[0].limits, Default::default(), "no limits unless given");
+        let limited = billing().replace(
+            r#""owner""#,
+            r#""limits":{"per_second":2,"per_day":100},"owner""#,
+        );
+        let limited = parse_producers(&limited, &keys).unwrap();
+        assert_eq!(
+            (limited[0].limits.per_second, limited[0].limits.per_day),
+            (Some(2), Some(100))
+        );
         assert_eq!(parse_producers("  ", &keys).unwrap(), vec![]);
 
         let t = digest(TOKEN);
@@ -223,6 +239,18 @@ mod tests {
                     r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","tenant":"a b""#
                 )),
                 "tenant must be",
+            ),
+            (
+                entry(&format!(
+                    r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","limits":{{"per_day":0}}"#
+                )),
+                "a limit must be at least 1",
+            ),
+            (
+                entry(&format!(
+                    r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","limits":{{"per_hour":5}}"#
+                )),
+                "unknown field `per_hour`",
             ),
             (
                 format!(
