@@ -218,10 +218,12 @@ mod tests {
         }
     }
 
+    /// The buckets a call draws, with their costs; None: no remote call.
+    type Drawn = Option<Vec<(&'static str, u32)>>;
+
     #[test]
     fn which_calls_reach_the_meter() {
-        // (limits, cost, buckets drawn with their costs; None: no remote call)
-        let table: &[(KeyLimits, Cost, Option<Vec<(&str, u32)>>)] = &[
+        let table: &[(KeyLimits, Cost, Drawn)] = &[
             (limits(None, None), Cost::REQUEST, None),
             (limits(None, None), Cost::sending(5), None),
             (
