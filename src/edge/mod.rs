@@ -40,6 +40,7 @@ mod safety_net;
 mod screening;
 mod signing;
 mod smtp_driver;
+mod stats;
 mod suppressions;
 mod sweep;
 mod unsubscribe;
@@ -306,6 +307,15 @@ async fn route(
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
             }
+        }
+        Endpoint::GetStats => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            let url = req.url().map_err(internal)?;
+            stats::get(&env, &key, &url).await
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,

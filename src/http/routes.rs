@@ -51,6 +51,8 @@ pub enum Endpoint {
     PrivacyExport,
     /// `DELETE /v1/privacy/data?email=`: erase an address.
     PrivacyErase,
+    /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
+    GetStats,
 }
 
 impl Endpoint {
@@ -79,6 +81,7 @@ impl Endpoint {
                 | Endpoint::GetInboundReportRaw
                 | Endpoint::PrivacyExport
                 | Endpoint::PrivacyErase
+                | Endpoint::GetStats
         )
     }
 }
@@ -231,6 +234,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("stats")],
+        methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -377,6 +385,8 @@ mod tests {
             ("GET", "/v1/privacy/data", allow("DELETE")),
             ("DELETE", "/v1/privacy/export", allow("GET")),
             ("GET", "/v1/privacy", Routed::NotFound),
+            ("GET", "/v1/stats", found(GetStats, None)),
+            ("POST", "/v1/stats", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",
