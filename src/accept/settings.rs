@@ -20,6 +20,7 @@
 //! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see [`super::publishable`]); form ids unique and distinct from API key ids |
 //! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
 //! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
+//! | `DNS_RESOLVER_URL` | var | a DNS-over-HTTPS JSON endpoint the dry run asks for DMARC and BIMI records (default Cloudflare's); `https://`, or `http://` to a loopback host |
 //!
 //! `UNSUBSCRIBE_SECRET` and `UNSUBSCRIBE_BASE_URL` are read through
 //! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`];
@@ -46,6 +47,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
 /// Ceiling for `MAX_MESSAGE_BYTES`: the request body is held in memory (128 MB
 /// per isolate) while it is decoded, composed and signed.
 pub const MAX_MESSAGE_BYTES_CEILING: u64 = 50 * 1024 * 1024;
+
+/// Cloudflare's DNS-over-HTTPS JSON endpoint.
+pub const DEFAULT_DNS_RESOLVER_URL: &str = "https://cloudflare-dns.com/dns-query";
 
 /// Cloudflare's Turnstile verification endpoint.
 pub const TURNSTILE_DEFAULT_VERIFY_URL: &str =
@@ -97,6 +101,8 @@ pub struct AcceptSettings {
     pub forms: FormSettings,
     /// Other Workers allowed to send through the jobs queue (`QUEUE_PRODUCERS`).
     pub queue_producers: Vec<QueueProducer>,
+    /// Where the dry run asks DNS (`DNS_RESOLVER_URL`).
+    pub dns_resolver_url: String,
 }
 
 impl AcceptSettings {
@@ -115,11 +121,16 @@ impl AcceptSettings {
         )
         .map_err(|e| err("QUEUE_PRODUCERS", e))?;
         let forms = FormSettings::from_source(src, &key_ids)?;
+        let dns_resolver_url = match src.get("DNS_RESOLVER_URL").filter(|s| !s.trim().is_empty()) {
+            None => DEFAULT_DNS_RESOLVER_URL.to_string(),
+            Some(url) => check_resolver(url.trim()).map_err(|e| err("DNS_RESOLVER_URL", e))?,
+        };
         Ok(AcceptSettings {
             api_keys,
             send,
             forms,
             queue_producers,
+            dns_resolver_url,
         })
     }
 }
@@ -181,6 +192,19 @@ impl FormSettings {
                 .unwrap_or_else(|| TURNSTILE_DEFAULT_VERIFY_URL.to_string()),
         })
     }
+}
+
+/// A resolver URL: `https://`, or `http://` to a loopback host (a local
+/// resolver in tests), with no query (the dry run adds `name` and `type`).
+fn check_resolver(url: &str) -> Result<String, &'static str> {
+    const RULE: &str = "must be an https:// URL of a DNS-over-HTTPS JSON endpoint (http:// only for a loopback host), without a query";
+    let parsed = url::Url::parse(url).map_err(|_| RULE)?;
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    if !scheme_ok || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(RULE);
+    }
+    Ok(url.to_string())
 }
 
 fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigError> {

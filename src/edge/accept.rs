@@ -17,12 +17,14 @@ use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::delivery::immediate::{ImmediatePlan, plan};
 use crate::http::accepted::{ACCEPTED, AcceptedIds};
 use crate::http::delivery_mode::DeliveryMode;
+use crate::http::dry_run;
 use crate::queue::{DeliveryJob, EventKind};
 
 use super::accept_ports::{self, AcceptPorts};
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
+    dns,
     http::{self, internal},
     random, signing,
 };
@@ -37,7 +39,17 @@ pub async fn dry_run(
 ) -> Result<Response, ApiError> {
     let signed = sign_request(loaded, key, body, now_ms(), call.origin).await?;
     call.mode.admits_copies(signed.jobs.len())?;
-    http::json(200, &crate::http::dry_run::answer(&signed)).map_err(internal)
+    let looked_up = match dry_run::dns_names(&signed) {
+        Some((domain, names)) => {
+            let answers = dns::txt_all(&loaded.settings.accept.dns_resolver_url, &names).await;
+            Some((domain, answers))
+        }
+        None => None,
+    };
+    let dns = looked_up
+        .as_ref()
+        .map(|(domain, answers)| (domain.as_str(), answers.as_slice()));
+    http::json(200, &dry_run::answer(&signed, dns)).map_err(internal)
 }
 
 /// Validates, composes and signs a send request at `now` (ms): what a real

@@ -18,6 +18,7 @@ mod bodies;
 mod consumer;
 mod d1;
 mod delivery_lease;
+mod dns;
 pub mod email_events;
 mod forms;
 mod http;

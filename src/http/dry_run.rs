@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::accept::error::ApiError;
 use crate::accept::send::Signed;
 use crate::events::unsubscribe::StreamKind;
+use crate::message::lint::dns::{self, TxtAnswer};
 use crate::message::lint::{Finding, LintContext, lint};
 
 use super::listing::single_parameter;
@@ -56,13 +57,31 @@ fn finding_json(f: &Finding) -> Value {
     v
 }
 
+/// The From domain of a signed message and the DNS names its lint asks
+/// about (see `message::lint::dns`); `None` when it has no From domain.
+pub fn dns_names(signed: &Signed) -> Option<(String, Vec<String>)> {
+    let from = signed.jobs.first()?.from.as_deref()?;
+    let addr = from.rsplit_once('<').map_or(from, |(_, a)| a);
+    let domain = addr.trim().trim_end_matches('>').rsplit_once('@')?.1;
+    let domain = domain.trim().to_ascii_lowercase();
+    (!domain.is_empty()).then(|| {
+        let names = dns::names(&domain);
+        (domain, names)
+    })
+}
+
 /// The `200` answer for a signed message that was not committed. `mime`
 /// and `envelope` are the first copy's (the only one's, for a message of
 /// one copy); a message sent as one copy per recipient also lists every
 /// copy under `copies`. The lint covers every copy, each finding once.
-pub fn answer(signed: &Signed) -> Value {
+/// `dns`: the From domain and the resolver's answers for [`dns_names`],
+/// whose DMARC and BIMI findings join the lint.
+pub fn answer(signed: &Signed, dns: Option<(&str, &[(String, TxtAnswer)])>) -> Value {
     let marketing = signed.stream_kind == StreamKind::Marketing;
     let mut findings: Vec<Finding> = Vec::new();
+    if let Some((domain, answers)) = dns {
+        findings.extend(dns::findings(domain, answers, marketing));
+    }
     for job in &signed.jobs {
         let context = LintContext {
             marketing,

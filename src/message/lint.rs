@@ -11,15 +11,18 @@
 //! Public Suffix List: the last two labels, or three under a two-letter
 //! country code whose second level is a short generic label (`co.uk`,
 //! `com.au`). A lint that is wrong there says `warning`, never blocks.
-//! Owns: the rules, their names and severities. Must not: perform I/O (no
-//! DNS: BIMI readiness and the published DMARC policy are not looked up),
-//! or refuse a message (a dry run reports, a real send is not linted).
+//! The published DMARC policy and BIMI readiness come from DNS: [`dns`]
+//! judges the answers the edge fetched.
+//! Owns: the rules, their names and severities. Must not: perform I/O, or
+//! refuse a message (a dry run reports, a real send is not linted).
 
 use std::collections::BTreeSet;
 
 use mail_parser::{MessageParser, PartType};
 
 use super::links::inventory;
+
+pub mod dns;
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,6 +61,10 @@ pub enum Rule {
     BulkSenderHeaders,
     SharedHostLink,
     Smtputf8Unknown,
+    /// The From domain's published DMARC policy (DNS; see [`dns`]).
+    DmarcPolicy,
+    /// Whether a BIMI logo can show (DNS; see [`dns`]).
+    BimiReadiness,
 }
 
 impl Rule {
@@ -76,6 +83,8 @@ impl Rule {
             Rule::BulkSenderHeaders => "bulk_sender_headers",
             Rule::SharedHostLink => "shared_host_link",
             Rule::Smtputf8Unknown => "smtputf8_unknown",
+            Rule::DmarcPolicy => "dmarc_policy",
+            Rule::BimiReadiness => "bimi_readiness",
         }
     }
 }

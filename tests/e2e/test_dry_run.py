@@ -114,3 +114,66 @@ def test_dry_run_in_the_release_build_and_its_parameter(start_worker, upstream, 
     s, page, _ = worker.request("GET", "/v1/messages", headers=worker.auth)
     assert page["data"] == []
     assert server.messages == [] and server.connections == []
+
+
+class Resolver:
+    """A DNS-over-HTTPS JSON resolver on loopback with fixed TXT records."""
+
+    def __init__(self, records: dict[str, list[str]]):
+        import http.server
+        import threading
+        from urllib.parse import parse_qs, urlparse
+
+        self.asked: list[str] = []
+        resolver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = parse_qs(urlparse(self.path).query)
+                name = query["name"][0]
+                resolver.asked.append(f"{name} {query['type'][0]} {self.headers['Accept']}")
+                texts = records.get(name)
+                answer = {"Status": 0 if texts else 3, "Answer": [
+                    {"name": name, "type": 16, "TTL": 60, "data": json.dumps(t)} for t in texts or []]}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dns-json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dns-query"
+
+
+def test_the_dry_run_reads_the_from_domain_dmarc_and_bimi_records(start_worker, upstream):
+    resolver = Resolver({
+        f"_dmarc.{SENDER_DOMAIN}": ["v=DMARC1; p=none; rua=mailto:dmarc@" + SENDER_DOMAIN],
+        f"default._bimi.{SENDER_DOMAIN}": ["v=BIMI1; l=https://" + SENDER_DOMAIN + "/logo.svg"],
+    })
+    worker = start_worker(upstream().start().url, DNS_RESOLVER_URL=resolver.url)
+    try:
+        status, dry, _ = worker.request("POST", "/v1/messages?dry_run=true", CRAFTED, worker.auth)
+        assert status == 200, dry
+        found = {f["rule"]: f for f in dry["lint"]}
+        assert found["dmarc_policy"]["severity"] == "info"
+        assert "p=none" in found["dmarc_policy"]["message"]
+        # A BIMI record without enforcement shows no logo.
+        assert found["bimi_readiness"]["severity"] == "warning", found["bimi_readiness"]
+        # example.com is its own organisational domain: two names.
+        assert sorted(resolver.asked) == [
+            f"_dmarc.{SENDER_DOMAIN} TXT application/dns-json",
+            f"default._bimi.{SENDER_DOMAIN} TXT application/dns-json"]
+    finally:
+        resolver.server.shutdown()
+    # With no resolver answering, the lint says so and the dry run still answers.
+    resolver.server.server_close()
+    status, dry, _ = worker.request("POST", "/v1/messages?dry_run=true", CRAFTED, worker.auth)
+    assert status == 200, dry
+    policy = next(f for f in dry["lint"] if f["rule"] == "dmarc_policy")
+    assert "could not be asked" in policy["message"], policy
+    assert "bimi_readiness" not in {f["rule"] for f in dry["lint"]}

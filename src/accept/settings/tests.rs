@@ -287,3 +287,28 @@ fn a_malformed_secret_is_not_echoed() {
         assert!(!shown.contains(value.as_str()), "{name}: {shown}");
     }
 }
+
+#[test]
+fn the_dns_resolver_is_https_or_loopback() {
+    let default = accept_with(&[]).unwrap();
+    assert_eq!(default.dns_resolver_url, DEFAULT_DNS_RESOLVER_URL);
+    for ok in [
+        "https://dns.example.net/dns-query",
+        "http://127.0.0.1:8053/dns-query",
+        "http://localhost:8053/resolve",
+    ] {
+        let s = accept_with(&[("DNS_RESOLVER_URL", ok)]).unwrap();
+        assert_eq!(s.dns_resolver_url, ok);
+    }
+    for bad in [
+        "http://dns.example.net/dns-query",
+        "ftp://127.0.0.1/x",
+        "https://dns.example.net/dns-query?name=x",
+        "dns.example.net",
+        "http://10.0.0.1/dns-query",
+    ] {
+        let e = accept_with(&[("DNS_RESOLVER_URL", bad)]).unwrap_err();
+        assert_eq!(e.setting, "DNS_RESOLVER_URL", "{bad}");
+        assert!(!e.to_string().contains(bad), "{e}");
+    }
+}

@@ -106,7 +106,7 @@ fn the_answer_carries_the_jobs_own_bytes_and_envelope() {
     });
     let first = signed(body.clone());
     let again = signed(body);
-    let answer = answer(&first);
+    let answer = answer(&first, None);
     assert_eq!(answer["object"], "dry_run");
     assert_eq!(answer["id"], first.id);
     // The same request, time and entropy sign to the same bytes, and the
@@ -138,7 +138,7 @@ fn one_copy_per_recipient_lists_every_copy_and_lints_each_finding_once() {
         "from": "news@example.com", "to": ["a@example.org", "b@example.org"],
         "subject": "Sale", "text": "Leave: {{unsubscribe_url}}", "stream": "marketing"
     }));
-    let answer = answer(&signed);
+    let answer = answer(&signed, None);
     let copies = answer["copies"].as_array().unwrap();
     assert_eq!(copies.len(), 2);
     for (copy, job) in copies.iter().zip(&signed.jobs) {
@@ -170,4 +170,31 @@ fn an_immediate_dry_run_refuses_what_an_immediate_send_refuses() {
             .admits_copies(signed.jobs.len())
             .is_ok()
     );
+}
+
+#[test]
+fn the_dns_findings_join_the_lint_for_the_from_domain() {
+    let signed = signed(serde_json::json!({
+        "from": "Shop <shop@Example.com>", "to": ["a@example.org"],
+        "subject": "Receipt", "text": "Thanks"
+    }));
+    let (domain, names) = dns_names(&signed).unwrap();
+    assert_eq!(domain, "news.example.com");
+    assert_eq!(
+        names,
+        [
+            "_dmarc.news.example.com",
+            "_dmarc.example.com",
+            "default._bimi.news.example.com"
+        ]
+    );
+    let answers: Vec<(String, TxtAnswer)> =
+        names.iter().map(|n| (n.clone(), TxtAnswer::None)).collect();
+    let answer = answer(&signed, Some((&domain, &answers)));
+    let rules = lint_rules(&answer);
+    assert!(
+        rules.starts_with(&["dmarc_policy", "bimi_readiness"]),
+        "{rules:?}"
+    );
+    assert_eq!(answer["lint"][0]["severity"], "warning");
 }
