@@ -65,13 +65,21 @@ fn resolver_answers() {
     }
 }
 
+/// Answers, whether the stream is marketing, and the findings expected:
+/// rule, severity and a part of the message.
+type Case = (
+    Vec<(String, TxtAnswer)>,
+    bool,
+    &'static [(Rule, Severity, &'static str)],
+);
+
 #[test]
 fn dmarc_and_bimi_table() {
     use Severity::{Error, Info, Warning};
     let none = || TxtAnswer::None;
     let bimi_full =
         || records(&["v=BIMI1; l=https://example.com/logo.svg; a=https://example.com/vmc.pem"]);
-    let table: Vec<(Vec<(String, TxtAnswer)>, bool, &[(Rule, Severity, &str)])> = vec![
+    let table: Vec<Case> = vec![
         // Enforced at the domain itself, BIMI with a certificate: ready.
         (
             answers(
