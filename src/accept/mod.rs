@@ -12,6 +12,7 @@ pub mod body;
 pub mod commit;
 pub mod error;
 pub mod idempotency;
+pub mod issued_keys;
 pub mod keys;
 pub mod producer;
 pub mod publishable;
@@ -20,6 +21,6 @@ pub mod settings;
 
 pub use body::BodyLimit;
 pub use error::{ApiError, ErrorBody};
-pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey, KeyLimits, Scope};
+pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey, KeyLimits, Lookup, Scope};
 pub use producer::QueueProducer;
 pub use settings::{AcceptSettings, FormSettings, SendSettings};

@@ -37,6 +37,7 @@ use crate::message::validate::is_stream_name;
 use crate::message::{DkimAlgorithm, DkimKey};
 use crate::queue::QueueSecrets;
 
+use super::issued_keys::ID_PREFIX as ISSUED_ID_PREFIX;
 use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
 use super::producer::{QueueProducer, parse_producers};
 use super::publishable::PublishableKeys;
@@ -202,6 +203,15 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     for (i, k) in keys.iter().enumerate() {
         if k.id.trim().is_empty() {
             return Err(err("API_KEYS", format!("key {i}: id is empty")));
+        }
+        if k.id.starts_with(ISSUED_ID_PREFIX) {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}`: ids starting with `{ISSUED_ID_PREFIX}` are kept for keys issued through /v1/keys",
+                    k.id
+                ),
+            ));
         }
         if keys[..i].iter().any(|other| other.id == k.id) {
             return Err(err(
