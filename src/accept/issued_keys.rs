@@ -335,16 +335,8 @@ mod tests {
                 |r| r.streams = BTreeMap::from([("alerts".into(), StreamKind::Transactional)]),
                 Err("streams.alerts"),
             ),
-            (
-                "a lower rate",
-                |r| r.limits.per_second = Some(5),
-                Ok(()),
-            ),
-            (
-                "its rate",
-                |r| r.limits.per_second = Some(10),
-                Ok(()),
-            ),
+            ("a lower rate", |r| r.limits.per_second = Some(5), Ok(())),
+            ("its rate", |r| r.limits.per_second = Some(10), Ok(())),
             (
                 "a higher rate",
                 |r| r.limits.per_second = Some(11),

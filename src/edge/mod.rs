@@ -8,6 +8,7 @@
 
 mod accept;
 mod accept_ports;
+mod api_keys;
 mod batch;
 #[cfg(feature = "diagnostics")]
 mod bench;
@@ -52,7 +53,7 @@ use worker::{
 use self::http::internal;
 use self::platform::{Loaded, load_for_request};
 
-use crate::accept::{ApiError, send};
+use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::{self, Endpoint, Routed};
 
@@ -116,9 +117,7 @@ async fn route(
         }
         Endpoint::SendMessage => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let idempotency_key = crate::accept::idempotency::parse_key(
                 header(&req, crate::accept::idempotency::HEADER).as_deref(),
             )?;
@@ -151,26 +150,20 @@ async fn route(
         }
         Endpoint::ListMessages => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let url = req.url().map_err(internal)?;
             message_views::list(&env, &key, &url).await
         }
         Endpoint::SendBatch => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let origin = req.url().map_err(internal)?.origin().ascii_serialization();
             let body = read_body(&mut req, &loaded).await?;
             batch::accept_batch(&env, &loaded, &key, &body, Some(&origin)).await
         }
         Endpoint::GetMessage => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             message_views::detail(&env, &key, id).await
         }
         Endpoint::ListWebhooks
@@ -181,9 +174,7 @@ async fn route(
         | Endpoint::TestWebhook
         | Endpoint::ListWebhookAttempts => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             match endpoint {
                 Endpoint::ListWebhooks => webhooks::list(&env, &key).await,
                 Endpoint::CreateWebhook => {
@@ -205,9 +196,7 @@ async fn route(
         }
         Endpoint::ListSuppressions | Endpoint::AddSuppressions | Endpoint::RemoveSuppression => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let url = req.url().map_err(internal)?;
             let db = d1::Db::open(&env).map_err(internal)?;
             match endpoint {
@@ -223,9 +212,7 @@ async fn route(
         | Endpoint::GetInboundReport
         | Endpoint::GetInboundReportRaw => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             match endpoint {
                 Endpoint::ListInboundReports => {
                     let url = req.url().map_err(internal)?;
@@ -239,15 +226,35 @@ async fn route(
             let loaded = load_for_request(&env)?;
             provider_events::receive(&mut req, &env, &loaded, id).await
         }
+        Endpoint::ListKeys
+        | Endpoint::CreateKey
+        | Endpoint::GetKey
+        | Endpoint::RevokeKey
+        | Endpoint::RotateKey => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            match endpoint {
+                Endpoint::ListKeys => api_keys::list(&env, &loaded, &key).await,
+                Endpoint::CreateKey => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    api_keys::create(&env, &key, &body).await
+                }
+                Endpoint::GetKey => api_keys::get(&env, &loaded, &key, id).await,
+                Endpoint::RevokeKey => api_keys::revoke(&env, &loaded, &key, id).await,
+                _ => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    api_keys::rotate(&env, &loaded, &key, id, &body).await
+                }
+            }
+        }
         Endpoint::PrivacyExport | Endpoint::PrivacyErase => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let url = req.url().map_err(internal)?;
             match endpoint {
                 Endpoint::PrivacyExport => privacy::export(&env, &key, &url).await,
                 _ => {
+                    let issued = api_keys::issued_ids(&env, &key.tenant).await?;
                     let key_ids: Vec<&str> = loaded
                         .settings
                         .accept
@@ -255,6 +262,7 @@ async fn route(
                         .iter()
                         .filter(|k| k.tenant() == key.tenant)
                         .map(|k| k.id.as_str())
+                        .chain(issued.iter().map(String::as_str))
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
@@ -288,6 +296,20 @@ async fn route(
             bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
     }
+}
+
+/// The request's secret API key, holding the scope `endpoint` needs
+/// (checked before the endpoint runs).
+async fn authorize(
+    env: &Env,
+    loaded: &Loaded,
+    req: &Request,
+    endpoint: Endpoint,
+) -> std::result::Result<AuthenticatedKey, ApiError> {
+    let scope = endpoint.scope().ok_or_else(|| {
+        ApiError::misconfigured(format!("{endpoint:?} is not reached with an API key"))
+    })?;
+    api_keys::authorize(env, loaded, req, scope).await
 }
 
 /// The request body, refused with 413 as soon as it is over the limit.

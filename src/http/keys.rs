@@ -76,7 +76,11 @@ fn parse_name(value: Option<Value>, problems: &mut Vec<FieldProblem>) -> String 
             name.to_string()
         }
         None | Some(Value::Null) => {
-            problems.push(problem("name", "required", "a name for the key is required"));
+            problems.push(problem(
+                "name",
+                "required",
+                "a name for the key is required",
+            ));
             String::new()
         }
         Some(_) => {

@@ -656,14 +656,19 @@ mod tests {
                 "{method} {path}"
             );
             for (key, may) in keys.iter().zip(may) {
-                let allowed = endpoint.scope().is_none_or(|s| require_scope(key, s).is_ok());
+                let allowed = endpoint
+                    .scope()
+                    .is_none_or(|s| require_scope(key, s).is_ok());
                 assert_eq!(allowed, *may, "{method} {path} with {:?}", key.scopes);
             }
         }
         // The table names every endpoint of the route table.
         for resource in ROUTES {
             for (method, endpoint) in resource.methods {
-                assert!(seen.contains(endpoint), "{method} {endpoint:?} is not in the table");
+                assert!(
+                    seen.contains(endpoint),
+                    "{method} {endpoint:?} is not in the table"
+                );
             }
         }
     }
@@ -718,7 +723,10 @@ mod tests {
                 if let Some(scope) = endpoint.scope() {
                     let words = format!("Needs an API key with the `{}` scope", scope.as_str());
                     let description = op["description"].as_str().unwrap_or_default();
-                    assert!(description.contains(&words), "{method} {path}: {description}");
+                    assert!(
+                        description.contains(&words),
+                        "{method} {path}: {description}"
+                    );
                     assert!(
                         op["responses"].get("403").is_some(),
                         "{method} {path}: 403 is not documented"
