@@ -12,7 +12,7 @@
 //!
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
-//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key; `scopes` lists `send`, `read`, `admin` (absent: all); `limits` is `{"per_second"?, "per_day"?}` |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique, not starting with `key_`; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key; `scopes` lists `send`, `read`, `admin` (absent: all); `limits` is `{"per_second"?, "per_day"?}` |
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
