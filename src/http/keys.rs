@@ -59,13 +59,17 @@ fn is_domain(name: &str) -> bool {
 fn parse_name(value: Option<Value>, problems: &mut Vec<FieldProblem>) -> String {
     match value {
         Some(Value::String(text)) => {
+            // The length as sent (as the published schema counts it), then
+            // kept without surrounding white space.
             let name = text.trim();
-            if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            if text.is_empty() || text.chars().count() > MAX_NAME_CHARS {
                 problems.push(problem(
                     "name",
                     "invalid_length",
                     format!("must be 1 to {MAX_NAME_CHARS} characters"),
                 ));
+            } else if name.is_empty() {
+                problems.push(problem("name", "blank", "must not be only white space"));
             } else if name.chars().any(char::is_control) {
                 problems.push(problem(
                     "name",
@@ -164,7 +168,7 @@ fn parse_domains(value: Option<Value>, problems: &mut Vec<FieldProblem>) -> Vec<
     };
     let mut domains: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match item.as_str().map(|d| d.trim().to_ascii_lowercase()) {
+        match item.as_str().map(str::to_ascii_lowercase) {
             Some(d) if is_domain(&d) => {
                 if !domains.contains(&d) {
                     domains.push(d);
@@ -272,7 +276,7 @@ fn parse_limits(value: Option<Value>, problems: &mut Vec<FieldProblem>) -> KeyLi
         };
         match value {
             Value::Null => {}
-            value => match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            value => match whole_number(&value).and_then(|n| u32::try_from(n).ok()) {
                 Some(n) if n >= 1 => *slot = Some(n),
                 _ => problems.push(problem(
                     &field,
@@ -313,6 +317,16 @@ struct RotateRequest {
     grace_seconds: Option<Value>,
 }
 
+/// A JSON number with no fraction (`60` or `60.0`), if not negative.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
 /// Reads `POST /v1/keys/{id}/rotate`: an optional `grace_seconds` (0 to
 /// [`MAX_GRACE_SECONDS`], default 0: the old key is refused at once). An
 /// empty body is the default.
@@ -324,7 +338,7 @@ pub fn parse_rotate(body: &[u8]) -> Result<u64, ApiError> {
         .map_err(|e| ApiError::malformed(format!("the body is not a rotate request: {e}")))?;
     match request.grace_seconds {
         None | Some(Value::Null) => Ok(0),
-        Some(value) => match value.as_u64() {
+        Some(value) => match whole_number(&value) {
             Some(n) if n <= MAX_GRACE_SECONDS => Ok(n),
             _ => Err(ApiError::invalid_field(
                 "grace_seconds",
@@ -402,7 +416,7 @@ mod tests {
         let ok = parse_create(
             br#"{"name":" ci ","scopes":["send","read","send"],"domains":["Example.COM","example.com"],
                  "streams":{"news":"marketing"},"unsubscribe_base_url":"https://mail.example.com/",
-                 "limits":{"per_second":5,"per_day":null}}"#,
+                 "limits":{"per_second":5.0,"per_day":null}}"#,
         )
         .unwrap();
         assert_eq!(ok.name, "ci");
@@ -477,6 +491,18 @@ mod tests {
                     .into(),
                 vec![("limits.per_day", "invalid_limit")],
             ),
+            (
+                r#"{"name":"   ","scopes":["send"],"domains":[" example.com",""]}"#.into(),
+                vec![
+                    ("name", "blank"),
+                    ("domains[0]", "invalid_domain"),
+                    ("domains[1]", "invalid_domain"),
+                ],
+            ),
+            (
+                format!(r#"{{"name":" {} ","scopes":["send"],"domains":["example.com"]}}"#, "x".repeat(MAX_NAME_CHARS - 1)),
+                vec![("name", "invalid_length")],
+            ),
         ];
         for (body, want) in table {
             let e = parse_create(body.as_bytes()).unwrap_err();
@@ -498,6 +524,7 @@ mod tests {
         assert_eq!(parse_rotate(b"").unwrap(), 0);
         assert_eq!(parse_rotate(b" {} ").unwrap(), 0);
         assert_eq!(parse_rotate(br#"{"grace_seconds":60}"#).unwrap(), 60);
+        assert_eq!(parse_rotate(br#"{"grace_seconds":60.0}"#).unwrap(), 60);
         assert_eq!(
             parse_rotate(format!(r#"{{"grace_seconds":{MAX_GRACE_SECONDS}}}"#).as_bytes()).unwrap(),
             MAX_GRACE_SECONDS
