@@ -39,8 +39,10 @@ pub const ID_PREFIX: &str = "key_";
 /// How much of a key is kept in the clear, to tell keys apart: `er_` and 5
 /// of its 43 random characters (30 of its 256 bits).
 pub const DISPLAY_PREFIX_CHARS: usize = 8;
-/// The most keys (revoked ones included) one tenant may have.
+/// The most issued keys in force one tenant may have.
 pub const MAX_KEYS_PER_TENANT: usize = 100;
+/// The most issued keys a list shows (newest first, revoked ones included).
+pub const MAX_LISTED_KEYS: usize = 200;
 /// The longest a rotated key may keep working beside its successor.
 pub const MAX_GRACE_SECONDS: u64 = 3600;
 

@@ -15,7 +15,7 @@
 use worker::{Env, Request, Response};
 
 use crate::accept::issued_keys::{
-    self, ID_BYTES, IssuedKeyRow, KEY_BYTES, MAX_KEYS_PER_TENANT, new_id, new_key,
+    self, ID_BYTES, IssuedKeyRow, KEY_BYTES, MAX_KEYS_PER_TENANT, MAX_LISTED_KEYS, new_id, new_key,
     rotated_key_revoked_at,
 };
 use crate::accept::keys::{invalid_api_key, require_scope};
@@ -110,15 +110,19 @@ fn answer(status: u16, row: &IssuedKeyRow, secret: Option<&str>) -> Result<Respo
 pub async fn create(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Response, ApiError> {
     let grant = issued_keys::grant(parse_create(body)?, key)?;
     let db = Db::open(env).map_err(internal)?;
-    let existing = db
-        .issued_keys_of(&key.tenant, MAX_KEYS_PER_TENANT)
+    let now = now_ms();
+    if db
+        .issued_keys_in_force(&key.tenant, now)
         .await
-        .map_err(internal)?;
-    if existing.len() >= MAX_KEYS_PER_TENANT {
+        .map_err(internal)?
+        >= MAX_KEYS_PER_TENANT
+    {
         return Err(ApiError::conflict(
             "too_many_keys",
             "name",
-            format!("a tenant may have at most {MAX_KEYS_PER_TENANT} issued keys"),
+            format!(
+                "a tenant may have at most {MAX_KEYS_PER_TENANT} issued keys in force; revoke one first"
+            ),
         ));
     }
     let (id, new) = new_secret()?;
@@ -127,7 +131,7 @@ pub async fn create(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Re
         tenant: &key.tenant,
         key: &new,
         created_by: &key.id,
-        now_ms: now_ms(),
+        now_ms: now,
     };
     db.insert_issued_key(&issue, &grant)
         .await
@@ -147,7 +151,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let db = Db::open(env).map_err(internal)?;
     let rows = db
-        .issued_keys_of(&key.tenant, MAX_KEYS_PER_TENANT)
+        .issued_keys_of(&key.tenant, MAX_LISTED_KEYS)
         .await
         .map_err(internal)?;
     let mut data: Vec<serde_json::Value> = rows.iter().filter_map(key_view).collect();

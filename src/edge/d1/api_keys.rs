@@ -70,6 +70,19 @@ impl Db {
         Ok(())
     }
 
+    /// How many of a tenant's issued keys are still in force at `now_ms`.
+    pub async fn issued_keys_in_force(&self, tenant: &str, now_ms: u64) -> Result<usize> {
+        let count = self
+            .prepare(
+                "SELECT COUNT(*) AS n FROM api_keys WHERE tenant = ?1 \
+                 AND (revoked_at IS NULL OR revoked_at > ?2)",
+                &[s(tenant), n(now_ms)],
+            )?
+            .first::<f64>(Some("n"))
+            .await?;
+        Ok(count.unwrap_or(0.0) as usize)
+    }
+
     /// A tenant's issued keys, newest first, at most `limit`.
     pub async fn issued_keys_of(&self, tenant: &str, limit: usize) -> Result<Vec<IssuedKeyRow>> {
         self.prepare(
