@@ -39,6 +39,7 @@ mod safety_net;
 mod screening;
 mod signing;
 mod smtp_driver;
+mod stats;
 mod suppressions;
 mod sweep;
 mod unsubscribe;
@@ -268,6 +269,12 @@ async fn route(
                 }
             }
         }
+        Endpoint::GetStats => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            let url = req.url().map_err(internal)?;
+            stats::get(&env, &key, &url).await
+        }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
@@ -283,9 +290,8 @@ async fn route(
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            // A benchmark route (no scope in the route table) that sends.
+            let key = api_keys::authorize(&env, &loaded, &req, crate::accept::Scope::Send).await?;
             let query = req
                 .url()
                 .map_err(internal)?

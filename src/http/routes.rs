@@ -65,6 +65,8 @@ pub enum Endpoint {
     /// Revokes the key.
     RevokeKey,
     RotateKey,
+    /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
+    GetStats,
 }
 
 impl Endpoint {
@@ -98,6 +100,7 @@ impl Endpoint {
                 | Endpoint::GetKey
                 | Endpoint::RevokeKey
                 | Endpoint::RotateKey
+                | Endpoint::GetStats
         )
     }
 
@@ -123,7 +126,8 @@ impl Endpoint {
             | Endpoint::ListSuppressions
             | Endpoint::ListInboundReports
             | Endpoint::GetInboundReport
-            | Endpoint::GetInboundReportRaw => Some(Scope::Read),
+            | Endpoint::GetInboundReportRaw
+            | Endpoint::GetStats => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -307,6 +311,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("stats")],
+        methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -453,6 +462,8 @@ mod tests {
             ("GET", "/v1/privacy/data", allow("DELETE")),
             ("DELETE", "/v1/privacy/export", allow("GET")),
             ("GET", "/v1/privacy", Routed::NotFound),
+            ("GET", "/v1/stats", found(GetStats, None)),
+            ("POST", "/v1/stats", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",
@@ -613,6 +624,7 @@ mod tests {
             ("POST", "/v1/provider-events/x", None, NONE),
             ("GET", "/v1/privacy/export", Some(Admin), ADMIN),
             ("DELETE", "/v1/privacy/data", Some(Admin), ADMIN),
+            ("GET", "/v1/stats", Some(Read), READ),
             ("GET", "/v1/keys", Some(Admin), ADMIN),
             ("POST", "/v1/keys", Some(Admin), ADMIN),
             ("GET", "/v1/keys/x", Some(Admin), ADMIN),

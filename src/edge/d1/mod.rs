@@ -22,6 +22,7 @@ pub mod privacy;
 mod provider_tokens;
 mod recipients;
 mod reports;
+mod stats;
 mod suppressions;
 mod sweep;
 mod unsubscribes;
