@@ -67,6 +67,12 @@ pub enum Endpoint {
     RotateKey,
     /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
     GetStats,
+    /// `GET /v1/stats/tags`: each tag's totals over a range.
+    GetTagStats,
+    /// `GET /dashboard`: the dashboard page.
+    Dashboard,
+    /// `GET /dashboard/{file}`: its script and style.
+    DashboardAsset,
 }
 
 impl Endpoint {
@@ -101,6 +107,7 @@ impl Endpoint {
                 | Endpoint::RevokeKey
                 | Endpoint::RotateKey
                 | Endpoint::GetStats
+                | Endpoint::GetTagStats
         )
     }
 
@@ -119,7 +126,9 @@ impl Endpoint {
             | Endpoint::UnsubscribePreferences
             | Endpoint::ProviderEvents
             | Endpoint::BenchSigning
-            | Endpoint::BenchSmtp => None,
+            | Endpoint::BenchSmtp
+            | Endpoint::Dashboard
+            | Endpoint::DashboardAsset => None,
             Endpoint::SendMessage | Endpoint::SendBatch => Some(Scope::Send),
             Endpoint::ListMessages
             | Endpoint::GetMessage
@@ -127,7 +136,8 @@ impl Endpoint {
             | Endpoint::ListInboundReports
             | Endpoint::GetInboundReport
             | Endpoint::GetInboundReportRaw
-            | Endpoint::GetStats => Some(Scope::Read),
+            | Endpoint::GetStats
+            | Endpoint::GetTagStats => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -311,8 +321,23 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("dashboard")],
+        methods: &[("GET", Endpoint::Dashboard)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("dashboard"), Id],
+        methods: &[("GET", Endpoint::DashboardAsset)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("stats")],
         methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("stats"), Literal("tags")],
+        methods: &[("GET", Endpoint::GetTagStats)],
         bench: false,
     },
     Resource {
@@ -464,6 +489,14 @@ mod tests {
             ("GET", "/v1/privacy", Routed::NotFound),
             ("GET", "/v1/stats", found(GetStats, None)),
             ("POST", "/v1/stats", allow("GET")),
+            ("GET", "/v1/stats/tags", found(GetTagStats, None)),
+            ("GET", "/dashboard", found(Dashboard, None)),
+            (
+                "GET",
+                "/dashboard/app.js",
+                found(DashboardAsset, Some("app.js")),
+            ),
+            ("POST", "/dashboard", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",
@@ -625,6 +658,9 @@ mod tests {
             ("GET", "/v1/privacy/export", Some(Admin), ADMIN),
             ("DELETE", "/v1/privacy/data", Some(Admin), ADMIN),
             ("GET", "/v1/stats", Some(Read), READ),
+            ("GET", "/v1/stats/tags", Some(Read), READ),
+            ("GET", "/dashboard", None, NONE),
+            ("GET", "/dashboard/app.js", None, NONE),
             ("GET", "/v1/keys", Some(Admin), ADMIN),
             ("POST", "/v1/keys", Some(Admin), ADMIN),
             ("GET", "/v1/keys/x", Some(Admin), ADMIN),
