@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use edgerelay::accept::keys::key_digest_hex;
-use edgerelay::accept::{AcceptSettings, ApiKeys, send};
+use edgerelay::accept::{AcceptSettings, ApiKeys, Lookup, send};
 
 const API_KEY: &str = "er_bench_key";
 const ED25519_PEM: &str = include_str!("../src/message/dkim/testdata/ed25519.pkcs8.pem");
@@ -75,9 +75,9 @@ fn send_path(c: &mut Criterion) {
     for (name, key) in cases {
         let settings = settings(key);
         let keys = ApiKeys::new(&settings.api_keys);
-        let caller = match keys.authenticate(Some(&format!("Bearer {API_KEY}"))) {
-            Ok(k) => k,
-            Err(e) => panic!("benchmark key: {e:?}"),
+        let caller = match keys.lookup(Some(&format!("Bearer {API_KEY}"))) {
+            Ok(Lookup::Found(k)) => k,
+            other => panic!("benchmark key: {other:?}"),
         };
         // Fail before measuring if the path does not produce a signed message.
         let settings = &settings.send;

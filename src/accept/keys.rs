@@ -3,7 +3,11 @@
 //! Keys are stored only as SHA-256 digests. A presented key is hashed and
 //! compared with every stored digest in constant time, so neither the timing
 //! of a comparison nor the position of a match in the list leaks anything.
-//! Owns: the `Authorization: Bearer` check and each key's sender domains.
+//! A key that matches none of them and has the form of a key issued through
+//! `/v1/keys` (see `issued_keys`) comes back as its digest, for the edge to
+//! look up among the issued keys; any other key is refused without that read.
+//! Owns: the `Authorization: Bearer` check, each key's sender domains and
+//! the scope check of a route.
 //! Must not: hold a key in the clear, or stop comparing at the first match.
 
 use std::collections::BTreeMap;
@@ -161,10 +165,7 @@ pub fn valid_tenant(name: &str) -> bool {
 
 /// SHA-256 of a key, as lower-case hex: the form kept in `API_KEYS`.
 pub fn key_digest_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(key.as_bytes()))
 }
 
 pub(super) fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
@@ -203,8 +204,12 @@ impl ApiKeys {
         ApiKeys { keys }
     }
 
-    /// Checks an `Authorization` header value (`Bearer <key>`).
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<AuthenticatedKey, ApiError> {
+    /// Checks an `Authorization` header value (`Bearer <key>`) against the
+    /// keys of `API_KEYS`, comparing every digest. When none matches and
+    /// the key has the form of a key issued through `/v1/keys`, the answer
+    /// is the digest to look up among those (see `issued_keys`); any other
+    /// key is refused here, without a database read.
+    pub fn lookup(&self, authorization: Option<&str>) -> Result<Lookup, ApiError> {
         let header = authorization.ok_or_else(|| {
             ApiError::unauthorized(
                 "missing_credentials",
@@ -220,7 +225,8 @@ impl ApiKeys {
                 "expected the Bearer scheme",
             ));
         }
-        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let token = token.trim();
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found: Option<&StoredKey> = None;
         // Every stored digest is compared, match or not.
         for key in &self.keys {
@@ -229,8 +235,8 @@ impl ApiKeys {
                 found = Some(key);
             }
         }
-        found
-            .map(|k| AuthenticatedKey {
+        match found {
+            Some(k) => Ok(Lookup::Found(AuthenticatedKey {
                 id: k.id.clone(),
                 domains: k.domains.clone(),
                 tenant: k.tenant.clone(),
@@ -238,14 +244,89 @@ impl ApiKeys {
                 unsubscribe_base_url: k.unsubscribe_base_url.clone(),
                 scopes: k.scopes.clone(),
                 limits: k.limits,
-            })
-            .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))
+            })),
+            None if has_issued_form(token) => Ok(Lookup::Issued {
+                sha256: hex(&presented),
+            }),
+            None => Err(invalid_api_key()),
+        }
     }
+}
+
+/// What [`ApiKeys::lookup`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A key of `API_KEYS`.
+    Found(AuthenticatedKey),
+    /// No key of `API_KEYS`; a key issued through `/v1/keys` may have this
+    /// digest (lower-case hex SHA-256).
+    Issued { sha256: String },
+}
+
+/// 401 for a key that matches nothing.
+pub fn invalid_api_key() -> ApiError {
+    ApiError::unauthorized("invalid_api_key", "the API key is not valid")
+}
+
+/// 403 unless `key` holds `scope` (`admin` implies `read`). The message
+/// names the scope the route needs.
+pub fn require_scope(key: &AuthenticatedKey, scope: Scope) -> Result<(), ApiError> {
+    if key.has_scope(scope) {
+        return Ok(());
+    }
+    let held: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+    Err(ApiError::forbidden(
+        "insufficient_scope",
+        "Authorization",
+        format!(
+            "this route needs an API key with the `{}` scope; this key has: {}",
+            scope.as_str(),
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.join(", ")
+            }
+        ),
+    ))
+}
+
+/// The prefix of every key issued through `/v1/keys`.
+pub const ISSUED_KEY_PREFIX: &str = "er_";
+
+/// Characters after [`ISSUED_KEY_PREFIX`]: 32 random bytes in URL-safe
+/// base64 without padding.
+pub const ISSUED_KEY_CHARS: usize = 43;
+
+/// Whether `token` has the form of an issued key: `er_` and 43 URL-safe
+/// base64 characters. Only such a key costs a database read.
+pub fn has_issued_form(token: &str) -> bool {
+    token.strip_prefix(ISSUED_KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == ISSUED_KEY_CHARS
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ApiKeys {
+        /// [`ApiKeys::lookup`] against the keys of `API_KEYS` only. Not for
+        /// routes: the edge's `authorize` also looks up issued keys and
+        /// checks the route's scope.
+        fn authenticate(&self, authorization: Option<&str>) -> Result<AuthenticatedKey, ApiError> {
+            match self.lookup(authorization)? {
+                Lookup::Found(key) => Ok(key),
+                Lookup::Issued { .. } => Err(invalid_api_key()),
+            }
+        }
+    }
 
     fn keys() -> ApiKeys {
         ApiKeys::new(&[
@@ -304,6 +385,85 @@ mod tests {
                     assert_eq!(e.rule, *rule, "{header:?}");
                 }
                 (exp, got) => panic!("{header:?}: expected {exp:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_issued_form_is_looked_up_by_its_digest() {
+        let k = keys();
+        let issued = format!("er_{}", "A".repeat(ISSUED_KEY_CHARS));
+        assert_eq!(
+            k.lookup(Some(&format!("Bearer {issued}"))).unwrap(),
+            Lookup::Issued {
+                sha256: key_digest_hex(&issued)
+            }
+        );
+        // Only API_KEYS for `authenticate`.
+        assert_eq!(
+            k.authenticate(Some(&format!("Bearer {issued}")))
+                .unwrap_err()
+                .rule,
+            "invalid_api_key"
+        );
+        // Anything else is refused without a lookup.
+        for other in [
+            format!("er_{}", "A".repeat(ISSUED_KEY_CHARS - 1)),
+            format!("er_{}", "A".repeat(ISSUED_KEY_CHARS + 1)),
+            format!("xx_{}", "A".repeat(ISSUED_KEY_CHARS)),
+            format!("er_{}+", "A".repeat(ISSUED_KEY_CHARS - 1)),
+            format!("er_{}é", "A".repeat(ISSUED_KEY_CHARS - 2)),
+        ] {
+            assert_eq!(
+                k.lookup(Some(&format!("Bearer {other}"))).unwrap_err().rule,
+                "invalid_api_key",
+                "{other}"
+            );
+        }
+        // A key of API_KEYS is found, whatever its form.
+        assert!(matches!(
+            k.lookup(Some("Bearer er_key_one")),
+            Ok(Lookup::Found(_))
+        ));
+    }
+
+    #[test]
+    fn a_route_scope_is_held_or_refused_naming_it() {
+        let key = |scopes: &[Scope]| AuthenticatedKey {
+            id: "k".into(),
+            domains: vec![],
+            tenant: "t".into(),
+            streams: BTreeMap::new(),
+            unsubscribe_base_url: None,
+            scopes: scopes.to_vec(),
+            limits: KeyLimits::default(),
+        };
+        use Scope::*;
+        let table: &[(&[Scope], Scope, bool)] = &[
+            (&[Send], Send, true),
+            (&[Send], Read, false),
+            (&[Send], Admin, false),
+            (&[Read], Read, true),
+            (&[Read], Send, false),
+            (&[Read], Admin, false),
+            (&[Admin], Admin, true),
+            (&[Admin], Read, true),
+            (&[Admin], Send, false),
+            (&[Send, Read, Admin], Send, true),
+            (&[], Read, false),
+        ];
+        for (held, needed, ok) in table {
+            match require_scope(&key(held), *needed) {
+                Ok(()) => assert!(ok, "{held:?} {needed:?}"),
+                Err(e) => {
+                    assert!(!ok, "{held:?} {needed:?}");
+                    assert_eq!((e.status, e.rule), (403, "insufficient_scope"));
+                    assert!(
+                        e.message.contains(&format!("`{}` scope", needed.as_str())),
+                        "{}",
+                        e.message
+                    );
+                }
             }
         }
     }

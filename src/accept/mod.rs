@@ -13,6 +13,7 @@ pub mod body;
 pub mod commit;
 pub mod error;
 pub mod idempotency;
+pub mod issued_keys;
 pub mod keys;
 pub mod limits;
 pub mod producer;
@@ -23,6 +24,6 @@ pub mod settings;
 
 pub use body::BodyLimit;
 pub use error::{ApiError, ErrorBody};
-pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey, KeyLimits, Scope};
+pub use keys::{ApiKeyRecord, ApiKeys, AuthenticatedKey, KeyLimits, Lookup, Scope};
 pub use producer::QueueProducer;
 pub use settings::{AcceptSettings, FormSettings, SendSettings};

@@ -12,7 +12,7 @@
 //!
 //! | Setting | Kind | Format |
 //! | --- | --- | --- |
-//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key; `scopes` lists `send`, `read`, `admin` (absent: all); `limits` is `{"per_second"?, "per_day"?}` |
+//! | `API_KEYS` | secret | JSON list of `{"id", "sha256", "domains", "tenant"?, "streams"?, "unsubscribe_base_url"?}` (hex SHA-256 of the key); ids unique, not starting with `key_`; `streams` maps named streams to `transactional` or `marketing`; `unsubscribe_base_url` overrides `UNSUBSCRIBE_BASE_URL` for the key; `scopes` lists `send`, `read`, `admin` (absent: all); `limits` is `{"per_second"?, "per_day"?}` |
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
@@ -38,6 +38,7 @@ use crate::message::validate::is_stream_name;
 use crate::message::{DkimAlgorithm, DkimKey};
 use crate::queue::QueueSecrets;
 
+use super::issued_keys::ID_PREFIX as ISSUED_ID_PREFIX;
 use super::keys::{ApiKeyRecord, TENANT_RULE, valid_tenant};
 use super::producer::{QueueProducer, parse_producers};
 use super::publishable::PublishableKeys;
@@ -226,6 +227,15 @@ fn parse_api_keys(src: &impl ConfigSource) -> Result<Vec<ApiKeyRecord>, ConfigEr
     for (i, k) in keys.iter().enumerate() {
         if k.id.trim().is_empty() {
             return Err(err("API_KEYS", format!("key {i}: id is empty")));
+        }
+        if k.id.starts_with(ISSUED_ID_PREFIX) {
+            return Err(err(
+                "API_KEYS",
+                format!(
+                    "key `{}`: ids starting with `{ISSUED_ID_PREFIX}` are kept for keys issued through /v1/keys",
+                    k.id
+                ),
+            ));
         }
         if keys[..i].iter().any(|other| other.id == k.id) {
             return Err(err(

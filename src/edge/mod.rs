@@ -9,6 +9,7 @@
 
 mod accept;
 mod accept_ports;
+mod api_keys;
 mod batch;
 #[cfg(feature = "diagnostics")]
 mod bench;
@@ -58,7 +59,7 @@ use self::meter::Usage;
 use self::platform::{Loaded, load_for_request};
 
 use crate::accept::limits::Cost;
-use crate::accept::{ApiError, send};
+use crate::accept::{ApiError, AuthenticatedKey, send};
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::{self, Endpoint, Routed};
 
@@ -127,9 +128,7 @@ async fn route(
         }
         Endpoint::SendMessage => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let url = req.url().map_err(internal)?;
             let pairs: Vec<_> = url.query_pairs().collect();
             let pairs = || pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
@@ -176,18 +175,14 @@ async fn route(
         }
         Endpoint::ListMessages => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             message_views::list(&env, &key, &url).await
         }
         Endpoint::SendBatch => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             let origin = req.url().map_err(internal)?.origin().ascii_serialization();
             let body = read_body(&mut req, &loaded).await;
             let items = match &body {
@@ -212,9 +207,7 @@ async fn route(
         }
         Endpoint::GetMessage => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             message_views::detail(&env, &key, id).await
         }
@@ -226,9 +219,7 @@ async fn route(
         | Endpoint::TestWebhook
         | Endpoint::ListWebhookAttempts => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             match endpoint {
                 Endpoint::ListWebhooks => webhooks::list(&env, &key).await,
@@ -251,9 +242,7 @@ async fn route(
         }
         Endpoint::ListSuppressions | Endpoint::AddSuppressions | Endpoint::RemoveSuppression => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             let db = d1::Db::open(&env).map_err(internal)?;
@@ -270,9 +259,7 @@ async fn route(
         | Endpoint::GetInboundReport
         | Endpoint::GetInboundReportRaw => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             match endpoint {
                 Endpoint::ListInboundReports => {
@@ -287,16 +274,37 @@ async fn route(
             let loaded = load_for_request(&env)?;
             provider_events::receive(&mut req, &env, &loaded, id).await
         }
+        Endpoint::ListKeys
+        | Endpoint::CreateKey
+        | Endpoint::GetKey
+        | Endpoint::RevokeKey
+        | Endpoint::RotateKey => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            match endpoint {
+                Endpoint::ListKeys => api_keys::list(&env, &loaded, &key).await,
+                Endpoint::CreateKey => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    api_keys::create(&env, &key, &body).await
+                }
+                Endpoint::GetKey => api_keys::get(&env, &loaded, &key, id).await,
+                Endpoint::RevokeKey => api_keys::revoke(&env, &loaded, &key, id).await,
+                _ => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    api_keys::rotate(&env, &loaded, &key, id, &body).await
+                }
+            }
+        }
         Endpoint::PrivacyExport | Endpoint::PrivacyErase => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             match endpoint {
                 Endpoint::PrivacyExport => privacy::export(&env, &key, &url).await,
                 _ => {
+                    let issued = api_keys::issued_ids(&env, &key.tenant).await?;
                     let key_ids: Vec<&str> = loaded
                         .settings
                         .accept
@@ -304,6 +312,7 @@ async fn route(
                         .iter()
                         .filter(|k| k.tenant() == key.tenant)
                         .map(|k| k.id.as_str())
+                        .chain(issued.iter().map(String::as_str))
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
@@ -311,9 +320,7 @@ async fn route(
         }
         Endpoint::GetStats | Endpoint::GetTagStats => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             if endpoint == Endpoint::GetStats {
@@ -344,9 +351,8 @@ async fn route(
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
             let loaded = load_for_request(&env)?;
-            let key = loaded
-                .keys
-                .authenticate(header(&req, "Authorization").as_deref())?;
+            // A benchmark route (no scope in the route table) that sends.
+            let key = api_keys::authorize(&env, &loaded, &req, crate::accept::Scope::Send).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let query = req
                 .url()
@@ -358,6 +364,20 @@ async fn route(
             bench_smtp::smtp(&env, &loaded, &key, &query, &body).await
         }
     }
+}
+
+/// The request's secret API key, holding the scope `endpoint` needs
+/// (checked before the endpoint runs).
+async fn authorize(
+    env: &Env,
+    loaded: &Loaded,
+    req: &Request,
+    endpoint: Endpoint,
+) -> std::result::Result<AuthenticatedKey, ApiError> {
+    let scope = endpoint.scope().ok_or_else(|| {
+        ApiError::misconfigured(format!("{endpoint:?} is not reached with an API key"))
+    })?;
+    api_keys::authorize(env, loaded, req, scope).await
 }
 
 /// The request body, refused with 413 as soon as it is over the limit.

@@ -8,7 +8,8 @@
 //! answer), the `/v1/suppressions` queries, bodies
 //! and views, the requests and answers of `/v1/webhooks`, and the
 //! `/v1/inbound-reports` query and view, the answers of
-//! `/v1/provider-events/{id}`, and the `/v1/privacy` query and answers.
+//! `/v1/provider-events/{id}`, the `/v1/privacy` query and answers, the
+//! requests and answers of `/v1/keys`, and the scope each route needs.
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -19,6 +20,7 @@ pub mod dashboard;
 pub mod delivery_mode;
 pub mod dry_run;
 pub mod inbound_reports;
+pub mod keys;
 pub mod listing;
 pub mod privacy;
 pub mod provider_events;

@@ -2,7 +2,12 @@
 //! and the endpoint each method reaches. Routing and the `Allow` header of a
 //! 405 both read this one table, so they cannot disagree.
 //!
+//! Owns too: the scope a secret API key needs for each endpoint
+//! ([`Endpoint::scope`]), which the edge checks before the endpoint runs.
+//!
 //! Must not: perform I/O or know what an endpoint does; the edge runs it.
+
+use crate::accept::Scope;
 
 /// What a request reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,15 @@ pub enum Endpoint {
     PrivacyExport,
     /// `DELETE /v1/privacy/data?email=`: erase an address.
     PrivacyErase,
+    /// `GET /v1/keys`: the tenant's keys, issued and from settings.
+    ListKeys,
+    /// `POST /v1/keys`: issue a key.
+    CreateKey,
+    /// With the key id from the path, as are the two below.
+    GetKey,
+    /// Revokes the key.
+    RevokeKey,
+    RotateKey,
     /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
     GetStats,
     /// `GET /v1/stats/tags`: each tag's totals over a range.
@@ -87,9 +101,60 @@ impl Endpoint {
                 | Endpoint::GetInboundReportRaw
                 | Endpoint::PrivacyExport
                 | Endpoint::PrivacyErase
+                | Endpoint::ListKeys
+                | Endpoint::CreateKey
+                | Endpoint::GetKey
+                | Endpoint::RevokeKey
+                | Endpoint::RotateKey
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
         )
+    }
+
+    /// The scope a secret API key needs to reach this endpoint; `None` for
+    /// the routes no secret key authenticates (health, the API description,
+    /// unsubscribe pages, forms, provider events, benchmarks). Every
+    /// endpoint is named here, so a new one must be classified.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Endpoint::Health
+            | Endpoint::OpenApi
+            | Endpoint::SubmitForm
+            | Endpoint::FormPreflight
+            | Endpoint::UnsubscribePage
+            | Endpoint::Unsubscribe
+            | Endpoint::UnsubscribePreferences
+            | Endpoint::ProviderEvents
+            | Endpoint::BenchSigning
+            | Endpoint::BenchSmtp
+            | Endpoint::Dashboard
+            | Endpoint::DashboardAsset => None,
+            Endpoint::SendMessage | Endpoint::SendBatch => Some(Scope::Send),
+            Endpoint::ListMessages
+            | Endpoint::GetMessage
+            | Endpoint::ListSuppressions
+            | Endpoint::ListInboundReports
+            | Endpoint::GetInboundReport
+            | Endpoint::GetInboundReportRaw
+            | Endpoint::GetStats
+            | Endpoint::GetTagStats => Some(Scope::Read),
+            Endpoint::ListWebhooks
+            | Endpoint::CreateWebhook
+            | Endpoint::GetWebhook
+            | Endpoint::DeleteWebhook
+            | Endpoint::RotateWebhookSecret
+            | Endpoint::TestWebhook
+            | Endpoint::ListWebhookAttempts
+            | Endpoint::AddSuppressions
+            | Endpoint::RemoveSuppression
+            | Endpoint::PrivacyExport
+            | Endpoint::PrivacyErase
+            | Endpoint::ListKeys
+            | Endpoint::CreateKey
+            | Endpoint::GetKey
+            | Endpoint::RevokeKey
+            | Endpoint::RotateKey => Some(Scope::Admin),
+        }
     }
 }
 
@@ -238,6 +303,21 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("privacy"), Literal("data")],
         methods: &[("DELETE", Endpoint::PrivacyErase)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("keys")],
+        methods: &[("GET", Endpoint::ListKeys), ("POST", Endpoint::CreateKey)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("keys"), Id],
+        methods: &[("GET", Endpoint::GetKey), ("DELETE", Endpoint::RevokeKey)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("keys"), Id, Literal("rotate")],
+        methods: &[("POST", Endpoint::RotateKey)],
         bench: false,
     },
     Resource {
@@ -443,6 +523,19 @@ mod tests {
             ("GET", "/unsubscribe", Routed::NotFound),
             ("POST", "/unsubscribe/", Routed::NotFound),
             ("GET", "/unsubscribe/t0k/other", Routed::NotFound),
+            ("GET", "/v1/keys", found(ListKeys, None)),
+            ("POST", "/v1/keys", found(CreateKey, None)),
+            ("GET", "/v1/keys/key_1", found(GetKey, Some("key_1"))),
+            ("DELETE", "/v1/keys/key_1", found(RevokeKey, Some("key_1"))),
+            (
+                "POST",
+                "/v1/keys/key_1/rotate",
+                found(RotateKey, Some("key_1")),
+            ),
+            ("DELETE", "/v1/keys", allow("GET, POST")),
+            ("POST", "/v1/keys/key_1", allow("GET, DELETE")),
+            ("GET", "/v1/keys/key_1/rotate", allow("POST")),
+            ("GET", "/v1/keys/key_1/other", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -498,6 +591,13 @@ mod tests {
             ("GET", "/v1/inbound-reports"),
             ("GET", "/v1/inbound-reports/x"),
             ("GET", "/v1/inbound-reports/x/raw"),
+            ("GET", "/v1/privacy/export"),
+            ("DELETE", "/v1/privacy/data"),
+            ("GET", "/v1/keys"),
+            ("POST", "/v1/keys"),
+            ("GET", "/v1/keys/x"),
+            ("DELETE", "/v1/keys/x"),
+            ("POST", "/v1/keys/x/rotate"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
@@ -519,5 +619,170 @@ mod tests {
         ] {
             assert!(!endpoint.takes_secret_key(), "{endpoint:?}");
         }
+    }
+
+    /// Every route and the scope it needs, and which of four keys may call
+    /// it: one with only `send`, only `read`, only `admin`, and all three.
+    const SCOPE_TABLE: &[(&str, &str, Option<Scope>, [bool; 4])] = {
+        use Scope::*;
+        const NONE: [bool; 4] = [true; 4];
+        const SEND: [bool; 4] = [true, false, false, true];
+        const READ: [bool; 4] = [false, true, true, true];
+        const ADMIN: [bool; 4] = [false, false, true, true];
+        &[
+            ("GET", "/health", None, NONE),
+            ("GET", "/openapi.json", None, NONE),
+            ("POST", "/v1/messages", Some(Send), SEND),
+            ("GET", "/v1/messages", Some(Read), READ),
+            ("POST", "/v1/messages/batch", Some(Send), SEND),
+            ("GET", "/v1/messages/x", Some(Read), READ),
+            ("POST", "/v1/forms/submit", None, NONE),
+            ("OPTIONS", "/v1/forms/submit", None, NONE),
+            ("GET", "/v1/webhooks", Some(Admin), ADMIN),
+            ("POST", "/v1/webhooks", Some(Admin), ADMIN),
+            ("GET", "/v1/webhooks/x", Some(Admin), ADMIN),
+            ("DELETE", "/v1/webhooks/x", Some(Admin), ADMIN),
+            ("POST", "/v1/webhooks/x/rotate-secret", Some(Admin), ADMIN),
+            ("POST", "/v1/webhooks/x/test", Some(Admin), ADMIN),
+            ("GET", "/v1/webhooks/x/attempts", Some(Admin), ADMIN),
+            ("GET", "/v1/suppressions", Some(Read), READ),
+            ("POST", "/v1/suppressions", Some(Admin), ADMIN),
+            ("DELETE", "/v1/suppressions/a@x.net", Some(Admin), ADMIN),
+            ("GET", "/unsubscribe/t", None, NONE),
+            ("POST", "/unsubscribe/t", None, NONE),
+            ("GET", "/unsubscribe/t/preferences", None, NONE),
+            ("GET", "/v1/inbound-reports", Some(Read), READ),
+            ("GET", "/v1/inbound-reports/x", Some(Read), READ),
+            ("GET", "/v1/inbound-reports/x/raw", Some(Read), READ),
+            ("POST", "/v1/provider-events/x", None, NONE),
+            ("GET", "/v1/privacy/export", Some(Admin), ADMIN),
+            ("DELETE", "/v1/privacy/data", Some(Admin), ADMIN),
+            ("GET", "/v1/stats", Some(Read), READ),
+            ("GET", "/v1/stats/tags", Some(Read), READ),
+            ("GET", "/dashboard", None, NONE),
+            ("GET", "/dashboard/app.js", None, NONE),
+            ("GET", "/v1/keys", Some(Admin), ADMIN),
+            ("POST", "/v1/keys", Some(Admin), ADMIN),
+            ("GET", "/v1/keys/x", Some(Admin), ADMIN),
+            ("DELETE", "/v1/keys/x", Some(Admin), ADMIN),
+            ("POST", "/v1/keys/x/rotate", Some(Admin), ADMIN),
+            ("GET", "/bench/signing", None, NONE),
+            ("POST", "/bench/smtp", None, NONE),
+        ]
+    };
+
+    #[test]
+    fn every_route_needs_its_scope() {
+        use crate::accept::keys::require_scope;
+        use crate::accept::{AuthenticatedKey, KeyLimits};
+        let key = |scopes: &[Scope]| AuthenticatedKey {
+            id: "k".into(),
+            domains: vec![],
+            tenant: "t".into(),
+            streams: Default::default(),
+            unsubscribe_base_url: None,
+            scopes: scopes.to_vec(),
+            limits: KeyLimits::default(),
+        };
+        let keys = [
+            key(&[Scope::Send]),
+            key(&[Scope::Read]),
+            key(&[Scope::Admin]),
+            key(&Scope::ALL),
+        ];
+        let mut seen = Vec::new();
+        for (method, path, scope, may) in SCOPE_TABLE {
+            let Routed::Found(endpoint, _) = route(method, path, true) else {
+                panic!("{method} {path} is not routed");
+            };
+            seen.push(endpoint);
+            assert_eq!(endpoint.scope(), *scope, "{method} {path}");
+            // A route needs a scope exactly when a secret key reaches it.
+            assert_eq!(
+                endpoint.takes_secret_key(),
+                scope.is_some(),
+                "{method} {path}"
+            );
+            for (key, may) in keys.iter().zip(may) {
+                let allowed = endpoint
+                    .scope()
+                    .is_none_or(|s| require_scope(key, s).is_ok());
+                assert_eq!(allowed, *may, "{method} {path} with {:?}", key.scopes);
+            }
+        }
+        // The table names every endpoint of the route table.
+        for resource in ROUTES {
+            for (method, endpoint) in resource.methods {
+                assert!(
+                    seen.contains(endpoint),
+                    "{method} {endpoint:?} is not in the table"
+                );
+            }
+        }
+    }
+
+    /// openapi.json documents exactly the routes (benchmarks aside), each
+    /// with the scope it needs in `x-edgerelay-scope` and in words.
+    #[test]
+    fn the_api_description_lists_every_route_with_its_scope() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let template = |path: &str| -> String {
+            path.split('/')
+                .map(|s| if s.starts_with('{') { "{}" } else { s })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|m| *m != "parameters")
+                    .map(move |m| (m.to_ascii_uppercase(), template(path)))
+            })
+            .collect();
+        documented.sort();
+        let mut routed: Vec<(String, String)> = Vec::new();
+        for resource in ROUTES.iter().filter(|r| !r.bench) {
+            let path: String = resource
+                .path
+                .iter()
+                .map(|s| match s {
+                    Literal(text) => format!("/{text}"),
+                    Id => "/{}".to_string(),
+                })
+                .collect();
+            for (method, endpoint) in resource.methods {
+                routed.push((method.to_string(), path.clone()));
+                let (_, op) = paths
+                    .iter()
+                    .find(|(p, _)| template(p) == path)
+                    .unwrap_or_else(|| panic!("{path} is not documented"));
+                let op = &op[method.to_ascii_lowercase()];
+                let marked = op.get("x-edgerelay-scope").and_then(|s| s.as_str());
+                assert_eq!(
+                    marked,
+                    endpoint.scope().map(Scope::as_str),
+                    "{method} {path}: x-edgerelay-scope"
+                );
+                if let Some(scope) = endpoint.scope() {
+                    let words = format!("Needs an API key with the `{}` scope", scope.as_str());
+                    let description = op["description"].as_str().unwrap_or_default();
+                    assert!(
+                        description.contains(&words),
+                        "{method} {path}: {description}"
+                    );
+                    assert!(
+                        op["responses"].get("403").is_some(),
+                        "{method} {path}: 403 is not documented"
+                    );
+                }
+            }
+        }
+        routed.sort();
+        assert_eq!(documented, routed);
     }
 }

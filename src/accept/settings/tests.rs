@@ -109,6 +109,12 @@ fn each_bad_setting_is_named() {
         ("API_KEYS", &two, "API_KEYS", "`a` is listed twice"),
         (
             "API_KEYS",
+            &format!(r#"[{{"id":"key_1","sha256":"{HASH}","domains":["a.com"]}}]"#),
+            "API_KEYS",
+            "ids starting with `key_` are kept",
+        ),
+        (
+            "API_KEYS",
             &format!(r#"[{{"id":"a","sha256":"{HASH}","domains":["a.com"],"tenant":"a b"}}]"#),
             "API_KEYS",
             "key `a`: tenant must be",

@@ -4,13 +4,15 @@
 //! reconciliation sweep reads, the views of stored messages, the event
 //! stream, the tenants' suppression lists, and webhook endpoints,
 //! deliveries and attempts, what comes back after the hand-off (with the
-//! provider tokens already taken), and retention and erasure.
+//! provider tokens already taken), retention and erasure, and the API keys
+//! issued through `/v1/keys`.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
 //! Statuses, states and event kinds are bound from their enums, never
 //! written into the SQL.
 
+pub mod api_keys;
 mod email_events;
 mod health;
 mod keys;
