@@ -24,6 +24,7 @@ mod idempotent;
 mod immediate;
 mod inbound_mail;
 mod lifecycle;
+mod log;
 mod message_views;
 mod outage;
 mod platform;
@@ -41,6 +42,7 @@ mod smtp_driver;
 mod suppressions;
 mod sweep;
 mod unsubscribe;
+mod upstreams;
 mod webhook_delivery;
 mod webhooks;
 
@@ -258,6 +260,17 @@ async fn route(
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
+            }
+        }
+        Endpoint::ListUpstreams | Endpoint::ResumeUpstream => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let db = d1::Db::open(&env).map_err(internal)?;
+            match endpoint {
+                Endpoint::ListUpstreams => upstreams::list(&db, &loaded, &key).await,
+                _ => upstreams::resume(&db, &loaded, &key, id).await,
             }
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,

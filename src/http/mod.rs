@@ -8,7 +8,8 @@
 //! answer), the `/v1/suppressions` queries, bodies
 //! and views, the requests and answers of `/v1/webhooks`, and the
 //! `/v1/inbound-reports` query and view, the answers of
-//! `/v1/provider-events/{id}`, and the `/v1/privacy` query and answers.
+//! `/v1/provider-events/{id}`, the `/v1/privacy` query and answers, and
+//! the operator's view of the upstreams (`/v1/upstreams`).
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -23,5 +24,6 @@ pub mod privacy;
 pub mod provider_events;
 pub mod routes;
 pub mod suppressions;
+pub mod upstreams;
 pub mod views;
 pub mod webhooks;

@@ -51,6 +51,10 @@ pub enum Endpoint {
     PrivacyExport,
     /// `DELETE /v1/privacy/data?email=`: erase an address.
     PrivacyErase,
+    /// `GET /v1/upstreams`: every upstream's state and latest sessions.
+    ListUpstreams,
+    /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
+    ResumeUpstream,
 }
 
 impl Endpoint {
@@ -79,6 +83,8 @@ impl Endpoint {
                 | Endpoint::GetInboundReportRaw
                 | Endpoint::PrivacyExport
                 | Endpoint::PrivacyErase
+                | Endpoint::ListUpstreams
+                | Endpoint::ResumeUpstream
         )
     }
 }
@@ -231,6 +237,16 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("upstreams")],
+        methods: &[("GET", Endpoint::ListUpstreams)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("upstreams"), Id, Literal("resume")],
+        methods: &[("POST", Endpoint::ResumeUpstream)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -378,6 +394,21 @@ mod tests {
             ("DELETE", "/v1/privacy/export", allow("GET")),
             ("GET", "/v1/privacy", Routed::NotFound),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
+            ("GET", "/v1/upstreams", found(ListUpstreams, None)),
+            (
+                "POST",
+                "/v1/upstreams/smtp.example.net%3A465/resume",
+                found(ResumeUpstream, Some("smtp.example.net%3A465")),
+            ),
+            (
+                "POST",
+                "/v1/upstreams/127.0.0.1:2525/resume",
+                found(ResumeUpstream, Some("127.0.0.1:2525")),
+            ),
+            ("POST", "/v1/upstreams", allow("GET")),
+            ("GET", "/v1/upstreams/a:465/resume", allow("POST")),
+            ("GET", "/v1/upstreams/a:465", Routed::NotFound),
+            ("POST", "/v1/upstreams//resume", Routed::NotFound),
             (
                 "POST",
                 "/v1/provider-events/sg-main",
@@ -458,6 +489,8 @@ mod tests {
             ("GET", "/v1/inbound-reports"),
             ("GET", "/v1/inbound-reports/x"),
             ("GET", "/v1/inbound-reports/x/raw"),
+            ("GET", "/v1/upstreams"),
+            ("POST", "/v1/upstreams/a:465/resume"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
