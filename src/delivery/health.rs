@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(first.paused_since_ms, Some(1_000));
         let again = first.after(&misconfigured(), &SETTINGS, 90_000);
         assert_eq!(again.paused_since_ms, Some(1_000));
-        assert_eq!(again.after(&failed(), &SETTINGS, 99_000).paused_since_ms, None);
+        assert_eq!(
+            again.after(&failed(), &SETTINGS, 99_000).paused_since_ms,
+            None
+        );
         let ok = again.after(&SessionVerdict::Healthy, &SETTINGS, 99_000);
         assert_eq!(ok, UpstreamHealth::default());
         let resumed = again.resumed();

@@ -99,9 +99,7 @@ impl SessionRecord {
                     (_, OutcomeKind::Configuration) => SessionOutcome::Configuration,
                     (_, OutcomeKind::Permanent) => SessionOutcome::Permanent,
                     (_, OutcomeKind::Delivered) => SessionOutcome::Ok,
-                    (_, OutcomeKind::Transient | OutcomeKind::Unknown) => {
-                        SessionOutcome::Transient
-                    }
+                    (_, OutcomeKind::Transient | OutcomeKind::Unknown) => SessionOutcome::Transient,
                 };
                 (outcome, f.reply.as_ref().map(|r| r.code))
             }
@@ -247,7 +245,12 @@ mod tests {
                 None,
                 (SessionOutcome::Ok, Some(550), 0),
             ),
-            ("no jobs at all", vec![], None, (SessionOutcome::Ok, None, 0)),
+            (
+                "no jobs at all",
+                vec![],
+                None,
+                (SessionOutcome::Ok, None, 0),
+            ),
             (
                 "535 to AUTH",
                 vec![None],

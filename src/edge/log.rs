@@ -39,3 +39,9 @@ pub fn warn_because(event: &str, e: &dyn Display) {
 pub fn error_because(event: &str, e: &dyn Display) {
     error(event, &[("error", LogValue::Text(&e.to_string()))]);
 }
+
+/// A line a core module built with `events::log_line::line` (its own
+/// fields, already masked), written as an info line.
+pub fn built(text: &str) {
+    worker::console_log!("{text}");
+}

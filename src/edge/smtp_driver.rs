@@ -117,12 +117,14 @@ pub async fn deliver_tuned<'f>(
         if let Some(change) = &change {
             let fields = [("upstream", LogValue::Text(&change.label))];
             match &change.notice {
-                Some(Notice::Paused(text)) => {
-                    log::error("upstream_paused", &[fields[0], ("detail", LogValue::Text(text))])
-                }
-                Some(Notice::CoolingDown(text)) => {
-                    log::warn("upstream_cooling_down", &[fields[0], ("detail", LogValue::Text(text))])
-                }
+                Some(Notice::Paused(text)) => log::error(
+                    "upstream_paused",
+                    &[fields[0], ("detail", LogValue::Text(text))],
+                ),
+                Some(Notice::CoolingDown(text)) => log::warn(
+                    "upstream_cooling_down",
+                    &[fields[0], ("detail", LogValue::Text(text))],
+                ),
                 None => {}
             }
         }

@@ -122,7 +122,10 @@ pub fn mask_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_TEXT + 8));
     let mut copied = 0; // bytes of `text` already in `out`
     let mut at = 0;
-    while let Some(offset) = bytes.get(at..).and_then(|b| b.iter().position(|&c| c == b'@')) {
+    while let Some(offset) = bytes
+        .get(at..)
+        .and_then(|b| b.iter().position(|&c| c == b'@'))
+    {
         let sign = at + offset;
         let mut start = sign;
         if sign > copied && bytes.get(sign - 1) == Some(&b'"') {
@@ -187,7 +190,10 @@ mod tests {
     #[test]
     fn an_address_keeps_its_domain_only() {
         let bob = h("bob@example.com");
-        assert!(bob.starts_with("h:") && bob.ends_with("@example.com"), "{bob}");
+        assert!(
+            bob.starts_with("h:") && bob.ends_with("@example.com"),
+            "{bob}"
+        );
         assert_eq!(bob.len(), "h:12345678@example.com".len());
         assert!(!bob.contains("bob"));
         // Case does not change the hash; the same address, the same mask.
@@ -212,10 +218,7 @@ mod tests {
             ),
             (
                 "bob@example.com and carol+x@mail.example.org.",
-                format!(
-                    "{bob} and {}.",
-                    h("carol+x@mail.example.org")
-                ),
+                format!("{bob} and {}.", h("carol+x@mail.example.org")),
             ),
             (
                 "RCPT TO:<bob@example.com> refused",
@@ -231,10 +234,7 @@ mod tests {
                 format!("{} ({bob})", h("d.o.t@x-y.z")),
             ),
             // Already masked: left as it is (masking twice changes nothing).
-            (
-                "h:5ff860bf@example.com",
-                "h:5ff860bf@example.com".into(),
-            ),
+            ("h:5ff860bf@example.com", "h:5ff860bf@example.com".into()),
             ("ünï@exämple.com", h("ünï@exämple.com")),
         ];
         for (text, want) in table {

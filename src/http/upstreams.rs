@@ -50,9 +50,7 @@ pub fn find(upstreams: &[Upstream], segment: &str) -> Result<usize, ApiError> {
     upstreams
         .iter()
         .position(|u| !name.is_empty() && u.label().eq_ignore_ascii_case(&name))
-        .ok_or_else(|| {
-            ApiError::not_found("no upstream is configured under that name (host:port)")
-        })
+        .ok_or_else(|| ApiError::not_found("no upstream is configured under that name (host:port)"))
 }
 
 fn transport(security: UpstreamSecurity) -> &'static str {
