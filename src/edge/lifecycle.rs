@@ -186,11 +186,44 @@ pub(crate) async fn execute(
         log::error(
             "could_not_record_an_outcome",
             &[
-                ("message_id", LogValue::Id(&message_id.to_string())),
+                ("message_id", LogValue::Id(&message_id)),
                 ("error", LogValue::Text(&e.to_string())),
             ],
         );
         return Executed::NotRecorded;
+    }
+    if let Some(record) = &record {
+        // One line per settled attempt (the first ten recipients);
+        // addresses and replies are masked by the line (`events::log_line`).
+        let recipients: serde_json::Value = record
+            .recipients
+            .iter()
+            .take(10)
+            .map(|r| {
+                serde_json::json!({
+                    "recipient": r.address,
+                    "state": r.state.as_str(),
+                    "code": r.reply_code,
+                    "reply": r.reply_text,
+                })
+            })
+            .collect();
+        log::info(
+            "message_settled",
+            &[
+                ("message_id", LogValue::Id(&message_id)),
+                ("status", LogValue::Id(record.status.as_str())),
+                (
+                    "last_error",
+                    LogValue::Text(record.last_error.as_deref().unwrap_or_default()),
+                ),
+                (
+                    "recipient_count",
+                    LogValue::Num(record.recipients.len() as u64),
+                ),
+                ("recipients", LogValue::Json(&recipients)),
+            ],
+        );
     }
     let then = match follow_up {
         FollowUp::Ack => Then::Ack,
@@ -210,7 +243,7 @@ pub(crate) async fn execute(
                 log::warn(
                     "could_not_requeue",
                     &[
-                        ("message_id", LogValue::Id(&message_id.to_string())),
+                        ("message_id", LogValue::Id(&message_id)),
                         ("error", LogValue::Text(&e.to_string())),
                     ],
                 );
