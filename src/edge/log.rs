@@ -12,7 +12,9 @@ use crate::events::log_line::{Level, LogValue, line};
 fn write(level: Level, event: &str, fields: &[(&str, LogValue<'_>)]) {
     let text = line(level, event, fields);
     match level {
-        Level::Info => worker::console_log!("{text}"),
+        // `console.info`, not `console.log`: local dev at `--log-level
+        // info` shows it, and Workers Logs keep the level.
+        Level::Info => worker::web_sys::console::info_1(&text.into()),
         Level::Warn => worker::console_warn!("{text}"),
         Level::Error => worker::console_error!("{text}"),
     }
@@ -43,5 +45,5 @@ pub fn error_because(event: &str, e: &dyn Display) {
 /// A line a core module built with `events::log_line::line` (its own
 /// fields, already masked), written as an info line.
 pub fn built(text: &str) {
-    worker::console_log!("{text}");
+    worker::web_sys::console::info_1(&text.into());
 }

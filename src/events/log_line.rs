@@ -13,7 +13,7 @@
 //! Must not: do I/O (the edge writes the line), or keep any part of a local
 //! part in clear.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The longest free text a field keeps, in bytes.
@@ -54,15 +54,17 @@ pub enum LogValue<'a> {
     Json(&'a Value),
 }
 
-/// The line for `event` with `fields`, as one line of JSON text. Field
-/// names are the caller's constants; `level` and `event` cannot be
-/// overwritten by a field.
+/// The line for `event` with `fields`, as one line of JSON text: `level`
+/// and `event` first, then the fields in the order given. Field names are
+/// the caller's constants; a field cannot overwrite `level` or `event`, and
+/// a name given twice keeps its first value.
 pub fn line(level: Level, event: &str, fields: &[(&str, LogValue<'_>)]) -> String {
-    let mut object = Map::new();
-    object.insert("level".into(), Value::from(level.as_str()));
-    object.insert("event".into(), Value::from(mask_text(event)));
+    let mut members: Vec<(&str, Value)> = vec![
+        ("level", Value::from(level.as_str())),
+        ("event", Value::from(mask_text(event))),
+    ];
     for (name, value) in fields {
-        if *name == "level" || *name == "event" {
+        if members.iter().any(|(n, _)| n == name) {
             continue;
         }
         let value = match value {
@@ -72,9 +74,19 @@ pub fn line(level: Level, event: &str, fields: &[(&str, LogValue<'_>)]) -> Strin
             LogValue::Bool(b) => Value::from(*b),
             LogValue::Json(v) => masked_json(v),
         };
-        object.insert((*name).to_string(), value);
+        members.push((name, value));
     }
-    Value::Object(object).to_string()
+    let mut out = String::from("{");
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(mask_text(name)).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
 }
 
 fn masked_json(value: &Value) -> Value {
@@ -270,9 +282,14 @@ mod tests {
                 ("final", LogValue::Bool(false)),
                 ("counts", LogValue::Json(&counts)),
                 ("level", LogValue::Text("forged")),
+                ("attempt", LogValue::Num(9)),
             ],
         );
         assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.starts_with(r#"{"level":"warn","event":"delivery_deferred","message_id":"#),
+            "{text}"
+        );
         assert!(!text.contains("bob@"), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         let bob = h("bob@example.com");
