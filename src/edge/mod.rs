@@ -39,6 +39,7 @@ mod safety_net;
 mod screening;
 mod signing;
 mod smtp_driver;
+mod stats;
 mod suppressions;
 mod sweep;
 mod unsubscribe;
@@ -272,6 +273,14 @@ async fn route(
                 Endpoint::ListUpstreams => upstreams::list(&db, &loaded, &key).await,
                 _ => upstreams::resume(&db, &loaded, &key, id).await,
             }
+        }
+        Endpoint::GetStats => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            stats::get(&env, &key, &url).await
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,

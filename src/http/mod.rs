@@ -23,6 +23,7 @@ pub mod listing;
 pub mod privacy;
 pub mod provider_events;
 pub mod routes;
+pub mod stats;
 pub mod suppressions;
 pub mod upstreams;
 pub mod views;

@@ -55,6 +55,8 @@ pub enum Endpoint {
     ListUpstreams,
     /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
     ResumeUpstream,
+    /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
+    GetStats,
 }
 
 impl Endpoint {
@@ -85,6 +87,7 @@ impl Endpoint {
                 | Endpoint::PrivacyErase
                 | Endpoint::ListUpstreams
                 | Endpoint::ResumeUpstream
+                | Endpoint::GetStats
         )
     }
 }
@@ -247,6 +250,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("stats")],
+        methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -393,6 +401,8 @@ mod tests {
             ("GET", "/v1/privacy/data", allow("DELETE")),
             ("DELETE", "/v1/privacy/export", allow("GET")),
             ("GET", "/v1/privacy", Routed::NotFound),
+            ("GET", "/v1/stats", found(GetStats, None)),
+            ("POST", "/v1/stats", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             ("GET", "/v1/upstreams", found(ListUpstreams, None)),
             (
