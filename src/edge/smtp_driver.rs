@@ -115,16 +115,14 @@ pub async fn deliver_tuned<'f>(
         let record = SessionRecord::of(&end, started, now);
         let change = failover.session_ended(end, &settings.upstream_health, now);
         if let Some(change) = &change {
-            let fields = [("upstream", LogValue::Text(&change.label))];
+            let fields = |text| [("upstream", LogValue::Id(&change.label)), ("detail", text)];
             match &change.notice {
-                Some(Notice::Paused(text)) => log::error(
-                    "upstream_paused",
-                    &[fields[0], ("detail", LogValue::Text(text))],
-                ),
-                Some(Notice::CoolingDown(text)) => log::warn(
-                    "upstream_cooling_down",
-                    &[fields[0], ("detail", LogValue::Text(text))],
-                ),
+                Some(Notice::Paused(text)) => {
+                    log::error("upstream_paused", &fields(LogValue::Text(text)))
+                }
+                Some(Notice::CoolingDown(text)) => {
+                    log::warn("upstream_cooling_down", &fields(LogValue::Text(text)))
+                }
                 None => {}
             }
         }
