@@ -208,22 +208,19 @@ pub(crate) async fn execute(
                 })
             })
             .collect();
-        log::info(
-            "message_settled",
-            &[
-                ("message_id", LogValue::Id(&message_id)),
-                ("status", LogValue::Id(record.status.as_str())),
-                (
-                    "last_error",
-                    LogValue::Text(record.last_error.as_deref().unwrap_or_default()),
-                ),
-                (
-                    "recipient_count",
-                    LogValue::Num(record.recipients.len() as u64),
-                ),
-                ("recipients", LogValue::Json(&recipients)),
-            ],
-        );
+        let mut fields = vec![
+            ("message_id", LogValue::Id(&message_id)),
+            ("status", LogValue::Id(record.status.as_str())),
+        ];
+        if let Some(error) = &record.last_error {
+            fields.push(("last_error", LogValue::Text(error)));
+        }
+        fields.push((
+            "recipient_count",
+            LogValue::Num(record.recipients.len() as u64),
+        ));
+        fields.push(("recipients", LogValue::Json(&recipients)));
+        log::info("message_settled", &fields);
     }
     let then = match follow_up {
         FollowUp::Ack => Then::Ack,
