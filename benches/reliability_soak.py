@@ -76,7 +76,7 @@ SINK_FAULTS = [
     ("4xx at RCPT (-r rcpt)", ["-r", "rcpt"]),
 ]
 # The sweep's summary line in the worker's log.
-SWEEP_LINE = re.compile(r"edgerelay: sweep: (\d+) re-enqueued")
+SWEEP_LINE = re.compile(r'"event":"sweep_done","requeued":(\d+)')
 SUBJECT = re.compile(rb"^Subject: ([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
 
 
@@ -466,7 +466,7 @@ def main() -> int:
                 time.sleep(3)
             logs = worker.logs()
             outage_errors = logs.count("FAULT_D1_OUTAGE")
-            storage_requeues = logs.count("trying a message again")
+            storage_requeues = logs.count('"event":"message_retried_later"')
             requeued = sum(int(n) for n in SWEEP_LINE.findall(logs))
             explain(worker, auth, senders.accepted, final, sink.subjects(), scripted.subjects)
             recipients_done = settled_recipients(worker, auth, senders.accepted, final,

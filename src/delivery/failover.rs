@@ -249,7 +249,7 @@ mod tests {
         UpstreamHealth {
             consecutive_failures: 3,
             skip_until_ms: until,
-            paused_reason: None,
+            ..UpstreamHealth::default()
         }
     }
 

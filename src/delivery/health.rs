@@ -33,6 +33,10 @@ pub struct UpstreamHealth {
     pub skip_until_ms: u64,
     /// Why the upstream is paused, after a configuration failure.
     pub paused_reason: Option<String>,
+    /// When the pause began (Unix milliseconds): the first configuration
+    /// failure of a run of them, kept while the pause lasts.
+    #[serde(default)]
+    pub paused_since_ms: Option<u64>,
 }
 
 /// How a session with an upstream ended, as far as its health goes.
@@ -105,8 +109,7 @@ impl UpstreamHealth {
             SessionVerdict::Failed(_) if failures < threshold => {
                 return UpstreamHealth {
                     consecutive_failures: failures,
-                    skip_until_ms: 0,
-                    paused_reason: None,
+                    ..UpstreamHealth::default()
                 };
             }
             SessionVerdict::Failed(_) => (failures, None),
@@ -119,11 +122,24 @@ impl UpstreamHealth {
         let cooldown_s = u64::from(settings.cooldown_seconds)
             .saturating_mul(1 << doublings)
             .min(u64::from(settings.max_cooldown_seconds));
+        // A pause that goes on keeps the time it began.
+        let paused_since_ms = match (&paused_reason, &self.paused_reason) {
+            (None, _) => None,
+            (Some(_), Some(_)) => self.paused_since_ms.or(Some(now_ms)),
+            (Some(_), None) => Some(now_ms),
+        };
         UpstreamHealth {
             consecutive_failures: failures,
             skip_until_ms: now_ms.saturating_add(cooldown_s * 1000),
             paused_reason,
+            paused_since_ms,
         }
+    }
+
+    /// The record after an operator lifted a pause or a cool-down: the
+    /// next batch tries the upstream again in its configured place.
+    pub fn resumed(&self) -> Self {
+        UpstreamHealth::default()
     }
 }
 
@@ -304,12 +320,31 @@ mod tests {
         );
     }
 
+    /// A pause keeps the time it began while configuration failures go
+    /// on; anything else ends it; resuming clears everything.
+    #[test]
+    fn a_pause_keeps_its_start() {
+        let first = UpstreamHealth::default().after(&misconfigured(), &SETTINGS, 1_000);
+        assert_eq!(first.paused_since_ms, Some(1_000));
+        let again = first.after(&misconfigured(), &SETTINGS, 90_000);
+        assert_eq!(again.paused_since_ms, Some(1_000));
+        assert_eq!(
+            again.after(&failed(), &SETTINGS, 99_000).paused_since_ms,
+            None
+        );
+        let ok = again.after(&SessionVerdict::Healthy, &SETTINGS, 99_000);
+        assert_eq!(ok, UpstreamHealth::default());
+        let resumed = again.resumed();
+        assert!(!resumed.is_cooling_down(90_001) && resumed.paused_reason.is_none());
+        assert_eq!(resumed.paused_since_ms, None);
+    }
+
     #[test]
     fn cool_down_ends_at_its_deadline() {
         let h = UpstreamHealth {
             consecutive_failures: 3,
             skip_until_ms: 5_000,
-            paused_reason: None,
+            ..UpstreamHealth::default()
         };
         assert!(h.is_cooling_down(4_999));
         assert!(!h.is_cooling_down(5_000));
@@ -320,7 +355,7 @@ mod tests {
         let cooling = |until: u64| UpstreamHealth {
             consecutive_failures: 3,
             skip_until_ms: until,
-            paused_reason: None,
+            ..UpstreamHealth::default()
         };
         let ok = UpstreamHealth::default;
         let now = 10_000;
@@ -471,8 +506,7 @@ mod tests {
     fn changes_and_their_notices() {
         let cooling = UpstreamHealth {
             consecutive_failures: 2,
-            skip_until_ms: 0,
-            paused_reason: None,
+            ..UpstreamHealth::default()
         };
         let now = 1_000_000;
         // (old record, verdict) -> None (nothing to store) or the notice's kind and text.

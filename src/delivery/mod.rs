@@ -2,7 +2,8 @@
 //! what must be recorded and sent next.
 //!
 //! Owns: screening recorded recipients and suppressed ones (`screen`),
-//! upstreams with their health and failover (and the provider header an
+//! upstreams with their health and failover, the record each session
+//! leaves for operators (`upstream_sessions`) (and the provider header an
 //! upstream's events need, `provider_header`), an attempt's outcome, the
 //! retry policy, settlement (`settle`, a [`Settlement`] value the edge
 //! executes), the classification of queue messages, the immediate-delivery
@@ -29,6 +30,7 @@ pub mod settings;
 pub mod settle;
 pub mod shaping;
 pub mod upstream;
+pub mod upstream_sessions;
 
 pub use attempt::{AttemptReport, Outgoing};
 pub use failover::{Failover, Session, SessionEnd};
@@ -38,3 +40,6 @@ pub use recipients::{RecipientResult, RecipientState};
 pub use settings::{DeliverySettings, HealthSettings};
 pub use settle::{Attempt, Carrier, Event, FollowUp, Record, Settlement, settle};
 pub use upstream::{Upstream, UpstreamSecurity};
+pub use upstream_sessions::{
+    RECENT_SESSIONS, SessionOutcome, SessionRecord, SessionTotals, UpstreamState,
+};

@@ -11,11 +11,13 @@ use worker::Env;
 use crate::accept::commit::{
     self, BodyStore, CommitFailure, JobQueue, MessageStore, Order, PortError,
 };
+use crate::events::log_line::LogValue;
 use crate::http::listing::tags_json;
 use crate::message::Tag;
 use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
 
 use super::d1::Db;
+use super::log;
 use super::platform::{BODIES_BUCKET, Loaded};
 use super::queue_writer;
 
@@ -104,9 +106,9 @@ pub async fn commit_copies(
     if let Err(failure) = &committed
         && !failure.residue.is_empty()
     {
-        worker::console_warn!(
-            "edgerelay: a refused message left {:?} behind",
-            failure.residue
+        log::warn(
+            "refused_message_left_residue",
+            &[("residue", LogValue::Text(&format!("{:?}", failure.residue)))],
         );
     }
     committed

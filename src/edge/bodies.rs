@@ -9,8 +9,10 @@ use futures_util::StreamExt;
 use worker::Env;
 
 use crate::delivery::Outgoing;
+use crate::events::log_line::LogValue;
 use crate::queue::{DeliveryJob, ExternalBody};
 
+use super::log;
 use super::platform::BODIES_BUCKET;
 
 /// Stores a body before its job is enqueued.
@@ -34,7 +36,13 @@ pub async fn release(env: &Env, body_ref: Option<&str>) {
         Err(e) => Err(e),
     };
     if let Err(e) = deleted {
-        worker::console_warn!("edgerelay: could not delete stored body {key}: {e}");
+        log::warn(
+            "could_not_delete_a_stored_body",
+            &[
+                ("body_key", LogValue::Id(key)),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
+        );
     }
 }
 

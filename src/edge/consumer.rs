@@ -37,11 +37,13 @@ use crate::delivery::recipients::{stale_in_flight, still_to_deliver, with_result
 use crate::delivery::settings::DEFAULT_LIFETIME_SECONDS;
 use crate::delivery::settle::{body_lost, dead_lettered, settle_recorded};
 use crate::delivery::{Carrier, Outgoing, RecipientState, RetryPolicy, Settlement, settle};
+use crate::events::log_line::LogValue;
 use crate::queue::{DeliveryJob, QueueSecrets};
 
 use super::bodies::{self, Fetched as Body};
 use super::d1::Db;
 use super::lifecycle::{self, Executed};
+use super::log;
 use super::outage::{InHand, Outage};
 use super::platform::{Loaded, load, now_ms};
 use super::screening::{self, Screened};
@@ -63,7 +65,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         Err(e) => {
             // Nothing can be delivered with broken settings; keep every
             // message, without spending the platform's retries.
-            worker::console_error!("edgerelay: {e}; trying the batch again later");
+            log::error(
+                "batch_retried_later",
+                &[("error", LogValue::Text(&e.to_string()))],
+            );
             for message in &messages {
                 let outage = Outage {
                     queue: queue_of(&message.text),
@@ -87,7 +92,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let db = match Db::open_for_consumer(&env) {
         Ok(db) => db,
         Err(e) => {
-            worker::console_error!("edgerelay: the database is unavailable: {e}");
+            log::error_because("the_database_is_unavailable", &e);
             for message in &messages {
                 outage.meet(&env, message, Trouble::Records).await;
             }
@@ -126,9 +131,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                         match queue_writer::resend(&env, outage.queue, &message.text, delay).await {
                             Ok(()) => message.raw.ack(),
                             Err(e) => {
-                                worker::console_error!(
-                                    "edgerelay: could not put back a producer message: {e}"
-                                );
+                                log::error_because("could_not_put_back_a_producer_message", &e);
                                 outage.meet(&env, &message, Trouble::Records).await;
                             }
                         }
@@ -145,7 +148,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 message.raw.ack();
             }
             JobsItem::MisroutedDeadLetter(item) => {
-                worker::console_error!("edgerelay: {MISROUTED_DEAD_LETTER}");
+                log::error(
+                    "misrouted_dead_letter",
+                    &[("detail", LogValue::Text(MISROUTED_DEAD_LETTER))],
+                );
                 record_dead_letter(&env, &db, &outage, &message, item).await;
             }
         }
@@ -200,7 +206,7 @@ async fn skip_recorded(
         Ok(r) => r,
         Err(e) => {
             // Without the record we cannot tell what was sent: deliver nothing.
-            worker::console_error!("edgerelay: could not read recipient states: {e}");
+            log::error_because("could_not_read_recipient_states", &e);
             for (message, _) in &work {
                 outage.meet(env, message, Trouble::Records).await;
             }
@@ -219,7 +225,7 @@ async fn skip_recorded(
         if !stale.is_empty() {
             if let Err(e) = db.record_recipients(&job.id, &stale, true, now_ms()).await {
                 // Not settled, so not delivered either: look again later.
-                worker::console_error!("edgerelay: could not settle in-flight recipients: {e}");
+                log::error_because("could_not_settle_in_flight_recipients", &e);
                 outage.meet(env, &message, Trouble::Records).await;
                 continue;
             }
@@ -230,7 +236,7 @@ async fn skip_recorded(
             let current = match db.status_of(&job.id).await {
                 Ok(current) => current,
                 Err(e) => {
-                    worker::console_error!("edgerelay: could not read a status: {e}");
+                    log::error_because("could_not_read_a_status", &e);
                     outage.meet(env, &message, Trouble::Records).await;
                     continue;
                 }
@@ -257,7 +263,7 @@ async fn screen_suppressed(
     let entries = match screening::entries_for(db, &jobs).await {
         Ok(entries) => entries,
         Err(e) => {
-            worker::console_error!("edgerelay: could not read the suppression lists: {e}");
+            log::error_because("could_not_read_the_suppression_lists", &e);
             for (message, _, _) in &work {
                 outage.meet(env, message, Trouble::Records).await;
             }
@@ -312,7 +318,10 @@ async fn groups(env: &Env, db: &Db, outage: &Outage<'_>, work: Vec<Pending>) -> 
                 continue;
             }
             Body::Unavailable(reason) => {
-                worker::console_warn!("edgerelay: {reason}");
+                log::warn(
+                    "body_unavailable",
+                    &[("reason", LogValue::Text(&reason.to_string()))],
+                );
                 outage.meet(env, &message, Trouble::Bodies).await;
                 continue;
             }
@@ -344,7 +353,10 @@ async fn load_bodies(env: &Env, db: &Db, outage: &Outage<'_>, group: Vec<Pending
                 run(env, db, outage, &message, Some(&job), lost(&reason)).await
             }
             Body::Unavailable(reason) => {
-                worker::console_warn!("edgerelay: {reason}");
+                log::warn(
+                    "body_unavailable",
+                    &[("reason", LogValue::Text(&reason.to_string()))],
+                );
                 outage.meet(env, &message, Trouble::Bodies).await;
             }
         }
@@ -432,7 +444,10 @@ async fn record_dead_letter(
 ) {
     let written = match item {
         DeadLetterItem::Note(text) => {
-            worker::console_warn!("edgerelay: {text}");
+            log::warn(
+                "dead_letter_noted",
+                &[("detail", LogValue::Text(&text.to_string()))],
+            );
             Ok(())
         }
         DeadLetterItem::Settle { job, reason } => {
@@ -478,7 +493,7 @@ async fn record_dead_letter(
     match written {
         Ok(()) => message.raw.ack(),
         Err(e) => {
-            worker::console_error!("edgerelay: could not record a dead letter: {e}");
+            log::error_because("could_not_record_a_dead_letter", &e);
             outage.meet(env, message, Trouble::Records).await;
         }
     }

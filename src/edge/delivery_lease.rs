@@ -14,10 +14,12 @@ use worker::{Env, MessageExt};
 
 use crate::delivery::immediate::postpone;
 use crate::delivery::recovery::{LeaseVerdict, first_copies, verdict};
+use crate::events::log_line::LogValue;
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
 use super::lifecycle;
+use super::log;
 use super::outage::InHand;
 use super::platform::{Loaded, now_ms};
 use super::random;
@@ -33,7 +35,7 @@ impl Held {
     pub async fn release(self, db: &Db) {
         let ids: Vec<&str> = self.ids.iter().map(String::as_str).collect();
         if let Err(e) = db.release_delivery_leases(&ids, &self.holder).await {
-            worker::console_warn!("edgerelay: could not release delivery leases: {e}");
+            log::warn_because("could_not_release_delivery_leases", &e);
         }
     }
 }
@@ -68,7 +70,7 @@ pub async fn take(
         Ok(rows) => rows,
         Err(e) => {
             // Without a lease nothing may be delivered: look again later.
-            worker::console_error!("edgerelay: could not take delivery leases: {e}");
+            log::error_because("could_not_take_delivery_leases", &e);
             let unread = work.into_iter().map(|(message, _)| message).collect();
             return (Vec::new(), held, unread);
         }
@@ -89,7 +91,13 @@ pub async fn take(
             }
             LeaseVerdict::Settled => raw.ack(),
             LeaseVerdict::Refuse(reason) => {
-                worker::console_warn!("edgerelay: {reason} (message {})", job.id);
+                log::warn(
+                    "delivery_lease_refused",
+                    &[
+                        ("message_id", LogValue::Id(&job.id)),
+                        ("reason", LogValue::Text(&reason.to_string())),
+                    ],
+                );
                 raw.ack();
             }
         }

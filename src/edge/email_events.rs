@@ -14,11 +14,13 @@
 use worker::{Env, Result};
 
 use crate::events::EmailEvent;
+use crate::events::log_line::LogValue;
 use crate::events::webhooks::WebhookTask;
 use crate::events::webhooks::endpoint::fan_out;
 use crate::events::webhooks::schedule::{DISPATCH_LIMIT, PENDING_GRACE_MS, REDISPATCH_GRACE_MS};
 
 use super::d1::Db;
+use super::log;
 use super::platform::{load, now_ms};
 use super::queue_writer;
 
@@ -37,7 +39,7 @@ pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
     send_tasks(env, db, &tasks).await;
     let payloads = events.iter().map(EmailEvent::payload_json).collect();
     if let Err(e) = queue_writer::send_events(env, payloads).await {
-        worker::console_warn!("edgerelay: could not send events to the EVENTS queue: {e}");
+        log::warn_because("could_not_send_events_to_the_events_queue", &e);
     }
     Ok(())
 }
@@ -55,7 +57,7 @@ pub async fn dispatch_due(env: &Env, db: &Db) {
             let tasks: Vec<WebhookTask> = due.iter().map(|d| d.task()).collect();
             send_tasks(env, db, &tasks).await;
         }
-        Err(e) => worker::console_error!("edgerelay: could not read due webhook deliveries: {e}"),
+        Err(e) => log::error_because("could_not_read_due_webhook_deliveries", &e),
     }
 }
 
@@ -82,7 +84,10 @@ pub(crate) async fn send_tasks(env: &Env, db: &Db, tasks: &[WebhookTask]) {
     let loaded = match load(env) {
         Ok(l) => l,
         Err(e) => {
-            worker::console_error!("edgerelay: {e}; webhook deliveries wait for the sweep");
+            log::error(
+                "webhook_deliveries_wait_for_the_sweep",
+                &[("error", LogValue::Text(&e.to_string()))],
+            );
             return;
         }
     };
@@ -93,15 +98,11 @@ pub(crate) async fn send_tasks(env: &Env, db: &Db, tasks: &[WebhookTask]) {
         match queue_writer::send_webhook_tasks(env, sealed, None).await {
             Ok(()) => {
                 if let Err(e) = db.mark_queued(chunk, now_ms()).await {
-                    worker::console_warn!(
-                        "edgerelay: could not mark webhook deliveries queued: {e}"
-                    );
+                    log::warn_because("could_not_mark_webhook_deliveries_queued", &e);
                 }
             }
             Err(e) => {
-                worker::console_warn!(
-                    "edgerelay: could not queue webhook deliveries, the sweep will: {e}"
-                );
+                log::warn_because("webhook_deliveries_left_to_the_sweep", &e);
                 return;
             }
         }

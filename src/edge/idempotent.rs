@@ -23,7 +23,7 @@ use super::platform::{Loaded, now_ms};
 use super::{
     accept,
     http::{self, internal},
-    immediate,
+    immediate, log,
 };
 
 /// How long a duplicate waits for the first request's answer.
@@ -76,13 +76,13 @@ pub async fn accept_once(
             {
                 // The message is accepted; only the replay record is missing.
                 // Answer the truth now; a duplicate will see "in progress".
-                worker::console_error!("edgerelay: could not record an idempotent answer: {e}");
+                log::error_because("could_not_record_an_idempotent_answer", &e);
             }
             replay_response(status, &text)
         }
         other => {
             if let Err(e) = ledger.release_key(&key.id, idempotency_key).await {
-                worker::console_error!("edgerelay: could not release an idempotency key: {e}");
+                log::error_because("could_not_release_an_idempotency_key", &e);
             }
             other
         }

@@ -19,12 +19,14 @@ use worker::{Context, Env, Response};
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::immediate::ImmediatePlan;
 use crate::delivery::{Carrier, Outgoing, RetryPolicy, Settlement, settle};
+use crate::events::log_line::LogValue;
 use crate::http::accepted::{ACCEPTED, queued};
 use crate::http::delivery_mode::{DeliveryMode, immediate_answer};
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
 use super::lifecycle::{Executed, deliver_recording, execute, execute_for};
+use super::log;
 use super::platform::{Loaded, now_ms};
 use super::screening::{self, Screened};
 use super::smtp_driver::with_timeout;
@@ -79,8 +81,12 @@ async fn attempt(
     let db = match Db::open(env) {
         Ok(db) => db,
         Err(e) => {
-            worker::console_warn!(
-                "edgerelay: immediate delivery of {id} left to its safety job: {e}"
+            log::warn(
+                "immediate_delivery_left_to_safety_job",
+                &[
+                    ("message_id", LogValue::Id(&id.to_string())),
+                    ("error", LogValue::Text(&e.to_string())),
+                ],
             );
             return None;
         }
@@ -90,8 +96,15 @@ async fn attempt(
     let entries = match screening::entries_for(&db, &[&job]).await {
         Ok(entries) => entries,
         Err(e) => {
-            worker::console_warn!(
-                "edgerelay: immediate delivery of {id} left to its safety job: the suppression list is unavailable: {e}"
+            log::warn(
+                "immediate_delivery_left_to_safety_job",
+                &[
+                    ("message_id", LogValue::Id(&id.to_string())),
+                    (
+                        "error",
+                        LogValue::Text(&format!("the suppression list is unavailable: {e}")),
+                    ),
+                ],
             );
             return None;
         }
@@ -119,7 +132,10 @@ async fn attempt(
         // past `MAX_ATTEMPT_MS`): recipients whose final dot went out are
         // recorded `sending` and end `unknown`; the others were not sent.
         // The lease stays until it runs out; then the safety job settles.
-        worker::console_warn!("edgerelay: immediate delivery of {id} ran out of time");
+        log::warn(
+            "immediate_delivery_out_of_time",
+            &[("message_id", LogValue::Id(&id.to_string()))],
+        );
         return None;
     };
 
@@ -173,7 +189,13 @@ async fn finish(
             Executed::Done => {
                 if let Err(e) = db.release_lease(id).await {
                     // The record is final, so the safety job finds nothing to do.
-                    worker::console_warn!("edgerelay: could not release the lease on {id}: {e}");
+                    log::warn(
+                        "could_not_release_a_lease",
+                        &[
+                            ("message_id", LogValue::Id(id)),
+                            ("error", LogValue::Text(&e.to_string())),
+                        ],
+                    );
                 }
                 true
             }
@@ -186,8 +208,9 @@ async fn finish(
     }
     // The lease is kept: the safety job waits for it to run out, then
     // settles from the recipients recorded per transaction.
-    worker::console_warn!(
-        "edgerelay: the outcome of {id} was not recorded; its safety job settles it once the lease runs out"
+    log::warn(
+        "immediate_outcome_not_recorded",
+        &[("message_id", LogValue::Id(id))],
     );
     None
 }

@@ -13,12 +13,14 @@
 use futures_util::StreamExt;
 use worker::{Env, ForwardableEmailMessage, Result};
 
+use crate::events::log_line::LogValue;
 use crate::inbound::record::{
     Channel, Kind, Outcome, ReportRecord, domain_of, one_line, record_id,
 };
 use crate::inbound::{MAX_REPORT_BYTES, Report, Unreadable};
 
 use super::d1::Db;
+use super::log;
 use super::platform::{load, now_ms};
 use super::random;
 use super::reports::{self, Applied};
@@ -97,8 +99,12 @@ pub async fn receive(message: ForwardableEmailMessage, env: Env) -> Result<()> {
                 Some(to) => match message.forward(to).await {
                     Ok(_) => record.outcome = Outcome::Forwarded,
                     Err(e) => {
-                        worker::console_error!(
-                            "edgerelay: could not forward inbound mail {id}: {e:?}"
+                        log::error(
+                            "could_not_forward_inbound_mail",
+                            &[
+                                ("report_id", LogValue::Id(&id.to_string())),
+                                ("error", LogValue::Text(&format!("{e:?}"))),
+                            ],
                         );
                         message.set_reject(NOT_A_REPORT);
                         record.reason =

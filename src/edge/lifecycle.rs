@@ -42,10 +42,12 @@ use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::{from_transaction, in_flight};
 use crate::delivery::settle::hard_bounces;
 use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
+use crate::events::log_line::LogValue;
 use crate::queue::DeliveryJob;
 use crate::smtp::TransactionOutcome;
 
 use super::d1::Db;
+use super::log;
 use super::platform::now_ms;
 use super::{bodies, email_events, queue_writer, smtp_driver};
 
@@ -70,9 +72,12 @@ pub(crate) async fn deliver_recording(
             {
                 Ok(()) => true,
                 Err(e) => {
-                    worker::console_error!(
-                        "edgerelay: could not record {} in flight, not sending it: {e}",
-                        out.job.id
+                    log::error(
+                        "could_not_record_in_flight",
+                        &[
+                            ("message_id", LogValue::Id(&out.job.id)),
+                            ("error", LogValue::Text(&e.to_string())),
+                        ],
                     );
                     false
                 }
@@ -112,7 +117,7 @@ pub(crate) async fn deliver_recording(
             let written =
                 with_retries(|| db.record_results(id, &results, &suppress, now_ms())).await;
             if let Err(e) = written {
-                worker::console_error!("edgerelay: could not record a transaction: {e}");
+                log::error_because("could_not_record_a_transaction", &e);
             }
             latest.insert(index, results);
         }
@@ -178,8 +183,44 @@ pub(crate) async fn execute(
     if let Some(record) = &record
         && let Err(e) = with_retries(|| db.write_record(&message_id, record, now_ms())).await
     {
-        worker::console_error!("edgerelay: could not record the outcome of {message_id}: {e}");
+        log::error(
+            "could_not_record_an_outcome",
+            &[
+                ("message_id", LogValue::Id(&message_id)),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
+        );
         return Executed::NotRecorded;
+    }
+    if let Some(record) = &record {
+        // One line per settled attempt (the first ten recipients);
+        // addresses and replies are masked by the line (`events::log_line`).
+        let recipients: serde_json::Value = record
+            .recipients
+            .iter()
+            .take(10)
+            .map(|r| {
+                serde_json::json!({
+                    "recipient": r.address,
+                    "state": r.state.as_str(),
+                    "code": r.reply_code,
+                    "reply": r.reply_text,
+                })
+            })
+            .collect();
+        let mut fields = vec![
+            ("message_id", LogValue::Id(&message_id)),
+            ("status", LogValue::Id(record.status.as_str())),
+        ];
+        if let Some(error) = &record.last_error {
+            fields.push(("last_error", LogValue::Text(error)));
+        }
+        fields.push((
+            "recipient_count",
+            LogValue::Num(record.recipients.len() as u64),
+        ));
+        fields.push(("recipients", LogValue::Json(&recipients)));
+        log::info("message_settled", &fields);
     }
     let then = match follow_up {
         FollowUp::Ack => Then::Ack,
@@ -196,7 +237,13 @@ pub(crate) async fn execute(
             Err(e) => {
                 // The platform redelivers this very message instead; the
                 // recipient records keep it from re-sending the delivered ones.
-                worker::console_warn!("edgerelay: could not requeue {message_id}: {e}");
+                log::warn(
+                    "could_not_requeue",
+                    &[
+                        ("message_id", LogValue::Id(&message_id)),
+                        ("error", LogValue::Text(&e.to_string())),
+                    ],
+                );
                 Then::RetryAfter(delay_seconds)
             }
         },
@@ -230,7 +277,13 @@ pub(crate) async fn execute_for(
     if executed == Executed::Done
         && let Err(e) = email_events::publish(env, db, &events).await
     {
-        worker::console_error!("edgerelay: could not record the events of {}: {e}", job.id);
+        log::error(
+            "could_not_record_events",
+            &[
+                ("message_id", LogValue::Id(&job.id)),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
+        );
     }
     executed
 }

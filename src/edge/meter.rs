@@ -21,6 +21,7 @@ use crate::accept::limits::{self, Cost};
 use crate::accept::quota::{Call, Counts, Decision, apply};
 use crate::accept::{ApiError, AuthenticatedKey, KeyLimits};
 
+use super::log;
 use super::platform::{METER, now_ms};
 
 /// Where the counts are kept in the object's storage.
@@ -66,7 +67,7 @@ impl DurableObject for Meter {
 /// Runs one call on the named meter. Any failure to reach it is a 503.
 pub async fn call(env: &Env, name: &str, call: &Call) -> std::result::Result<Decision, ApiError> {
     let unreachable = |e: worker::Error| {
-        worker::console_error!("edgerelay: the rate-limit meter is unavailable: {e}");
+        log::error_because("rate_limit_meter_unavailable", &e);
         let mut err = ApiError::unavailable("rate limits could not be checked; retry shortly");
         err.retry_after = Some(1);
         err
@@ -160,7 +161,7 @@ impl Usage {
                 }
             }
             Ok(_) => {}
-            Err(e) => worker::console_error!("edgerelay: a refund stays counted: {}", e.message),
+            Err(e) => log::error_because("refund_stays_counted", &e.message),
         }
     }
 

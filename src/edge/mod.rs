@@ -27,6 +27,7 @@ mod idempotent;
 mod immediate;
 mod inbound_mail;
 mod lifecycle;
+mod log;
 mod message_views;
 mod meter;
 mod outage;
@@ -46,6 +47,7 @@ mod stats;
 mod suppressions;
 mod sweep;
 mod unsubscribe;
+mod upstreams;
 mod webhook_delivery;
 mod webhooks;
 
@@ -316,6 +318,16 @@ async fn route(
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
+            }
+        }
+        Endpoint::ListUpstreams | Endpoint::ResumeUpstream => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            let db = d1::Db::open(&env).map_err(internal)?;
+            match endpoint {
+                Endpoint::ListUpstreams => upstreams::list(&db, &loaded, &key).await,
+                _ => upstreams::resume(&db, &loaded, &key, id).await,
             }
         }
         Endpoint::GetStats | Endpoint::GetTagStats => {

@@ -10,9 +10,11 @@ use worker::{Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 use crate::delivery::outage::{
     FromQueue, OutageStep, Trouble, after_trouble, age_seconds, give_up_letter,
 };
+use crate::events::log_line::LogValue;
 
 use crate::queue::QueueSecrets;
 
+use super::log;
 use super::platform::now_ms;
 use super::{queue_writer, random};
 
@@ -65,20 +67,26 @@ impl Outage<'_> {
             OutageStep::Requeue { delay_seconds } => {
                 match queue_writer::resend(env, self.queue, &message.text, delay_seconds).await {
                     Ok(()) => {
-                        worker::console_warn!(
-                            "edgerelay: {}; trying a message again in {delay_seconds} s",
-                            trouble.as_str()
+                        log::warn(
+                            "message_retried_later",
+                            &[
+                                ("trouble", LogValue::Text(trouble.as_str())),
+                                ("delay_seconds", LogValue::Num(u64::from(delay_seconds))),
+                            ],
                         );
                         return message.raw.ack();
                     }
                     Err(e) => {
-                        worker::console_error!("edgerelay: could not send a message again: {e}");
+                        log::error_because("could_not_send_a_message_again", &e);
                         delay_seconds
                     }
                 }
             }
             OutageStep::GiveUp(reason) => {
-                worker::console_error!("edgerelay: {reason}");
+                log::error(
+                    "message_given_up",
+                    &[("reason", LogValue::Text(&reason.to_string()))],
+                );
                 match queue_writer::send_dead_letter(
                     env,
                     give_up_letter(&message.text, self.secrets, reason),
@@ -87,7 +95,7 @@ impl Outage<'_> {
                 {
                     Ok(()) => return message.raw.ack(),
                     Err(e) => {
-                        worker::console_error!("edgerelay: could not dead-letter a message: {e}");
+                        log::error_because("could_not_dead_letter_a_message", &e);
                         0
                     }
                 }

@@ -9,8 +9,10 @@ use std::rc::Rc;
 
 use worker::Env;
 
+use super::log;
 use crate::accept::{ApiError, ApiKeys};
 use crate::config::ConfigError;
+use crate::events::log_line::LogValue;
 use crate::settings::Settings;
 
 /// Binding names, as in wrangler.toml.
@@ -64,7 +66,10 @@ pub(crate) fn load(env: &Env) -> std::result::Result<Rc<Loaded>, ConfigError> {
 /// problem, and the caller gets a 500 that names nothing.
 pub(crate) fn load_for_request(env: &Env) -> std::result::Result<Rc<Loaded>, ApiError> {
     load(env).map_err(|e| {
-        worker::console_error!("edgerelay: {e}");
+        log::error(
+            "settings_unreadable",
+            &[("error", LogValue::Text(&e.to_string()))],
+        );
         ApiError::settings_unreadable()
     })
 }

@@ -16,6 +16,7 @@ use worker::{Env, Response, Url};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::events::erasure::{deleted_whole, erased_entry, placeholder, scrub_row};
+use crate::events::log_line::LogValue;
 use crate::events::retention::{PurgeCounts, PurgePlan, RetentionSettings};
 use crate::events::suppression::erased_address;
 use crate::http::privacy::{
@@ -25,6 +26,7 @@ use crate::queue::body::body_key;
 
 use super::d1::Db;
 use super::http::{self, internal};
+use super::log;
 use super::platform::{BODIES_BUCKET, now_ms};
 
 /// Deletes bucket objects, best effort (a leftover costs storage, never a
@@ -42,7 +44,13 @@ async fn delete_objects(env: &Env, keys: Vec<String>) -> u64 {
     match deleted {
         Ok(()) => count,
         Err(e) => {
-            worker::console_warn!("edgerelay: could not delete {count} stored bodies: {e}");
+            log::warn(
+                "could_not_delete_stored_bodies",
+                &[
+                    ("count", LogValue::Num(count)),
+                    ("error", LogValue::Text(&e.to_string())),
+                ],
+            );
             0
         }
     }
@@ -56,15 +64,15 @@ pub async fn purge(env: &Env, db: &Db, settings: RetentionSettings) {
     let result = purge_steps(env, db, &plan, &mut counts).await;
     let complete = result.is_ok() && !counts.reached_limit(plan.limit);
     if let Err(e) = &result {
-        worker::console_error!("edgerelay: purge stopped early: {e}");
+        log::error_because("purge_stopped_early", &e);
     }
     // A run that found nothing is not recorded (the cron runs often).
     if (counts.total() > 0 || !complete)
         && let Err(e) = db.record_purge(&plan, complete, &counts.to_json()).await
     {
-        worker::console_warn!("edgerelay: could not record the purge run: {e}");
+        log::warn_because("could_not_record_the_purge_run", &e);
     }
-    worker::console_log!("{}", counts.log_line(&plan, complete));
+    log::built(&counts.log_line(&plan, complete));
 }
 
 async fn purge_steps(
@@ -208,15 +216,15 @@ pub async fn erase(
         .await
         .map_err(internal)?;
     done.complete = !full;
-    worker::console_log!(
-        "{}",
-        serde_json::json!({
-            "event": "privacy.erase",
-            "tenant": tenant,
-            "deleted": done.deleted,
-            "anonymised": done.anonymised,
-            "complete": done.complete,
-        })
+    let counts = serde_json::json!({"deleted": done.deleted, "anonymised": done.anonymised});
+    log::info(
+        "privacy.erase",
+        &[
+            ("tenant", LogValue::Id(tenant)),
+            ("deleted", LogValue::Json(&counts["deleted"])),
+            ("anonymised", LogValue::Json(&counts["anonymised"])),
+            ("complete", LogValue::Bool(done.complete)),
+        ],
     );
     http::json(200, &erased(tenant, &email, &done)).map_err(internal)
 }

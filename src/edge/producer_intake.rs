@@ -27,11 +27,13 @@ use worker::Env;
 use crate::accept::limits::{self, Cost};
 use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, Scope, send};
+use crate::events::log_line::LogValue;
 use crate::http::listing::tags_json;
 use crate::queue::job::without_token;
 use crate::queue::{DeadLetter, DeliveryJob, place};
 
 use super::d1::Db;
+use super::log;
 use super::meter::Usage;
 use super::platform::{Loaded, now_ms};
 use super::{bodies, queue_writer, signing};
@@ -89,7 +91,10 @@ pub async fn intake(
             return Ok(Taken::Settled);
         }
         Err(ProducerRefusal::Unproven { producer, reason }) => {
-            worker::console_warn!("edgerelay: {reason}");
+            log::warn(
+                "producer_message_refused",
+                &[("reason", LogValue::Text(&reason.to_string()))],
+            );
             let refusal = Refusal {
                 owner: &producer.owner,
                 tenant: producer.tenant(),
@@ -109,9 +114,13 @@ pub async fn intake(
         Ok(()) => {}
         Err(e) if e.status == 429 => {
             let delay = limits::producer_delay(&e);
-            worker::console_warn!(
-                "edgerelay: producer `{producer_id}` is over its {} limit; its message waits {delay} s",
-                e.field.as_deref().unwrap_or("")
+            log::warn(
+                "producer_over_limit",
+                &[
+                    ("producer_id", LogValue::Id(producer_id)),
+                    ("limit", LogValue::Id(e.field.as_deref().unwrap_or(""))),
+                    ("delay_seconds", LogValue::Num(u64::from(delay))),
+                ],
             );
             return Ok(Taken::Later(delay));
         }
@@ -148,11 +157,11 @@ pub async fn intake(
                 if let Some(external) = &placed.external
                     && let Err(e) = bodies::store(env, external).await
                 {
-                    worker::console_error!("edgerelay: could not store a producer body: {e}");
+                    log::error_because("could_not_store_a_producer_body", &e);
                     return Err(());
                 }
                 if let Err(e) = db.insert_accepted(&placed.job, now).await {
-                    worker::console_error!("edgerelay: could not store a producer message: {e}");
+                    log::error_because("could_not_store_a_producer_message", &e);
                     return Err(());
                 }
                 // The validated tags, not a second parse of the message.
@@ -209,7 +218,7 @@ async fn refuse(
         .insert_rejected(&id, (owner, tenant), producer_id, &reason, now)
         .await
     {
-        worker::console_error!("edgerelay: could not record a rejected message: {err}");
+        log::error_because("could_not_record_a_rejected_message", &err);
     }
     let letter = DeadLetter {
         reason,

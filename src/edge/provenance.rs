@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use worker::{Env, MessageExt};
 
 use crate::delivery::dispatch::{Forgery, StoredEnvelope, screen_against_record};
+use crate::events::log_line::LogValue;
 use crate::queue::{DeliveryJob, EventKind};
 
 use super::d1::Db;
+use super::log;
 use super::outage::InHand;
 use super::platform::now_ms;
 use super::queue_writer;
@@ -35,7 +37,7 @@ pub async fn screen(
     let stored: HashMap<String, StoredEnvelope> = match db.stored_envelopes(&ids).await {
         Ok(rows) => rows.into_iter().collect(),
         Err(e) => {
-            worker::console_error!("edgerelay: could not read stored messages: {e}");
+            log::error_because("could_not_read_stored_messages", &e);
             return (Vec::new(), sealed.into_iter().map(|(m, _)| m).collect());
         }
     };
@@ -57,17 +59,28 @@ pub async fn screen(
 /// dead letter and the log keep the reason if D1 cannot be written.
 pub async fn refuse_forged(env: &Env, db: &Db, forgery: Forgery) {
     let Forgery { claimed_id, letter } = forgery;
-    worker::console_warn!(
-        "edgerelay: refused a job not written by edgerelay (message {}): {}",
-        claimed_id.as_deref().unwrap_or("-"),
-        letter.reason
+    log::warn(
+        "foreign_job_refused",
+        &[
+            (
+                "message_id",
+                LogValue::Id(claimed_id.as_deref().unwrap_or("-")),
+            ),
+            ("reason", LogValue::Text(&letter.reason.to_string())),
+        ],
     );
     if let Some(id) = claimed_id.as_deref()
         && let Err(e) = db
             .add_event_if_exists(id, EventKind::ForgedJobRefused, &letter.reason, now_ms())
             .await
     {
-        worker::console_error!("edgerelay: could not note a refused job on {id}: {e}");
+        log::error(
+            "could_not_note_a_refused_job",
+            &[
+                ("message_id", LogValue::Id(id)),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
+        );
     }
     queue_writer::dead_letter(env, letter).await;
 }

@@ -24,6 +24,7 @@ use worker::{Delay, Env, Fetch, Method, Request, RequestInit, RequestRedirect, R
 
 use crate::accept::ApiError;
 use crate::events::MessageFacts;
+use crate::events::log_line::LogValue;
 use crate::http::provider_events::{
     Summary, body_limit, refusal, replayed, topic_not_listed, url_not_allowed,
 };
@@ -38,6 +39,7 @@ use crate::inbound::record::{Channel, Kind, Outcome, ReportRecord, one_line, rec
 
 use super::d1::Db;
 use super::http::{self, internal};
+use super::log;
 use super::platform::{Loaded, now_ms};
 use super::random;
 use super::reports::{self, Applied};
@@ -117,7 +119,7 @@ pub async fn receive(
             if let Some(t) = token
                 && let Err(e) = db.release_provider_token(&endpoint.id, &t).await
             {
-                worker::console_warn!("edgerelay: could not release a provider token: {e}");
+                log::warn_because("could_not_release_a_provider_token", &e);
             }
             Err(internal(e))
         }
@@ -247,8 +249,9 @@ async fn apply_once(
         Ok(applied) => Ok(applied),
         Err(e) => {
             if let Err(release) = db.release_provider_event(&endpoint.id, &key).await {
-                worker::console_warn!(
-                    "edgerelay: could not release a provider event key: {release}"
+                log::warn(
+                    "could_not_release_a_provider_event_key",
+                    &[("error", LogValue::Text(&release.to_string()))],
                 );
             }
             Err(e)
@@ -286,9 +289,9 @@ async fn sns(loaded: &Loaded, topic_arns: &[String], body: &[u8]) -> Result<Sns,
             get(url, MAX_CERT_BYTES).await.map_err(|e| {
                 ApiError::unavailable(format!("could not confirm the subscription: {e}"))
             })?;
-            worker::console_log!(
-                "edgerelay: confirmed the SNS subscription to {}",
-                message.topic_arn
+            log::info(
+                "sns_subscription_confirmed",
+                &[("topic_arn", LogValue::Id(&message.topic_arn))],
             );
             let answer = serde_json::json!({"confirmed": true, "topic_arn": message.topic_arn});
             Ok(Sns::Answered(http::json(200, &answer).map_err(internal)?))

@@ -10,8 +10,10 @@
 use worker::{Env, MessageBuilder};
 
 use crate::delivery::outage::FromQueue;
+use crate::events::log_line::LogValue;
 use crate::queue::{DeadLetter, QueueBody};
 
+use super::log;
 use super::platform::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, JOBS_QUEUE, WEBHOOKS_QUEUE, load};
 
 /// A body's sealed text. Without readable settings nothing can be sealed:
@@ -49,7 +51,13 @@ pub async fn resend(env: &Env, queue: FromQueue, text: &str, delay: u32) -> work
 pub async fn dead_letter(env: &Env, letter: DeadLetter) {
     let reason = letter.reason.clone();
     if let Err(e) = send_dead_letter(env, letter).await {
-        worker::console_error!("edgerelay: could not dead-letter a message ({reason}): {e}");
+        log::error(
+            "could_not_dead_letter_a_message",
+            &[
+                ("reason", LogValue::Text(&reason.to_string())),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use worker::{Env, Response, Result, Url};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::reports::plan;
+use crate::events::log_line::LogValue;
 use crate::events::{EmailEvent, MessageFacts};
 use crate::http::inbound_reports::{page, parse_list_query, view};
 use crate::inbound::Report;
@@ -23,6 +24,7 @@ use crate::queue::QueueSecrets;
 use super::d1::Db;
 use super::email_events;
 use super::http::{self, internal};
+use super::log;
 use super::platform::{BODIES_BUCKET, now_ms};
 use super::random;
 
@@ -144,7 +146,13 @@ pub async fn keep_raw(env: &Env, id: &str, raw: &[u8]) -> Option<String> {
     match put {
         Ok(()) => Some(key),
         Err(e) => {
-            worker::console_error!("edgerelay: could not keep inbound report {id}: {e}");
+            log::error(
+                "could_not_keep_inbound_report",
+                &[
+                    ("report_id", LogValue::Id(id)),
+                    ("error", LogValue::Text(&e.to_string())),
+                ],
+            );
             None
         }
     }

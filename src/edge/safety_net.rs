@@ -14,6 +14,7 @@ use crate::queue::{DeliveryJob, EventKind};
 
 use super::d1::Db;
 use super::lifecycle;
+use super::log;
 use super::outage::InHand;
 use super::platform::{Loaded, now_ms};
 
@@ -40,7 +41,7 @@ pub async fn screen(
         Ok(r) => r,
         Err(e) => {
             // Without the record the request may still be delivering: wait.
-            worker::console_error!("edgerelay: could not read immediate-delivery records: {e}");
+            log::error_because("could_not_read_immediate_delivery_records", &e);
             let (safety, ordinary): (Vec<_>, Vec<_>) =
                 work.into_iter().partition(|(_, j)| j.safety_net);
             return (ordinary, safety.into_iter().map(|(m, _)| m).collect());
@@ -72,7 +73,7 @@ pub async fn screen(
                     .add_event(&job.id, EventKind::SafetyCheck, Some(&reason), now)
                     .await
                 {
-                    worker::console_warn!("edgerelay: could not record a safety check: {e}");
+                    log::warn_because("could_not_record_a_safety_check", &e);
                 }
                 message.raw.ack();
             }

@@ -15,11 +15,13 @@ use crate::delivery::Settlement;
 use crate::delivery::recipients::with_results;
 use crate::delivery::screen::{Held, email_events, held_record, lookups, screen, settle_all_held};
 use crate::delivery::{RecipientResult, RecipientState};
+use crate::events::log_line::LogValue;
 use crate::events::suppression::Entry;
 use crate::queue::DeliveryJob;
 
 use super::d1::Db;
 use super::email_events;
+use super::log;
 use super::platform::now_ms;
 use super::random;
 
@@ -64,9 +66,12 @@ pub(crate) async fn screen_job(
     }
     let (results, events) = held_record(&screened.held);
     if let Err(e) = db.record_held(&job.id, &results, &events, now).await {
-        worker::console_error!(
-            "edgerelay: could not record the suppressed recipients of {}: {e}",
-            job.id
+        log::error(
+            "could_not_record_suppressed_recipients",
+            &[
+                ("message_id", LogValue::Id(&job.id)),
+                ("error", LogValue::Text(&e.to_string())),
+            ],
         );
         return Screened::NotRecorded;
     }
@@ -86,9 +91,12 @@ async fn record_events(env: &Env, db: &Db, job: &DeliveryJob, held: &[Held], now
     match email_events::publish(env, db, &events).await {
         Ok(()) => true,
         Err(e) => {
-            worker::console_error!(
-                "edgerelay: could not record the suppression events of {}: {e}",
-                job.id
+            log::error(
+                "could_not_record_suppression_events",
+                &[
+                    ("message_id", LogValue::Id(&job.id)),
+                    ("error", LogValue::Text(&e.to_string())),
+                ],
             );
             false
         }

@@ -5,8 +5,9 @@
 //! batch, see `delivery::plan`), pipelined when the server allows. Which
 //! upstream comes next, which jobs it is offered and what each session's end
 //! means for the upstream's health are `delivery::failover`'s decisions; this
-//! module runs each session, stores the health records it says changed (D1,
-//! see `d1::health`) and logs its notices. If the records cannot be read,
+//! module runs each session, stores the record each session leaves and the
+//! health records it says changed (one D1 batch per session, see
+//! `d1::health`) and logs its notices. If the records cannot be read,
 //! every upstream counts as healthy: mail keeps flowing, only the skipping is
 //! lost. Before it writes the bytes that end a transaction's data, it awaits
 //! the caller's [`BeforeDataEnd`] (the in-flight record).
@@ -26,12 +27,14 @@ use worker::{Delay, SecureTransport, Socket};
 
 use crate::delivery::attempt::{envelope_for, session_config};
 use crate::delivery::{
-    AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, Upstream,
-    UpstreamHealth, UpstreamSecurity,
+    AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
+    Upstream, UpstreamHealth, UpstreamSecurity,
 };
+use crate::events::log_line::LogValue;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::d1::Db;
+use super::log;
 use super::platform::now_ms;
 
 /// Awaited before the bytes that end a transaction's data (its final dot)
@@ -81,7 +84,7 @@ pub async fn deliver_tuned<'f>(
     let health = match db.upstream_health(&labels).await {
         Ok(records) => records,
         Err(e) => {
-            worker::console_warn!("edgerelay: upstream health unavailable: {e}");
+            log::warn_because("upstream_health_unavailable", &e);
             vec![UpstreamHealth::default(); labels.len()]
         }
     };
@@ -106,17 +109,28 @@ pub async fn deliver_tuned<'f>(
             Some(&index) => before_data_end(index, recipients),
             None => no_record(pos, recipients),
         };
+        let started = now_ms();
         let end = run_session(upstream, settings, &batch, &before, &on_done, tune).await;
         let now = now_ms();
-        if let Some(change) = failover.session_ended(end, &settings.upstream_health, now) {
+        let record = SessionRecord::of(&end, started, now);
+        let change = failover.session_ended(end, &settings.upstream_health, now);
+        if let Some(change) = &change {
+            let fields = |text| [("upstream", LogValue::Id(&change.label)), ("detail", text)];
             match &change.notice {
-                Some(Notice::Paused(text)) => worker::console_error!("edgerelay: {text}"),
-                Some(Notice::CoolingDown(text)) => worker::console_warn!("edgerelay: {text}"),
+                Some(Notice::Paused(text)) => {
+                    log::error("upstream_paused", &fields(LogValue::Text(text)))
+                }
+                Some(Notice::CoolingDown(text)) => {
+                    log::warn("upstream_cooling_down", &fields(LogValue::Text(text)))
+                }
                 None => {}
             }
-            if let Err(e) = db.store_health(&change, now).await {
-                worker::console_warn!("edgerelay: could not store upstream health: {e}");
-            }
+        }
+        if let Err(e) = db
+            .record_session(&upstream.label(), &record, change.as_ref(), now)
+            .await
+        {
+            log::warn_because("upstream_session_not_stored", &e);
         }
     }
     failover.into_reports()

@@ -17,10 +17,12 @@
 use worker::Env;
 
 use crate::delivery::recovery::{SweepAction, overdue_before, sweep};
+use crate::events::log_line::LogValue;
 
 use super::d1::Db;
 use crate::events::retention::RetentionSettings;
 
+use super::log;
 use super::platform::{Loaded, load, now_ms};
 use super::{email_events, lifecycle, privacy, queue_writer};
 
@@ -29,14 +31,14 @@ pub async fn run(env: &Env) {
     let loaded = match load(env) {
         Ok(l) => l,
         Err(e) => {
-            worker::console_error!("edgerelay: sweep skipped: {e}");
+            log::error_because("sweep_skipped", &e);
             return;
         }
     };
     let db = match Db::open(env) {
         Ok(db) => db,
         Err(e) => {
-            worker::console_error!("edgerelay: sweep skipped: {e}");
+            log::error_because("sweep_skipped", &e);
             return;
         }
     };
@@ -67,7 +69,7 @@ async fn recover(env: &Env, db: &Db, loaded: &Loaded) {
     {
         Ok(rows) => rows,
         Err(e) => {
-            worker::console_error!("edgerelay: sweep could not read messages: {e}");
+            log::error_because("sweep_could_not_read_messages", &e);
             return;
         }
     };
@@ -78,7 +80,7 @@ async fn recover(env: &Env, db: &Db, loaded: &Loaded) {
     let recorded = match db.recipient_states(&ids).await {
         Ok(r) => r,
         Err(e) => {
-            worker::console_error!("edgerelay: sweep could not read recipients: {e}");
+            log::error_because("sweep_could_not_read_recipients", &e);
             return;
         }
     };
@@ -88,7 +90,13 @@ async fn recover(env: &Env, db: &Db, loaded: &Loaded) {
             SweepAction::Requeue { id, body } => {
                 match queue_writer::send_job(env, &body, None).await {
                     Ok(()) => requeued.push(id),
-                    Err(e) => worker::console_warn!("edgerelay: sweep could not requeue {id}: {e}"),
+                    Err(e) => log::warn(
+                        "sweep_could_not_requeue",
+                        &[
+                            ("message_id", LogValue::Id(&id)),
+                            ("error", LogValue::Text(&e.to_string())),
+                        ],
+                    ),
                 }
             }
             SweepAction::Correct(settlement) => {
@@ -96,20 +104,29 @@ async fn recover(env: &Env, db: &Db, loaded: &Loaded) {
                 corrected += 1;
             }
             SweepAction::Stuck { id, reason } => {
-                worker::console_error!("edgerelay: sweep cannot recover {id}: {reason}");
+                log::error(
+                    "sweep_cannot_recover",
+                    &[
+                        ("message_id", LogValue::Id(&id)),
+                        ("reason", LogValue::Text(&reason.to_string())),
+                    ],
+                );
                 stuck.push(id);
             }
         }
     }
     let swept: Vec<&str> = requeued.iter().chain(&stuck).map(String::as_str).collect();
     if let Err(e) = db.mark_swept(&swept, now / 1000).await {
-        worker::console_warn!("edgerelay: sweep could not reschedule what it found: {e}");
+        log::warn_because("sweep_could_not_reschedule_what_it_found", &e);
     }
     // Anything found here is a job that was lost or a record that was
     // wrong: worth the operator's attention.
-    worker::console_warn!(
-        "edgerelay: sweep: {} re-enqueued, {corrected} corrected, {} stuck",
-        requeued.len(),
-        stuck.len()
+    log::warn(
+        "sweep_done",
+        &[
+            ("requeued", LogValue::Num(requeued.len() as u64)),
+            ("corrected", LogValue::Num(corrected as u64)),
+            ("stuck", LogValue::Num(stuck.len() as u64)),
+        ],
     );
 }

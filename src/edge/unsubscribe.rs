@@ -14,6 +14,7 @@ use crate::accept::{ApiError, BodyLimit};
 use crate::events::unsubscribe::{self, one_click, page};
 
 use super::d1::Db;
+use super::log;
 use super::platform::{load_for_request, now_ms};
 use super::{email_events, http, http::internal, random};
 
@@ -75,7 +76,7 @@ pub async fn post(mut req: Request, env: &Env, token: &str) -> Result<Response, 
         // The suppression is what the recipient asked for and it is stored;
         // an event that could not be written is logged, not refused.
         if let Err(e) = email_events::publish(env, &db, &[event]).await {
-            worker::console_error!("edgerelay: could not record an unsubscribe event: {e}");
+            log::error_because("could_not_record_an_unsubscribe_event", &e);
         }
     }
     http::html(

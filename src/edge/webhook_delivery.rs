@@ -18,6 +18,7 @@ use worker::{
     QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect,
 };
 
+use crate::events::log_line::LogValue;
 use crate::events::webhooks::endpoint::DISABLED_BY_GONE;
 use crate::events::webhooks::settings::DEFAULT_QUEUE_NAME;
 use crate::events::webhooks::{
@@ -27,6 +28,7 @@ use crate::queue::QueueSecrets;
 
 use super::d1::Db;
 use super::d1::webhooks::AttemptRecord;
+use super::log;
 use super::outage::InHand;
 use super::platform::{load, now_ms};
 use super::queue_writer;
@@ -49,12 +51,15 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let (loaded, db) = match (load(&env), Db::open(&env)) {
         (Ok(l), Ok(db)) => (l, db),
         (Err(e), _) => {
-            worker::console_error!("edgerelay: {e}; webhook deliveries wait");
+            log::error(
+                "webhook_deliveries_wait",
+                &[("error", LogValue::Text(&e.to_string()))],
+            );
             retry_all(&messages);
             return Ok(());
         }
         (_, Err(e)) => {
-            worker::console_error!("edgerelay: the database is unavailable: {e}");
+            log::error_because("the_database_is_unavailable", &e);
             retry_all(&messages);
             return Ok(());
         }
@@ -70,7 +75,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 }
             }
             Err(reason) => {
-                worker::console_error!("edgerelay: {reason}");
+                log::error(
+                    "webhook_message_refused",
+                    &[("reason", LogValue::Text(&reason.to_string()))],
+                );
                 message.raw.ack();
             }
         }
@@ -106,7 +114,7 @@ async fn deliver(
         // Deleted or disabled since: nothing to send.
         Ok(_) => return true,
         Err(e) => {
-            worker::console_error!("edgerelay: could not read a webhook endpoint: {e}");
+            log::error_because("could_not_read_a_webhook_endpoint", &e);
             return false;
         }
     };
@@ -150,12 +158,12 @@ async fn deliver(
         // the message that carries it.
         let sealed = vec![task.next().seal(secrets)];
         if let Err(e) = queue_writer::send_webhook_tasks(env, sealed, Some(delay_seconds)).await {
-            worker::console_warn!("edgerelay: could not queue a webhook retry: {e}");
+            log::warn_because("could_not_queue_a_webhook_retry", &e);
             return false;
         }
     }
     if let Err(e) = db.record_webhook_attempt(&record).await {
-        worker::console_error!("edgerelay: could not record a webhook attempt: {e}");
+        log::error_because("could_not_record_a_webhook_attempt", &e);
         // The retry (if any) is on the queue already; asking for this one
         // again would double it.
         return matches!(verdict, Verdict::Retry { .. });
@@ -165,7 +173,7 @@ async fn deliver(
             .disable_endpoint(&endpoint.id, DISABLED_BY_GONE, done)
             .await
     {
-        worker::console_error!("edgerelay: could not disable a webhook endpoint: {e}");
+        log::error_because("could_not_disable_a_webhook_endpoint", &e);
     }
     true
 }

@@ -8,12 +8,14 @@
 //! clicked ([`engagement`]), the reputation guard ([`reputation`]), the
 //! statistics' counters ([`rollup`]), the rules of webhooks ([`webhooks`]:
 //! URL policy, fan-out, signing, retries), how long records are kept
-//! ([`retention`]) and how an address is erased ([`erasure`]). Must not: perform I/O or read the
+//! ([`retention`]), how an address is erased ([`erasure`]) and how a log
+//! line shows one ([`log_line`]). Must not: perform I/O or read the
 //! clock; the edge records and delivers what this module builds.
 
 pub mod bounce;
 pub mod engagement;
 pub mod erasure;
+pub mod log_line;
 pub mod model;
 pub mod reputation;
 pub mod retention;

@@ -180,14 +180,17 @@ impl PurgeCounts {
 
     /// The structured log line of a run (names no address, only counts).
     pub fn log_line(&self, plan: &PurgePlan, complete: bool) -> String {
-        serde_json::json!({
-            "event": "retention.purge",
-            "at_ms": plan.now_ms,
-            "cutoff_ms": plan.cutoff_ms,
-            "complete": complete,
-            "deleted": self.to_json(),
-        })
-        .to_string()
+        use super::log_line::{Level, LogValue, line};
+        line(
+            Level::Info,
+            "retention.purge",
+            &[
+                ("at_ms", LogValue::Num(plan.now_ms)),
+                ("cutoff_ms", LogValue::Num(plan.cutoff_ms)),
+                ("complete", LogValue::Bool(complete)),
+                ("deleted", LogValue::Json(&self.to_json())),
+            ],
+        )
     }
 
     /// Whether a table reached the per-run limit: more may be due, and the
@@ -347,6 +350,7 @@ mod tests {
         assert_eq!(json["objects"], 2);
         let line: serde_json::Value = serde_json::from_str(&counts.log_line(&plan, true)).unwrap();
         assert_eq!(line["event"], "retention.purge");
+        assert_eq!(line["level"], "info");
         assert_eq!(line["deleted"]["messages"], 3);
         assert!(!counts.reached_limit(4));
         assert!(counts.reached_limit(3));

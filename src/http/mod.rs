@@ -9,7 +9,8 @@
 //! and views, the requests and answers of `/v1/webhooks`, and the
 //! `/v1/inbound-reports` query and view, the answers of
 //! `/v1/provider-events/{id}`, the `/v1/privacy` query and answers, the
-//! requests and answers of `/v1/keys`, and the scope each route needs.
+//! requests and answers of `/v1/keys`, the scope each route needs, and
+//! the operator's view of the upstreams (`/v1/upstreams`).
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
@@ -27,5 +28,6 @@ pub mod provider_events;
 pub mod routes;
 pub mod stats;
 pub mod suppressions;
+pub mod upstreams;
 pub mod views;
 pub mod webhooks;

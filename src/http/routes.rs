@@ -65,6 +65,10 @@ pub enum Endpoint {
     /// Revokes the key.
     RevokeKey,
     RotateKey,
+    /// `GET /v1/upstreams`: every upstream's state and latest sessions.
+    ListUpstreams,
+    /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
+    ResumeUpstream,
     /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
     GetStats,
     /// `GET /v1/stats/tags`: each tag's totals over a range.
@@ -106,6 +110,8 @@ impl Endpoint {
                 | Endpoint::GetKey
                 | Endpoint::RevokeKey
                 | Endpoint::RotateKey
+                | Endpoint::ListUpstreams
+                | Endpoint::ResumeUpstream
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
         )
@@ -153,7 +159,9 @@ impl Endpoint {
             | Endpoint::CreateKey
             | Endpoint::GetKey
             | Endpoint::RevokeKey
-            | Endpoint::RotateKey => Some(Scope::Admin),
+            | Endpoint::RotateKey
+            | Endpoint::ListUpstreams
+            | Endpoint::ResumeUpstream => Some(Scope::Admin),
         }
     }
 }
@@ -318,6 +326,16 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("keys"), Id, Literal("rotate")],
         methods: &[("POST", Endpoint::RotateKey)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("upstreams")],
+        methods: &[("GET", Endpoint::ListUpstreams)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("upstreams"), Id, Literal("resume")],
+        methods: &[("POST", Endpoint::ResumeUpstream)],
         bench: false,
     },
     Resource {
@@ -498,6 +516,21 @@ mod tests {
             ),
             ("POST", "/dashboard", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
+            ("GET", "/v1/upstreams", found(ListUpstreams, None)),
+            (
+                "POST",
+                "/v1/upstreams/smtp.example.net%3A465/resume",
+                found(ResumeUpstream, Some("smtp.example.net%3A465")),
+            ),
+            (
+                "POST",
+                "/v1/upstreams/127.0.0.1:2525/resume",
+                found(ResumeUpstream, Some("127.0.0.1:2525")),
+            ),
+            ("POST", "/v1/upstreams", allow("GET")),
+            ("GET", "/v1/upstreams/a:465/resume", allow("POST")),
+            ("GET", "/v1/upstreams/a:465", Routed::NotFound),
+            ("POST", "/v1/upstreams//resume", Routed::NotFound),
             (
                 "POST",
                 "/v1/provider-events/sg-main",
@@ -598,6 +631,8 @@ mod tests {
             ("GET", "/v1/keys/x"),
             ("DELETE", "/v1/keys/x"),
             ("POST", "/v1/keys/x/rotate"),
+            ("GET", "/v1/upstreams"),
+            ("POST", "/v1/upstreams/a:465/resume"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
@@ -666,6 +701,8 @@ mod tests {
             ("GET", "/v1/keys/x", Some(Admin), ADMIN),
             ("DELETE", "/v1/keys/x", Some(Admin), ADMIN),
             ("POST", "/v1/keys/x/rotate", Some(Admin), ADMIN),
+            ("GET", "/v1/upstreams", Some(Admin), ADMIN),
+            ("POST", "/v1/upstreams/a:465/resume", Some(Admin), ADMIN),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
         ]

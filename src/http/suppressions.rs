@@ -392,7 +392,7 @@ pub fn parse_removal<'a>(
 }
 
 /// `%XX` sequences decoded; `None` for a broken one or bytes that are not UTF-8.
-fn percent_decoded(text: &str) -> Option<String> {
+pub(crate) fn percent_decoded(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

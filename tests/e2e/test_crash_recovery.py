@@ -64,7 +64,7 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(start_worker, u
 
     statuses = sweep_until_final(worker, list(ids))
     # The restarted queue had nothing: the sweep brought the jobs back.
-    requeued = [int(n) for n in re.findall(r"edgerelay: sweep: (\d+) re-enqueued", worker.log())]
+    requeued = [int(n) for n in re.findall(r'"event":"sweep_done","requeued":(\d+)', worker.log())]
     assert sum(requeued) > 0, worker.log()
     per_subject = Counter(subject_of(m) for m in server.messages)
     unknown = {i for i, s in statuses.items() if s["status"] == "unknown"}

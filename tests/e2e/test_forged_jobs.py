@@ -161,10 +161,10 @@ def test_a_hostile_worker_on_the_queues_sends_nothing_and_each_refusal_is_record
                                                                  HELD, mime="", body_ref=body_ref)}},
           queue="dead_letters")
 
-    in_log(f"refused a job not written by edgerelay (message {fresh_id}): forged job refused: "
-           "it is not sealed")
-    in_log(f"refused a job not written by edgerelay (message {fresh_id}): job for message "
-           f"`{fresh_id}` refused: its body_ref is not the key of its own body")
+    refused = f'"event":"foreign_job_refused","message_id":"{fresh_id}","reason":'
+    in_log(f'{refused}"forged job refused: it is not sealed')
+    in_log(f'{refused}"job for message `{fresh_id}` refused: its body_ref is not the key of '
+           'its own body')
     # The refusals' dead letters reach the dead-letter consumer with their reasons.
     in_log("dead letter without a job: forged job refused: it is not sealed")
     in_log("dead letter without a job: job for message")

@@ -210,6 +210,7 @@ def test_a_producer_over_its_limit_has_its_messages_wait_not_dropped(
     got = sorted(next(line for line in m.data.decode().splitlines() if line.startswith("Subject:"))
                  for m in received)
     assert got == [f"Subject: {s}" for s in subjects], got
-    assert "over its per_second limit" in worker.log()
+    assert '"event":"producer_over_limit"' in worker.log()
+    assert '"limit":"per_second"' in worker.log()
     s, page, _ = worker.request("GET", "/v1/messages?status=failed", headers=auth(api_key))
     assert s == 200 and page["data"] == [], page

@@ -66,7 +66,7 @@ def test_a_thirty_second_d1_outage_delays_messages_but_fails_none(start_worker, 
 
     # The consumer meets the outage and sends the messages again, with a delay.
     wait_for(lambda: "FAULT_D1_OUTAGE" in worker.log(), what="the outage to begin")
-    wait_for(lambda: "trying a message again" in worker.log(), what="a message sent again")
+    wait_for(lambda: '"event":"message_retried_later"' in worker.log(), what="a message sent again")
     # Nothing is delivered while the records cannot be read.
     assert server.messages == []
 

@@ -50,7 +50,7 @@ def test_a_tenant_name_that_breaks_the_rule_is_logged_by_setting_never_by_value(
     assert "API_KEYS" not in json.dumps(body)
 
     def own_lines():
-        lines = [line for line in worker.log().splitlines() if "edgerelay:" in line]
+        lines = [line for line in worker.log().splitlines() if '"event":' in line]
         return lines if any("API_KEYS" in line for line in lines) else None
 
     [line] = [l for l in wait_for(own_lines, what="the setting named in the log") if "API_KEYS" in l][:1]

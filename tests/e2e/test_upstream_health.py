@@ -2,14 +2,20 @@
 failing, a cool-down during which a failing upstream is not even
 connected to, an immediate pause on rejected credentials (not charged to
 the message), "unknown" when the final dot goes unanswered, and a write
-deadline when an upstream stops reading."""
+deadline when an upstream stops reading. The operator's view of it all:
+`GET /v1/upstreams` shows a paused upstream with its reason and every
+upstream's latest sessions with their latency, and `POST
+/v1/upstreams/{name}/resume` puts a fixed upstream back in use."""
 import base64
+import json
 import os
 import time
+import urllib.parse
 
 import pytest
 
-from edgerelay_harness.keys import basic_message
+from edgerelay_harness.keys import api_key_entry, basic_message, new_api_key
+from edgerelay_harness.openapi import schema
 from edgerelay_harness.net import free_port
 from edgerelay_harness.poll import wait_for
 from edgerelay_harness.stalling import StallingUpstream
@@ -114,3 +120,82 @@ def test_upstream_that_stops_reading_times_out_and_the_next_takes_the_message(
         assert elapsed < 60, f"took {elapsed:.0f} s"
     finally:
         stall.stop()
+
+
+def upstreams_view(worker, key=None):
+    s, body, headers = worker.request(
+        "GET", "/v1/upstreams", headers={"Authorization": f"Bearer {key or worker.api_key}"})
+    assert s == 200, body
+    assert headers["Cache-Control"] == "no-store"
+    schema("UpstreamList").validate(body)
+    return body["data"]
+
+
+def resume(worker, name, key=None):
+    return worker.request("POST", f"/v1/upstreams/{urllib.parse.quote(name, safe='')}/resume",
+                          headers={"Authorization": f"Bearer {key or worker.api_key}"})
+
+
+def test_the_view_shows_a_paused_upstream_and_resume_puts_it_back(
+        start_worker, upstream, api_key):
+    wrong = upstream().start()
+    healthy = upstream().start()
+    wrong_url = f"smtp://{wrong.USER}:not-the-password@127.0.0.1:{wrong.port}"
+    sender_only = new_api_key()
+    keys = [api_key_entry(api_key, "e2e"),
+            {**api_key_entry(sender_only, "sender"), "scopes": ["send"]}]
+    worker = start_worker(f"{wrong_url},{healthy.url}", API_KEYS=json.dumps(keys),
+                          UPSTREAM_FAILURE_THRESHOLD="5", UPSTREAM_COOLDOWN_SECONDS="600")
+    wrong_name, healthy_name = f"127.0.0.1:{wrong.port}", f"127.0.0.1:{healthy.port}"
+
+    send_and_wait(worker, "while the password is wrong")
+    first, second = upstreams_view(worker)
+    assert (first["name"], first["priority"], first["transport"], first["auth"]) == (
+        wrong_name, 0, "starttls", True)
+    assert "not-the-password" not in json.dumps(first) and wrong.USER not in json.dumps(first)
+    health = first["health"]
+    assert health["state"] == "paused", health
+    assert "535" in health["reason"], health
+    assert health["since"] and health["until"], health
+    [session] = first["recent_sessions"]
+    assert (session["outcome"], session["code"], session["messages_sent"]) == (
+        "configuration", 535, 0), session
+    assert first["totals"]["sessions"] == 1 and first["totals"]["failed"] == 1
+
+    assert second["name"] == healthy_name and second["health"]["state"] == "healthy"
+    [session] = second["recent_sessions"]
+    assert (session["outcome"], session["code"], session["messages_sent"]) == ("ok", 250, 1)
+    # Latency: a STARTTLS session with AUTH takes some milliseconds.
+    assert session["duration_ms"] > 0, session
+    assert second["totals"]["mean_duration_ms"] == session["duration_ms"]
+
+    # The server is fixed (it now takes the password the relay has), but
+    # the pause holds until an operator lifts it.
+    wrong.PASSWORD = "not-the-password"
+    send_and_wait(worker, "paused still")
+    assert len(wrong.connections) == 1 and len(healthy.messages) == 2
+
+    # Only an admin key sees or resumes the upstreams; an unknown name is a 404.
+    s, body, _ = worker.request("GET", "/v1/upstreams",
+                                headers={"Authorization": f"Bearer {sender_only}"})
+    assert (s, body["error"]["rule"]) == (403, "insufficient_scope"), body
+    s, body, _ = resume(worker, wrong_name, key=sender_only)
+    assert (s, body["error"]["rule"]) == (403, "insufficient_scope"), body
+    s, body, _ = resume(worker, "127.0.0.1:1")
+    assert s == 404, body
+    schema("Error").validate(body)
+
+    s, body, _ = resume(worker, wrong_name)
+    assert s == 200, body
+    schema("Upstream").validate(body)
+    assert body["name"] == wrong_name and body["health"]["state"] == "healthy", body
+    assert body["recent_sessions"][0]["outcome"] == "configuration"
+
+    send_and_wait(worker, "after the fix")
+    assert len(wrong.messages) == 1, "the resumed upstream, first by priority, took it"
+    assert len(healthy.messages) == 2
+    first, second = upstreams_view(worker)
+    assert first["health"] == {"state": "healthy", "consecutive_failures": 0}, first
+    assert [r["outcome"] for r in first["recent_sessions"]] == ["ok", "configuration"]
+    assert first["totals"]["messages_sent"] == 1 and first["totals"]["sessions"] == 2
+    assert len(second["recent_sessions"]) == 2

@@ -140,7 +140,7 @@ def test_a_malformed_setting_is_logged_and_never_answered(start_worker):
     # The operator's log names the setting, still without its value. (Only
     # edgerelay's own lines: wrangler dev itself lists the vars it was given.)
     def own_lines():
-        lines = [line for line in worker.log().splitlines() if "edgerelay:" in line]
+        lines = [line for line in worker.log().splitlines() if '"event":' in line]
         return lines if any("SMTP_UPSTREAMS" in line for line in lines) else None
 
     for line in wait_for(own_lines, what="the setting named in the log"):
