@@ -23,7 +23,7 @@ pub mod unsubscribe;
 pub mod validate;
 
 pub use address::{AddressError, Domain, EmailAddress, Mailbox};
-pub use compose::{ComposeContext, compose, compose_with, new_message_id};
+pub use compose::{ComposeContext, compose, compose_copy, compose_with, new_message_id};
 pub use dkim::{
     DkimAlgorithm, DkimIdentity, DkimKey, PendingSignature, SignatureHeader, UnsignedMessage,
     keys_for_domain, sign_message,
