@@ -40,6 +40,7 @@ mod signing;
 mod smtp_driver;
 mod suppressions;
 mod sweep;
+mod tracking;
 mod unsubscribe;
 mod webhook_delivery;
 mod webhooks;
@@ -53,6 +54,7 @@ use self::http::internal;
 use self::platform::{Loaded, load_for_request};
 
 use crate::accept::{ApiError, send};
+use crate::events::tracking::HitKind;
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::{self, Endpoint, Routed};
 
@@ -263,6 +265,8 @@ async fn route(
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
+        Endpoint::TrackOpen => tracking::hit(&req, &env, HitKind::Open, id).await,
+        Endpoint::TrackClick => tracking::hit(&req, &env, HitKind::Click, id).await,
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load_for_request(&env)?;

@@ -51,6 +51,10 @@ pub enum Endpoint {
     PrivacyExport,
     /// `DELETE /v1/privacy/data?email=`: erase an address.
     PrivacyErase,
+    /// `GET /t/o/{token}`: the open pixel. The token is the credential.
+    TrackOpen,
+    /// `GET`/`HEAD /t/c/{token}`: a tracked link's redirect.
+    TrackClick,
 }
 
 impl Endpoint {
@@ -231,6 +235,19 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("t"), Literal("o"), Id],
+        methods: &[("GET", Endpoint::TrackOpen), ("HEAD", Endpoint::TrackOpen)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("t"), Literal("c"), Id],
+        methods: &[
+            ("GET", Endpoint::TrackClick),
+            ("HEAD", Endpoint::TrackClick),
+        ],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -403,6 +420,14 @@ mod tests {
             ("GET", "/unsubscribe", Routed::NotFound),
             ("POST", "/unsubscribe/", Routed::NotFound),
             ("GET", "/unsubscribe/t0k/other", Routed::NotFound),
+            ("GET", "/t/o/t0k", found(TrackOpen, Some("t0k"))),
+            ("HEAD", "/t/o/t0k", found(TrackOpen, Some("t0k"))),
+            ("GET", "/t/c/t0k", found(TrackClick, Some("t0k"))),
+            ("HEAD", "/t/c/t0k", found(TrackClick, Some("t0k"))),
+            ("POST", "/t/c/t0k", allow("GET, HEAD")),
+            ("GET", "/t/c", Routed::NotFound),
+            ("GET", "/t/x/t0k", Routed::NotFound),
+            ("GET", "/t/c/t0k/more", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -474,6 +499,9 @@ mod tests {
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
+            // The token is the credential of a tracked link or pixel.
+            Endpoint::TrackOpen,
+            Endpoint::TrackClick,
             // Providers sign their requests; no API key reaches it.
             Endpoint::ProviderEvents,
         ] {

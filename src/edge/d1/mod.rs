@@ -22,6 +22,7 @@ mod recipients;
 mod reports;
 mod suppressions;
 mod sweep;
+mod tracking;
 mod unsubscribes;
 mod views;
 pub mod webhooks;
