@@ -265,8 +265,8 @@ async fn route(
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
-        Endpoint::TrackOpen => tracking::hit(&req, &env, HitKind::Open, id).await,
-        Endpoint::TrackClick => tracking::hit(&req, &env, HitKind::Click, id).await,
+        Endpoint::TrackOpen => tracking::hit(&req, &env, ctx, HitKind::Open, id).await,
+        Endpoint::TrackClick => tracking::hit(&req, &env, ctx, HitKind::Click, id).await,
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load_for_request(&env)?;

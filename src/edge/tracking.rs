@@ -5,15 +5,15 @@
 //! authority, and the core (`events::tracking::hit`) says whether it is
 //! valid, where a click goes and what the hit records. A token that is not
 //! valid gets a 404 with no `Location`. The count and the event are written
-//! before the answer, but a write that fails is logged, never refused: the
-//! reader still gets the image or the page the link pointed at.
+//! under `waitUntil`, after the answer: a reader never waits on D1, and a
+//! write that fails is logged, never refused.
 //! Must not: decide validity, targets, consent or machine detection.
 
-use worker::{Env, Request, Response};
+use worker::{Context, Env, Request, Response};
 
 use crate::accept::ApiError;
-use crate::events::tracking::HitKind;
 use crate::events::tracking::hit::{self, NO_STORE, Seen};
+use crate::events::tracking::{HitKind, TrackingClaim};
 
 use super::d1::Db;
 use super::platform::{load_for_request, now_ms};
@@ -23,6 +23,7 @@ use super::{email_events, http::internal, random};
 pub async fn hit(
     req: &Request,
     env: &Env,
+    ctx: &Context,
     kind: HitKind,
     token: &str,
 ) -> Result<Response, ApiError> {
@@ -41,18 +42,21 @@ pub async fn hit(
     ];
     let prefetch = hit::is_prefetch(&purposes.iter().map(Option::as_deref).collect::<Vec<_>>());
     let client_ip = header("CF-Connecting-IP").and_then(|ip| ip.trim().parse().ok());
-    if let Err(e) = record(
-        env,
-        &claim,
-        &method,
-        user_agent.as_deref(),
-        client_ip,
-        prefetch,
-    )
-    .await
-    {
-        worker::console_error!("edgerelay: could not record a tracking hit: {e}");
-    }
+    let at_ms = now_ms();
+    let (env, recorded) = (env.clone(), claim.clone());
+    ctx.wait_until(async move {
+        let seen = Seen {
+            method: &method,
+            user_agent: user_agent.as_deref(),
+            client_ip,
+            prefetch,
+            sent_at_ms: None,
+            at_ms,
+        };
+        if let Err(e) = record(&env, &recorded, seen).await {
+            worker::console_error!("edgerelay: could not record a tracking hit: {e}");
+        }
+    });
 
     let mut resp = match &claim.target {
         Some(target) => {
@@ -86,26 +90,14 @@ pub async fn hit(
 /// Stores what the core says a hit records: the count, and the event when
 /// the token names a consenting recipient. Nothing for a message no longer
 /// stored (past retention): the link still works.
-async fn record(
-    env: &Env,
-    claim: &crate::events::tracking::TrackingClaim,
-    method: &str,
-    user_agent: Option<&str>,
-    client_ip: Option<std::net::IpAddr>,
-    prefetch: bool,
-) -> worker::Result<()> {
+async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Result<()> {
     let db = Db::open(env)?;
     let Some(facts) = db.message_facts(&claim.message_id).await? else {
         return Ok(());
     };
-    let sent_at_ms = db.sent_at_ms(&claim.message_id).await?;
     let seen = Seen {
-        method,
-        user_agent,
-        client_ip,
-        prefetch,
-        sent_at_ms,
-        at_ms: now_ms(),
+        sent_at_ms: db.sent_at_ms(&claim.message_id).await?,
+        ..seen
     };
     let recording = hit::record(claim, &facts, &seen, &random::bytes::<16>());
     db.run_batch(vec![db.tracking_count_statement(&recording.count)?])
