@@ -100,10 +100,13 @@ async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Res
         ..seen
     };
     let recording = hit::record(claim, &facts, &seen, &random::bytes::<16>());
+    // The event first, then the count, whatever became of the event: once
+    // a hit is counted, its event (if it has one) is stored.
+    let published = match recording.event {
+        Some(event) => email_events::publish(env, &db, &[event]).await,
+        None => Ok(()),
+    };
     db.run_batch(vec![db.tracking_count_statement(&recording.count)?])
         .await?;
-    if let Some(event) = recording.event {
-        email_events::publish(env, &db, &[event]).await?;
-    }
-    Ok(())
+    published
 }

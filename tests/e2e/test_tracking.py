@@ -225,7 +225,8 @@ def test_without_consent_no_event_names_anyone_but_the_counts_move(
         return totals == {"email.clicked": 2, "email.opened": 2}
 
     wait_for(moved, what="two opens and two clicks counted")
-    # ...and no event names the recipient.
+    # ...and no event names the recipient (a hit's event is stored before
+    # its count, so there is none to wait for).
     for message_id in ids:
         types = [e["type"] for e in worker.status(message_id)["email_events"]]
         assert "email.opened" not in types and "email.clicked" not in types, types
