@@ -38,6 +38,7 @@ mod safety_net;
 mod screening;
 mod signing;
 mod smtp_driver;
+mod stats;
 mod suppressions;
 mod sweep;
 mod tracking;
@@ -261,6 +262,14 @@ async fn route(
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
             }
+        }
+        Endpoint::GetStats => {
+            let loaded = load_for_request(&env)?;
+            let key = loaded
+                .keys
+                .authenticate(header(&req, "Authorization").as_deref())?;
+            let url = req.url().map_err(internal)?;
+            stats::get(&env, &key, &url).await
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,

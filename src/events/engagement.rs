@@ -57,6 +57,19 @@ impl MachineReason {
             MachineReason::TooSoon => "too_soon",
         }
     }
+
+    /// The reason [`MachineReason::as_str`] names.
+    pub fn parse(s: &str) -> Option<MachineReason> {
+        [
+            MachineReason::AppleProxy,
+            MachineReason::Prefetch,
+            MachineReason::HeadRequest,
+            MachineReason::KnownScanner,
+            MachineReason::TooSoon,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 /// A click this soon after sending is a scanner's: security gateways follow

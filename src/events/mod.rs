@@ -19,6 +19,7 @@ pub mod model;
 pub mod reputation;
 pub mod retention;
 pub mod rollup;
+pub mod stats;
 pub mod suppression;
 pub mod time;
 pub mod tracking;

@@ -8,8 +8,11 @@
 //! Owns: the metrics, the increments of each event, bucketing and rates.
 //! Must not: store or read anything.
 
-use super::engagement::Actor;
-use super::model::EventType;
+use serde_json::Value;
+
+use super::engagement::{Actor, MachineReason};
+use super::model::{EmailEvent, EventType};
+use crate::message::Tag;
 
 /// One counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,6 +154,111 @@ fn engagement(
     out
 }
 
+/// The tag of the rollup row that counts every message of a tenant, hour
+/// and stream, tagged or not.
+pub const ALL_TAGS: &str = "";
+
+/// A tag as a rollup row names it (and the stats query's `tag=` takes it):
+/// `name:value`.
+pub fn tag_key(name: &str, value: &str) -> String {
+    format!("{name}:{value}")
+}
+
+/// One counter an event or an acceptance moves by one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub tenant: String,
+    /// Unix seconds of the UTC hour it falls in.
+    pub hour: u64,
+    pub stream: String,
+    /// [`ALL_TAGS`] or a [`tag_key`].
+    pub tag: String,
+    pub metric: Metric,
+}
+
+/// The counters of `metrics` for one message: each in the row of all
+/// messages and in the row of each of its tags.
+fn keys_of(
+    tenant: &str,
+    at_ms: u64,
+    stream: &str,
+    tags: &[String],
+    metrics: &[Metric],
+) -> Vec<RollupKey> {
+    let hour = Bucket::Hour.start(at_ms / 1000);
+    let mut out = Vec::with_capacity(metrics.len() * (tags.len() + 1));
+    for metric in metrics {
+        for tag in std::iter::once(ALL_TAGS).chain(tags.iter().map(String::as_str)) {
+            out.push(RollupKey {
+                tenant: tenant.to_string(),
+                hour,
+                stream: stream.to_string(),
+                tag: tag.to_string(),
+                metric: *metric,
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The counters an accepted message moves (`requests`), at its acceptance.
+pub fn accepted_keys(tenant: &str, stream: &str, tags: &[Tag], at_ms: u64) -> Vec<RollupKey> {
+    let tags: Vec<String> = tags.iter().map(|t| tag_key(&t.name, &t.value)).collect();
+    keys_of(tenant, at_ms, stream, &tags, &[Metric::Requests])
+}
+
+/// What an event's payload says for counting: `bounce.type` `hard`; for
+/// opens and clicks `machine` (with `machine_reason`) and `first` (the
+/// recipient's first of this message).
+pub fn counted_of(event: &EmailEvent) -> Counted {
+    let data = &event.data;
+    let hard = data
+        .get("bounce")
+        .and_then(|b| b.get("type"))
+        .and_then(Value::as_str)
+        == Some("hard");
+    let machine = data.get("machine").and_then(Value::as_bool) == Some(true);
+    let actor = if machine {
+        let reason = data
+            .get("machine_reason")
+            .and_then(Value::as_str)
+            .and_then(MachineReason::parse)
+            .unwrap_or(MachineReason::KnownScanner);
+        Actor::Machine(reason)
+    } else {
+        Actor::Human
+    };
+    let first = data.get("first").and_then(Value::as_bool) == Some(true);
+    Counted { hard, first, actor }
+}
+
+/// The counters an event moves: its metrics ([`increments`]) in the hour it
+/// happened, for its message's stream and tags (from the payload).
+pub fn event_keys(event: &EmailEvent) -> Vec<RollupKey> {
+    let metrics = increments(event.event_type, counted_of(event));
+    let stream = event
+        .data
+        .get("stream")
+        .and_then(Value::as_str)
+        .unwrap_or(UNKNOWN_STREAM);
+    let tags: Vec<String> = event
+        .data
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|(name, value)| Some(tag_key(name, value.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys_of(&event.tenant, event.created_at_ms, stream, &tags, &metrics)
+}
+
+/// The stream of an event whose payload names none.
+pub const UNKNOWN_STREAM: &str = "unknown";
+
 /// How long a bucket of a report is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
@@ -253,6 +361,96 @@ mod tests {
         for m in Metric::ALL {
             assert_eq!(Metric::parse(m.as_str()), Some(m));
         }
+    }
+
+    fn event(event_type: EventType, data: serde_json::Value) -> EmailEvent {
+        EmailEvent {
+            id: "evt_1".into(),
+            tenant: "acme".into(),
+            message_id: "msg_1".into(),
+            recipient: Some("a@example.net".into()),
+            event_type,
+            // 2026-12-09T21:07:49.123Z
+            created_at_ms: 1_796_850_469_123,
+            data: data.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn key(stream: &str, tag: &str, metric: Metric) -> RollupKey {
+        RollupKey {
+            tenant: "acme".into(),
+            hour: 1_796_850_000,
+            stream: stream.into(),
+            tag: tag.into(),
+            metric,
+        }
+    }
+
+    #[test]
+    fn events_move_their_rows() {
+        let mut want = vec![
+            key("marketing", "", Metric::HardBounces),
+            key("marketing", "campaign:spring", Metric::HardBounces),
+            key("marketing", "kind:promo", Metric::HardBounces),
+        ];
+        want.sort();
+        let bounced = event(
+            EventType::Bounced,
+            serde_json::json!({"stream": "marketing", "bounce": {"type": "hard"},
+                               "tags": {"campaign": "spring", "kind": "promo"}}),
+        );
+        assert_eq!(event_keys(&bounced), want);
+
+        let soft = event(
+            EventType::Bounced,
+            serde_json::json!({"stream": "transactional", "bounce": {"type": "soft"}, "tags": {}}),
+        );
+        assert_eq!(
+            event_keys(&soft),
+            vec![key("transactional", "", Metric::SoftBounces)]
+        );
+
+        // A machine's first open: an open and a unique open, not a person's.
+        let proxy = event(
+            EventType::Opened,
+            serde_json::json!({"stream": "marketing", "machine": true,
+                               "machine_reason": "apple_proxy", "first": true}),
+        );
+        assert_eq!(
+            counted_of(&proxy).actor,
+            Actor::Machine(MachineReason::AppleProxy)
+        );
+        let metrics: Vec<Metric> = event_keys(&proxy).into_iter().map(|k| k.metric).collect();
+        assert_eq!(metrics, vec![Metric::Opens, Metric::UniqueOpens]);
+
+        // No stream and a tag that is not text: counted, under "unknown",
+        // without the tag.
+        let odd = event(EventType::Sent, serde_json::json!({"tags": {"n": 3}}));
+        assert_eq!(
+            event_keys(&odd),
+            vec![key(UNKNOWN_STREAM, "", Metric::Sent)]
+        );
+    }
+
+    #[test]
+    fn acceptance_counts_requests_per_tag() {
+        let tags = vec![
+            Tag {
+                name: "campaign".into(),
+                value: "spring".into(),
+            },
+            Tag {
+                name: "campaign".into(),
+                value: "spring".into(),
+            },
+        ];
+        assert_eq!(
+            accepted_keys("acme", "marketing", &tags, 1_796_850_469_123),
+            vec![
+                key("marketing", "", Metric::Requests),
+                key("marketing", "campaign:spring", Metric::Requests),
+            ]
+        );
     }
 
     #[test]

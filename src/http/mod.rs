@@ -22,6 +22,7 @@ pub mod listing;
 pub mod privacy;
 pub mod provider_events;
 pub mod routes;
+pub mod stats;
 pub mod suppressions;
 pub mod views;
 pub mod webhooks;

@@ -55,6 +55,8 @@ pub enum Endpoint {
     TrackOpen,
     /// `GET`/`HEAD /t/c/{token}`: a tracked link's redirect.
     TrackClick,
+    /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
+    GetStats,
 }
 
 impl Endpoint {
@@ -83,6 +85,7 @@ impl Endpoint {
                 | Endpoint::GetInboundReportRaw
                 | Endpoint::PrivacyExport
                 | Endpoint::PrivacyErase
+                | Endpoint::GetStats
         )
     }
 }
@@ -248,6 +251,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("stats")],
+        methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -394,6 +402,8 @@ mod tests {
             ("GET", "/v1/privacy/data", allow("DELETE")),
             ("DELETE", "/v1/privacy/export", allow("GET")),
             ("GET", "/v1/privacy", Routed::NotFound),
+            ("GET", "/v1/stats", found(GetStats, None)),
+            ("POST", "/v1/stats", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",

@@ -6,13 +6,15 @@
 use worker::{D1PreparedStatement, Result};
 
 use crate::events::EmailEvent;
+use crate::events::rollup::event_keys;
 
 use super::{Db, n, opt_s, s};
 
 impl Db {
     /// The statements that store events, to run in one atomic batch (with
-    /// their webhook deliveries, see `edge::email_events`). An event already
-    /// stored (same id) is kept as it was.
+    /// their webhook deliveries, see `edge::email_events`), each followed by
+    /// the statistics counters it moves. An event already stored (same id)
+    /// is kept as it was and counted once.
     pub fn email_event_statements(
         &self,
         events: &[EmailEvent],
@@ -32,6 +34,8 @@ impl Db {
                     s(&e.payload_json()),
                 ],
             )?);
+            // Counted only when that insert stored the event.
+            statements.extend(self.rollup_statements(&event_keys(e), 1)?);
         }
         Ok(statements)
     }

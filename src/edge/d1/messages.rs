@@ -9,7 +9,9 @@ use worker::{D1PreparedStatement, Result};
 
 use crate::delivery::Record;
 use crate::delivery::dispatch::StoredEnvelope;
-use crate::queue::{DeliveryJob, EventKind, MessageStatus};
+use crate::events::rollup::accepted_keys;
+use crate::message::Tag;
+use crate::queue::{DEFAULT_STREAM, DeliveryJob, EventKind, MessageStatus};
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
@@ -46,17 +48,51 @@ impl Db {
                 opt_s(metadata.as_deref()),
             ],
         )?;
-        let event = self.event_statement(id, EventKind::Accepted, None, now_ms)?;
-        self.batch(vec![insert, event]).await
+        let counted = accepted_keys(job.tenant(), job.stream(), &job.tags, now_ms);
+        let mut statements = vec![insert];
+        statements.extend(self.rollup_statements(&counted, 1)?);
+        statements.push(self.event_statement(id, EventKind::Accepted, None, now_ms)?);
+        self.batch(statements).await
     }
 
     /// Removes a message whose enqueue failed, with its stored job, so
     /// nothing half-exists (a job that did reach the queue finds no row and
     /// is refused).
+    /// Its acceptance is counted out of the statistics with it.
     pub async fn delete(&self, id: &str) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Row {
+            tenant: Option<String>,
+            stream: Option<String>,
+            created_at: f64,
+            job: Option<String>,
+        }
+        let row = self
+            .prepare(
+                "SELECT tenant, stream, created_at, job FROM messages WHERE id = ?1",
+                &[s(id)],
+            )?
+            .first::<Row>(None)
+            .await?;
         let events = self.prepare("DELETE FROM events WHERE message_id = ?1", &[s(id)])?;
         let message = self.prepare("DELETE FROM messages WHERE id = ?1", &[s(id)])?;
-        self.batch(vec![events, message]).await
+        let mut statements = vec![events, message];
+        if let Some(row) = row {
+            let tags: Vec<Tag> = row
+                .job
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                .and_then(|j| serde_json::from_value(j.get("tags")?.clone()).ok())
+                .unwrap_or_default();
+            let counted = accepted_keys(
+                row.tenant.as_deref().unwrap_or_default(),
+                row.stream.as_deref().unwrap_or(DEFAULT_STREAM),
+                &tags,
+                (row.created_at as u64).saturating_mul(1000),
+            );
+            statements.extend(self.rollup_statements(&counted, -1)?);
+        }
+        self.batch(statements).await
     }
 
     /// The current status of a message, if it exists.

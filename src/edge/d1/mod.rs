@@ -20,6 +20,7 @@ pub mod privacy;
 mod provider_tokens;
 mod recipients;
 mod reports;
+mod stats;
 mod suppressions;
 mod sweep;
 mod tracking;
