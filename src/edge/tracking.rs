@@ -51,6 +51,7 @@ pub async fn hit(
             client_ip,
             prefetch,
             sent_at_ms: None,
+            first: false,
             at_ms,
         };
         if let Err(e) = record(&env, &recorded, seen).await {
@@ -95,8 +96,18 @@ async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Res
     let Some(facts) = db.message_facts(&claim.message_id).await? else {
         return Ok(());
     };
+    // Only a hit that names its recipient becomes an event, and only then
+    // does it matter whether it is the first of its kind.
+    let first = match claim.recipient {
+        Some(_) => {
+            !db.has_email_event(&claim.message_id, hit::event_type(claim.kind))
+                .await?
+        }
+        None => false,
+    };
     let seen = Seen {
         sent_at_ms: db.sent_at_ms(&claim.message_id).await?,
+        first,
         ..seen
     };
     let recording = hit::record(claim, &facts, &seen, &random::bytes::<16>());

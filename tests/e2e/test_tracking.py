@@ -150,17 +150,20 @@ def test_a_tracked_message_is_signed_as_delivered_and_its_hits_become_events(
                       what="email.opened")
     assert len(opened) == 1, opened
     assert opened[0]["recipient"] == ADA
-    assert opened[0]["data"]["open"] == {
-        "user_agent_class": "browser", "machine": False, "machine_reason": None}
+    data = opened[0]["data"]
+    assert data["open"] == {"user_agent_class": "browser"}
+    assert (data["machine"], data["machine_reason"], data["first"]) == (False, None, True)
     clicked = wait_for(lambda: len(e := events_of(worker, message_id, "email.clicked")) == 2
                        and e, what="two email.clicked")
-    by_index = {e["data"]["click"]["link_index"]: e["data"]["click"] for e in clicked}
-    assert by_index[0]["link"] == SHOP
-    assert by_index[1]["link"] == "https://shop.example.com/b"
-    for click in by_index.values():
+    by_index = {e["data"]["click"]["link_index"]: e["data"] for e in clicked}
+    assert by_index[0]["click"]["link"] == SHOP
+    assert by_index[1]["click"]["link"] == "https://shop.example.com/b"
+    # The first click counts for unique clicks, the second does not.
+    assert (by_index[0]["first"], by_index[1]["first"]) == (True, False)
+    for data in by_index.values():
         # A click seconds after the hand-off is a scanner's, unless it came
         # later than that: either way the flag and its reason agree.
-        assert click["machine"] == (click["machine_reason"] == "too_soon"), click
+        assert data["machine"] == (data["machine_reason"] == "too_soon"), data
     assert {e["recipient"] for e in clicked} == {ADA}
 
     # Machines are recorded, flagged: a HEAD on a link, a library's fetch.
@@ -168,8 +171,7 @@ def test_a_tracked_message_is_signed_as_delivered_and_its_hits_become_events(
     assert (status, headers["Location"]) == (302, SHOP)
     fetch(pixel.group(1), agent="python-requests/2.32")
     machine = wait_for(
-        lambda: {e["data"].get("click", e["data"].get("open"))["machine_reason"]
-                 for e in worker.status(message_id)["email_events"]
+        lambda: {e["data"]["machine_reason"] for e in worker.status(message_id)["email_events"]
                  if e["type"] in ("email.opened", "email.clicked")} >= {
                      "head_request", "known_scanner"},
         what="machine hits flagged")

@@ -1,5 +1,5 @@
 //! What a tracking hit reads and writes: when the message was handed over,
-//! and the aggregate count (`tracking_counts`, migration 0017).
+//! whether it was opened (or clicked) before, and the aggregate count (`tracking_counts`, migration 0017).
 //!
 //! Must not: decide what a hit counts or whether it makes an event
 //! (`events::tracking::hit` does).
@@ -33,6 +33,22 @@ impl Db {
             .first::<Row>(None)
             .await?;
         Ok(row.and_then(|r| r.at).map(|at| at as u64))
+    }
+
+    /// Whether an event of `event_type` is stored for message `id`.
+    pub async fn has_email_event(&self, id: &str, event_type: EventType) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            found: f64,
+        }
+        let row = self
+            .prepare(
+                "SELECT EXISTS (SELECT 1 FROM email_events WHERE message_id = ?1 AND type = ?2) AS found",
+                &[s(id), s(event_type.as_str())],
+            )?
+            .first::<Row>(None)
+            .await?;
+        Ok(row.is_some_and(|r| r.found > 0.0))
     }
 
     /// The statement adding one hit to its count.

@@ -122,7 +122,18 @@ pub struct Seen<'a> {
     pub prefetch: bool,
     /// When the message was handed over (`email.sent`), Unix milliseconds.
     pub sent_at_ms: Option<u64>,
+    /// Whether no event of this kind was stored for the message before:
+    /// the recipient's first open (or click), for unique counts.
+    pub first: bool,
     pub at_ms: u64,
+}
+
+/// The event type a hit of `kind` records.
+pub fn event_type(kind: HitKind) -> EventType {
+    match kind {
+        HitKind::Open => EventType::Opened,
+        HitKind::Click => EventType::Clicked,
+    }
 }
 
 /// The broad class of a user agent, as events carry it.
@@ -176,24 +187,21 @@ pub fn record(
         Actor::Human => (false, None),
         Actor::Machine(r) => (true, Some(r.as_str())),
     };
-    let event_type = if click {
-        EventType::Clicked
-    } else {
-        EventType::Opened
-    };
+    let event_type = event_type(claim.kind);
     let recipient = claim.recipient.and_then(|i| facts.to.get(usize::from(i)));
     let event = recipient.map(|recipient| {
-        let mut detail = json!({
-            "user_agent_class": agent_class(seen.user_agent, actor),
-            "machine": machine,
-            "machine_reason": reason,
-        });
+        let mut detail = json!({"user_agent_class": agent_class(seen.user_agent, actor)});
         if let (Some(target), Value::Object(d)) = (&claim.target, &mut detail) {
             d.insert("link".into(), json!(target));
             d.insert("link_index".into(), json!(claim.link));
         }
+        // `machine`, `machine_reason` and `first` sit beside the other
+        // fields of `data`, where the statistics read them.
         EmailEvent::about(facts, event_type, Some(recipient), seen.at_ms, id_entropy)
             .with(if click { "click" } else { "open" }, detail)
+            .with("machine", json!(machine))
+            .with("machine_reason", json!(reason))
+            .with("first", json!(seen.first))
     });
     Recording {
         count: Count {
@@ -246,6 +254,7 @@ mod tests {
             client_ip: ip.parse().ok(),
             prefetch: false,
             sent_at_ms: Some(SENT),
+            first: after_ms % 3 == 0,
             at_ms: SENT + after_ms,
         }
     }
@@ -427,9 +436,14 @@ mod tests {
                 "open"
             };
             let detail = &event.data[field];
-            assert_eq!(detail["machine"], json!(machine), "{name}");
-            assert_eq!(detail["machine_reason"], json!(reason), "{name}");
+            assert_eq!(event.data["machine"], json!(machine), "{name}");
+            assert_eq!(event.data["machine_reason"], json!(reason), "{name}");
+            assert_eq!(event.data["first"], json!(seen.first), "{name}");
             assert_eq!(detail["user_agent_class"], json!(class), "{name}");
+            // What the statistics count from it.
+            let counted = crate::events::rollup::counted_of(&event);
+            assert_eq!(counted.first, seen.first, "{name}");
+            assert_eq!(counted.actor == Actor::Human, !machine, "{name}");
             if kind == HitKind::Click {
                 assert_eq!(
                     detail["link"],
