@@ -177,6 +177,19 @@ def test_a_tracked_message_is_signed_as_delivered_and_its_hits_become_events(
         what="machine hits flagged")
     assert machine
 
+    # The statistics count these events: every open and click, the first
+    # of each as unique, and only people's as human.
+    events = [e for e in worker.status(message_id)["email_events"]
+              if e["type"] in ("email.opened", "email.clicked")]
+    human_clicks = sum(1 for e in events
+                       if e["type"] == "email.clicked" and not e["data"]["machine"])
+    status, stats, _ = worker.request("GET", "/v1/stats?bucket=day&stream=marketing",
+                                      headers=worker.auth)
+    assert status == 200, stats
+    m = stats["totals"]["metrics"]
+    assert (m["opens"], m["unique_opens"], m["human_opens"]) == (2, 1, 1), m
+    assert (m["clicks"], m["unique_clicks"], m["human_clicks"]) == (3, 1, human_clicks), m
+
     # Tampered, truncated and re-targeted tokens: 404, never a Location.
     token = clicks[0].rsplit("/", 1)[1]
     raw = unb64(token)
