@@ -254,7 +254,7 @@ mod tests {
             client_ip: ip.parse().ok(),
             prefetch: false,
             sent_at_ms: Some(SENT),
-            first: after_ms % 3 == 0,
+            first: after_ms.is_multiple_of(3),
             at_ms: SENT + after_ms,
         }
     }
