@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-SOURCES := $(shell find src -name "*.rs") Cargo.toml Cargo.lock wrangler.toml openapi.json
+SOURCES := $(shell find src -name "*.rs" -o -path "src/http/dashboard/*") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
 .PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools test-harness unit proptest e2e clean
 

@@ -28,7 +28,7 @@
 //! | 0 | [`config`] | where setting values come from; the error naming a setting |
 //! | 1 | [`message`], [`smtp`] | request -> MIME -> DKIM; the sans-IO SMTP client |
 //! | 2 | [`queue`], [`events`], [`inbound`] | the contract between stages: jobs, queue bodies, statuses; the event stream and bounce classes; reports that come back (DSN, ARF) |
-//! | 3 | [`accept`] | any entrance -> one signed job: keys, forms, producers, idempotency, the commit |
+//! | 3 | [`accept`] | any entrance -> one signed job: keys and their limits, forms, producers, idempotency, the commit |
 //! | 4 | [`delivery`] | upstreams, health, failover, attempts, retry policy, settlement |
 //! | 5 | [`http`] | API shapes: routes, batch, listing, views, CORS, delivery mode |
 //! | 6 | [`settings`] | every module's settings gathered; only the edge imports it whole |

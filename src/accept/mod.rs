@@ -2,7 +2,8 @@
 //! validated, signed delivery job.
 //!
 //! Owns: who may send as which domain (API keys, publishable keys, queue
-//! producers) and the settings that say so, request preparation (validate,
+//! producers) and the settings that say so, per-key limits and the counting
+//! rule behind them (`limits`, `quota`), request preparation (validate,
 //! compose, sign), idempotency rules, the commit sequence that makes an
 //! accepted message durable (over ports the edge implements), and the one
 //! error shape every entrance answers with.
@@ -13,8 +14,10 @@ pub mod commit;
 pub mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod limits;
 pub mod producer;
 pub mod publishable;
+pub mod quota;
 pub mod send;
 pub mod settings;
 

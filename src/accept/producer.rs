@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::json_problem;
 
-use super::keys::{TENANT_RULE, decode_hex32, valid_tenant};
+use super::keys::{KeyLimits, TENANT_RULE, decode_hex32, valid_tenant};
 
 /// One configured producer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -39,6 +39,11 @@ pub struct QueueProducer {
     /// owner key's tenant unless given).
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Its limits, as an API key's: each queue message is one request and
+    /// one message. A message over a limit waits on the queue (see
+    /// `accept::limits::producer_delay`); absent: none.
+    #[serde(default)]
+    pub limits: KeyLimits,
 }
 
 impl QueueProducer {
@@ -76,6 +81,12 @@ pub fn parse_producers(raw: &str, api_keys: &[(&str, &str)]) -> Result<Vec<Queue
             }
             Some(_) => {}
             None => p.tenant = Some((*owner_tenant).to_string()),
+        }
+        if p.limits.per_second == Some(0) || p.limits.per_day == Some(0) {
+            return Err(format!(
+                "producer `{}`: a limit must be at least 1 (leave it out for none)",
+                p.id
+            ));
         }
         if decode_hex32(&p.token_sha256).is_none() {
             return Err(format!(
@@ -171,6 +182,16 @@ mod tests {
             Some("backend")
         );
         assert!(find(&ok, "other").is_none());
+        assert_eq!(ok[0].limits, Default::default(), "no limits unless given");
+        let limited = billing().replace(
+            r#""owner""#,
+            r#""limits":{"per_second":2,"per_day":100},"owner""#,
+        );
+        let limited = parse_producers(&limited, &keys).unwrap();
+        assert_eq!(
+            (limited[0].limits.per_second, limited[0].limits.per_day),
+            (Some(2), Some(100))
+        );
         assert_eq!(parse_producers("  ", &keys).unwrap(), vec![]);
 
         let t = digest(TOKEN);
@@ -218,6 +239,18 @@ mod tests {
                     r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","tenant":"a b""#
                 )),
                 "tenant must be",
+            ),
+            (
+                entry(&format!(
+                    r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","limits":{{"per_day":0}}"#
+                )),
+                "a limit must be at least 1",
+            ),
+            (
+                entry(&format!(
+                    r#""id":"p","domains":["a.com"],"owner":"backend","token_sha256":"{t}","limits":{{"per_hour":5}}"#
+                )),
+                "unknown field `per_hour`",
             ),
             (
                 format!(

@@ -16,7 +16,7 @@
 //! | `DKIM_KEYS` | secret | JSON list of `{"domain", "selector", "algorithm", "private_key"}` |
 //! | `UNSIGNED_DOMAINS` | var | comma-separated sender domains allowed to send without a DKIM key (default none: fail closed) |
 //! | `MAX_MESSAGE_BYTES` | var | largest composed message accepted, in bytes (default 10 MiB, at most 50 MiB); larger ones get 413 |
-//! | `QUEUE_PRODUCERS` | var | JSON list of `{"id", "domains", "owner", "token_sha256"}`; `owner` is an id in `API_KEYS`, `token_sha256` the hex SHA-256 of the producer's secret token |
+//! | `QUEUE_PRODUCERS` | var | JSON list of `{"id", "domains", "owner", "token_sha256", "tenant"?, "limits"?}`; `owner` is an id in `API_KEYS`, `token_sha256` the hex SHA-256 of the producer's secret token; `limits` as a key's |
 //! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see [`super::publishable`]); form ids unique and distinct from API key ids |
 //! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
 //! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |

@@ -5,6 +5,7 @@
 //! Owns: running the items in request order. Must not: judge or answer an item
 //! itself, or let one item's refusal stop the others.
 
+use serde_json::value::RawValue;
 use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
@@ -16,19 +17,22 @@ use super::{
     http::{self, internal},
 };
 
+/// Accepts the items of a batch (already split, see [`batch::split`]);
+/// answers with how many of them were not accepted.
 pub async fn accept_batch(
     env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
-    body: &[u8],
+    items: Vec<&RawValue>,
     origin: Option<&str>,
-) -> Result<Response, ApiError> {
-    let items = batch::split(body)?;
+) -> Result<(Response, u32), ApiError> {
     let mut outcomes = Vec::with_capacity(items.len());
     // One at a time: each item is a store and an enqueue, and the platform
     // caps simultaneous outgoing calls per invocation.
     for item in items {
         outcomes.push(accept::accept_one(env, loaded, key, item.get().as_bytes(), origin).await);
     }
-    http::json(BATCH_STATUS, &batch::response(&outcomes)).map_err(internal)
+    let refused = outcomes.iter().filter(|o| o.is_err()).count();
+    let resp = http::json(BATCH_STATUS, &batch::response(&outcomes)).map_err(internal)?;
+    Ok((resp, u32::try_from(refused).unwrap_or(u32::MAX)))
 }

@@ -119,8 +119,20 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 };
                 let taken = producer_intake::intake(&env, &loaded, &db, &id, claim).await;
                 match taken {
-                    Ok(Some(job)) => work.push((message, job)),
-                    Ok(None) => message.raw.ack(),
+                    Ok(producer_intake::Taken::Job(job)) => work.push((message, job)),
+                    Ok(producer_intake::Taken::Settled) => message.raw.ack(),
+                    Ok(producer_intake::Taken::Later(delay)) => {
+                        // A new queue message: waiting spends no retries.
+                        match queue_writer::resend(&env, outage.queue, &message.text, delay).await {
+                            Ok(()) => message.raw.ack(),
+                            Err(e) => {
+                                worker::console_error!(
+                                    "edgerelay: could not put back a producer message: {e}"
+                                );
+                                outage.meet(&env, &message, Trouble::Records).await;
+                            }
+                        }
+                    }
                     Err(()) => outage.meet(&env, &message, Trouble::Records).await,
                 }
             }

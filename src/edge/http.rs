@@ -59,6 +59,24 @@ pub fn html(status: u16, body: String, content_security_policy: &str) -> Result<
     Ok(resp)
 }
 
+/// One of the dashboard's files, under the page's policy, never cached (a
+/// deploy changes page and script together) or framed.
+pub fn asset(asset: &crate::http::dashboard::Asset) -> Result<Response> {
+    let mut resp = Response::ok(asset.body)?;
+    let headers = resp.headers_mut();
+    headers.set("Content-Type", asset.content_type)?;
+    headers.set("Cache-Control", "no-store")?;
+    headers.set(
+        "Content-Security-Policy",
+        crate::http::dashboard::CONTENT_SECURITY_POLICY,
+    )?;
+    headers.set("Referrer-Policy", "no-referrer")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    headers.set("X-Frame-Options", "DENY")?;
+    headers.set("X-Robots-Tag", "noindex")?;
+    Ok(resp)
+}
+
 /// The one error shape, with `Retry-After` and `Allow` when the error carries them.
 pub fn error(e: &ApiError) -> Result<Response> {
     let mut resp = Response::ok(e.body())?.with_status(e.status);

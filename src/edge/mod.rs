@@ -1,6 +1,7 @@
 //! Workers glue: the fetch, queue (jobs, dead letters, webhooks) and
 //! scheduled (sweep) entry points, routing each request to its endpoint, and
-//! the platform (sockets, D1, R2, queues, rate limits, Turnstile).
+//! the platform (sockets, D1, R2, queues, rate limits, the per-key `Meter`
+//! Durable Object, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
@@ -25,6 +26,7 @@ mod immediate;
 mod inbound_mail;
 mod lifecycle;
 mod message_views;
+mod meter;
 mod outage;
 mod platform;
 mod privacy;
@@ -52,8 +54,10 @@ use worker::{
 };
 
 use self::http::internal;
+use self::meter::Usage;
 use self::platform::{Loaded, load_for_request};
 
+use crate::accept::limits::Cost;
 use crate::accept::{ApiError, send};
 use crate::events::tracking::HitKind;
 use crate::http::delivery_mode::DeliveryMode;
@@ -64,16 +68,21 @@ const OPENAPI: &str = include_str!("../../openapi.json");
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    match route(req, env, &ctx).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => http::error(&e),
-    }
+    // What the request charged its key's limits, for the answer's headers.
+    let mut usage = Usage::default();
+    let mut resp = match route(req, env, &ctx, &mut usage).await {
+        Ok(resp) => resp,
+        Err(e) => http::error(&e)?,
+    };
+    usage.stamp(&mut resp);
+    Ok(resp)
 }
 
 async fn route(
     mut req: Request,
     env: Env,
     ctx: &Context,
+    usage: &mut Usage,
 ) -> std::result::Result<Response, ApiError> {
     let path = req.path();
     // The method as sent: `Request::method` reads any method it does not
@@ -122,41 +131,56 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
-            let idempotency_key = crate::accept::idempotency::parse_key(
-                header(&req, crate::accept::idempotency::HEADER).as_deref(),
-            )?;
             let url = req.url().map_err(internal)?;
             let pairs: Vec<_> = url.query_pairs().collect();
             let pairs = || pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-            let mode = DeliveryMode::from_query(pairs())?;
-            let dry_run = crate::http::dry_run::from_query(pairs())?;
-            let origin = url.origin().ascii_serialization();
-            let origin = Some(origin.as_str());
-            let body = read_body(&mut req, &loaded).await?;
-            if dry_run {
-                // Stores nothing, so an Idempotency-Key is neither claimed
-                // nor recorded: the real send under that key comes later.
-                let call = accept::Call { mode, origin };
-                return accept::dry_run(&loaded, &key, &body, call).await;
-            }
-            match (idempotency_key, mode) {
-                (Some(k), _) => {
+            let dry_run = crate::http::dry_run::from_query(pairs());
+            // A dry run accepts no message; a request refused before it
+            // could send gives its message back below.
+            let sends = matches!(dry_run, Ok(false));
+            usage
+                .charge(&env, &key, Cost::sending(u32::from(sends)))
+                .await?;
+            let answer = async {
+                let idempotency_key = crate::accept::idempotency::parse_key(
+                    header(&req, crate::accept::idempotency::HEADER).as_deref(),
+                )?;
+                let mode = DeliveryMode::from_query(pairs())?;
+                let dry_run = dry_run?;
+                let origin = url.origin().ascii_serialization();
+                let origin = Some(origin.as_str());
+                let body = read_body(&mut req, &loaded).await?;
+                if dry_run {
+                    // Stores nothing, so an Idempotency-Key is neither claimed
+                    // nor recorded: the real send under that key comes later.
                     let call = accept::Call { mode, origin };
-                    idempotent::accept_once(&env, ctx, &loaded, &key, &body, &k, call).await
+                    return accept::dry_run(&loaded, &key, &body, call).await;
                 }
-                (None, DeliveryMode::Queued) => {
-                    accept::accept(&env, &loaded, &key, &body, origin).await
-                }
-                (None, DeliveryMode::Immediate) => {
-                    immediate::accept_immediate(&env, ctx, &loaded, &key, &body, origin).await
+                match (idempotency_key, mode) {
+                    (Some(k), _) => {
+                        let call = accept::Call { mode, origin };
+                        idempotent::accept_once(&env, ctx, &loaded, &key, &body, &k, call).await
+                    }
+                    (None, DeliveryMode::Queued) => {
+                        accept::accept(&env, &loaded, &key, &body, origin).await
+                    }
+                    (None, DeliveryMode::Immediate) => {
+                        immediate::accept_immediate(&env, ctx, &loaded, &key, &body, origin).await
+                    }
                 }
             }
+            .await;
+            if sends && !meter::accepted(&answer) {
+                usage.refund(&env, 1).await;
+            }
+            answer
         }
         Endpoint::ListMessages => {
             let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             message_views::list(&env, &key, &url).await
         }
@@ -166,14 +190,33 @@ async fn route(
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
             let origin = req.url().map_err(internal)?.origin().ascii_serialization();
-            let body = read_body(&mut req, &loaded).await?;
-            batch::accept_batch(&env, &loaded, &key, &body, Some(&origin)).await
+            let body = read_body(&mut req, &loaded).await;
+            let items = match &body {
+                Ok(body) => crate::http::batch::split(body),
+                Err(e) => Err(e.clone()),
+            };
+            // The whole batch is reserved, or none of it.
+            let count = items.as_ref().map_or(0, Vec::len);
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            usage.charge(&env, &key, Cost::sending(count)).await?;
+            let items = items?;
+            match batch::accept_batch(&env, &loaded, &key, items, Some(&origin)).await {
+                Ok((resp, refused)) => {
+                    usage.refund(&env, refused).await;
+                    Ok(resp)
+                }
+                Err(e) => {
+                    usage.refund(&env, count).await;
+                    Err(e)
+                }
+            }
         }
         Endpoint::GetMessage => {
             let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             message_views::detail(&env, &key, id).await
         }
         Endpoint::ListWebhooks
@@ -187,6 +230,7 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             match endpoint {
                 Endpoint::ListWebhooks => webhooks::list(&env, &key).await,
                 Endpoint::CreateWebhook => {
@@ -211,6 +255,7 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             let db = d1::Db::open(&env).map_err(internal)?;
             match endpoint {
@@ -229,6 +274,7 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             match endpoint {
                 Endpoint::ListInboundReports => {
                     let url = req.url().map_err(internal)?;
@@ -247,6 +293,7 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
             match endpoint {
                 Endpoint::PrivacyExport => privacy::export(&env, &key, &url).await,
@@ -263,13 +310,25 @@ async fn route(
                 }
             }
         }
-        Endpoint::GetStats => {
+        Endpoint::GetStats | Endpoint::GetTagStats => {
             let loaded = load_for_request(&env)?;
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
-            stats::get(&env, &key, &url).await
+            if endpoint == Endpoint::GetStats {
+                stats::get(&env, &key, &url).await
+            } else {
+                stats::tags(&env, &key, &url).await
+            }
+        }
+        Endpoint::Dashboard | Endpoint::DashboardAsset => {
+            let name = (endpoint == Endpoint::DashboardAsset).then_some(id);
+            match crate::http::dashboard::asset(name) {
+                Some(asset) => http::asset(&asset).map_err(internal),
+                None => Err(ApiError::not_found(format!("no route for {path}"))),
+            }
         }
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
@@ -291,6 +350,7 @@ async fn route(
             let key = loaded
                 .keys
                 .authenticate(header(&req, "Authorization").as_deref())?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
             let query = req
                 .url()
                 .map_err(internal)?

@@ -19,6 +19,8 @@ pub(crate) const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
 pub(crate) const DATABASE: &str = "DB";
 pub(crate) const BODIES_BUCKET: &str = "BODIES";
 pub(crate) const WEBHOOKS_QUEUE: &str = "WEBHOOKS";
+/// The `Meter` Durable Object class: per-key limits (see `edge::meter`).
+pub(crate) const METER: &str = "METER";
 /// Optional: every event's payload also goes to this queue, for Workers that consume them.
 pub(crate) const EVENTS_QUEUE: &str = "EVENTS";
 

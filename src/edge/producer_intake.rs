@@ -13,12 +13,18 @@
 //! reconciliation sweep can send it again if this batch dies. A message that
 //! cannot be accepted, or whose token does not prove the producer it names,
 //! is stored as `failed` with the reason (visible to that producer's owner
-//! key only) and dead-lettered, its token removed.
+//! key only) and dead-lettered, its token removed. A producer with `limits`
+//! is metered like an API key (one request and one message per queue
+//! message, on its own `Meter`); a message over a limit is sent again, as it
+//! came, after the refusal's Retry-After (`accept::limits::producer_delay`):
+//! never dead-lettered, never lost. A message not accepted after all, or a
+//! redelivery of one already stored, gives its count back.
 //! Must not: decide validation rules; `accept::send` does.
 
 use sha2::{Digest, Sha256};
 use worker::Env;
 
+use crate::accept::limits::{self, Cost};
 use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, Scope, send};
 use crate::http::listing::tags_json;
@@ -26,6 +32,7 @@ use crate::queue::job::without_token;
 use crate::queue::{DeadLetter, DeliveryJob, place};
 
 use super::d1::Db;
+use super::meter::Usage;
 use super::platform::{Loaded, now_ms};
 use super::{bodies, queue_writer, signing};
 
@@ -40,8 +47,18 @@ pub struct Claim<'a> {
     pub raw_text: &'a str,
 }
 
-/// Turns a producer's queue message into a stored delivery job (`Ok(Some)`),
-/// or records why not (`Ok(None)`: acknowledge). `Err` means the store was
+/// What became of a producer's queue message.
+pub enum Taken {
+    /// Stored: deliver it in this batch.
+    Job(DeliveryJob),
+    /// Refused and recorded: acknowledge it.
+    Settled,
+    /// Over the producer's limits: send it again after this many seconds.
+    Later(u32),
+}
+
+/// Turns a producer's queue message into a stored delivery job, records why
+/// not, or says when to take it again. `Err` means the store or the meter was
 /// unreachable: retry the queue message later.
 pub async fn intake(
     env: &Env,
@@ -49,7 +66,7 @@ pub async fn intake(
     db: &Db,
     queue_message_id: &str,
     claim: Claim<'_>,
-) -> Result<Option<DeliveryJob>, ()> {
+) -> Result<Taken, ()> {
     let now = now_ms();
     let entropy: [u8; 32] = Sha256::digest(queue_message_id.as_bytes()).into();
     let producer_id = claim.producer;
@@ -69,7 +86,7 @@ pub async fn intake(
                 message_id: None,
             };
             queue_writer::dead_letter(env, letter).await;
-            return Ok(None);
+            return Ok(Taken::Settled);
         }
         Err(ProducerRefusal::Unproven { producer, reason }) => {
             worker::console_warn!("edgerelay: {reason}");
@@ -80,9 +97,26 @@ pub async fn intake(
                 reason,
             };
             refuse(env, db, refusal, &entropy, raw, now).await;
-            return Ok(None);
+            return Ok(Taken::Settled);
         }
     };
+    let mut usage = Usage::default();
+    let meter = limits::producer_meter_name(&p.id);
+    match usage
+        .charge_meter(env, meter, p.limits, Cost::sending(1))
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.status == 429 => {
+            let delay = limits::producer_delay(&e);
+            worker::console_warn!(
+                "edgerelay: producer `{producer_id}` is over its {} limit; its message waits {delay} s",
+                e.field.as_deref().unwrap_or("")
+            );
+            return Ok(Taken::Later(delay));
+        }
+        Err(_) => return Err(()),
+    }
     let key = AuthenticatedKey {
         id: p.owner.clone(),
         domains: p.domains.clone(),
@@ -104,8 +138,13 @@ pub async fn intake(
                 body_ref: placed.job.body_ref.clone(),
                 ..job
             };
-            // A redelivery finds the row already there: keep it.
-            if let Ok(None) = db.status_of(&job.id).await {
+            // A redelivery finds the row already there: keep it, and give
+            // back the count it took again.
+            let stored = db.status_of(&job.id).await;
+            if !matches!(stored, Ok(None)) {
+                usage.refund(env, 1).await;
+            }
+            if let Ok(None) = stored {
                 if let Some(external) = &placed.external
                     && let Err(e) = bodies::store(env, external).await
                 {
@@ -122,9 +161,10 @@ pub async fn intake(
                     .annotate(&job.id, tags.as_deref(), Some(producer_id))
                     .await;
             }
-            Ok(Some(job))
+            Ok(Taken::Job(job))
         }
         Err(e) => {
+            usage.refund(env, 1).await;
             let reason = format!("producer `{producer_id}`: {} ({})", e.message, e.rule);
             let refusal = Refusal {
                 owner: &p.owner,
@@ -133,7 +173,7 @@ pub async fn intake(
                 reason,
             };
             refuse(env, db, refusal, &entropy, raw, now).await;
-            Ok(None)
+            Ok(Taken::Settled)
         }
     }
 }

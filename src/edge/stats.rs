@@ -1,5 +1,5 @@
-//! `GET /v1/stats`: the caller's tenant's statistics, read from the
-//! rollups only.
+//! `GET /v1/stats` and `GET /v1/stats/tags`: the caller's tenant's
+//! statistics, read from the rollups only.
 //!
 //! Must not: count anything or shape the report (`events::stats` does).
 
@@ -7,8 +7,8 @@ use url::Url;
 use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
-use crate::events::stats::report;
-use crate::http::stats::parse_stats_query;
+use crate::events::stats::{report, tag_report};
+use crate::http::stats::{parse_stats_query, parse_tag_stats_query};
 
 use super::d1::Db;
 use super::http::{self, internal};
@@ -32,4 +32,21 @@ pub async fn get(
         .await
         .map_err(internal)?;
     http::json(200, &report(&query, &counts)).map_err(internal)
+}
+
+/// Answers every tag's totals over the range.
+pub async fn tags(
+    env: &Env,
+    key: &AuthenticatedKey,
+    url: &Url,
+) -> std::result::Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let query = parse_tag_stats_query(&pairs, now_ms() / 1000)?;
+    let db = Db::open(env).map_err(internal)?;
+    let counts = db.tag_counts(&key.tenant, &query).await.map_err(internal)?;
+    http::json(200, &tag_report(&query, &counts)).map_err(internal)
 }

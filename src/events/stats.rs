@@ -117,6 +117,55 @@ pub fn report(query: &StatsQuery, counts: &[HourCount]) -> Value {
     })
 }
 
+/// One tag's counts over a whole range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    /// `name:value`.
+    pub tag: String,
+    pub metric: Metric,
+    pub count: u64,
+}
+
+/// At most this many tags in a tag report: the busiest by `requests`.
+pub const MAX_TAGS: usize = 100;
+
+/// The tag report: each tag's totals and rates over the range, busiest
+/// (most requests, then most sent, then by name) first.
+pub fn tag_report(query: &StatsQuery, counts: &[TagCount]) -> Value {
+    let mut tags: BTreeMap<&str, BTreeMap<Metric, u64>> = BTreeMap::new();
+    for c in counts {
+        *tags
+            .entry(c.tag.as_str())
+            .or_default()
+            .entry(c.metric)
+            .or_default() += c.count;
+    }
+    let mut rows: Vec<(&str, BTreeMap<Metric, u64>)> = tags.into_iter().collect();
+    let volume = |m: &BTreeMap<Metric, u64>| {
+        (
+            m.get(&Metric::Requests).copied().unwrap_or(0),
+            m.get(&Metric::Sent).copied().unwrap_or(0),
+        )
+    };
+    rows.sort_by(|a, b| volume(&b.1).cmp(&volume(&a.1)).then(a.0.cmp(b.0)));
+    let more = rows.len() > MAX_TAGS;
+    rows.truncate(MAX_TAGS);
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|(tag, metrics)| {
+            json!({"tag": tag, "metrics": metrics_object(metrics), "rates": rates_object(metrics)})
+        })
+        .collect();
+    json!({
+        "object": "list",
+        "from": rfc3339_ms(query.from * 1000),
+        "to": rfc3339_ms(query.to * 1000),
+        "stream": query.stream,
+        "data": data,
+        "has_more": more,
+    })
+}
+
 /// Every metric, zero when nothing moved it, and `bounces` (hard and soft).
 fn metrics_object(metrics: &BTreeMap<Metric, u64>) -> Value {
     let get = |m: Metric| metrics.get(&m).copied().unwrap_or(0);
@@ -216,6 +265,48 @@ mod tests {
                 "{from:?} {to:?} {bucket:?}"
             );
         }
+    }
+
+    #[test]
+    fn tags_are_summed_and_busiest_first() {
+        let query = StatsQuery {
+            from: D0,
+            to: D0 + DAY,
+            bucket: Bucket::Day,
+            tag: None,
+            stream: None,
+        };
+        let c = |tag: &str, metric, count| TagCount {
+            tag: tag.into(),
+            metric,
+            count,
+        };
+        let counts = [
+            c("campaign:spring", Metric::Requests, 2),
+            c("campaign:spring", Metric::Requests, 3),
+            c("campaign:spring", Metric::Sent, 5),
+            c("campaign:spring", Metric::SpamReports, 1),
+            c("kind:promo", Metric::Requests, 9),
+            c("a:b", Metric::Sent, 1),
+            c("a:a", Metric::Sent, 1),
+        ];
+        let r = tag_report(&query, &counts);
+        let tags: Vec<&str> = r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap())
+            .collect();
+        assert_eq!(tags, ["kind:promo", "campaign:spring", "a:a", "a:b"]);
+        assert_eq!(r["data"][1]["metrics"]["requests"], 5);
+        assert_eq!(r["data"][1]["rates"]["complained"], 0.2);
+        assert_eq!(r["has_more"], false);
+        let many: Vec<TagCount> = (0..=MAX_TAGS)
+            .map(|i| c(&format!("t:{i:03}"), Metric::Requests, 1))
+            .collect();
+        let r = tag_report(&query, &many);
+        assert_eq!(r["data"].as_array().unwrap().len(), MAX_TAGS);
+        assert_eq!(r["has_more"], true);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod accepted;
 pub mod batch;
 pub mod copies;
 pub mod cors;
+pub mod dashboard;
 pub mod delivery_mode;
 pub mod dry_run;
 pub mod inbound_reports;

@@ -57,6 +57,12 @@ pub enum Endpoint {
     TrackClick,
     /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
     GetStats,
+    /// `GET /v1/stats/tags`: each tag's totals over a range.
+    GetTagStats,
+    /// `GET /dashboard`: the dashboard page.
+    Dashboard,
+    /// `GET /dashboard/{file}`: its script and style.
+    DashboardAsset,
 }
 
 impl Endpoint {
@@ -86,6 +92,7 @@ impl Endpoint {
                 | Endpoint::PrivacyExport
                 | Endpoint::PrivacyErase
                 | Endpoint::GetStats
+                | Endpoint::GetTagStats
         )
     }
 }
@@ -251,8 +258,23 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("dashboard")],
+        methods: &[("GET", Endpoint::Dashboard)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("dashboard"), Id],
+        methods: &[("GET", Endpoint::DashboardAsset)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("stats")],
         methods: &[("GET", Endpoint::GetStats)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("stats"), Literal("tags")],
+        methods: &[("GET", Endpoint::GetTagStats)],
         bench: false,
     },
     Resource {
@@ -404,6 +426,14 @@ mod tests {
             ("GET", "/v1/privacy", Routed::NotFound),
             ("GET", "/v1/stats", found(GetStats, None)),
             ("POST", "/v1/stats", allow("GET")),
+            ("GET", "/v1/stats/tags", found(GetTagStats, None)),
+            ("GET", "/dashboard", found(Dashboard, None)),
+            (
+                "GET",
+                "/dashboard/app.js",
+                found(DashboardAsset, Some("app.js")),
+            ),
+            ("POST", "/dashboard", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
             (
                 "POST",

@@ -12,17 +12,33 @@ use super::listing::{single_parameter, unknown_parameter};
 
 const KNOWN: &str = "from, to, bucket, tag, stream";
 
-/// Reads the query pairs (already percent-decoded) at `now` (Unix seconds).
-pub fn parse_stats_query<'a>(
-    pairs: &[(&'a str, &'a str)],
-    now: u64,
-) -> Result<StatsQuery, ApiError> {
-    if let Some((name, _)) = pairs
+/// The parameters of `GET /v1/stats/tags` (whole days, every tag).
+const KNOWN_FOR_TAGS: &str = "from, to, stream";
+
+/// Reads `GET /v1/stats`'s query pairs (already percent-decoded) at `now`
+/// (Unix seconds).
+pub fn parse_stats_query(pairs: &[(&str, &str)], now: u64) -> Result<StatsQuery, ApiError> {
+    only(pairs, KNOWN)?;
+    parse(pairs, now)
+}
+
+/// Reads `GET /v1/stats/tags`'s query pairs: the range in whole days.
+pub fn parse_tag_stats_query(pairs: &[(&str, &str)], now: u64) -> Result<StatsQuery, ApiError> {
+    only(pairs, KNOWN_FOR_TAGS)?;
+    parse(pairs, now)
+}
+
+fn only(pairs: &[(&str, &str)], known: &str) -> Result<(), ApiError> {
+    match pairs
         .iter()
-        .find(|(k, _)| !KNOWN.split(", ").any(|n| n == *k))
+        .find(|(k, _)| !known.split(", ").any(|n| n == *k))
     {
-        return Err(unknown_parameter(name, KNOWN));
+        Some((name, _)) => Err(unknown_parameter(name, known)),
+        None => Ok(()),
     }
+}
+
+fn parse(pairs: &[(&str, &str)], now: u64) -> Result<StatsQuery, ApiError> {
     let one = |name: &str| single_parameter(pairs.iter().copied(), name, "repeated_parameter");
     let bucket = match one("bucket")? {
         None => Bucket::Day,
@@ -171,6 +187,18 @@ mod tests {
                 }
                 (want, got) => panic!("{pairs:?}: expected {want:?}, got {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_tag_report_takes_a_range_and_a_stream_only() {
+        let q =
+            parse_tag_stats_query(&[("from", "2026-12-09"), ("stream", "marketing")], NOW).unwrap();
+        assert_eq!((q.from, q.to, q.bucket), (D0, D0 + 86_400, Bucket::Day));
+        assert_eq!(q.stream.as_deref(), Some("marketing"));
+        for name in ["tag", "bucket"] {
+            let e = parse_tag_stats_query(&[(name, "x")], NOW).unwrap_err();
+            assert_eq!(e.details[0].rule, "unknown_parameter");
         }
     }
 }

@@ -121,12 +121,20 @@ def test_stats_equal_the_event_streams_per_hour_and_tag_and_read_rollups_only(
     assert [b["metrics"]["sent"] for b in daily["buckets"]] == [6]
     assert stats(worker, stream="marketing")["totals"]["metrics"]["sent"] == 0
 
+    by_tag = worker.request("GET", f"/v1/stats/tags?from={today}&to={today}",
+                            headers=worker.auth)[1]
+    schema("TagStats").validate(by_tag)
+    assert [(t["tag"], t["metrics"]["requests"], t["metrics"]["sent"]) for t in by_tag["data"]] == [
+        ("campaign:spring", 3, 2), ("campaign:autumn", 2, 3), ("kind:promo", 1, 0)]
+
     # With every message, event and timeline row gone, the report is the same:
     # it is read from the rollups alone.
     with sqlite3.connect(database(worker), timeout=10) as db:
         for table in ("email_events", "events", "recipients", "messages"):
             db.execute(f"DELETE FROM {table}")
     assert stats(worker, bucket="hour", **{"from": today, "to": today}) == hourly
+    assert worker.request("GET", f"/v1/stats/tags?from={today}&to={today}",
+                          headers=worker.auth)[1] == by_tag
 
     # Errors name the field and the rule.
     for query, field, rule in ((("bucket", "week"),), "bucket", "invalid_bucket"), \

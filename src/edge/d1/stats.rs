@@ -13,8 +13,9 @@
 use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
+use crate::events::rollup::ALL_TAGS;
 use crate::events::rollup::{Metric, RollupKey};
-use crate::events::stats::{HourCount, StatsQuery};
+use crate::events::stats::{HourCount, StatsQuery, TagCount};
 
 use super::{Db, n, s};
 
@@ -96,7 +97,7 @@ impl Db {
             metric: String,
             count: f64,
         }
-        let tag = q.tag.as_deref().unwrap_or(crate::events::rollup::ALL_TAGS);
+        let tag = q.tag.as_deref().unwrap_or(ALL_TAGS);
         let stream_filter = if q.stream.is_some() {
             " AND stream = ?5"
         } else {
@@ -123,6 +124,48 @@ impl Db {
             .filter_map(|r| {
                 Some(HourCount {
                     hour: r.hour as u64,
+                    metric: Metric::parse(&r.metric)?,
+                    count: r.count.max(0.0) as u64,
+                })
+            })
+            .collect())
+    }
+
+    /// Every tag's counts over the query's range (summed over hours, and
+    /// over streams unless the query names one), from `stat_rollups` only.
+    pub async fn tag_counts(&self, tenant: &str, q: &StatsQuery) -> Result<Vec<TagCount>> {
+        #[derive(Deserialize)]
+        struct Row {
+            tag: String,
+            metric: String,
+            count: f64,
+        }
+        let stream_filter = if q.stream.is_some() {
+            " AND stream = ?5"
+        } else {
+            ""
+        };
+        let mut binds = vec![s(tenant), s(ALL_TAGS), n(q.from), n(q.to)];
+        if let Some(stream) = &q.stream {
+            binds.push(s(stream));
+        }
+        let rows = self
+            .prepare(
+                &format!(
+                    "SELECT tag, metric, SUM(count) AS count FROM stat_rollups \
+                     WHERE tenant = ?1 AND tag > ?2 AND hour >= ?3 AND hour < ?4{stream_filter} \
+                     GROUP BY tag, metric"
+                ),
+                &binds,
+            )?
+            .all()
+            .await?
+            .results::<Row>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(TagCount {
+                    tag: r.tag,
                     metric: Metric::parse(&r.metric)?,
                     count: r.count.max(0.0) as u64,
                 })

@@ -1,0 +1,81 @@
+//! The dashboard's static files (`/dashboard`, `/dashboard/app.js`,
+//! `/dashboard/app.css`): one page and its script and style, built into the
+//! worker, with no CDN and no build step. The page reads the statistics,
+//! message and suppression APIs with a key the person types in; it holds
+//! no data of its own.
+//!
+//! The page's policy allows only its own script, style and API calls
+//! (`connect-src 'self'`), so a value from the API that tried to be markup
+//! could not run even if the script wrote it as markup (it writes text).
+//! Must not: read keys or records (the page asks the API, with the key).
+
+/// One of the dashboard's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asset {
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+/// The page's `Content-Security-Policy`.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+const PAGE: Asset = Asset {
+    content_type: "text/html; charset=utf-8",
+    body: include_str!("dashboard/index.html"),
+};
+
+/// The file at `/dashboard` (`None`) or `/dashboard/<name>`.
+pub fn asset(name: Option<&str>) -> Option<Asset> {
+    match name {
+        None | Some("index.html") => Some(PAGE),
+        Some("app.js") => Some(Asset {
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!("dashboard/app.js"),
+        }),
+        Some("app.css") => Some(Asset {
+            content_type: "text/css; charset=utf-8",
+            body: include_str!("dashboard/app.css"),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_loads_only_its_own_files() {
+        let page = asset(None).unwrap().body;
+        for reference in ["/dashboard/app.js", "/dashboard/app.css"] {
+            assert!(page.contains(reference), "{reference}");
+            let name = reference.trim_start_matches("/dashboard/");
+            assert!(asset(Some(name)).is_some(), "{name}");
+        }
+        for asset in [asset(None), asset(Some("app.js")), asset(Some("app.css"))] {
+            let body = asset.unwrap().body;
+            // No third-party host and no inline script or handler.
+            assert!(!body.contains("https://"), "{body:.60}");
+            assert!(!body.contains("http://") || body.contains("http://www.w3.org/2000/svg"));
+        }
+        assert!(!page.contains("onclick") && !page.contains("<script>"));
+        // The policy allows no inline style: nothing may rely on one.
+        assert!(!page.contains("style=\""));
+        let script = asset(Some("app.js")).unwrap().body;
+        assert!(!script.contains("style:") && !script.contains(".style."));
+        assert_eq!(asset(Some("../Cargo.toml")), None);
+        assert_eq!(asset(Some("app.map")), None);
+    }
+
+    #[test]
+    fn the_script_writes_api_values_as_text() {
+        let script = asset(Some("app.js")).unwrap().body;
+        assert!(!script.contains("innerHTML") && !script.contains("outerHTML"));
+        assert!(!script.contains("insertAdjacentHTML") && !script.contains("document.write"));
+        // The key travels in a header only.
+        assert!(script.contains("Authorization: `Bearer "));
+        assert!(!script.contains("?key=") && !script.contains("&key="));
+    }
+}
