@@ -56,6 +56,13 @@ impl From<crate::events::unsubscribe::Refusal> for ApiError {
     }
 }
 
+impl From<crate::events::tracking::hit::Refusal> for ApiError {
+    /// The tracking routes' refusals (a 404 with no `Location`).
+    fn from(r: crate::events::tracking::hit::Refusal) -> Self {
+        ApiError::new(r.status, r.rule, r.message)
+    }
+}
+
 impl ApiError {
     fn new(status: u16, rule: &'static str, message: impl Into<String>) -> Self {
         ApiError {

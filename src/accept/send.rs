@@ -32,11 +32,21 @@
 //! domain also carries the complaint feedback loop fields of RFC 9477:
 //! `CFBL-Address: fbl@<return-path domain>` and the signed envelope id as
 //! `CFBL-Feedback-ID`, which complaint reports quote back.
+//!
+//! Tracked mail (`"tracking"`, off unless asked, for every stream) has its
+//! HTML part's links and open pixel rewritten here, per copy, before the
+//! copy is composed and signed (`events::tracking::body`): the signed body
+//! is what is delivered. A token names its recipient only in a copy of one
+//! recipient who consented, so a message with a consenting recipient among
+//! several goes out as one copy per recipient, as unsubscribe links do; in
+//! aggregate mode, or without consent, one body serves every recipient.
 //! Must not: perform I/O or read the clock (the time and the id's entropy are
 //! passed in), or store and enqueue anything (`accept::commit` does).
 
 use sha2::{Digest, Sha256};
 
+use crate::events::tracking::TrackingSecrets;
+use crate::events::tracking::body::{self as tracking_body, BodyPlan};
 use crate::events::unsubscribe::settings::link as unsubscribe_link;
 use crate::events::unsubscribe::stream::StreamKind;
 use crate::events::unsubscribe::token::NONCE_LEN;
@@ -44,9 +54,10 @@ use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::inbound::envelope_id;
 use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
 use crate::message::feedback_loop::{CFBL_ADDRESS, CFBL_FEEDBACK_ID};
+use crate::message::lint::SHARED_HOST_SUFFIXES;
 use crate::message::{
     ComposeContext, DkimKey, FeedbackLoop, FieldError, Limits, Message, PendingSignature,
-    RequestError, SendRequest, Tag, UnsignedMessage, compose_with, new_message_id,
+    RequestError, SendRequest, Tag, Tracking, UnsignedMessage, compose_copy, new_message_id,
 };
 use crate::queue::DeliveryJob;
 
@@ -272,12 +283,33 @@ pub fn prepare_from(
         .map(|a| a.to_string())
         .collect();
     let mut warnings = Vec::new();
+    // Tracking is off unless the request asks for it. A per-key default
+    // (`API_KEYS`) would be resolved here, under the request's own choice;
+    // keys have none yet.
+    let tracking = message.tracking();
+    let consented: Vec<bool> = message
+        .recipients()
+        .into_iter()
+        .map(|r| tracking.is_some_and(|t| t.per_recipient(r)))
+        .collect();
     // One copy for everyone, or one per recipient when each carries a link
-    // that names its recipient.
-    let groups: Vec<Vec<String>> = if stream.one_click {
+    // or a tracking token that names its recipient.
+    let per_recipient = stream.one_click || (recipients.len() > 1 && consented.contains(&true));
+    let groups: Vec<Vec<String>> = if per_recipient {
         recipients.iter().map(|r| vec![r.clone()]).collect()
     } else {
         vec![recipients]
+    };
+    let tracking_base = match tracking {
+        Some(t) => Some(tracking_plan(
+            t,
+            &message,
+            key,
+            settings,
+            origin,
+            &mut warnings,
+        )?),
+        None => None,
     };
     let base = if stream.one_click {
         let secrets = settings.unsubscribe.secrets.as_ref().ok_or_else(|| {
@@ -347,7 +379,31 @@ pub fn prepare_from(
             }
             None => None,
         };
-        let raw = compose_with(
+        let tracked_html = match (&tracking_base, tracking, message.html()) {
+            (Some((secrets, base)), Some(t), Some(html)) => {
+                let plan = BodyPlan {
+                    secrets,
+                    base,
+                    message_id: &copy_id,
+                    // A token names its recipient only in a copy of one
+                    // recipient who consented.
+                    recipient: (rcpt_to.len() == 1 && consented.get(index) == Some(&true))
+                        .then_some(0),
+                    opens: t.opens,
+                    clicks: t.clicks,
+                };
+                let (html, _) = tracking_body::track(html, &plan).map_err(|e| {
+                    ApiError::invalid(vec![FieldProblem {
+                        field: "tracking".into(),
+                        rule: "tracking_token_failed".into(),
+                        message: e.to_string(),
+                    }])
+                })?;
+                Some(html)
+            }
+            _ => None,
+        };
+        let raw = compose_copy(
             &message,
             &ComposeContext {
                 message_id: format!("{copy_id}@{}", from_domain.as_str()),
@@ -355,6 +411,7 @@ pub fn prepare_from(
                 feedback_loop,
             },
             link.as_ref(),
+            tracked_html.as_deref(),
         )
         .map_err(|e| {
             ApiError::invalid(vec![FieldProblem {
@@ -408,6 +465,72 @@ pub fn prepare_from(
         warnings,
         pending,
     })
+}
+
+/// Where a message tracked without `TRACKING_BASE_URL` (or an unsubscribe
+/// base URL) points its tracked links and pixel: the worker's own host.
+pub const TRACKING_BASE_URL_WARNING: &str = "tracking_base_url_missing: the tracked links and the open pixel use the worker's own host; set TRACKING_BASE_URL to the sender's own domain routed to the worker (links on shared hosts such as *.workers.dev are flagged by phishing filters)";
+
+/// The tracking secrets and host for a tracked message: `TRACKING_BASE_URL`,
+/// else the key's or the relay's unsubscribe base URL, else the request's
+/// origin (with a warning); a queue message has no origin and is refused.
+/// Warns, too, of a host shared by every worker and of a message without an
+/// HTML part (nothing to track).
+fn tracking_plan<'s>(
+    tracking: &Tracking,
+    message: &Message,
+    key: &AuthenticatedKey,
+    settings: &'s SendSettings,
+    origin: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<(&'s TrackingSecrets, String), ApiError> {
+    let secrets = settings.tracking.secrets.as_ref().ok_or_else(|| {
+        ApiError::misconfigured("tracking needs TRACKING_SECRET (or QUEUE_SECRET)")
+    })?;
+    let configured = settings
+        .tracking
+        .base_url
+        .as_ref()
+        .or(key.unsubscribe_base_url.as_ref())
+        .or(settings.unsubscribe.base_url.as_ref());
+    let base = match (configured, origin) {
+        (Some(base), _) => base.clone(),
+        (None, Some(origin)) => {
+            warnings.push(TRACKING_BASE_URL_WARNING.to_string());
+            origin.to_string()
+        }
+        (None, None) => {
+            return Err(ApiError::forbidden(
+                "tracking_not_configured",
+                "tracking",
+                "tracked mail sent through a queue needs TRACKING_BASE_URL (or UNSUBSCRIBE_BASE_URL): the links must point at the sender's own domain on the worker",
+            ));
+        }
+    };
+    let host = base
+        .split_once("://")
+        .map_or(base.as_str(), |(_, rest)| rest)
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if SHARED_HOST_SUFFIXES.iter().any(|s| host.ends_with(s)) {
+        warnings.push(format!(
+            "tracking_shared_host: the tracked links point at {host}, a host shared by every worker, which phishing filters flag; route the sender's own domain to the worker and set TRACKING_BASE_URL"
+        ));
+    }
+    if message.html().is_none() {
+        warnings.push(format!(
+            "tracking_without_html: tracking ({}) needs an HTML part; this message has none and is not tracked",
+            [("opens", tracking.opens), ("clicks", tracking.clicks)]
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok((secrets, base))
 }
 
 /// MAIL FROM for copy `copy_id` of `message`, sent to `recipients`
@@ -604,3 +727,5 @@ mod envelope_tests;
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking_tests;

@@ -23,7 +23,9 @@
 //! | `DNS_RESOLVER_URL` | var | a DNS-over-HTTPS JSON endpoint the dry run asks for DMARC and BIMI records (default Cloudflare's); `https://`, or `http://` to a loopback host |
 //!
 //! `UNSUBSCRIBE_SECRET` and `UNSUBSCRIBE_BASE_URL` are read through
-//! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`];
+//! `events::unsubscribe::settings` into [`SendSettings::unsubscribe`],
+//! `TRACKING_SECRET` and `TRACKING_BASE_URL` through
+//! `events::tracking::settings` into [`SendSettings::tracking`];
 //! `RETURN_PATH_DOMAINS` through `inbound::settings` into
 //! [`SendSettings::inbound`], and `QUEUE_SECRET` through `queue::seal` into
 //! [`SendSettings::envelope_secrets`] (each checked by its owner).
@@ -31,6 +33,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConfigSource, err, json_problem, number, split_list};
+use crate::events::tracking::TrackingSettings;
 use crate::events::unsubscribe::settings::check_base;
 use crate::events::unsubscribe::{UnsubscribeSettings, stream};
 use crate::inbound::InboundSettings;
@@ -74,6 +77,9 @@ pub struct SendSettings {
     /// What signs each copy's return path and envelope id (`QUEUE_SECRET`);
     /// `None` only in a default value, which then writes neither.
     pub envelope_secrets: Option<QueueSecrets>,
+    /// The tracking tokens' secrets and host (`TRACKING_SECRET`,
+    /// `TRACKING_BASE_URL`).
+    pub tracking: TrackingSettings,
 }
 
 impl SendSettings {
@@ -153,6 +159,7 @@ impl SendSettings {
         }
         Ok(SendSettings {
             unsubscribe: UnsubscribeSettings::from_source(src)?,
+            tracking: TrackingSettings::from_source(src)?,
             inbound: InboundSettings::from_source(src)?,
             // QUEUE_SECRET is checked by its owner; a bad one fails there.
             envelope_secrets: QueueSecrets::from_source(src).ok(),

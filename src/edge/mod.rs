@@ -46,6 +46,7 @@ mod smtp_driver;
 mod stats;
 mod suppressions;
 mod sweep;
+mod tracking;
 mod unsubscribe;
 mod upstreams;
 mod webhook_delivery;
@@ -62,6 +63,7 @@ use self::platform::{Loaded, load_for_request};
 
 use crate::accept::limits::Cost;
 use crate::accept::{ApiError, AuthenticatedKey, send};
+use crate::events::tracking::HitKind;
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::{self, Endpoint, Routed};
 
@@ -351,6 +353,8 @@ async fn route(
         Endpoint::UnsubscribePage => unsubscribe::show(&env, id, false).await,
         Endpoint::UnsubscribePreferences => unsubscribe::show(&env, id, true).await,
         Endpoint::Unsubscribe => unsubscribe::post(req, &env, id).await,
+        Endpoint::TrackOpen => tracking::hit(&req, &env, ctx, HitKind::Open, id).await,
+        Endpoint::TrackClick => tracking::hit(&req, &env, ctx, HitKind::Click, id).await,
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSigning => {
             let loaded = load_for_request(&env)?;

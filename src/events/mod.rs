@@ -5,7 +5,8 @@
 //! permanent refusal is classed ([`bounce`]), the suppression list's rules
 //! ([`suppression`]: which entries apply, what a refusal adds), message
 //! streams with the one-click unsubscribe ([`unsubscribe`]), who opened or
-//! clicked ([`engagement`]), the reputation guard ([`reputation`]), the
+//! clicked ([`engagement`]), open and click tracking ([`tracking`]: tokens,
+//! tracked bodies, what a hit records), the reputation guard ([`reputation`]), the
 //! statistics' counters ([`rollup`]), the rules of webhooks ([`webhooks`]:
 //! URL policy, fan-out, signing, retries), how long records are kept
 //! ([`retention`]), how an address is erased ([`erasure`]) and how a log
@@ -23,6 +24,7 @@ pub mod rollup;
 pub mod stats;
 pub mod suppression;
 pub mod time;
+pub mod tracking;
 pub mod unsubscribe;
 pub mod webhooks;
 

@@ -69,6 +69,10 @@ pub enum Endpoint {
     ListUpstreams,
     /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
     ResumeUpstream,
+    /// `GET /t/o/{token}`: the open pixel. The token is the credential.
+    TrackOpen,
+    /// `GET`/`HEAD /t/c/{token}`: a tracked link's redirect.
+    TrackClick,
     /// `GET /v1/stats`: counts and rates per hour or day, from rollups.
     GetStats,
     /// `GET /v1/stats/tags`: each tag's totals over a range.
@@ -134,7 +138,9 @@ impl Endpoint {
             | Endpoint::BenchSigning
             | Endpoint::BenchSmtp
             | Endpoint::Dashboard
-            | Endpoint::DashboardAsset => None,
+            | Endpoint::DashboardAsset
+            | Endpoint::TrackOpen
+            | Endpoint::TrackClick => None,
             Endpoint::SendMessage | Endpoint::SendBatch => Some(Scope::Send),
             Endpoint::ListMessages
             | Endpoint::GetMessage
@@ -336,6 +342,19 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("upstreams"), Id, Literal("resume")],
         methods: &[("POST", Endpoint::ResumeUpstream)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("t"), Literal("o"), Id],
+        methods: &[("GET", Endpoint::TrackOpen), ("HEAD", Endpoint::TrackOpen)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("t"), Literal("c"), Id],
+        methods: &[
+            ("GET", Endpoint::TrackClick),
+            ("HEAD", Endpoint::TrackClick),
+        ],
         bench: false,
     },
     Resource {
@@ -569,6 +588,14 @@ mod tests {
             ("POST", "/v1/keys/key_1", allow("GET, DELETE")),
             ("GET", "/v1/keys/key_1/rotate", allow("POST")),
             ("GET", "/v1/keys/key_1/other", Routed::NotFound),
+            ("GET", "/t/o/t0k", found(TrackOpen, Some("t0k"))),
+            ("HEAD", "/t/o/t0k", found(TrackOpen, Some("t0k"))),
+            ("GET", "/t/c/t0k", found(TrackClick, Some("t0k"))),
+            ("HEAD", "/t/c/t0k", found(TrackClick, Some("t0k"))),
+            ("POST", "/t/c/t0k", allow("GET, HEAD")),
+            ("GET", "/t/c", Routed::NotFound),
+            ("GET", "/t/x/t0k", Routed::NotFound),
+            ("GET", "/t/c/t0k/more", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -649,6 +676,9 @@ mod tests {
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
+            // The token is the credential of a tracked link or pixel.
+            Endpoint::TrackOpen,
+            Endpoint::TrackClick,
             // Providers sign their requests; no API key reaches it.
             Endpoint::ProviderEvents,
         ] {
@@ -696,6 +726,8 @@ mod tests {
             ("GET", "/v1/stats/tags", Some(Read), READ),
             ("GET", "/dashboard", None, NONE),
             ("GET", "/dashboard/app.js", None, NONE),
+            ("GET", "/t/o/t0k", None, NONE),
+            ("HEAD", "/t/c/t0k", None, NONE),
             ("GET", "/v1/keys", Some(Admin), ADMIN),
             ("POST", "/v1/keys", Some(Admin), ADMIN),
             ("GET", "/v1/keys/x", Some(Admin), ADMIN),

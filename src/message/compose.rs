@@ -84,6 +84,17 @@ pub fn compose_with(
     context: &ComposeContext,
     one_click: Option<&OneClick>,
 ) -> Result<Vec<u8>, ComposeError> {
+    compose_copy(message, context, one_click, None)
+}
+
+/// [`compose_with`] with the copy's own HTML part in place of the
+/// message's (its tracked links and pixel, see `events::tracking::body`).
+pub fn compose_copy(
+    message: &Message,
+    context: &ComposeContext,
+    one_click: Option<&OneClick>,
+    html: Option<&str>,
+) -> Result<Vec<u8>, ComposeError> {
     if !is_message_id(&context.message_id) {
         return Err(ComposeError::InvalidMessageId(context.message_id.clone()));
     }
@@ -121,7 +132,7 @@ pub fn compose_with(
         builder = builder.header(*name, Raw::new(value.as_str()));
     }
     let text = fill(message.text(), one_click);
-    let html = fill(message.html(), one_click);
+    let html = fill(html.or(message.html()), one_click);
 
     let mut output = Vec::new();
     builder

@@ -119,7 +119,7 @@ pub const GMAIL_SIZE_LIMIT: usize = 25 * 1024 * 1024;
 
 /// Hosts shared by every worker on the platform: links there are flagged
 /// by phishing filters and carry no reputation of the sender's own.
-const SHARED_HOST_SUFFIXES: [&str; 2] = [".workers.dev", ".pages.dev"];
+pub const SHARED_HOST_SUFFIXES: [&str; 2] = [".workers.dev", ".pages.dev"];
 
 /// Lints one signed message.
 pub fn lint(mime: &[u8], context: LintContext) -> Vec<Finding> {

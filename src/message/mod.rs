@@ -3,7 +3,8 @@
 //! Owns address parsing ([`address`]), the request wire shape ([`request`]),
 //! validation into a [`Message`] ([`validate`]), MIME composition
 //! ([`compose`](mod@compose), with the one-click unsubscribe and feedback
-//! loop fields of [`unsubscribe`] and [`feedback_loop`]) and DKIM signing
+//! loop fields of [`unsubscribe`] and [`feedback_loop`]), what tracking a
+//! request asks for ([`tracking`]) and DKIM signing
 //! ([`dkim`]).
 //! Must not: perform I/O, read the clock or draw randomness (times and random
 //! bytes are passed in), or import `worker`, so it builds and is tested natively
@@ -17,11 +18,12 @@ pub mod feedback_loop;
 pub mod links;
 pub mod lint;
 pub mod request;
+pub mod tracking;
 pub mod unsubscribe;
 pub mod validate;
 
 pub use address::{AddressError, Domain, EmailAddress, Mailbox};
-pub use compose::{ComposeContext, compose, compose_with, new_message_id};
+pub use compose::{ComposeContext, compose, compose_copy, compose_with, new_message_id};
 pub use dkim::{
     DkimAlgorithm, DkimIdentity, DkimKey, PendingSignature, SignatureHeader, UnsignedMessage,
     keys_for_domain, sign_message,
@@ -31,6 +33,7 @@ pub use error::{
 };
 pub use feedback_loop::FeedbackLoop;
 pub use request::{Disposition, SendRequest, Tag};
+pub use tracking::{Consent, Tracking, TrackingMode};
 pub use unsubscribe::OneClick;
 pub use validate::{Attachment, CustomHeader, Limits, Message};
 

@@ -58,7 +58,39 @@ pub struct SendRequest {
     /// delays: `{"delivery": true}` asks for proof of delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyInput>,
+    /// Open and click tracking for this message: off unless asked, for
+    /// every stream (see [`super::tracking`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingInput>,
 }
+
+/// `"tracking": {"opens": true, "clicks": true, "mode": "recipient",
+/// "consent": true}`. `consent` is `true` (every recipient agreed to
+/// per-recipient tracking), `false`, or the list of recipients who agreed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clicks: Option<bool>,
+    /// `recipient` (the default) or `aggregate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentInput>,
+}
+
+/// `consent`: everyone or no one, or the recipients who agreed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConsentInput {
+    All(bool),
+    Recipients(Vec<String>),
+}
+
+/// The fields of `tracking`.
+const TRACKING_FIELDS: &[&str] = &["opens", "clicks", "mode", "consent"];
 
 /// `"notify": {"delivery": true}`: ask the receiving systems for a success
 /// notification (RFC 3461 `NOTIFY=SUCCESS`) as well as failures and delays.
@@ -90,6 +122,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "topic",
     "unsubscribe",
     "notify",
+    "tracking",
 ];
 
 /// `"Ada <ada@example.com>"` or `{"email": "ada@example.com", "name": "Ada"}`.
@@ -320,6 +353,7 @@ fn shape_errors(key: &str, value: &Value) -> Vec<FieldError> {
         },
         "metadata" => type_error::<Map<String, Value>>(key, value, "an object"),
         "notify" => notify_shape(key, value),
+        "tracking" => tracking_shape(key, value),
         _ => Vec::new(),
     }
 }
@@ -352,6 +386,68 @@ fn notify_shape(key: &str, value: &Value) -> Vec<FieldError> {
                 "invalid_type",
                 "expected true or false",
             ));
+        }
+    }
+    errors
+}
+
+/// `tracking` is an object of known fields, each of its type or null;
+/// every problem is named by its path (`tracking.consent[1]`).
+fn tracking_shape(key: &str, value: &Value) -> Vec<FieldError> {
+    let Value::Object(fields) = value else {
+        return vec![FieldError::new(
+            key,
+            "invalid_type",
+            "expected an object such as {\"opens\": true, \"clicks\": true}",
+        )];
+    };
+    let mut errors = Vec::new();
+    for (name, field) in fields {
+        let path = format!("{key}.{name}");
+        if field.is_null() {
+            continue;
+        }
+        match name.as_str() {
+            "opens" | "clicks" if !field.is_boolean() => errors.push(FieldError::new(
+                path,
+                "invalid_type",
+                "expected true or false",
+            )),
+            "mode" if !field.is_string() => errors.push(FieldError::new(
+                path,
+                "invalid_type",
+                "expected \"recipient\" or \"aggregate\"",
+            )),
+            "consent" => match field {
+                Value::Bool(_) => {}
+                Value::Array(items) => errors.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, item)| !item.is_string())
+                        .map(|(i, _)| {
+                            FieldError::new(
+                                format!("{path}[{i}]"),
+                                "invalid_type",
+                                "expected an address string",
+                            )
+                        }),
+                ),
+                _ => errors.push(FieldError::new(
+                    path,
+                    "invalid_type",
+                    "expected true, false or a list of recipient addresses",
+                )),
+            },
+            known if TRACKING_FIELDS.contains(&known) => {}
+            _ => errors.push(FieldError::new(
+                path,
+                "unknown_field",
+                format!(
+                    "unknown field {name:?}; known fields are {}",
+                    TRACKING_FIELDS.join(", ")
+                ),
+            )),
         }
     }
     errors
@@ -488,6 +584,25 @@ mod tests {
                 "{\"notify\": {\"delivery\": 1}}",
                 vec![("notify.delivery", "invalid_type")],
             ),
+            ("{\"tracking\": true}", vec![("tracking", "invalid_type")]),
+            (
+                "{\"tracking\": {\"opens\": \"yes\", \"click\": true}}",
+                vec![
+                    ("tracking.opens", "invalid_type"),
+                    ("tracking.click", "unknown_field"),
+                ],
+            ),
+            (
+                "{\"tracking\": {\"mode\": 1, \"consent\": [\"a@example.com\", 2]}}",
+                vec![
+                    ("tracking.mode", "invalid_type"),
+                    ("tracking.consent[1]", "invalid_type"),
+                ],
+            ),
+            (
+                "{\"tracking\": {\"consent\": \"yes\"}}",
+                vec![("tracking.consent", "invalid_type")],
+            ),
             (
                 "{\"notify\": {\"success\": true, \"delay\": false}}",
                 vec![
@@ -525,7 +640,8 @@ mod tests {
             "stream": "marketing",
             "topic": "weekly",
             "unsubscribe": true,
-            "notify": {"delivery": true}
+            "notify": {"delivery": true},
+            "tracking": {"opens": true, "clicks": false, "mode": "recipient", "consent": ["bob@example.com"]}
         }"#;
         let request = SendRequest::from_json(body.as_bytes()).unwrap();
         assert_eq!(

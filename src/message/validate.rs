@@ -16,6 +16,7 @@ use super::error::{FieldError, RULE_TOO_LARGE, ValidationErrors};
 use super::request::{
     AttachmentInput, Disposition, MailboxInput, OneOrMany, SendRequest, Tag, TagsInput,
 };
+use super::tracking::{self, Tracking};
 
 /// Size and count limits applied during validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +129,7 @@ pub struct Message {
     topic: Option<String>,
     unsubscribe: Option<bool>,
     notify_delivery: bool,
+    tracking: Option<Tracking>,
 }
 
 impl Message {
@@ -184,6 +186,11 @@ impl Message {
     /// (`"notify": {"delivery": true}`).
     pub fn notify_delivery(&self) -> bool {
         self.notify_delivery
+    }
+
+    /// The open and click tracking asked for (`None`: not tracked).
+    pub fn tracking(&self) -> Option<&Tracking> {
+        self.tracking.as_ref()
     }
 
     /// MAIL FROM address.
@@ -337,6 +344,18 @@ impl SendRequest {
             ));
         }
 
+        let tracking = {
+            let mut seen = HashSet::new();
+            let recipients: Vec<&EmailAddress> = to
+                .iter()
+                .chain(&cc)
+                .chain(&bcc)
+                .map(|m| &m.address)
+                .filter(|a| seen.insert(a.dedup_key()))
+                .collect();
+            tracking::validate(self.tracking.as_ref(), &recipients, &mut errors)
+        };
+
         match from {
             Some(from) if errors.is_empty() => Ok(Message {
                 from,
@@ -359,6 +378,7 @@ impl SendRequest {
                     .as_ref()
                     .and_then(|n| n.delivery)
                     .unwrap_or(false),
+                tracking,
             }),
             _ => Err(ValidationErrors { errors }),
         }

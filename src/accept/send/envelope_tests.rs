@@ -37,6 +37,7 @@ fn settings(return_paths: Option<&str>) -> SendSettings {
         },
         inbound,
         envelope_secrets: Some(secrets()),
+        ..Default::default()
     }
 }
 

@@ -25,6 +25,7 @@ mod reports;
 mod stats;
 mod suppressions;
 mod sweep;
+mod tracking;
 mod unsubscribes;
 mod views;
 pub mod webhooks;

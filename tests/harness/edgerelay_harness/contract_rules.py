@@ -17,6 +17,9 @@ openapi.json states each of these in words; here they are code:
   marketing stream cannot turn it off; `{{unsubscribe_url}}` needs one, and
   List-Unsubscribe(-Post) cannot be set beside one; immediate delivery takes
   one copy, so not a one-click message to several recipients.
+- `tracking.consent` lists recipients of the message only, and is not given
+  (other than false) with mode `aggregate`; immediate delivery takes one
+  copy, so not consent for one recipient among several.
 
 Only requests generated as valid are filtered; invalid ones are left alone.
 Must not: loosen the contract: a rule here must be one the document states.
@@ -69,11 +72,40 @@ def _keeps_stream_rules(body, immediate: bool) -> bool:
     return not (one_click and immediate and recipients > 1)
 
 
+def _addresses(recipients) -> list[str]:
+    items = recipients if isinstance(recipients, list) else [recipients]
+    found = []
+    for item in items:
+        text = item.get("email") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            found.append(text.rsplit("<", 1)[-1].strip(" \t>").lower())
+    return found
+
+
+def _keeps_tracking_rules(body, immediate: bool) -> bool:
+    tracking = body.get("tracking")
+    if not isinstance(tracking, dict):
+        return True
+    consent = tracking.get("consent")
+    if tracking.get("mode") == "aggregate" and consent not in (None, False):
+        return False
+    recipients = [a for field in ("to", "cc", "bcc") if body.get(field) is not None
+                  for a in _addresses(body.get(field))]
+    if isinstance(consent, list):
+        if any(not isinstance(a, str) or a.strip().lower() not in recipients for a in consent):
+            return False
+    tracked = tracking.get("opens") is True or tracking.get("clicks") is True
+    consenting = consent is True or (isinstance(consent, list) and consent)
+    return not (immediate and tracked and consenting and len(set(recipients)) > 1)
+
+
 def send_request_keeps_unstated_rules(body, immediate: bool = False) -> bool:
     """Whether a send request that fits the schema also keeps the rules above."""
     if not isinstance(body, dict):
         return True
     if not _keeps_stream_rules(body, immediate):
+        return False
+    if not _keeps_tracking_rules(body, immediate):
         return False
     if sum(_count(body.get(field)) for field in ("to", "cc", "bcc")) > MAX_RECIPIENTS:
         return False
