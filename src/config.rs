@@ -54,6 +54,28 @@ pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty())
 }
 
+/// A comma-separated list of secrets, each at least `min_bytes` long; the
+/// error says `when_empty` for an empty list and names a short entry by its
+/// position only, never its text.
+pub fn secret_list<'a>(
+    raw: &'a str,
+    min_bytes: usize,
+    when_empty: &str,
+) -> Result<Vec<&'a str>, String> {
+    let secrets: Vec<&str> = split_list(raw).collect();
+    if secrets.is_empty() {
+        return Err(when_empty.to_string());
+    }
+    if let Some(i) = secrets.iter().position(|s| s.len() < min_bytes) {
+        return Err(format!(
+            "secret {} of {} is shorter than {min_bytes} characters",
+            i + 1,
+            secrets.len()
+        ));
+    }
+    Ok(secrets)
+}
+
 /// A whole number, or `default` when unset or empty.
 pub fn number(
     src: &impl ConfigSource,

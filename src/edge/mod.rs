@@ -337,11 +337,12 @@ async fn route(
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let url = req.url().map_err(internal)?;
-            if endpoint == Endpoint::GetStats {
-                stats::get(&env, &key, &url).await
+            let which = if endpoint == Endpoint::GetStats {
+                stats::Report::Buckets
             } else {
-                stats::tags(&env, &key, &url).await
-            }
+                stats::Report::Tags
+            };
+            stats::get(&env, &key, &url, which).await
         }
         Endpoint::Dashboard | Endpoint::DashboardAsset => {
             let name = (endpoint == Endpoint::DashboardAsset).then_some(id);

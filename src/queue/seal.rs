@@ -22,7 +22,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::{ConfigError, ConfigSource, err, split_list};
+use crate::config::{ConfigError, ConfigSource, err, secret_list};
 
 /// The setting that holds the secrets.
 pub const QUEUE_SECRET: &str = "QUEUE_SECRET";
@@ -107,21 +107,14 @@ impl QueueSecrets {
     /// Parses the setting's text: comma-separated secrets, each at least
     /// [`MIN_SECRET_BYTES`] long. The error names an entry by its position.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let secrets: Vec<Vec<u8>> = split_list(raw).map(|s| s.as_bytes().to_vec()).collect();
-        if secrets.is_empty() {
-            return Err(
-                "is not set: edgerelay seals its queue jobs with it (see docs/configuration.md)"
-                    .to_string(),
-            );
-        }
-        if let Some(i) = secrets.iter().position(|s| s.len() < MIN_SECRET_BYTES) {
-            return Err(format!(
-                "secret {} of {} is shorter than {MIN_SECRET_BYTES} characters",
-                i + 1,
-                secrets.len()
-            ));
-        }
-        Ok(QueueSecrets { secrets })
+        let secrets = secret_list(
+            raw,
+            MIN_SECRET_BYTES,
+            "is not set: edgerelay seals its queue jobs with it (see docs/configuration.md)",
+        )?;
+        Ok(QueueSecrets {
+            secrets: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        })
     }
 
     /// Reads `QUEUE_SECRET`.

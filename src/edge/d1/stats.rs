@@ -19,6 +19,25 @@ use crate::events::stats::{HourCount, StatsQuery, TagCount};
 
 use super::{Db, n, s};
 
+/// What a report sums by, beside the metric.
+enum Grouping<'a> {
+    /// Hours, of the rows of this tag.
+    Hour(&'a str),
+    /// Tags, of every tagged row.
+    Tag,
+}
+
+/// One sum: its hour or its tag (whichever was grouped by), metric, count.
+#[derive(Deserialize)]
+struct SumRow {
+    #[serde(default)]
+    hour: Option<f64>,
+    #[serde(default)]
+    tag: Option<String>,
+    metric: String,
+    count: f64,
+}
+
 /// Counters per statement: D1 binds at most 100 values, and each counter
 /// takes 2 beside the statement's 3.
 const KEYS_PER_STATEMENT: usize = 40;
@@ -91,39 +110,13 @@ impl Db {
     /// streams unless the query names one. Reads `stat_rollups` only, along
     /// its primary key.
     pub async fn stat_counts(&self, tenant: &str, q: &StatsQuery) -> Result<Vec<HourCount>> {
-        #[derive(Deserialize)]
-        struct Row {
-            hour: f64,
-            metric: String,
-            count: f64,
-        }
         let tag = q.tag.as_deref().unwrap_or(ALL_TAGS);
-        let stream_filter = if q.stream.is_some() {
-            " AND stream = ?5"
-        } else {
-            ""
-        };
-        let mut binds = vec![s(tenant), s(tag), n(q.from), n(q.to)];
-        if let Some(stream) = &q.stream {
-            binds.push(s(stream));
-        }
-        let rows = self
-            .prepare(
-                &format!(
-                    "SELECT hour, metric, SUM(count) AS count FROM stat_rollups \
-                     WHERE tenant = ?1 AND tag = ?2 AND hour >= ?3 AND hour < ?4{stream_filter} \
-                     GROUP BY hour, metric"
-                ),
-                &binds,
-            )?
-            .all()
-            .await?
-            .results::<Row>()?;
+        let rows = self.rollup_sums(tenant, q, Grouping::Hour(tag)).await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 Some(HourCount {
-                    hour: r.hour as u64,
+                    hour: r.hour? as u64,
                     metric: Metric::parse(&r.metric)?,
                     count: r.count.max(0.0) as u64,
                 })
@@ -134,42 +127,50 @@ impl Db {
     /// Every tag's counts over the query's range (summed over hours, and
     /// over streams unless the query names one), from `stat_rollups` only.
     pub async fn tag_counts(&self, tenant: &str, q: &StatsQuery) -> Result<Vec<TagCount>> {
-        #[derive(Deserialize)]
-        struct Row {
-            tag: String,
-            metric: String,
-            count: f64,
-        }
-        let stream_filter = if q.stream.is_some() {
-            " AND stream = ?5"
-        } else {
-            ""
-        };
-        let mut binds = vec![s(tenant), s(ALL_TAGS), n(q.from), n(q.to)];
-        if let Some(stream) = &q.stream {
-            binds.push(s(stream));
-        }
-        let rows = self
-            .prepare(
-                &format!(
-                    "SELECT tag, metric, SUM(count) AS count FROM stat_rollups \
-                     WHERE tenant = ?1 AND tag > ?2 AND hour >= ?3 AND hour < ?4{stream_filter} \
-                     GROUP BY tag, metric"
-                ),
-                &binds,
-            )?
-            .all()
-            .await?
-            .results::<Row>()?;
+        let rows = self.rollup_sums(tenant, q, Grouping::Tag).await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 Some(TagCount {
-                    tag: r.tag,
+                    tag: r.tag?,
                     metric: Metric::parse(&r.metric)?,
                     count: r.count.max(0.0) as u64,
                 })
             })
             .collect())
+    }
+
+    /// The sums of a tenant's counters over the query's range (and stream),
+    /// per metric and either hour (of one tag) or tag (every tag).
+    async fn rollup_sums(
+        &self,
+        tenant: &str,
+        q: &StatsQuery,
+        grouping: Grouping<'_>,
+    ) -> Result<Vec<SumRow>> {
+        let (key, tag_filter, tag) = match grouping {
+            Grouping::Hour(tag) => ("hour", "tag = ?2", tag),
+            Grouping::Tag => ("tag", "tag > ?2", ALL_TAGS),
+        };
+        let stream_filter = if q.stream.is_some() {
+            " AND stream = ?5"
+        } else {
+            ""
+        };
+        let mut binds = vec![s(tenant), s(tag), n(q.from), n(q.to)];
+        if let Some(stream) = &q.stream {
+            binds.push(s(stream));
+        }
+        self.prepare(
+            &format!(
+                "SELECT {key}, metric, SUM(count) AS count FROM stat_rollups \
+                 WHERE tenant = ?1 AND {tag_filter} AND hour >= ?3 AND hour < ?4{stream_filter} \
+                 GROUP BY {key}, metric"
+            ),
+            &binds,
+        )?
+        .all()
+        .await?
+        .results::<SumRow>()
     }
 }

@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::split_list;
+use crate::config::secret_list;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -142,17 +142,7 @@ impl TrackingSecrets {
     /// Parses a comma-separated list of secrets, each at least
     /// [`MIN_SECRET_BYTES`] long. The error names an entry by position only.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let secrets: Vec<&str> = split_list(raw).collect();
-        if secrets.is_empty() {
-            return Err("lists no secret".to_string());
-        }
-        if let Some(i) = secrets.iter().position(|s| s.len() < MIN_SECRET_BYTES) {
-            return Err(format!(
-                "secret {} of {} is shorter than {MIN_SECRET_BYTES} characters",
-                i + 1,
-                secrets.len()
-            ));
-        }
+        let secrets = secret_list(raw, MIN_SECRET_BYTES, "lists no secret")?;
         Ok(TrackingSecrets {
             keys: secrets.iter().map(|s| derive(s.as_bytes())).collect(),
         })
