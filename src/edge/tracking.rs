@@ -15,6 +15,8 @@ use crate::accept::ApiError;
 use crate::events::tracking::hit::{self, NO_STORE, Seen};
 use crate::events::tracking::{HitKind, TrackingClaim};
 
+use crate::events::rollup::anonymous_hit_keys;
+
 use super::d1::Db;
 use super::platform::{load_for_request, now_ms};
 use super::{email_events, http::internal, log, random};
@@ -113,11 +115,22 @@ async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Res
     let recording = hit::record(claim, &facts, &seen, &random::bytes::<16>());
     // The event first, then the count, whatever became of the event: once
     // a hit is counted, its event (if it has one) is stored.
+    // An event moves the statistics itself; a hit that names no one moves
+    // them with its count.
+    let mut statements = vec![db.tracking_count_statement(&recording.count)?];
     let published = match recording.event {
         Some(event) => email_events::publish(env, &db, &[event]).await,
-        None => Ok(()),
+        None => {
+            let keys = anonymous_hit_keys(
+                &facts,
+                recording.count.event_type,
+                recording.count.machine,
+                seen.at_ms,
+            );
+            statements.extend(db.rollup_statements(&keys, 1)?);
+            Ok(())
+        }
     };
-    db.run_batch(vec![db.tracking_count_statement(&recording.count)?])
-        .await?;
+    db.run_batch(statements).await?;
     published
 }

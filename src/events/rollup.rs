@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use super::engagement::{Actor, MachineReason};
-use super::model::{EmailEvent, EventType};
+use super::model::{EmailEvent, EventType, MessageFacts};
 use crate::message::Tag;
 
 /// One counter.
@@ -256,6 +256,38 @@ pub fn event_keys(event: &EmailEvent) -> Vec<RollupKey> {
     keys_of(&event.tenant, event.created_at_ms, stream, &tags, &metrics)
 }
 
+/// The counters an open or click moves when it names no one (no consent,
+/// or aggregate tracking): the total and, unless a machine made it, the
+/// people's count, in the hour of the hit, for the message's stream and
+/// tags. Never a unique count: without a person there is no first.
+pub fn anonymous_hit_keys(
+    facts: &MessageFacts,
+    event_type: EventType,
+    machine: bool,
+    at_ms: u64,
+) -> Vec<RollupKey> {
+    let actor = if machine {
+        Actor::Machine(MachineReason::KnownScanner)
+    } else {
+        Actor::Human
+    };
+    let counted = Counted {
+        hard: false,
+        first: false,
+        actor,
+    };
+    let metrics = match event_type {
+        EventType::Opened | EventType::Clicked => increments(event_type, counted),
+        _ => Vec::new(),
+    };
+    let tags: Vec<String> = facts
+        .tags
+        .iter()
+        .map(|t| tag_key(&t.name, &t.value))
+        .collect();
+    keys_of(&facts.tenant, at_ms, &facts.stream, &tags, &metrics)
+}
+
 /// The stream of an event whose payload names none.
 pub const UNKNOWN_STREAM: &str = "unknown";
 
@@ -430,6 +462,37 @@ mod tests {
             event_keys(&odd),
             vec![key(UNKNOWN_STREAM, "", Metric::Sent)]
         );
+    }
+
+    #[test]
+    fn an_anonymous_hit_counts_without_a_unique() {
+        let facts = MessageFacts {
+            tenant: "acme".into(),
+            stream: "marketing".into(),
+            tags: vec![Tag {
+                name: "campaign".into(),
+                value: "spring".into(),
+            }],
+            ..MessageFacts::default()
+        };
+        let at = 1_796_850_469_123;
+        let mut want = vec![
+            key("marketing", "", Metric::Opens),
+            key("marketing", "", Metric::HumanOpens),
+            key("marketing", "campaign:spring", Metric::Opens),
+            key("marketing", "campaign:spring", Metric::HumanOpens),
+        ];
+        want.sort();
+        assert_eq!(
+            anonymous_hit_keys(&facts, EventType::Opened, false, at),
+            want
+        );
+        let scanner: Vec<Metric> = anonymous_hit_keys(&facts, EventType::Clicked, true, at)
+            .into_iter()
+            .map(|k| k.metric)
+            .collect();
+        assert_eq!(scanner, [Metric::Clicks, Metric::Clicks]);
+        assert!(anonymous_hit_keys(&facts, EventType::Sent, false, at).is_empty());
     }
 
     #[test]

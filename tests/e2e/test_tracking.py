@@ -240,6 +240,16 @@ def test_without_consent_no_event_names_anyone_but_the_counts_move(
         return totals == {"email.clicked": 2, "email.opened": 2}
 
     wait_for(moved, what="two opens and two clicks counted")
+    # The statistics count them as well, and none as unique: they name no one.
+    status, stats, _ = worker.request("GET", "/v1/stats?bucket=day", headers=worker.auth)
+    assert status == 200, stats
+    m = stats["totals"]["metrics"]
+    assert (m["opens"], m["clicks"], m["unique_opens"], m["unique_clicks"]) == (2, 2, 0, 0), m
+    people = {kind: 0 for kind in ("email.opened", "email.clicked")}
+    for kind, machine, _, n in counts(worker):
+        people[kind] += 0 if machine else n
+    assert (m["human_opens"], m["human_clicks"]) == (
+        people["email.opened"], people["email.clicked"]), (m, people)
     # ...and no event names the recipient (a hit's event is stored before
     # its count, so there is none to wait for).
     for message_id in ids:
