@@ -17,6 +17,7 @@ pub mod bounce;
 pub mod engagement;
 pub mod erasure;
 pub mod log_line;
+pub mod mac;
 pub mod model;
 pub mod reputation;
 pub mod retention;

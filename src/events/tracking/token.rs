@@ -23,13 +23,10 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::secret_list;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::events::mac::{derive, tag};
 
 /// The token format this build issues and verifies.
 const VERSION: u8 = 1;
@@ -144,7 +141,10 @@ impl TrackingSecrets {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let secrets = secret_list(raw, MIN_SECRET_BYTES, "lists no secret")?;
         Ok(TrackingSecrets {
-            keys: secrets.iter().map(|s| derive(s.as_bytes())).collect(),
+            keys: secrets
+                .iter()
+                .map(|s| derive(s.as_bytes(), MAC_LABEL))
+                .collect(),
         })
     }
 
@@ -171,7 +171,7 @@ impl TrackingSecrets {
         token.extend_from_slice(claim.message_id.as_bytes());
         token.extend_from_slice(target.as_bytes());
         let key = self.keys.first().ok_or(TokenError::Forged)?;
-        let tag = tag(key, &token);
+        let tag = tag::<TAG_LEN>(key, &token);
         token.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(token))
     }
@@ -194,7 +194,7 @@ impl TrackingSecrets {
         // say which one (or whether any) did.
         let mut matched = false;
         for key in &self.keys {
-            let ok: bool = tag(key, signed).ct_eq(claimed_tag).into();
+            let ok: bool = tag::<TAG_LEN>(key, signed).ct_eq(claimed_tag).into();
             matched |= ok;
         }
         if !matched {
@@ -233,26 +233,6 @@ fn parse(signed: &[u8]) -> Option<TrackingClaim> {
         link,
         target,
     })
-}
-
-fn derive(secret: &[u8]) -> [u8; 32] {
-    // HMAC takes a key of any length; this cannot fail.
-    let Ok(mut m) = HmacSha256::new_from_slice(secret) else {
-        return [0; 32];
-    };
-    m.update(MAC_LABEL);
-    m.finalize().into_bytes().into()
-}
-
-fn tag(key: &[u8; 32], signed: &[u8]) -> [u8; TAG_LEN] {
-    let Ok(mut m) = HmacSha256::new_from_slice(key) else {
-        return [0; TAG_LEN];
-    };
-    m.update(signed);
-    let full: [u8; 32] = m.finalize().into_bytes().into();
-    let mut out = [0u8; TAG_LEN];
-    out.copy_from_slice(&full[..TAG_LEN]);
-    out
 }
 
 #[cfg(test)]

@@ -30,13 +30,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::secret_list;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::events::mac::{derive, tag};
 
 /// The token format this build issues and opens.
 const VERSION: u8 = 1;
@@ -165,7 +162,7 @@ impl TokenSecrets {
         token.push(VERSION);
         token.extend_from_slice(nonce);
         token.extend_from_slice(&plain);
-        let tag = tag(&keys.mac, &token);
+        let tag = tag::<TAG_LEN>(&keys.mac, &token);
         token.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(token))
     }
@@ -190,7 +187,7 @@ impl TokenSecrets {
         // say which one (or whether any) did.
         let mut found: Option<&KeyPair> = None;
         for keys in &self.keys {
-            let matched: bool = tag(&keys.mac, signed).ct_eq(claimed_tag).into();
+            let matched: bool = tag::<TAG_LEN>(&keys.mac, signed).ct_eq(claimed_tag).into();
             if matched && found.is_none() {
                 found = Some(keys);
             }
@@ -206,26 +203,6 @@ impl TokenSecrets {
         // it is refused the same way as a forgery.
         parse_claim(&plain).ok_or(TokenError::Forged)
     }
-}
-
-fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
-    // HMAC takes a key of any length; this cannot fail.
-    let Ok(mut m) = HmacSha256::new_from_slice(secret) else {
-        return [0; 32];
-    };
-    m.update(label);
-    m.finalize().into_bytes().into()
-}
-
-fn tag(mac_key: &[u8; 32], signed: &[u8]) -> [u8; TAG_LEN] {
-    let Ok(mut m) = HmacSha256::new_from_slice(mac_key) else {
-        return [0; TAG_LEN];
-    };
-    m.update(signed);
-    let full: [u8; 32] = m.finalize().into_bytes().into();
-    let mut out = [0u8; TAG_LEN];
-    out.copy_from_slice(&full[..TAG_LEN]);
-    out
 }
 
 fn parse_claim(plain: &[u8]) -> Option<Claim> {
