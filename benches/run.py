@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from edgerelay_harness.paths import ROOT
-from runner import accept, batch, dkim, native, size, smtp
+from runner import accept, batch, dkim, native, size, smtp, tracking
 from runner.report import Row, load_average, machine, render
 
 SECTIONS = {
@@ -30,6 +30,7 @@ SECTIONS = {
     "batch": ("4. A queue batch of 100, accept to the server's 250", batch.run),
     "size": ("5. Size and start-up", size.run),
     "native": ("6. Native core throughput (criterion)", native.run),
+    "tracking": ("7. Tracking routes vs the no-op route", tracking.run),
 }
 
 
