@@ -12,6 +12,7 @@ import re
 import sqlite3
 
 from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message, new_api_key
+from edgerelay_harness.local_d1 import database, every_text
 from edgerelay_harness.openapi import schema
 from edgerelay_harness.poll import wait_for
 
@@ -31,30 +32,6 @@ def entry(secret, key_id, tenant, domains=(SENDER_DOMAIN, OTHER_DOMAIN), scopes=
 
 def bearer(key):
     return {"Authorization": f"Bearer {key}"}
-
-
-def database(worker):
-    found = [p for p in (worker.state_dir / "v3" / "d1").rglob("*.sqlite")
-             if p.name != "metadata.sqlite"]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def every_text(worker):
-    """Every (table, column, text) of the local D1."""
-    with sqlite3.connect(database(worker), timeout=10) as db:
-        tables = [t for (t,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        assert "api_keys" in tables, tables
-        for table in tables:
-            cursor = db.execute(f'SELECT * FROM "{table}"')
-            columns = [c[0] for c in cursor.description]
-            for row in cursor:
-                for column, value in zip(columns, row):
-                    if isinstance(value, bytes):
-                        value = value.decode("utf-8", "replace")
-                    if isinstance(value, str):
-                        yield table, column, value
 
 
 def create(worker, admin, **fields):
@@ -256,6 +233,9 @@ def assert_no_clear_key(worker, secrets):
     of the local D1 or in the worker's log; issued keys are stored as their
     digest and 8-character prefix."""
     stretches = {s[i:i + 20] for s in secrets for i in range(0, len(s) - 19)}
+    with sqlite3.connect(database(worker), timeout=10) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert "api_keys" in tables, tables
     found = [(table, column) for table, column, value in every_text(worker)
              if any(p in value for p in stretches)]
     assert found == [], found

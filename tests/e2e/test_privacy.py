@@ -20,6 +20,7 @@ import sqlite3
 from urllib.parse import quote
 
 from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message, new_api_key
+from edgerelay_harness.local_d1 import database, every_text
 from edgerelay_harness.openapi import schema
 from edgerelay_harness.paths import DIAGNOSTICS_BUILD, ROOT
 from edgerelay_harness.poll import wait_for
@@ -27,13 +28,6 @@ from edgerelay_harness.upstream import Behaviour
 
 RETURN_PATH_DOMAIN = f"rp.{SENDER_DOMAIN}"
 FINAL = ("delivered", "partially_delivered", "failed", "suppressed", "unknown")
-
-
-def database(worker):
-    found = [p for p in (worker.state_dir / "v3" / "d1").rglob("*.sqlite")
-             if p.name != "metadata.sqlite"]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def query(worker, sql, *args):
@@ -147,20 +141,8 @@ def naming(address):
 def traces(worker, address):
     """Every (table, column, value) of the local D1 whose text names `address`."""
     pattern = naming(address)
-    found = []
-    with sqlite3.connect(database(worker), timeout=10) as db:
-        tables = [t for (t,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        for table in tables:
-            cursor = db.execute(f'SELECT * FROM "{table}"')
-            columns = [c[0] for c in cursor.description]
-            for row in cursor:
-                for column, value in zip(columns, row):
-                    if isinstance(value, bytes):
-                        value = value.decode("utf-8", "replace")
-                    if isinstance(value, str) and pattern.search(value.lower()):
-                        found.append((table, column, value[:200]))
-    return found
+    return [(table, column, value[:200]) for table, column, value in every_text(worker)
+            if pattern.search(value.lower())]
 
 
 def test_export_returns_one_address_records_and_erase_leaves_only_its_hash(start_worker,

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from edgerelay_harness.keys import basic_message
+from edgerelay_harness.local_d1 import database
 from edgerelay_harness.openapi import schema
 from edgerelay_harness.poll import wait_for
 from edgerelay_harness.upstream import Behaviour
@@ -21,13 +22,6 @@ METRIC_OF = {"email.sent": "sent", "email.delivered": "delivered",
              "email.delivery_delayed": "deferred", "email.complained": "spam_reports",
              "email.unsubscribed": "unsubscribes", "email.suppressed": "suppressed",
              "email.failed": "failed"}
-
-
-def database(worker):
-    found = [p for p in (worker.state_dir / "v3" / "d1").rglob("*.sqlite")
-             if p.name != "metadata.sqlite"]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def hour_of(seconds: float) -> str:

@@ -16,6 +16,7 @@ import urllib.parse
 import dkim
 
 from edgerelay_harness.keys import SENDER_DOMAIN, dkim_dns
+from edgerelay_harness.local_d1 import database
 from edgerelay_harness.poll import wait_for
 
 ADA = "ada@example.net"
@@ -81,10 +82,7 @@ def events_of(worker, message_id: str, kind: str) -> list[dict]:
 
 def counts(worker) -> list[tuple]:
     """The aggregate tracking counts, read from the worker's local D1."""
-    found = [p for p in (worker.state_dir / "v3" / "d1").rglob("*.sqlite")
-             if p.name != "metadata.sqlite"]
-    assert len(found) == 1, found
-    with sqlite3.connect(found[0], timeout=10) as db:
+    with sqlite3.connect(database(worker), timeout=10) as db:
         return db.execute(
             "SELECT type, machine, per_recipient, SUM(count) FROM tracking_counts "
             "GROUP BY type, machine, per_recipient ORDER BY type, machine, per_recipient"
