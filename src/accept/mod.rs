@@ -21,6 +21,7 @@ pub mod publishable;
 pub mod quota;
 pub mod send;
 pub mod settings;
+pub mod templates;
 
 pub use body::BodyLimit;
 pub use error::{ApiError, ErrorBody};

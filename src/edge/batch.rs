@@ -15,6 +15,7 @@ use super::platform::Loaded;
 use super::{
     accept,
     http::{self, internal},
+    templates,
 };
 
 /// Accepts the items of a batch (already split, see [`batch::split`]);
@@ -30,7 +31,11 @@ pub async fn accept_batch(
     // One at a time: each item is a store and an enqueue, and the platform
     // caps simultaneous outgoing calls per invocation.
     for item in items {
-        outcomes.push(accept::accept_one(env, loaded, key, item.get().as_bytes(), origin).await);
+        let outcome = match templates::fill_in(env, key, item.get().as_bytes()).await {
+            Ok(body) => accept::accept_one(env, loaded, key, &body, origin).await,
+            Err(e) => Err(e),
+        };
+        outcomes.push(outcome);
     }
     let refused = outcomes.iter().filter(|o| o.is_err()).count();
     let resp = http::json(BATCH_STATUS, &batch::response(&outcomes)).map_err(internal)?;

@@ -46,6 +46,7 @@ mod smtp_driver;
 mod stats;
 mod suppressions;
 mod sweep;
+mod templates;
 mod tracking;
 mod unsubscribe;
 mod upstreams;
@@ -152,6 +153,7 @@ async fn route(
                 let origin = url.origin().ascii_serialization();
                 let origin = Some(origin.as_str());
                 let body = read_body(&mut req, &loaded).await?;
+                let body = templates::fill_in(&env, &key, &body).await?;
                 if dry_run {
                     // Stores nothing, so an Idempotency-Key is neither claimed
                     // nor recorded: the real send under that key comes later.
@@ -298,6 +300,25 @@ async fn route(
                     let body = read_body(&mut req, &loaded).await?;
                     api_keys::rotate(&env, &loaded, &key, id, &body).await
                 }
+            }
+        }
+        Endpoint::ListTemplates
+        | Endpoint::CreateTemplate
+        | Endpoint::GetTemplate
+        | Endpoint::PublishTemplate
+        | Endpoint::DeleteTemplate => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            match endpoint {
+                Endpoint::ListTemplates => templates::list(&env, &key).await,
+                Endpoint::CreateTemplate => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    templates::create(&env, &key, &body).await
+                }
+                Endpoint::GetTemplate => templates::get(&env, &key, id).await,
+                Endpoint::PublishTemplate => templates::publish(&env, &key, id).await,
+                _ => templates::delete(&env, &key, id).await,
             }
         }
         Endpoint::PrivacyExport | Endpoint::PrivacyErase => {

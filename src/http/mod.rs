@@ -28,6 +28,7 @@ pub mod provider_events;
 pub mod routes;
 pub mod stats;
 pub mod suppressions;
+pub mod templates;
 pub mod upstreams;
 pub mod views;
 pub mod webhooks;

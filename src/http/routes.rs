@@ -65,6 +65,15 @@ pub enum Endpoint {
     /// Revokes the key.
     RevokeKey,
     RotateKey,
+    /// `GET /v1/templates`: the tenant's templates.
+    ListTemplates,
+    /// `POST /v1/templates`: save a draft.
+    CreateTemplate,
+    /// With the template id from the path, as are the two below.
+    GetTemplate,
+    /// Sends use the draft from now on.
+    PublishTemplate,
+    DeleteTemplate,
     /// `GET /v1/upstreams`: every upstream's state and latest sessions.
     ListUpstreams,
     /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
@@ -114,6 +123,11 @@ impl Endpoint {
                 | Endpoint::GetKey
                 | Endpoint::RevokeKey
                 | Endpoint::RotateKey
+                | Endpoint::ListTemplates
+                | Endpoint::CreateTemplate
+                | Endpoint::GetTemplate
+                | Endpoint::PublishTemplate
+                | Endpoint::DeleteTemplate
                 | Endpoint::ListUpstreams
                 | Endpoint::ResumeUpstream
                 | Endpoint::GetStats
@@ -149,7 +163,9 @@ impl Endpoint {
             | Endpoint::GetInboundReport
             | Endpoint::GetInboundReportRaw
             | Endpoint::GetStats
-            | Endpoint::GetTagStats => Some(Scope::Read),
+            | Endpoint::GetTagStats
+            | Endpoint::ListTemplates
+            | Endpoint::GetTemplate => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -166,6 +182,9 @@ impl Endpoint {
             | Endpoint::GetKey
             | Endpoint::RevokeKey
             | Endpoint::RotateKey
+            | Endpoint::CreateTemplate
+            | Endpoint::PublishTemplate
+            | Endpoint::DeleteTemplate
             | Endpoint::ListUpstreams
             | Endpoint::ResumeUpstream => Some(Scope::Admin),
         }
@@ -332,6 +351,27 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("keys"), Id, Literal("rotate")],
         methods: &[("POST", Endpoint::RotateKey)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("templates")],
+        methods: &[
+            ("GET", Endpoint::ListTemplates),
+            ("POST", Endpoint::CreateTemplate),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("templates"), Id],
+        methods: &[
+            ("GET", Endpoint::GetTemplate),
+            ("DELETE", Endpoint::DeleteTemplate),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("templates"), Id, Literal("publish")],
+        methods: &[("POST", Endpoint::PublishTemplate)],
         bench: false,
     },
     Resource {
@@ -658,6 +698,11 @@ mod tests {
             ("GET", "/v1/keys/x"),
             ("DELETE", "/v1/keys/x"),
             ("POST", "/v1/keys/x/rotate"),
+            ("GET", "/v1/templates"),
+            ("POST", "/v1/templates"),
+            ("GET", "/v1/templates/x"),
+            ("DELETE", "/v1/templates/x"),
+            ("POST", "/v1/templates/x/publish"),
             ("GET", "/v1/upstreams"),
             ("POST", "/v1/upstreams/a:465/resume"),
         ] {
@@ -716,6 +761,11 @@ mod tests {
             ("GET", "/unsubscribe/t", None, NONE),
             ("POST", "/unsubscribe/t", None, NONE),
             ("GET", "/unsubscribe/t/preferences", None, NONE),
+            ("GET", "/v1/templates", Some(Read), READ),
+            ("POST", "/v1/templates", Some(Admin), ADMIN),
+            ("GET", "/v1/templates/x", Some(Read), READ),
+            ("DELETE", "/v1/templates/x", Some(Admin), ADMIN),
+            ("POST", "/v1/templates/x/publish", Some(Admin), ADMIN),
             ("GET", "/v1/inbound-reports", Some(Read), READ),
             ("GET", "/v1/inbound-reports/x", Some(Read), READ),
             ("GET", "/v1/inbound-reports/x/raw", Some(Read), READ),

@@ -25,6 +25,7 @@ mod reports;
 mod stats;
 mod suppressions;
 mod sweep;
+pub mod templates;
 mod tracking;
 mod unsubscribes;
 mod views;

@@ -1,0 +1,70 @@
+//! The shapes of `/v1/templates`: a stored template as the API shows it,
+//! and the list.
+//!
+//! Must not: check a template's content (`accept::templates`) or store it.
+
+use serde_json::{Value, json};
+
+use crate::accept::templates::Template;
+
+/// The most templates a tenant may keep, and the most one list shows.
+pub const MAX_TEMPLATES: usize = 500;
+
+/// A stored template: its draft, and the version sends use once published.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub id: String,
+    pub draft: Template,
+    pub published: Option<Template>,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub published_at: Option<u64>,
+}
+
+impl Stored {
+    /// `draft` until published; sends take only a published template.
+    fn status(&self) -> &'static str {
+        if self.published.is_some() {
+            "published"
+        } else {
+            "draft"
+        }
+    }
+}
+
+/// A template as `GET /v1/templates/{id}` and the other routes answer it.
+pub fn view(t: &Stored) -> Value {
+    json!({
+        "object": "template",
+        "id": t.id,
+        "name": t.draft.name,
+        "status": t.status(),
+        "subject": t.draft.subject,
+        "html": t.draft.html,
+        "text": t.draft.text,
+        "variables": t.draft.variables,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "published_at": t.published_at,
+    })
+}
+
+/// The list: newest first, without the bodies.
+pub fn list_view(templates: &[Stored]) -> Value {
+    let data: Vec<Value> = templates
+        .iter()
+        .map(|t| {
+            json!({
+                "object": "template",
+                "id": t.id,
+                "name": t.draft.name,
+                "status": t.status(),
+                "created_at": t.created_at,
+                "updated_at": t.updated_at,
+                "published_at": t.published_at,
+            })
+        })
+        .collect();
+    json!({ "object": "list", "data": data })
+}
