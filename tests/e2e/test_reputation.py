@@ -8,6 +8,7 @@ without failing) and transactional mail is delivered; the dashboard shows
 the pause. A resume fires `stream.resumed` and the held mail goes out."""
 import json
 
+from playwright.sync_api import sync_playwright
 from standardwebhooks import Webhook
 
 from edgerelay_harness.keys import SENDER_DOMAIN, basic_message
@@ -23,6 +24,10 @@ MARKETING = {"stream": "marketing", "text": "Half price. Leave: {{unsubscribe_ur
              "html": '<p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>'}
 # Four messages sent is the minimum volume: one complaint in four is 25%.
 MIN_VOLUME = 4
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
 
 
 def settled(worker, message_id, states=FINAL):
@@ -48,6 +53,21 @@ def complain(worker, upstream, reader: str, n: int):
     arf = f"Message-ID: <arf-{n}@mail.example.net>\r\n".encode() + arf
     s, answer, _ = worker.email(arf, "abuse@mail.example.net", f"fbl@{RETURN_PATH_DOMAIN}")
     assert s == 200 and answer.get("rejectReason") is None, answer
+
+
+def dashboard_banner(worker) -> str | None:
+    """The dashboard's pause banner once the board is drawn, or None."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{worker.url}/dashboard")
+            page.fill("#key", worker.api_key)
+            page.click("#login button[type=submit]")
+            page.wait_for_selector("#board:not([hidden]) #cards .card")
+            return None if page.is_hidden("#paused") else page.inner_text("#paused")
+        finally:
+            browser.close()
 
 
 def hook_events(receiver, secret):
@@ -103,6 +123,10 @@ def test_complaints_pause_marketing_until_it_is_resumed(start_worker, upstream):
         assert state["paused"] == data
         # Another run does not pause (or announce) it twice.
         worker.sweep()
+        # The dashboard says so, and why.
+        banner = dashboard_banner(worker)
+        assert banner and "Marketing mail is paused" in banner, banner
+        assert "complaint rate reached 25.0% (threshold 0.30%)" in banner, banner
 
         # Marketing mail waits; transactional mail goes on.
         held_to, plain_to, quick_to = "held@example.net", "plain@example.net", "quick@example.net"
@@ -149,6 +173,7 @@ def test_complaints_pause_marketing_until_it_is_resumed(start_worker, upstream):
         # second resume changes nothing and fires nothing.
         worker.sweep()
         assert guard(worker)["state"] == "active"
+        assert dashboard_banner(worker) is None
         s, body, _ = worker.request("POST", "/v1/streams/marketing/resume", headers=worker.auth)
         assert s == 200 and body["state"] == "active", body
         worker.sweep()
