@@ -74,7 +74,7 @@ fn percent(src: &impl ConfigSource, name: &'static str, default: f64) -> Result<
         return Ok(default);
     };
 
-    match raw.trim().parse::<f64>() {
+    match serde_json::from_str::<f64>(raw.trim()) {
         Ok(p) if p.is_finite() && p > 0.0 && p <= 100.0 => Ok(p / 100.0),
         _ => Err(err(name, "must be a percentage above 0 and at most 100")),
     }
