@@ -12,12 +12,14 @@
 //! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
 //! policy), [`crate::inbound::InboundSettings`] (return paths, forwarding), and
 //! [`crate::events::retention::RetentionSettings`] (how long records are
-//! kept). docs/configuration.md lists them
+//! kept), and [`crate::events::reputation::GuardSettings`] (the reputation
+//! guard's thresholds). docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
 use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
+use crate::events::reputation::GuardSettings;
 use crate::events::retention::RetentionSettings;
 use crate::events::webhooks::WebhookSettings;
 use crate::inbound::InboundSettings;
@@ -42,6 +44,9 @@ pub struct Settings {
     /// How long records are kept, and how much one purge run deletes (see
     /// `events::retention`).
     pub retention: RetentionSettings,
+    /// When the reputation guard pauses a tenant's marketing mail (see
+    /// `events::reputation`).
+    pub reputation: GuardSettings,
 }
 
 impl Settings {
@@ -62,6 +67,7 @@ impl Settings {
             webhooks: WebhookSettings::from_source(src)?,
             inbound,
             retention: RetentionSettings::from_source(src)?,
+            reputation: GuardSettings::from_source(src)?,
         })
     }
 }

@@ -675,6 +675,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
             from: Some(prepared.from.clone()),
             envid: copy.envid,
             notify_delivery: prepared.notify_delivery,
+            marketing: stream_kind == StreamKind::Marketing,
         });
     }
     Ok(Signed {

@@ -86,8 +86,12 @@ pub fn first_copies(ids: &[&str]) -> Vec<bool> {
 }
 
 /// The statuses a lease may be taken on: those of messages not final.
-pub fn leasable() -> [MessageStatus; 2] {
-    [MessageStatus::Queued, MessageStatus::Deferred]
+pub fn leasable() -> [MessageStatus; 3] {
+    [
+        MessageStatus::Queued,
+        MessageStatus::Deferred,
+        MessageStatus::Held,
+    ]
 }
 
 /// A stored message the sweep looks at.

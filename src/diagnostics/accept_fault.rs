@@ -206,6 +206,7 @@ mod tests {
                 from: None,
                 envid: None,
                 notify_delivery: false,
+                marketing: false,
             },
             accepted_at_ms: 1000,
             lease: None,

@@ -5,7 +5,9 @@
 //! The order of a batch: classify each body (`delivery::dispatch`), refusing
 //! jobs not sealed by edgerelay or not matching their stored message
 //! (`provenance`); take in producers' messages (`producer_intake`); check
-//! immediate deliveries' safety jobs (`safety_net`); take each message's
+//! immediate deliveries' safety jobs (`safety_net`); put back the marketing
+//! jobs of tenants the reputation guard paused (`reputation`, no attempt
+//! spent); take each message's
 //! delivery lease (`delivery_lease`: one delivery at a time, no job without a
 //! row); record stale in-flight recipients `unknown`, drop recipients already
 //! recorded final and settle the jobs none is left of; hold back the
@@ -38,6 +40,7 @@ use crate::delivery::settings::DEFAULT_LIFETIME_SECONDS;
 use crate::delivery::settle::{body_lost, dead_lettered, settle_recorded};
 use crate::delivery::{Carrier, Outgoing, RecipientState, RetryPolicy, Settlement, settle};
 use crate::events::log_line::LogValue;
+use crate::events::reputation::holds;
 use crate::queue::{DeliveryJob, QueueSecrets};
 
 use super::bodies::{self, Fetched as Body};
@@ -47,7 +50,9 @@ use super::log;
 use super::outage::{InHand, Outage};
 use super::platform::{Loaded, load, now_ms};
 use super::screening::{self, Screened};
-use super::{delivery_lease, producer_intake, provenance, queue_writer, random, safety_net};
+use super::{
+    delivery_lease, producer_intake, provenance, queue_writer, random, reputation, safety_net,
+};
 
 /// Recipients' recorded states, as `settle` reads them.
 type States = Vec<(String, RecipientState)>;
@@ -169,6 +174,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     for message in &unread {
         outage.meet(&env, message, Trouble::Records).await;
     }
+    // Marketing mail of a tenant the reputation guard paused waits.
+    let work = hold_paused(&env, &loaded, &db, &outage, work).await;
     // One delivery per message at a time: nothing recorded is read before
     // the lease is held.
     let (work, held, unread) = delivery_lease::take(&env, &loaded, &db, work).await;
@@ -191,6 +198,85 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     }
     held.release(&db).await;
     delivered
+}
+
+/// Puts back the marketing jobs of tenants whose marketing the reputation
+/// guard paused (`events::reputation::holds`): each goes back on the queue
+/// as it came, after `REPUTATION_HOLD_SECONDS`, so it spends no attempt,
+/// and its message shows `held` (and is due then, so the sweep leaves it be).
+/// Without the guard's records, marketing jobs wait as in any storage
+/// trouble; transactional jobs go on.
+async fn hold_paused(
+    env: &Env,
+    loaded: &Loaded,
+    db: &Db,
+    outage: &Outage<'_>,
+    work: Vec<(InHand, DeliveryJob)>,
+) -> Vec<(InHand, DeliveryJob)> {
+    let mut tenants: Vec<&str> = work
+        .iter()
+        .filter(|(_, job)| job.is_marketing())
+        .map(|(_, job)| job.tenant())
+        .collect();
+    if tenants.is_empty() {
+        return work;
+    }
+    tenants.sort_unstable();
+    tenants.dedup();
+    let paused = match reputation::paused(db, &tenants).await {
+        Ok(paused) => paused,
+        Err(e) => {
+            log::error_because("could_not_read_the_reputation_guard", &e);
+            let mut rest = Vec::with_capacity(work.len());
+            for (message, job) in work {
+                if job.is_marketing() {
+                    outage.meet(env, &message, Trouble::Records).await;
+                } else {
+                    rest.push((message, job));
+                }
+            }
+            return rest;
+        }
+    };
+    if paused.is_empty() {
+        return work;
+    }
+    let hold = loaded.settings.reputation.hold_seconds;
+    let mut rest = Vec::with_capacity(work.len());
+    let mut held: Vec<String> = Vec::new();
+    for (message, job) in work {
+        if !holds(&job, &paused) {
+            rest.push((message, job));
+            continue;
+        }
+        match queue_writer::resend(env, outage.queue, &message.text, hold).await {
+            Ok(()) => {
+                message.raw.ack();
+                held.push(job.id);
+            }
+            Err(e) => {
+                log::error_because("could_not_put_back_a_held_job", &e);
+                outage.meet(env, &message, Trouble::Records).await;
+            }
+        }
+    }
+    let ids: Vec<&str> = held.iter().map(String::as_str).collect();
+    let now = now_ms() / 1000;
+    if let Err(e) = db.mark_held(&ids, now + u64::from(hold), now).await {
+        log::warn_because("could_not_mark_messages_held", &e);
+    }
+    log_held(&held);
+    rest
+}
+
+/// Notes how many jobs were held back.
+fn log_held(held: &[String]) {
+    if !held.is_empty() {
+        log::info(
+            "marketing_held",
+            &[("jobs", LogValue::Num(held.len() as u64))],
+        );
+    }
 }
 
 /// Drops the recipients already recorded final. A job with none left is a

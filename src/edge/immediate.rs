@@ -9,6 +9,8 @@
 //! message is accepted, nothing here answers with an error: whatever goes
 //! wrong afterwards, the safety job finishes the work, and the caller is told
 //! the message is queued.
+//! Marketing mail of a tenant whose marketing the reputation guard paused
+//! is left to the safety job (and so held by the consumer).
 //! Must not: decide delivery rules, or enqueue anything beyond the safety job.
 
 use std::rc::Rc;
@@ -33,7 +35,7 @@ use super::smtp_driver::with_timeout;
 use super::{
     accept,
     http::{self, internal},
-    random,
+    random, reputation,
 };
 
 pub async fn accept_immediate(
@@ -91,6 +93,24 @@ async fn attempt(
             return None;
         }
     };
+    // Marketing mail of a tenant the reputation guard paused is not sent
+    // now: the lease is let go and the safety job takes it to the consumer,
+    // which holds it like any other (the caller is told it is queued).
+    if job.is_marketing() {
+        match reputation::paused(&db, &[job.tenant()]).await {
+            Ok(paused) if paused.is_empty() => {}
+            Ok(_) => {
+                if let Err(e) = db.release_lease(&id).await {
+                    log::warn_because("could_not_release_a_lease", &e);
+                }
+                return None;
+            }
+            Err(e) => {
+                log::warn_because("immediate_delivery_left_to_safety_job", &e);
+                return None;
+            }
+        }
+    }
     // No upstream sees an address on the tenant's suppression list; without
     // the list, the safety job delivers once the lease runs out.
     let entries = match screening::entries_for(&db, &[&job]).await {

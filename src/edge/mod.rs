@@ -39,6 +39,7 @@ mod provider_events;
 mod queue_writer;
 mod random;
 mod reports;
+mod reputation;
 mod safety_net;
 mod screening;
 mod signing;
@@ -365,6 +366,15 @@ async fn route(
             };
             stats::get(&env, &key, &url, which).await
         }
+        Endpoint::GetMarketingStream | Endpoint::ResumeMarketingStream => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            match endpoint {
+                Endpoint::GetMarketingStream => reputation::get(&env, &loaded, &key).await,
+                _ => reputation::resume(&env, &loaded, &key).await,
+            }
+        }
         Endpoint::Dashboard | Endpoint::DashboardAsset => {
             let name = (endpoint == Endpoint::DashboardAsset).then_some(id);
             match crate::http::dashboard::asset(name) {
@@ -443,7 +453,8 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
 }
 
 /// The cron trigger: the reconciliation sweep (see `delivery::recovery`),
-/// then the retention purge (see `events::retention`).
+/// the reputation guard's review (see `events::reputation`), then the
+/// retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     sweep::run(&env).await;

@@ -3,8 +3,9 @@
 //! and carries out what `delivery::recovery::sweep` says for each: its stored
 //! job back on the queue, or its status corrected from its recipients. It
 //! also sends the webhook deliveries that are due but have no queue message
-//! (see `email_events::dispatch_due`), and runs the retention purge
-//! (`privacy::purge`), whatever the sweep found.
+//! (see `email_events::dispatch_due`), runs the reputation guard's review
+//! (`reputation::review`) and the retention purge (`privacy::purge`),
+//! whatever the sweep found.
 //!
 //! A re-enqueued message (or one it cannot help) is marked due now, so the
 //! next run leaves it alone for another grace period while its job waits on
@@ -24,7 +25,7 @@ use crate::events::retention::RetentionSettings;
 
 use super::log;
 use super::platform::{Loaded, load, now_ms};
-use super::{email_events, lifecycle, privacy, queue_writer};
+use super::{email_events, lifecycle, privacy, queue_writer, reputation};
 
 /// One sweep run; what it did goes to the log.
 pub async fn run(env: &Env) {
@@ -45,6 +46,7 @@ pub async fn run(env: &Env) {
     // Webhook deliveries whose queue message was never sent, or was lost.
     email_events::dispatch_due(env, &db).await;
     recover(env, &db, &loaded).await;
+    reputation::review(env, &db, &loaded).await;
     privacy::purge(env, &db, retention(&loaded)).await;
 }
 

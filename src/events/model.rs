@@ -43,10 +43,15 @@ pub enum EventType {
     Opened,
     /// A link in the message was clicked (tracking).
     Clicked,
+    /// The tenant's marketing mail was paused by the reputation guard
+    /// (`events::reputation`): about a stream, not a message.
+    StreamPaused,
+    /// The tenant's marketing mail was resumed (an API call).
+    StreamResumed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Sent,
         EventType::Delivered,
         EventType::DeliveryDelayed,
@@ -57,6 +62,8 @@ impl EventType {
         EventType::Unsubscribed,
         EventType::Opened,
         EventType::Clicked,
+        EventType::StreamPaused,
+        EventType::StreamResumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,15 +78,24 @@ impl EventType {
             EventType::Unsubscribed => "email.unsubscribed",
             EventType::Opened => "email.opened",
             EventType::Clicked => "email.clicked",
+            EventType::StreamPaused => "stream.paused",
+            EventType::StreamResumed => "stream.resumed",
         }
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
+
+    /// An event about a tenant's stream rather than a message: its payload
+    /// carries no `email_id`, and its stored `message_id` is empty.
+    pub fn is_about_a_stream(self) -> bool {
+        matches!(self, EventType::StreamPaused | EventType::StreamResumed)
+    }
 }
 
-/// One event, ready to store and deliver.
+/// One event, ready to store and deliver. A stream's event
+/// ([`EventType::is_about_a_stream`]) has an empty `message_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmailEvent {
     /// `evt_` and 32 hex digits; unique, and the `webhook-id` of every
@@ -240,7 +256,12 @@ mod tests {
     fn names_are_resends_and_round_trip() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
-            assert!(t.as_str().starts_with("email."));
+            let prefix = if t.is_about_a_stream() {
+                "stream."
+            } else {
+                "email."
+            };
+            assert!(t.as_str().starts_with(prefix), "{}", t.as_str());
         }
         assert_eq!(EventType::Sent.as_str(), "email.sent");
         assert_eq!(

@@ -134,6 +134,8 @@ pub fn increments(event: EventType, counted: Counted) -> Vec<Metric> {
             counted.first,
             human,
         ),
+        // About a stream, not a message: no message counter moves.
+        EventType::StreamPaused | EventType::StreamResumed => Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
 /// Statuses a message can have, as the API shows them.
-pub const STATUSES: [&str; 7] = [
+pub const STATUSES: [&str; 8] = [
     "queued",
     "deferred",
     "delivered",
@@ -23,6 +23,7 @@ pub const STATUSES: [&str; 7] = [
     "failed",
     "unknown",
     "suppressed",
+    "held",
 ];
 
 /// Where the previous page ended.

@@ -86,6 +86,10 @@ pub enum Endpoint {
     GetStats,
     /// `GET /v1/stats/tags`: each tag's totals over a range.
     GetTagStats,
+    /// `GET /v1/streams/marketing`: the reputation guard's state.
+    GetMarketingStream,
+    /// `POST /v1/streams/marketing/resume`: lift the guard's pause.
+    ResumeMarketingStream,
     /// `GET /dashboard`: the dashboard page.
     Dashboard,
     /// `GET /dashboard/{file}`: its script and style.
@@ -132,6 +136,8 @@ impl Endpoint {
                 | Endpoint::ResumeUpstream
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
+                | Endpoint::GetMarketingStream
+                | Endpoint::ResumeMarketingStream
         )
     }
 
@@ -165,7 +171,8 @@ impl Endpoint {
             | Endpoint::GetStats
             | Endpoint::GetTagStats
             | Endpoint::ListTemplates
-            | Endpoint::GetTemplate => Some(Scope::Read),
+            | Endpoint::GetTemplate
+            | Endpoint::GetMarketingStream => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -186,7 +193,8 @@ impl Endpoint {
             | Endpoint::PublishTemplate
             | Endpoint::DeleteTemplate
             | Endpoint::ListUpstreams
-            | Endpoint::ResumeUpstream => Some(Scope::Admin),
+            | Endpoint::ResumeUpstream
+            | Endpoint::ResumeMarketingStream => Some(Scope::Admin),
         }
     }
 }
@@ -418,6 +426,21 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("streams"), Literal("marketing")],
+        methods: &[("GET", Endpoint::GetMarketingStream)],
+        bench: false,
+    },
+    Resource {
+        path: &[
+            Literal("v1"),
+            Literal("streams"),
+            Literal("marketing"),
+            Literal("resume"),
+        ],
+        methods: &[("POST", Endpoint::ResumeMarketingStream)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("unsubscribe"), Id, Literal("preferences")],
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
@@ -567,6 +590,19 @@ mod tests {
             ("GET", "/v1/stats", found(GetStats, None)),
             ("POST", "/v1/stats", allow("GET")),
             ("GET", "/v1/stats/tags", found(GetTagStats, None)),
+            (
+                "GET",
+                "/v1/streams/marketing",
+                found(GetMarketingStream, None),
+            ),
+            (
+                "POST",
+                "/v1/streams/marketing/resume",
+                found(ResumeMarketingStream, None),
+            ),
+            ("POST", "/v1/streams/marketing", allow("GET")),
+            ("GET", "/v1/streams/marketing/resume", allow("POST")),
+            ("GET", "/v1/streams/transactional", Routed::NotFound),
             ("GET", "/dashboard", found(Dashboard, None)),
             (
                 "GET",
@@ -785,6 +821,8 @@ mod tests {
             ("POST", "/v1/keys/x/rotate", Some(Admin), ADMIN),
             ("GET", "/v1/upstreams", Some(Admin), ADMIN),
             ("POST", "/v1/upstreams/a:465/resume", Some(Admin), ADMIN),
+            ("GET", "/v1/streams/marketing", Some(Read), READ),
+            ("POST", "/v1/streams/marketing/resume", Some(Admin), ADMIN),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
         ]

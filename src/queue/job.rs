@@ -82,10 +82,19 @@ pub struct DeliveryJob {
     /// (`NOTIFY=SUCCESS,FAILURE,DELAY`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub notify_delivery: bool,
+    /// The message's stream is of the marketing kind: the reputation guard
+    /// holds it while the tenant's marketing is paused (`events::reputation`).
+    /// A job written before it existed reads `false` and is judged by its
+    /// stream's name ([`DeliveryJob::is_marketing`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marketing: bool,
 }
 
 /// The stream a message belongs to when it names none.
 pub const DEFAULT_STREAM: &str = "transactional";
+
+/// The built-in marketing stream.
+pub const MARKETING_STREAM: &str = "marketing";
 
 impl DeliveryJob {
     /// The tenant the message belongs to: its `tenant`, or (for a job
@@ -101,6 +110,12 @@ impl DeliveryJob {
     /// The message stream: `transactional` unless it names another.
     pub fn stream(&self) -> &str {
         self.stream.as_deref().unwrap_or(DEFAULT_STREAM)
+    }
+
+    /// Marketing mail: a marketing-kind stream (the built-in `marketing`
+    /// or a key's named stream of that kind).
+    pub fn is_marketing(&self) -> bool {
+        self.marketing || self.stream() == MARKETING_STREAM
     }
 }
 
@@ -421,6 +436,7 @@ impl DeliveryJob {
             from: None,
             envid: None,
             notify_delivery: false,
+            marketing: false,
         }
     }
 }

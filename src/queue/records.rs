@@ -26,10 +26,14 @@ pub enum MessageStatus {
     Unknown,
     /// Every recipient is on the tenant's suppression list: nothing was sent.
     Suppressed,
+    /// Marketing mail of a tenant whose marketing stream the reputation
+    /// guard paused: it waits, without spending an attempt, until the stream
+    /// is resumed.
+    Held,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 7] = [
+    pub const ALL: [MessageStatus; 8] = [
         MessageStatus::Queued,
         MessageStatus::Deferred,
         MessageStatus::Delivered,
@@ -37,6 +41,7 @@ impl MessageStatus {
         MessageStatus::Failed,
         MessageStatus::Unknown,
         MessageStatus::Suppressed,
+        MessageStatus::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +53,7 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
             MessageStatus::Unknown => "unknown",
             MessageStatus::Suppressed => "suppressed",
+            MessageStatus::Held => "held",
         }
     }
 
@@ -151,7 +157,9 @@ impl EventKind {
     /// The event that records a message settling in `status`.
     pub fn settled_as(status: MessageStatus) -> EventKind {
         match status {
-            MessageStatus::Queued | MessageStatus::Deferred => EventKind::Deferred,
+            MessageStatus::Queued | MessageStatus::Deferred | MessageStatus::Held => {
+                EventKind::Deferred
+            }
             MessageStatus::Delivered => EventKind::Delivered,
             MessageStatus::PartiallyDelivered => EventKind::PartiallyDelivered,
             MessageStatus::Failed => EventKind::Failed,

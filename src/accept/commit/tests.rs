@@ -40,6 +40,7 @@ fn job(mime_len: usize, tagged: bool) -> DeliveryJob {
         from: None,
         envid: None,
         notify_delivery: false,
+        marketing: false,
     }
 }
 

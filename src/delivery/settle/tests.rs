@@ -44,6 +44,7 @@ fn job(rcpts: &[&str]) -> DeliveryJob {
         from: None,
         envid: None,
         notify_delivery: false,
+        marketing: false,
     }
 }
 

@@ -65,11 +65,11 @@ impl Db {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let [a, b] = leasable();
+        let [a, b, c] = leasable();
         let take = self.prepare(
             "INSERT INTO immediate_leases (message_id, until, holder) \
              SELECT id, ?2, ?3 FROM messages \
-             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?5, ?6) \
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?5, ?6, ?7) \
              ON CONFLICT (message_id) DO UPDATE SET until = excluded.until, holder = excluded.holder \
              WHERE immediate_leases.until <= ?4",
             &[
@@ -79,6 +79,7 @@ impl Db {
                 n(now_ms),
                 s(a.as_str()),
                 s(b.as_str()),
+                s(c.as_str()),
             ],
         )?;
         let read = self.prepare(

@@ -5,7 +5,7 @@
 //! stream, the tenants' suppression lists, and webhook endpoints,
 //! deliveries and attempts, what comes back after the hand-off (with the
 //! provider tokens already taken), retention and erasure, and the API keys
-//! issued through `/v1/keys`.
+//! issued through `/v1/keys`, and the reputation guard's records.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -22,6 +22,7 @@ pub mod privacy;
 mod provider_tokens;
 mod recipients;
 mod reports;
+mod reputation;
 mod stats;
 mod suppressions;
 mod sweep;

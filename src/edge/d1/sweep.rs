@@ -33,12 +33,12 @@ impl Db {
             next_attempt_at: Option<f64>,
             job: Option<String>,
         }
-        let [a, b] = leasable();
+        let [a, b, c] = leasable();
         let rows = self
             .prepare(
                 "SELECT m.id, m.status, m.attempts, m.created_at, m.next_attempt_at, m.job \
                  FROM messages m \
-                 WHERE m.status IN (?1, ?2) AND m.job IS NOT NULL \
+                 WHERE m.status IN (?1, ?2, ?6) AND m.job IS NOT NULL \
                    AND COALESCE(m.next_attempt_at, m.created_at) <= ?3 \
                    AND NOT EXISTS (SELECT 1 FROM immediate_leases l \
                                    WHERE l.message_id = m.id AND l.until > ?4) \
@@ -49,6 +49,7 @@ impl Db {
                     n(due_before),
                     n(now_ms),
                     n(u64::from(limit)),
+                    s(c.as_str()),
                 ],
             )?
             .all()
@@ -76,11 +77,17 @@ impl Db {
         if ids.is_empty() {
             return Ok(());
         }
-        let [a, b] = leasable();
+        let [a, b, c] = leasable();
         self.prepare(
             "UPDATE messages SET next_attempt_at = ?2 \
-             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?3, ?4)",
-            &[json_list(ids), n(at), s(a.as_str()), s(b.as_str())],
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?3, ?4, ?5)",
+            &[
+                json_list(ids),
+                n(at),
+                s(a.as_str()),
+                s(b.as_str()),
+                s(c.as_str()),
+            ],
         )?
         .run()
         .await?;

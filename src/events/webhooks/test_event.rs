@@ -10,6 +10,9 @@ use crate::events::time::rfc3339_ms;
 
 /// The test event's body as sent and signed.
 pub fn test_payload(event_type: EventType, at_ms: u64) -> String {
+    if event_type.is_about_a_stream() {
+        return stream_test_payload(event_type, at_ms);
+    }
     let mut data = json!({
         "email_id": "test",
         "from": "edgerelay@example.com",
@@ -41,6 +44,35 @@ pub fn test_payload(event_type: EventType, at_ms: u64) -> String {
     .to_string()
 }
 
+/// A stream event's test body: the shape of `stream.paused` or
+/// `stream.resumed` (see `events::reputation`), marked `test`.
+fn stream_test_payload(event_type: EventType, at_ms: u64) -> String {
+    let mut data = json!({
+        "stream": "marketing",
+        "reason": "complaint_rate",
+        "window": {"from": rfc3339_ms(at_ms), "to": rfc3339_ms(at_ms)},
+        "volume": {"sent": 1000, "complaints": 3, "hard_bounces": 0},
+        "rates": {"complaint": 0.003, "hard_bounce": 0.0},
+        "thresholds": {
+            "complaint_rate": 0.003,
+            "hard_bounce_rate": 0.05,
+            "min_volume": 1000,
+            "window_hours": 24,
+        },
+        "test": true,
+    });
+    if event_type == EventType::StreamResumed {
+        data["paused_at"] = json!(rfc3339_ms(at_ms));
+        data["resumed_by"] = json!("test");
+    }
+    json!({
+        "type": event_type.as_str(),
+        "created_at": rfc3339_ms(at_ms),
+        "data": data,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +86,10 @@ mod tests {
             assert_eq!(payload["created_at"], "1970-01-01T00:00:00.000Z");
             assert_eq!(payload["data"]["test"], true);
         }
+        let paused: Value =
+            serde_json::from_str(&test_payload(EventType::StreamPaused, 0)).unwrap();
+        assert!(paused["data"].get("email_id").is_none());
+        assert_eq!(paused["data"]["stream"], "marketing");
         let bounced: Value = serde_json::from_str(&test_payload(EventType::Bounced, 0)).unwrap();
         assert_eq!(bounced["data"]["bounce"]["type"], "hard");
     }

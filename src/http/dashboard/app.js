@@ -200,12 +200,14 @@ async function load() {
   const r = range();
   const stream = $("stream").value;
   $("board-error").hidden = true;
-  const [report, tags, failed, suppressed] = await Promise.all([
+  const [report, tags, failed, suppressed, guard] = await Promise.all([
     api(`/v1/stats?${query({ ...r, stream })}`),
     api(`/v1/stats/tags?${query({ from: r.from.slice(0, 10), to: r.to, stream })}`),
     api("/v1/messages?status=failed&limit=10"),
     api("/v1/suppressions?limit=20"),
+    api("/v1/streams/marketing"),
   ]);
+  banner(guard);
   cards(report.totals);
   rateChart(report);
   volumeChart(report);
@@ -218,6 +220,26 @@ async function load() {
   table("suppressions", [["Address"], ["Reason"], ["Scope"], ["Since"]],
     suppressed.data.map((s) => [s.address, s.reason, s.scope, when(s.created_at)]),
     "Nobody is suppressed.");
+}
+
+// The reputation guard's pause, when there is one: why, and how to lift it.
+function banner(guard) {
+  const box = $("paused");
+  if (!guard || guard.state !== "paused") {
+    box.hidden = true;
+    return;
+  }
+  const p = guard.paused || {};
+  const rates = p.rates || {};
+  const limits = p.thresholds || {};
+  const why = guard.reason === "hard_bounce_rate"
+    ? `the hard-bounce rate reached ${pct(rates.hard_bounce)} (threshold ${pct(limits.hard_bounce_rate)})`
+    : `the complaint rate reached ${pct(rates.complaint)} (threshold ${pct(limits.complaint_rate)})`;
+  const sent = p.volume ? ` over ${num(p.volume.sent)} messages sent` : "";
+  const since = guard.paused_at ? ` since ${guard.paused_at.replace("T", " ").slice(0, 16)} UTC` : "";
+  box.textContent = `Marketing mail is paused${since}: ${why}${sent}. It is held, not lost; ` +
+    "transactional mail goes on. An admin key resumes it with POST /v1/streams/marketing/resume.";
+  box.hidden = false;
 }
 
 function show(board) {
