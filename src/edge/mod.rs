@@ -17,13 +17,13 @@ mod bench;
 mod bench_smtp;
 mod bodies;
 mod consumer;
-#[cfg(all(feature = "diagnostics", target_arch = "wasm32"))]
-mod heap;
 mod d1;
 mod delivery_lease;
 mod dns;
 pub mod email_events;
 mod forms;
+#[cfg(all(feature = "diagnostics", target_arch = "wasm32"))]
+mod heap;
 mod http;
 mod idempotent;
 mod immediate;
