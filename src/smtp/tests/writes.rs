@@ -158,7 +158,7 @@ fn write_trouble_before_the_data_end_is_retryable_after_it_unknown() {
 fn content_goes_out_in_bounded_pieces_and_the_terminator_last_alone() {
     // Lines of 100 bytes, well over several pieces.
     let line = format!("{}\r\n", "x".repeat(98));
-    let data = format!("Subject: big\r\n\r\n{}", line.repeat(2_000));
+    let data = format!("Subject: big\r\n\r\n{}", line.repeat(8_000));
     for (name, capabilities, end) in [
         ("DATA", PIPELINING, b".\r\nQUIT\r\n".as_slice()),
         ("BDAT", CHUNKING, b"\nQUIT\r\n".as_slice()),
@@ -169,9 +169,10 @@ fn content_goes_out_in_bounded_pieces_and_the_terminator_last_alone() {
             pieces.push(piece);
         }
         assert!(pieces.len() > 2, "{name}: {} pieces", pieces.len());
+        // A few bytes over at most: a line ending is never split.
         for piece in &pieces {
             assert!(
-                piece.len() <= MAX_TRANSMIT,
+                piece.len() <= MAX_TRANSMIT + 6,
                 "{name}: a piece of {}",
                 piece.len()
             );
