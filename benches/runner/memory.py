@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from edgerelay_harness.client import request
-from edgerelay_harness.paths import ROOT
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD, ROOT
 from edgerelay_harness.poll import wait_for
 from edgerelay_harness.smtp_sink import SmtpSink
 from edgerelay_harness.wrangler import WranglerDev, migrate, worker_config
@@ -55,7 +55,7 @@ def _heap_lines(log: str) -> list[dict]:
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     directory = relay.workdir(base, "memory")
     sink = SmtpSink(*relay.SINK_OPTIONS, backlog=1024, dump_dir=directory / "sink")
-    config = worker_config(directory, relay.vars_for(sink.port),
+    config = worker_config(directory, relay.vars_for(sink.port), build_dir=DIAGNOSTICS_BUILD,
                            overrides={"queues": _queues(30)})
     state = migrate(config, directory / "state")
     worker = WranglerDev([config], directory, state_dir=state, log_level="info")
