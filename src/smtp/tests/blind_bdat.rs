@@ -375,3 +375,53 @@ fn a_write_failure_part_way_through_the_stream_splits_unknown_from_retryable() {
         ]
     );
 }
+
+#[test]
+fn postfix_refusals_as_it_words_them_settle_each_message() {
+    // Postfix 3.7's replies to this very stream (recorded against the test
+    // harness's instance): a refused RCPT makes it refuse the BDAT and skip
+    // the chunk; a refused MAIL makes it refuse the RCPT and the BDAT.
+    let mut steps = chunking();
+    steps.extend([
+        client(&stream(
+            &[&["a@example.com"], &["b@example.com"], &["c@example.com"]],
+            "QUIT\r\n",
+        )),
+        server(
+            "250 2.1.0 Ok\r\n\
+             501 5.1.3 Bad recipient address syntax\r\n\
+             554 5.5.1 Error: no valid recipients\r\n\
+             250 2.0.0 Ok\r\n\
+             501 5.1.7 Bad sender address syntax\r\n\
+             503 5.5.1 Error: need MAIL command\r\n\
+             503 5.5.1 Error: need RCPT command\r\n\
+             250 2.0.0 Ok\r\n\
+             250 2.1.0 Ok\r\n\
+             250 2.1.5 Ok\r\n\
+             250 2.0.0 Ok: 32 bytes queued as AB1B19C645A\r\n\
+             221 2.0.0 Bye\r\n",
+        ),
+    ]);
+    let run = run(
+        config(Security::ImplicitTls),
+        vec![
+            envelope(1, &["a@example.com"]),
+            envelope(2, &["b@example.com"]),
+            envelope(3, &["c@example.com"]),
+        ],
+        steps,
+    );
+    let code = |id| {
+        run.outcome(id).recipients[0]
+            .outcome
+            .reply
+            .as_ref()
+            .map(|r| r.code)
+    };
+    assert_eq!(run.kinds(1), vec![OutcomeKind::Permanent]);
+    assert_eq!(code(1), Some(501));
+    assert_eq!(run.kinds(2), vec![OutcomeKind::Permanent]);
+    assert_eq!(code(2), Some(501));
+    assert_eq!(run.kinds(3), vec![OutcomeKind::Delivered]);
+    assert_eq!(run.closed_failure(), None);
+}
