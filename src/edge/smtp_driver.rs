@@ -54,7 +54,7 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
-/// `before_data_end` is awaited before each transaction's final dot, and
+/// `before_data_end` is awaited before transactions' data ends go out, and
 /// `on_done(job index, outcome)` is called the moment each SMTP transaction
 /// completes, so the caller can record both before the session ends.
 pub async fn deliver_with<'f>(
@@ -96,9 +96,14 @@ pub async fn deliver_tuned<'f>(
             .iter()
             .filter_map(|&i| jobs.get(i).copied())
             .collect();
-        let before = |pos: usize, recipients: Vec<String>| match group.jobs.get(pos) {
-            Some(&index) => before_data_end(index, recipients),
-            None => no_record(pos, recipients),
+        let before = |ends: Vec<(usize, Vec<String>)>| {
+            let ends = ends
+                .into_iter()
+                .filter_map(|(pos, recipients)| {
+                    group.jobs.get(pos).map(|&index| (index, recipients))
+                })
+                .collect();
+            before_data_end(ends)
         };
         let done = |pos: usize, o: &TransactionOutcome| {
             if let Some(&index) = group.jobs.get(pos) {
