@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from edgerelay_harness.paths import ROOT
-from runner import accept, batch, dkim, native, size, smtp, tracking
+from runner import accept, batch, bdat, dkim, memory, native, size, smtp, tracking
 from runner.report import Row, load_average, machine, render
 
 SECTIONS = {
@@ -31,6 +31,9 @@ SECTIONS = {
     "size": ("5. Size and start-up", size.run),
     "native": ("6. Native core throughput (criterion)", native.run),
     "tracking": ("7. Tracking routes vs the no-op route", tracking.run),
+    "bdat": ("8. Pipelined BDAT against Postfix, 20 ms RTT, vs DATA and worker-mailer",
+             bdat.run),
+    "memory": ("9. Memory of one consumer invocation", memory.run),
 }
 
 

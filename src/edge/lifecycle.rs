@@ -61,21 +61,27 @@ pub(crate) async fn deliver_recording(
 ) -> Vec<Attempt> {
     let (tx, mut rx) = mpsc::unbounded::<(usize, Vec<RecipientResult>)>();
     let ranges = session_ranges(jobs.len());
-    let mark = |index: usize, recipients: Vec<String>| -> LocalBoxFuture<'_, bool> {
+    // One D1 batch for every data end about to go out together.
+    let mark = |ends: Vec<(usize, Vec<String>)>| -> LocalBoxFuture<'_, bool> {
         Box::pin(async move {
-            let Some(out) = jobs.get(index) else {
+            let markers: Vec<(&str, Vec<RecipientResult>)> = ends
+                .iter()
+                .filter_map(|(index, recipients)| {
+                    jobs.get(*index)
+                        .map(|out| (out.job.id.as_str(), in_flight(recipients)))
+                })
+                .collect();
+            let Some(&(first, _)) = markers.first() else {
                 return true;
             };
-            match db
-                .record_recipients(&out.job.id, &in_flight(&recipients), false, now_ms())
-                .await
-            {
+            match db.record_recipients_of(&markers, false, now_ms()).await {
                 Ok(()) => true,
                 Err(e) => {
                     log::error(
                         "could_not_record_in_flight",
                         &[
-                            ("message_id", LogValue::Id(&out.job.id)),
+                            ("message_id", LogValue::Id(first)),
+                            ("messages", LogValue::Num(markers.len() as u64)),
                             ("error", LogValue::Text(&e.to_string())),
                         ],
                     );
@@ -98,7 +104,9 @@ pub(crate) async fn deliver_recording(
                             let _ = tx.unbounded_send((start + i, results));
                         }
                     };
-                    let before = |i: usize, recipients: Vec<String>| mark(start + i, recipients);
+                    let before = |ends: Vec<(usize, Vec<String>)>| {
+                        mark(ends.into_iter().map(|(i, r)| (start + i, r)).collect())
+                    };
                     smtp_driver::deliver_with(settings, db, &chunk, &before, &on_done).await
                 }
             });

@@ -22,6 +22,8 @@ mod delivery_lease;
 mod dns;
 pub mod email_events;
 mod forms;
+#[cfg(all(feature = "diagnostics", target_arch = "wasm32"))]
+mod heap;
 mod http;
 mod idempotent;
 mod immediate;
@@ -442,6 +444,26 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) 
     if webhook_delivery::is_webhooks_queue(&env, &batch.queue()) {
         return webhook_delivery::consume(batch, env).await;
     }
+    #[cfg(all(feature = "diagnostics", target_arch = "wasm32"))]
+    {
+        use crate::events::log_line::LogValue;
+        // The benchmarks read each invocation's heap from this log line.
+        let messages = batch.raw_iter().count() as u64;
+        let mark = heap::start();
+        let result = consumer::consume(batch, env).await;
+        let usage = heap::usage(mark);
+        log::info(
+            "consumer_heap",
+            &[
+                ("messages", LogValue::Num(messages)),
+                ("heap_at_start", LogValue::Num(usage.held_at_start as u64)),
+                ("heap_peak", LogValue::Num(usage.peak as u64)),
+                ("linear_memory", LogValue::Num(usage.linear_memory as u64)),
+            ],
+        );
+        result
+    }
+    #[cfg(not(all(feature = "diagnostics", target_arch = "wasm32")))]
     consumer::consume(batch, env).await
 }
 

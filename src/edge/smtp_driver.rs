@@ -10,7 +10,8 @@
 //! `d1::health`) and logs its notices. If the records cannot be read,
 //! every upstream counts as healthy: mail keeps flowing, only the skipping is
 //! lost. Before it writes the bytes that end a transaction's data, it awaits
-//! the caller's [`BeforeDataEnd`] (the in-flight record).
+//! the caller's [`BeforeDataEnd`] (the in-flight record), once for all the
+//! transactions about to go out together (pipelined BDAT writes many).
 //!
 //! Every socket operation has a deadline the core sets: connect and the TLS
 //! handshake `SMTP_TIMEOUT_SECONDS`, each read the session's
@@ -38,16 +39,12 @@ use super::d1::Db;
 use super::log;
 use super::platform::now_ms;
 
-/// Awaited before the bytes that end a transaction's data (its final dot)
-/// are written, with the job's index and the recipients the data goes to.
-/// `false` ends the session before those bytes go out, so the upstream never
-/// gets the message.
-pub type BeforeDataEnd<'f> = dyn Fn(usize, Vec<String>) -> LocalBoxFuture<'f, bool> + 'f;
-
-/// A [`BeforeDataEnd`] that records nothing.
-pub fn no_record(_: usize, _: Vec<String>) -> LocalBoxFuture<'static, bool> {
-    Box::pin(async { true })
-}
+/// Awaited before the bytes that end transactions' data (a final dot, or
+/// the end of `BDAT … LAST`) are written, with each job's index and the
+/// recipients its data goes to: every transaction whose data end is about
+/// to go out, in one call. `false` ends the session before those bytes go
+/// out, so the upstream never gets those messages.
+pub type BeforeDataEnd<'f> = dyn Fn(Vec<(usize, Vec<String>)>) -> LocalBoxFuture<'f, bool> + 'f;
 
 enum Read {
     Data(usize),
@@ -57,7 +54,7 @@ enum Read {
 }
 
 /// Delivers every job, returning one report per job in the same order.
-/// `before_data_end` is awaited before each transaction's final dot, and
+/// `before_data_end` is awaited before transactions' data ends go out, and
 /// `on_done(job index, outcome)` is called the moment each SMTP transaction
 /// completes, so the caller can record both before the session ends.
 pub async fn deliver_with<'f>(
@@ -99,9 +96,14 @@ pub async fn deliver_tuned<'f>(
             .iter()
             .filter_map(|&i| jobs.get(i).copied())
             .collect();
-        let before = |pos: usize, recipients: Vec<String>| match group.jobs.get(pos) {
-            Some(&index) => before_data_end(index, recipients),
-            None => no_record(pos, recipients),
+        let before = |ends: Vec<(usize, Vec<String>)>| {
+            let ends = ends
+                .into_iter()
+                .filter_map(|(pos, recipients)| {
+                    group.jobs.get(pos).map(|&index| (index, recipients))
+                })
+                .collect();
+            before_data_end(ends)
         };
         let done = |pos: usize, o: &TransactionOutcome| {
             if let Some(&index) = group.jobs.get(pos) {
@@ -182,9 +184,14 @@ async fn deliver_route(
                 on_done(index, o)
             }
         };
-        let before = |pos: usize, recipients: Vec<String>| match step.jobs.get(pos) {
-            Some(&index) => before_data_end(index, recipients),
-            None => no_record(pos, recipients),
+        let before = |ends: Vec<(usize, Vec<String>)>| {
+            let ends = ends
+                .into_iter()
+                .filter_map(|(pos, recipients)| {
+                    step.jobs.get(pos).map(|&index| (index, recipients))
+                })
+                .collect();
+            before_data_end(ends)
         };
         let started = now_ms();
         let end = run_session(upstream, settings, &batch, &before, &on_done, tune).await;
@@ -252,13 +259,12 @@ async fn run_session<'f>(
     let mut failure = None;
     loop {
         // The in-flight records are written before the bytes that end the
-        // data: once those are out, the upstream may take the message.
-        let mut recorded = true;
-        while let Some(in_flight) = session.poll_in_flight() {
-            if let Ok(pos) = usize::try_from(in_flight.id) {
-                recorded &= before_data_end(pos, in_flight.recipients).await;
-            }
-        }
+        // data: once those are out, the upstream may take the message. All
+        // that are due go in one call.
+        let ends: Vec<(usize, Vec<String>)> = std::iter::from_fn(|| session.poll_in_flight())
+            .filter_map(|f| usize::try_from(f.id).ok().map(|pos| (pos, f.recipients)))
+            .collect();
+        let recorded = ends.is_empty() || before_data_end(ends).await;
         if !recorded {
             // Without its record the end of data must not go out.
             session.handle_closed(now_ms());

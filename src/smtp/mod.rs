@@ -78,7 +78,10 @@
 //! With PIPELINING, the next envelope's MAIL/RCPT/DATA (or QUIT) follow the
 //! end of the current message's data in the same transmit, so each message
 //! costs one round trip; the reply to the end of data still settles that
-//! message alone. See `pipeline.rs`.
+//! message alone. With CHUNKING as well, whole transactions (MAIL, RCPTs,
+//! `BDAT … LAST` and the message) go out without waiting, several on the
+//! wire at once, so a run of messages costs one round trip; each reply is
+//! still attributed to its own message. See `pipeline.rs`.
 //!
 //! Files import downwards only: `session.rs` (the one `impl SmtpSession`,
 //! a phase enum) drives `pipeline.rs` and `transaction.rs`; a transaction

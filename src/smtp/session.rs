@@ -71,10 +71,16 @@ pub struct SmtpSession {
     finishing: bool,
     /// The transaction whose commands are being answered.
     active: Option<Transaction>,
-    /// A transaction whose end of data is on the wire, awaiting its reply,
-    /// while the next transaction's commands (or QUIT) follow it in the
-    /// same pipelined group; see `pipeline.rs`.
-    ending: Option<Transaction>,
+    /// Transactions whose end of data is on the wire, awaiting their
+    /// replies, oldest first, with the next transaction's commands (or
+    /// QUIT) behind them: one pipelined past its data end, or up to
+    /// `pipeline::WINDOW` blind BDAT ones; see `pipeline.rs`. The next
+    /// transaction reply belongs to the front one; `active` comes after
+    /// them all.
+    ending: VecDeque<Transaction>,
+    /// A BDAT transaction went on the wire ahead of whatever is written
+    /// next, with no RSET since: the next MAIL needs one first.
+    rset_owed: bool,
     /// The latest reply refused a message (5xx to MAIL, RCPT, DATA or the
     /// end of data): a hang-up right after it is the server dropping that
     /// sender, not the server failing.
@@ -99,7 +105,8 @@ impl SmtpSession {
             queue: VecDeque::new(),
             finishing: false,
             active: None,
-            ending: None,
+            ending: VecDeque::new(),
+            rset_owed: false,
             just_refused: false,
         }
     }
@@ -115,7 +122,7 @@ impl SmtpSession {
             return;
         }
         self.queue.push_back(envelope);
-        if self.is_idle() {
+        if self.may_advance() {
             self.advance(now_ms);
         }
     }
@@ -123,7 +130,7 @@ impl SmtpSession {
     /// Asks for QUIT once every queued envelope is done.
     pub fn finish(&mut self, now_ms: u64) {
         self.finishing = true;
-        if self.is_idle() {
+        if self.may_advance() {
             self.advance(now_ms);
         }
     }
@@ -139,10 +146,13 @@ impl SmtpSession {
         let transmit = self.wire.take_transmit()?;
         if transmit.ends_data {
             // With pipelining, the transaction that wrote it may already
-            // sit behind the next one's commands.
-            for transaction in [self.ending.as_mut(), self.active.as_mut()]
-                .into_iter()
-                .flatten()
+            // sit behind the next ones' commands; a piece carries one data
+            // end, the oldest not yet handed out.
+            if let Some(transaction) = self
+                .ending
+                .iter_mut()
+                .chain(self.active.as_mut())
+                .find(|transaction| transaction.data_end_queued())
             {
                 transaction.data_end_handed_out();
             }
@@ -158,9 +168,9 @@ impl SmtpSession {
         if !self.wire.data_end_next() {
             return None;
         }
-        [self.ending.as_ref(), self.active.as_ref()]
-            .into_iter()
-            .flatten()
+        self.ending
+            .iter()
+            .chain(self.active.as_ref())
             .find(|transaction| transaction.data_end_queued())
             .map(|transaction| transaction.id())
     }
@@ -327,15 +337,31 @@ impl SmtpSession {
         matches!(self.phase, Phase::Ready) && self.active.is_none() && !self.wire.is_waiting()
     }
 
-    /// Starts the next envelope, or QUITs when asked to and none is left.
+    /// Whether more may be written now: the session is idle, or the newest
+    /// transaction on the wire is a blind BDAT one, which nothing written
+    /// behind it can disturb.
+    fn may_advance(&self) -> bool {
+        self.is_idle()
+            || (matches!(self.phase, Phase::Ready)
+                && self.active.is_none()
+                && self.ending.back().is_some_and(Transaction::is_blind))
+    }
+
+    /// Starts the next envelopes (blind BDAT ones until the window is full,
+    /// any other alone), or QUITs when asked to and none is left.
     fn advance(&mut self, now_ms: u64) {
-        while let Some(envelope) = self.queue.pop_front() {
+        if !matches!(self.phase, Phase::Ready) {
+            return;
+        }
+        while self.active.is_none() && self.ending.len() < pipeline::WINDOW {
+            let Some(envelope) = self.queue.pop_front() else {
+                break;
+            };
             if let Some(transaction) = self.prepare(envelope) {
                 self.start(transaction, now_ms);
-                return;
             }
         }
-        if self.finishing {
+        if self.finishing && self.queue.is_empty() && self.active.is_none() {
             self.send_quit(None, now_ms);
         }
     }
@@ -352,9 +378,22 @@ impl SmtpSession {
         }
     }
 
+    /// Writes a transaction's commands (after the RSET a BDAT before it
+    /// may need). A blind one is written whole, data end included, and
+    /// joins the transactions awaiting replies at once.
     fn start(&mut self, mut transaction: Transaction, now_ms: u64) {
+        if self.rset_owed {
+            self.wire.command(b"RSET\r\n", Expect::Rset, now_ms);
+            self.rset_owed = false;
+        }
         transaction.start_part(&mut self.wire, now_ms);
-        self.active = Some(transaction);
+        if transaction.is_blind() {
+            self.in_flight.push_back(transaction.in_flight());
+            self.rset_owed = pipeline::owes_rset(&transaction);
+            self.ending.push_back(transaction);
+        } else {
+            self.active = Some(transaction);
+        }
     }
 
     fn send_quit(&mut self, failure: Option<Outcome>, now_ms: u64) {
@@ -373,8 +412,11 @@ impl SmtpSession {
         if reply.code == 421 && expect != Expect::Quit {
             // RFC 5321 §3.8: the server is shutting down this connection.
             // A 421 to the end of data is a definite "not delivered".
-            if let Some(transaction) = self.ending.as_mut().or(self.active.as_mut())
-                && matches!(expect, Expect::DataEnd | Expect::BdatLast)
+            // So is one to a blind transaction's MAIL or RCPT: the server
+            // closes before it reads that transaction's BDAT.
+            if let Some(transaction) = self.ending.front_mut().or(self.active.as_mut())
+                && (matches!(expect, Expect::DataEnd | Expect::BdatLast)
+                    || (transaction.is_blind() && matches!(expect, Expect::Mail | Expect::Rcpt(_))))
             {
                 transaction.data_end_refused();
             }
@@ -521,15 +563,33 @@ impl SmtpSession {
         }
     }
 
-    /// A reply to a transaction's command: the pipelined-past data end's
-    /// first, else the active transaction's.
+    /// A reply to a transaction's command: the oldest transaction on the
+    /// wire's (the end of data pipelined past, or a blind transaction's
+    /// MAIL, RCPT or BDAT), else the active transaction's.
     fn on_transaction_reply(&mut self, expect: Expect, reply: Reply, now_ms: u64) {
-        if matches!(expect, Expect::DataEnd | Expect::BdatLast)
-            && let Some(ending) = self.ending.as_mut()
-        {
-            return match pipeline::settle_ending(ending, reply) {
-                Ok(()) => self.on_pipelined_data_end(now_ms),
-                Err(reply) => self.fail_session(Outcome::unexpected(reply), false, now_ms),
+        if let Some(ending) = self.ending.front_mut() {
+            let settled = match expect {
+                Expect::DataEnd | Expect::BdatLast => pipeline::settle_ending(ending, reply)
+                    .map(Some)
+                    .map_err(Outcome::unexpected),
+                // A blind transaction's MAIL and RCPT replies: its data is
+                // on the wire already, so they only settle recipients.
+                Expect::Mail | Expect::Rcpt(_) if ending.is_blind() => {
+                    match ending.on_reply(&mut self.wire, expect, reply, now_ms) {
+                        Progress::Waiting => Ok(None),
+                        Progress::Unexpected(reply) => Err(Outcome::unexpected(reply)),
+                        // Nothing is left to write for it: not reached.
+                        Progress::DataEndSent | Progress::Concluded | Progress::Abandoned => {
+                            Err(Outcome::new(OutcomeKind::Transient, Cause::UnexpectedReply))
+                        }
+                    }
+                }
+                _ => Err(Outcome::unexpected(reply)),
+            };
+            return match settled {
+                Ok(Some(_)) => self.on_pipelined_data_end(now_ms),
+                Ok(None) => {}
+                Err(failure) => self.fail_session(failure, false, now_ms),
             };
         }
         let progress = match self.active.as_mut() {
@@ -552,6 +612,7 @@ impl SmtpSession {
                 // The server may still hold part of it.
                 self.report_active();
                 self.wire.command(b"RSET\r\n", Expect::Rset, now_ms);
+                self.rset_owed = false;
             }
             Progress::Unexpected(reply) => {
                 self.fail_session(Outcome::unexpected(reply), false, now_ms);
@@ -567,38 +628,31 @@ impl SmtpSession {
         let Some(current) = self.active.as_ref() else {
             return;
         };
-        if !pipeline::may_follow_data_end(current) || self.ending.is_some() {
+        if !pipeline::may_follow_data_end(current) || !self.ending.is_empty() {
             return;
         }
         if self.queue.is_empty() && !self.finishing {
             return;
         }
-        self.ending = self.active.take();
-        // Envelopes the server's extensions rule out are settled here,
-        // before anything of them is written.
-        while let Some(envelope) = self.queue.pop_front() {
-            if let Some(transaction) = self.prepare(envelope) {
-                if let Some(ending) = &self.ending {
-                    pipeline::separate(ending, &mut self.wire, now_ms);
-                }
-                self.start(transaction, now_ms);
-                return;
-            }
+        if let Some(ending) = self.active.take() {
+            self.rset_owed = pipeline::owes_rset(&ending);
+            self.ending.push_back(ending);
         }
-        if self.finishing {
-            self.send_quit(None, now_ms);
-        }
+        // Envelopes the server's extensions rule out are settled in
+        // `advance`, before anything of them is written.
+        self.advance(now_ms);
     }
 
     /// The pipelined-past transaction is settled: report it; the session
     /// goes on with whatever was pipelined behind it.
     fn on_pipelined_data_end(&mut self, now_ms: u64) {
-        if let Some(ending) = self.ending.take() {
+        if let Some(ending) = self.ending.pop_front() {
             self.emit(ending.finish());
         }
         // Nothing was pipelined when every queued envelope was refused
-        // locally; envelopes handed over since then start now.
-        if self.is_idle() {
+        // locally; envelopes handed over since then start now. Blind BDAT
+        // transactions refill the window as the oldest settle.
+        if self.may_advance() {
             self.advance(now_ms);
         }
     }
@@ -639,7 +693,7 @@ impl SmtpSession {
     fn fail_session(&mut self, failure: Outcome, quit: bool, now_ms: u64) {
         // In wire order: the message whose data end is unanswered, then the
         // transaction pipelined behind it.
-        if let Some(transaction) = self.ending.take() {
+        while let Some(transaction) = self.ending.pop_front() {
             self.emit(transaction.fail(&failure));
         }
         if let Some(transaction) = self.active.take() {

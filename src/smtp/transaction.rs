@@ -8,6 +8,12 @@
 //! recipients still deferred get a transient `TooManyRecipients` outcome
 //! for the caller to retry; that rule also guarantees the loop ends.
 //!
+//! A transaction that goes out "blind" (pipelined BDAT, at most
+//! [`BLIND_RECIPIENTS`] recipients) writes MAIL, its RCPTs and `BDAT …
+//! LAST` with the message at once; its RCPT replies then only settle
+//! recipients, and the reply to the BDAT settles the accepted ones. It gets
+//! no second part: recipients deferred by 452 go back to the caller.
+//!
 //! A [`Transaction`] is driven over the [`Wire`]: it writes its own
 //! commands, reads the replies to them, and tells the session what follows
 //! ([`Progress`]). It owns what every MAIL, RCPT, DATA and end-of-data
@@ -23,6 +29,13 @@ use super::outcome::{Cause, Outcome, OutcomeKind, RecipientOutcome, TransactionO
 use super::reply::Reply;
 use super::transparency::{ContentEncoder, DATA_TERMINATOR, normalised_len};
 use super::wire::{Expect, Wire};
+
+/// The most recipients a transaction may have and still go out blind
+/// (`BDAT … LAST` before the RCPT replies): RFC 5321 §4.5.3.1.8 makes every
+/// server take at least 100 per transaction, so no 452 is expected below it.
+/// A larger envelope waits for its RCPT replies, so that recipients
+/// deferred by 452 can go again in a second part on the same connection.
+pub(crate) const BLIND_RECIPIENTS: usize = 100;
 
 #[derive(Debug)]
 enum RecipientState {
@@ -71,12 +84,16 @@ pub(crate) struct Transaction {
     size: u64,
     use_bdat: bool,
     pipelined: bool,
+    /// `BDAT … LAST` goes out with MAIL and RCPT, before their replies:
+    /// see `pipeline.rs`.
+    blind: bool,
     /// Recipient indices in the current part, in RCPT order.
     part: Vec<usize>,
     /// Lock-step: how many RCPTs of the part have been sent.
     rcpts_sent: usize,
     mail_accepted: bool,
-    /// DATA went out with MAIL and RCPT, so its reply is already awaited.
+    /// DATA (or, blind, `BDAT … LAST` with the data) went out with MAIL
+    /// and RCPT, so its reply is already awaited.
     data_pipelined: bool,
     /// Where the end of the data is; see [`DataEndState`].
     data_end: DataEndState,
@@ -180,6 +197,8 @@ impl Transaction {
         mail_command.push_str("\r\n");
 
         let use_bdat = capabilities.chunking && config.use_chunking;
+        let pipelined = capabilities.pipelining && config.use_pipelining;
+        let blind = use_bdat && pipelined && recipients.len() <= BLIND_RECIPIENTS;
         let transaction = Transaction {
             id: envelope.id,
             mail_command,
@@ -187,7 +206,8 @@ impl Transaction {
             data: envelope.data,
             size,
             use_bdat,
-            pipelined: capabilities.pipelining && config.use_pipelining,
+            pipelined,
+            blind,
             part: Vec::new(),
             rcpts_sent: 0,
             mail_accepted: false,
@@ -234,11 +254,29 @@ impl Transaction {
                 }
             }
             self.rcpts_sent = self.part.len();
-            if !self.use_bdat {
+            if self.blind {
+                self.write_bdat_last(wire, now_ms);
+                self.data_pipelined = true;
+            } else if !self.use_bdat {
                 wire.command(b"DATA\r\n", Expect::Data, now_ms);
                 self.data_pipelined = true;
             }
         }
+    }
+
+    /// `BDAT <size> LAST` and the whole message as its one chunk.
+    fn write_bdat_last(&mut self, wire: &mut Wire, now_ms: u64) {
+        let command = format!("BDAT {} LAST\r\n", self.size);
+        // The chunk is complete only with its last byte (always the LF
+        // of its final CRLF); an empty one with the command line itself.
+        if self.size > 0 {
+            wire.write(command.as_bytes());
+            wire.content(ContentEncoder::for_bdat(self.data.clone()).without_final_lf());
+            wire.data_end(b"\n", Expect::BdatLast, now_ms);
+        } else {
+            wire.data_end(command.as_bytes(), Expect::BdatLast, now_ms);
+        }
+        self.data_end = DataEndState::Queued;
     }
 
     /// Handles the reply to one of this transaction's commands (`expect`
@@ -367,17 +405,7 @@ impl Transaction {
             return Progress::Abandoned;
         }
         if self.use_bdat {
-            let command = format!("BDAT {} LAST\r\n", self.size);
-            // The chunk is complete only with its last byte (always the LF
-            // of its final CRLF); an empty one with the command line itself.
-            if self.size > 0 {
-                wire.write(command.as_bytes());
-                wire.content(ContentEncoder::for_bdat(self.data.clone()).without_final_lf());
-                wire.data_end(b"\n", Expect::BdatLast, now_ms);
-            } else {
-                wire.data_end(command.as_bytes(), Expect::BdatLast, now_ms);
-            }
-            self.data_end = DataEndState::Queued;
+            self.write_bdat_last(wire, now_ms);
             Progress::DataEndSent
         } else {
             wire.command(b"DATA\r\n", Expect::Data, now_ms);
@@ -417,7 +445,9 @@ impl Transaction {
     ) -> Progress {
         match self.settle_data_end(reply) {
             Err(reply) => Progress::Unexpected(reply),
-            Ok(DataEnd::Accepted) if self.has_deferred() => {
+            // A blind transaction has others behind it on the wire: its
+            // deferred recipients go back to the caller (see `finish`).
+            Ok(DataEnd::Accepted) if self.has_deferred() && !self.blind => {
                 self.start_part(wire, now_ms);
                 Progress::Waiting
             }
@@ -451,13 +481,14 @@ impl Transaction {
         }
     }
 
-    /// Its end of data, with the recipients accepted in the current part.
+    /// Its end of data, with the recipients of the current part the server
+    /// accepted or (blind, replies still to come) may accept.
     pub(crate) fn in_flight(&self) -> InFlight {
         let recipients = self
             .part
             .iter()
             .filter_map(|&i| self.recipients.get(i))
-            .filter(|r| matches!(r.state, RecipientState::Accepted))
+            .filter(|r| matches!(r.state, RecipientState::Accepted | RecipientState::Pending))
             .map(|r| r.address.clone())
             .collect();
         InFlight {
@@ -474,6 +505,12 @@ impl Transaction {
     /// Its content goes out with `BDAT … LAST` rather than DATA.
     pub(crate) fn uses_bdat(&self) -> bool {
         self.use_bdat
+    }
+
+    /// Its whole transaction, data included, goes out in one write without
+    /// waiting for a reply (pipelined BDAT).
+    pub(crate) fn is_blind(&self) -> bool {
+        self.blind
     }
 
     fn accepted_in_part(&self) -> bool {
@@ -557,7 +594,8 @@ impl Transaction {
 
     /// The result when the session ends under this transaction. Recipients
     /// whose data end may be on the wire get `Unknown`: the server may have
-    /// taken the message. Before that (content still being written, or not
+    /// taken the message (a blind transaction's recipients too while their
+    /// RCPT replies are still to come). Before that (content still being written, or not
     /// written at all), the failure is theirs as it is: the server cannot
     /// have a complete message.
     pub(crate) fn fail(mut self, failure: &Outcome) -> TransactionOutcome {
@@ -568,7 +606,9 @@ impl Transaction {
         for recipient in &mut self.recipients {
             let outcome = match recipient.state {
                 RecipientState::Done(_) => continue,
-                RecipientState::Accepted if self.data_end == DataEndState::OnTheWire => {
+                RecipientState::Accepted | RecipientState::Pending
+                    if self.data_end == DataEndState::OnTheWire =>
+                {
                     unknown.clone()
                 }
                 _ => failure.clone(),

@@ -11,7 +11,7 @@
 //! The message is in memory already (it is signed before sending) and shared
 //! with the caller, never copied whole: [`ContentEncoder`] encodes it a chunk
 //! at a time as the socket takes it, so a 50 MiB message costs the session a
-//! 64 KiB buffer, not another 50 MiB. The input is complete, so a CR LF pair
+//! buffer of one piece (`MAX_TRANSMIT`, 256 KiB), not another 50 MiB. The input is complete, so a CR LF pair
 //! split across two output chunks is still read as one ending.
 //!
 //! Owns: the encoding for DATA and for BDAT (normalised only, no stuffing or

@@ -66,10 +66,11 @@ impl Expect {
 }
 
 /// The largest piece of output handed to the driver at once. Each piece
-/// gets the write deadline: 64 KiB that cannot be written in
-/// `Timeouts::write_ms` (30 s by default, about 2 KiB/s) is a server that
-/// has stopped reading.
-pub const MAX_TRANSMIT: usize = 64 * 1024;
+/// gets the write deadline: 256 KiB that cannot be written in
+/// `Timeouts::write_ms` (30 s by default, about 9 KiB/s) is a server that
+/// has stopped reading. Each piece costs the driver one awaited write, so a
+/// large message goes out in a few of them (a 1 MB message in four).
+pub const MAX_TRANSMIT: usize = 256 * 1024;
 
 /// Output not yet handed to the driver. A new segment starts where a data
 /// end starts; writes after it (the next transaction's commands, pipelined)

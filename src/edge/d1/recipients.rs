@@ -59,6 +59,21 @@ impl Db {
         self.batch(statements).await
     }
 
+    /// [`Self::record_recipients`] for several messages in one batch: the
+    /// in-flight markers of every transaction about to go out together.
+    pub async fn record_recipients_of(
+        &self,
+        messages: &[(&str, Vec<RecipientResult>)],
+        counts: bool,
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut statements = Vec::new();
+        for (message_id, results) in messages {
+            statements.extend(self.recipient_statements(message_id, results, counts, now_ms)?);
+        }
+        self.batch(statements).await
+    }
+
     /// Records a transaction's results the moment they are known, with the
     /// suppression entries its hard bounces add, in one batch.
     pub async fn record_results(

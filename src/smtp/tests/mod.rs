@@ -5,6 +5,7 @@
 //! transcript runs twice, with server bytes fed all at once and one byte
 //! at a time, and both runs must produce the same events.
 
+mod blind_bdat;
 mod fuzz;
 mod handshake;
 mod pipelining;

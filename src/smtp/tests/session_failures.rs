@@ -81,9 +81,11 @@ fn timeout_after_the_final_dot_is_unknown() {
 fn timeout_after_bdat_last_is_unknown() {
     let mut steps = hello(&["PIPELINING", "CHUNKING"]);
     steps.extend([
-        client("MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\n"),
+        client(&format!(
+            "MAIL FROM:<from@example.com>\r\nRCPT TO:<a@example.com>\r\n\
+             BDAT 21 LAST\r\n{MESSAGE}QUIT\r\n"
+        )),
         server("250 ok\r\n250 ok\r\n"),
-        client(&format!("BDAT 21 LAST\r\n{MESSAGE}QUIT\r\n")),
         Step::Timeout,
     ]);
     let run = run(implicit(), vec![envelope(1, &["a@example.com"])], steps);

@@ -4,8 +4,11 @@ It stands in for a network round trip: with 10 ms each way, every
 request/reply exchange costs 20 ms more, as it would to a smarthost 20 ms away.
 Each direction is a FIFO with its own writer, so bytes keep their order and a
 burst of pipelined commands is delayed once, not once per command. Runs in a
-thread of its own; `connections` counts the sockets clients opened. It
-must not change the bytes: only when they arrive.
+thread of its own; `connections` counts the sockets clients opened. With
+`record=True`, `client_reads` keeps what each client sent, per connection, as
+the chunks the proxy read (a chunk holds what had arrived by then: commands
+that share one were pipelined). It must not change the bytes: only when they
+arrive.
 """
 import asyncio
 import threading
@@ -13,12 +16,15 @@ import time
 
 
 class DelayProxy:
-    def __init__(self, target_port: int, one_way_ms: float, host: str = "127.0.0.1"):
+    def __init__(self, target_port: int, one_way_ms: float, host: str = "127.0.0.1",
+                 record: bool = False):
         self.target = (host, target_port)
         self.delay = one_way_ms / 1000.0
         self.host = host
         self.port = 0
         self.connections = 0
+        self.record = record
+        self.client_reads: list[list[bytes]] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -55,18 +61,22 @@ class DelayProxy:
 
     async def _handle(self, client_r, client_w):
         self.connections += 1
+        reads = None
+        if self.record:
+            reads = []
+            self.client_reads.append(reads)
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
         except OSError:
             client_w.close()
             return
         try:
-            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w),
-                                 return_exceptions=True)
+            await asyncio.gather(self._pipe(client_r, server_w, reads),
+                                 self._pipe(server_r, client_w), return_exceptions=True)
         except asyncio.CancelledError:
             pass  # the proxy is stopping
 
-    async def _pipe(self, reader, writer):
+    async def _pipe(self, reader, writer, reads: list | None = None):
         queue: asyncio.Queue = asyncio.Queue()
 
         async def deliver():
@@ -85,6 +95,8 @@ class DelayProxy:
         try:
             while True:
                 chunk = await reader.read(65536)
+                if reads is not None and chunk:
+                    reads.append(chunk)
                 queue.put_nowait((time.monotonic() + self.delay, chunk or None))
                 if not chunk:
                     break

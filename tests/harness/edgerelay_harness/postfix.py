@@ -22,7 +22,9 @@ on loopback):
   that will not report). A next hop that offers DSN is passed the NOTIFY
   request instead, and Postfix itself then sends no success notice;
 - `rp.example.com`, the return path's domain: a capture server that keeps
-  every notice Postfix sends, as the raw bytes that arrived.
+  every notice Postfix sends, as the raw bytes that arrived;
+- `sink.test`: discarded once queued (discard(8)): for load, where only
+  smtpd's side of the conversation matters.
 
 With `rewrite_return_path`, the instance replaces every envelope sender
 with that address (as smarthosts that use their own bounce address do), so
@@ -164,6 +166,7 @@ relay     unix  -       -       n       -       -       smtp
 virtual   unix  -       n       n       -       -       virtual
 showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
 retry     unix  -       -       n       -       -       error
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
@@ -259,6 +262,7 @@ class PostfixInstance:
             "ok.test=virtual:",
             f"relay.test=smtp:[127.0.0.1]:{hop['relay']}",
             f"rp.example.com=smtp:[127.0.0.1]:{hop['capture']}",
+            "sink.test=discard:",
         ])
         settings = {
             "compatibility_level": "3.6",
