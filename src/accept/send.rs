@@ -8,7 +8,9 @@
 //!
 //! [`prepare`] is where a sender is held to its domains (403
 //! `domain_not_allowed`) and a domain with no DKIM key, unless it is listed in
-//! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`). Every way in
+//! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`), and so is one
+//! whose keys include no RSA key of 2048 bits or more (403
+//! `domain_needs_rsa_key`: Ed25519 is only ever a second signature). Every way in
 //! (API, batch items, forms, queue producers) goes through [`prepare`] with its
 //! own scoped identity, so the same checks apply everywhere.
 //!
@@ -53,6 +55,7 @@ use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::inbound::envelope_id;
 use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
+use crate::message::dkim::{MIN_RSA_BITS, has_required_rsa};
 use crate::message::feedback_loop::{CFBL_ADDRESS, CFBL_FEEDBACK_ID};
 use crate::message::lint::SHARED_HOST_SUFFIXES;
 use crate::message::{
@@ -264,6 +267,22 @@ pub fn prepare_from(
             "from",
             format!(
                 "no DKIM key is configured for {}; add one to DKIM_KEYS (or list the domain in UNSIGNED_DOMAINS)",
+                from_domain.as_str()
+            ),
+        ));
+    }
+    // RSA always: Gmail and Microsoft verify only RSA signatures, so a
+    // domain whose keys are all Ed25519 (or weak RSA) would fail DMARC there.
+    let keys: Vec<&DkimKey> = signing_keys.iter().map(|(_, k)| *k).collect();
+    if !signing_keys.is_empty()
+        && !has_required_rsa(&keys)
+        && !settings.may_send_unsigned(from_domain.as_str())
+    {
+        return Err(ApiError::forbidden(
+            "domain_needs_rsa_key",
+            "from",
+            format!(
+                "{} has no RSA DKIM key of {MIN_RSA_BITS} bits or more; the largest mailbox providers verify only RSA signatures. Add an RSA key for it to DKIM_KEYS (an Ed25519 key may sign beside it)",
                 from_domain.as_str()
             ),
         ));

@@ -6,11 +6,16 @@ use crate::message::DkimAlgorithm;
 
 /// An Ed25519 seed (RFC 8032's first test key).
 const SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+/// A 2048-bit RSA key, the one every sending domain needs.
+const RSA_2048: &str = include_str!("../../message/dkim/testdata/rsa2048.pkcs8.pem");
+/// A 1024-bit RSA key: loads, but is too weak to count.
+const RSA_1024: &str = include_str!("../../message/dkim/testdata/rsa1024.pkcs8.pem");
 
 fn settings(max_message_bytes: usize) -> SendSettings {
     SendSettings {
         dkim_keys: vec![
             DkimKey::from_config("example.com", "s1", DkimAlgorithm::Ed25519Sha256, SEED).unwrap(),
+            DkimKey::from_config("example.com", "r1", DkimAlgorithm::RsaSha256, RSA_2048).unwrap(),
         ],
         unsigned_domains: vec!["example.net".to_string()],
         max_message_bytes,
@@ -42,8 +47,8 @@ fn each_entrance_is_held_to_the_same_rules() {
     // (from, text, max bytes, Ok(signatures) or Err((status, rule)))
     type Case<'a> = (&'a str, &'a str, usize, Result<usize, (u16, &'a str)>);
     let cases: Vec<Case> = vec![
-        ("hello@example.com", "hi", 10_000, Ok(1)),
-        ("hello@EXAMPLE.com", "hi", 10_000, Ok(1)),
+        ("hello@example.com", "hi", 10_000, Ok(2)),
+        ("hello@EXAMPLE.com", "hi", 10_000, Ok(2)),
         ("hello@example.net", "hi", 10_000, Ok(0)),
         (
             "hello@example.org",
@@ -104,6 +109,59 @@ fn a_domain_without_a_key_is_refused_unless_exempt() {
 }
 
 #[test]
+fn a_domain_signs_with_rsa_always_and_ed25519_only_beside_it() {
+    let ed25519 = || DkimKey::from_config("example.com", "e", DkimAlgorithm::Ed25519Sha256, SEED);
+    let rsa = |pem| DkimKey::from_config("example.com", "r", DkimAlgorithm::RsaSha256, pem);
+    // (keys, exempt, Ok(signatures) or Err(rule))
+    type Case = (Vec<DkimKey>, bool, Result<usize, &'static str>);
+    let cases: Vec<Case> = vec![
+        (vec![ed25519().unwrap()], false, Err("domain_needs_rsa_key")),
+        (
+            vec![rsa(RSA_1024).unwrap()],
+            false,
+            Err("domain_needs_rsa_key"),
+        ),
+        (
+            vec![ed25519().unwrap(), rsa(RSA_1024).unwrap()],
+            false,
+            Err("domain_needs_rsa_key"),
+        ),
+        (vec![rsa(RSA_2048).unwrap()], false, Ok(1)),
+        (
+            vec![ed25519().unwrap(), rsa(RSA_2048).unwrap()],
+            false,
+            Ok(2),
+        ),
+        // UNSIGNED_DOMAINS exempts a domain from the rule, as from keys.
+        (vec![ed25519().unwrap()], true, Ok(1)),
+        (vec![], false, Err("domain_not_configured")),
+    ];
+    for (keys, exempt, expected) in cases {
+        let mut s = settings(10_000);
+        let names: Vec<String> = keys.iter().map(|k| format!("{:?}", k.identity())).collect();
+        s.dkim_keys = keys;
+        if exempt {
+            s.unsigned_domains.push("example.com".to_string());
+        }
+        let got = prepare(&body("hello@example.com", "hi"), &caller(), &s, 1, &[7; 32]);
+        match (got, expected) {
+            (Ok(prepared), Ok(count)) => assert_eq!(prepared.pending.len(), count, "{names:?}"),
+            (Err(e), Err(rule)) => {
+                assert_eq!(
+                    (e.status, e.rule, e.field.as_deref()),
+                    (403, rule, Some("from"))
+                );
+                if rule == "domain_needs_rsa_key" {
+                    assert!(e.message.contains("example.com"), "{}", e.message);
+                    assert!(e.message.contains("RSA"), "{}", e.message);
+                }
+            }
+            (got, expected) => panic!("{names:?}: got {:?}, expected {expected:?}", got.err()),
+        }
+    }
+}
+
+#[test]
 fn request_bodies_are_bounded_before_parsing() {
     let s = settings(10_000);
     let limit = 2 * 10_000 + 64 * 1024;
@@ -118,7 +176,7 @@ fn signatures_must_match_what_was_prepared() {
     let prepared = prepare(&body("hello@example.com", "hi"), &caller(), &s, 1, &[7; 32]).unwrap();
     let e = finish(prepared, Vec::new()).unwrap_err();
     assert_eq!(e.status, 500);
-    assert_eq!(signing_key(&s, 1).unwrap_err().status, 500);
+    assert_eq!(signing_key(&s, 2).unwrap_err().status, 500);
 }
 
 const TOKEN_SECRET: &str = "unsubscribe-secret-0123456789abcdef";
