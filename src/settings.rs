@@ -12,7 +12,8 @@
 //! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
 //! policy), [`crate::inbound::InboundSettings`] (return paths, forwarding), and
 //! [`crate::events::retention::RetentionSettings`] (how long records are
-//! kept). docs/configuration.md lists them
+//! kept), and [`crate::http::domains::settings::DomainSettings`] (the
+//! master secret of domain keys, the upstreams' SPF). docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
@@ -20,6 +21,7 @@ use crate::config::{ConfigError, ConfigSource};
 use crate::delivery::DeliverySettings;
 use crate::events::retention::RetentionSettings;
 use crate::events::webhooks::WebhookSettings;
+use crate::http::domains::settings::DomainSettings;
 use crate::inbound::InboundSettings;
 use crate::queue::QueueSecrets;
 
@@ -42,6 +44,9 @@ pub struct Settings {
     /// How long records are kept, and how much one purge run deletes (see
     /// `events::retention`).
     pub retention: RetentionSettings,
+    /// Sending domains added through the API: the master secret that seals
+    /// their keys, the upstreams' SPF mechanisms (see `http::domains::settings`).
+    pub domains: DomainSettings,
 }
 
 impl Settings {
@@ -62,6 +67,7 @@ impl Settings {
             webhooks: WebhookSettings::from_source(src)?,
             inbound,
             retention: RetentionSettings::from_source(src)?,
+            domains: DomainSettings::from_source(src)?,
         })
     }
 }

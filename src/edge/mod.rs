@@ -20,6 +20,7 @@ mod consumer;
 mod d1;
 mod delivery_lease;
 mod dns;
+mod domains;
 pub mod email_events;
 mod forms;
 mod http;
@@ -320,6 +321,25 @@ async fn route(
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
+            }
+        }
+        Endpoint::ListDomains
+        | Endpoint::AddDomain
+        | Endpoint::GetDomain
+        | Endpoint::DeleteDomain
+        | Endpoint::VerifyDomain => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            match endpoint {
+                Endpoint::ListDomains => domains::list(&env, &loaded, &key).await,
+                Endpoint::AddDomain => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    domains::create(&env, &loaded, &key, &body).await
+                }
+                Endpoint::GetDomain => domains::get(&env, &loaded, &key, id).await,
+                Endpoint::DeleteDomain => domains::delete(&env, &loaded, &key, id).await,
+                _ => domains::verify(&env, &loaded, &key, id).await,
             }
         }
         Endpoint::ListUpstreams | Endpoint::ResumeUpstream => {

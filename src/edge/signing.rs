@@ -29,7 +29,7 @@ thread_local! {
     static IMPORTED: RefCell<HashMap<usize, JsValue>> = RefCell::new(HashMap::new());
 }
 
-fn js_error(what: &str, e: JsValue) -> String {
+pub(super) fn js_error(what: &str, e: JsValue) -> String {
     let detail = e
         .dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
@@ -51,7 +51,7 @@ fn subtle_method(name: &str) -> Result<(JsValue, Function), String> {
     Ok((subtle, method))
 }
 
-async fn call(name: &str, args: &Array) -> Result<JsValue, String> {
+pub(super) async fn call(name: &str, args: &Array) -> Result<JsValue, String> {
     let (subtle, method) = subtle_method(name)?;
     let promise = Reflect::apply(&method, &subtle, args)
         .map_err(|e| js_error(name, e))?
