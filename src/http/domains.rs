@@ -27,7 +27,7 @@ use crate::accept::error::FieldProblem;
 use crate::message::address::Domain;
 use crate::message::{DkimAlgorithm, DkimKey};
 
-pub use records::{DnsRecord, RecordInputs};
+pub use records::{DnsRecord, KeyView, RecordInputs};
 
 /// The selector of a domain's keys of generation `generation` (from 1) and
 /// algorithm: `er1-rsa`, `er1-ed25519`, `er2-rsa`, ...
@@ -83,26 +83,6 @@ pub fn parse_add(body: &[u8]) -> Result<Domain, ApiError> {
 pub fn parse_path(text: &str) -> Result<Domain, ApiError> {
     let decoded = text.replace("%2E", ".").replace("%2e", ".");
     Domain::parse(&decoded).map_err(|_| ApiError::not_found(format!("no domain {decoded:?}")))
-}
-
-/// One key of a domain as it is shown: never its private half.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyView {
-    pub selector: String,
-    pub algorithm: DkimAlgorithm,
-    /// The TXT record's value, `v=DKIM1; k=...; p=...`.
-    pub public_record: String,
-}
-
-impl KeyView {
-    /// The view of a configured key (its public record derived from it).
-    pub fn of(key: &DkimKey) -> Option<KeyView> {
-        Some(KeyView {
-            selector: key.identity().selector.as_str().to_string(),
-            algorithm: key.identity().algorithm,
-            public_record: key.dns_txt_record().ok()?,
-        })
-    }
 }
 
 /// Where a domain comes from.

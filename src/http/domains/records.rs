@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::KeyView;
+use crate::message::{DkimAlgorithm, DkimKey};
 
 /// Cloudflare Email Routing's inbound hosts and priorities, the MX of a
 /// return-path domain it routes to the worker.
@@ -44,6 +44,26 @@ impl Purpose {
             Purpose::ReturnPathSpf => "return_path_spf",
             Purpose::Links => "links",
         }
+    }
+}
+
+/// One key of a domain as it is shown: never its private half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// The TXT record's value, `v=DKIM1; k=...; p=...`.
+    pub public_record: String,
+}
+
+impl KeyView {
+    /// The view of a configured key (its public record derived from it).
+    pub fn of(key: &DkimKey) -> Option<KeyView> {
+        Some(KeyView {
+            selector: key.identity().selector.as_str().to_string(),
+            algorithm: key.identity().algorithm,
+            public_record: key.dns_txt_record().ok()?,
+        })
     }
 }
 
