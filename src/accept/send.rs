@@ -89,8 +89,49 @@ pub struct Prepared {
     /// in its status), e.g. an unsubscribe link on the worker's own host.
     pub warnings: Vec<String>,
     /// Every signature to make, copy after copy: the key's index in
-    /// `SendSettings::dkim_keys`, and what to sign.
+    /// `SendSettings::dkim_keys` (then, past its end, in `domain_keys`),
+    /// and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
+    /// The keys of a domain added through `/v1/domains`, opened by the
+    /// edge for this message (see [`prepare_with_keys`]).
+    domain_keys: Vec<DkimKey>,
+}
+
+impl Prepared {
+    /// The key a pending signature was prepared for: one of
+    /// `settings.dkim_keys`, or past their end one of the domain's keys.
+    pub fn signing_key<'a>(
+        &'a self,
+        settings: &'a SendSettings,
+        index: usize,
+    ) -> Result<&'a DkimKey, ApiError> {
+        let configured = settings.dkim_keys.len();
+        match index.checked_sub(configured) {
+            None => signing_key(settings, index),
+            Some(i) => self
+                .domain_keys
+                .get(i)
+                .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished")),
+        }
+    }
+
+    /// Whether the key at `index` is one of `SendSettings::dkim_keys` (the
+    /// same key for the isolate's life, so its imported form may be kept).
+    pub fn is_configured_key(&self, settings: &SendSettings, index: usize) -> bool {
+        index < settings.dkim_keys.len()
+    }
+}
+
+/// The From domain a send request names (lower-case ASCII), if the request
+/// is valid: what the edge needs to find the keys of a domain added through
+/// `/v1/domains` before [`prepare_with_keys`].
+pub fn from_domain(body: &[u8], settings: &SendSettings) -> Option<String> {
+    let limits = Limits {
+        max_message_bytes: settings.max_message_bytes,
+        ..Limits::default()
+    };
+    let message = SendRequest::from_json(body).ok()?.validate(&limits).ok()?;
+    Some(message.from().address.domain().as_str().to_string())
 }
 
 /// One copy: its id, its envelope and its composed bytes.
@@ -233,6 +274,22 @@ pub fn prepare_from(
     entropy: &[u8; 32],
     origin: Option<&str>,
 ) -> Result<Prepared, ApiError> {
+    prepare_with_keys(body, key, settings, Vec::new(), now_unix, entropy, origin)
+}
+
+/// [`prepare_from`] for a From domain added through `/v1/domains`, whose
+/// keys (`domain_keys`, opened by the edge once its RSA DKIM record has
+/// verified) sign beside any of `DKIM_KEYS`; the same rules apply to them
+/// all (RSA always).
+pub fn prepare_with_keys(
+    body: &[u8],
+    key: &AuthenticatedKey,
+    settings: &SendSettings,
+    domain_keys: Vec<DkimKey>,
+    now_unix: u64,
+    entropy: &[u8; 32],
+    origin: Option<&str>,
+) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
     let limits = Limits {
         max_message_bytes: settings.max_message_bytes,
@@ -255,10 +312,17 @@ pub fn prepare_from(
         ));
     }
     // Every key for the From domain signs (RSA + Ed25519 dual signing).
+    let configured = settings.dkim_keys.len();
     let signing_keys: Vec<(usize, &DkimKey)> = settings
         .dkim_keys
         .iter()
         .enumerate()
+        .chain(
+            domain_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (configured + i, k)),
+        )
         .filter(|(_, k)| &k.identity().domain == from_domain)
         .collect();
     if signing_keys.is_empty() && !settings.may_send_unsigned(from_domain.as_str()) {
@@ -483,6 +547,7 @@ pub fn prepare_from(
         copies,
         warnings,
         pending,
+        domain_keys,
     })
 }
 
@@ -730,7 +795,7 @@ fn native_signatures(
 ) -> Result<Vec<Vec<u8>>, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
-        let key = signing_key(settings, *index)?;
+        let key = prepared.signing_key(settings, *index)?;
         // Fail closed: a signing failure refuses the message.
         signatures.push(
             key.sign(pending)

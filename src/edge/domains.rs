@@ -448,6 +448,37 @@ pub async fn delete(
     answer(200, &json!({ "domain": domain, "deleted": true }))
 }
 
+/// The opened keys of `domain` when the tenant added it through the API
+/// and its RSA DKIM record has verified; `None` when the tenant has no such
+/// domain. A domain not verified yet is refused (403
+/// `domain_not_verified`): it sends only once its record is in DNS.
+pub async fn signing_keys(
+    env: &Env,
+    loaded: &Loaded,
+    tenant: &str,
+    domain: &str,
+) -> Result<Option<Vec<DkimKey>>, ApiError> {
+    let db = Db::open(env).map_err(internal)?;
+    let Some(row) = db.domain(tenant, domain).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    if row.status != "verified" {
+        return Err(ApiError::forbidden(
+            "domain_not_verified",
+            "from",
+            format!(
+                "{domain} was added through /v1/domains but its RSA DKIM record has not verified yet: publish the records and POST /v1/domains/{domain}/verify"
+            ),
+        ));
+    }
+    let masters = master_secrets(loaded)?;
+    let mut keys = Vec::new();
+    for r in &db.domain_keys(domain).await.map_err(internal)? {
+        keys.push(open_key(masters, r).await?);
+    }
+    Ok(Some(keys))
+}
+
 /// `POST /v1/domains/{domain}/verify`: opens the domain's keys (a wrong
 /// master secret fails here), asks DNS for every TXT record it should
 /// publish, and records and answers the report.

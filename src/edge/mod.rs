@@ -157,7 +157,7 @@ async fn route(
                     // Stores nothing, so an Idempotency-Key is neither claimed
                     // nor recorded: the real send under that key comes later.
                     let call = accept::Call { mode, origin };
-                    return accept::dry_run(&loaded, &key, &body, call).await;
+                    return accept::dry_run(&env, &loaded, &key, &body, call).await;
                 }
                 match (idempotency_key, mode) {
                     (Some(k), _) => {

@@ -6,20 +6,24 @@ private keys are opened from D1 with the documented derivation and the
 master secret, then looked for, in clear, in every answer, log line and D1
 cell; a wrong master secret fails closed naming the setting only."""
 import base64
+import email
+import re
 import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edgerelay_harness.doh import TxtZone
-from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry
+from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message
 from edgerelay_harness.local_d1 import database, every_text
 from edgerelay_harness.openapi import schema
+from edgerelay_harness.poll import wait_for
 
 DOMAIN = "shop.example.org"
 SPF = "include:spf.smarthost.example"
@@ -39,9 +43,20 @@ def admin(worker):
 def start(start_worker, upstream, api_key, zone, master):
     server = upstream().start()
     keys = json.dumps([api_key_entry(api_key, "e2e", domains=[SENDER_DOMAIN, DOMAIN])])
-    return start_worker(server.url, API_KEYS=keys, DOMAIN_KEYS_SECRET=master,
-                        UPSTREAM_SPF=json.dumps({"127.0.0.1": SPF}),
-                        DNS_RESOLVER_URL=zone.url)
+    worker = start_worker(server.url, API_KEYS=keys, DOMAIN_KEYS_SECRET=master,
+                          UPSTREAM_SPF=json.dumps({"127.0.0.1": SPF}),
+                          DNS_RESOLVER_URL=zone.url)
+    worker.server = server
+    return worker
+
+
+def zone_dns(zone):
+    """A `dnsfunc` for dkimpy that reads the zone as published."""
+    def dnsfunc(name, timeout=5):
+        name = (name.decode() if isinstance(name, bytes) else name).rstrip(".").lower()
+        texts = zone.records.get(name)
+        return texts[0].encode() if texts else None
+    return dnsfunc
 
 
 def open_sealed(master: str, row: dict) -> bytes:
@@ -104,9 +119,9 @@ def test_a_domain_is_added_told_its_records_and_verified_over_dns(start_worker, 
     assert [(k["selector"], k["algorithm"]) for k in body["keys"]] == [
         ("er1-ed25519", "ed25519"), ("er1-rsa", "rsa")]
     records = body["records"]
-    dkim = {r["selector"]: r for r in records if r["purpose"] == "dkim"}
-    assert dkim["er1-rsa"]["name"] == f"er1-rsa._domainkey.{DOMAIN}" and dkim["er1-rsa"]["required"]
-    assert dkim["er1-rsa"]["value"].startswith("v=DKIM1; k=rsa; p=MIIBIjAN")  # RSA-2048 SPKI
+    dkim_records = {r["selector"]: r for r in records if r["purpose"] == "dkim"}
+    assert dkim_records["er1-rsa"]["name"] == f"er1-rsa._domainkey.{DOMAIN}" and dkim_records["er1-rsa"]["required"]
+    assert dkim_records["er1-rsa"]["value"].startswith("v=DKIM1; k=rsa; p=MIIBIjAN")  # RSA-2048 SPKI
     spf = next(r for r in records if r["purpose"] == "spf")
     assert (spf["name"], spf["value"]) == (DOMAIN, f"v=spf1 {SPF} ~all")
     assert any(r["purpose"] == "dmarc" and r["name"] == f"_dmarc.{DOMAIN}" for r in records)
@@ -119,7 +134,7 @@ def test_a_domain_is_added_told_its_records_and_verified_over_dns(start_worker, 
     assert rsa_key.key_size == 2048
     spki = rsa_key.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
-    assert dkim["er1-rsa"]["value"] == f"v=DKIM1; k=rsa; p={base64.b64encode(spki).decode()}"
+    assert dkim_records["er1-rsa"]["value"] == f"v=DKIM1; k=rsa; p={base64.b64encode(spki).decode()}"
 
     # Twice, a domain of DKIM_KEYS, a domain the key may not send as.
     for domain, status, rule in [(DOMAIN, 409, "domain_exists"),
@@ -140,8 +155,12 @@ def test_a_domain_is_added_told_its_records_and_verified_over_dns(start_worker, 
     report = verify(worker)
     answers.append(report)
     assert (report["status"], report["verified"]) == ("pending", False)
-    assert "no DKIM record" in " ".join(report_of(report, dkim["er1-rsa"]["name"], "dkim")["problems"])
+    assert "no DKIM record" in " ".join(report_of(report, dkim_records["er1-rsa"]["name"], "dkim")["problems"])
     assert "DMARC missing" in " ".join(report_of(report, f"_dmarc.{DOMAIN}", "dmarc")["problems"])
+
+    # Not verified yet: mail from the domain is refused.
+    status, refused, _ = worker.send(basic_message(**{"from": f"hello@{DOMAIN}"}))
+    assert (status, refused["error"]["rule"]) == (403, "domain_not_verified"), refused
 
     # Published as told: verified.
     publish_all(zone, records)
@@ -156,11 +175,22 @@ def test_a_domain_is_added_told_its_records_and_verified_over_dns(start_worker, 
     schema("Domain").validate(got.body)
     answers.append(got.body)
 
+    # Verified: a message from the domain arrives signed with both keys, and
+    # dkimpy verifies each signature against the records in the zone.
+    status, sent, _ = worker.send(basic_message(**{"from": f"hello@{DOMAIN}"}))
+    assert status == 202, sent
+    received = wait_for(lambda: worker.server.messages, what="the message at the server")[0]
+    signatures = email.message_from_bytes(received.data).get_all("DKIM-Signature")
+    selectors = sorted(re.search(r"s=([^;\s]+)", "".join(h.split())).group(1) for h in signatures)
+    assert selectors == ["er1-ed25519", "er1-rsa"]
+    for index in range(len(signatures)):
+        assert dkim.DKIM(received.data).verify(idx=index, dnsfunc=zone_dns(zone)), index
+
     # Break each record in turn: the report names the problem.
-    other = dkim["er1-rsa"]["value"].replace("p=MIIBIjAN", "p=MIIBIjAX")
+    other = dkim_records["er1-rsa"]["value"].replace("p=MIIBIjAN", "p=MIIBIjAX")
     breaks = [
-        (dkim["er1-rsa"]["name"], [other], "dkim", "DKIM key mismatch", False),
-        (dkim["er1-rsa"]["name"], [], "dkim", "no DKIM record", False),
+        (dkim_records["er1-rsa"]["name"], [other], "dkim", "DKIM key mismatch", False),
+        (dkim_records["er1-rsa"]["name"], [], "dkim", "no DKIM record", False),
         (DOMAIN, [spf["value"], "v=spf1 include:other.example ~all"], "spf", "2 SPF records", True),
         (DOMAIN, ["v=spf1 " + " ".join(f"include:s{i}.example" for i in range(11)) + f" {SPF} ~all"],
          "spf", "DNS lookups, more than the 10", True),

@@ -162,6 +162,39 @@ fn a_domain_signs_with_rsa_always_and_ed25519_only_beside_it() {
 }
 
 #[test]
+fn a_domains_own_keys_sign_beside_the_configured_ones_under_the_same_rules() {
+    let s = settings(10_000);
+    let body = body("hello@example.net", "hi");
+    assert_eq!(from_domain(&body, &s).as_deref(), Some("example.net"));
+    assert_eq!(from_domain(b"nope", &s), None);
+    let rsa = DkimKey::from_config("example.net", "er1-rsa", DkimAlgorithm::RsaSha256, RSA_2048);
+    let ed = DkimKey::from_config("example.net", "er1-ed", DkimAlgorithm::Ed25519Sha256, SEED);
+    let keys = vec![ed.unwrap(), rsa.unwrap()];
+    let prepared = prepare_with_keys(&body, &caller(), &s, keys, 1, &[7; 32], None).unwrap();
+    // Past the two configured keys: the domain's own, in their order.
+    let indexes: Vec<usize> = prepared.pending.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [2, 3]);
+    assert!(!prepared.is_configured_key(&s, 2) && prepared.is_configured_key(&s, 1));
+    assert_eq!(
+        prepared.signing_key(&s, 3).unwrap().identity().selector.as_str(),
+        "er1-rsa"
+    );
+    assert_eq!(prepared.signing_key(&s, 4).unwrap_err().status, 500);
+    let job = sign_natively(prepared, &s).unwrap();
+    assert_eq!(job.mime.matches("DKIM-Signature:").count(), 2);
+    // RSA always, for a domain's own keys too (the exemption aside).
+    let mut strict = settings(10_000);
+    strict.unsigned_domains.clear();
+    let only_ed = vec![
+        DkimKey::from_config("example.net", "er1-ed", DkimAlgorithm::Ed25519Sha256, SEED).unwrap(),
+    ];
+    let e = prepare_with_keys(&body, &caller(), &strict, only_ed, 1, &[7; 32], None)
+        .err()
+        .unwrap();
+    assert_eq!(e.rule, "domain_needs_rsa_key");
+}
+
+#[test]
 fn request_bodies_are_bounded_before_parsing() {
     let s = settings(10_000);
     let limit = 2 * 10_000 + 64 * 1024;
