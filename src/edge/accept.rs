@@ -42,7 +42,12 @@ pub async fn dry_run(
     call.mode.admits_copies(signed.jobs.len())?;
     let looked_up = match dry_run::dns_names(&signed) {
         Some((domain, names)) => {
-            let answers = dns::txt_all(&loaded.settings.accept.dns_resolver_url, &names).await;
+            let answers = dns::txt_all(
+                &loaded.settings.accept.dns_resolver_url,
+                loaded.settings.accept.dns_wire_format,
+                &names,
+            )
+            .await;
             Some((domain, answers))
         }
         None => None,

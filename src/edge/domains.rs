@@ -512,6 +512,7 @@ pub async fn verify(
     let built = view(loaded, domain, source, row.as_ref(), keys);
     let asked = dns::txt_all(
         &loaded.settings.accept.dns_resolver_url,
+        loaded.settings.accept.dns_wire_format,
         &names(&built.records),
     )
     .await;

@@ -176,7 +176,12 @@ fn a_domains_own_keys_sign_beside_the_configured_ones_under_the_same_rules() {
     assert_eq!(indexes, [2, 3]);
     assert!(!prepared.is_configured_key(&s, 2) && prepared.is_configured_key(&s, 1));
     assert_eq!(
-        prepared.signing_key(&s, 3).unwrap().identity().selector.as_str(),
+        prepared
+            .signing_key(&s, 3)
+            .unwrap()
+            .identity()
+            .selector
+            .as_str(),
         "er1-rsa"
     );
     assert_eq!(prepared.signing_key(&s, 4).unwrap_err().status, 500);
