@@ -1,9 +1,12 @@
 // Writes .dev.vars for local development, unless it exists: a fresh API key
 // (only its SHA-256 goes into .dev.vars), DKIM keys for the sender domain (the
-// RSA-2048 key every sending domain needs and an Ed25519 one beside it), a random QUEUE_SECRET (seals the worker's own queue jobs), MailDev
-// on 127.0.0.1:1025 as the upstream, and webhooks allowed to local URLs (a
-// receiver on this machine). An existing .dev.vars written before one of the
-// last two settings existed gets it added; nothing else in it changes.
+// RSA-2048 key every sending domain needs and an Ed25519 one beside it), a
+// random QUEUE_SECRET (seals the worker's own queue jobs), a random
+// DOMAIN_KEYS_SECRET (seals the keys of domains added through /v1/domains),
+// MailDev on 127.0.0.1:1025 as the upstream, and webhooks allowed to local
+// URLs (a receiver on this machine). An existing .dev.vars written before one
+// of the last three settings existed gets it added; nothing else in it
+// changes.
 //
 //   node scripts/dev-keys.mjs [sender-domain]
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
@@ -18,6 +21,7 @@ if (existsSync(".dev.vars")) {
   const missing = [
     ["QUEUE_SECRET", queueSecret()],
     ["WEBHOOK_ALLOW_LOCAL_URLS", "on"],
+    ["DOMAIN_KEYS_SECRET", queueSecret()],
   ].filter(([name]) => !new RegExp(`^${name}=`, "m").test(current));
   for (const [i, [name, value]] of missing.entries()) {
     const separator = i > 0 || current.endsWith("\n") || current === "" ? "" : "\n";
@@ -48,6 +52,7 @@ const vars = {
   ]),
   SMTP_UPSTREAMS: "smtp+insecure://127.0.0.1:1025",
   QUEUE_SECRET: queueSecret(),
+  DOMAIN_KEYS_SECRET: queueSecret(),
   EHLO_NAME: "edgerelay.localhost",
   RETRY_BASE_DELAY_SECONDS: "5",
   // Development only: webhooks may go to a receiver on this machine.
