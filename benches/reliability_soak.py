@@ -398,7 +398,7 @@ def main() -> int:
         if sweep:
             extra.update(DELIVERY_LEASE_SECONDS="30", SWEEP_GRACE_SECONDS="10",
                          SWEEP_LIMIT="1000")
-        vars_ = relay_vars([api_key_entry(api_key, "soak")], [DkimKey.ed25519("soak")],
+        vars_ = relay_vars([api_key_entry(api_key, "soak")], [DkimKey.ed25519("soak"), DkimKey.rsa("soak-rsa")],
                            f"{sink.url},{scripted.url}", **extra)
         directory = tmp_path / "worker"
         directory.mkdir()

@@ -60,10 +60,13 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # Debian packages: Postfix (its smtp-sink, a real SMTP server with fault
   # injection, and Postfix itself, which the harness runs as a private
   # instance that returns real DSNs) and Chromium (browser tests drive it
-  # through Playwright).
+  # through Playwright), Unbound and dnsdist (a real DNS server behind a
+  # real DNS-over-HTTPS front, for domain verification).
   missing=()
   { [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/postfix ]; } || missing+=(postfix)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  { [ -x /usr/sbin/unbound ] && [ -x /usr/sbin/unbound-control ]; } || missing+=(unbound)
+  [ -x /usr/bin/dnsdist ] || missing+=(dnsdist)
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -12,8 +12,10 @@
 //! [`crate::events::webhooks::WebhookSettings`] (webhook retries, timeout, URL
 //! policy), [`crate::inbound::InboundSettings`] (return paths, forwarding), and
 //! [`crate::events::retention::RetentionSettings`] (how long records are
-//! kept), and [`crate::events::reputation::GuardSettings`] (the reputation
-//! guard's thresholds). docs/configuration.md lists them
+//! kept), [`crate::events::reputation::GuardSettings`] (the reputation
+//! guard's thresholds) and [`crate::http::domains::settings::DomainSettings`]
+//! (the master secret of domain keys, the upstreams' SPF).
+//! docs/configuration.md lists them
 //! all, and a test keeps that table and the parsers in step.
 
 use crate::accept::AcceptSettings;
@@ -22,6 +24,7 @@ use crate::delivery::DeliverySettings;
 use crate::events::reputation::GuardSettings;
 use crate::events::retention::RetentionSettings;
 use crate::events::webhooks::WebhookSettings;
+use crate::http::domains::settings::DomainSettings;
 use crate::inbound::InboundSettings;
 use crate::queue::QueueSecrets;
 
@@ -47,6 +50,9 @@ pub struct Settings {
     /// When the reputation guard pauses a tenant's marketing mail (see
     /// `events::reputation`).
     pub reputation: GuardSettings,
+    /// Sending domains added through the API: the master secret that seals
+    /// their keys, the upstreams' SPF mechanisms (see `http::domains::settings`).
+    pub domains: DomainSettings,
 }
 
 impl Settings {
@@ -68,6 +74,7 @@ impl Settings {
             inbound,
             retention: RetentionSettings::from_source(src)?,
             reputation: GuardSettings::from_source(src)?,
+            domains: DomainSettings::from_source(src)?,
         })
     }
 }

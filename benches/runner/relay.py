@@ -33,7 +33,7 @@ WORKER_MAILER_MESSAGE = {
 def vars_for(upstream_port: int, dkim_keys: list[DkimKey] | None = None) -> dict:
     return relay_vars(
         [api_key_entry(API_KEY, "bench")],
-        dkim_keys or [DkimKey.ed25519("bench")],
+        dkim_keys or [DkimKey.ed25519("bench"), DkimKey.rsa("bench-rsa")],
         f"smtp+insecure://127.0.0.1:{upstream_port}",
         EHLO_NAME="relay.bench.test",
         SMTP_TIMEOUT_SECONDS="30",

@@ -8,7 +8,9 @@
 //!
 //! [`prepare`] is where a sender is held to its domains (403
 //! `domain_not_allowed`) and a domain with no DKIM key, unless it is listed in
-//! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`). Every way in
+//! `UNSIGNED_DOMAINS`, is refused (403 `domain_not_configured`), and so is one
+//! whose keys include no RSA key of 2048 bits or more (403
+//! `domain_needs_rsa_key`: Ed25519 is only ever a second signature). Every way in
 //! (API, batch items, forms, queue producers) goes through [`prepare`] with its
 //! own scoped identity, so the same checks apply everywhere.
 //!
@@ -53,6 +55,7 @@ use crate::events::unsubscribe::token::NONCE_LEN;
 use crate::events::unsubscribe::{Claim, StreamChoice, stream};
 use crate::inbound::envelope_id;
 use crate::inbound::return_path::{ReturnPathClaim, WHOLE_MESSAGE};
+use crate::message::dkim::{MIN_RSA_BITS, has_required_rsa};
 use crate::message::feedback_loop::{CFBL_ADDRESS, CFBL_FEEDBACK_ID};
 use crate::message::lint::SHARED_HOST_SUFFIXES;
 use crate::message::{
@@ -86,8 +89,49 @@ pub struct Prepared {
     /// in its status), e.g. an unsubscribe link on the worker's own host.
     pub warnings: Vec<String>,
     /// Every signature to make, copy after copy: the key's index in
-    /// `SendSettings::dkim_keys`, and what to sign.
+    /// `SendSettings::dkim_keys` (then, past its end, in `domain_keys`),
+    /// and what to sign.
     pub pending: Vec<(usize, PendingSignature)>,
+    /// The keys of a domain added through `/v1/domains`, opened by the
+    /// edge for this message (see [`prepare_with_keys`]).
+    domain_keys: Vec<DkimKey>,
+}
+
+impl Prepared {
+    /// The key a pending signature was prepared for: one of
+    /// `settings.dkim_keys`, or past their end one of the domain's keys.
+    pub fn signing_key<'a>(
+        &'a self,
+        settings: &'a SendSettings,
+        index: usize,
+    ) -> Result<&'a DkimKey, ApiError> {
+        let configured = settings.dkim_keys.len();
+        match index.checked_sub(configured) {
+            None => signing_key(settings, index),
+            Some(i) => self
+                .domain_keys
+                .get(i)
+                .ok_or_else(|| ApiError::misconfigured("DKIM: key vanished")),
+        }
+    }
+
+    /// Whether the key at `index` is one of `SendSettings::dkim_keys` (the
+    /// same key for the isolate's life, so its imported form may be kept).
+    pub fn is_configured_key(&self, settings: &SendSettings, index: usize) -> bool {
+        index < settings.dkim_keys.len()
+    }
+}
+
+/// The From domain a send request names (lower-case ASCII), if the request
+/// is valid: what the edge needs to find the keys of a domain added through
+/// `/v1/domains` before [`prepare_with_keys`].
+pub fn from_domain(body: &[u8], settings: &SendSettings) -> Option<String> {
+    let limits = Limits {
+        max_message_bytes: settings.max_message_bytes,
+        ..Limits::default()
+    };
+    let message = SendRequest::from_json(body).ok()?.validate(&limits).ok()?;
+    Some(message.from().address.domain().as_str().to_string())
 }
 
 /// One copy: its id, its envelope and its composed bytes.
@@ -230,6 +274,22 @@ pub fn prepare_from(
     entropy: &[u8; 32],
     origin: Option<&str>,
 ) -> Result<Prepared, ApiError> {
+    prepare_with_keys(body, key, settings, Vec::new(), now_unix, entropy, origin)
+}
+
+/// [`prepare_from`] for a From domain added through `/v1/domains`, whose
+/// keys (`domain_keys`, opened by the edge once its RSA DKIM record has
+/// verified) sign beside any of `DKIM_KEYS`; the same rules apply to them
+/// all (RSA always).
+pub fn prepare_with_keys(
+    body: &[u8],
+    key: &AuthenticatedKey,
+    settings: &SendSettings,
+    domain_keys: Vec<DkimKey>,
+    now_unix: u64,
+    entropy: &[u8; 32],
+    origin: Option<&str>,
+) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
     let limits = Limits {
         max_message_bytes: settings.max_message_bytes,
@@ -252,10 +312,17 @@ pub fn prepare_from(
         ));
     }
     // Every key for the From domain signs (RSA + Ed25519 dual signing).
+    let configured = settings.dkim_keys.len();
     let signing_keys: Vec<(usize, &DkimKey)> = settings
         .dkim_keys
         .iter()
         .enumerate()
+        .chain(
+            domain_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (configured + i, k)),
+        )
         .filter(|(_, k)| &k.identity().domain == from_domain)
         .collect();
     if signing_keys.is_empty() && !settings.may_send_unsigned(from_domain.as_str()) {
@@ -264,6 +331,22 @@ pub fn prepare_from(
             "from",
             format!(
                 "no DKIM key is configured for {}; add one to DKIM_KEYS (or list the domain in UNSIGNED_DOMAINS)",
+                from_domain.as_str()
+            ),
+        ));
+    }
+    // RSA always: Gmail and Microsoft verify only RSA signatures, so a
+    // domain whose keys are all Ed25519 (or weak RSA) would fail DMARC there.
+    let keys: Vec<&DkimKey> = signing_keys.iter().map(|(_, k)| *k).collect();
+    if !signing_keys.is_empty()
+        && !has_required_rsa(&keys)
+        && !settings.may_send_unsigned(from_domain.as_str())
+    {
+        return Err(ApiError::forbidden(
+            "domain_needs_rsa_key",
+            "from",
+            format!(
+                "{} has no RSA DKIM key of {MIN_RSA_BITS} bits or more; the largest mailbox providers verify only RSA signatures. Add an RSA key for it to DKIM_KEYS (an Ed25519 key may sign beside it)",
                 from_domain.as_str()
             ),
         ));
@@ -464,6 +547,7 @@ pub fn prepare_from(
         copies,
         warnings,
         pending,
+        domain_keys,
     })
 }
 
@@ -712,7 +796,7 @@ fn native_signatures(
 ) -> Result<Vec<Vec<u8>>, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
-        let key = signing_key(settings, *index)?;
+        let key = prepared.signing_key(settings, *index)?;
         // Fail closed: a signing failure refuses the message.
         signatures.push(
             key.sign(pending)

@@ -20,6 +20,7 @@
 //! | `PUBLISHABLE_KEYS` | var | JSON list of browser forms with their publishable keys (see [`super::publishable`]); form ids unique and distinct from API key ids |
 //! | `TURNSTILE_SECRET` | secret | Turnstile secret, for forms that require a challenge |
 //! | `TURNSTILE_VERIFY_URL` | var | Turnstile's server-side verification endpoint (default Cloudflare's) |
+//! | `DNS_RESOLVER_FORMAT` | var | `json` (default: `?name=&type=TXT`, `application/dns-json`) or `wire` (RFC 8484: `?dns=`, `application/dns-message`) |
 //! | `DNS_RESOLVER_URL` | var | a DNS-over-HTTPS JSON endpoint the dry run asks for DMARC and BIMI records (default Cloudflare's); `https://`, or `http://` to a loopback host |
 //!
 //! `UNSUBSCRIBE_SECRET` and `UNSUBSCRIBE_BASE_URL` are read through
@@ -110,6 +111,9 @@ pub struct AcceptSettings {
     pub queue_producers: Vec<QueueProducer>,
     /// Where the dry run asks DNS (`DNS_RESOLVER_URL`).
     pub dns_resolver_url: String,
+    /// Whether the resolver is asked in RFC 8484's wire format
+    /// (`DNS_RESOLVER_FORMAT=wire`) rather than the JSON form.
+    pub dns_wire_format: bool,
 }
 
 impl AcceptSettings {
@@ -132,12 +136,22 @@ impl AcceptSettings {
             None => DEFAULT_DNS_RESOLVER_URL.to_string(),
             Some(url) => check_resolver(url.trim()).map_err(|e| err("DNS_RESOLVER_URL", e))?,
         };
+        let dns_wire_format = match src
+            .get("DNS_RESOLVER_FORMAT")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "json") => false,
+            Some("wire") => true,
+            Some(_) => return Err(err("DNS_RESOLVER_FORMAT", "is neither json nor wire")),
+        };
         Ok(AcceptSettings {
             api_keys,
             send,
             forms,
             queue_producers,
             dns_resolver_url,
+            dns_wire_format,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Delivery: from a job to its upstream, and from the attempt's outcome to
 //! what must be recorded and sent next.
 //!
-//! Owns: screening recorded recipients and suppressed ones (`screen`),
+//! Owns: screening recorded recipients and suppressed ones (`screen`), the
+//! test addresses that never reach an upstream (`test_addresses`),
 //! upstreams with their health and failover, the record each session
 //! leaves for operators (`upstream_sessions`) (and the provider header an
 //! upstream's events need, `provider_header`), an attempt's outcome, the
@@ -30,6 +31,7 @@ pub mod screen;
 pub mod settings;
 pub mod settle;
 pub mod shaping;
+pub mod test_addresses;
 pub mod upstream;
 pub mod upstream_sessions;
 

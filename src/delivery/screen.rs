@@ -172,14 +172,33 @@ pub fn settle_all_held(
     recorded: &[(String, RecipientState)],
     held: &[Held],
 ) -> Settlement {
-    let (results, mut events) = held_record(held);
+    let (results, events) = held_record(held);
+    settle_none_left(job, recorded, results, events, ALL_HELD_DETAIL)
+}
+
+/// The detail of the event that ends a message whose remaining recipients
+/// are all test addresses or held back.
+pub const NONE_SENT_DETAIL: &str =
+    "every recipient left is a test address or on the suppression list; no upstream was contacted";
+
+/// Ends a job none of whose recipients goes upstream: `results` and
+/// `events` are the rows and timeline entries of the held recipients and
+/// the test addresses, `detail` says why nothing was sent (see
+/// [`settle_all_held`]).
+pub fn settle_none_left(
+    job: &DeliveryJob,
+    recorded: &[(String, RecipientState)],
+    results: Vec<RecipientResult>,
+    mut events: Vec<Event>,
+    detail: &str,
+) -> Settlement {
     let mut states = recorded.to_vec();
     with_results(&mut states, results.clone());
     let list: Vec<RecipientState> = states.iter().map(|(_, s)| *s).collect();
     let status = message_status(&list);
     events.push(Event {
         kind: EventKind::settled_as(status),
-        detail: ALL_HELD_DETAIL.to_string(),
+        detail: detail.to_string(),
     });
     Settlement {
         message_id: job.id.clone(),

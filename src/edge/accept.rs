@@ -24,7 +24,7 @@ use super::accept_ports::{self, AcceptPorts};
 use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
-    dns,
+    dns, domains,
     http::{self, internal},
     random, signing,
 };
@@ -32,16 +32,22 @@ use super::{
 /// `?dry_run=true`: the same preparation and signing as [`accept_with`],
 /// then the answer instead of the commit. Nothing is stored or enqueued.
 pub async fn dry_run(
+    env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
     call: Call<'_>,
 ) -> Result<Response, ApiError> {
-    let signed = sign_request(loaded, key, body, now_ms(), call.origin).await?;
+    let signed = sign_request(env, loaded, key, body, now_ms(), call.origin).await?;
     call.mode.admits_copies(signed.jobs.len())?;
     let looked_up = match dry_run::dns_names(&signed) {
         Some((domain, names)) => {
-            let answers = dns::txt_all(&loaded.settings.accept.dns_resolver_url, &names).await;
+            let answers = dns::txt_all(
+                &loaded.settings.accept.dns_resolver_url,
+                loaded.settings.accept.dns_wire_format,
+                &names,
+            )
+            .await;
             Some((domain, answers))
         }
         None => None,
@@ -53,8 +59,12 @@ pub async fn dry_run(
 }
 
 /// Validates, composes and signs a send request at `now` (ms): what a real
-/// send and a dry run share, up to the commit.
+/// send and a dry run share, up to the commit. A From domain with no key in
+/// `DKIM_KEYS` may be one added through `/v1/domains`: its keys are opened
+/// (once its RSA record has verified) and the request is prepared again
+/// with them.
 async fn sign_request(
+    env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
@@ -70,7 +80,19 @@ async fn sign_request(
         .fixed_accept
         .map_or((now, entropy), |f| (f.now_ms, f.entropy));
     let send_settings = &loaded.settings.accept.send;
-    let prepared = send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)?;
+    let prepared = match send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)
+    {
+        Err(e) if e.rule == "domain_not_configured" => {
+            let Some(domain) = send::from_domain(body, send_settings) else {
+                return Err(e);
+            };
+            let Some(keys) = domains::signing_keys(env, loaded, &key.tenant, &domain).await? else {
+                return Err(e);
+            };
+            send::prepare_with_keys(body, key, send_settings, keys, now / 1000, &entropy, origin)?
+        }
+        other => other?,
+    };
     signing::sign_all(prepared, send_settings).await
 }
 
@@ -129,7 +151,7 @@ pub async fn accept_with(
     origin: Option<&str>,
 ) -> Result<Accepted, ApiError> {
     let now = now_ms();
-    let signed = sign_request(loaded, key, body, now, origin).await?;
+    let signed = sign_request(env, loaded, key, body, now, origin).await?;
     let ids = AcceptedIds {
         id: signed.id.clone(),
         copies: signed.copies(),

@@ -39,7 +39,7 @@ async fn sign_once(
 ) -> Result<Vec<u8>, String> {
     match signer {
         BenchSigner::WebCryptoRsa => {
-            signing::webcrypto_rsa_sign(index, key, pending.signed_data()).await
+            signing::webcrypto_rsa_sign(Some(index), key, pending.signed_data()).await
         }
         BenchSigner::RustRsa | BenchSigner::Ed25519 => key.sign(pending).map_err(|e| e.to_string()),
     }

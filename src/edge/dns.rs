@@ -1,5 +1,6 @@
 //! Asking a DNS-over-HTTPS resolver (`DNS_RESOLVER_URL`) for TXT records,
-//! in its JSON form, for the dry run's DMARC and BIMI lint.
+//! in its JSON form or RFC 8484's wire format (`DNS_RESOLVER_FORMAT`), for
+//! the dry run's DMARC and BIMI lint and for domain verification.
 //!
 //! Every name is asked at once; each answer is bounded in size and time, and
 //! a resolver that fails, hangs or answers nonsense gives
@@ -12,6 +13,7 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, join_all, select};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
+use crate::message::lint::dns::wire::{read_txt_response, txt_query_param};
 use crate::message::lint::dns::{TxtAnswer, read_doh_json};
 
 /// How long one lookup may take.
@@ -19,11 +21,12 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of an answer read (TXT answers for these names are small).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// Each name's TXT answer, in the order asked.
-pub async fn txt_all(resolver: &str, names: &[String]) -> Vec<(String, TxtAnswer)> {
+/// Each name's TXT answer, in the order asked; `wire`: in RFC 8484's
+/// wire format, else the JSON form.
+pub async fn txt_all(resolver: &str, wire: bool, names: &[String]) -> Vec<(String, TxtAnswer)> {
     let lookups = names.iter().map(|name| async move {
         let answer = match select(
-            Box::pin(txt(resolver, name)),
+            Box::pin(txt(resolver, wire, name)),
             Box::pin(Delay::from(TIMEOUT)),
         )
         .await
@@ -36,15 +39,24 @@ pub async fn txt_all(resolver: &str, names: &[String]) -> Vec<(String, TxtAnswer
     join_all(lookups).await
 }
 
-async fn txt(resolver: &str, name: &str) -> TxtAnswer {
+async fn txt(resolver: &str, wire: bool, name: &str) -> TxtAnswer {
     let Ok(mut url) = url::Url::parse(resolver) else {
         return TxtAnswer::Unavailable;
     };
-    url.query_pairs_mut()
-        .append_pair("name", name)
-        .append_pair("type", "TXT");
+    let accept = if wire {
+        let Some(query) = txt_query_param(name) else {
+            return TxtAnswer::Unavailable;
+        };
+        url.query_pairs_mut().append_pair("dns", &query);
+        "application/dns-message"
+    } else {
+        url.query_pairs_mut()
+            .append_pair("name", name)
+            .append_pair("type", "TXT");
+        "application/dns-json"
+    };
     let headers = Headers::new();
-    if headers.set("Accept", "application/dns-json").is_err() {
+    if headers.set("Accept", accept).is_err() {
         return TxtAnswer::Unavailable;
     }
     let mut init = RequestInit::new();
@@ -71,5 +83,9 @@ async fn txt(resolver: &str, name: &str) -> TxtAnswer {
         }
         body.extend_from_slice(&chunk);
     }
-    read_doh_json(&body)
+    if wire {
+        read_txt_response(&body)
+    } else {
+        read_doh_json(&body)
+    }
 }

@@ -20,6 +20,7 @@ mod consumer;
 mod d1;
 mod delivery_lease;
 mod dns;
+mod domains;
 pub mod email_events;
 mod forms;
 #[cfg(all(feature = "diagnostics", target_arch = "wasm32"))]
@@ -161,7 +162,7 @@ async fn route(
                     // Stores nothing, so an Idempotency-Key is neither claimed
                     // nor recorded: the real send under that key comes later.
                     let call = accept::Call { mode, origin };
-                    return accept::dry_run(&loaded, &key, &body, call).await;
+                    return accept::dry_run(&env, &loaded, &key, &body, call).await;
                 }
                 match (idempotency_key, mode) {
                     (Some(k), _) => {
@@ -344,6 +345,25 @@ async fn route(
                         .collect();
                     privacy::erase(&env, &key, &key_ids, &url).await
                 }
+            }
+        }
+        Endpoint::ListDomains
+        | Endpoint::AddDomain
+        | Endpoint::GetDomain
+        | Endpoint::DeleteDomain
+        | Endpoint::VerifyDomain => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            match endpoint {
+                Endpoint::ListDomains => domains::list(&env, &loaded, &key).await,
+                Endpoint::AddDomain => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    domains::create(&env, &loaded, &key, &body).await
+                }
+                Endpoint::GetDomain => domains::get(&env, &loaded, &key, id).await,
+                Endpoint::DeleteDomain => domains::delete(&env, &loaded, &key, id).await,
+                _ => domains::verify(&env, &loaded, &key, id).await,
             }
         }
         Endpoint::ListUpstreams | Endpoint::ResumeUpstream => {

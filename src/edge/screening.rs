@@ -1,20 +1,28 @@
-//! Screening jobs against their tenants' suppression lists, before any body
-//! is read and any upstream sees an address: the queue consumer and
-//! immediate deliveries both screen here, so their records are the same.
+//! Screening jobs against their tenants' suppression lists, and taking out
+//! the test addresses (`delivery::test_addresses`), before any body is read
+//! and any upstream sees an address: the queue consumer and immediate
+//! deliveries both screen here, so their records are the same.
 //!
-//! For each job with a held recipient, in this order: its `email.suppressed`
-//! events (`email_events::publish`: stored, and queued to webhooks), then its recipients' rows and timeline
-//! events, or, when none is left to send to, the settlement that ends it.
+//! For each job with a held recipient or a test address, in this order: its
+//! events (`email.suppressed`, and each test address's, through
+//! `email_events::publish`: stored, and queued to webhooks), then its
+//! recipients' rows and timeline events, or, when none is left to send to,
+//! the settlement that ends it.
 //! Events first: a death in between records them again on the redelivery
 //! (events are delivered at least once), never not at all.
-//! Must not: decide which recipient is held (`delivery::screen` does).
+//! Must not: decide which recipient is held (`delivery::screen` does) or
+//! what a test address records (`delivery::test_addresses` does).
 
 use worker::Env;
 
 use crate::delivery::Settlement;
 use crate::delivery::recipients::with_results;
-use crate::delivery::screen::{Held, email_events, held_record, lookups, screen, settle_all_held};
+use crate::delivery::screen::{
+    ALL_HELD_DETAIL, NONE_SENT_DETAIL, email_events, held_record, lookups, screen, settle_none_left,
+};
+use crate::delivery::test_addresses;
 use crate::delivery::{RecipientResult, RecipientState};
+use crate::events::EmailEvent;
 use crate::events::log_line::LogValue;
 use crate::events::suppression::Entry;
 use crate::queue::DeliveryJob;
@@ -55,16 +63,28 @@ pub(crate) async fn screen_job(
 ) -> Screened {
     let now = now_ms();
     let screened = screen(&job, entries, now);
-    if screened.held.is_empty() {
+    let tests = test_addresses::split(&screened.rcpt_to);
+    if screened.held.is_empty() && tests.simulated.is_empty() {
         return Screened::Go(job, states, Vec::new());
     }
-    if !record_events(env, db, &job, &screened.held, now).await {
+    let mut stream = email_events(&job, &screened.held, now, &mut random::bytes::<16>);
+    let (mut results, mut events) = held_record(&screened.held);
+    let (test_rows, test_timeline, test_events) =
+        test_addresses::record(&job, &tests.simulated, now);
+    stream.extend(test_events);
+    results.extend(test_rows);
+    events.extend(test_timeline);
+    if !record_events(env, db, &job, &stream).await {
         return Screened::NotRecorded;
     }
-    if screened.rcpt_to.is_empty() {
-        return Screened::Settle(settle_all_held(&job, &states, &screened.held));
+    if tests.rcpt_to.is_empty() {
+        let detail = if tests.simulated.is_empty() {
+            ALL_HELD_DETAIL
+        } else {
+            NONE_SENT_DETAIL
+        };
+        return Screened::Settle(settle_none_left(&job, &states, results, events, detail));
     }
-    let (results, events) = held_record(&screened.held);
     if let Err(e) = db.record_held(&job.id, &results, &events, now).await {
         log::error(
             "could_not_record_suppressed_recipients",
@@ -78,7 +98,7 @@ pub(crate) async fn screen_job(
     with_results(&mut states, results.clone());
     Screened::Go(
         DeliveryJob {
-            rcpt_to: screened.rcpt_to,
+            rcpt_to: tests.rcpt_to,
             ..job
         },
         states,
@@ -86,13 +106,12 @@ pub(crate) async fn screen_job(
     )
 }
 
-async fn record_events(env: &Env, db: &Db, job: &DeliveryJob, held: &[Held], now: u64) -> bool {
-    let events = email_events(job, held, now, &mut random::bytes::<16>);
-    match email_events::publish(env, db, &events).await {
+async fn record_events(env: &Env, db: &Db, job: &DeliveryJob, events: &[EmailEvent]) -> bool {
+    match email_events::publish(env, db, events).await {
         Ok(()) => true,
         Err(e) => {
             log::error(
-                "could_not_record_suppression_events",
+                "could_not_record_screening_events",
                 &[
                     ("message_id", LogValue::Id(&job.id)),
                     ("error", LogValue::Text(&e.to_string())),

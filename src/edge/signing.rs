@@ -29,7 +29,7 @@ thread_local! {
     static IMPORTED: RefCell<HashMap<usize, JsValue>> = RefCell::new(HashMap::new());
 }
 
-fn js_error(what: &str, e: JsValue) -> String {
+pub(super) fn js_error(what: &str, e: JsValue) -> String {
     let detail = e
         .dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
@@ -51,7 +51,7 @@ fn subtle_method(name: &str) -> Result<(JsValue, Function), String> {
     Ok((subtle, method))
 }
 
-async fn call(name: &str, args: &Array) -> Result<JsValue, String> {
+pub(super) async fn call(name: &str, args: &Array) -> Result<JsValue, String> {
     let (subtle, method) = subtle_method(name)?;
     let promise = Reflect::apply(&method, &subtle, args)
         .map_err(|e| js_error(name, e))?
@@ -77,9 +77,11 @@ fn rsa_algorithm() -> Result<Object, String> {
     Ok(algorithm)
 }
 
-/// The key as a non-extractable CryptoKey, imported once per isolate.
-async fn imported(index: usize, key: &DkimKey) -> Result<JsValue, String> {
-    if let Some(found) = IMPORTED.with(|c| c.borrow().get(&index).cloned()) {
+/// The key as a non-extractable CryptoKey, imported once per isolate when
+/// `index` names a key of the settings (`None`: a domain's key opened for
+/// one message, imported for it alone).
+async fn imported(index: Option<usize>, key: &DkimKey) -> Result<JsValue, String> {
+    if let Some(found) = index.and_then(|i| IMPORTED.with(|c| c.borrow().get(&i).cloned())) {
         return Ok(found);
     }
     let der = key.pkcs8_der().map_err(|e| e.to_string())?;
@@ -91,13 +93,15 @@ async fn imported(index: usize, key: &DkimKey) -> Result<JsValue, String> {
         &Array::of1(&JsValue::from_str("sign")).into(),
     );
     let crypto_key = call("importKey", &args).await?;
-    IMPORTED.with(|c| c.borrow_mut().insert(index, crypto_key.clone()));
+    if let Some(index) = index {
+        IMPORTED.with(|c| c.borrow_mut().insert(index, crypto_key.clone()));
+    }
     Ok(crypto_key)
 }
 
 /// RSASSA-PKCS1-v1_5 / SHA-256 over `data` with WebCrypto.
 pub async fn webcrypto_rsa_sign(
-    index: usize,
+    index: Option<usize>,
     key: &DkimKey,
     data: &[u8],
 ) -> Result<Vec<u8>, String> {
@@ -133,9 +137,12 @@ async fn signatures(
 ) -> Result<Vec<Vec<u8>>, ApiError> {
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for (index, pending) in &prepared.pending {
-        let key = send::signing_key(settings, *index)?;
+        let key = prepared.signing_key(settings, *index)?;
+        let cached = prepared
+            .is_configured_key(settings, *index)
+            .then_some(*index);
         let signature = if key.is_rsa() {
-            webcrypto_rsa_sign(*index, key, pending.signed_data()).await
+            webcrypto_rsa_sign(cached, key, pending.signed_data()).await
         } else {
             key.sign(pending).map_err(|e| e.to_string())
         };

@@ -19,6 +19,7 @@ pub mod copies;
 pub mod cors;
 pub mod dashboard;
 pub mod delivery_mode;
+pub mod domains;
 pub mod dry_run;
 pub mod inbound_reports;
 pub mod keys;

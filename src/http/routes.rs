@@ -90,6 +90,15 @@ pub enum Endpoint {
     GetMarketingStream,
     /// `POST /v1/streams/marketing/resume`: lift the guard's pause.
     ResumeMarketingStream,
+    /// `GET /v1/domains`: the tenant's sending domains, added and from settings.
+    ListDomains,
+    /// `POST /v1/domains`: add a domain (its keys are made in the worker).
+    AddDomain,
+    /// With the domain from the path, as are the two below.
+    GetDomain,
+    DeleteDomain,
+    /// `POST /v1/domains/{domain}/verify`: look its records up over DNS.
+    VerifyDomain,
     /// `GET /dashboard`: the dashboard page.
     Dashboard,
     /// `GET /dashboard/{file}`: its script and style.
@@ -134,6 +143,11 @@ impl Endpoint {
                 | Endpoint::DeleteTemplate
                 | Endpoint::ListUpstreams
                 | Endpoint::ResumeUpstream
+                | Endpoint::ListDomains
+                | Endpoint::AddDomain
+                | Endpoint::GetDomain
+                | Endpoint::DeleteDomain
+                | Endpoint::VerifyDomain
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
                 | Endpoint::GetMarketingStream
@@ -194,7 +208,12 @@ impl Endpoint {
             | Endpoint::DeleteTemplate
             | Endpoint::ListUpstreams
             | Endpoint::ResumeUpstream
-            | Endpoint::ResumeMarketingStream => Some(Scope::Admin),
+            | Endpoint::ResumeMarketingStream
+            | Endpoint::ListDomains
+            | Endpoint::AddDomain
+            | Endpoint::GetDomain
+            | Endpoint::DeleteDomain
+            | Endpoint::VerifyDomain => Some(Scope::Admin),
         }
     }
 }
@@ -370,6 +389,14 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("domains")],
+        methods: &[
+            ("GET", Endpoint::ListDomains),
+            ("POST", Endpoint::AddDomain),
+        ],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("templates"), Id],
         methods: &[
             ("GET", Endpoint::GetTemplate),
@@ -378,8 +405,21 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("domains"), Id],
+        methods: &[
+            ("GET", Endpoint::GetDomain),
+            ("DELETE", Endpoint::DeleteDomain),
+        ],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("templates"), Id, Literal("publish")],
         methods: &[("POST", Endpoint::PublishTemplate)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("domains"), Id, Literal("verify")],
+        methods: &[("POST", Endpoint::VerifyDomain)],
         bench: false,
     },
     Resource {
@@ -611,6 +651,25 @@ mod tests {
             ),
             ("POST", "/dashboard", allow("GET")),
             ("DELETE", "/v1/privacy/data/x", Routed::NotFound),
+            ("GET", "/v1/domains", found(ListDomains, None)),
+            ("POST", "/v1/domains", found(AddDomain, None)),
+            (
+                "GET",
+                "/v1/domains/example.com",
+                found(GetDomain, Some("example.com")),
+            ),
+            (
+                "DELETE",
+                "/v1/domains/example.com",
+                found(DeleteDomain, Some("example.com")),
+            ),
+            (
+                "POST",
+                "/v1/domains/example.com/verify",
+                found(VerifyDomain, Some("example.com")),
+            ),
+            ("PUT", "/v1/domains", allow("GET, POST")),
+            ("GET", "/v1/domains/example.com/verify", allow("POST")),
             ("GET", "/v1/upstreams", found(ListUpstreams, None)),
             (
                 "POST",
@@ -741,6 +800,11 @@ mod tests {
             ("POST", "/v1/templates/x/publish"),
             ("GET", "/v1/upstreams"),
             ("POST", "/v1/upstreams/a:465/resume"),
+            ("GET", "/v1/domains"),
+            ("POST", "/v1/domains"),
+            ("GET", "/v1/domains/example.com"),
+            ("DELETE", "/v1/domains/example.com"),
+            ("POST", "/v1/domains/example.com/verify"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
@@ -810,6 +874,11 @@ mod tests {
             ("DELETE", "/v1/privacy/data", Some(Admin), ADMIN),
             ("GET", "/v1/stats", Some(Read), READ),
             ("GET", "/v1/stats/tags", Some(Read), READ),
+            ("GET", "/v1/domains", Some(Admin), ADMIN),
+            ("POST", "/v1/domains", Some(Admin), ADMIN),
+            ("GET", "/v1/domains/example.com", Some(Admin), ADMIN),
+            ("DELETE", "/v1/domains/example.com", Some(Admin), ADMIN),
+            ("POST", "/v1/domains/example.com/verify", Some(Admin), ADMIN),
             ("GET", "/dashboard", None, NONE),
             ("GET", "/dashboard/app.js", None, NONE),
             ("GET", "/t/o/t0k", None, NONE),

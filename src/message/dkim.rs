@@ -40,6 +40,18 @@ pub fn keys_for_domain<'a>(keys: &'a [DkimKey], from_domain: &Domain) -> Vec<&'a
         .collect()
 }
 
+/// The smallest RSA key a sending domain must sign with. The largest mailbox
+/// providers verify only RSA signatures, so a domain signed only with
+/// Ed25519 fails DMARC there; keys under 2048 bits are treated as weak.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Whether the keys include an RSA key of at least [`MIN_RSA_BITS`], the
+/// signature every verifier checks (Ed25519 may sign beside it).
+pub fn has_required_rsa(keys: &[&DkimKey]) -> bool {
+    keys.iter()
+        .any(|key| key.rsa_bits().is_some_and(|bits| bits >= MIN_RSA_BITS))
+}
+
 /// Signs with every given key natively and returns the signed message
 /// (CRLF-normalised, signature headers first in key order).
 pub fn sign_message(raw: &[u8], keys: &[&DkimKey], timestamp: u64) -> Result<Vec<u8>, DkimError> {

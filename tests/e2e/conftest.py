@@ -44,9 +44,11 @@ def migrated_state(tmp_path_factory, tls_paths):
 
 
 @pytest.fixture
-def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_state):
+def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, dkim_rsa, api_key, migrated_state):
     """Starts the built worker in workerd (wrangler dev, local Queues, D1 and
-    R2) with the given upstream URL and extra vars."""
+    R2) with the given upstream URL and extra vars. The sender domain has the
+    RSA key every sending domain needs and an Ed25519 key; the Ed25519
+    signature comes first, so `dkim.verify` (the first signature) checks it."""
     started = []
 
     def start(upstream_url: str, primary_configs=(), config_overrides: dict | None = None,
@@ -55,7 +57,7 @@ def start_worker(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_st
         runtime (sharing queues), the first of them answering HTTP.
         `config_overrides`: top-level wrangler configuration keys to replace.
         `build_dir`: the build to run (the release build by default)."""
-        vars_ = relay_vars([api_key_entry(api_key, "e2e")], [dkim_ed25519], upstream_url,
+        vars_ = relay_vars([api_key_entry(api_key, "e2e")], [dkim_ed25519, dkim_rsa], upstream_url,
                            **extra_vars)
         directory = tmp_path_factory.mktemp("worker")
         config = worker_config(directory, vars_, build_dir=build_dir, overrides=config_overrides)

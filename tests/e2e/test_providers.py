@@ -94,7 +94,7 @@ class Relay:
 
 
 @pytest.fixture(scope="module")
-def relay(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_state):
+def relay(tmp_path_factory, tls_paths, dkim_ed25519, dkim_rsa, api_key, migrated_state):
     server = Upstream(tls_paths).start()
     sns = SnsHost()
     other_key = new_api_key()
@@ -111,7 +111,7 @@ def relay(tmp_path_factory, tls_paths, dkim_ed25519, api_key, migrated_state):
         {"id": "ses", "provider": "ses", "tenant": "e2e", "topic_arns": [TOPIC]},
     ]
     vars_ = relay_vars(
-        [api_key_entry(api_key, "e2e"), api_key_entry(other_key, OTHER_TENANT)], [dkim_ed25519],
+        [api_key_entry(api_key, "e2e"), api_key_entry(other_key, OTHER_TENANT)], [dkim_ed25519, dkim_rsa],
         server.url + "?provider=sendgrid",
         PROVIDER_WEBHOOKS=json.dumps(endpoints), SNS_LOOPBACK_URLS="on")
     directory = tmp_path_factory.mktemp("providers-worker")

@@ -138,6 +138,21 @@ def test_a_key_cannot_send_as_a_domain_it_does_not_own(dual_signing_worker):
     assert server.messages == []
 
 
+def test_a_domain_with_only_an_ed25519_key_is_refused(start_worker, upstream, dkim_ed25519):
+    """RSA always: the largest mailbox providers verify only RSA signatures,
+    so a domain whose only key is Ed25519 may not send at all."""
+    server = upstream()
+    server.start()
+    worker = start_worker(server.url, DKIM_KEYS=json.dumps([dkim_ed25519.config]))
+    status, body, _ = worker.send(basic_message())
+    assert status == 403, body
+    schema("Error").validate(body)
+    error = body["error"]
+    assert (error["rule"], error["field"]) == ("domain_needs_rsa_key", "from")
+    assert SENDER_DOMAIN in error["message"] and "RSA" in error["message"]
+    assert server.messages == []
+
+
 def test_a_message_over_the_queue_limit_travels_through_r2(dual_signing_worker, dkim_ed25519, dkim_rsa):
     # The upstream is down at first, so the body must wait in R2 across a retry.
     worker, server = dual_signing_worker(upstream_running=False)

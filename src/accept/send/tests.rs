@@ -6,11 +6,16 @@ use crate::message::DkimAlgorithm;
 
 /// An Ed25519 seed (RFC 8032's first test key).
 const SEED: &str = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+/// A 2048-bit RSA key, the one every sending domain needs.
+const RSA_2048: &str = include_str!("../../message/dkim/testdata/rsa2048.pkcs8.pem");
+/// A 1024-bit RSA key: loads, but is too weak to count.
+const RSA_1024: &str = include_str!("../../message/dkim/testdata/rsa1024.pkcs8.pem");
 
 fn settings(max_message_bytes: usize) -> SendSettings {
     SendSettings {
         dkim_keys: vec![
             DkimKey::from_config("example.com", "s1", DkimAlgorithm::Ed25519Sha256, SEED).unwrap(),
+            DkimKey::from_config("example.com", "r1", DkimAlgorithm::RsaSha256, RSA_2048).unwrap(),
         ],
         unsigned_domains: vec!["example.net".to_string()],
         max_message_bytes,
@@ -42,8 +47,8 @@ fn each_entrance_is_held_to_the_same_rules() {
     // (from, text, max bytes, Ok(signatures) or Err((status, rule)))
     type Case<'a> = (&'a str, &'a str, usize, Result<usize, (u16, &'a str)>);
     let cases: Vec<Case> = vec![
-        ("hello@example.com", "hi", 10_000, Ok(1)),
-        ("hello@EXAMPLE.com", "hi", 10_000, Ok(1)),
+        ("hello@example.com", "hi", 10_000, Ok(2)),
+        ("hello@EXAMPLE.com", "hi", 10_000, Ok(2)),
         ("hello@example.net", "hi", 10_000, Ok(0)),
         (
             "hello@example.org",
@@ -104,6 +109,97 @@ fn a_domain_without_a_key_is_refused_unless_exempt() {
 }
 
 #[test]
+fn a_domain_signs_with_rsa_always_and_ed25519_only_beside_it() {
+    let ed25519 = || DkimKey::from_config("example.com", "e", DkimAlgorithm::Ed25519Sha256, SEED);
+    let rsa = |pem| DkimKey::from_config("example.com", "r", DkimAlgorithm::RsaSha256, pem);
+    // (keys, exempt, Ok(signatures) or Err(rule))
+    type Case = (Vec<DkimKey>, bool, Result<usize, &'static str>);
+    let cases: Vec<Case> = vec![
+        (vec![ed25519().unwrap()], false, Err("domain_needs_rsa_key")),
+        (
+            vec![rsa(RSA_1024).unwrap()],
+            false,
+            Err("domain_needs_rsa_key"),
+        ),
+        (
+            vec![ed25519().unwrap(), rsa(RSA_1024).unwrap()],
+            false,
+            Err("domain_needs_rsa_key"),
+        ),
+        (vec![rsa(RSA_2048).unwrap()], false, Ok(1)),
+        (
+            vec![ed25519().unwrap(), rsa(RSA_2048).unwrap()],
+            false,
+            Ok(2),
+        ),
+        // UNSIGNED_DOMAINS exempts a domain from the rule, as from keys.
+        (vec![ed25519().unwrap()], true, Ok(1)),
+        (vec![], false, Err("domain_not_configured")),
+    ];
+    for (keys, exempt, expected) in cases {
+        let mut s = settings(10_000);
+        let names: Vec<String> = keys.iter().map(|k| format!("{:?}", k.identity())).collect();
+        s.dkim_keys = keys;
+        if exempt {
+            s.unsigned_domains.push("example.com".to_string());
+        }
+        let got = prepare(&body("hello@example.com", "hi"), &caller(), &s, 1, &[7; 32]);
+        match (got, expected) {
+            (Ok(prepared), Ok(count)) => assert_eq!(prepared.pending.len(), count, "{names:?}"),
+            (Err(e), Err(rule)) => {
+                assert_eq!(
+                    (e.status, e.rule, e.field.as_deref()),
+                    (403, rule, Some("from"))
+                );
+                if rule == "domain_needs_rsa_key" {
+                    assert!(e.message.contains("example.com"), "{}", e.message);
+                    assert!(e.message.contains("RSA"), "{}", e.message);
+                }
+            }
+            (got, expected) => panic!("{names:?}: got {:?}, expected {expected:?}", got.err()),
+        }
+    }
+}
+
+#[test]
+fn a_domains_own_keys_sign_beside_the_configured_ones_under_the_same_rules() {
+    let s = settings(10_000);
+    let body = body("hello@example.net", "hi");
+    assert_eq!(from_domain(&body, &s).as_deref(), Some("example.net"));
+    assert_eq!(from_domain(b"nope", &s), None);
+    let rsa = DkimKey::from_config("example.net", "er1-rsa", DkimAlgorithm::RsaSha256, RSA_2048);
+    let ed = DkimKey::from_config("example.net", "er1-ed", DkimAlgorithm::Ed25519Sha256, SEED);
+    let keys = vec![ed.unwrap(), rsa.unwrap()];
+    let prepared = prepare_with_keys(&body, &caller(), &s, keys, 1, &[7; 32], None).unwrap();
+    // Past the two configured keys: the domain's own, in their order.
+    let indexes: Vec<usize> = prepared.pending.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [2, 3]);
+    assert!(!prepared.is_configured_key(&s, 2) && prepared.is_configured_key(&s, 1));
+    assert_eq!(
+        prepared
+            .signing_key(&s, 3)
+            .unwrap()
+            .identity()
+            .selector
+            .as_str(),
+        "er1-rsa"
+    );
+    assert_eq!(prepared.signing_key(&s, 4).unwrap_err().status, 500);
+    let job = sign_natively(prepared, &s).unwrap();
+    assert_eq!(job.mime.matches("DKIM-Signature:").count(), 2);
+    // RSA always, for a domain's own keys too (the exemption aside).
+    let mut strict = settings(10_000);
+    strict.unsigned_domains.clear();
+    let only_ed = vec![
+        DkimKey::from_config("example.net", "er1-ed", DkimAlgorithm::Ed25519Sha256, SEED).unwrap(),
+    ];
+    let e = prepare_with_keys(&body, &caller(), &strict, only_ed, 1, &[7; 32], None)
+        .err()
+        .unwrap();
+    assert_eq!(e.rule, "domain_needs_rsa_key");
+}
+
+#[test]
 fn request_bodies_are_bounded_before_parsing() {
     let s = settings(10_000);
     let limit = 2 * 10_000 + 64 * 1024;
@@ -118,7 +214,7 @@ fn signatures_must_match_what_was_prepared() {
     let prepared = prepare(&body("hello@example.com", "hi"), &caller(), &s, 1, &[7; 32]).unwrap();
     let e = finish(prepared, Vec::new()).unwrap_err();
     assert_eq!(e.status, 500);
-    assert_eq!(signing_key(&s, 1).unwrap_err().status, 500);
+    assert_eq!(signing_key(&s, 2).unwrap_err().status, 500);
 }
 
 const TOKEN_SECRET: &str = "unsubscribe-secret-0123456789abcdef";

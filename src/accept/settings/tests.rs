@@ -295,6 +295,18 @@ fn a_malformed_secret_is_not_echoed() {
 }
 
 #[test]
+fn the_dns_resolver_format_is_json_or_wire() {
+    assert!(!accept_with(&[]).unwrap().dns_wire_format);
+    for (value, wire) in [("json", false), ("", false), (" Wire ", true)] {
+        let s = accept_with(&[("DNS_RESOLVER_FORMAT", value)]).unwrap();
+        assert_eq!(s.dns_wire_format, wire, "{value}");
+    }
+    let e = accept_with(&[("DNS_RESOLVER_FORMAT", "dns-message")]).unwrap_err();
+    assert_eq!(e.setting, "DNS_RESOLVER_FORMAT");
+    assert!(!e.to_string().contains("dns-message"), "{e}");
+}
+
+#[test]
 fn the_dns_resolver_is_https_or_loopback() {
     let default = accept_with(&[]).unwrap();
     assert_eq!(default.dns_resolver_url, DEFAULT_DNS_RESOLVER_URL);

@@ -13,6 +13,7 @@
 //! written into the SQL.
 
 pub mod api_keys;
+pub mod domains;
 mod email_events;
 mod health;
 mod keys;

@@ -126,6 +126,14 @@ impl DkimKey {
         matches!(self.material, KeyMaterial::Rsa(_))
     }
 
+    /// The modulus size in bits of an RSA key; `None` for Ed25519.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match &self.material {
+            KeyMaterial::Rsa(key) => Some(key.n().bits()),
+            KeyMaterial::Ed25519(_) => None,
+        }
+    }
+
     /// The private key as PKCS#8 DER, the input of WebCrypto
     /// `importKey("pkcs8", ...)`. Secret: do not log.
     pub fn pkcs8_der(&self) -> Result<Vec<u8>, DkimKeyError> {

@@ -8,8 +8,11 @@
 //! else its `p=`). BIMI at `default._bimi.<from domain>`. A logo shows only
 //! when DMARC is at enforcement: `p=quarantine` or `p=reject`, for all mail
 //! (`pct=100`, the default), and not `sp=none` for a subdomain.
-//! Owns: the names asked, reading the resolver's answer, and the findings.
+//! Owns: the names asked, reading the resolver's answer (JSON here, the
+//! RFC 8484 wire format in [`wire`]), and the findings.
 //! Must not: perform I/O (the edge asks the resolver).
+
+pub mod wire;
 
 use serde::Deserialize;
 
