@@ -129,12 +129,14 @@ pub async fn fill_in<'b>(
         .template(&key.tenant, &asked.id)
         .await
         .map_err(internal)?;
+    // Like any other unknown resource named by a request: 404.
     let unknown = || {
-        ApiError::invalid_field(
-            "template.id",
-            "unknown_template",
-            format!("no published template {} for this tenant", asked.id),
-        )
+        let mut e = ApiError::not_found(format!(
+            "no published template {} for this tenant",
+            asked.id
+        ));
+        e.field = Some("template.id".into());
+        e
     };
     let published = row.and_then(|r| r.published).ok_or_else(unknown)?;
     let template: Template = serde_json::from_str(&published).map_err(unreadable)?;

@@ -17,8 +17,6 @@ openapi.json states each of these in words; here they are code:
   marketing stream cannot turn it off; `{{unsubscribe_url}}` needs one, and
   List-Unsubscribe(-Post) cannot be set beside one; immediate delivery takes
   one copy, so not a one-click message to several recipients.
-- a `template` names a template the tenant published, which a generated id
-  never is (422 unknown_template).
 - `tracking.consent` lists recipients of the message only, and is not given
   (other than false) with mode `aggregate`; immediate delivery takes one
   copy, so not consent for one recipient among several.
@@ -105,8 +103,6 @@ def send_request_keeps_unstated_rules(body, immediate: bool = False) -> bool:
     """Whether a send request that fits the schema also keeps the rules above."""
     if not isinstance(body, dict):
         return True
-    if body.get("template") is not None:
-        return False
     if not _keeps_stream_rules(body, immediate):
         return False
     if not _keeps_tracking_rules(body, immediate):
