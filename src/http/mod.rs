@@ -15,6 +15,7 @@
 
 pub mod accepted;
 pub mod batch;
+pub mod compat;
 pub mod copies;
 pub mod cors;
 pub mod dashboard;
