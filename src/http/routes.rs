@@ -8,6 +8,7 @@
 //! Must not: perform I/O or know what an endpoint does; the edge runs it.
 
 use crate::accept::Scope;
+use crate::http::compat::Dialect;
 
 /// What a request reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,18 @@ pub enum Endpoint {
     Dashboard,
     /// `GET /dashboard/{file}`: its script and style.
     DashboardAsset,
+    /// `POST /emails`: Resend's send (see `http::compat`).
+    ResendSendEmail,
+    /// `POST /emails/batch`: Resend's batch send.
+    ResendSendBatch,
+    /// `GET /emails/{id}`: Resend's email object.
+    ResendGetEmail,
+    /// `PATCH /emails/{id}`: Resend's reschedule (not offered yet).
+    ResendUpdateEmail,
+    /// `POST /emails/{id}/cancel`: Resend's cancel (not offered yet).
+    ResendCancelEmail,
+    /// `POST /v3/mail/send`: SendGrid's v3 mail send.
+    SendGridMailSend,
 }
 
 impl Endpoint {
@@ -118,7 +131,27 @@ impl Endpoint {
                 | Endpoint::ResumeUpstream
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
+                | Endpoint::ResendSendEmail
+                | Endpoint::ResendSendBatch
+                | Endpoint::ResendGetEmail
+                | Endpoint::ResendUpdateEmail
+                | Endpoint::ResendCancelEmail
+                | Endpoint::SendGridMailSend
         )
+    }
+
+    /// The error shape the endpoint answers in: a provider's own for the
+    /// doors that speak its API, so its SDK reads the error as its own.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Endpoint::ResendSendEmail
+            | Endpoint::ResendSendBatch
+            | Endpoint::ResendGetEmail
+            | Endpoint::ResendUpdateEmail
+            | Endpoint::ResendCancelEmail => Dialect::Resend,
+            Endpoint::SendGridMailSend => Dialect::SendGrid,
+            _ => Dialect::Edgerelay,
+        }
     }
 
     /// The scope a secret API key needs to reach this endpoint; `None` for
@@ -141,7 +174,13 @@ impl Endpoint {
             | Endpoint::DashboardAsset
             | Endpoint::TrackOpen
             | Endpoint::TrackClick => None,
-            Endpoint::SendMessage | Endpoint::SendBatch => Some(Scope::Send),
+            Endpoint::SendMessage
+            | Endpoint::SendBatch
+            | Endpoint::ResendSendEmail
+            | Endpoint::ResendSendBatch
+            | Endpoint::ResendUpdateEmail
+            | Endpoint::ResendCancelEmail
+            | Endpoint::SendGridMailSend => Some(Scope::Send),
             Endpoint::ListMessages
             | Endpoint::GetMessage
             | Endpoint::ListSuppressions
@@ -149,7 +188,8 @@ impl Endpoint {
             | Endpoint::GetInboundReport
             | Endpoint::GetInboundReportRaw
             | Endpoint::GetStats
-            | Endpoint::GetTagStats => Some(Scope::Read),
+            | Endpoint::GetTagStats
+            | Endpoint::ResendGetEmail => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -382,6 +422,36 @@ const ROUTES: &[Resource] = &[
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
     },
+    // Resend's API (`http::compat::resend`); the batch before `{id}`.
+    Resource {
+        path: &[Literal("emails")],
+        methods: &[("POST", Endpoint::ResendSendEmail)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Literal("batch")],
+        methods: &[("POST", Endpoint::ResendSendBatch)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Id],
+        methods: &[
+            ("GET", Endpoint::ResendGetEmail),
+            ("PATCH", Endpoint::ResendUpdateEmail),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Id, Literal("cancel")],
+        methods: &[("POST", Endpoint::ResendCancelEmail)],
+        bench: false,
+    },
+    // SendGrid's v3 mail send (`http::compat::sendgrid`).
+    Resource {
+        path: &[Literal("v3"), Literal("mail"), Literal("send")],
+        methods: &[("POST", Endpoint::SendGridMailSend)],
+        bench: false,
+    },
     Resource {
         path: &[Literal("bench"), Literal("signing")],
         methods: &[("GET", Endpoint::BenchSigning)],
@@ -596,6 +666,26 @@ mod tests {
             ("GET", "/t/c", Routed::NotFound),
             ("GET", "/t/x/t0k", Routed::NotFound),
             ("GET", "/t/c/t0k/more", Routed::NotFound),
+            ("POST", "/emails", found(ResendSendEmail, None)),
+            ("POST", "/emails/batch", found(ResendSendBatch, None)),
+            ("GET", "/emails/em_1", found(ResendGetEmail, Some("em_1"))),
+            (
+                "PATCH",
+                "/emails/em_1",
+                found(ResendUpdateEmail, Some("em_1")),
+            ),
+            (
+                "POST",
+                "/emails/em_1/cancel",
+                found(ResendCancelEmail, Some("em_1")),
+            ),
+            ("GET", "/emails", allow("POST")),
+            ("GET", "/emails/batch", allow("POST")),
+            ("DELETE", "/emails/em_1", allow("GET, PATCH")),
+            ("GET", "/emails/em_1/cancel", allow("POST")),
+            ("POST", "/v3/mail/send", found(SendGridMailSend, None)),
+            ("GET", "/v3/mail/send", allow("POST")),
+            ("POST", "/v3/mail", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -632,6 +722,26 @@ mod tests {
     }
 
     #[test]
+    fn the_provider_doors_answer_in_their_providers_shapes() {
+        use crate::http::compat::Dialect::*;
+        for (method, path, dialect) in [
+            ("POST", "/emails", Resend),
+            ("POST", "/emails/batch", Resend),
+            ("GET", "/emails/x", Resend),
+            ("PATCH", "/emails/x", Resend),
+            ("POST", "/emails/x/cancel", Resend),
+            ("POST", "/v3/mail/send", SendGrid),
+            ("POST", "/v1/messages", Edgerelay),
+            ("GET", "/health", Edgerelay),
+        ] {
+            let Routed::Found(endpoint, _) = route(method, path, false) else {
+                panic!("{method} {path} is not routed");
+            };
+            assert_eq!(endpoint.dialect(), dialect, "{method} {path}");
+        }
+    }
+
+    #[test]
     fn only_the_api_routes_take_secret_keys() {
         for (method, path) in [
             ("POST", "/v1/messages"),
@@ -660,6 +770,12 @@ mod tests {
             ("POST", "/v1/keys/x/rotate"),
             ("GET", "/v1/upstreams"),
             ("POST", "/v1/upstreams/a:465/resume"),
+            ("POST", "/emails"),
+            ("POST", "/emails/batch"),
+            ("GET", "/emails/x"),
+            ("PATCH", "/emails/x"),
+            ("POST", "/emails/x/cancel"),
+            ("POST", "/v3/mail/send"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
@@ -735,6 +851,12 @@ mod tests {
             ("POST", "/v1/keys/x/rotate", Some(Admin), ADMIN),
             ("GET", "/v1/upstreams", Some(Admin), ADMIN),
             ("POST", "/v1/upstreams/a:465/resume", Some(Admin), ADMIN),
+            ("POST", "/emails", Some(Send), SEND),
+            ("POST", "/emails/batch", Some(Send), SEND),
+            ("GET", "/emails/x", Some(Read), READ),
+            ("PATCH", "/emails/x", Some(Send), SEND),
+            ("POST", "/emails/x/cancel", Some(Send), SEND),
+            ("POST", "/v3/mail/send", Some(Send), SEND),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
         ]

@@ -515,37 +515,43 @@ pub fn field_name(ours: &str, personalization: Option<usize>) -> Option<String> 
     })
 }
 
+/// An error about personalization `i`'s message, its fields named as
+/// SendGrid names them in the request and its messages saying which
+/// personalization it is.
+pub fn about_personalization(mut e: ApiError, i: usize) -> ApiError {
+    let at = |message: &str| format!("personalizations[{i}]: {message}");
+    e.field = e.field.as_deref().and_then(|f| field_name(f, Some(i)));
+    e.message = at(&e.message);
+    for d in &mut e.details {
+        d.field = field_name(&d.field, Some(i)).unwrap_or_default();
+        d.message = at(&d.message);
+    }
+    e
+}
+
 /// edgerelay's error in SendGrid's shape: one entry per problem. SendGrid
 /// answers a request it cannot take with `400`; a feature edgerelay does
-/// not offer yet stays `422`. `personalization` is the message the error
-/// is about, when it is about one.
-pub fn error(e: &ApiError, personalization: Option<usize>) -> (u16, Value) {
+/// not offer yet stays `422`.
+pub fn error(e: &ApiError) -> (u16, Value) {
     let not_yet = e.details.iter().any(|d| d.rule == NOT_SUPPORTED);
     let status = match e.status {
         422 if not_yet => 422,
         422 => 400,
         other => other,
     };
-    let prefix = |message: &str| match personalization {
-        Some(i) => format!("personalizations[{i}]: {message}"),
-        None => message.to_string(),
+    let entry = |message: &str, field: Option<&str>| {
+        json!({
+            "message": message,
+            "field": field.filter(|f| !f.is_empty()).and_then(|f| field_name(f, None)),
+            "help": null,
+        })
     };
     let errors: Vec<Value> = if e.details.is_empty() {
-        vec![json!({
-            "message": prefix(&e.message),
-            "field": e.field.as_deref().and_then(|f| field_name(f, personalization)),
-            "help": null,
-        })]
+        vec![entry(&e.message, e.field.as_deref())]
     } else {
         e.details
             .iter()
-            .map(|d| {
-                json!({
-                    "message": prefix(&d.message),
-                    "field": field_name(&d.field, personalization),
-                    "help": null,
-                })
-            })
+            .map(|d| entry(&d.message, Some(&d.field)))
             .collect()
     };
     (status, json!({ "errors": errors }))

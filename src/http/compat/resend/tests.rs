@@ -252,9 +252,12 @@ fn event(kind: &str, at: f64) -> EmailEventRow {
     }
 }
 
+/// A status, its events (type, time) and the `last_event` they make.
+type LastEventCase<'a> = (&'a str, &'a [(&'a str, f64)], &'a str);
+
 #[test]
 fn last_event_says_sent_for_a_250_and_delivered_only_on_evidence() {
-    let table: &[(&str, &[(&str, f64)], &str)] = &[
+    let table: &[LastEventCase<'_>] = &[
         ("queued", &[], "queued"),
         ("deferred", &[], "delivery_delayed"),
         // Accepted by the smarthost: sent, not delivered.

@@ -256,7 +256,7 @@ fn refusals_name_sendgrids_fields() {
     ];
     for (body, status, field) in table {
         let e = parse(body.clone()).unwrap_err();
-        let (got_status, got) = error(&e, None);
+        let (got_status, got) = error(&e);
         assert_eq!(got_status, status, "{body}: {got}");
         assert_eq!(got["errors"][0]["field"], json!(field), "{body}: {got}");
         assert!(
@@ -267,7 +267,7 @@ fn refusals_name_sendgrids_fields() {
         assert!(got["errors"][0].get("help").is_some());
     }
     let e = MailSend::parse(b"{", MAX).unwrap_err();
-    assert_eq!(error(&e, None).0, 400);
+    assert_eq!(error(&e).0, 400);
 }
 
 #[test]
@@ -294,22 +294,18 @@ fn errors_of_a_personalizations_message_name_its_fields() {
         assert_eq!(field_name(field, *p).as_deref(), *want, "{field} {p:?}");
     }
     let e = ApiError::invalid_field("to[0]", "invalid_address", "not an address");
-    let (status, body) = error(&e, Some(5));
+    let (status, body) = error(&about_personalization(e, 5));
     assert_eq!(status, 400);
     assert_eq!(
         body,
         json!({"errors": [{"message": "personalizations[5]: not an address",
                            "field": "personalizations[5].to[0]", "help": null}]})
     );
-    let (status, body) = error(&ApiError::rate_limited(2), None);
+    let (status, body) = error(&ApiError::rate_limited(2));
     assert_eq!(status, 429);
     assert_eq!(body["errors"][0]["field"], Value::Null);
     assert_eq!(
-        error(
-            &ApiError::forbidden("domain_not_allowed", "from", "no"),
-            None
-        )
-        .0,
+        error(&ApiError::forbidden("domain_not_allowed", "from", "no")).0,
         403
     );
 }
