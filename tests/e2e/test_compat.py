@@ -33,7 +33,7 @@ def relay(start_worker, upstream, api_key, dkim_ed25519):
     """A worker with the test key and a key that may only read, its
     upstream, and a check of every DKIM signature."""
     server = upstream().start()
-    keys = [api_key_entry(api_key, "e2e"),
+    keys = [api_key_entry(api_key, "e2e", tenant="e2e"),
             dict(api_key_entry(READ_ONLY_KEY, "reader", tenant="e2e"), scopes=["read"])]
     worker = start_worker(server.url, API_KEYS=json.dumps(keys))
 
