@@ -1,12 +1,13 @@
 //! Complaint reports (ARF, RFC 5965): a recipient marked a message as spam
 //! and their mailbox provider's feedback loop says so.
 //!
-//! Owns: reading a report (with mail-auth's ARF parser) into the fields that
+//! Owns: reading a report's fields (RFC 5965 §3.5) into the fields that
 //! can name the message and recipient. Must not: trust it; the caller
 //! matches it to a message first.
 
-use mail_auth::report::{Feedback, FeedbackType};
+use mail_parser::{Message, MimeHeaders};
 
+use super::dsn::part_text;
 use super::fields;
 use super::unreadable::Unreadable;
 
@@ -43,25 +44,41 @@ impl Complaint {
     }
 }
 
-fn feedback_type_name(t: FeedbackType) -> &'static str {
-    match t {
-        FeedbackType::Abuse => "abuse",
-        FeedbackType::AuthFailure => "auth-failure",
-        FeedbackType::Fraud => "fraud",
-        FeedbackType::NotSpam => "not-spam",
-        FeedbackType::Virus => "virus",
-        FeedbackType::Other => "other",
-    }
-}
+/// The feedback types RFC 5965 and its updates register.
+const FEEDBACK_TYPES: [&str; 6] = [
+    "abuse",
+    "auth-failure",
+    "fraud",
+    "not-spam",
+    "other",
+    "virus",
+];
 
-pub(super) fn read(raw: &[u8]) -> Result<Complaint, Unreadable> {
-    let feedback = Feedback::parse_rfc5322(raw)
-        .map_err(|e| Unreadable::Malformed(format!("feedback report: {e:?}")))?;
-    let included = feedback
-        .message()
-        .or(feedback.headers())
+/// Reads the report from the parsed message: the `message/feedback-report`
+/// part's fields, and the returned message (`message/rfc822`) or its
+/// headers (`text/rfc822-headers`) for the ids edgerelay wrote.
+pub(super) fn read(message: &Message<'_>) -> Result<Complaint, Unreadable> {
+    let part_of =
+        |kind: &str, sub: &str| message.parts.iter().find(|p| p.is_content_type(kind, sub));
+    let report = part_of("message", "feedback-report")
+        .and_then(|p| part_text(&p.body))
+        .ok_or_else(|| Unreadable::Malformed("the feedback-report part is empty".into()))?;
+    let report = fields::blocks(&report, 1)
+        .into_iter()
+        .next()
         .unwrap_or_default();
-    let returned = fields::blocks(included, 1);
+    let field = |name: &str| fields::get(&report, name);
+    let feedback_type = field("Feedback-Type")
+        .map(|t| t.trim().to_ascii_lowercase())
+        .and_then(|t| FEEDBACK_TYPES.iter().find(|known| **known == t))
+        .ok_or_else(|| {
+            Unreadable::Malformed("the feedback report has no known Feedback-Type".into())
+        })?;
+    let included = part_of("message", "rfc822")
+        .or_else(|| part_of("text", "rfc822-headers"))
+        .and_then(|p| part_text(&p.body))
+        .unwrap_or_default();
+    let returned = fields::blocks(&included, 1);
     let returned_header = |name: &str| returned.first().and_then(|b| fields::get(b, name));
     let feedback_id = returned_header("CFBL-Feedback-ID")
         .map(|id| id.trim().to_string())
@@ -77,13 +94,18 @@ pub(super) fn read(raw: &[u8]) -> Result<Complaint, Unreadable> {
             .filter(|a| !a.is_empty())
     };
     Ok(Complaint {
-        feedback_type: feedback_type_name(feedback.feedback_type()).to_string(),
-        original_rcpt_to: address(feedback.original_rcpt_to()),
-        original_mail_from: address(feedback.original_mail_from()),
-        envelope_id: feedback.original_envelope_id().map(fields::xtext_decode),
+        feedback_type: (*feedback_type).to_string(),
+        original_rcpt_to: address(field("Original-Rcpt-To")),
+        original_mail_from: address(field("Original-Mail-From")),
+        envelope_id: field("Original-Envelope-Id").map(fields::xtext_decode),
         message_id,
         feedback_id,
-        user_agent: feedback.user_agent().map(str::to_string),
-        reporting_mta: feedback.reporting_mta().map(str::to_string),
+        user_agent: field("User-Agent").map(str::to_string),
+        reporting_mta: field("Reporting-MTA").map(|m| {
+            m.strip_prefix("dns;")
+                .map(str::trim)
+                .unwrap_or(m)
+                .to_string()
+        }),
     })
 }

@@ -156,7 +156,7 @@ impl RecipientReport {
 }
 
 /// The text of a part as a string, whatever the parser made of it.
-fn part_text(body: &PartType<'_>) -> Option<String> {
+pub(super) fn part_text(body: &PartType<'_>) -> Option<String> {
     match body {
         PartType::Text(t) | PartType::Html(t) => Some(t.to_string()),
         PartType::Binary(b) | PartType::InlineBinary(b) => {

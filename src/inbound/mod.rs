@@ -71,7 +71,7 @@ impl Report {
             .iter()
             .any(|p| p.is_content_type("message", "feedback-report"))
         {
-            return complaint::read(raw).map(Report::Complaint);
+            return complaint::read(&message).map(Report::Complaint);
         }
         let content_type = message
             .content_type()

@@ -3,6 +3,8 @@ benchmark switch: their names are not in its wasm, and the benchmark routes
 do not exist even when BENCH_ROUTES=on. The diagnostics build, built from the
 same sources with the cargo feature `diagnostics`, has them: the check below
 would see them if they leaked."""
+import gzip
+
 import pytest
 
 from edgerelay_harness.keys import basic_message
@@ -17,6 +19,42 @@ def wasm(build_dir):
     files = sorted(build_dir.rglob("*.wasm"))
     assert files, f"no wasm in {build_dir}: run `make build build-diagnostics`"
     return b"".join(p.read_bytes() for p in files)
+
+
+def test_the_release_wasm_stays_under_one_mib_gzipped():
+    """The size budget (BENCHMARKS.md's size section): a dependency that
+    drags in large tables, or a name section, shows here first."""
+    files = sorted(RELEASE_BUILD.rglob("*.wasm"))
+    assert files, f"no wasm in {RELEASE_BUILD}: run `make build`"
+    for path in files:
+        size = len(gzip.compress(path.read_bytes(), compresslevel=9))
+        assert size < 1024 * 1024, f"{path.name} is {size / 1024:,.0f} KiB gzipped"
+        # Only the few names wasm-bindgen gives its own glue: the crate's
+        # function names are stripped (profile.release strip).
+        names = custom_sections(path.read_bytes()).get("name", 0)
+        assert names < 16 * 1024, f"{path.name} has a {names:,}-byte name section"
+
+
+def custom_sections(module):
+    """A wasm module's custom sections: name -> size in bytes."""
+    def leb(at):
+        value = shift = 0
+        while True:
+            byte = module[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, at
+    sizes, at = {}, 8
+    while at < len(module):
+        section, at = module[at], at + 1
+        size, at = leb(at)
+        if section == 0:
+            length, start = leb(at)
+            sizes[module[start:start + length].decode()] = size
+        at += size
+    return sizes
 
 
 @pytest.mark.parametrize("switch", SWITCHES)
