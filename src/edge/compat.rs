@@ -180,7 +180,7 @@ async fn resend_batch(
     usage
         .refund(door.env, u32::try_from(refused).unwrap_or(u32::MAX))
         .await;
-    http::json(200, &resend::batch_answer(&outcomes, mode)).map_err(internal)
+    http::json(200, &resend::batch_answer(&outcomes, mode)?).map_err(internal)
 }
 
 async fn resend_get(door: &Door<'_>) -> Result<Response, ApiError> {

@@ -205,10 +205,23 @@ pub fn sent(id: &str) -> Value {
 }
 
 /// The answer to `POST /emails/batch`: the ids of the emails sent, and in
-/// permissive mode the refused ones as `{"index", "message"}`.
-pub fn batch_answer(outcomes: &[Result<String, ApiError>], mode: BatchValidation) -> Value {
+/// permissive mode the refused ones as `{"index", "message"}`. A batch of
+/// which nothing was sent is refused, as a strict one would be: a request
+/// that sends nothing is not an accepted request.
+pub fn batch_answer(
+    outcomes: &[Result<String, ApiError>],
+    mode: BatchValidation,
+) -> Result<Value, ApiError> {
+    if let Some((index, e)) = outcomes
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| o.as_ref().err().map(|e| (i, e)))
+        .filter(|_| outcomes.iter().all(Result::is_err))
+    {
+        return Err(strict_refusal(index, e));
+    }
     let data: Vec<Value> = outcomes.iter().flatten().map(|id| sent(id)).collect();
-    match mode {
+    Ok(match mode {
         BatchValidation::Strict => json!({ "data": data }),
         BatchValidation::Permissive => {
             let errors: Vec<Value> = outcomes
@@ -219,7 +232,7 @@ pub fn batch_answer(outcomes: &[Result<String, ApiError>], mode: BatchValidation
                 .collect();
             json!({ "data": data, "errors": errors })
         }
-    }
+    })
 }
 
 /// A strict batch with a refused email: the first one's error, its message

@@ -229,14 +229,23 @@ fn batch_answers_list_ids_and_in_permissive_mode_errors() {
         Ok("m3".to_string()),
     ];
     assert_eq!(
-        batch_answer(&outcomes, BatchValidation::Permissive),
+        batch_answer(&outcomes, BatchValidation::Permissive).unwrap(),
         json!({"data": [{"id": "m1"}, {"id": "m3"}],
                "errors": [{"index": 1, "message": "to: Missing `to` field."}]})
     );
     assert_eq!(
-        batch_answer(&outcomes[..1], BatchValidation::Strict),
+        batch_answer(&outcomes[..1], BatchValidation::Strict).unwrap(),
         json!({"data": [{"id": "m1"}]})
     );
+    // A permissive batch of which nothing was sent is refused, naming the
+    // first email.
+    let nothing = batch_answer(&outcomes[1..2], BatchValidation::Permissive).unwrap_err();
+    assert!(
+        nothing.message.starts_with("emails[0]: "),
+        "{}",
+        nothing.message
+    );
+    assert_eq!(error(&nothing).0, 422);
     let refused = strict_refusal(4, &outcomes[1].clone().unwrap_err());
     assert!(refused.message.starts_with("emails[4]: "));
     assert_eq!(error(&refused).1["name"], "missing_required_field");
