@@ -25,6 +25,7 @@ pub mod provider_header;
 pub mod recipients;
 pub mod recovery;
 pub mod reports;
+pub mod routing;
 pub mod screen;
 pub mod settings;
 pub mod settle;

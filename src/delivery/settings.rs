@@ -3,7 +3,7 @@
 //!
 //! Owns the names, formats, defaults and limits of `SMTP_UPSTREAMS`,
 //! `EHLO_NAME`, `SMTP_TIMEOUT_SECONDS`, `SMTP_PIPELINING`, `RETRY_*`,
-//! `MESSAGE_LIFETIME_SECONDS`, `UPSTREAM_*`, `DELIVERY_LEASE_SECONDS` and
+//! `MESSAGE_LIFETIME_SECONDS`, `UPSTREAM_*` (with `UPSTREAM_ROUTES`), `DELIVERY_LEASE_SECONDS` and
 //! `SWEEP_*`, parsed into one
 //! [`DeliverySettings`] that delivery functions take (or a slice of it).
 //! Must not: decide anything about delivery itself, or put a setting's value
@@ -14,6 +14,7 @@ use crate::config::{ConfigError, ConfigSource, err, number, split_list};
 use crate::queue::QUEUE_MAX_DELAY_SECONDS;
 
 use super::policy::RetrySettings;
+use super::routing::Routes;
 use super::upstream::Upstream;
 
 /// What `EHLO_NAME` is when unset.
@@ -72,6 +73,8 @@ impl Default for RecoverySettings {
 pub struct DeliverySettings {
     /// The smarthosts, highest priority first (`SMTP_UPSTREAMS`).
     pub upstreams: Vec<Upstream>,
+    /// Which upstreams carry which mail (`UPSTREAM_ROUTES`); empty: all.
+    pub routes: Routes,
     /// The name announced in EHLO/HELO (`EHLO_NAME`).
     pub ehlo_name: String,
     /// Per-command timeout towards upstreams (`SMTP_TIMEOUT_SECONDS`).
@@ -90,8 +93,12 @@ pub struct DeliverySettings {
 impl DeliverySettings {
     /// Reads and checks every delivery setting; the first problem found is returned.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
+        let upstreams = parse_upstreams(src)?;
+        let routes = Routes::parse(&src.get("UPSTREAM_ROUTES").unwrap_or_default(), &upstreams)
+            .map_err(|e| err("UPSTREAM_ROUTES", e))?;
         Ok(DeliverySettings {
-            upstreams: parse_upstreams(src)?,
+            upstreams,
+            routes,
             ehlo_name: parse_ehlo_name(src)?,
             smtp_timeout_seconds: parse_timeout(src)?,
             smtp_pipelining: parse_pipelining(src)?,

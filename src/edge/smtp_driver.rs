@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Delay, SecureTransport, Socket};
 
 use crate::delivery::attempt::{envelope_for, session_config};
+use crate::delivery::routing::{RouteKey, route_key};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
     Upstream, UpstreamHealth, UpstreamSecurity,
@@ -88,11 +89,87 @@ pub async fn deliver_tuned<'f>(
             vec![UpstreamHealth::default(); labels.len()]
         }
     };
+    // Each share of the batch that goes the same way (`UPSTREAM_ROUTES`)
+    // fails over within its own upstreams.
+    let keys: Vec<RouteKey<'_>> = jobs.iter().map(|o| route_key(&o.job)).collect();
+    let mut reports: Vec<Option<AttemptReport>> = jobs.iter().map(|_| None).collect();
+    for group in settings.routes.group(&keys, labels.len()) {
+        let shared: Vec<&Outgoing> = group
+            .jobs
+            .iter()
+            .filter_map(|&i| jobs.get(i).copied())
+            .collect();
+        let before = |pos: usize, recipients: Vec<String>| match group.jobs.get(pos) {
+            Some(&index) => before_data_end(index, recipients),
+            None => no_record(pos, recipients),
+        };
+        let done = |pos: usize, o: &TransactionOutcome| {
+            if let Some(&index) = group.jobs.get(pos) {
+                on_done(index, o)
+            }
+        };
+        let group_health = group
+            .upstreams
+            .iter()
+            .map(|&u| health.get(u).cloned().unwrap_or_default())
+            .collect();
+        let hooks = Hooks {
+            before_data_end: &before,
+            on_done: &done,
+            tune,
+        };
+        let routed = deliver_route(
+            settings,
+            db,
+            &group.upstreams,
+            group_health,
+            &shared,
+            &hooks,
+        )
+        .await;
+        for (&index, report) in group.jobs.iter().zip(routed) {
+            if let Some(slot) = reports.get_mut(index) {
+                *slot = Some(report);
+            }
+        }
+    }
+    reports.into_iter().flatten().collect()
+}
+
+/// What the caller runs around each transaction, by the job's position in
+/// the share being sent.
+struct Hooks<'h, 'f> {
+    before_data_end: &'h BeforeDataEnd<'f>,
+    on_done: &'h dyn Fn(usize, &TransactionOutcome),
+    tune: &'h dyn Fn(&mut SmtpConfig),
+}
+
+/// One route's share of the batch over its upstreams (indexes into
+/// `settings.upstreams`, in priority order, with their health records) with
+/// failover among them.
+async fn deliver_route(
+    settings: &DeliverySettings,
+    db: &Db,
+    route: &[usize],
+    health: Vec<UpstreamHealth>,
+    jobs: &[&Outgoing],
+    hooks: &Hooks<'_, '_>,
+) -> Vec<AttemptReport> {
+    let Hooks {
+        before_data_end,
+        on_done,
+        tune,
+    } = *hooks;
+    let upstreams: Vec<&Upstream> = route
+        .iter()
+        .filter_map(|&u| settings.upstreams.get(u))
+        .collect();
+    let labels: Vec<String> = upstreams.iter().map(|u| u.label()).collect();
     let recipients = jobs.iter().map(|o| o.job.rcpt_to.clone()).collect();
     let mut failover = Failover::new(labels, health, now_ms(), recipients);
     while let Some(step) = failover.next_session() {
         let (Some(upstream), Some(batch)) = (
-            settings.upstreams.get(step.upstream),
+            upstreams.get(step.upstream).copied(),
             step.jobs
                 .iter()
                 .map(|&i| jobs.get(i).copied())
