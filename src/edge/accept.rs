@@ -96,6 +96,20 @@ async fn sign_request(
     signing::sign_all(prepared, send_settings).await
 }
 
+/// Validates and composes a send request as [`accept_with`] would, without
+/// signing, storing or enqueueing it: what each message of a request that
+/// makes several passes before any of them is accepted.
+pub fn check(
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+    origin: Option<&str>,
+) -> Result<(), ApiError> {
+    let entropy = random::bytes::<32>();
+    let send_settings = &loaded.settings.accept.send;
+    send::prepare_from(body, key, send_settings, now_ms() / 1000, &entropy, origin).map(drop)
+}
+
 pub async fn accept(
     env: &Env,
     loaded: &Loaded,

@@ -16,6 +16,7 @@ mod bench;
 #[cfg(feature = "diagnostics")]
 mod bench_smtp;
 mod bodies;
+mod compat;
 mod consumer;
 mod d1;
 mod delivery_lease;
@@ -79,9 +80,14 @@ const OPENAPI: &str = include_str!("../../openapi.json");
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // What the request charged its key's limits, for the answer's headers.
     let mut usage = Usage::default();
+    // The doors that speak another provider's API answer errors in its shape.
+    let dialect = match routes::route(&req.inner().method(), &req.path(), false) {
+        Routed::Found(endpoint, _) => endpoint.dialect(),
+        _ => crate::http::compat::Dialect::Edgerelay,
+    };
     let mut resp = match route(req, env, &ctx, &mut usage).await {
         Ok(resp) => resp,
-        Err(e) => http::error(&e)?,
+        Err(e) => compat::error(dialect, &e)?,
     };
     usage.stamp(&mut resp);
     Ok(resp)
@@ -214,6 +220,23 @@ async fn route(
                     Err(e)
                 }
             }
+        }
+        Endpoint::ResendSendEmail
+        | Endpoint::ResendSendBatch
+        | Endpoint::ResendGetEmail
+        | Endpoint::ResendUpdateEmail
+        | Endpoint::ResendCancelEmail
+        | Endpoint::SendGridMailSend => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            let door = compat::Door {
+                env: &env,
+                ctx,
+                loaded: &loaded,
+                key: &key,
+                id,
+            };
+            compat::serve(endpoint, &mut req, door, usage).await
         }
         Endpoint::GetMessage => {
             let loaded = load_for_request(&env)?;

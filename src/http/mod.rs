@@ -10,11 +10,14 @@
 //! `/v1/inbound-reports` query and view, the answers of
 //! `/v1/provider-events/{id}`, the `/v1/privacy` query and answers, the
 //! requests and answers of `/v1/keys`, the scope each route needs, and
-//! the operator's view of the upstreams (`/v1/upstreams`).
+//! the operator's view of the upstreams (`/v1/upstreams`), and other
+//! providers' API shapes (`compat`: Resend's and SendGrid's requests as
+//! send requests, and errors in their shapes).
 //! Must not: perform I/O, or decide who may send or how mail is delivered.
 
 pub mod accepted;
 pub mod batch;
+pub mod compat;
 pub mod copies;
 pub mod cors;
 pub mod dashboard;

@@ -8,6 +8,7 @@
 //! Must not: perform I/O or know what an endpoint does; the edge runs it.
 
 use crate::accept::Scope;
+use crate::http::compat::Dialect;
 
 /// What a request reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,18 @@ pub enum Endpoint {
     Dashboard,
     /// `GET /dashboard/{file}`: its script and style.
     DashboardAsset,
+    /// `POST /emails`: Resend's send (see `http::compat`).
+    ResendSendEmail,
+    /// `POST /emails/batch`: Resend's batch send.
+    ResendSendBatch,
+    /// `GET /emails/{id}`: Resend's email object.
+    ResendGetEmail,
+    /// `PATCH /emails/{id}`: Resend's reschedule (not offered yet).
+    ResendUpdateEmail,
+    /// `POST /emails/{id}/cancel`: Resend's cancel (not offered yet).
+    ResendCancelEmail,
+    /// `POST /v3/mail/send`: SendGrid's v3 mail send.
+    SendGridMailSend,
 }
 
 impl Endpoint {
@@ -152,7 +165,27 @@ impl Endpoint {
                 | Endpoint::GetTagStats
                 | Endpoint::GetMarketingStream
                 | Endpoint::ResumeMarketingStream
+                | Endpoint::ResendSendEmail
+                | Endpoint::ResendSendBatch
+                | Endpoint::ResendGetEmail
+                | Endpoint::ResendUpdateEmail
+                | Endpoint::ResendCancelEmail
+                | Endpoint::SendGridMailSend
         )
+    }
+
+    /// The error shape the endpoint answers in: a provider's own for the
+    /// doors that speak its API, so its SDK reads the error as its own.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Endpoint::ResendSendEmail
+            | Endpoint::ResendSendBatch
+            | Endpoint::ResendGetEmail
+            | Endpoint::ResendUpdateEmail
+            | Endpoint::ResendCancelEmail => Dialect::Resend,
+            Endpoint::SendGridMailSend => Dialect::SendGrid,
+            _ => Dialect::Edgerelay,
+        }
     }
 
     /// The scope a secret API key needs to reach this endpoint; `None` for
@@ -175,7 +208,13 @@ impl Endpoint {
             | Endpoint::DashboardAsset
             | Endpoint::TrackOpen
             | Endpoint::TrackClick => None,
-            Endpoint::SendMessage | Endpoint::SendBatch => Some(Scope::Send),
+            Endpoint::SendMessage
+            | Endpoint::SendBatch
+            | Endpoint::ResendSendEmail
+            | Endpoint::ResendSendBatch
+            | Endpoint::ResendUpdateEmail
+            | Endpoint::ResendCancelEmail
+            | Endpoint::SendGridMailSend => Some(Scope::Send),
             Endpoint::ListMessages
             | Endpoint::GetMessage
             | Endpoint::ListSuppressions
@@ -186,7 +225,8 @@ impl Endpoint {
             | Endpoint::GetTagStats
             | Endpoint::ListTemplates
             | Endpoint::GetTemplate
-            | Endpoint::GetMarketingStream => Some(Scope::Read),
+            | Endpoint::GetMarketingStream
+            | Endpoint::ResendGetEmail => Some(Scope::Read),
             Endpoint::ListWebhooks
             | Endpoint::CreateWebhook
             | Endpoint::GetWebhook
@@ -485,6 +525,36 @@ const ROUTES: &[Resource] = &[
         methods: &[("GET", Endpoint::UnsubscribePreferences)],
         bench: false,
     },
+    // Resend's API (`http::compat::resend`); the batch before `{id}`.
+    Resource {
+        path: &[Literal("emails")],
+        methods: &[("POST", Endpoint::ResendSendEmail)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Literal("batch")],
+        methods: &[("POST", Endpoint::ResendSendBatch)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Id],
+        methods: &[
+            ("GET", Endpoint::ResendGetEmail),
+            ("PATCH", Endpoint::ResendUpdateEmail),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("emails"), Id, Literal("cancel")],
+        methods: &[("POST", Endpoint::ResendCancelEmail)],
+        bench: false,
+    },
+    // SendGrid's v3 mail send (`http::compat::sendgrid`).
+    Resource {
+        path: &[Literal("v3"), Literal("mail"), Literal("send")],
+        methods: &[("POST", Endpoint::SendGridMailSend)],
+        bench: false,
+    },
     Resource {
         path: &[Literal("bench"), Literal("signing")],
         methods: &[("GET", Endpoint::BenchSigning)],
@@ -731,6 +801,26 @@ mod tests {
             ("GET", "/t/c", Routed::NotFound),
             ("GET", "/t/x/t0k", Routed::NotFound),
             ("GET", "/t/c/t0k/more", Routed::NotFound),
+            ("POST", "/emails", found(ResendSendEmail, None)),
+            ("POST", "/emails/batch", found(ResendSendBatch, None)),
+            ("GET", "/emails/em_1", found(ResendGetEmail, Some("em_1"))),
+            (
+                "PATCH",
+                "/emails/em_1",
+                found(ResendUpdateEmail, Some("em_1")),
+            ),
+            (
+                "POST",
+                "/emails/em_1/cancel",
+                found(ResendCancelEmail, Some("em_1")),
+            ),
+            ("GET", "/emails", allow("POST")),
+            ("GET", "/emails/batch", allow("POST")),
+            ("DELETE", "/emails/em_1", allow("GET, PATCH")),
+            ("GET", "/emails/em_1/cancel", allow("POST")),
+            ("POST", "/v3/mail/send", found(SendGridMailSend, None)),
+            ("GET", "/v3/mail/send", allow("POST")),
+            ("POST", "/v3/mail", Routed::NotFound),
             // Every other method on a known path: 405 with what it takes.
             ("TRACE", "/health", allow("GET")),
             ("HEAD", "/health", allow("GET")),
@@ -764,6 +854,26 @@ mod tests {
         );
         assert_eq!(route("POST", "/bench/smtp", true), found(BenchSmtp, None));
         assert_eq!(route("GET", "/bench/smtp", true), allow("POST"));
+    }
+
+    #[test]
+    fn the_provider_doors_answer_in_their_providers_shapes() {
+        use crate::http::compat::Dialect::*;
+        for (method, path, dialect) in [
+            ("POST", "/emails", Resend),
+            ("POST", "/emails/batch", Resend),
+            ("GET", "/emails/x", Resend),
+            ("PATCH", "/emails/x", Resend),
+            ("POST", "/emails/x/cancel", Resend),
+            ("POST", "/v3/mail/send", SendGrid),
+            ("POST", "/v1/messages", Edgerelay),
+            ("GET", "/health", Edgerelay),
+        ] {
+            let Routed::Found(endpoint, _) = route(method, path, false) else {
+                panic!("{method} {path} is not routed");
+            };
+            assert_eq!(endpoint.dialect(), dialect, "{method} {path}");
+        }
     }
 
     #[test]
@@ -805,6 +915,12 @@ mod tests {
             ("GET", "/v1/domains/example.com"),
             ("DELETE", "/v1/domains/example.com"),
             ("POST", "/v1/domains/example.com/verify"),
+            ("POST", "/emails"),
+            ("POST", "/emails/batch"),
+            ("GET", "/emails/x"),
+            ("PATCH", "/emails/x"),
+            ("POST", "/emails/x/cancel"),
+            ("POST", "/v3/mail/send"),
         ] {
             let Routed::Found(endpoint, _) = route(method, path, false) else {
                 panic!("{method} {path} is not routed");
@@ -892,6 +1008,12 @@ mod tests {
             ("POST", "/v1/upstreams/a:465/resume", Some(Admin), ADMIN),
             ("GET", "/v1/streams/marketing", Some(Read), READ),
             ("POST", "/v1/streams/marketing/resume", Some(Admin), ADMIN),
+            ("POST", "/emails", Some(Send), SEND),
+            ("POST", "/emails/batch", Some(Send), SEND),
+            ("GET", "/emails/x", Some(Read), READ),
+            ("PATCH", "/emails/x", Some(Send), SEND),
+            ("POST", "/emails/x/cancel", Some(Send), SEND),
+            ("POST", "/v3/mail/send", Some(Send), SEND),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
         ]
