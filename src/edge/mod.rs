@@ -361,8 +361,16 @@ async fn route(
             let loaded = load_for_request(&env)?;
             bench::signing(&req, &loaded.settings.accept.send).await
         }
+        #[cfg(feature = "diagnostics")]
+        Endpoint::BenchAccept => {
+            let loaded = load_for_request(&env)?;
+            // A benchmark route (no scope in the route table) that signs.
+            let key = api_keys::authorize(&env, &loaded, &req, crate::accept::Scope::Send).await?;
+            let body = read_body(&mut req, &loaded).await?;
+            bench::accept(&req, &loaded, &key, &body).await
+        }
         #[cfg(not(feature = "diagnostics"))]
-        Endpoint::BenchSigning | Endpoint::BenchSmtp => {
+        Endpoint::BenchSigning | Endpoint::BenchSmtp | Endpoint::BenchAccept => {
             Err(ApiError::not_found(format!("no route for {path}")))
         }
         #[cfg(feature = "diagnostics")]

@@ -34,6 +34,8 @@ pub enum Endpoint {
     UnsubscribePreferences,
     BenchSigning,
     BenchSmtp,
+    /// `POST /bench/accept`: CPU of the accept path's compute, repeated.
+    BenchAccept,
     ListWebhooks,
     CreateWebhook,
     /// With the endpoint id from the path, as are the four below.
@@ -137,6 +139,7 @@ impl Endpoint {
             | Endpoint::ProviderEvents
             | Endpoint::BenchSigning
             | Endpoint::BenchSmtp
+            | Endpoint::BenchAccept
             | Endpoint::Dashboard
             | Endpoint::DashboardAsset
             | Endpoint::TrackOpen
@@ -392,6 +395,11 @@ const ROUTES: &[Resource] = &[
         methods: &[("POST", Endpoint::BenchSmtp)],
         bench: true,
     },
+    Resource {
+        path: &[Literal("bench"), Literal("accept")],
+        methods: &[("POST", Endpoint::BenchAccept)],
+        bench: true,
+    },
 ];
 
 /// Where a request goes.
@@ -619,6 +627,7 @@ mod tests {
             // Benchmark routes do not exist while they are off.
             ("GET", "/bench/signing", Routed::NotFound),
             ("TRACE", "/bench/smtp", Routed::NotFound),
+            ("POST", "/bench/accept", Routed::NotFound),
         ];
         for (method, path, want) in table {
             assert_eq!(&route(method, path, false), want, "{method} {path}");
@@ -628,6 +637,10 @@ mod tests {
             found(BenchSigning, None)
         );
         assert_eq!(route("POST", "/bench/smtp", true), found(BenchSmtp, None));
+        assert_eq!(
+            route("POST", "/bench/accept", true),
+            found(BenchAccept, None)
+        );
         assert_eq!(route("GET", "/bench/smtp", true), allow("POST"));
     }
 
@@ -673,6 +686,7 @@ mod tests {
             Endpoint::FormPreflight,
             Endpoint::BenchSigning,
             Endpoint::BenchSmtp,
+            Endpoint::BenchAccept,
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
@@ -737,6 +751,7 @@ mod tests {
             ("POST", "/v1/upstreams/a:465/resume", Some(Admin), ADMIN),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
+            ("POST", "/bench/accept", None, NONE),
         ]
     };
 
