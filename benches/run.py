@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from edgerelay_harness.paths import ROOT
-from runner import accept, batch, dkim, native, size, smtp, tracking
+from runner import accept, batch, cpu, dkim, e2e, native, size, smtp, tracking
 from runner.report import Row, load_average, machine, render
 
 SECTIONS = {
@@ -31,6 +31,8 @@ SECTIONS = {
     "size": ("5. Size and start-up", size.run),
     "native": ("6. Native core throughput (criterion)", native.run),
     "tracking": ("7. Tracking routes vs the no-op route", tracking.run),
+    "cpu": ("8. CPU per accepted message inside workerd", cpu.run),
+    "e2e": ("9. End to end: 1,000 messages, D1 cost per message", e2e.run),
 }
 
 

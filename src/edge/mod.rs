@@ -369,10 +369,13 @@ async fn route(
             let body = read_body(&mut req, &loaded).await?;
             bench::accept(&req, &loaded, &key, &body).await
         }
+        #[cfg(feature = "diagnostics")]
+        Endpoint::BenchD1 => http::json(200, &d1::counts()).map_err(internal),
         #[cfg(not(feature = "diagnostics"))]
-        Endpoint::BenchSigning | Endpoint::BenchSmtp | Endpoint::BenchAccept => {
-            Err(ApiError::not_found(format!("no route for {path}")))
-        }
+        Endpoint::BenchSigning
+        | Endpoint::BenchSmtp
+        | Endpoint::BenchAccept
+        | Endpoint::BenchD1 => Err(ApiError::not_found(format!("no route for {path}"))),
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
             let loaded = load_for_request(&env)?;

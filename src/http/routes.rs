@@ -36,6 +36,8 @@ pub enum Endpoint {
     BenchSmtp,
     /// `POST /bench/accept`: CPU of the accept path's compute, repeated.
     BenchAccept,
+    /// `GET /bench/d1`: the D1 statements this isolate has prepared.
+    BenchD1,
     ListWebhooks,
     CreateWebhook,
     /// With the endpoint id from the path, as are the four below.
@@ -140,6 +142,7 @@ impl Endpoint {
             | Endpoint::BenchSigning
             | Endpoint::BenchSmtp
             | Endpoint::BenchAccept
+            | Endpoint::BenchD1
             | Endpoint::Dashboard
             | Endpoint::DashboardAsset
             | Endpoint::TrackOpen
@@ -400,6 +403,11 @@ const ROUTES: &[Resource] = &[
         methods: &[("POST", Endpoint::BenchAccept)],
         bench: true,
     },
+    Resource {
+        path: &[Literal("bench"), Literal("d1")],
+        methods: &[("GET", Endpoint::BenchD1)],
+        bench: true,
+    },
 ];
 
 /// Where a request goes.
@@ -628,6 +636,7 @@ mod tests {
             ("GET", "/bench/signing", Routed::NotFound),
             ("TRACE", "/bench/smtp", Routed::NotFound),
             ("POST", "/bench/accept", Routed::NotFound),
+            ("GET", "/bench/d1", Routed::NotFound),
         ];
         for (method, path, want) in table {
             assert_eq!(&route(method, path, false), want, "{method} {path}");
@@ -641,6 +650,7 @@ mod tests {
             route("POST", "/bench/accept", true),
             found(BenchAccept, None)
         );
+        assert_eq!(route("GET", "/bench/d1", true), found(BenchD1, None));
         assert_eq!(route("GET", "/bench/smtp", true), allow("POST"));
     }
 
@@ -687,6 +697,7 @@ mod tests {
             Endpoint::BenchSigning,
             Endpoint::BenchSmtp,
             Endpoint::BenchAccept,
+            Endpoint::BenchD1,
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
@@ -752,6 +763,7 @@ mod tests {
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
             ("POST", "/bench/accept", None, NONE),
+            ("GET", "/bench/d1", None, NONE),
         ]
     };
 
