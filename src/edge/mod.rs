@@ -140,9 +140,14 @@ async fn route(
             // A dry run accepts no message; a request refused before it
             // could send gives its message back below.
             let sends = matches!(dry_run, Ok(false));
-            usage
-                .charge(&env, &key, Cost::sending(u32::from(sends)))
-                .await?;
+            // The meter's answer and the request body arrive together: the
+            // body is only read here, nothing is accepted before the charge.
+            let (charged, body) = futures_util::future::join(
+                usage.charge(&env, &key, Cost::sending(u32::from(sends))),
+                read_body(&mut req, &loaded),
+            )
+            .await;
+            charged?;
             let answer = async {
                 let idempotency_key = crate::accept::idempotency::parse_key(
                     header(&req, crate::accept::idempotency::HEADER).as_deref(),
@@ -151,7 +156,7 @@ async fn route(
                 let dry_run = dry_run?;
                 let origin = url.origin().ascii_serialization();
                 let origin = Some(origin.as_str());
-                let body = read_body(&mut req, &loaded).await?;
+                let body = body?;
                 if dry_run {
                     // Stores nothing, so an Idempotency-Key is neither claimed
                     // nor recorded: the real send under that key comes later.
