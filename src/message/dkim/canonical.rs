@@ -128,7 +128,7 @@ pub fn relaxed_body(body: &[u8], emit: &mut impl FnMut(&[u8])) {
         }
         // Most lines have nothing to rewrite (no tab, no run of spaces, no
         // trailing space): those are emitted as they are, without a copy.
-        let as_is = !raw.iter().any(|&b| b == b'\t')
+        let as_is = !raw.contains(&b'\t')
             && raw.last() != Some(&b' ')
             && !raw.windows(2).any(|w| w == b"  ");
         let line: &[u8] = if as_is {
