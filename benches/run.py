@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from edgerelay_harness.paths import ROOT
-from runner import accept, batch, bdat, dkim, memory, native, size, smtp, tracking
+from runner import accept, batch, bdat, cpu, dkim, e2e, memory, native, size, smtp, tracking
 from runner.report import Row, load_average, machine, render
 
 SECTIONS = {
@@ -34,6 +34,8 @@ SECTIONS = {
     "bdat": ("8. Pipelined BDAT against Postfix, 20 ms RTT, vs DATA and worker-mailer",
              bdat.run),
     "memory": ("9. Memory of one consumer invocation", memory.run),
+    "cpu": ("10. CPU per accepted message inside workerd", cpu.run),
+    "e2e": ("11. End to end: 1,000 messages, D1 cost per message", e2e.run),
 }
 
 

@@ -2,10 +2,11 @@
 Ed25519 DKIM key for example.com, a plaintext upstream on loopback and the
 bench routes on. The same message is sent by every SMTP benchmark."""
 import shutil
+import tomllib
 from pathlib import Path
 
 from edgerelay_harness.keys import DkimKey, api_key_entry, new_api_key, relay_vars
-from edgerelay_harness.paths import DIAGNOSTICS_BUILD
+from edgerelay_harness.paths import DIAGNOSTICS_BUILD, ROOT
 from edgerelay_harness.wrangler import WranglerDev, migrate, worker_config
 
 API_KEY = new_api_key("er_bench_")
@@ -51,11 +52,18 @@ def workdir(base: Path, name: str) -> Path:
 
 
 def start(directory: Path, vars_: dict, *, before: tuple = (), migrated: bool = True,
-          build_dir: Path = DIAGNOSTICS_BUILD) -> WranglerDev:
+          build_dir: Path = DIAGNOSTICS_BUILD, consumers: bool = True) -> WranglerDev:
     """edgerelay under `wrangler dev` (warn-level logs: a log line per request
     would cost the load CPU), with a migrated local D1 unless told otherwise;
-    `before`: other workers' configs in the same workerd, the first on the port."""
-    config = worker_config(directory, vars_, build_dir=build_dir)
+    `before`: other workers' configs in the same workerd, the first on the port;
+    `consumers=False`: the queues keep their producers but no consumer runs
+    (accepted jobs wait on the queue), so the accept path is measured alone."""
+    overrides = None
+    if not consumers:
+        with open(ROOT / "wrangler.toml", "rb") as f:
+            queues = tomllib.load(f)["queues"]
+        overrides = {"queues": {"producers": queues["producers"]}}
+    config = worker_config(directory, vars_, build_dir=build_dir, overrides=overrides)
     state = migrate(config, directory / "state") if migrated else None
     return WranglerDev([*before, config], directory, state_dir=state, log_level="warn")
 

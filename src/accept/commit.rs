@@ -2,36 +2,47 @@
 //! leaves nothing behind.
 //!
 //! Nothing is answered `202` before the message is stored and its job is on
-//! the queue. In order:
+//! the queue. The request waits for one storage round trip, not two in a row:
 //!
-//! 1. a body too large for a queue message is put in the body store (see
-//!    [`crate::queue::place`]);
-//! 2. the message row is inserted (status `queued`, with its `accepted` event
-//!    and the job that delivers it, in one atomic write): the job stays on
-//!    the row until the message is final, so a queue message that is lost
-//!    later is re-enqueued from it by the reconciliation sweep
-//!    (`delivery::recovery`);
-//! 3. in immediate mode, the row's lease is taken, before its safety job
-//!    exists (so the job can never find the message unleased too early);
-//! 4. the tags are recorded: metadata for listing, so a failure here does
-//!    not refuse the message;
-//! 5. the job is enqueued (in immediate mode, the safety job with its delay).
+//! 1. a body too large for a queue message is put in the body store first
+//!    (see [`crate::queue::place`]; the job names it, so it must exist before
+//!    any consumer can read the job);
+//! 2. then, issued together: the message row is inserted (status `queued`,
+//!    with its `accepted` event, its tags, its warnings, in immediate mode its
+//!    lease, and the job that delivers it, in one atomic write), and the job
+//!    is enqueued (in immediate mode, the safety job with its delay). The
+//!    job stays on the row until the message is final, so a queue message
+//!    that is lost later is re-enqueued from it by the reconciliation sweep
+//!    (`delivery::recovery`).
 //!
-//! When a step fails, the steps before it are undone in reverse (release the
-//! lease, delete the row with its stored job, release the body) and the
-//! caller gets `503`: it retries with a fresh id, or with its
-//! `Idempotency-Key`. Undoing is best effort, and a [`CommitFailure`] lists
-//! what it could not remove.
+//! Because the two writes race, a consumer can receive a job before its row
+//! is visible. It neither fails nor drops that job: it looks again after a
+//! short delay, without counting an attempt, for at most
+//! [`crate::delivery::recovery::ROW_WAIT_SECONDS`] after the job's
+//! acceptance, and then refuses it as never accepted
+//! (`delivery::recovery::verdict`). That is also what keeps the failure
+//! rules: when the row write fails but the enqueue went through, the caller
+//! is answered `503` and the job on the queue finds no row, so it is refused
+//! after the bounded wait and sends nothing; the caller's retry is the only
+//! copy that goes out. When the enqueue fails and the row was written, the
+//! row is deleted (with its stored job), so the sweep has nothing to send.
+//! The lease of immediate mode is written with the row, so its safety job
+//! (which waits its delay anyway) can never find the message unleased.
 //!
-//! An enqueue can fail ambiguously: the platform reports an error although
-//! the queue message was sent. That job then finds no row, and the consumer
-//! refuses a job whose message has no row (`delivery::recovery::verdict`),
-//! so the caller's retry is the only copy that goes out. The residue that
-//! matters is a row whose delete failed right after the enqueue (or lease)
-//! failed: it keeps its stored job, so the sweep delivers it although the
-//! caller was told `503`, and the caller's retry sends a second copy. It
-//! takes two failures in a row (the enqueue, then a D1 write). A leftover
-//! body or lease is harmless: nothing refers to it.
+//! When a step fails, what was done is undone in reverse (release the lease,
+//! delete the row with its stored job, release the body) and the caller gets
+//! `503`: it retries with a fresh id, or with its `Idempotency-Key`. A failed
+//! row write is also followed by a delete, best effort: a write reported
+//! failed may have been applied, and a row left behind would be delivered by
+//! the sweep. Undoing is best effort, and a [`CommitFailure`] lists what it
+//! could not remove.
+//!
+//! The residue that matters is a row whose delete failed right after the
+//! enqueue failed: it keeps its stored job, so the sweep delivers it
+//! although the caller was told `503`, and the caller's retry sends a second
+//! copy. It takes two failures in a row (the enqueue, then a D1 write). A
+//! job without a row is refused by the consumer; a leftover body or lease is
+//! harmless: nothing refers to it.
 //!
 //! Owns: the order of the steps and what undoing each takes, the ports they
 //! run on ([`MessageStore`], [`JobQueue`], [`BodyStore`]), and the failure the
@@ -39,13 +50,15 @@
 //! ports over D1, Queues and R2, and tests implement them in memory.
 //!
 //! The ports are async so the edge can await the platform, but nothing here
-//! depends on a runtime: the in-memory ports finish at once and the tests
-//! poll the sequence to its end in one go.
+//! depends on a runtime: the in-memory ports finish at once (or after a
+//! counted number of polls, to count round trips) and the tests poll the
+//! sequence to its end.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
 
-use crate::message::Tag;
 use crate::queue::{DeliveryJob, ExternalBody, QueueBody, place};
 
 use super::error::ApiError;
@@ -60,24 +73,31 @@ impl fmt::Display for PortError {
     }
 }
 
-/// Message records: the row, its lease and its tags.
+/// A message row to write: everything the accept path records, in one
+/// atomic write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRow<'a> {
+    /// The queue body's job (the MIME, or the body's key when stored
+    /// apart), stored on the row; its tags are the row's tags.
+    pub job: &'a DeliveryJob,
+    /// The row's time.
+    pub accepted_at_ms: u64,
+    /// Immediate mode: the delivery lease, taken with the row.
+    pub lease_until_ms: Option<u64>,
+    /// Warnings to record as events beside the `accepted` one.
+    pub warnings: &'a [String],
+}
+
+/// Message records: the row with its lease, tags and events.
 pub trait MessageStore {
-    /// Inserts the row as `queued` with its `accepted` event and `job` (the
-    /// queue body's job: the MIME, or the body's key when stored apart),
-    /// atomically.
-    fn insert(
-        &self,
-        job: &DeliveryJob,
-        accepted_at_ms: u64,
-    ) -> impl Future<Output = Result<(), PortError>>;
-    /// Deletes the row, its stored job and its events.
+    /// Inserts the row as `queued` with its `accepted` event, its warnings,
+    /// its tags, its lease when given, and its job, atomically.
+    fn insert(&self, row: &NewRow<'_>) -> impl Future<Output = Result<(), PortError>>;
+    /// Deletes the row, its stored job and its events (nothing when there
+    /// is no such row).
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), PortError>>;
-    /// Takes the immediate-delivery lease until `until_ms`.
-    fn take_lease(&self, id: &str, until_ms: u64) -> impl Future<Output = Result<(), PortError>>;
     /// Lets go of the lease.
     fn release_lease(&self, id: &str) -> impl Future<Output = Result<(), PortError>>;
-    /// Records the message's tags (never called with none).
-    fn tag(&self, id: &str, tags: &[Tag]) -> impl Future<Output = Result<(), PortError>>;
 }
 
 /// The jobs queue.
@@ -113,6 +133,8 @@ pub struct Order {
     pub accepted_at_ms: u64,
     /// Set in immediate mode.
     pub lease: Option<Lease>,
+    /// Warnings the message was accepted with (shown in its status).
+    pub warnings: Vec<String>,
 }
 
 /// The step that failed.
@@ -120,10 +142,8 @@ pub struct Order {
 pub enum Step {
     /// Putting a large body in the body store.
     Body,
-    /// Inserting the message row.
+    /// Inserting the message row (with its lease in immediate mode).
     Row,
-    /// Taking the immediate-delivery lease.
-    Lease,
     /// Sending the job to the queue.
     Enqueue,
 }
@@ -136,6 +156,9 @@ pub enum Residue {
     RowNotRemoved(String),
     /// The lease row stays until it runs out; nothing reads it.
     Lease(String),
+    /// The job is on the queue but its row was not written: the consumer
+    /// waits for the row a bounded time, then refuses the job unsent.
+    JobWithoutRow(String),
     /// The body object stays in the bucket (a lifecycle rule can sweep it).
     Body(String),
 }
@@ -154,7 +177,7 @@ impl From<CommitFailure> for ApiError {
     fn from(f: CommitFailure) -> Self {
         let what = match f.step {
             Step::Body => "could not store the message body",
-            Step::Row | Step::Lease => "could not store the message",
+            Step::Row => "could not store the message",
             Step::Enqueue => "could not enqueue the message",
         };
         ApiError::unavailable(format!("{what}: {}", f.error))
@@ -202,6 +225,34 @@ impl Done<'_> {
     }
 }
 
+/// Runs two port calls at once and waits for both: their round trips
+/// overlap, so the caller waits for the slower one only.
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut got_a, mut got_b) = (None, None);
+    poll_fn(|cx| {
+        if got_a.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            got_a = Some(v);
+        }
+        if got_b.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            got_b = Some(v);
+        }
+        match (got_a.take(), got_b.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                got_a = x;
+                got_b = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Runs the sequence. On success returns the job as the request goes on with
 /// it: the whole signed body, and the body's key when it was stored apart.
 pub async fn commit(
@@ -214,6 +265,7 @@ pub async fn commit(
         job: whole,
         accepted_at_ms,
         lease,
+        warnings,
     } = order;
     let placed = place(DeliveryJob {
         safety_net: lease.is_some(),
@@ -233,23 +285,36 @@ pub async fn commit(
         }
         done.body = Some(&external.key);
     }
-    if let Err(e) = store.insert(&job, accepted_at_ms).await {
-        return Err(done.fail(Step::Row, e, store, bodies).await);
-    }
-    done.row = true;
-    if let Some(lease) = lease {
-        if let Err(e) = store.take_lease(&job.id, lease.until_ms).await {
-            return Err(done.fail(Step::Lease, e, store, bodies).await);
-        }
-        done.lease = true;
-    }
-    if !job.tags.is_empty() {
-        // Tags are metadata: without them the message is still accepted.
-        let _ = store.tag(&job.id, &job.tags).await;
-    }
+    let row = NewRow {
+        job: &job,
+        accepted_at_ms,
+        lease_until_ms: lease.map(|l| l.until_ms),
+        warnings: &warnings,
+    };
     let delay = lease.map(|l| l.safety_delay_seconds);
-    if let Err(e) = queue.enqueue(&QueueBody::deliver(job.clone()), delay).await {
-        return Err(done.fail(Step::Enqueue, e, store, bodies).await);
+    let body = QueueBody::deliver(job.clone());
+    // One round trip: the row and the job are written together.
+    let (stored, enqueued) = join(store.insert(&row), queue.enqueue(&body, delay)).await;
+    match (stored, enqueued) {
+        (Ok(()), Ok(())) => {}
+        (Ok(()), Err(e)) => {
+            done.row = true;
+            done.lease = lease.is_some();
+            return Err(done.fail(Step::Enqueue, e, store, bodies).await);
+        }
+        (Err(e), enqueued) => {
+            // A write reported failed may have gone through: withdraw it,
+            // best effort, so the sweep cannot deliver a refused message.
+            if lease.is_some() {
+                let _ = store.release_lease(&job.id).await;
+            }
+            let _ = store.delete(&job.id).await;
+            let mut failure = done.fail(Step::Row, e, store, bodies).await;
+            if enqueued.is_ok() {
+                failure.residue.push(Residue::JobWithoutRow(job.id.clone()));
+            }
+            return Err(failure);
+        }
     }
     Ok(DeliveryJob {
         body_ref: job.body_ref,

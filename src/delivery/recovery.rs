@@ -12,7 +12,11 @@
 //! harmless because of the *delivery lease*: before a job is delivered, the
 //! consumer takes the message's lease in D1 with a conditional write only one
 //! holder can win; a job that finds the lease held waits and looks again
-//! ([`verdict`]); a job whose row is missing is refused.
+//! ([`verdict`]). The accept path writes the row and sends the job at once,
+//! so a job can arrive before its row is visible: a job whose row is missing
+//! looks again after a short delay (no attempt counted) until
+//! [`ROW_WAIT_SECONDS`] after its acceptance, and is then refused: its
+//! message was never accepted (the request was answered `503`).
 //!
 //! Owns: the lease's length and what a job does after trying to take it, and
 //! the sweep's rules (what is overdue, how many per run, what each overdue
@@ -44,20 +48,38 @@ pub enum LeaseVerdict {
     Busy { delay_seconds: u32 },
     /// The message is final already: acknowledge, nothing to do.
     Settled,
+    /// No row yet: the accept path may still be writing it. Enqueue the
+    /// job again after this delay, counting no attempt.
+    AwaitRow { delay_seconds: u32 },
     /// No row: the message was never accepted (its request was answered
     /// 503, or the row was withdrawn), so the job must not deliver anything.
     Refuse(String),
 }
 
+/// How long after its acceptance a job waits for its row to appear. The
+/// accept path's row write is answered (or fails) well within this; a job
+/// still without a row then was refused to its caller. Should a row ever be
+/// written later than this, the message is not lost: its row keeps the job
+/// and the sweep delivers it once it is overdue.
+pub const ROW_WAIT_SECONDS: u64 = 30;
+
+/// A job accepted further than this in the future is forged, not skewed.
+const CLOCK_SKEW_SECONDS: u64 = 60;
+
+/// The longest a job waits before looking for its row again.
+const ROW_RECHECK_SECONDS: u64 = 15;
+
 /// The longest a job waits before looking at a held lease again.
 const BUSY_RECHECK_SECONDS: u64 = 60;
 
-/// Decides for one job. `row` is `None` when the message has no row.
-pub fn verdict(row: Option<&LeaseRow>, now_ms: u64) -> LeaseVerdict {
+/// Decides for one job accepted at `accepted_at` (Unix seconds, from the
+/// job). `row` is `None` when the message has no row.
+pub fn verdict(row: Option<&LeaseRow>, accepted_at: u64, now_ms: u64) -> LeaseVerdict {
     let Some(row) = row else {
-        return LeaseVerdict::Refuse(
-            "refused a job whose message has no record: it was never accepted".into(),
-        );
+        return match missing_row(accepted_at, now_ms) {
+            RowWait::Wait { delay_seconds } => LeaseVerdict::AwaitRow { delay_seconds },
+            RowWait::Refuse(reason) => LeaseVerdict::Refuse(reason),
+        };
     };
     if row.status.is_final() {
         return LeaseVerdict::Settled;
@@ -71,6 +93,41 @@ pub fn verdict(row: Option<&LeaseRow>, now_ms: u64) -> LeaseVerdict {
         .unwrap_or(1);
     LeaseVerdict::Busy {
         delay_seconds: left.clamp(1, BUSY_RECHECK_SECONDS) as u32,
+    }
+}
+
+/// What a job whose message has no row does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowWait {
+    /// Look again after this delay, counting no attempt.
+    Wait { delay_seconds: u32 },
+    /// Waited long enough (or dated in the future): never accepted.
+    Refuse(String),
+}
+
+/// A job accepted at `accepted_at` (Unix seconds) without a row: wait while
+/// its row may still be on its way, with delays that grow with the job's age
+/// (1, 2, 4, ... seconds, at most [`ROW_RECHECK_SECONDS`]), so a job makes a
+/// handful of checks at most; then refuse it.
+pub fn missing_row(accepted_at: u64, now_ms: u64) -> RowWait {
+    let now = now_ms / 1000;
+    let refuse = |why: &str| {
+        RowWait::Refuse(format!(
+            "refused a job whose message has no record {why}: it was never accepted"
+        ))
+    };
+    if accepted_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
+        return refuse("and an acceptance time in the future");
+    }
+    let age = now.saturating_sub(accepted_at);
+    if age >= ROW_WAIT_SECONDS {
+        return refuse(&format!("{ROW_WAIT_SECONDS} s after its acceptance"));
+    }
+    let delay = age
+        .clamp(1, ROW_RECHECK_SECONDS)
+        .min(ROW_WAIT_SECONDS - age);
+    RowWait::Wait {
+        delay_seconds: delay.max(1) as u32,
     }
 }
 
@@ -293,10 +350,46 @@ mod tests {
             ),
         ];
         for (row, expected) in table {
-            assert_eq!(verdict(row.as_ref(), NOW), expected, "{row:?}");
+            assert_eq!(verdict(row.as_ref(), NOW / 1000, NOW), expected, "{row:?}");
         }
-        assert!(matches!(verdict(None, NOW), LeaseVerdict::Refuse(_)));
         assert!(leasable().iter().all(|s| !s.is_final()));
+    }
+
+    /// A job that arrives before its row waits for it, without an attempt,
+    /// for a bounded time; then it is refused and sends nothing.
+    #[test]
+    fn a_job_without_a_row_waits_a_bounded_time_then_is_refused() {
+        let accepted = NOW / 1000;
+        let at = |age: u64| verdict(None, accepted, (accepted + age) * 1000);
+        let table = [
+            (0, LeaseVerdict::AwaitRow { delay_seconds: 1 }),
+            (1, LeaseVerdict::AwaitRow { delay_seconds: 1 }),
+            (2, LeaseVerdict::AwaitRow { delay_seconds: 2 }),
+            (4, LeaseVerdict::AwaitRow { delay_seconds: 4 }),
+            (15, LeaseVerdict::AwaitRow { delay_seconds: 15 }),
+            (20, LeaseVerdict::AwaitRow { delay_seconds: 10 }),
+            (29, LeaseVerdict::AwaitRow { delay_seconds: 1 }),
+        ];
+        for (age, expected) in table {
+            assert_eq!(at(age), expected, "age {age}");
+        }
+        assert!(matches!(at(ROW_WAIT_SECONDS), LeaseVerdict::Refuse(_)));
+        assert!(matches!(at(86_400), LeaseVerdict::Refuse(_)));
+        // A forged job dated in the future is refused at once, not kept.
+        let forged = verdict(None, accepted + 3_600, accepted * 1000);
+        assert!(matches!(forged, LeaseVerdict::Refuse(_)), "{forged:?}");
+        // Follow the delays: a job makes a handful of checks, then is refused.
+        let mut age = 0;
+        let mut checks = 0;
+        while let LeaseVerdict::AwaitRow { delay_seconds } = at(age) {
+            age += u64::from(delay_seconds);
+            checks += 1;
+        }
+        assert!(
+            (ROW_WAIT_SECONDS..ROW_WAIT_SECONDS + 2).contains(&age),
+            "{age}"
+        );
+        assert!(checks <= 10, "{checks} checks");
     }
 
     #[test]

@@ -14,10 +14,9 @@
 
 use std::cell::Cell;
 
-use crate::accept::commit::{BodyStore, JobQueue, MessageStore, PortError};
+use crate::accept::commit::{BodyStore, JobQueue, MessageStore, NewRow, PortError};
 use crate::config::ConfigSource;
-use crate::message::Tag;
-use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
+use crate::queue::{ExternalBody, QueueBody};
 
 /// The accept step a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,25 +107,17 @@ pub struct Faulty<'a, P> {
 }
 
 impl<P: MessageStore> MessageStore for Faulty<'_, P> {
-    async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
+    async fn insert(&self, row: &NewRow<'_>) -> Result<(), PortError> {
         self.faults.strike(AcceptStep::Store)?;
-        self.inner.insert(job, accepted_at_ms).await
+        self.inner.insert(row).await
     }
 
     async fn delete(&self, id: &str) -> Result<(), PortError> {
         self.inner.delete(id).await
     }
 
-    async fn take_lease(&self, id: &str, until_ms: u64) -> Result<(), PortError> {
-        self.inner.take_lease(id, until_ms).await
-    }
-
     async fn release_lease(&self, id: &str) -> Result<(), PortError> {
         self.inner.release_lease(id).await
-    }
-
-    async fn tag(&self, id: &str, tags: &[Tag]) -> Result<(), PortError> {
-        self.inner.tag(id, tags).await
     }
 }
 
@@ -151,8 +142,9 @@ impl<P: BodyStore> BodyStore for Faulty<'_, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accept::commit::memory::{State, World, finish};
-    use crate::accept::commit::{Order, Step, commit};
+    use crate::accept::commit::memory::{World, finish};
+    use crate::accept::commit::{Order, Residue, Step, commit};
+    use crate::queue::DeliveryJob;
 
     #[test]
     fn parse_table() {
@@ -210,6 +202,7 @@ mod tests {
             },
             accepted_at_ms: 1000,
             lease: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -218,9 +211,12 @@ mod tests {
     }
 
     /// What the end-to-end test shows, natively: with `step:1` the first
-    /// request fails at that step and leaves nothing; the retry goes through.
+    /// request fails at that step and leaves no row; the retry goes through.
+    /// The row and the job are written together, so a failed row write
+    /// leaves its job on the queue: a job without a row, which the consumer
+    /// refuses after its bounded wait.
     #[test]
-    fn a_counted_fault_fails_the_first_commit_and_leaves_nothing() {
+    fn a_counted_fault_fails_the_first_commit_and_leaves_no_row() {
         for (value, step) in [("store:1", Step::Row), ("enqueue:1", Step::Enqueue)] {
             let world = World::default();
             let switch = faults(value);
@@ -231,8 +227,16 @@ mod tests {
                 failure.error.0.starts_with("FAULT_ACCEPT: injected"),
                 "{value}"
             );
-            assert!(failure.residue.is_empty(), "{value}");
-            assert_eq!(world.state(), State::default(), "{value}");
+            let orphan = step == Step::Row;
+            let expected_residue = if orphan {
+                vec![Residue::JobWithoutRow("first".to_string())]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(failure.residue, expected_residue, "{value}");
+            let state = world.state();
+            assert!(state.rows.is_empty() && state.jobs.is_empty(), "{value}");
+            assert_eq!(state.queue.len(), usize::from(orphan), "{value}");
 
             let retried = finish(commit(&ports, &ports, &ports, order("retry"))).unwrap();
             let state = world.state();
@@ -241,7 +245,7 @@ mod tests {
                 [&retried.id],
                 "{value}"
             );
-            assert_eq!(state.queue.len(), 1, "{value}");
+            assert_eq!(state.queue.len(), 1 + usize::from(orphan), "{value}");
         }
     }
 

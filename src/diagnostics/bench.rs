@@ -4,7 +4,10 @@
 //! same DKIM data n times with one signer and answers the time taken.
 //! `POST /bench/smtp?count=N&pipelining=on|off&chunking=on|off` delivers N
 //! copies of the posted message over one SMTP session and answers how long
-//! that took. The routes exist only in a `diagnostics` build, and answer only
+//! that took. `POST /bench/accept?n=50` runs the accept path's compute for
+//! the posted send request n times (validate, compose, sign, serialize and
+//! seal the queue body and the row's job; no storage call) and answers the
+//! time taken. The routes exist only in a `diagnostics` build, and answer only
 //! when `BENCH_ROUTES=on`. Owns: the parameter names, their defaults and
 //! limits, and the answers' shapes. Must not: perform I/O or decide anything
 //! about delivery.
@@ -19,6 +22,44 @@ use crate::message::DkimAlgorithm;
 /// Most signatures per `GET /bench/signing`, so one call stays well inside a
 /// CPU limit.
 pub const SIGNING_MAX_ROUNDS: u32 = 500;
+
+/// What one `POST /bench/accept` asks for: `n` timed runs (default 50, at
+/// most [`SIGNING_MAX_ROUNDS`]; unreadable counts as 0) after one untimed
+/// warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchAcceptRequest {
+    pub rounds: u32,
+}
+
+impl BenchAcceptRequest {
+    pub fn from_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let rounds = pairs
+            .into_iter()
+            .filter(|(name, _)| *name == "n")
+            .last()
+            .map_or(50, |(_, value)| value.parse().unwrap_or(0));
+        BenchAcceptRequest {
+            rounds: rounds.min(SIGNING_MAX_ROUNDS),
+        }
+    }
+
+    /// The answer: the time taken, the copies one request makes and the
+    /// bytes it serializes (queue body and stored job, per run).
+    pub fn answer(&self, elapsed_ms: f64, copies: usize, bytes: usize) -> Value {
+        let per_message_ms = if self.rounds > 0 {
+            elapsed_ms / f64::from(self.rounds)
+        } else {
+            0.0
+        };
+        json!({
+            "n": self.rounds,
+            "elapsed_ms": elapsed_ms,
+            "per_message_ms": per_message_ms,
+            "copies": copies,
+            "serialized_bytes": bytes,
+        })
+    }
+}
 
 /// Who signs in `GET /bench/signing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +248,22 @@ impl BenchSmtpRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_accept_rounds_are_bounded() {
+        let rounds = |q: &[(&str, &str)]| BenchAcceptRequest::from_query(q.iter().copied()).rounds;
+        assert_eq!(rounds(&[]), 50);
+        assert_eq!(rounds(&[("n", "0")]), 0);
+        assert_eq!(rounds(&[("n", "7"), ("x", "1")]), 7);
+        assert_eq!(rounds(&[("n", "999999")]), SIGNING_MAX_ROUNDS);
+        assert_eq!(rounds(&[("n", "-1")]), 0);
+        let answer = BenchAcceptRequest { rounds: 4 }.answer(2.0, 1, 100);
+        assert_eq!(answer["per_message_ms"], 0.5);
+        assert_eq!(
+            BenchAcceptRequest { rounds: 0 }.answer(2.0, 1, 1)["per_message_ms"],
+            0.0
+        );
+    }
 
     #[test]
     fn queries_parse_or_name_the_bad_parameter() {

@@ -18,10 +18,9 @@ use crate::delivery::immediate::{ImmediatePlan, plan};
 use crate::http::accepted::{ACCEPTED, AcceptedIds};
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::dry_run;
-use crate::queue::{DeliveryJob, EventKind};
+use crate::queue::DeliveryJob;
 
 use super::accept_ports::{self, AcceptPorts};
-use super::d1::Db;
 use super::platform::{Loaded, now_ms};
 use super::{
     dns, domains,
@@ -110,6 +109,31 @@ pub fn check(
     send::prepare_from(body, key, send_settings, now_ms() / 1000, &entropy, origin).map(drop)
 }
 
+/// The accept path's compute for one send request, without any storage
+/// call: validate, compose, sign, then place, serialize and seal each
+/// copy's queue body and serialize the job its row stores. Returns the
+/// copies and the bytes serialized. For `POST /bench/accept`.
+#[cfg(feature = "diagnostics")]
+pub async fn compute(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+) -> Result<(usize, usize), ApiError> {
+    let signed = sign_request(env, loaded, key, body, now_ms(), None).await?;
+    let copies = signed.jobs.len();
+    let mut bytes = 0;
+    for job in signed.jobs {
+        let placed = crate::queue::place(job);
+        let wire = crate::queue::QueueBody::deliver(placed.job.clone())
+            .to_wire(&loaded.settings.queue_secrets);
+        let stored = serde_json::to_string(&placed.job.for_queue())
+            .map_err(|e| ApiError::misconfigured(e.to_string()))?;
+        bytes += wire.len() + stored.len();
+    }
+    Ok((copies, bytes))
+}
+
 pub async fn accept(
     env: &Env,
     loaded: &Loaded,
@@ -170,7 +194,7 @@ pub async fn accept_with(
         id: signed.id.clone(),
         copies: signed.copies(),
     };
-    let warnings = signed.warnings.clone();
+    let warnings = signed.warnings;
     let immediate = match mode {
         DeliveryMode::Queued => None,
         DeliveryMode::Immediate => {
@@ -189,21 +213,12 @@ pub async fn accept_with(
                 until_ms: started + plan.lease_ms,
                 safety_delay_seconds: plan.safety_delay_seconds,
             }),
+            // Shown in the status; the message is accepted without them.
+            warnings: warnings.clone(),
         })
         .collect();
     let ports = AcceptPorts::new(env).map_err(internal)?;
     let mut jobs = accept_ports::commit_copies(&ports, loaded, orders).await?;
-    if !warnings.is_empty() {
-        // Shown in the status; the message is accepted without them.
-        let db = Db::open(env).map_err(internal)?;
-        for job in &jobs {
-            for warning in &warnings {
-                let _ = db
-                    .add_event(&job.id, EventKind::Warning, Some(warning), now)
-                    .await;
-            }
-        }
-    }
     let job = jobs
         .drain(..)
         .next()

@@ -9,11 +9,9 @@
 use worker::Env;
 
 use crate::accept::commit::{
-    self, BodyStore, CommitFailure, JobQueue, MessageStore, Order, PortError,
+    self, BodyStore, CommitFailure, JobQueue, MessageStore, NewRow, Order, PortError,
 };
 use crate::events::log_line::LogValue;
-use crate::http::listing::tags_json;
-use crate::message::Tag;
 use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
 
 use super::d1::Db;
@@ -41,30 +39,16 @@ impl<'a> AcceptPorts<'a> {
 }
 
 impl MessageStore for AcceptPorts<'_> {
-    async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
-        self.db
-            .insert_accepted(job, accepted_at_ms)
-            .await
-            .map_err(port_error)
+    async fn insert(&self, row: &NewRow<'_>) -> Result<(), PortError> {
+        self.db.insert_accepted(row).await.map_err(port_error)
     }
 
     async fn delete(&self, id: &str) -> Result<(), PortError> {
         self.db.delete(id).await.map_err(port_error)
     }
 
-    async fn take_lease(&self, id: &str, until_ms: u64) -> Result<(), PortError> {
-        self.db.take_lease(id, until_ms).await.map_err(port_error)
-    }
-
     async fn release_lease(&self, id: &str) -> Result<(), PortError> {
         self.db.release_lease(id).await.map_err(port_error)
-    }
-
-    async fn tag(&self, id: &str, tags: &[Tag]) -> Result<(), PortError> {
-        self.db
-            .annotate(id, tags_json(tags).as_deref(), None)
-            .await
-            .map_err(port_error)
     }
 }
 

@@ -6,16 +6,21 @@
 //! data `n` times with the first configured key of that algorithm, after one
 //! untimed warm-up (the WebCrypto key import), and answers the elapsed time
 //! and the signature, so signers can be compared byte for byte.
+//! `POST /bench/accept?n=50` (with an API key) runs the accept path's
+//! compute for the posted send request n times, after one untimed warm-up,
+//! and answers the elapsed time (`accept::compute`: no storage call).
 //! Must not: own the parameters or the answer (`diagnostics::bench` does), or
 //! sign with anything but the accept path's own signers.
 
 use worker::{Request, Response};
 
-use crate::accept::{ApiError, SendSettings};
-use crate::diagnostics::bench::{BenchSigner, BenchSigningRequest};
+use crate::accept::{ApiError, AuthenticatedKey, SendSettings};
+use crate::diagnostics::bench::{BenchAcceptRequest, BenchSigner, BenchSigningRequest};
 use crate::message::{DkimAlgorithm, DkimKey, PendingSignature, UnsignedMessage};
 
+use super::platform::Loaded;
 use super::{
+    accept,
     http::{self, internal},
     signing,
 };
@@ -69,4 +74,25 @@ pub async fn signing(req: &Request, settings: &SendSettings) -> Result<Response,
     let elapsed_ms = js_sys::Date::now() - started;
     let answer = request.answer(elapsed_ms, pending.signed_data(), &signature);
     http::json(200, &answer).map_err(internal)
+}
+
+/// `POST /bench/accept`: the accept path's compute, `n` times.
+pub async fn accept(
+    req: &Request,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let url = req.url().map_err(internal)?;
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let request =
+        BenchAcceptRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // Warm-up, untimed: the WebCrypto key import, and the answer's sizes.
+    let (copies, bytes) = accept::compute(loaded, key, body).await?;
+    let started = js_sys::Date::now();
+    for _ in 0..request.rounds {
+        accept::compute(loaded, key, body).await?;
+    }
+    let elapsed_ms = js_sys::Date::now() - started;
+    http::json(200, &request.answer(elapsed_ms, copies, bytes)).map_err(internal)
 }

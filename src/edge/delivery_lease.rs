@@ -5,7 +5,8 @@
 //! A job whose lease another delivery holds (a late original beside the
 //! sweep's copy, or an immediate request still at work) is enqueued again
 //! to look later; a job whose message is final is acknowledged; a job whose
-//! message has no row was never accepted and is refused; a second copy of a
+//! message has no row yet looks again shortly (the row is written beside the
+//! job), and is refused once it has waited long enough (never accepted); a second copy of a
 //! job in the same batch is acknowledged, as the first delivers. The rules are
 //! `delivery::recovery::verdict`; this only runs the statements and moves
 //! queue messages. Must not: deliver anything.
@@ -80,13 +81,18 @@ pub async fn take(
     for ((message, job), first) in work.into_iter().zip(first) {
         let raw = &message.raw;
         let row = rows.iter().find(|(id, _)| *id == job.id).map(|(_, r)| r);
-        match verdict(row, now) {
+        match verdict(row, job.accepted_at, now) {
             LeaseVerdict::Deliver if !first => raw.ack(),
             LeaseVerdict::Deliver => {
                 held.ids.push(job.id.clone());
                 ready.push((message, job));
             }
             LeaseVerdict::Busy { delay_seconds } => {
+                let _ = lifecycle::execute(env, db, Some(raw), postpone(&job, delay_seconds)).await;
+            }
+            LeaseVerdict::AwaitRow { delay_seconds } => {
+                // The accept path writes the row beside the job: look again
+                // soon, counting no attempt.
                 let _ = lifecycle::execute(env, db, Some(raw), postpone(&job, delay_seconds)).await;
             }
             LeaseVerdict::Settled => raw.ack(),

@@ -11,7 +11,7 @@
 //! Owns the one way events are written and fanned out. Must not: build
 //! events (the core does) or decide which a stage emits.
 
-use worker::{Env, Result};
+use worker::{D1PreparedStatement, Env, Result};
 
 use crate::events::EmailEvent;
 use crate::events::log_line::LogValue;
@@ -28,14 +28,25 @@ use super::queue_writer;
 /// The deliveries wait for [`dispatch_due`]; use [`publish`] where the
 /// environment is at hand to send them at once.
 pub async fn record(db: &Db, events: &[EmailEvent]) -> Result<()> {
-    store(db, events).await.map(|_| ())
+    store(db, events, Vec::new()).await.map(|_| ())
 }
 
 /// Stores `events` with their deliveries, then sends the deliveries to the
 /// webhooks queue and the events to the `EVENTS` queue when it is bound.
 /// Storing is what counts: a send that fails is retried by the sweep.
 pub async fn publish(env: &Env, db: &Db, events: &[EmailEvent]) -> Result<()> {
-    let tasks = store(db, events).await?;
+    publish_with(env, db, events, Vec::new()).await
+}
+
+/// [`publish`], with `also` written in the same D1 batch as the events (a
+/// count that moves with its event, in one round trip).
+pub async fn publish_with(
+    env: &Env,
+    db: &Db,
+    events: &[EmailEvent],
+    also: Vec<D1PreparedStatement>,
+) -> Result<()> {
+    let tasks = store(db, events, also).await?;
     send_tasks(env, db, &tasks).await;
     let payloads = events.iter().map(EmailEvent::payload_json).collect();
     if let Err(e) = queue_writer::send_events(env, payloads).await {
@@ -61,8 +72,13 @@ pub async fn dispatch_due(env: &Env, db: &Db) {
     }
 }
 
-async fn store(db: &Db, events: &[EmailEvent]) -> Result<Vec<WebhookTask>> {
+async fn store(
+    db: &Db,
+    events: &[EmailEvent],
+    also: Vec<D1PreparedStatement>,
+) -> Result<Vec<WebhookTask>> {
     if events.is_empty() {
+        db.run_batch(also).await?;
         return Ok(Vec::new());
     }
     let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
@@ -72,6 +88,7 @@ async fn store(db: &Db, events: &[EmailEvent]) -> Result<Vec<WebhookTask>> {
     let tasks = fan_out(events, &endpoints);
     let mut statements = db.email_event_statements(events)?;
     statements.extend(db.delivery_statements(&tasks, now_ms())?);
+    statements.extend(also);
     db.run_batch(statements).await?;
     Ok(tasks)
 }

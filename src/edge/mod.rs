@@ -151,9 +151,14 @@ async fn route(
             // A dry run accepts no message; a request refused before it
             // could send gives its message back below.
             let sends = matches!(dry_run, Ok(false));
-            usage
-                .charge(&env, &key, Cost::sending(u32::from(sends)))
-                .await?;
+            // The meter's answer and the request body arrive together: the
+            // body is only read here, nothing is accepted before the charge.
+            let (charged, body) = futures_util::future::join(
+                usage.charge(&env, &key, Cost::sending(u32::from(sends))),
+                read_body(&mut req, &loaded),
+            )
+            .await;
+            charged?;
             let answer = async {
                 let idempotency_key = crate::accept::idempotency::parse_key(
                     header(&req, crate::accept::idempotency::HEADER).as_deref(),
@@ -162,7 +167,7 @@ async fn route(
                 let dry_run = dry_run?;
                 let origin = url.origin().ascii_serialization();
                 let origin = Some(origin.as_str());
-                let body = read_body(&mut req, &loaded).await?;
+                let body = body?;
                 let body = templates::fill_in(&env, &key, &body).await?;
                 if dry_run {
                     // Stores nothing, so an Idempotency-Key is neither claimed
@@ -437,10 +442,21 @@ async fn route(
             let loaded = load_for_request(&env)?;
             bench::signing(&req, &loaded.settings.accept.send).await
         }
-        #[cfg(not(feature = "diagnostics"))]
-        Endpoint::BenchSigning | Endpoint::BenchSmtp => {
-            Err(ApiError::not_found(format!("no route for {path}")))
+        #[cfg(feature = "diagnostics")]
+        Endpoint::BenchAccept => {
+            let loaded = load_for_request(&env)?;
+            // A benchmark route (no scope in the route table) that signs.
+            let key = api_keys::authorize(&env, &loaded, &req, crate::accept::Scope::Send).await?;
+            let body = read_body(&mut req, &loaded).await?;
+            bench::accept(&env, &req, &loaded, &key, &body).await
         }
+        #[cfg(feature = "diagnostics")]
+        Endpoint::BenchD1 => http::json(200, &d1::counts()).map_err(internal),
+        #[cfg(not(feature = "diagnostics"))]
+        Endpoint::BenchSigning
+        | Endpoint::BenchSmtp
+        | Endpoint::BenchAccept
+        | Endpoint::BenchD1 => Err(ApiError::not_found(format!("no route for {path}"))),
         #[cfg(feature = "diagnostics")]
         Endpoint::BenchSmtp => {
             let loaded = load_for_request(&env)?;

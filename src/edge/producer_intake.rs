@@ -24,6 +24,7 @@
 use sha2::{Digest, Sha256};
 use worker::Env;
 
+use crate::accept::commit::NewRow;
 use crate::accept::limits::{self, Cost};
 use crate::accept::producer::{self, ProducerRefusal};
 use crate::accept::{AuthenticatedKey, Scope, send};
@@ -160,7 +161,13 @@ pub async fn intake(
                     log::error_because("could_not_store_a_producer_body", &e);
                     return Err(());
                 }
-                if let Err(e) = db.insert_accepted(&placed.job, now).await {
+                let row = NewRow {
+                    job: &placed.job,
+                    accepted_at_ms: now,
+                    lease_until_ms: None,
+                    warnings: &[],
+                };
+                if let Err(e) = db.insert_accepted(&row).await {
                     log::error_because("could_not_store_a_producer_message", &e);
                     return Err(());
                 }

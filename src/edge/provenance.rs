@@ -2,7 +2,10 @@
 //! check of sealed jobs, and the refusal of forged ones.
 //!
 //! A sealed job is delivered only if it matches the message stored when it
-//! was accepted (`delivery::dispatch::screen_against_record`). A forged one
+//! was accepted (`delivery::dispatch::screen_against_record`). A job whose
+//! row is not there yet looks again shortly, for a bounded time
+//! (`delivery::recovery::missing_row`: the accept path writes the row and
+//! the job at once), and is refused after that. A forged one
 //! sends nothing: its refusal is noted on the message it names, if that
 //! message exists (an event, the status untouched), logged, and the queue
 //! message is dead-lettered with the reason and acknowledged.
@@ -13,10 +16,13 @@ use std::collections::HashMap;
 use worker::{Env, MessageExt};
 
 use crate::delivery::dispatch::{Forgery, StoredEnvelope, screen_against_record};
+use crate::delivery::immediate::postpone;
+use crate::delivery::recovery::{RowWait, missing_row};
 use crate::events::log_line::LogValue;
 use crate::queue::{DeliveryJob, EventKind};
 
 use super::d1::Db;
+use super::lifecycle;
 use super::log;
 use super::outage::InHand;
 use super::platform::now_ms;
@@ -42,8 +48,18 @@ pub async fn screen(
         }
     };
     let mut kept = Vec::with_capacity(sealed.len());
+    let now = now_ms();
     for (message, job) in sealed {
         let envelope = stored.get(&job.id);
+        if envelope.is_none()
+            && let RowWait::Wait { delay_seconds } = missing_row(job.accepted_at, now)
+        {
+            // Its row is written beside it and may not be visible yet:
+            // look again shortly, counting no attempt.
+            let _ = lifecycle::execute(env, db, Some(&message.raw), postpone(&job, delay_seconds))
+                .await;
+            continue;
+        }
         match screen_against_record(job, envelope) {
             Ok(job) => kept.push((message, job)),
             Err(forgery) => {

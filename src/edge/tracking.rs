@@ -92,34 +92,33 @@ pub async fn hit(
 
 /// Stores what the core says a hit records: the count, and the event when
 /// the token names a consenting recipient. Nothing for a message no longer
-/// stored (past retention): the link still works.
+/// stored (past retention): the link still works. One read (the message's
+/// facts, whether the hit is the first of its kind, when the message was
+/// handed over), then one write batch (the count with its event or its
+/// statistics): two round trips, plus the endpoints read and the queue
+/// sends of an event's fan-out.
 async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Result<()> {
     let db = Db::open(env)?;
-    let Some(facts) = db.message_facts(&claim.message_id).await? else {
+    let event_type = hit::event_type(claim.kind);
+    let Some((facts, seen_before, sent_at_ms)) =
+        db.hit_facts(&claim.message_id, event_type).await?
+    else {
         return Ok(());
     };
     // Only a hit that names its recipient becomes an event, and only then
     // does it matter whether it is the first of its kind.
-    let first = match claim.recipient {
-        Some(_) => {
-            !db.has_email_event(&claim.message_id, hit::event_type(claim.kind))
-                .await?
-        }
-        None => false,
-    };
     let seen = Seen {
-        sent_at_ms: db.sent_at_ms(&claim.message_id).await?,
-        first,
+        sent_at_ms,
+        first: claim.recipient.is_some() && !seen_before,
         ..seen
     };
     let recording = hit::record(claim, &facts, &seen, &random::bytes::<16>());
-    // The event first, then the count, whatever became of the event: once
-    // a hit is counted, its event (if it has one) is stored.
-    // An event moves the statistics itself; a hit that names no one moves
-    // them with its count.
-    let mut statements = vec![db.tracking_count_statement(&recording.count)?];
-    let published = match recording.event {
-        Some(event) => email_events::publish(env, &db, &[event]).await,
+    // The count and its event are written in one batch: once a hit is
+    // counted, its event (if it has one) is stored. An event moves the
+    // statistics itself; a hit that names no one moves them with its count.
+    let count = db.tracking_count_statement(&recording.count)?;
+    match recording.event {
+        Some(event) => email_events::publish_with(env, &db, &[event], vec![count]).await,
         None => {
             let keys = anonymous_hit_keys(
                 &facts,
@@ -127,10 +126,9 @@ async fn record(env: &Env, claim: &TrackingClaim, seen: Seen<'_>) -> worker::Res
                 recording.count.machine,
                 seen.at_ms,
             );
+            let mut statements = vec![count];
             statements.extend(db.rollup_statements(&keys, 1)?);
-            Ok(())
+            db.run_batch(statements).await
         }
-    };
-    db.run_batch(statements).await?;
-    published
+    }
 }

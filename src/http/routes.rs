@@ -35,6 +35,10 @@ pub enum Endpoint {
     UnsubscribePreferences,
     BenchSigning,
     BenchSmtp,
+    /// `POST /bench/accept`: CPU of the accept path's compute, repeated.
+    BenchAccept,
+    /// `GET /bench/d1`: the D1 statements this isolate has prepared.
+    BenchD1,
     ListWebhooks,
     CreateWebhook,
     /// With the endpoint id from the path, as are the four below.
@@ -204,6 +208,8 @@ impl Endpoint {
             | Endpoint::ProviderEvents
             | Endpoint::BenchSigning
             | Endpoint::BenchSmtp
+            | Endpoint::BenchAccept
+            | Endpoint::BenchD1
             | Endpoint::Dashboard
             | Endpoint::DashboardAsset
             | Endpoint::TrackOpen
@@ -565,6 +571,16 @@ const ROUTES: &[Resource] = &[
         methods: &[("POST", Endpoint::BenchSmtp)],
         bench: true,
     },
+    Resource {
+        path: &[Literal("bench"), Literal("accept")],
+        methods: &[("POST", Endpoint::BenchAccept)],
+        bench: true,
+    },
+    Resource {
+        path: &[Literal("bench"), Literal("d1")],
+        methods: &[("GET", Endpoint::BenchD1)],
+        bench: true,
+    },
 ];
 
 /// Where a request goes.
@@ -844,6 +860,8 @@ mod tests {
             // Benchmark routes do not exist while they are off.
             ("GET", "/bench/signing", Routed::NotFound),
             ("TRACE", "/bench/smtp", Routed::NotFound),
+            ("POST", "/bench/accept", Routed::NotFound),
+            ("GET", "/bench/d1", Routed::NotFound),
         ];
         for (method, path, want) in table {
             assert_eq!(&route(method, path, false), want, "{method} {path}");
@@ -853,6 +871,11 @@ mod tests {
             found(BenchSigning, None)
         );
         assert_eq!(route("POST", "/bench/smtp", true), found(BenchSmtp, None));
+        assert_eq!(
+            route("POST", "/bench/accept", true),
+            found(BenchAccept, None)
+        );
+        assert_eq!(route("GET", "/bench/d1", true), found(BenchD1, None));
         assert_eq!(route("GET", "/bench/smtp", true), allow("POST"));
     }
 
@@ -934,6 +957,8 @@ mod tests {
             Endpoint::FormPreflight,
             Endpoint::BenchSigning,
             Endpoint::BenchSmtp,
+            Endpoint::BenchAccept,
+            Endpoint::BenchD1,
             Endpoint::UnsubscribePage,
             Endpoint::Unsubscribe,
             Endpoint::UnsubscribePreferences,
@@ -1016,6 +1041,8 @@ mod tests {
             ("POST", "/v3/mail/send", Some(Send), SEND),
             ("GET", "/bench/signing", None, NONE),
             ("POST", "/bench/smtp", None, NONE),
+            ("POST", "/bench/accept", None, NONE),
+            ("GET", "/bench/d1", None, NONE),
         ]
     };
 

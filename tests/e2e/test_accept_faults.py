@@ -1,10 +1,12 @@
 """The accept path never half-accepts: when storing or enqueueing fails, the
 caller gets 503 with Retry-After, nothing of the message remains (no row, no
 queue job, nothing at the server), and the same request retried with the same
-Idempotency-Key succeeds once the fault is gone. An ambiguous enqueue (`sent`:
-the job went through, the send reported a failure) is answered 503 too, and
-the job that reached the queue is refused by the consumer (its message has no
-row), so only the retry arrives.
+Idempotency-Key succeeds once the fault is gone. The row and the job are
+written at once, so a failed store still sends its job; an ambiguous enqueue
+(`sent`: the job went through, the send reported a failure) is answered 503
+too. Either way the job that reached the queue finds no row: the consumer
+waits for the row a bounded time (it could still be on its way), then refuses
+the job, so only the retry arrives.
 
 The fault comes from FAULT_ACCEPT (tests only): `step:1` fails that step for
 the first request the worker sees, and the real code path then runs for the
@@ -41,9 +43,10 @@ def test_a_failed_store_or_enqueue_leaves_nothing_and_the_retry_succeeds(
     assert status in (200, 202), body
     message_id = body["id"]
     wait_for(lambda: worker.status(message_id)["status"] == "delivered", what="the retried message")
-    if step == "sent":
-        # Sealed, but its message has no row: refused, nothing sent.
-        wait_for(lambda: "no message with its id is stored" in worker.log(),
+    if step in ("store", "sent"):
+        # Sealed, but its message has no row: after the bounded wait for the
+        # row (delivery::recovery::ROW_WAIT_SECONDS, 30 s), refused, nothing sent.
+        wait_for(lambda: "no message with its id is stored" in worker.log(), timeout=60,
                  what="the job of the 503 to be refused")
     assert len(server.messages) == 1, "only the retry reached the server"
     s, page, _ = worker.request("GET", "/v1/messages", headers=headers)

@@ -1,6 +1,9 @@
 //! In-memory ports for tests of the commit sequence (and of anything that
 //! wraps its ports): one [`World`] holds the rows, leases, tags, queue and
-//! bodies, and fails exactly the operations a test names.
+//! bodies, and fails exactly the operations a test names. A world made
+//! [`World::remote`] makes every call wait one poll, like a round trip to
+//! the platform, and [`round_trips`] counts how many such waits a sequence
+//! made one after another (calls issued together wait together).
 //!
 //! Must not: be compiled outside tests.
 
@@ -13,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use crate::message::Tag;
 use crate::queue::{DeliveryJob, ExternalBody, QueueBody};
 
-use super::{BodyStore, JobQueue, MessageStore, PortError};
+use super::{BodyStore, JobQueue, MessageStore, NewRow, PortError};
 
 /// One operation on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,9 +25,7 @@ pub enum Op {
     ReleaseBody,
     Insert,
     Delete,
-    TakeLease,
     ReleaseLease,
-    Tag,
     Enqueue,
 }
 
@@ -37,6 +38,8 @@ pub struct State {
     pub jobs: BTreeMap<String, DeliveryJob>,
     pub leases: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, Vec<Tag>>,
+    /// Warnings recorded with each row.
+    pub warnings: BTreeMap<String, Vec<String>>,
     /// Queue messages with their delays.
     pub queue: Vec<(QueueBody, Option<u32>)>,
     /// Stored bodies by key.
@@ -52,6 +55,8 @@ pub struct World {
     failing_after: BTreeMap<Op, usize>,
     /// Every call, in order.
     pub calls: RefCell<Vec<Op>>,
+    /// Every call waits one poll before it is answered.
+    remote: bool,
 }
 
 impl World {
@@ -77,12 +82,21 @@ impl World {
         self
     }
 
+    /// This world, where every call waits one poll (a round trip).
+    pub fn remote(mut self) -> Self {
+        self.remote = true;
+        self
+    }
+
     pub fn state(&self) -> State {
         self.state.borrow().clone()
     }
 
-    fn call(&self, op: Op, effect: impl FnOnce(&mut State)) -> Result<(), PortError> {
+    async fn call(&self, op: Op, effect: impl FnOnce(&mut State)) -> Result<(), PortError> {
         self.calls.borrow_mut().push(op);
+        if self.remote {
+            RoundTrip(false).await;
+        }
         let earlier = self.calls.borrow().iter().filter(|c| **c == op).count() - 1;
         let exhausted = self.failing_after.get(&op).is_some_and(|n| earlier >= *n);
         if self.failing.contains(&op) || exhausted {
@@ -93,12 +107,38 @@ impl World {
     }
 }
 
+/// Waits one poll: pending the first time, ready the next.
+struct RoundTrip(bool);
+
+impl Future for RoundTrip {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 impl MessageStore for World {
-    async fn insert(&self, job: &DeliveryJob, accepted_at_ms: u64) -> Result<(), PortError> {
+    async fn insert(&self, row: &NewRow<'_>) -> Result<(), PortError> {
+        let job = row.job;
         self.call(Op::Insert, |s| {
-            s.rows.insert(job.id.clone(), accepted_at_ms);
+            s.rows.insert(job.id.clone(), row.accepted_at_ms);
             s.jobs.insert(job.id.clone(), job.clone());
+            if !job.tags.is_empty() {
+                s.tags.insert(job.id.clone(), job.tags.clone());
+            }
+            if let Some(until) = row.lease_until_ms {
+                s.leases.insert(job.id.clone(), until);
+            }
+            if !row.warnings.is_empty() {
+                s.warnings.insert(job.id.clone(), row.warnings.to_vec());
+            }
         })
+        .await
     }
 
     async fn delete(&self, id: &str) -> Result<(), PortError> {
@@ -106,31 +146,23 @@ impl MessageStore for World {
             s.rows.remove(id);
             s.jobs.remove(id);
             s.tags.remove(id);
+            s.warnings.remove(id);
         })
-    }
-
-    async fn take_lease(&self, id: &str, until_ms: u64) -> Result<(), PortError> {
-        self.call(Op::TakeLease, |s| {
-            s.leases.insert(id.to_string(), until_ms);
-        })
+        .await
     }
 
     async fn release_lease(&self, id: &str) -> Result<(), PortError> {
         self.call(Op::ReleaseLease, |s| {
             s.leases.remove(id);
         })
-    }
-
-    async fn tag(&self, id: &str, tags: &[Tag]) -> Result<(), PortError> {
-        self.call(Op::Tag, |s| {
-            s.tags.insert(id.to_string(), tags.to_vec());
-        })
+        .await
     }
 }
 
 impl JobQueue for World {
     async fn enqueue(&self, body: &QueueBody, delay_seconds: Option<u32>) -> Result<(), PortError> {
         self.call(Op::Enqueue, |s| s.queue.push((body.clone(), delay_seconds)))
+            .await
     }
 }
 
@@ -139,12 +171,14 @@ impl BodyStore for World {
         self.call(Op::PutBody, |s| {
             s.bodies.insert(body.key.clone(), body.mime.clone());
         })
+        .await
     }
 
     async fn release(&self, key: &str) -> Result<(), PortError> {
         self.call(Op::ReleaseBody, |s| {
             s.bodies.remove(key);
         })
+        .await
     }
 }
 
@@ -158,5 +192,20 @@ pub fn finish<F: Future>(future: F) -> F::Output {
     {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("a port over memory waited"),
+    }
+}
+
+/// Runs a future over remote in-memory ports to its end, and counts the
+/// polls it stayed pending: the round trips it waited for one after another.
+pub fn round_trips<F: Future>(future: F) -> (F::Output, usize) {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut waits = 0;
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => return (output, waits),
+            Poll::Pending => waits += 1,
+        }
+        assert!(waits < 1000, "a sequence that never ends");
     }
 }

@@ -1,8 +1,9 @@
 //! The commit sequence over in-memory ports: every step failing in turn, and
 //! the undoing failing too, with exactly what each case leaves behind.
 
-use super::memory::{Op, State, World, finish};
+use super::memory::{Op, State, World, finish, round_trips};
 use super::*;
+use crate::message::Tag;
 use crate::queue::QUEUE_BODY_LIMIT;
 
 const ID: &str = "0123456789abcdef0123456789abcdef";
@@ -66,6 +67,7 @@ fn order(mode: Mode, size: Size) -> Order {
         job: job(len, true),
         accepted_at_ms: AT,
         lease: (mode == Mode::Immediate).then_some(LEASE),
+        warnings: vec!["a warning".to_string()],
     }
 }
 
@@ -129,24 +131,38 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
         body: true,
         job: true,
     };
+    let only_job = Left {
+        job: true,
+        ..NOTHING
+    };
     let row = || row_not_removed();
     let lease = || Residue::Lease(ID.to_string());
     let body = || Residue::Body(crate::queue::body::body_key(ID));
     let table: Vec<Row> = vec![
         ("queued", Queued, Small, &[], Ok(()), accepted_small),
-        (
-            "queued, tags fail",
-            Queued,
-            Small,
-            &[Tag],
-            Ok(()),
-            accepted_small,
-        ),
+        // The job went out beside the failed row: it finds no row and is
+        // refused by the consumer after its bounded wait.
         (
             "row fails",
             Queued,
             Small,
             &[Insert],
+            Err(Step::Row),
+            only_job,
+        ),
+        (
+            "row fails, then the withdrawal",
+            Queued,
+            Small,
+            &[Insert, Delete],
+            Err(Step::Row),
+            only_job,
+        ),
+        (
+            "row and enqueue fail",
+            Queued,
+            Small,
+            &[Insert, Enqueue],
             Err(Step::Row),
             NOTHING,
         ),
@@ -184,7 +200,7 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
             Large,
             &[Insert],
             Err(Step::Row),
-            NOTHING,
+            only_job,
         ),
         (
             "large, row fails, then the body's release",
@@ -194,7 +210,7 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
             Err(Step::Row),
             Left {
                 body: true,
-                ..NOTHING
+                ..only_job
             },
         ),
         (
@@ -226,23 +242,12 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
             accepted_immediate,
         ),
         (
-            "immediate, lease fails",
+            "immediate, row fails",
             Immediate,
             Small,
-            &[TakeLease],
-            Err(Step::Lease),
-            NOTHING,
-        ),
-        (
-            "immediate, lease fails, then the delete",
-            Immediate,
-            Small,
-            &[TakeLease, Delete],
-            Err(Step::Lease),
-            Left {
-                row: true,
-                ..NOTHING
-            },
+            &[Insert],
+            Err(Step::Row),
+            only_job,
         ),
         (
             "immediate, enqueue fails",
@@ -297,8 +302,9 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
                 assert_eq!(returned.mime, order(mode, size).job.mime, "{name}");
                 assert_eq!(returned.body_ref.is_some(), size == Large, "{name}");
                 assert!(!returned.safety_net, "{name}");
-                let tagged = !failing.contains(&Tag);
-                assert_eq!(state.tags.contains_key(ID), tagged, "{name}");
+                // Tags and warnings are written with the row.
+                assert!(state.tags.contains_key(ID), "{name}");
+                assert_eq!(state.warnings.get(ID), Some(&vec!["a warning".to_string()]));
             }
             (Err(failure), Err(step)) => {
                 assert_eq!(failure.step, step, "{name}");
@@ -314,11 +320,19 @@ fn each_failing_step_leaves_exactly_what_the_table_says() {
                 if expected_left.body {
                     expected_residue.push(body());
                 }
+                if expected_left.job {
+                    expected_residue.push(Residue::JobWithoutRow(ID.to_string()));
+                }
                 assert_eq!(failure.residue, expected_residue, "{name}");
                 if failure.residue.is_empty() {
                     assert_eq!(state, State::default(), "{name}: a 503 leaves nothing");
                 }
-                assert!(!left(&state).job, "{name}: no job after a failure");
+                // A job is left only beside a row that was never written,
+                // so no consumer can deliver it.
+                assert!(
+                    !(left(&state).job && state.rows.contains_key(ID)),
+                    "{name}: a refused message left a deliverable job"
+                );
                 // A stored job goes with its row: none is left for the
                 // sweep unless the row itself stayed.
                 assert_eq!(state.jobs.contains_key(ID), expected_left.row, "{name}");
@@ -386,8 +400,8 @@ fn steps_run_in_order_and_undo_runs_newest_first() {
     .unwrap();
     assert_eq!(
         *world.calls.borrow(),
-        [PutBody, Insert, TakeLease, Tag, Enqueue],
-        "the lease is taken before its safety job exists"
+        [PutBody, Insert, Enqueue],
+        "the body first, then the row (with its lease) and the job together"
     );
 
     let world = World::failing(&[Enqueue]);
@@ -400,16 +414,7 @@ fn steps_run_in_order_and_undo_runs_newest_first() {
     .unwrap_err();
     assert_eq!(
         *world.calls.borrow(),
-        [
-            PutBody,
-            Insert,
-            TakeLease,
-            Tag,
-            Enqueue,
-            ReleaseLease,
-            Delete,
-            ReleaseBody
-        ]
+        [PutBody, Insert, Enqueue, ReleaseLease, Delete, ReleaseBody]
     );
 
     // A failed body store stops everything: no row is written.
@@ -423,12 +428,76 @@ fn steps_run_in_order_and_undo_runs_newest_first() {
     .unwrap_err();
     assert_eq!(*world.calls.borrow(), [PutBody]);
 
-    // An untagged message is not tagged.
-    let world = World::default();
-    let mut untagged = order(Mode::Queued, Size::Small);
-    untagged.job.tags.clear();
-    finish(commit(&world, &world, &world, untagged)).unwrap();
-    assert_eq!(*world.calls.borrow(), [Insert, Enqueue]);
+    // A failed row write is withdrawn (it may have been applied).
+    let world = World::failing(&[Insert]);
+    finish(commit(
+        &world,
+        &world,
+        &world,
+        order(Mode::Queued, Size::Small),
+    ))
+    .unwrap_err();
+    assert_eq!(*world.calls.borrow(), [Insert, Enqueue, Delete]);
+}
+
+/// The accept path's storage waits, counted over ports that each take one
+/// round trip: the row and the job are written together, so a message that
+/// fits a queue message waits for one round trip; a large body is stored
+/// first (the job names it), so it waits for two. Copies of one message
+/// (one per recipient) commit one after another.
+#[test]
+fn the_commit_waits_for_one_round_trip() {
+    let table = [
+        (Mode::Queued, Size::Small, 1),
+        (Mode::Immediate, Size::Small, 1),
+        (Mode::Queued, Size::Large, 2),
+        (Mode::Immediate, Size::Large, 2),
+    ];
+    for (mode, size, expected) in table {
+        let world = World::default().remote();
+        let (got, waits) = round_trips(commit(&world, &world, &world, order(mode, size)));
+        got.unwrap();
+        assert_eq!(waits, expected, "{mode:?} {size:?}");
+    }
+    // The same sequence run one call after another would wait twice:
+    // the count is of waits, not of calls.
+    let world = World::default().remote();
+    let (_, waits) = round_trips(async {
+        let o = order(Mode::Queued, Size::Small);
+        let row = NewRow {
+            job: &o.job,
+            accepted_at_ms: AT,
+            lease_until_ms: None,
+            warnings: &[],
+        };
+        let _ = world.insert(&row).await;
+        let _ = world
+            .enqueue(&QueueBody::deliver(o.job.clone()), None)
+            .await;
+    });
+    assert_eq!(waits, 2);
+    // A failure costs its undo on top.
+    let world = World::failing(&[Op::Enqueue]).remote();
+    let (got, waits) = round_trips(commit(
+        &world,
+        &world,
+        &world,
+        order(Mode::Queued, Size::Small),
+    ));
+    assert!(got.is_err());
+    assert_eq!(waits, 2);
+    // Three copies: three round trips.
+    let world = World::default().remote();
+    let copies: Vec<Order> = (1..=3)
+        .map(|i| {
+            let mut o = order(Mode::Queued, Size::Small);
+            o.job.id = format!("{ID}-{i}");
+            o
+        })
+        .collect();
+    let (got, waits) = round_trips(commit_copies(&world, &world, &world, copies));
+    assert_eq!(got.unwrap().len(), 3);
+    assert_eq!(waits, 3);
 }
 
 #[test]
@@ -436,7 +505,6 @@ fn a_failure_answers_503_naming_the_step() {
     let cases = [
         (Step::Body, "could not store the message body: boom"),
         (Step::Row, "could not store the message: boom"),
-        (Step::Lease, "could not store the message: boom"),
         (Step::Enqueue, "could not enqueue the message: boom"),
     ];
     for (step, message) in cases {

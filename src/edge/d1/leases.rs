@@ -3,10 +3,11 @@
 //! safety job reads about its message (status, attempts, schedule, lease) in
 //! one query.
 //!
-//! Must not: decide what a lease or a record means (`delivery::immediate`,
-//! `delivery::recovery`), or when the lease is taken (`accept::commit`:
-//! before the safety job exists; the consumer: before it reads what is
-//! recorded).
+//! An immediate request's lease is written with its message row
+//! (`Db::insert_accepted`). Must not: decide what a lease or a record means
+//! (`delivery::immediate`, `delivery::recovery`), or when the lease is taken
+//! (`accept::commit`: with the row, before the safety job can arrive; the
+//! consumer: before it reads what is recorded).
 
 use serde::Deserialize;
 use worker::Result;
@@ -18,19 +19,6 @@ use crate::queue::MessageStatus;
 use super::{Db, json_list, n, s};
 
 impl Db {
-    /// Takes the lease on a freshly stored message, before its safety job is
-    /// enqueued (so the job can never find the message unleased too early).
-    pub async fn take_lease(&self, message_id: &str, until_ms: u64) -> Result<()> {
-        self.prepare(
-            "INSERT INTO immediate_leases (message_id, until) VALUES (?1, ?2) \
-             ON CONFLICT (message_id) DO UPDATE SET until = excluded.until",
-            &[s(message_id), n(until_ms)],
-        )?
-        .run()
-        .await?;
-        Ok(())
-    }
-
     /// Lets go once the request has recorded its outcome.
     pub async fn release_lease(&self, message_id: &str) -> Result<()> {
         self.prepare(

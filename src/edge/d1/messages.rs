@@ -7,19 +7,24 @@
 use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
+use crate::accept::commit::NewRow;
 use crate::delivery::Record;
 use crate::delivery::dispatch::StoredEnvelope;
 use crate::events::rollup::accepted_keys;
+use crate::http::listing::tags_json;
 use crate::message::Tag;
-use crate::queue::{DEFAULT_STREAM, DeliveryJob, EventKind, MessageStatus};
+use crate::queue::{DEFAULT_STREAM, EventKind, MessageStatus};
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
 impl Db {
-    /// Records a newly accepted message, its `accepted` event and the job
-    /// that delivers it (as the queue carries it: with the MIME, or with the
-    /// body's key when stored apart), atomically.
-    pub async fn insert_accepted(&self, job: &DeliveryJob, now_ms: u64) -> Result<()> {
+    /// Records a newly accepted message, its `accepted` event, its
+    /// warnings, its tags, its lease (immediate mode) and the job that
+    /// delivers it (as the queue carries it: with the MIME, or with the
+    /// body's key when stored apart), atomically, in one round trip.
+    pub async fn insert_accepted(&self, row: &NewRow<'_>) -> Result<()> {
+        let job = row.job;
+        let now_ms = row.accepted_at_ms;
         let id = job.id.as_str();
         let rcpts = serde_json::to_string(&job.rcpt_to).unwrap_or_else(|_| "[]".into());
         // A struct of strings and numbers always serialises.
@@ -28,10 +33,11 @@ impl Db {
             .metadata
             .as_ref()
             .map(|m| serde_json::Value::Object(m.clone()).to_string());
+        let tags = tags_json(&job.tags);
         let insert = self.prepare(
             "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job, \
-                                   tenant, stream, subject, sender, topic, metadata) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                   tenant, stream, subject, sender, topic, metadata, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             &[
                 s(id),
                 s(&job.key_id),
@@ -46,12 +52,23 @@ impl Db {
                 opt_s(job.from.as_deref()),
                 opt_s(job.topic.as_deref()),
                 opt_s(metadata.as_deref()),
+                opt_s(tags.as_deref()),
             ],
         )?;
         let counted = accepted_keys(job.tenant(), job.stream(), &job.tags, now_ms);
         let mut statements = vec![insert];
+        if let Some(until) = row.lease_until_ms {
+            statements.push(self.prepare(
+                "INSERT INTO immediate_leases (message_id, until) VALUES (?1, ?2) \
+                 ON CONFLICT (message_id) DO UPDATE SET until = excluded.until",
+                &[s(id), n(until)],
+            )?);
+        }
         statements.extend(self.rollup_statements(&counted, 1)?);
         statements.push(self.event_statement(id, EventKind::Accepted, None, now_ms)?);
+        for warning in row.warnings {
+            statements.push(self.event_statement(id, EventKind::Warning, Some(warning), now_ms)?);
+        }
         self.batch(statements).await
     }
 

@@ -51,6 +51,26 @@ pub struct Db {
 thread_local! {
     /// When the consumer's first batch arrived, for `FAULT_D1_OUTAGE`.
     static FIRST_BATCH_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// Statements prepared in this isolate: reads (`SELECT`) and writes
+    /// (everything else), for `GET /bench/d1` (diagnostics builds only).
+    static STATEMENTS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    /// Batches run in this isolate, and the rows they read and wrote as
+    /// D1's own result metadata counts them (index entries included).
+    static BATCHES: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// What this isolate has asked of D1 so far, for `GET /bench/d1`.
+#[cfg(feature = "diagnostics")]
+pub fn counts() -> serde_json::Value {
+    let (reads, writes) = STATEMENTS.with(std::cell::Cell::get);
+    let (batches, rows_read, rows_written) = BATCHES.with(std::cell::Cell::get);
+    serde_json::json!({
+        "statements_read": reads,
+        "statements_written": writes,
+        "batches": batches,
+        "batch_rows_read": rows_read,
+        "batch_rows_written": rows_written,
+    })
 }
 
 impl Db {
@@ -95,13 +115,36 @@ impl Db {
         {
             return Err(worker::Error::RustError(error.clone()));
         }
+        #[cfg(feature = "diagnostics")]
+        STATEMENTS.with(|c| {
+            let (reads, writes) = c.get();
+            let read = sql
+                .trim_start()
+                .get(..6)
+                .is_some_and(|v| v.eq_ignore_ascii_case("select"));
+            c.set(if read {
+                (reads + 1, writes)
+            } else {
+                (reads, writes + 1)
+            });
+        });
         self.db.prepare(sql).bind(values)
     }
 
     /// Runs statements as one atomic batch; nothing to do for none.
     async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<()> {
         if !statements.is_empty() {
-            self.db.batch(statements).await?;
+            let _results = self.db.batch(statements).await?;
+            #[cfg(feature = "diagnostics")]
+            BATCHES.with(|c| {
+                let (mut batches, mut read, mut written) = c.get();
+                batches += 1;
+                for meta in _results.iter().filter_map(|r| r.meta().ok().flatten()) {
+                    read += meta.rows_read.unwrap_or(0) as u64;
+                    written += meta.rows_written.unwrap_or(0) as u64;
+                }
+                c.set((batches, read, written));
+            });
         }
         Ok(())
     }

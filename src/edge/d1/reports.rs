@@ -21,62 +21,72 @@ use crate::queue::DEFAULT_STREAM;
 
 use super::{Db, json_list, n, opt_n, opt_s, s};
 
+/// The columns of `messages` that [`FactsRow`] reads.
+pub(super) const FACT_COLUMNS: &str =
+    "id, key_id, tenant, mail_from, rcpt_to, subject, stream, tags, sender, topic, metadata";
+
+/// A message row's facts, as stored.
+#[derive(Deserialize)]
+pub(super) struct FactsRow {
+    pub id: String,
+    pub key_id: String,
+    pub tenant: Option<String>,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub subject: Option<String>,
+    pub stream: Option<String>,
+    pub tags: Option<String>,
+    pub sender: Option<String>,
+    pub topic: Option<String>,
+    pub metadata: Option<String>,
+}
+
+impl FactsRow {
+    pub fn facts(self) -> MessageFacts {
+        let r = self;
+        // Columns that do not parse read as empty: they only decorate
+        // the event.
+        let tags: Map<String, Value> = r
+            .tags
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        MessageFacts {
+            tenant: r.tenant.unwrap_or_else(|| r.key_id.clone()),
+            from: r.sender.unwrap_or(r.mail_from),
+            to: serde_json::from_str(&r.rcpt_to).unwrap_or_default(),
+            subject: r.subject,
+            stream: r.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
+            topic: r.topic,
+            tags: tags
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    Some(Tag {
+                        name,
+                        value: value.as_str()?.to_string(),
+                    })
+                })
+                .collect(),
+            metadata: r
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
+            id: r.id,
+        }
+    }
+}
+
 impl Db {
     /// What events about message `id` say of it, when it is stored.
     pub async fn message_facts(&self, id: &str) -> Result<Option<MessageFacts>> {
-        #[derive(Deserialize)]
-        struct Row {
-            id: String,
-            key_id: String,
-            tenant: Option<String>,
-            mail_from: String,
-            rcpt_to: String,
-            subject: Option<String>,
-            stream: Option<String>,
-            tags: Option<String>,
-            sender: Option<String>,
-            topic: Option<String>,
-            metadata: Option<String>,
-        }
         let row = self
             .prepare(
-                "SELECT id, key_id, tenant, mail_from, rcpt_to, subject, stream, tags, sender, topic, metadata \
-                 FROM messages WHERE id = ?1",
+                &format!("SELECT {FACT_COLUMNS} FROM messages WHERE id = ?1"),
                 &[s(id)],
             )?
-            .first::<Row>(None)
+            .first::<FactsRow>(None)
             .await?;
-        Ok(row.map(|r| {
-            // Columns that do not parse read as empty: they only decorate
-            // the event.
-            let tags: Map<String, Value> = r
-                .tags
-                .as_deref()
-                .and_then(|t| serde_json::from_str(t).ok())
-                .unwrap_or_default();
-            MessageFacts {
-                tenant: r.tenant.unwrap_or_else(|| r.key_id.clone()),
-                from: r.sender.unwrap_or(r.mail_from),
-                to: serde_json::from_str(&r.rcpt_to).unwrap_or_default(),
-                subject: r.subject,
-                stream: r.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
-                topic: r.topic,
-                tags: tags
-                    .into_iter()
-                    .filter_map(|(name, value)| {
-                        Some(Tag {
-                            name,
-                            value: value.as_str()?.to_string(),
-                        })
-                    })
-                    .collect(),
-                metadata: r
-                    .metadata
-                    .as_deref()
-                    .and_then(|m| serde_json::from_str(m).ok()),
-                id: r.id,
-            }
-        }))
+        Ok(row.map(FactsRow::facts))
     }
 
     /// The recorded state of one recipient of a message.

@@ -1,5 +1,6 @@
-//! What a tracking hit reads and writes: when the message was handed over,
-//! whether it was opened (or clicked) before, and the aggregate count (`tracking_counts`, migration 0017).
+//! What a tracking hit reads and writes: in one query, the message's facts,
+//! when it was handed over and whether it was opened (or clicked) before;
+//! and the aggregate count (`tracking_counts`, migration 0017).
 //!
 //! Must not: decide what a hit counts or whether it makes an event
 //! (`events::tracking::hit` does).
@@ -7,48 +8,56 @@
 use serde::Deserialize;
 use worker::{D1PreparedStatement, Result};
 
-use crate::events::EventType;
 use crate::events::tracking::hit::Count;
+use crate::events::{EventType, MessageFacts};
 
+use super::reports::{FACT_COLUMNS, FactsRow};
 use super::{Db, n, s};
 
 impl Db {
-    /// When message `id` was first handed over (`email.sent`) or found
-    /// delivered, Unix milliseconds, if it was.
-    pub async fn sent_at_ms(&self, id: &str) -> Result<Option<u64>> {
+    /// What a tracking hit on message `id` needs, in one query: the
+    /// message's facts (none when it is no longer stored), whether an event
+    /// of `event_type` is stored for it already, and when it was first
+    /// handed over (`email.sent`) or found delivered, Unix milliseconds.
+    pub async fn hit_facts(
+        &self,
+        id: &str,
+        event_type: EventType,
+    ) -> Result<Option<(MessageFacts, bool, Option<u64>)>> {
         #[derive(Deserialize)]
-        struct Row {
-            at: Option<f64>,
+        struct Extra {
+            seen_before: f64,
+            sent_at: Option<f64>,
         }
-        let row = self
-            .prepare(
-                "SELECT MIN(created_at) AS at FROM email_events \
-                 WHERE message_id = ?1 AND type IN (?2, ?3)",
-                &[
-                    s(id),
-                    s(EventType::Sent.as_str()),
-                    s(EventType::Delivered.as_str()),
-                ],
-            )?
-            .first::<Row>(None)
-            .await?;
-        Ok(row.and_then(|r| r.at).map(|at| at as u64))
-    }
-
-    /// Whether an event of `event_type` is stored for message `id`.
-    pub async fn has_email_event(&self, id: &str, event_type: EventType) -> Result<bool> {
-        #[derive(Deserialize)]
-        struct Row {
-            found: f64,
-        }
-        let row = self
-            .prepare(
-                "SELECT EXISTS (SELECT 1 FROM email_events WHERE message_id = ?1 AND type = ?2) AS found",
-                &[s(id), s(event_type.as_str())],
-            )?
-            .first::<Row>(None)
-            .await?;
-        Ok(row.is_some_and(|r| r.found > 0.0))
+        let sql = format!(
+            "SELECT {FACT_COLUMNS}, \
+               EXISTS (SELECT 1 FROM email_events WHERE message_id = ?1 AND type = ?2) AS seen_before, \
+               (SELECT MIN(created_at) FROM email_events \
+                WHERE message_id = ?1 AND type IN (?3, ?4)) AS sent_at \
+             FROM messages WHERE id = ?1"
+        );
+        let statement = self.prepare(
+            &sql,
+            &[
+                s(id),
+                s(event_type.as_str()),
+                s(EventType::Sent.as_str()),
+                s(EventType::Delivered.as_str()),
+            ],
+        )?;
+        // One round trip: the same row read as facts and as the extra columns.
+        let rows = statement.all().await?;
+        let (Some(facts), Some(extra)) = (
+            rows.results::<FactsRow>()?.into_iter().next(),
+            rows.results::<Extra>()?.into_iter().next(),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            facts.facts(),
+            extra.seen_before > 0.0,
+            extra.sent_at.map(|at| at as u64),
+        )))
     }
 
     /// The statement adding one hit to its count.
