@@ -78,6 +78,7 @@ pub async fn signing(req: &Request, settings: &SendSettings) -> Result<Response,
 
 /// `POST /bench/accept`: the accept path's compute, `n` times.
 pub async fn accept(
+    env: &worker::Env,
     req: &Request,
     loaded: &Loaded,
     key: &AuthenticatedKey,
@@ -88,10 +89,10 @@ pub async fn accept(
     let request =
         BenchAcceptRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     // Warm-up, untimed: the WebCrypto key import, and the answer's sizes.
-    let (copies, bytes) = accept::compute(loaded, key, body).await?;
+    let (copies, bytes) = accept::compute(env, loaded, key, body).await?;
     let started = js_sys::Date::now();
     for _ in 0..request.rounds {
-        accept::compute(loaded, key, body).await?;
+        accept::compute(env, loaded, key, body).await?;
     }
     let elapsed_ms = js_sys::Date::now() - started;
     http::json(200, &request.answer(elapsed_ms, copies, bytes)).map_err(internal)

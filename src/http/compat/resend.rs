@@ -293,7 +293,8 @@ pub fn last_event(status: &str, events: &[EmailEventRow]) -> &'static str {
         .into_iter()
         .find(|s| s.as_str() == status)
     {
-        Some(MessageStatus::Queued) | None => "queued",
+        // Held while the reputation guard pauses the stream: still queued.
+        Some(MessageStatus::Queued) | Some(MessageStatus::Held) | None => "queued",
         Some(MessageStatus::Deferred) => "delivery_delayed",
         // The upstream has it (or may have it, for `unknown`): sent, not
         // delivered.
@@ -318,7 +319,9 @@ fn event_name(t: EventType) -> Option<&'static str> {
         EventType::Suppressed => "suppressed",
         EventType::Opened => "opened",
         EventType::Clicked => "clicked",
-        EventType::Unsubscribed => return None,
+        EventType::Unsubscribed | EventType::StreamPaused | EventType::StreamResumed => {
+            return None;
+        }
     })
 }
 
