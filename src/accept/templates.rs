@@ -3,8 +3,8 @@
 //! fallback), the checks it passes when it is saved, and rendering it into a
 //! send request.
 //!
-//! Templates speak Handlebars (the `handlebars` crate, in strict mode), so
-//! SendGrid dynamic templates and Resend's `{{{VAR}}}` templates both work.
+//! Templates speak Handlebars (`message::handlebars`, strict), so SendGrid
+//! dynamic templates and Resend's `{{{VAR}}}` templates both work.
 //! In the HTML part `{{name}}` is HTML-escaped and `{{{name}}}` is not; in the
 //! subject and the text part nothing is escaped. A variable the template uses
 //! but does not declare is refused when the template is saved; at send time
@@ -14,9 +14,10 @@
 //! Owns those rules and the request rewrite (`template` in, `subject`, `html`
 //! and `text` out). Must not: store templates or read the clock.
 
-use handlebars::{Handlebars, RenderErrorReason, no_escape};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::message::handlebars::{self, Template as Parsed};
 
 use super::ApiError;
 
@@ -336,33 +337,29 @@ enum Failure {
 }
 
 fn render_parts(t: &Template, data: &Value) -> Result<Rendered, Failure> {
-    let mut html = Handlebars::new();
-    html.set_strict_mode(true);
-    let mut plain = Handlebars::new();
-    plain.set_strict_mode(true);
-    plain.register_escape_fn(no_escape);
-    let one = |engine: &Handlebars<'_>, part: &'static str, source: &str| {
-        engine
-            .render_template(source, data)
-            .map_err(|e| match e.reason() {
-                RenderErrorReason::MissingVariable(Some(path)) => {
-                    Failure::Missing(part, path.clone())
-                }
-                RenderErrorReason::TemplateError(t) => Failure::Syntax(part, t.to_string()),
-                other => Failure::Syntax(part, other.to_string()),
+    let one = |part: &'static str, source: &str, escape: bool| {
+        Parsed::parse(source)
+            .and_then(|p| p.render(data, escape))
+            .map_err(|e| match e {
+                handlebars::Error::Missing(path) => Failure::Missing(part, path),
+                handlebars::Error::Syntax(why) => Failure::Syntax(part, why),
+                handlebars::Error::TooLarge => Failure::Syntax(
+                    part,
+                    format!("renders to more than {} bytes", handlebars::MAX_OUTPUT),
+                ),
             })
     };
     Ok(Rendered {
-        subject: one(&plain, "subject", &t.subject)?,
+        subject: one("subject", &t.subject, false)?,
         html: t
             .html
             .as_deref()
-            .map(|h| one(&html, "html", h))
+            .map(|h| one("html", h, true))
             .transpose()?,
         text: t
             .text
             .as_deref()
-            .map(|x| one(&plain, "text", x))
+            .map(|x| one("text", x, false))
             .transpose()?,
     })
 }

@@ -15,6 +15,7 @@ pub mod compose;
 pub mod dkim;
 pub mod error;
 pub mod feedback_loop;
+pub mod handlebars;
 pub mod links;
 pub mod lint;
 pub mod request;
