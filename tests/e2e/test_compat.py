@@ -29,7 +29,7 @@ READ_ONLY_KEY = new_api_key()
 
 
 @pytest.fixture
-def relay(start_worker, upstream, api_key, dkim_ed25519):
+def relay(start_worker, upstream, api_key, dkim_ed25519, dkim_rsa):
     """A worker with the test key and a key that may only read, its
     upstream, and a check of every DKIM signature."""
     server = upstream().start()
@@ -41,7 +41,7 @@ def relay(start_worker, upstream, api_key, dkim_ed25519):
         signatures = email.message_from_bytes(message.data).get_all("DKIM-Signature") or []
         assert signatures, "the message is not signed"
         for index in range(len(signatures)):
-            assert dkim.DKIM(message.data).verify(idx=index, dnsfunc=dkim_dns(dkim_ed25519))
+            assert dkim.DKIM(message.data).verify(idx=index, dnsfunc=dkim_dns(dkim_ed25519, dkim_rsa))
         return email.message_from_bytes(message.data, policy=email.policy.default)
 
     return worker, server, verified
