@@ -99,13 +99,22 @@ pub fn of_recipient(job: &DeliveryJob, r: &RecipientResult, at_ms: u64) -> Optio
 
 /// The same bytes for the same message, attempt, type and recipient.
 fn id_entropy(job: &DeliveryJob, event_type: EventType, recipient: &str) -> [u8; 16] {
+    id_entropy_in(None, job, event_type, recipient)
+}
+
+/// [`id_entropy`] within `domain`, kept apart from the ids of real
+/// outcomes (`None`: those).
+pub(super) fn id_entropy_in(
+    domain: Option<&str>,
+    job: &DeliveryJob,
+    event_type: EventType,
+    recipient: &str,
+) -> [u8; 16] {
     let mut hash = Sha256::new();
-    for part in [
-        job.id.as_str(),
-        &job.attempt.to_string(),
-        event_type.as_str(),
-        &recipient.to_ascii_lowercase(),
-    ] {
+    let attempt = job.attempt.to_string();
+    let recipient = recipient.to_ascii_lowercase();
+    let parts = [job.id.as_str(), &attempt, event_type.as_str(), &recipient];
+    for part in domain.iter().copied().chain(parts) {
         hash.update(part.as_bytes());
         hash.update([0]);
     }

@@ -20,14 +20,13 @@
 //! at the screening step, after the suppression list).
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::events::model::smtp_field;
 use crate::events::time::rfc3339_ms;
 use crate::events::{EmailEvent, EventType};
 use crate::queue::{DeliveryJob, EventKind};
 
-use super::email_events::of_recipient;
+use super::email_events::{id_entropy_in, of_recipient};
 use super::recipients::{RecipientResult, RecipientState};
 use super::settle::Event;
 
@@ -158,7 +157,7 @@ impl Simulated {
                 event_type,
                 Some(&self.address),
                 at_ms,
-                &id_entropy(job, event_type, &self.address),
+                &id_entropy_in(Some("test address"), job, event_type, &self.address),
             )
             .with("evidence", evidence.clone())
         };
@@ -205,26 +204,6 @@ pub fn record(
         events.extend(s.email_events(job, at_ms));
     }
     (rows, timeline, events)
-}
-
-/// The same bytes for the same message, attempt, type and recipient (a
-/// domain apart from the ids of real outcomes).
-fn id_entropy(job: &DeliveryJob, event_type: EventType, recipient: &str) -> [u8; 16] {
-    let mut hash = Sha256::new();
-    for part in [
-        "test address",
-        job.id.as_str(),
-        &job.attempt.to_string(),
-        event_type.as_str(),
-        &recipient.to_ascii_lowercase(),
-    ] {
-        hash.update(part.as_bytes());
-        hash.update([0]);
-    }
-    let digest = hash.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
 }
 
 #[cfg(test)]
