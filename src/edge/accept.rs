@@ -78,9 +78,24 @@ async fn sign_request(
         .diagnostics
         .fixed_accept
         .map_or((now, entropy), |f| (f.now_ms, f.entropy));
+    let prepared = prepare_request(env, loaded, key, body, now, &entropy, origin).await?;
+    signing::sign_all(prepared, &loaded.settings.accept.send).await
+}
+
+/// Validates and composes a send request with the keys of its From domain:
+/// those of `DKIM_KEYS`, else those of a domain added through `/v1/domains`
+/// (once its RSA record has verified).
+async fn prepare_request(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    body: &[u8],
+    now: u64,
+    entropy: &[u8; 32],
+    origin: Option<&str>,
+) -> Result<send::Prepared, ApiError> {
     let send_settings = &loaded.settings.accept.send;
-    let prepared = match send::prepare_from(body, key, send_settings, now / 1000, &entropy, origin)
-    {
+    match send::prepare_from(body, key, send_settings, now / 1000, entropy, origin) {
         Err(e) if e.rule == "domain_not_configured" => {
             let Some(domain) = send::from_domain(body, send_settings) else {
                 return Err(e);
@@ -88,25 +103,26 @@ async fn sign_request(
             let Some(keys) = domains::signing_keys(env, loaded, &key.tenant, &domain).await? else {
                 return Err(e);
             };
-            send::prepare_with_keys(body, key, send_settings, keys, now / 1000, &entropy, origin)?
+            send::prepare_with_keys(body, key, send_settings, keys, now / 1000, entropy, origin)
         }
-        other => other?,
-    };
-    signing::sign_all(prepared, send_settings).await
+        other => other,
+    }
 }
 
 /// Validates and composes a send request as [`accept_with`] would, without
 /// signing, storing or enqueueing it: what each message of a request that
 /// makes several passes before any of them is accepted.
-pub fn check(
+pub async fn check(
+    env: &Env,
     loaded: &Loaded,
     key: &AuthenticatedKey,
     body: &[u8],
     origin: Option<&str>,
 ) -> Result<(), ApiError> {
     let entropy = random::bytes::<32>();
-    let send_settings = &loaded.settings.accept.send;
-    send::prepare_from(body, key, send_settings, now_ms() / 1000, &entropy, origin).map(drop)
+    prepare_request(env, loaded, key, body, now_ms(), &entropy, origin)
+        .await
+        .map(drop)
 }
 
 /// The accept path's compute for one send request, without any storage

@@ -154,8 +154,12 @@ async fn resend_batch(
                 .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))
         });
         // Strict: every email must pass before any is sent.
-        let checked =
-            mapped.and_then(|b| accept::check(door.loaded, door.key, &b, origin).map(|()| b));
+        let checked = match mapped {
+            Ok(b) => accept::check(door.env, door.loaded, door.key, &b, origin)
+                .await
+                .map(|()| b),
+            Err(e) => Err(e),
+        };
         match (mode, checked) {
             (BatchValidation::Strict, Err(e)) => {
                 usage.refund(door.env, count).await;
@@ -238,7 +242,10 @@ async fn sendgrid_send(
             .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))
     };
     for i in 0..send.len() {
-        let checked = encode(i).and_then(|b| accept::check(door.loaded, door.key, &b, origin));
+        let checked = match encode(i) {
+            Ok(b) => accept::check(door.env, door.loaded, door.key, &b, origin).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = checked {
             usage.refund(door.env, count).await;
             return Err(sendgrid::about_personalization(e, i));

@@ -199,6 +199,15 @@ def test_a_domain_is_added_told_its_records_and_verified_over_dns(start_worker, 
     for index in range(len(signatures)):
         assert dkim.DKIM(received.data).verify(idx=index, dnsfunc=zone_dns(zone)), index
 
+    # The SendGrid door checks every personalization before sending any, with
+    # the domain's own keys too.
+    mail = {"personalizations": [{"to": [{"email": "p1@example.net"}]},
+                                 {"to": [{"email": "p2@example.net"}]}],
+            "from": {"email": f"hello@{DOMAIN}"}, "subject": "Two at once",
+            "content": [{"type": "text/plain", "value": "Hello"}]}
+    sent = worker.request("POST", "/v3/mail/send", mail, headers=admin(worker))
+    assert sent.status == 202, sent
+
     # Break each record in turn: the report names the problem.
     other = dkim_records["er1-rsa"]["value"].replace("p=MIIBIjAN", "p=MIIBIjAX")
     breaks = [
