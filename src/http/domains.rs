@@ -15,6 +15,7 @@
 //! WebCrypto and the CSPRNG), or read the clock.
 
 pub mod records;
+pub mod rotation;
 pub mod seal;
 pub mod settings;
 pub mod verify;
