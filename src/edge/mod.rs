@@ -379,7 +379,8 @@ async fn route(
         | Endpoint::AddDomain
         | Endpoint::GetDomain
         | Endpoint::DeleteDomain
-        | Endpoint::VerifyDomain => {
+        | Endpoint::VerifyDomain
+        | Endpoint::RotateDomain => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -391,6 +392,7 @@ async fn route(
                 }
                 Endpoint::GetDomain => domains::get(&env, &loaded, &key, id).await,
                 Endpoint::DeleteDomain => domains::delete(&env, &loaded, &key, id).await,
+                Endpoint::RotateDomain => domains::rotate(&env, &loaded, &key, id).await,
                 _ => domains::verify(&env, &loaded, &key, id).await,
             }
         }

@@ -107,6 +107,8 @@ pub struct DomainView {
     pub verified_at: Option<String>,
     pub keys: Vec<KeyView>,
     pub records: Vec<DnsRecord>,
+    /// Where its keys' rotation is, for a domain added through the API.
+    pub rotation: Option<rotation::Phase>,
 }
 
 impl DomainView {
@@ -123,7 +125,7 @@ impl DomainView {
             })
             .collect();
         let records: Vec<Value> = self.records.iter().map(DnsRecord::to_json).collect();
-        json!({
+        let mut out = json!({
             "domain": self.domain,
             "source": match self.source { Source::Api => "api", Source::Settings => "settings" },
             "read_only": self.source == Source::Settings,
@@ -132,7 +134,11 @@ impl DomainView {
             "verified_at": self.verified_at,
             "keys": keys,
             "records": records,
-        })
+        });
+        if let Some(phase) = self.rotation {
+            out["rotation"] = rotation::to_json(phase);
+        }
+        out
     }
 }
 
