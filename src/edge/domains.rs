@@ -20,11 +20,12 @@ use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::events::time::rfc3339_ms;
+use crate::http::domains::recheck::{self, Update};
 use crate::http::domains::records::{RecordInputs, records};
+use crate::http::domains::rotation::{self, KeyRole, Phase, Transition};
 use crate::http::domains::seal::{
     DKIM_PRIVATE_KEYS, NONCE_LEN, associated_data, parse_stored, purpose_key, stored,
 };
-use crate::http::domains::rotation::{self, KeyRole, Phase, Transition};
 use crate::http::domains::verify::{Report, judge, names};
 use crate::http::domains::{
     DomainView, KeyView, Source, configured_domains, parse_add, parse_path, selector,
@@ -34,12 +35,13 @@ use crate::message::{DkimAlgorithm, DkimKey};
 use super::d1::Db;
 use super::d1::domains::{DomainKeyRow, DomainRow, NewDomainKey};
 use super::dns;
-use super::log;
-use crate::events::log_line::LogValue;
+use super::email_events;
 use super::http::{self, internal};
+use super::log;
 use super::platform::{Loaded, now_ms};
 use super::random;
 use super::signing::{call, js_error};
+use crate::events::log_line::LogValue;
 
 /// The most domains one list answers.
 const MAX_LISTED: usize = 500;
@@ -541,8 +543,7 @@ async fn maybe_switch(
     report: &Report,
     now: u64,
 ) -> Result<Option<Phase>, ApiError> {
-    let Some(Transition::Switch(to)) =
-        rotation::after_verification(row.generations(), report, now)
+    let Some(Transition::Switch(to)) = rotation::after_verification(row.generations(), report, now)
     else {
         return Ok(None);
     };
@@ -556,7 +557,11 @@ async fn maybe_switch(
             ("generation", LogValue::Num(u64::from(to.signing))),
         ],
     );
-    Ok(Some(rotation::phase(to, now, loaded.settings.domains.grace_ms)))
+    Ok(Some(rotation::phase(
+        to,
+        now,
+        loaded.settings.domains.grace_ms,
+    )))
 }
 
 /// `POST /v1/domains/{domain}/verify`: asks DNS for every TXT record the
@@ -588,7 +593,11 @@ pub async fn verify(
         .ok_or_else(|| not_found(domain))?;
     let (report, built) = check(&db, loaded, &row).await?;
     let now = now_ms();
-    let status = if report.verified { "verified" } else { "pending" };
+    let status = if report.verified {
+        "verified"
+    } else {
+        "pending"
+    };
     db.record_verification(
         &key.tenant,
         domain,
@@ -654,7 +663,9 @@ pub async fn rotate(
         ApiError::conflict("rotation_in_progress", "domain", refusal.message(domain))
     })?;
     let Some(next) = started.next else {
-        return Err(ApiError::unavailable("a rotation without a next generation"));
+        return Err(ApiError::unavailable(
+            "a rotation without a next generation",
+        ));
     };
     let phase = phase_of(loaded, &row, now);
     let stored = db.domain_keys(domain).await.map_err(internal)?;
@@ -685,7 +696,9 @@ pub async fn rotate(
         return Err(ApiError::conflict(
             "rotation_in_progress",
             "domain",
-            format!("{domain} started rotating at the same time: GET /v1/domains/{domain} shows its records"),
+            format!(
+                "{domain} started rotating at the same time: GET /v1/domains/{domain} shows its records"
+            ),
         ));
     }
     log::info(
@@ -696,4 +709,101 @@ pub async fn rotate(
         ],
     );
     one(env, loaded, key, domain, 200).await
+}
+
+/// The cron trigger's re-verification: the domains due (oldest check
+/// first, at most `DOMAIN_RECHECK_LIMIT`) are checked over DNS; a record
+/// that matched and no longer does raises `domain.updated`, and so does a
+/// rotation that switches. A domain whose keys do not open, or that DNS did
+/// not fully answer about, is left for the next run (only its check time
+/// moves, so it does not block the others).
+pub async fn recheck(env: &Env, db: &Db, loaded: &Loaded) {
+    let settings = &loaded.settings.domains;
+    if settings.master_secrets.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let due = match db
+        .domains_due(
+            recheck::checked_before(now, settings.recheck_after_ms),
+            settings.recheck_limit,
+        )
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            log::error_because("domain_recheck_could_not_read", &e);
+            return;
+        }
+    };
+    for row in &due {
+        recheck_one(env, db, loaded, row, now).await;
+    }
+}
+
+async fn recheck_one(env: &Env, db: &Db, loaded: &Loaded, row: &DomainRow, now: u64) {
+    let domain = LogValue::Text(&row.domain);
+    let (report, _) = match check(db, loaded, row).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            log::warn(
+                "domain_recheck_failed",
+                &[("domain", domain), ("error", LogValue::Text(&e.message))],
+            );
+            let _ = db
+                .record_verification(&row.tenant, &row.domain, None, None, now)
+                .await;
+            return;
+        }
+    };
+    if !recheck::complete(&report) {
+        let _ = db
+            .record_verification(&row.tenant, &row.domain, None, None, now)
+            .await;
+        return;
+    }
+    let mut updates = Vec::new();
+    let changes = recheck::changes(row.report.as_deref(), &report);
+    if !changes.is_empty() {
+        updates.push(Update::Records(changes));
+    }
+    let status = report.verified.then_some("verified");
+    if let Err(e) = db
+        .record_verification(
+            &row.tenant,
+            &row.domain,
+            status,
+            Some(&report.to_json().to_string()),
+            now,
+        )
+        .await
+    {
+        log::error_because("domain_recheck_could_not_record", &e);
+        return;
+    }
+    match maybe_switch(db, loaded, row, &report, now).await {
+        Ok(Some(phase)) => updates.push(Update::KeySwitched(phase)),
+        Ok(None) => {}
+        Err(e) => log::warn(
+            "domain_recheck_could_not_switch",
+            &[("domain", domain), ("error", LogValue::Text(&e.message))],
+        ),
+    }
+    let events: Vec<_> = updates
+        .iter()
+        .map(|u| recheck::updated_event(&row.tenant, &row.domain, u, now, &random::bytes()))
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    log::warn(
+        "domain_updated",
+        &[
+            ("domain", domain),
+            ("events", LogValue::Num(events.len() as u64)),
+        ],
+    );
+    if let Err(e) = email_events::publish(env, db, &events).await {
+        log::error_because("could_not_publish_domain_updated", &e);
+    }
 }

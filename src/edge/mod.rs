@@ -536,7 +536,8 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
 }
 
 /// The cron trigger: the reconciliation sweep (see `delivery::recovery`),
-/// the reputation guard's review (see `events::reputation`), then the
+/// the reputation guard's review (see `events::reputation`), the sending
+/// domains' re-verification (see `http::domains::recheck`), then the
 /// retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {

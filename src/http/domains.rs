@@ -14,6 +14,7 @@
 //! Must not: perform I/O, generate keys or encrypt (the edge does, with
 //! WebCrypto and the CSPRNG), or read the clock.
 
+pub mod recheck;
 pub mod records;
 pub mod rotation;
 pub mod seal;

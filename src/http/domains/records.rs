@@ -12,8 +12,6 @@ use serde_json::{Value, json};
 
 use crate::message::{DkimAlgorithm, DkimKey};
 
-use super::rotation::KeyRole;
-
 /// Cloudflare Email Routing's inbound hosts and priorities, the MX of a
 /// return-path domain it routes to the worker.
 pub const EMAIL_ROUTING_MX: [(u16, &str); 3] = [
@@ -45,6 +43,30 @@ impl Purpose {
             Purpose::ReturnPathMx => "return_path_mx",
             Purpose::ReturnPathSpf => "return_path_spf",
             Purpose::Links => "links",
+        }
+    }
+}
+
+/// What a key of a generation is for now (see `rotation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Signs every message.
+    Signing,
+    /// Made by a rotation: publish its record; it signs once it verifies.
+    Next,
+    /// Rotated out: published but unused until the grace period ends.
+    Retiring,
+    /// Its grace period is over: delete it; its record can be removed.
+    Retired,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Signing => "signing",
+            KeyRole::Next => "next",
+            KeyRole::Retiring => "retiring",
+            KeyRole::Retired => "retired",
         }
     }
 }

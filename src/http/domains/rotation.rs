@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use crate::config::{ConfigError, ConfigSource};
 use crate::events::time::rfc3339_ms;
 
+pub use super::records::KeyRole;
 use super::records::{DnsRecord, Purpose};
 use super::verify::Report;
 
@@ -78,30 +79,6 @@ pub enum Phase {
         old: u32,
         remove_after_ms: u64,
     },
-}
-
-/// What a key of a generation is for now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyRole {
-    /// Signs every message.
-    Signing,
-    /// Made by a rotation: publish its record; it signs once it verifies.
-    Next,
-    /// Rotated out: published but unused until the grace period ends.
-    Retiring,
-    /// Its grace period is over: delete it; its record can be removed.
-    Retired,
-}
-
-impl KeyRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyRole::Signing => "signing",
-            KeyRole::Next => "next",
-            KeyRole::Retiring => "retiring",
-            KeyRole::Retired => "retired",
-        }
-    }
 }
 
 /// The phase of a domain at `now_ms`.
@@ -410,7 +387,11 @@ mod tests {
             start(gens(2, None, Some((1, 100))), 100 + GRACE, GRACE),
             Ok(gens(2, Some(3), None))
         );
-        assert!(Refusal::Waiting { next: 2 }.message("a.example").contains("er2-*"));
+        assert!(
+            Refusal::Waiting { next: 2 }
+                .message("a.example")
+                .contains("er2-*")
+        );
     }
 
     fn dkim_report(selector: &str, matches: Option<bool>) -> RecordReport {
@@ -550,7 +531,10 @@ mod tests {
                 (s("er2-ed25519"), false, Some(KeyRole::Signing)),
             ]
         );
-        assert_eq!(to_json(retiring)["old_record_removable_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(
+            to_json(retiring)["old_record_removable_at"],
+            "2023-11-14T22:13:20.000Z"
+        );
     }
 
     #[test]

@@ -120,8 +120,12 @@ impl DomainSettings {
             master_secrets,
             upstream_spf,
             grace_ms: super::rotation::grace_ms(src)?,
-            recheck_after_ms: number(src, "DOMAIN_RECHECK_MINUTES", 0..=10_080, DEFAULT_RECHECK_MINUTES)?
-                * 60_000,
+            recheck_after_ms: number(
+                src,
+                "DOMAIN_RECHECK_MINUTES",
+                0..=10_080,
+                DEFAULT_RECHECK_MINUTES,
+            )? * 60_000,
             recheck_limit: number(src, "DOMAIN_RECHECK_LIMIT", 1..=100, DEFAULT_RECHECK_LIMIT)?
                 as usize,
         })
@@ -166,7 +170,11 @@ mod tests {
         let defaults = DomainSettings::from_source(&source(&[])).unwrap();
         assert!(defaults.master_secrets.is_empty());
         assert_eq!(
-            (defaults.grace_ms, defaults.recheck_after_ms, defaults.recheck_limit),
+            (
+                defaults.grace_ms,
+                defaults.recheck_after_ms,
+                defaults.recheck_limit
+            ),
             (168 * 3_600_000, 360 * 60_000, 10)
         );
         let set = DomainSettings::from_source(&source(&[
