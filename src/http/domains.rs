@@ -1,8 +1,9 @@
 //! What `/v1/domains` reads and answers: the add request (422 naming the
 //! field and rule), the selectors a new domain's keys get, the DNS records
 //! to publish for it ([`records`]), how its private keys are sealed at rest
-//! ([`seal`]), the settings the routes read ([`settings`]) and the JSON of a
-//! domain.
+//! ([`seal`]), the settings the routes read ([`settings`]), the rules of a
+//! key rotation ([`rotation`]) and of the cron re-verification
+//! ([`recheck`]), and the JSON of a domain.
 //!
 //! A domain added through the API has two keys, made inside the worker: the
 //! RSA-2048 key every sending domain needs and an Ed25519 key beside it.

@@ -12,7 +12,8 @@
 //! stays published but unused ([`Phase::Retiring`]) for the grace period
 //! (`DOMAIN_KEY_GRACE_HOURS`), long enough for messages signed with it and
 //! still on their way (retries included) to be verified. Then its record
-//! can be removed and its keys are deleted ([`Phase::Steady`]). One
+//! can be removed ([`Phase::Steady`]): it is no longer listed, and its keys
+//! are deleted when the next rotation starts. One
 //! rotation at a time: a rotation is refused while another is waiting for
 //! its record or its old key is in its grace period.
 //!
