@@ -377,7 +377,8 @@ async fn route(
         | Endpoint::AddDomain
         | Endpoint::GetDomain
         | Endpoint::DeleteDomain
-        | Endpoint::VerifyDomain => {
+        | Endpoint::VerifyDomain
+        | Endpoint::RotateDomain => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -389,6 +390,7 @@ async fn route(
                 }
                 Endpoint::GetDomain => domains::get(&env, &loaded, &key, id).await,
                 Endpoint::DeleteDomain => domains::delete(&env, &loaded, &key, id).await,
+                Endpoint::RotateDomain => domains::rotate(&env, &loaded, &key, id).await,
                 _ => domains::verify(&env, &loaded, &key, id).await,
             }
         }
@@ -532,7 +534,8 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
 }
 
 /// The cron trigger: the reconciliation sweep (see `delivery::recovery`),
-/// the reputation guard's review (see `events::reputation`), then the
+/// the reputation guard's review (see `events::reputation`), the sending
+/// domains' re-verification (see `http::domains::recheck`), then the
 /// retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
