@@ -19,7 +19,9 @@ pub mod ses;
 pub mod sigv4;
 
 use crate::inbound::providers::Provider;
-use crate::smtp::{EnhancedCode, Outcome, OutcomeKind, RecipientOutcome, Reply, TransactionOutcome};
+use crate::smtp::{
+    EnhancedCode, Outcome, OutcomeKind, RecipientOutcome, Reply, TransactionOutcome,
+};
 
 pub use mailgun::MailgunUpstream;
 pub use ses::SesUpstream;
@@ -28,7 +30,9 @@ pub use ses::SesUpstream;
 #[derive(Clone, PartialEq, Eq)]
 pub enum ApiUpstream {
     /// The Worker's `send_email` binding of this name.
-    SendEmail { binding: String },
+    SendEmail {
+        binding: String,
+    },
     Ses(SesUpstream),
     Mailgun(MailgunUpstream),
 }
@@ -132,8 +136,14 @@ impl Classified {
     pub fn reply(&self, kind_label: &str) -> Reply {
         let text = one_line(&self.text);
         let (code, enhanced, text) = match &self.class {
-            Class::Delivered(Some(id)) => (250, (2, 0, 0), format!("{kind_label} accepted the message as {}", one_line(id))),
-            Class::Delivered(None) => (250, (2, 0, 0), format!("{kind_label} accepted the message")),
+            Class::Delivered(Some(id)) => (
+                250,
+                (2, 0, 0),
+                format!("{kind_label} accepted the message as {}", one_line(id)),
+            ),
+            Class::Delivered(None) => {
+                (250, (2, 0, 0), format!("{kind_label} accepted the message"))
+            }
             Class::Throttled => (454, (4, 7, 0), format!("Throttling: {kind_label}: {text}")),
             Class::Transient => (451, (4, 3, 0), format!("{kind_label}: {text}")),
             Class::Permanent => (554, (5, 6, 0), format!("{kind_label}: {text}")),
@@ -169,7 +179,12 @@ impl Classified {
 
     /// The job's outcome: every recipient shares the answer (one request
     /// carries them all).
-    pub fn transaction(&self, id: u64, recipients: &[String], kind_label: &str) -> TransactionOutcome {
+    pub fn transaction(
+        &self,
+        id: u64,
+        recipients: &[String],
+        kind_label: &str,
+    ) -> TransactionOutcome {
         let outcome = self.outcome(kind_label);
         TransactionOutcome {
             id,
@@ -201,7 +216,7 @@ pub fn class_of_status(status: u16) -> Class {
         200..=299 => Class::Delivered(None),
         429 => Class::Throttled,
         408 | 500..=599 => Class::Transient,
-        401 | 402 | 403 | 404 => Class::Configuration,
+        401..=404 => Class::Configuration,
         _ => Class::Permanent,
     }
 }
@@ -242,7 +257,9 @@ pub fn endpoint_override(value: &str) -> Result<String, String> {
                 .parse::<std::net::Ipv4Addr>()
                 .is_ok_and(|ip| ip.is_loopback());
         if !loopback {
-            return Err("has an http:// `endpoint` that is not on loopback (only https elsewhere)".into());
+            return Err(
+                "has an http:// `endpoint` that is not on loopback (only https elsewhere)".into(),
+            );
         }
     }
     Ok(value.to_string())
@@ -283,7 +300,9 @@ pub(crate) fn decode(s: &str) -> Result<String, String> {
 /// query starts the host; a `?` inside the credentials is theirs).
 pub(crate) fn split_entry(rest: &str) -> (Option<&str>, &str, Option<&str>) {
     let host_start = rest.rfind('@').map_or(0, |at| at + 1);
-    let userinfo = rest.get(..host_start.saturating_sub(1)).filter(|_| host_start > 0);
+    let userinfo = rest
+        .get(..host_start.saturating_sub(1))
+        .filter(|_| host_start > 0);
     let tail = rest.get(host_start..).unwrap_or_default();
     let (host, query) = match tail.split_once('?') {
         Some((h, q)) => (h, Some(q)),

@@ -27,7 +27,10 @@ impl MailgunUpstream {
     pub fn parse(rest: &str) -> Result<MailgunUpstream, String> {
         let (userinfo, domain, query) = super::split_entry(rest);
         let key = userinfo
-            .map(|u| u.split_once(':').map_or(u, |(user, key)| if user == "api" { key } else { u }))
+            .map(|u| {
+                u.split_once(':')
+                    .map_or(u, |(user, key)| if user == "api" { key } else { u })
+            })
             .ok_or_else(|| "a mailgun:// entry needs api:KEY@ before the domain".to_string())?;
         let api_key = decode(key)?;
         if api_key.is_empty() {
@@ -82,8 +85,11 @@ impl MailgunUpstream {
         for r in recipients {
             field("to", &r.replace(['\r', '\n', '"'], ""));
         }
-        if super::super::provider_header::header(crate::inbound::providers::Provider::Mailgun, message_id)
-            .is_some()
+        if super::super::provider_header::header(
+            crate::inbound::providers::Provider::Mailgun,
+            message_id,
+        )
+        .is_some()
         {
             field(&format!("v:{MESSAGE_ID_FIELD}"), message_id);
         }
@@ -96,7 +102,8 @@ impl MailgunUpstream {
         );
         body.extend_from_slice(message);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("api:{}", self.api_key));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("api:{}", self.api_key));
         HttpRequest {
             url: format!("{}/v3/{}/messages.mime", self.base_url, self.domain),
             headers: vec![
@@ -135,10 +142,14 @@ pub fn classify(answer: &HttpAnswer) -> Classified {
     }
     let lower = message.to_ascii_lowercase();
     let class = match answer.status {
-        400 if lower.contains("domain") && (lower.contains("not found") || lower.contains("disabled")) => {
+        400 if lower.contains("domain")
+            && (lower.contains("not found") || lower.contains("disabled")) =>
+        {
             Class::Configuration
         }
-        400 if lower.contains("sandbox") || lower.contains("not allowed to send") => Class::Configuration,
+        400 if lower.contains("sandbox") || lower.contains("not allowed to send") => {
+            Class::Configuration
+        }
         400 if lower.contains("rate limit") || lower.contains("too many") => Class::Throttled,
         status => super::class_of_status(status),
     };

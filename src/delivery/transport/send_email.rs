@@ -13,7 +13,9 @@ pub fn parse(rest: &str) -> Result<ApiUpstream, String> {
     let binding = rest.trim_end_matches('/');
     let valid = !binding.is_empty()
         && binding.len() <= 64
-        && binding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && binding
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !binding.as_bytes().first().is_some_and(u8::is_ascii_digit);
     if !valid {
         return Err("a send-email:// entry needs the binding's name (letters, digits, _)".into());

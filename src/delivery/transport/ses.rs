@@ -45,7 +45,11 @@ impl SesUpstream {
         for (name, value) in super::query_pairs(query.unwrap_or_default()) {
             match name {
                 "endpoint" => base_url = endpoint_override(value)?,
-                _ => return Err("has a query parameter ses:// does not read (only `endpoint`)".into()),
+                _ => {
+                    return Err(
+                        "has a query parameter ses:// does not read (only `endpoint`)".into(),
+                    );
+                }
             }
         }
         Ok(SesUpstream {
@@ -78,8 +82,11 @@ impl SesUpstream {
         if !mail_from.is_empty() {
             body["FromEmailAddress"] = json!(mail_from);
         }
-        if super::super::provider_header::header(crate::inbound::providers::Provider::Ses, message_id)
-            .is_some()
+        if super::super::provider_header::header(
+            crate::inbound::providers::Provider::Ses,
+            message_id,
+        )
+        .is_some()
         {
             body["EmailTags"] = json!([{ "Name": MESSAGE_ID_FIELD, "Value": message_id }]);
         }
@@ -129,10 +136,7 @@ impl SesUpstream {
 pub fn classify(answer: &HttpAnswer) -> Classified {
     let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
     if (200..300).contains(&answer.status) {
-        let id = body
-            .get("MessageId")
-            .and_then(Value::as_str)
-            .map(one_line);
+        let id = body.get("MessageId").and_then(Value::as_str).map(one_line);
         return Classified::new(Class::Delivered(id), "accepted");
     }
     let code = answer
@@ -152,13 +156,17 @@ pub fn classify(answer: &HttpAnswer) -> Classified {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let class = match code.as_str() {
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException"
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
         | "LimitExceededException" => Class::Throttled,
         "MessageRejected" | "BadRequestException" => {
             let lower = message.to_ascii_lowercase();
             if lower.contains("not verified") || lower.contains("not authorized") {
                 Class::Configuration
-            } else if lower.contains("maximum sending rate") || lower.contains("daily message quota") {
+            } else if lower.contains("maximum sending rate")
+                || lower.contains("daily message quota")
+            {
                 Class::Throttled
             } else {
                 Class::Permanent

@@ -13,17 +13,67 @@ fn answer(status: u16, error_type: Option<&str>, body: &str) -> HttpAnswer {
 fn ses_answers_are_classified_like_smtp_replies() {
     use Class::*;
     let table: &[(u16, Option<&str>, &str, Class)] = &[
-        (200, None, r#"{"MessageId":"0100018f-abc"}"#, Delivered(Some("0100018f-abc".into()))),
-        (429, Some("TooManyRequestsException"), r#"{"message":"Too many requests"}"#, Throttled),
-        (400, Some("LimitExceededException:http://internal.amazon.com/"), "{}", Throttled),
-        (400, None, r#"{"__type":"com.amazonaws#Throttling","message":"Maximum sending rate exceeded."}"#, Throttled),
-        (400, Some("MessageRejected"), r#"{"message":"Email address is not verified. The following identities failed the check in region EU-WEST-1: a@b"}"#, Configuration),
-        (400, Some("MessageRejected"), r#"{"message":"Illegal address"}"#, Permanent),
-        (400, Some("BadRequestException"), r#"{"message":"Invalid raw content"}"#, Permanent),
-        (400, Some("AccountSendingPausedException"), "{}", Configuration),
+        (
+            200,
+            None,
+            r#"{"MessageId":"0100018f-abc"}"#,
+            Delivered(Some("0100018f-abc".into())),
+        ),
+        (
+            429,
+            Some("TooManyRequestsException"),
+            r#"{"message":"Too many requests"}"#,
+            Throttled,
+        ),
+        (
+            400,
+            Some("LimitExceededException:http://internal.amazon.com/"),
+            "{}",
+            Throttled,
+        ),
+        (
+            400,
+            None,
+            r#"{"__type":"com.amazonaws#Throttling","message":"Maximum sending rate exceeded."}"#,
+            Throttled,
+        ),
+        (
+            400,
+            Some("MessageRejected"),
+            r#"{"message":"Email address is not verified. The following identities failed the check in region EU-WEST-1: a@b"}"#,
+            Configuration,
+        ),
+        (
+            400,
+            Some("MessageRejected"),
+            r#"{"message":"Illegal address"}"#,
+            Permanent,
+        ),
+        (
+            400,
+            Some("BadRequestException"),
+            r#"{"message":"Invalid raw content"}"#,
+            Permanent,
+        ),
+        (
+            400,
+            Some("AccountSendingPausedException"),
+            "{}",
+            Configuration,
+        ),
         (400, Some("SendingPausedException"), "{}", Configuration),
-        (400, Some("MailFromDomainNotVerifiedException"), "{}", Configuration),
-        (403, Some("SignatureDoesNotMatch"), r#"{"message":"The request signature we calculated does not match"}"#, Configuration),
+        (
+            400,
+            Some("MailFromDomainNotVerifiedException"),
+            "{}",
+            Configuration,
+        ),
+        (
+            403,
+            Some("SignatureDoesNotMatch"),
+            r#"{"message":"The request signature we calculated does not match"}"#,
+            Configuration,
+        ),
         (403, None, "not json", Configuration),
         (500, Some("InternalFailure"), "{}", Transient),
         (503, None, "", Transient),
@@ -40,14 +90,34 @@ fn ses_answers_are_classified_like_smtp_replies() {
 fn mailgun_answers_are_classified_like_smtp_replies() {
     use Class::*;
     let table: &[(u16, &str, Class)] = &[
-        (200, r#"{"id":"<20261130.1@mg.example.com>","message":"Queued. Thank you."}"#, Delivered(Some("<20261130.1@mg.example.com>".into()))),
+        (
+            200,
+            r#"{"id":"<20261130.1@mg.example.com>","message":"Queued. Thank you."}"#,
+            Delivered(Some("<20261130.1@mg.example.com>".into())),
+        ),
         (200, r#"{"message":"Queued"}"#, Transient),
-        (400, r#"{"message":"'to' parameter is not a valid address. please check documentation"}"#, Permanent),
-        (400, r#"{"message":"Domain mg.example.com is not allowed to send: Free accounts are for test purposes only"}"#, Configuration),
+        (
+            400,
+            r#"{"message":"'to' parameter is not a valid address. please check documentation"}"#,
+            Permanent,
+        ),
+        (
+            400,
+            r#"{"message":"Domain mg.example.com is not allowed to send: Free accounts are for test purposes only"}"#,
+            Configuration,
+        ),
         (401, "Forbidden", Configuration),
         (402, r#"{"message":"Account disabled"}"#, Configuration),
-        (403, r#"{"message":"Domain mg.example.com is disabled"}"#, Configuration),
-        (404, r#"{"message":"Domain not found: mg.example.com"}"#, Configuration),
+        (
+            403,
+            r#"{"message":"Domain mg.example.com is disabled"}"#,
+            Configuration,
+        ),
+        (
+            404,
+            r#"{"message":"Domain not found: mg.example.com"}"#,
+            Configuration,
+        ),
         (413, r#"{"message":"Request entity too large"}"#, Permanent),
         (429, r#"{"message":"Too many requests"}"#, Throttled),
         (500, "Internal Server Error", Transient),
@@ -74,14 +144,23 @@ fn binding_exceptions_are_classified_by_their_message() {
         ("the send_email binding EMAIL is missing", Configuration),
     ];
     for (message, want) in table {
-        assert_eq!(&send_email::classify_error(message).class, want, "{message}");
+        assert_eq!(
+            &send_email::classify_error(message).class,
+            want,
+            "{message}"
+        );
     }
 }
 
 #[test]
 fn each_class_reads_as_the_smtp_reply_it_stands_for() {
     let rows = [
-        (Class::Delivered(Some("id-1".into())), 250, OutcomeKind::Delivered, false),
+        (
+            Class::Delivered(Some("id-1".into())),
+            250,
+            OutcomeKind::Delivered,
+            false,
+        ),
         (Class::Throttled, 454, OutcomeKind::Transient, true),
         (Class::Transient, 451, OutcomeKind::Transient, false),
         (Class::Permanent, 554, OutcomeKind::Permanent, false),
@@ -110,24 +189,40 @@ fn each_class_reads_as_the_smtp_reply_it_stands_for() {
 
 #[test]
 fn entries_parse_and_errors_never_quote_credentials() {
-    let ses = ApiUpstream::parse("ses", "AKIDEXAMPLE:s3cr%2Ft@eu-west-1").unwrap().unwrap();
+    let ses = ApiUpstream::parse("ses", "AKIDEXAMPLE:s3cr%2Ft@eu-west-1")
+        .unwrap()
+        .unwrap();
     assert_eq!(ses.label(), "ses:eu-west-1");
-    let ApiUpstream::Ses(s) = &ses else { panic!("{ses:?}") };
+    let ApiUpstream::Ses(s) = &ses else {
+        panic!("{ses:?}")
+    };
     assert_eq!(s.credentials.secret_access_key, "s3cr/t");
     assert_eq!(s.base_url, "https://email.eu-west-1.amazonaws.com");
     assert!(!format!("{ses:?}").contains("s3cr"));
 
-    let local = ApiUpstream::parse("ses", "k:s@us-east-1?endpoint=http://127.0.0.1:4566").unwrap().unwrap();
-    let ApiUpstream::Ses(s) = &local else { panic!() };
+    let local = ApiUpstream::parse("ses", "k:s@us-east-1?endpoint=http://127.0.0.1:4566")
+        .unwrap()
+        .unwrap();
+    let ApiUpstream::Ses(s) = &local else {
+        panic!()
+    };
     assert_eq!(s.base_url, "http://127.0.0.1:4566");
 
-    let mg = ApiUpstream::parse("mailgun", "api:key-123@MG.example.com?region=eu").unwrap().unwrap();
+    let mg = ApiUpstream::parse("mailgun", "api:key-123@MG.example.com?region=eu")
+        .unwrap()
+        .unwrap();
     assert_eq!(mg.label(), "mailgun:mg.example.com");
-    let ApiUpstream::Mailgun(m) = &mg else { panic!() };
+    let ApiUpstream::Mailgun(m) = &mg else {
+        panic!()
+    };
     assert_eq!(m.base_url, "https://api.eu.mailgun.net");
     assert_eq!(m.api_key, "key-123");
-    let us = ApiUpstream::parse("mailgun", "api:k@mg.example.com").unwrap().unwrap();
-    let ApiUpstream::Mailgun(m) = &us else { panic!() };
+    let us = ApiUpstream::parse("mailgun", "api:k@mg.example.com")
+        .unwrap()
+        .unwrap();
+    let ApiUpstream::Mailgun(m) = &us else {
+        panic!()
+    };
     assert_eq!(m.base_url, "https://api.mailgun.net");
 
     let binding = ApiUpstream::parse("send-email", "EMAIL").unwrap().unwrap();
@@ -143,7 +238,10 @@ fn entries_parse_and_errors_never_quote_credentials() {
         ("ses", "k:secretvalue@eu-west-1?other=1"),
         ("mailgun", "mg.example.com"),
         ("mailgun", "api:secretvalue@mg.example.com?region=ap"),
-        ("mailgun", "api:secretvalue@mg.example.com?endpoint=http://example.net"),
+        (
+            "mailgun",
+            "api:secretvalue@mg.example.com?endpoint=http://example.net",
+        ),
         ("send-email", "E-MAIL"),
         ("send-email", ""),
     ] {
@@ -154,11 +252,20 @@ fn entries_parse_and_errors_never_quote_credentials() {
 
 #[test]
 fn the_ses_request_has_the_documented_shape_and_a_signature() {
-    let Some(Ok(ApiUpstream::Ses(s))) = ApiUpstream::parse("ses", "AKID:secret@us-east-1?endpoint=http://127.0.0.1:9000") else {
+    let Some(Ok(ApiUpstream::Ses(s))) = ApiUpstream::parse(
+        "ses",
+        "AKID:secret@us-east-1?endpoint=http://127.0.0.1:9000",
+    ) else {
         panic!()
     };
     let msg = b"From: a@example.com\r\n\r\nhi\r\n";
-    let req = s.request("bounce@example.com", &["b@example.net".into()], "msg_1", msg, 1_440_938_160_000);
+    let req = s.request(
+        "bounce@example.com",
+        &["b@example.net".into()],
+        "msg_1",
+        msg,
+        1_440_938_160_000,
+    );
     assert_eq!(req.url, "http://127.0.0.1:9000/v2/email/outbound-emails");
     let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body["FromEmailAddress"], "bounce@example.com");
@@ -169,7 +276,12 @@ fn the_ses_request_has_the_documented_shape_and_a_signature() {
         .decode(body["Content"]["Raw"]["Data"].as_str().unwrap())
         .unwrap();
     assert_eq!(raw, msg);
-    let auth = &req.headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+    let auth = &req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .unwrap()
+        .1;
     assert!(
         auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/ses/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="),
         "{auth}"
@@ -179,16 +291,29 @@ fn the_ses_request_has_the_documented_shape_and_a_signature() {
 
 #[test]
 fn the_mailgun_request_is_a_form_with_each_recipient_and_the_message() {
-    let Some(Ok(ApiUpstream::Mailgun(m))) = ApiUpstream::parse("mailgun", "api:key-1@mg.example.com") else {
+    let Some(Ok(ApiUpstream::Mailgun(m))) =
+        ApiUpstream::parse("mailgun", "api:key-1@mg.example.com")
+    else {
         panic!()
     };
     let msg = b"From: a@example.com\r\n\r\nhi\r\n";
-    let req = m.request(&["b@example.net".into(), "c@example.net".into()], "msg_1", msg);
-    assert_eq!(req.url, "https://api.mailgun.net/v3/mg.example.com/messages.mime");
+    let req = m.request(
+        &["b@example.net".into(), "c@example.net".into()],
+        "msg_1",
+        msg,
+    );
+    assert_eq!(
+        req.url,
+        "https://api.mailgun.net/v3/mg.example.com/messages.mime"
+    );
     let ct = &req.headers[0].1;
     let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
     let body = String::from_utf8(req.body.clone()).unwrap();
-    assert_eq!(body.matches(&format!("--{boundary}\r\n")).count(), 4, "{body}");
+    assert_eq!(
+        body.matches(&format!("--{boundary}\r\n")).count(),
+        4,
+        "{body}"
+    );
     assert!(body.contains("name=\"to\"\r\n\r\nb@example.net\r\n"));
     assert!(body.contains("name=\"to\"\r\n\r\nc@example.net\r\n"));
     assert!(body.contains("name=\"v:edgerelay_id\"\r\n\r\nmsg_1\r\n"));
