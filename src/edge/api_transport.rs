@@ -116,9 +116,12 @@ async fn send_binding(binding: &str, job: &Outgoing, timeout_ms: u64) -> Classif
         }
     };
     let raw = String::from_utf8_lossy(&job.message);
+    let Some(from) = send_email::header_from(&job.message) else {
+        return Classified::new(Class::Permanent, "the message has no single From: address");
+    };
     let mut ids = Vec::new();
     for to in &job.job.rcpt_to {
-        let message = match worker::EmailMessage::new(&job.job.mail_from, to, &raw) {
+        let message = match worker::EmailMessage::new(&from, to, &raw) {
             Ok(m) => m,
             Err(e) => return send_email::classify_error(&error_text(&e.into())),
         };
@@ -128,7 +131,12 @@ async fn send_binding(binding: &str, job: &Outgoing, timeout_ms: u64) -> Classif
             None => return Classified::new(Class::Transient, "the binding did not answer in time"),
         }
     }
-    Classified::new(Class::Delivered(Some(ids.join(" "))), "sent")
+    // The service writes a Message-ID of its own: the record keeps ours.
+    let ours = send_email::message_id(&job.message).unwrap_or_default();
+    Classified::new(
+        Class::Delivered(Some(format!("{} (ours {ours})", ids.join(" ")))),
+        "sent",
+    )
 }
 
 fn error_text(e: &wasm_bindgen::JsValue) -> String {

@@ -52,3 +52,68 @@ pub fn classify_error(message: &str) -> Classified {
     };
     Classified::new(class, one_line(message))
 }
+
+/// The address of the message's `From:` header: the binding takes the
+/// envelope sender only when it is the header's address (the Email
+/// Service refuses "From: header does not match mail from"), so bounces
+/// come back through the Email Service, not to edgerelay's return path.
+pub fn header_from(message: &[u8]) -> Option<String> {
+    let value = header(message, "from");
+    let value = value?;
+    let address = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => value.get(open + 1..close)?,
+        _ => value.trim(),
+    };
+    let address = address.trim();
+    (address.contains('@') && !address.contains([' ', ',', '"'])).then(|| address.to_string())
+}
+
+/// The message's own `Message-ID:` (the Email Service writes one of its
+/// own; the record keeps both).
+pub fn message_id(message: &[u8]) -> Option<String> {
+    header(message, "message-id").map(|v| one_line(&v))
+}
+
+/// The first header field `name` (any case), unfolded.
+fn header(message: &[u8], name: &str) -> Option<String> {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(message.get(..end)?);
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        match &mut value {
+            Some(v) if line.starts_with([' ', '\t']) => v.push_str(line),
+            Some(_) => break,
+            None => {
+                if let Some((field, rest)) = line.split_once(':')
+                    && field.trim().eq_ignore_ascii_case(name)
+                {
+                    value = Some(rest.to_string());
+                }
+            }
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod header_from_tests {
+    use super::header_from;
+
+    #[test]
+    fn the_from_header_address_is_read() {
+        let table: &[(&[u8], Option<&str>)] = &[
+            (b"To: b@x.net\r\nFrom: Edge <a@example.com>\r\n\r\nFrom: c@evil.test\r\n", Some("a@example.com")),
+            (b"from:  a@example.com \r\nSubject: x\r\n\r\n", Some("a@example.com")),
+            (b"From: \"Long,\r\n name\" <a@example.com>\r\nTo: b\r\n\r\n", Some("a@example.com")),
+            (b"Subject: no from\r\n\r\nFrom: a@example.com\r\n", None),
+            (b"From: a@example.com, b@example.com\r\n\r\n", None),
+            (b"", None),
+        ];
+        for (message, want) in table {
+            assert_eq!(header_from(message).as_deref(), *want, "{}", String::from_utf8_lossy(message));
+        }
+    }
+}
