@@ -86,6 +86,9 @@ fn header(message: &[u8], name: &str) -> Option<String> {
         match &mut value {
             Some(v) if line.starts_with([' ', '\t']) => v.push_str(line),
             Some(_) => break,
+            // A folded line of another field (a DKIM-Signature's `h=` list
+            // names fields too).
+            None if line.starts_with([' ', '\t']) => {}
             None => {
                 if let Some((field, rest)) = line.split_once(':')
                     && field.trim().eq_ignore_ascii_case(name)
@@ -105,15 +108,40 @@ mod header_from_tests {
     #[test]
     fn the_from_header_address_is_read() {
         let table: &[(&[u8], Option<&str>)] = &[
-            (b"To: b@x.net\r\nFrom: Edge <a@example.com>\r\n\r\nFrom: c@evil.test\r\n", Some("a@example.com")),
-            (b"from:  a@example.com \r\nSubject: x\r\n\r\n", Some("a@example.com")),
-            (b"From: \"Long,\r\n name\" <a@example.com>\r\nTo: b\r\n\r\n", Some("a@example.com")),
+            (
+                b"To: b@x.net\r\nFrom: Edge <a@example.com>\r\n\r\nFrom: c@evil.test\r\n",
+                Some("a@example.com"),
+            ),
+            (
+                b"from:  a@example.com \r\nSubject: x\r\n\r\n",
+                Some("a@example.com"),
+            ),
+            (
+                b"From: \"Long,\r\n name\" <a@example.com>\r\nTo: b\r\n\r\n",
+                Some("a@example.com"),
+            ),
             (b"Subject: no from\r\n\r\nFrom: a@example.com\r\n", None),
             (b"From: a@example.com, b@example.com\r\n\r\n", None),
             (b"", None),
         ];
         for (message, want) in table {
-            assert_eq!(header_from(message).as_deref(), *want, "{}", String::from_utf8_lossy(message));
+            assert_eq!(
+                header_from(message).as_deref(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(message)
+            );
+        }
+        let signed = b"DKIM-Signature: v=1; h=from:to:\r\n\tmessage-id:date; bh=x\r\nMessage-ID: <a@b>\r\n\r\n";
+        assert_eq!(super::message_id(signed).as_deref(), Some("<a@b>"));
+        let table: &[(&[u8], Option<&str>)] = &[(b"X: y\r\n from: a@example.com\r\n\r\n", None)];
+        for (message, want) in table {
+            assert_eq!(
+                header_from(message).as_deref(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(message)
+            );
         }
     }
 }
