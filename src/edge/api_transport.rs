@@ -10,9 +10,12 @@
 //! Must not: decide anything about email (the core classifies every answer).
 
 use std::cell::RefCell;
+use std::time::Duration;
+
+use futures_util::future::{Either, LocalBoxFuture, select};
 
 use wasm_bindgen::JsCast;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::delivery::provider_header::stamped;
 use crate::delivery::transport::{
@@ -22,7 +25,10 @@ use crate::delivery::{Outgoing, SessionEnd, Upstream};
 use crate::smtp::TransactionOutcome;
 
 use super::platform::now_ms;
-use super::smtp_driver::{BeforeDataEnd, with_timeout};
+
+/// Awaited before a message can leave (the in-flight record), with the
+/// job's position and its recipients; `false` keeps the message back.
+pub type BeforeSend<'f> = dyn Fn(Vec<(usize, Vec<String>)>) -> LocalBoxFuture<'f, bool> + 'f;
 
 /// Answers are read up to this many bytes (errors are short JSON).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -42,7 +48,7 @@ pub async fn run_session<'f>(
     api: &ApiUpstream,
     timeout_ms: u64,
     jobs: &[&Outgoing],
-    before_data_end: &BeforeDataEnd<'f>,
+    before_data_end: &BeforeSend<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> SessionEnd {
     let label = upstream.label();
@@ -179,5 +185,13 @@ async fn post(
     match with_timeout(answer, timeout_ms).await {
         Some(r) => r,
         None => Err("the API did not answer in time".into()),
+    }
+}
+
+async fn with_timeout<F: Future>(fut: F, timeout_ms: u64) -> Option<F::Output> {
+    let delay = Delay::from(Duration::from_millis(timeout_ms));
+    match select(std::pin::pin!(fut), delay).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
     }
 }

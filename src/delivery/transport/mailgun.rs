@@ -8,7 +8,9 @@ use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Class, Classified, HttpAnswer, HttpRequest, decode, endpoint_override, one_line};
+use super::common::{
+    Class, Classified, HttpAnswer, HttpRequest, decode, endpoint_override, one_line,
+};
 use crate::inbound::providers::MESSAGE_ID_FIELD;
 
 /// Mailgun's documented maximum message size, 25 MB.
@@ -25,7 +27,7 @@ pub struct MailgunUpstream {
 
 impl MailgunUpstream {
     pub fn parse(rest: &str) -> Result<MailgunUpstream, String> {
-        let (userinfo, domain, query) = super::split_entry(rest);
+        let (userinfo, domain, query) = super::common::split_entry(rest);
         let key = userinfo
             .map(|u| {
                 u.split_once(':')
@@ -46,7 +48,7 @@ impl MailgunUpstream {
         }
         let mut base_url = "https://api.mailgun.net".to_string();
         let mut endpoint = None;
-        for (name, value) in super::query_pairs(query.unwrap_or_default()) {
+        for (name, value) in super::common::query_pairs(query.unwrap_or_default()) {
             match (name, value.to_ascii_lowercase().as_str()) {
                 ("region", "us") => base_url = "https://api.mailgun.net".into(),
                 ("region", "eu") => base_url = "https://api.eu.mailgun.net".into(),
@@ -151,7 +153,7 @@ pub fn classify(answer: &HttpAnswer) -> Classified {
             Class::Configuration
         }
         400 if lower.contains("rate limit") || lower.contains("too many") => Class::Throttled,
-        status => super::class_of_status(status),
+        status => super::common::class_of_status(status),
     };
     Classified::new(class, format!("HTTP {}: {message}", answer.status))
 }

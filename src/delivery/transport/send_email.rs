@@ -4,12 +4,13 @@
 //! plain errors; their texts are the only signal).
 //! Must not: call the binding (the edge does).
 
-use super::{ApiUpstream, Class, Classified, one_line};
+use super::common::{Class, Classified, one_line};
 
 /// The Email Service's documented maximum message size, 25 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
 
-pub fn parse(rest: &str) -> Result<ApiUpstream, String> {
+/// The binding's name from the entry.
+pub fn parse(rest: &str) -> Result<String, String> {
     let binding = rest.trim_end_matches('/');
     let valid = !binding.is_empty()
         && binding.len() <= 64
@@ -20,9 +21,7 @@ pub fn parse(rest: &str) -> Result<ApiUpstream, String> {
     if !valid {
         return Err("a send-email:// entry needs the binding's name (letters, digits, _)".into());
     }
-    Ok(ApiUpstream::SendEmail {
-        binding: binding.to_string(),
-    })
+    Ok(binding.to_string())
 }
 
 /// A binding exception, by its message.

@@ -7,8 +7,10 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::common::{
+    Class, Classified, HttpAnswer, HttpRequest, decode, endpoint_override, one_line,
+};
 use super::sigv4::{self, Credentials};
-use super::{Class, Classified, HttpAnswer, HttpRequest, decode, endpoint_override, one_line};
 use crate::inbound::providers::MESSAGE_ID_FIELD;
 
 /// SES v2 takes a raw message of up to 40 MB (its documented limit,
@@ -25,7 +27,7 @@ pub struct SesUpstream {
 
 impl SesUpstream {
     pub fn parse(rest: &str) -> Result<SesUpstream, String> {
-        let (userinfo, region, query) = super::split_entry(rest);
+        let (userinfo, region, query) = super::common::split_entry(rest);
         let (key_id, secret) = userinfo
             .and_then(|u| u.split_once(':'))
             .ok_or_else(|| "an ses:// entry needs KEY_ID:SECRET@ before the region".to_string())?;
@@ -42,7 +44,7 @@ impl SesUpstream {
             return Err("an ses:// entry needs a region such as eu-west-1 as its host".into());
         }
         let mut base_url = format!("https://email.{region}.amazonaws.com");
-        for (name, value) in super::query_pairs(query.unwrap_or_default()) {
+        for (name, value) in super::common::query_pairs(query.unwrap_or_default()) {
             match name {
                 "endpoint" => base_url = endpoint_override(value)?,
                 _ => {
@@ -190,7 +192,7 @@ pub fn classify(answer: &HttpAnswer) -> Classified {
         "InternalFailure" | "InternalServerError" | "ServiceUnavailable" | "RequestTimeout" => {
             Class::Transient
         }
-        _ => super::class_of_status(answer.status),
+        _ => super::common::class_of_status(answer.status),
     };
     let class = match class {
         // A success status with an error body is not a success.

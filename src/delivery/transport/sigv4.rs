@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn the_published_test_suite_cases_sign_alike() {
         let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", DATE)];
-        let table: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        let table: &[Case<'_>] = &[
             (
                 "get-vanilla",
                 "GET",

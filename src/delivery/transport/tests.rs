@@ -1,5 +1,6 @@
 use super::*;
 use crate::delivery::shaping::is_throttling;
+use crate::smtp::OutcomeKind;
 
 fn answer(status: u16, error_type: Option<&str>, body: &str) -> HttpAnswer {
     HttpAnswer {
