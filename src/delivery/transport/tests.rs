@@ -322,3 +322,38 @@ fn the_mailgun_request_is_a_form_with_each_recipient_and_the_message() {
     assert!(body.ends_with(&format!("--{boundary}--\r\n")));
     assert_eq!(req.headers[1].1, "Basic YXBpOmtleS0x");
 }
+
+#[test]
+fn routing_rules_name_api_upstreams_by_their_label() {
+    use crate::delivery::routing::Routes;
+    use crate::delivery::upstream::Upstream;
+    let upstreams: Vec<Upstream> = [
+        "smtps://u:p@smtp.example.net",
+        "ses://AKID:secret@eu-west-1",
+        "mailgun://api:key@mg.example.com?region=eu",
+        "send-email://EMAIL",
+    ]
+    .iter()
+    .map(|u| Upstream::parse(u).unwrap())
+    .collect();
+    let labels: Vec<String> = upstreams.iter().map(Upstream::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "smtp.example.net:465",
+            "ses:eu-west-1",
+            "mailgun:mg.example.com",
+            "send-email:EMAIL"
+        ]
+    );
+    assert_eq!(
+        upstreams[1].provider,
+        Some(crate::inbound::providers::Provider::Ses)
+    );
+    assert!(upstreams[0].api.is_none() && upstreams[3].api.is_some());
+    let rules = r#"[{"stream": "marketing", "upstreams": ["mailgun:mg.example.com", "ses:eu-west-1"]},
+                    {"tenant": "t1", "upstreams": ["send-email:EMAIL"]}]"#;
+    let routes = Routes::parse(rules, &upstreams).unwrap();
+    assert!(!routes.is_empty());
+    assert!(Routes::parse(r#"[{"upstreams": ["ses:us-east-1"]}]"#, &upstreams).is_err());
+}
