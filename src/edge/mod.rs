@@ -10,6 +10,7 @@
 mod accept;
 mod accept_ports;
 mod api_keys;
+mod api_transport;
 mod batch;
 #[cfg(feature = "diagnostics")]
 mod bench;
@@ -75,6 +76,7 @@ use crate::http::routes::{self, Endpoint, Routed};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    api_transport::remember_env(&env);
     // What the request charged its key's limits, for the answer's headers.
     let mut usage = Usage::default();
     // The doors that speak another provider's API answer errors in its shape.
@@ -500,6 +502,7 @@ fn header(req: &Request, name: &str) -> Option<String> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    api_transport::remember_env(&env);
     if webhook_delivery::is_webhooks_queue(&env, &batch.queue()) {
         return webhook_delivery::consume(batch, env).await;
     }
@@ -539,5 +542,6 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
 /// retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    api_transport::remember_env(&env);
     sweep::run(&env).await;
 }
