@@ -277,6 +277,7 @@ mod tests {
             AttemptResult::Permanent(_) => "permanent",
             AttemptResult::UpstreamMisconfigured(_) => "misconfigured",
             AttemptResult::Unknown(_) => "unknown",
+            AttemptResult::Waiting { .. } => "waiting",
         }
     }
 

@@ -199,6 +199,9 @@ pub struct LimitsTable {
     by_label: BTreeMap<String, Limits>,
 }
 
+// Every rate in a parsed table is finite.
+impl Eq for LimitsTable {}
+
 impl LimitsTable {
     /// Parses `UPSTREAM_LIMITS` against the configured upstream labels. The
     /// error names the upstream by position and the rule, never the text.
@@ -213,9 +216,7 @@ impl LimitsTable {
         for (i, (label, limits)) in by_label.iter().enumerate() {
             let n = i + 1;
             if !labels.contains(label) {
-                return Err(format!(
-                    "entry {n} names an upstream not in SMTP_UPSTREAMS"
-                ));
+                return Err(format!("entry {n} names an upstream not in SMTP_UPSTREAMS"));
             }
             if limits
                 .rate
@@ -693,7 +694,11 @@ mod tests {
             let in_window = slots[i..].iter().take_while(|&&u| u < t + 1_000).count();
             assert!(in_window <= 21, "{in_window} slots from {t}");
         }
-        assert!(slots.len() > 300, "it does send at the rate: {}", slots.len());
+        assert!(
+            slots.len() > 300,
+            "it does send at the rate: {}",
+            slots.len()
+        );
     }
 
     #[test]
@@ -769,5 +774,4 @@ mod tests {
             assert!(!e.contains("secret"), "{bad}: {e}");
         }
     }
-
 }
