@@ -129,6 +129,19 @@ impl Failover {
         changed
     }
 
+    /// Takes `jobs` (of the session [`Failover::next_session`] named) out
+    /// of it before it runs: the upstream's shaping keeps them back, each
+    /// reported as `kept(its recipients)`. None goes on to another upstream.
+    pub fn keep_back(&mut self, jobs: &[usize], kept: impl Fn(&[String]) -> AttemptReport) {
+        self.pending.retain(|j| !jobs.contains(j));
+        for &job in jobs {
+            let recipients = self.recipients.get(job).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(slot) = self.reports.get_mut(job) {
+                *slot = Some(kept(recipients));
+            }
+        }
+    }
+
     /// One report per job, in batch order.
     pub fn into_reports(self) -> Vec<AttemptReport> {
         self.reports

@@ -220,7 +220,7 @@ impl LimitsTable {
             }
             if limits
                 .rate
-                .is_some_and(|r| !r.is_finite() || r < MIN_RATE || r > MAX_RATE)
+                .is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r))
             {
                 return Err(format!(
                     "entry {n} has a rate that is not between {MIN_RATE} and {MAX_RATE}"
@@ -513,6 +513,52 @@ pub fn reply_throttles(reply: &crate::smtp::Reply) -> bool {
     is_throttling(reply.code, enhanced.as_deref(), &reply.lines.join(" "))
 }
 
+/// What a session came to, as its upstream's shaper counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    /// Transactions the upstream accepted (for at least one recipient).
+    pub accepted: u32,
+    /// Granted jobs that did not get through: throttled, or never reached.
+    pub returned: u32,
+    /// Whether the upstream throttled anything.
+    pub throttled: bool,
+}
+
+/// Counts a session's end for its shaper.
+pub fn tally(end: &super::SessionEnd) -> Tally {
+    let mut t = Tally {
+        throttled: end.failure.as_ref().is_some_and(super::attempt::throttles),
+        ..Tally::default()
+    };
+    for outcome in &end.outcomes {
+        let Some(o) = outcome else {
+            t.returned += 1;
+            continue;
+        };
+        match super::attempt::report(o).result {
+            super::AttemptResult::Waiting { .. } => {
+                t.returned += 1;
+                t.throttled = true;
+            }
+            _ if o
+                .recipients
+                .iter()
+                .any(|r| r.outcome.kind == crate::smtp::OutcomeKind::Delivered)
+                || o.outcome.kind == crate::smtp::OutcomeKind::Delivered =>
+            {
+                t.accepted += 1
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+/// Whole seconds to wait for `ms` (at least one: the queue's unit).
+pub fn wait_seconds(ms: u64) -> u32 {
+    u32::try_from(ms.div_ceil(1000).max(1)).unwrap_or(u32::MAX)
+}
+
 /// How long a message refused by throttling waits before it is tried
 /// again, seconds: the shaper spaces the retries at the halved rate.
 pub const THROTTLED_WAIT_SECONDS: u32 = 2;
@@ -632,7 +678,8 @@ mod tests {
         // (wanted, sessions already held, today, next slot in ms) ->
         // (messages, start in ms, interval, retry in ms)
         let now = 10 * DAY_MS + 1_000;
-        let table: &[(u32, usize, u32, u64, (u32, u64, u64, u64))] = &[
+        type Row = (u32, usize, u32, u64, (u32, u64, u64, u64));
+        let table: &[Row] = &[
             // 20/s: one every 50 ms, up to the 5 s horizon.
             (10, 0, 0, 0, (10, 0, 50, 0)),
             (500, 0, 0, 0, (100, 0, 50, 5_000)),

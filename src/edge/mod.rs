@@ -46,6 +46,7 @@ mod reports;
 mod reputation;
 mod safety_net;
 mod screening;
+mod shaper;
 mod signing;
 mod smtp_driver;
 mod stats;
@@ -400,8 +401,8 @@ async fn route(
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let db = d1::Db::open(&env).map_err(internal)?;
             match endpoint {
-                Endpoint::ListUpstreams => upstreams::list(&db, &loaded, &key).await,
-                _ => upstreams::resume(&db, &loaded, &key, id).await,
+                Endpoint::ListUpstreams => upstreams::list(&env, &db, &loaded, &key).await,
+                _ => upstreams::resume(&env, &db, &loaded, &key, id).await,
             }
         }
         Endpoint::GetStats | Endpoint::GetTagStats => {
