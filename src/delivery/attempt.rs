@@ -18,7 +18,7 @@ use crate::smtp::{
 
 use super::policy::AttemptResult;
 use super::provider_header::stamped;
-use super::shaping::{THROTTLED_WAIT_SECONDS, reply_throttles};
+use super::shaping::{THROTTLED_WAIT_SECONDS, throttles};
 use crate::queue::DeliveryJob;
 
 /// What one attempt came to for one job.
@@ -145,12 +145,6 @@ pub fn dsn_request(job: &DeliveryJob) -> DsnRequest {
     }
 }
 
-/// Whether an outcome is an upstream saying "slow down"
-/// (`shaping::is_throttling`) rather than a failure.
-pub fn throttles(outcome: &crate::smtp::Outcome) -> bool {
-    outcome.kind != OutcomeKind::Delivered && outcome.reply.as_ref().is_some_and(reply_throttles)
-}
-
 /// Reads the session's outcome for one job. Recipients the upstream
 /// throttled are still to try; when throttling is all that held the job
 /// back, it waits ([`AttemptResult::Waiting`]) without using an attempt,
@@ -158,7 +152,7 @@ pub fn throttles(outcome: &crate::smtp::Outcome) -> bool {
 pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
     let mut delivered = 0usize;
     let mut remaining = Vec::new();
-    let throttled = |o: &crate::smtp::Outcome| throttles(o);
+    let throttled = throttles;
     let any = |kind: OutcomeKind| {
         outcome
             .recipients

@@ -252,6 +252,8 @@ impl LimitsTable {
 pub const HORIZON_MS: u64 = 5_000;
 /// How long a session lease outlives its last slot when never given back.
 pub const LEASE_MS: u64 = 60_000;
+/// The time a session is given to connect and greet before its first slot.
+pub const SESSION_LEAD_MS: u64 = 300;
 /// When the sessions are all taken, ask again after this long.
 pub const SESSION_WAIT_MS: u64 = 1_000;
 /// A day, in ms (days are UTC days of the Unix clock).
@@ -311,6 +313,24 @@ impl Grant {
     pub fn slot_ms(&self, i: u32) -> u64 {
         self.start_in_ms
             .saturating_add(self.interval_ms.saturating_mul(u64::from(i)))
+    }
+
+    /// When the `i`-th granted message goes, ms after the grant, when the
+    /// one before it went at `previous_ms`: at its slot, and never sooner
+    /// than an interval after the one before, so a session that fell behind
+    /// its schedule (a slow greeting, a slow reply) does not catch up in a
+    /// burst.
+    pub fn due_ms(&self, i: u32, previous_ms: Option<u64>) -> u64 {
+        let slot = self.slot_ms(i);
+        previous_ms.map_or(slot, |p| slot.max(p.saturating_add(self.interval_ms)))
+    }
+
+    /// Whether the `i`-th granted message, not yet handed over `now_ms`
+    /// after the grant, missed its slot: more than an interval past it.
+    /// It is not sent then, so every message goes within an interval of
+    /// its slot and no second holds more than `rate + 2`.
+    pub fn missed(&self, i: u32, now_ms: u64) -> bool {
+        self.interval_ms > 0 && now_ms > self.slot_ms(i).saturating_add(self.interval_ms)
     }
 }
 
@@ -422,7 +442,9 @@ impl Shaper {
             None => (now_ms, 0),
             Some(r) => {
                 let interval = (1000.0 / r.current.max(MIN_RATE)).ceil() as u64;
-                let start = self.next_slot_ms.max(now_ms);
+                // The session connects and greets first: its first slot
+                // is no sooner than that, so none is overdue once it can send.
+                let start = self.next_slot_ms.max(now_ms + SESSION_LEAD_MS);
                 let reach = now_ms + HORIZON_MS;
                 if start >= reach {
                     return none(start - reach + 1);
@@ -507,6 +529,12 @@ pub fn shaper_name(label: &str) -> String {
     format!("upstream:{label}")
 }
 
+/// Whether an outcome is an upstream saying "slow down" rather than a failure.
+pub fn throttles(outcome: &crate::smtp::Outcome) -> bool {
+    outcome.kind != crate::smtp::OutcomeKind::Delivered
+        && outcome.reply.as_ref().is_some_and(reply_throttles)
+}
+
 /// What a transaction's reply says, for [`is_throttling`].
 pub fn reply_throttles(reply: &crate::smtp::Reply) -> bool {
     let enhanced = reply.enhanced.map(|e| e.to_string());
@@ -522,36 +550,6 @@ pub struct Tally {
     pub returned: u32,
     /// Whether the upstream throttled anything.
     pub throttled: bool,
-}
-
-/// Counts a session's end for its shaper.
-pub fn tally(end: &super::SessionEnd) -> Tally {
-    let mut t = Tally {
-        throttled: end.failure.as_ref().is_some_and(super::attempt::throttles),
-        ..Tally::default()
-    };
-    for outcome in &end.outcomes {
-        let Some(o) = outcome else {
-            t.returned += 1;
-            continue;
-        };
-        match super::attempt::report(o).result {
-            super::AttemptResult::Waiting { .. } => {
-                t.returned += 1;
-                t.throttled = true;
-            }
-            _ if o
-                .recipients
-                .iter()
-                .any(|r| r.outcome.kind == crate::smtp::OutcomeKind::Delivered)
-                || o.outcome.kind == crate::smtp::OutcomeKind::Delivered =>
-            {
-                t.accepted += 1
-            }
-            _ => {}
-        }
-    }
-    t
 }
 
 /// Whole seconds to wait for `ms` (at least one: the queue's unit).
@@ -680,9 +678,10 @@ mod tests {
         let now = 10 * DAY_MS + 1_000;
         type Row = (u32, usize, u32, u64, (u32, u64, u64, u64));
         let table: &[Row] = &[
-            // 20/s: one every 50 ms, up to the 5 s horizon.
-            (10, 0, 0, 0, (10, 0, 50, 0)),
-            (500, 0, 0, 0, (100, 0, 50, 5_000)),
+            // 20/s: one every 50 ms, after the session's lead, up to the
+            // 5 s horizon.
+            (10, 0, 0, 0, (10, SESSION_LEAD_MS, 50, 0)),
+            (500, 0, 0, 0, (94, SESSION_LEAD_MS, 50, 5_000)),
             // Slots already given to others: this session starts after them.
             (10, 1, 0, 2_000, (10, 2_000, 50, 0)),
             // Booked beyond the horizon: nothing, ask again when in reach.
@@ -690,7 +689,13 @@ mod tests {
             // Both sessions taken.
             (10, 2, 0, 0, (0, 0, 0, SESSION_WAIT_MS)),
             // The day's last three.
-            (10, 0, 997, 0, (3, 0, 50, 150)),
+            (
+                10,
+                0,
+                997,
+                0,
+                (3, SESSION_LEAD_MS, 50, SESSION_LEAD_MS + 150),
+            ),
             // The day used up: back at midnight UTC.
             (10, 0, 1_000, 0, (0, 0, 0, DAY_MS - 1_000)),
         ];
@@ -820,5 +825,27 @@ mod tests {
             let e = LimitsTable::parse(bad, &labels).unwrap_err();
             assert!(!e.contains("secret"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_session_behind_its_schedule_does_not_catch_up_in_a_burst() {
+        let g = Grant {
+            messages: 4,
+            start_in_ms: 300,
+            interval_ms: 50,
+            retry_in_ms: 0,
+        };
+        // On time: the slots.
+        assert_eq!(g.due_ms(0, None), 300);
+        assert_eq!(g.due_ms(1, Some(300)), 350);
+        // The first went 200 ms late: the next one an interval after it,
+        // not at its own (passed) slot.
+        assert_eq!(g.due_ms(1, Some(500)), 550);
+        assert_eq!(g.due_ms(3, Some(550)), 600);
+        assert_eq!(Grant::all(3).due_ms(2, Some(10)), 10);
+        // More than an interval past its slot: missed, not sent.
+        assert!(!g.missed(1, 400));
+        assert!(g.missed(1, 401));
+        assert!(!Grant::all(3).missed(2, 10_000));
     }
 }

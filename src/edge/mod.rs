@@ -1,7 +1,7 @@
 //! Workers glue: the fetch, queue (jobs, dead letters, webhooks) and
 //! scheduled (sweep) entry points, routing each request to its endpoint, and
 //! the platform (sockets, D1, R2, queues, rate limits, the per-key `Meter`
-//! Durable Object, Turnstile).
+//! and per-upstream `Shaper` Durable Objects, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.

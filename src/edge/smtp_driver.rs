@@ -27,8 +27,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Delay, Env, SecureTransport, Socket};
 
 use crate::delivery::attempt::{envelope_for, kept_back, session_config};
+use crate::delivery::failover::tally;
 use crate::delivery::routing::{RouteKey, route_key};
-use crate::delivery::shaping::{Grant, tally, wait_seconds};
+use crate::delivery::shaping::{Grant, wait_seconds};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
     Upstream, UpstreamHealth, UpstreamSecurity,
@@ -228,7 +229,8 @@ async fn deliver_route(
             before_data_end(ends)
         };
         let started = now_ms();
-        let end = run_session(upstream, settings, &batch, &grant, &before, &on_done, tune).await;
+        let (mut end, missed) =
+            run_session(upstream, settings, &batch, &grant, &before, &on_done, tune).await;
         if let Some(l) = limits {
             let t = tally(&end);
             let ended = shaper::Ended {
@@ -237,6 +239,23 @@ async fn deliver_route(
                 throttled: t.throttled,
             };
             shaper::report(env, &label, l, &lease, ended).await;
+        }
+        if !missed.is_empty() {
+            // Jobs whose slot passed before the session could send them:
+            // kept back like the ones never granted.
+            let wait = wait_seconds(grant.interval_ms);
+            let kept: Vec<usize> = missed
+                .iter()
+                .filter_map(|&pos| step.jobs.get(pos).copied())
+                .collect();
+            end.outcomes = end
+                .outcomes
+                .into_iter()
+                .enumerate()
+                .filter(|(pos, _)| !missed.contains(pos))
+                .map(|(_, o)| o)
+                .collect();
+            failover.keep_back(&kept, |recipients| kept_back(recipients, &label, wait));
         }
         let now = now_ms();
         let record = SessionRecord::of(&end, started, now);
@@ -267,6 +286,9 @@ async fn deliver_route(
 /// the failure the session ended with (`None` after a clean QUIT). Each job
 /// is handed to the session at its slot of `pace` (all at once without a
 /// rate); the ones not handed over when the session ends get its failure.
+/// A job whose slot passed by more than an interval before the session
+/// could hand it over is not sent (its place in time is gone): its position
+/// is returned, to be kept back.
 async fn run_session<'f>(
     upstream: &Upstream,
     settings: &DeliverySettings,
@@ -275,23 +297,35 @@ async fn run_session<'f>(
     before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
-) -> SessionEnd {
+) -> (SessionEnd, Vec<usize>) {
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let granted_at = now_ms();
     let mut session = SmtpSession::new(config, granted_at);
     let mut fed = 0usize;
+    let mut last_fed: Option<u64> = None;
+    let mut missed: Vec<usize> = Vec::new();
     // Hands the session every job whose slot has come (`all`: every job
     // left, once the session is over); says whether it handed any, and
     // when the next slot is.
     let mut feed = |session: &mut SmtpSession, all: bool| -> (bool, Option<u64>) {
         let mut any = false;
         while let Some(job) = jobs.get(fed) {
-            let due = granted_at.saturating_add(pace.slot_ms(fed as u32));
-            if !all && due > now_ms() {
+            let due = granted_at.saturating_add(pace.due_ms(fed as u32, last_fed));
+            let now = now_ms();
+            if !all && due > now {
                 return (any, Some(due));
             }
-            session.send(envelope_for(upstream, fed as u64, job), now_ms());
+            if !all && pace.missed(fed as u32, now.saturating_sub(granted_at)) {
+                missed.push(fed);
+                fed += 1;
+                if fed == jobs.len() {
+                    session.finish(now);
+                }
+                continue;
+            }
+            last_fed = Some(now.saturating_sub(granted_at));
+            session.send(envelope_for(upstream, fed as u64, job), now);
             any = true;
             fed += 1;
             if fed == jobs.len() {
@@ -319,7 +353,7 @@ async fn run_session<'f>(
             session.connect_failed(format!("connect to {label} failed: {reason}"), now_ms());
             feed(&mut session, true);
             let failure = drain(&mut session, &mut outcomes);
-            return SessionEnd { outcomes, failure };
+            return (SessionEnd { outcomes, failure }, missed);
         }
     };
 
@@ -398,7 +432,7 @@ async fn run_session<'f>(
     }
     // Closing waits for writes still pending: bounded like any write.
     let _ = with_timeout(socket.close(), session.write_timeout_ms()).await;
-    SessionEnd { outcomes, failure }
+    (SessionEnd { outcomes, failure }, missed)
 }
 
 fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcome) {
