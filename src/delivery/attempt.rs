@@ -18,6 +18,7 @@ use crate::smtp::{
 
 use super::policy::AttemptResult;
 use super::provider_header::stamped;
+use super::shaping::{THROTTLED_WAIT_SECONDS, throttles};
 use crate::queue::DeliveryJob;
 
 /// What one attempt came to for one job.
@@ -144,17 +145,33 @@ pub fn dsn_request(job: &DeliveryJob) -> DsnRequest {
     }
 }
 
-/// Reads the session's outcome for one job.
+/// Reads the session's outcome for one job. Recipients the upstream
+/// throttled are still to try; when throttling is all that held the job
+/// back, it waits ([`AttemptResult::Waiting`]) without using an attempt,
+/// and no other upstream takes it (the upstream is busy, not down).
 pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
     let mut delivered = 0usize;
     let mut remaining = Vec::new();
-    let any = |kind: OutcomeKind| outcome.recipients.iter().any(|r| r.outcome.kind == kind);
+    let throttled = throttles;
+    let any = |kind: OutcomeKind| {
+        outcome
+            .recipients
+            .iter()
+            .any(|r| r.outcome.kind == kind && !throttled(&r.outcome))
+    };
+    let has_throttled = outcome.recipients.iter().any(|r| throttled(&r.outcome))
+        || (outcome.recipients.is_empty() && throttled(&outcome.outcome));
     let has_config = any(OutcomeKind::Configuration);
-    let has_transient = any(OutcomeKind::Transient);
+    let has_transient = any(OutcomeKind::Transient) || has_throttled;
     let has_unknown = any(OutcomeKind::Unknown);
     let has_permanent = any(OutcomeKind::Permanent);
     let mut parts = Vec::with_capacity(outcome.recipients.len());
     for r in &outcome.recipients {
+        if throttled(&r.outcome) {
+            remaining.push(r.address.clone());
+            parts.push(format!("{}: {}", r.address, r.outcome));
+            continue;
+        }
         match r.outcome.kind {
             OutcomeKind::Delivered => delivered += 1,
             OutcomeKind::Transient | OutcomeKind::Configuration => {
@@ -169,7 +186,17 @@ pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
     } else {
         parts.join("; ")
     };
-    let result = if outcome.recipients.is_empty() {
+    let only_throttled = has_throttled
+        && !has_config
+        && !any(OutcomeKind::Transient)
+        && !has_unknown
+        && !has_permanent;
+    let result = if only_throttled {
+        AttemptResult::Waiting {
+            reason: detail.clone(),
+            delay_seconds: THROTTLED_WAIT_SECONDS,
+        }
+    } else if outcome.recipients.is_empty() {
         match outcome.outcome.kind {
             OutcomeKind::Delivered => AttemptResult::Delivered,
             OutcomeKind::Transient => AttemptResult::Transient(detail.clone()),
@@ -200,6 +227,21 @@ pub fn report(outcome: &TransactionOutcome) -> AttemptReport {
         remaining,
         detail,
         try_next_upstream,
+    }
+}
+
+/// The report of a job the upstream's shaping kept back this time: it
+/// waits `delay_seconds`, no attempt used, all its recipients still to try.
+pub fn kept_back(recipients: &[String], label: &str, delay_seconds: u32) -> AttemptReport {
+    let detail = format!("{label}: waiting for the upstream's sending limits");
+    AttemptReport {
+        result: AttemptResult::Waiting {
+            reason: detail.clone(),
+            delay_seconds,
+        },
+        remaining: recipients.to_vec(),
+        detail,
+        try_next_upstream: false,
     }
 }
 
@@ -295,5 +337,116 @@ mod outgoing_tests {
                 "{envid:?} {notify_delivery}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod throttling_tests {
+    use super::*;
+    use crate::delivery::policy::{Decision, RetryPolicy, RetrySettings};
+    use crate::delivery::{HealthSettings, SessionVerdict, UpstreamHealth};
+    use crate::smtp::{Cause, Outcome, RecipientOutcome, Reply};
+
+    fn rcpt(address: &str, kind: OutcomeKind, code: u16, text: &str) -> RecipientOutcome {
+        RecipientOutcome {
+            address: address.into(),
+            outcome: Outcome::new(kind, Cause::Reply).with_reply(Reply::new(code, text)),
+        }
+    }
+
+    const T454: (OutcomeKind, u16, &str) = (
+        OutcomeKind::Transient,
+        454,
+        "Throttling failure: Maximum sending rate exceeded.",
+    );
+    const OK: (OutcomeKind, u16, &str) = (OutcomeKind::Delivered, 250, "OK");
+    const BUSY: (OutcomeKind, u16, &str) = (OutcomeKind::Transient, 451, "Temporary local problem");
+    const GONE: (OutcomeKind, u16, &str) = (OutcomeKind::Permanent, 550, "No such user");
+
+    #[test]
+    fn what_a_throttling_reply_does_to_each_job() {
+        let policy = RetryPolicy::new(RetrySettings {
+            base_delay_seconds: 60,
+            max_delay_seconds: 3_600,
+            lifetime_seconds: 86_400,
+        });
+        // (each recipient's reply) -> (result kind, recipients still to try,
+        // whether the attempt counts, another upstream may take it)
+        type Row = (
+            &'static [(OutcomeKind, u16, &'static str)],
+            &'static str,
+            usize,
+            bool,
+        );
+        let table: &[Row] = &[
+            // Throttled at DATA: waits, nothing counted, stays here.
+            (&[T454, T454], "waiting", 2, false),
+            // One accepted, one throttled: the other waits uncounted.
+            (&[OK, T454], "waiting", 1, false),
+            // A real transient failure beside it: a counted retry of both.
+            (&[BUSY, T454], "transient", 2, true),
+            // Refused for good beside a throttled one: the throttled one
+            // is still to try.
+            (&[GONE, T454], "transient", 1, true),
+            (&[BUSY], "transient", 1, true),
+        ];
+        for (i, (replies, kind, left, counts)) in table.iter().enumerate() {
+            let recipients = replies
+                .iter()
+                .enumerate()
+                .map(|(n, (k, code, text))| rcpt(&format!("r{n}@x.net"), *k, *code, text))
+                .collect();
+            let o = TransactionOutcome::summarise(
+                0,
+                recipients,
+                Outcome::new(OutcomeKind::Transient, Cause::Reply),
+            );
+            let r = report(&o);
+            let got = match &r.result {
+                AttemptResult::Waiting { delay_seconds, .. } => {
+                    assert_eq!(*delay_seconds, THROTTLED_WAIT_SECONDS);
+                    "waiting"
+                }
+                AttemptResult::Transient(_) => "transient",
+                other => panic!("row {i}: {other:?}"),
+            };
+            assert_eq!((got, r.remaining.len()), (*kind, *left), "row {i}");
+            assert!(!(got == "waiting" && r.try_next_upstream), "row {i}");
+            let counted = !matches!(
+                policy.decide(&r.result, 1, 10, 0.5),
+                Decision::Retry { counts: false, .. }
+            );
+            assert_eq!(counted, *counts, "row {i}");
+        }
+        // A session refused with a throttling 421 does not cool the upstream
+        // down; a plain 421 does.
+        let settings = HealthSettings {
+            failure_threshold: 1,
+            cooldown_seconds: 60,
+            max_cooldown_seconds: 600,
+        };
+        let ended = |text| {
+            Outcome::new(OutcomeKind::Transient, Cause::Reply).with_reply(Reply::new(421, text))
+        };
+        let busy = SessionVerdict::from_session_end(Some(&ended("4.7.0 Too many connections")));
+        assert_eq!(busy, SessionVerdict::Healthy);
+        let down = SessionVerdict::from_session_end(Some(&ended("Service not available")));
+        let after = UpstreamHealth::default().after(&down, &settings, 0);
+        assert!(after.is_cooling_down(1));
+        // Kept back by the shaper: waits as long as it says, all recipients left.
+        let kept = kept_back(&["a@x.net".into(), "b@x.net".into()], "h:25", 3);
+        assert_eq!(kept.remaining.len(), 2);
+        assert_eq!(
+            policy.decide(&kept.result, 1, 10, 0.5),
+            Decision::Retry {
+                delay_seconds: 3,
+                counts: false
+            }
+        );
+        // Not past the lifetime.
+        assert!(matches!(
+            policy.decide(&kept.result, 1, 86_399, 0.5),
+            Decision::Fail(_)
+        ));
     }
 }

@@ -13,12 +13,13 @@
 //! until there is no next session, then take [`Failover::into_reports`].
 //! Must not: open sockets, store health records or read the clock.
 
-use crate::smtp::{Outcome, TransactionOutcome};
+use crate::smtp::{Outcome, OutcomeKind, TransactionOutcome};
 
 use super::attempt::{AttemptReport, report};
 use super::health::{HealthChange, SessionVerdict, UpstreamHealth, change, upstream_order};
 use super::policy::AttemptResult;
 use super::settings::HealthSettings;
+use super::shaping::{Tally, throttles};
 
 /// One SMTP session to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +130,19 @@ impl Failover {
         changed
     }
 
+    /// Takes `jobs` (of the session [`Failover::next_session`] named) out
+    /// of it before it runs: the upstream's shaping keeps them back, each
+    /// reported as `kept(its recipients)`. None goes on to another upstream.
+    pub fn keep_back(&mut self, jobs: &[usize], kept: impl Fn(&[String]) -> AttemptReport) {
+        self.pending.retain(|j| !jobs.contains(j));
+        for &job in jobs {
+            let recipients = self.recipients.get(job).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(slot) = self.reports.get_mut(job) {
+                *slot = Some(kept(recipients));
+            }
+        }
+    }
+
     /// One report per job, in batch order.
     pub fn into_reports(self) -> Vec<AttemptReport> {
         self.reports
@@ -143,6 +157,36 @@ impl Failover {
             })
             .collect()
     }
+}
+
+/// Counts a session's end for its shaper.
+pub fn tally(end: &SessionEnd) -> Tally {
+    let mut t = Tally {
+        throttled: end.failure.as_ref().is_some_and(throttles),
+        ..Tally::default()
+    };
+    for outcome in &end.outcomes {
+        let Some(o) = outcome else {
+            t.returned += 1;
+            continue;
+        };
+        match report(o).result {
+            AttemptResult::Waiting { .. } => {
+                t.returned += 1;
+                t.throttled = true;
+            }
+            _ if o
+                .recipients
+                .iter()
+                .any(|r| r.outcome.kind == OutcomeKind::Delivered)
+                || o.outcome.kind == OutcomeKind::Delivered =>
+            {
+                t.accepted += 1
+            }
+            _ => {}
+        }
+    }
+    t
 }
 
 /// A job the session never reached (it ended before the job's turn).
@@ -277,6 +321,7 @@ mod tests {
             AttemptResult::Permanent(_) => "permanent",
             AttemptResult::UpstreamMisconfigured(_) => "misconfigured",
             AttemptResult::Unknown(_) => "unknown",
+            AttemptResult::Waiting { .. } => "waiting",
         }
     }
 
@@ -458,5 +503,41 @@ mod tests {
         let change = f.session_ended(end, &SETTINGS, NOW).unwrap();
         assert_eq!(change.record, UpstreamHealth::default());
         assert_eq!(change.notice, None);
+    }
+
+    #[test]
+    fn a_session_is_tallied_for_its_shaper() {
+        let throttled = TransactionOutcome::summarise(
+            1,
+            vec![rcpt(
+                "r1@x.net",
+                OutcomeKind::Transient,
+                454,
+                "4.7.0 Throttling failure: Maximum sending rate exceeded.",
+            )],
+            Outcome::new(OutcomeKind::Transient, Cause::Reply),
+        );
+        let end = SessionEnd {
+            outcomes: vec![
+                transaction(0, Got::Ok),
+                Some(throttled),
+                transaction(2, Got::Gone),
+                None,
+            ],
+            failure: None,
+        };
+        assert_eq!(
+            tally(&end),
+            Tally {
+                accepted: 1,
+                returned: 2,
+                throttled: true
+            }
+        );
+        let calm = SessionEnd {
+            outcomes: vec![transaction(0, Got::Busy)],
+            failure: None,
+        };
+        assert_eq!(tally(&calm), Tally::default());
     }
 }

@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::settings::HealthSettings;
+use super::shaping::reply_throttles;
 use crate::smtp::{Cause, Outcome, OutcomeKind};
 
 /// What is known about one upstream across sessions.
@@ -73,6 +74,9 @@ impl SessionVerdict {
             // A session ends on a reply only for 421 or a refused session
             // command (greeting, EHLO, STARTTLS, AUTH): the server's state.
             // A 5xx or 4xx to a message's own commands is that message's.
+            // A throttling reply ("421 4.7.0 Too many connections") is
+            // backpressure (`shaping`): the upstream is busy, not down.
+            Cause::Reply if f.reply.as_ref().is_some_and(reply_throttles) => false,
             Cause::Reply => {
                 f.reply.as_ref().is_some_and(|r| r.code == 421) || f.kind != OutcomeKind::Permanent
             }

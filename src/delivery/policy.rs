@@ -31,6 +31,11 @@ pub enum AttemptResult {
     /// The connection died after the final dot: the upstream may have the
     /// message. Retrying could send it twice, so it is recorded, not retried.
     Unknown(String),
+    /// Not sent now by the upstream's shaping: it throttled (421, 454, 4.7.x
+    /// "slow down"), or its rate, sessions or daily limit left no room.
+    /// Backpressure, not a failure: tried again after `delay_seconds`
+    /// without counting an attempt, while the lifetime lasts.
+    Waiting { reason: String, delay_seconds: u32 },
 }
 
 /// What to do with the message now.
@@ -93,6 +98,22 @@ impl RetryPolicy {
                     Decision::Retry {
                         delay_seconds: delay,
                         counts: true,
+                    }
+                }
+            }
+            AttemptResult::Waiting {
+                reason,
+                delay_seconds,
+            } => {
+                let delay = (*delay_seconds).clamp(1, self.settings.max_delay_seconds.max(1));
+                if age_seconds.saturating_add(u64::from(delay)) > self.settings.lifetime_seconds {
+                    Decision::Fail(format!(
+                        "gave up waiting for the upstream's limits over {age_seconds} s: {reason}"
+                    ))
+                } else {
+                    Decision::Retry {
+                        delay_seconds: delay,
+                        counts: false,
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //!
 //! Owns the names, formats, defaults and limits of `SMTP_UPSTREAMS`,
 //! `EHLO_NAME`, `SMTP_TIMEOUT_SECONDS`, `SMTP_PIPELINING`, `RETRY_*`,
-//! `MESSAGE_LIFETIME_SECONDS`, `UPSTREAM_*` (with `UPSTREAM_ROUTES`), `DELIVERY_LEASE_SECONDS` and
+//! `MESSAGE_LIFETIME_SECONDS`, `UPSTREAM_*` (with `UPSTREAM_ROUTES` and `UPSTREAM_LIMITS`), `DELIVERY_LEASE_SECONDS` and
 //! `SWEEP_*`, parsed into one
 //! [`DeliverySettings`] that delivery functions take (or a slice of it).
 //! Must not: decide anything about delivery itself, or put a setting's value
@@ -15,6 +15,7 @@ use crate::queue::QUEUE_MAX_DELAY_SECONDS;
 
 use super::policy::RetrySettings;
 use super::routing::Routes;
+use super::shaping::LimitsTable;
 use super::upstream::Upstream;
 
 /// What `EHLO_NAME` is when unset.
@@ -75,6 +76,8 @@ pub struct DeliverySettings {
     pub upstreams: Vec<Upstream>,
     /// Which upstreams carry which mail (`UPSTREAM_ROUTES`); empty: all.
     pub routes: Routes,
+    /// Each upstream's rate, sessions and daily limits (`UPSTREAM_LIMITS`).
+    pub limits: LimitsTable,
     /// The name announced in EHLO/HELO (`EHLO_NAME`).
     pub ehlo_name: String,
     /// Per-command timeout towards upstreams (`SMTP_TIMEOUT_SECONDS`).
@@ -96,9 +99,13 @@ impl DeliverySettings {
         let upstreams = parse_upstreams(src)?;
         let routes = Routes::parse(&src.get("UPSTREAM_ROUTES").unwrap_or_default(), &upstreams)
             .map_err(|e| err("UPSTREAM_ROUTES", e))?;
+        let labels: Vec<String> = upstreams.iter().map(Upstream::label).collect();
+        let limits = LimitsTable::parse(&src.get("UPSTREAM_LIMITS").unwrap_or_default(), &labels)
+            .map_err(|e| err("UPSTREAM_LIMITS", e))?;
         Ok(DeliverySettings {
             upstreams,
             routes,
+            limits,
             ehlo_name: parse_ehlo_name(src)?,
             smtp_timeout_seconds: parse_timeout(src)?,
             smtp_pipelining: parse_pipelining(src)?,

@@ -8,8 +8,24 @@
 //! waits without using up an attempt or cooling the upstream down, and the
 //! rate halves; each window without throttling adds back a step, up to the
 //! configured limit (additive increase, multiplicative decrease).
+//!
+//! Limits come from `UPSTREAM_LIMITS` (a JSON object keyed by upstream
+//! label: `rate` messages per second, `sessions` at once, `per_day`
+//! messages per UTC day). One [`Shaper`] per upstream (kept by a Durable
+//! Object at the edge, so every consumer invocation sees the same one)
+//! grants a session a lease and a schedule: `messages` slots, the first
+//! `start_in_ms` from now and one every `interval_ms` after it, never more
+//! than [`HORIZON_MS`] ahead. Slots are spaced at the adapted rate with no
+//! burst, so any one-second window holds at most `rate + 1` slots; what a
+//! server measures adds only the network's jitter. A lease lasts
+//! [`LEASE_MS`] past its last slot, so a session that never reports (a
+//! crashed invocation) frees its place then.
 //! Owns: those rules, on a virtual clock. Must not: read the clock, store
 //! state, or decide retries of real failures (`policy` does).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// Whether a reply says "slow down" rather than "this message failed".
 ///
@@ -57,7 +73,7 @@ const QUOTA_TEXTS: &[&str] = &[
 ];
 
 /// The configured ceiling and the adapted rate of one upstream.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveRate {
     /// The configured limit, messages per second.
     pub ceiling: f64,
@@ -117,7 +133,7 @@ impl AdaptiveRate {
 }
 
 /// A token bucket at `rate` per second holding at most `burst` tokens.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TokenBucket {
     pub tokens: f64,
     pub updated_at_ms: u64,
@@ -156,6 +172,394 @@ impl TokenBucket {
         Admission { now, next_in_ms }
     }
 }
+
+/// One upstream's limits, as written in `UPSTREAM_LIMITS`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages per second (a fraction for slower: `0.5` is one every 2 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Sessions open at once, across every consumer invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    /// Messages per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+}
+
+/// The highest `rate` accepted, messages per second.
+pub const MAX_RATE: f64 = 10_000.0;
+/// The most `sessions` accepted.
+pub const MAX_SESSIONS: u32 = 1_000;
+
+/// Every upstream's limits, by label; empty when `UPSTREAM_LIMITS` is unset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitsTable {
+    by_label: BTreeMap<String, Limits>,
+}
+
+// Every rate in a parsed table is finite.
+impl Eq for LimitsTable {}
+
+impl LimitsTable {
+    /// Parses `UPSTREAM_LIMITS` against the configured upstream labels. The
+    /// error names the upstream by position and the rule, never the text.
+    pub fn parse(raw: &str, labels: &[String]) -> Result<LimitsTable, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(LimitsTable::default());
+        }
+        let by_label: BTreeMap<String, Limits> = serde_json::from_str(raw).map_err(|_| {
+            "must be a JSON object of \"host:port\": {rate?, sessions?, per_day?}".to_string()
+        })?;
+        for (i, (label, limits)) in by_label.iter().enumerate() {
+            let n = i + 1;
+            if !labels.contains(label) {
+                return Err(format!("entry {n} names an upstream not in SMTP_UPSTREAMS"));
+            }
+            if limits
+                .rate
+                .is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r))
+            {
+                return Err(format!(
+                    "entry {n} has a rate that is not between {MIN_RATE} and {MAX_RATE}"
+                ));
+            }
+            if limits.sessions.is_some_and(|s| s == 0 || s > MAX_SESSIONS) {
+                return Err(format!(
+                    "entry {n} has sessions not between 1 and {MAX_SESSIONS}"
+                ));
+            }
+            if limits.per_day == Some(0) {
+                return Err(format!("entry {n} has a per_day of 0"));
+            }
+        }
+        Ok(LimitsTable { by_label })
+    }
+
+    /// The limits of the upstream labelled `label`, if it has any.
+    pub fn of(&self, label: &str) -> Option<Limits> {
+        self.by_label
+            .get(label)
+            .copied()
+            .filter(|l| l.rate.is_some() || l.sessions.is_some() || l.per_day.is_some())
+    }
+}
+
+/// How far ahead a grant may schedule slots: a session waits at most this
+/// long for its last one.
+pub const HORIZON_MS: u64 = 5_000;
+/// How long a session lease outlives its last slot when never given back.
+pub const LEASE_MS: u64 = 60_000;
+/// The time a session is given to connect and greet before its first slot.
+pub const SESSION_LEAD_MS: u64 = 300;
+/// When the sessions are all taken, ask again after this long.
+pub const SESSION_WAIT_MS: u64 = 1_000;
+/// A day, in ms (days are UTC days of the Unix clock).
+const DAY_MS: u64 = 86_400_000;
+
+/// A call to one upstream's shaper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ShaperCall {
+    /// A session wants to send `wanted` messages; `lease` names it.
+    Grant {
+        limits: Limits,
+        lease: String,
+        wanted: u32,
+    },
+    /// The session `lease` ended: `accepted` messages taken, `returned`
+    /// granted ones not sent (given back to the day's count), and whether
+    /// the upstream throttled.
+    Report {
+        limits: Limits,
+        lease: String,
+        accepted: u32,
+        returned: u32,
+        throttled: bool,
+    },
+    /// The state, for the health API.
+    Show { limits: Limits },
+}
+
+/// What a grant allows one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// How many of the wanted messages may go in this session (0: none,
+    /// and the session must not open).
+    pub messages: u32,
+    /// When the first may go, ms from now.
+    pub start_in_ms: u64,
+    /// Then one every this many ms (0: no rate limit).
+    pub interval_ms: u64,
+    /// When to ask again for the messages not granted, ms from now.
+    pub retry_in_ms: u64,
+}
+
+impl Grant {
+    /// Everything may go now (no limits, or the shaper is unreachable and
+    /// the limits are not enforced).
+    pub fn all(wanted: u32) -> Grant {
+        Grant {
+            messages: wanted,
+            start_in_ms: 0,
+            interval_ms: 0,
+            retry_in_ms: 0,
+        }
+    }
+
+    /// When the `i`-th granted message may go, ms after the grant.
+    pub fn slot_ms(&self, i: u32) -> u64 {
+        self.start_in_ms
+            .saturating_add(self.interval_ms.saturating_mul(u64::from(i)))
+    }
+
+    /// When the `i`-th granted message goes, ms after the grant, when the
+    /// one before it went at `previous_ms`: at its slot, and never sooner
+    /// than an interval after the one before, so a session that fell behind
+    /// its schedule (a slow greeting, a slow reply) does not catch up in a
+    /// burst.
+    pub fn due_ms(&self, i: u32, previous_ms: Option<u64>) -> u64 {
+        let slot = self.slot_ms(i);
+        previous_ms.map_or(slot, |p| slot.max(p.saturating_add(self.interval_ms)))
+    }
+
+    /// Whether the `i`-th granted message, not yet handed over `now_ms`
+    /// after the grant, missed its slot: more than an interval past it.
+    /// It is not sent then, so every message goes within an interval of
+    /// its slot and no second holds more than `rate + 2`.
+    pub fn missed(&self, i: u32, now_ms: u64) -> bool {
+        self.interval_ms > 0 && now_ms > self.slot_ms(i).saturating_add(self.interval_ms)
+    }
+}
+
+/// What the health API shows of a shaper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShaperView {
+    pub limits: Limits,
+    /// The rate in force now (messages per second), `None` without a rate limit.
+    pub current_rate: Option<f64>,
+    /// Since when the upstream has been throttling (Unix ms), if it is.
+    pub throttled_since_ms: Option<u64>,
+    pub sessions_in_use: u32,
+    /// Messages granted today (UTC), less those given back.
+    pub today: u32,
+}
+
+/// A session's place, until `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub expires_ms: u64,
+}
+
+/// One upstream's shared state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shaper {
+    #[serde(default)]
+    pub rate: Option<AdaptiveRate>,
+    /// The earliest time (Unix ms) the next slot may be given.
+    #[serde(default)]
+    pub next_slot_ms: u64,
+    #[serde(default)]
+    pub leases: Vec<Lease>,
+    /// The UTC day (days since the epoch) `today` counts.
+    #[serde(default)]
+    pub day: u64,
+    #[serde(default)]
+    pub today: u32,
+}
+
+impl Shaper {
+    /// Brings the state up to `limits` and `now_ms`: the rate follows a
+    /// changed ceiling, expired leases go, a new day starts from zero.
+    fn refresh(&mut self, limits: &Limits, now_ms: u64) {
+        self.rate = match (limits.rate, self.rate) {
+            (None, _) => None,
+            (Some(c), Some(r)) if r.ceiling == c.max(MIN_RATE) => Some(r),
+            (Some(c), _) => Some(AdaptiveRate::new(c, now_ms)),
+        };
+        self.leases.retain(|l| l.expires_ms > now_ms);
+        let day = now_ms / DAY_MS;
+        if day != self.day {
+            self.day = day;
+            self.today = 0;
+        }
+    }
+
+    /// Answers one call at `now_ms`.
+    pub fn apply(&mut self, call: &ShaperCall, now_ms: u64) -> ShaperAnswer {
+        match call {
+            ShaperCall::Grant {
+                limits,
+                lease,
+                wanted,
+            } => ShaperAnswer::Grant(self.grant(limits, lease, *wanted, now_ms)),
+            ShaperCall::Report {
+                limits,
+                lease,
+                accepted,
+                returned,
+                throttled,
+            } => {
+                self.report(limits, lease, *accepted, *returned, *throttled, now_ms);
+                ShaperAnswer::View(self.view(limits, now_ms))
+            }
+            ShaperCall::Show { limits } => ShaperAnswer::View(self.view(limits, now_ms)),
+        }
+    }
+
+    /// Grants the session `lease` a place and a schedule for at most
+    /// `wanted` messages.
+    pub fn grant(&mut self, limits: &Limits, lease: &str, wanted: u32, now_ms: u64) -> Grant {
+        self.refresh(limits, now_ms);
+        let none = |retry_in_ms: u64| Grant {
+            messages: 0,
+            start_in_ms: 0,
+            interval_ms: 0,
+            retry_in_ms: retry_in_ms.max(1),
+        };
+        if wanted == 0 {
+            return none(0);
+        }
+        let held = self.leases.iter().any(|l| l.id == lease);
+        if let Some(max) = limits.sessions
+            && !held
+            && self.leases.len() >= max as usize
+        {
+            return none(SESSION_WAIT_MS);
+        }
+        let mut messages = wanted;
+        if let Some(per_day) = limits.per_day {
+            let left = per_day.saturating_sub(self.today);
+            if left == 0 {
+                return none(DAY_MS - now_ms % DAY_MS);
+            }
+            messages = messages.min(left);
+        }
+        let (start, interval) = match self.rate {
+            None => (now_ms, 0),
+            Some(r) => {
+                let interval = (1000.0 / r.current.max(MIN_RATE)).ceil() as u64;
+                // The session connects and greets first: its first slot
+                // is no sooner than that, so none is overdue once it can send.
+                let start = self.next_slot_ms.max(now_ms + SESSION_LEAD_MS);
+                let reach = now_ms + HORIZON_MS;
+                if start >= reach {
+                    return none(start - reach + 1);
+                }
+                let fit = (reach - start).div_ceil(interval.max(1));
+                messages = messages.min(u32::try_from(fit).unwrap_or(u32::MAX));
+                self.next_slot_ms = start + interval * u64::from(messages);
+                (start, interval)
+            }
+        };
+        self.today = self.today.saturating_add(messages);
+        let last = start + interval * u64::from(messages.saturating_sub(1));
+        let expires_ms = last + LEASE_MS;
+        match self.leases.iter_mut().find(|l| l.id == lease) {
+            Some(l) => l.expires_ms = l.expires_ms.max(expires_ms),
+            None => self.leases.push(Lease {
+                id: lease.to_string(),
+                expires_ms,
+            }),
+        }
+        Grant {
+            messages,
+            start_in_ms: start - now_ms,
+            interval_ms: interval,
+            retry_in_ms: if messages < wanted {
+                (self.next_slot_ms.saturating_sub(now_ms)).max(1)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The session `lease` ended: its place is free, unsent messages go
+    /// back to the day's count, and the rate halves on throttling or steps
+    /// back up after a quiet window.
+    pub fn report(
+        &mut self,
+        limits: &Limits,
+        lease: &str,
+        accepted: u32,
+        returned: u32,
+        throttled: bool,
+        now_ms: u64,
+    ) {
+        self.refresh(limits, now_ms);
+        self.leases.retain(|l| l.id != lease);
+        self.today = self.today.saturating_sub(returned);
+        if let Some(r) = &mut self.rate {
+            if throttled {
+                r.throttled(now_ms);
+                // The slots already given stand; the next ones follow the
+                // new rate.
+            } else if accepted > 0 {
+                r.accepted(now_ms);
+            }
+        }
+    }
+
+    /// What the health API shows.
+    pub fn view(&mut self, limits: &Limits, now_ms: u64) -> ShaperView {
+        self.refresh(limits, now_ms);
+        ShaperView {
+            limits: *limits,
+            current_rate: self.rate.map(|r| r.current),
+            throttled_since_ms: self.rate.and_then(|r| r.throttled_since_ms),
+            sessions_in_use: u32::try_from(self.leases.len()).unwrap_or(u32::MAX),
+            today: self.today,
+        }
+    }
+}
+
+/// A shaper's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ShaperAnswer {
+    Grant(Grant),
+    View(ShaperView),
+}
+
+/// The name of an upstream's shaper object.
+pub fn shaper_name(label: &str) -> String {
+    format!("upstream:{label}")
+}
+
+/// Whether an outcome is an upstream saying "slow down" rather than a failure.
+pub fn throttles(outcome: &crate::smtp::Outcome) -> bool {
+    outcome.kind != crate::smtp::OutcomeKind::Delivered
+        && outcome.reply.as_ref().is_some_and(reply_throttles)
+}
+
+/// What a transaction's reply says, for [`is_throttling`].
+pub fn reply_throttles(reply: &crate::smtp::Reply) -> bool {
+    let enhanced = reply.enhanced.map(|e| e.to_string());
+    is_throttling(reply.code, enhanced.as_deref(), &reply.lines.join(" "))
+}
+
+/// What a session came to, as its upstream's shaper counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    /// Transactions the upstream accepted (for at least one recipient).
+    pub accepted: u32,
+    /// Granted jobs that did not get through: throttled, or never reached.
+    pub returned: u32,
+    /// Whether the upstream throttled anything.
+    pub throttled: bool,
+}
+
+/// Whole seconds to wait for `ms` (at least one: the queue's unit).
+pub fn wait_seconds(ms: u64) -> u32 {
+    u32::try_from(ms.div_ceil(1000).max(1)).unwrap_or(u32::MAX)
+}
+
+/// How long a message refused by throttling waits before it is tried
+/// again, seconds: the shaper spaces the retries at the halved rate.
+pub const THROTTLED_WAIT_SECONDS: u32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -259,5 +663,189 @@ mod tests {
                 next_in_ms: None
             }
         );
+    }
+
+    const L: Limits = Limits {
+        rate: Some(20.0),
+        sessions: Some(2),
+        per_day: Some(1_000),
+    };
+
+    #[test]
+    fn what_a_grant_means_for_a_batch() {
+        // (wanted, sessions already held, today, next slot in ms) ->
+        // (messages, start in ms, interval, retry in ms)
+        let now = 10 * DAY_MS + 1_000;
+        type Row = (u32, usize, u32, u64, (u32, u64, u64, u64));
+        let table: &[Row] = &[
+            // 20/s: one every 50 ms, after the session's lead, up to the
+            // 5 s horizon.
+            (10, 0, 0, 0, (10, SESSION_LEAD_MS, 50, 0)),
+            (500, 0, 0, 0, (94, SESSION_LEAD_MS, 50, 5_000)),
+            // Slots already given to others: this session starts after them.
+            (10, 1, 0, 2_000, (10, 2_000, 50, 0)),
+            // Booked beyond the horizon: nothing, ask again when in reach.
+            (10, 1, 0, 6_000, (0, 0, 0, 1_001)),
+            // Both sessions taken.
+            (10, 2, 0, 0, (0, 0, 0, SESSION_WAIT_MS)),
+            // The day's last three.
+            (
+                10,
+                0,
+                997,
+                0,
+                (3, SESSION_LEAD_MS, 50, SESSION_LEAD_MS + 150),
+            ),
+            // The day used up: back at midnight UTC.
+            (10, 0, 1_000, 0, (0, 0, 0, DAY_MS - 1_000)),
+        ];
+        for &(wanted, held, today, next_in, want) in table {
+            let mut s = Shaper {
+                rate: Some(AdaptiveRate::new(20.0, 0)),
+                next_slot_ms: now + next_in,
+                leases: (0..held)
+                    .map(|i| Lease {
+                        id: format!("other{i}"),
+                        expires_ms: now + 1,
+                    })
+                    .collect(),
+                day: now / DAY_MS,
+                today,
+            };
+            let g = s.grant(&L, "me", wanted, now);
+            assert_eq!(
+                (g.messages, g.start_in_ms, g.interval_ms, g.retry_in_ms),
+                want,
+                "{wanted} {held} {today} {next_in}"
+            );
+            assert_eq!(s.today, today + g.messages);
+            let mine = s.leases.iter().any(|l| l.id == "me");
+            assert_eq!(mine, g.messages > 0, "a lease only with a grant");
+        }
+    }
+
+    #[test]
+    fn slots_never_exceed_the_rate_in_any_second_across_sessions() {
+        // Two sessions asking again and again: every granted slot, on one
+        // timeline, holds at most rate + 1 in any one-second window.
+        let mut s = Shaper::default();
+        let mut slots = Vec::new();
+        let mut now = 0u64;
+        for round in 0..40 {
+            for who in ["a", "b", "c"] {
+                let g = s.grant(&L, who, 30, now);
+                slots.extend((0..g.messages).map(|i| now + g.slot_ms(i)));
+                if round % 3 == 0 {
+                    s.report(&L, who, g.messages, 0, false, now);
+                }
+            }
+            now += 700;
+        }
+        slots.sort_unstable();
+        for (i, &t) in slots.iter().enumerate() {
+            let in_window = slots[i..].iter().take_while(|&&u| u < t + 1_000).count();
+            assert!(in_window <= 21, "{in_window} slots from {t}");
+        }
+        assert!(
+            slots.len() > 300,
+            "it does send at the rate: {}",
+            slots.len()
+        );
+    }
+
+    #[test]
+    fn a_lease_expires_so_a_crashed_session_frees_its_place() {
+        let mut s = Shaper::default();
+        let one = Limits {
+            rate: None,
+            sessions: Some(1),
+            per_day: None,
+        };
+        assert_eq!(s.grant(&one, "crashed", 5, 0).messages, 5);
+        assert_eq!(s.grant(&one, "next", 5, 1_000).messages, 0);
+        assert_eq!(s.grant(&one, "next", 5, LEASE_MS + 1).messages, 5);
+        // The same session asking again keeps its one place.
+        assert_eq!(s.grant(&one, "next", 5, LEASE_MS + 2).messages, 5);
+        assert_eq!(s.leases.len(), 1);
+        s.report(&one, "next", 10, 0, false, LEASE_MS + 3);
+        assert!(s.leases.is_empty());
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_for_every_later_grant_and_the_day_rolls_over() {
+        let mut s = Shaper::default();
+        let now = 3 * DAY_MS - 10_000;
+        let g = s.grant(&L, "a", 4, now);
+        assert_eq!(g.interval_ms, 50);
+        // Two granted messages came back throttled: given back to the day.
+        s.report(&L, "a", 2, 2, true, now + 200);
+        let v = s.view(&L, now + 200);
+        assert_eq!(v.current_rate, Some(10.0));
+        assert_eq!(v.throttled_since_ms, Some(now + 200));
+        assert_eq!((v.today, v.sessions_in_use), (2, 0));
+        let g = s.grant(&L, "b", 4, now + 300);
+        assert_eq!(g.interval_ms, 100, "the halved rate");
+        // A new UTC day starts from zero; the rate is kept.
+        let v = s.view(&L, 3 * DAY_MS);
+        assert_eq!((v.today, v.current_rate), (0, Some(10.0)));
+        // A changed ceiling starts over from it.
+        let faster = Limits {
+            rate: Some(40.0),
+            ..L
+        };
+        assert_eq!(s.view(&faster, 3 * DAY_MS).current_rate, Some(40.0));
+    }
+
+    #[test]
+    fn the_limits_table_is_checked_against_the_upstreams() {
+        let labels = vec!["a:25".to_string(), "b:587".to_string()];
+        let t = LimitsTable::parse(
+            r#"{"a:25": {"rate": 20, "sessions": 2}, "b:587": {"per_day": 100}}"#,
+            &labels,
+        )
+        .unwrap();
+        assert_eq!(
+            t.of("a:25"),
+            Some(Limits {
+                rate: Some(20.0),
+                sessions: Some(2),
+                per_day: None
+            })
+        );
+        assert_eq!(t.of("c:25"), None);
+        assert_eq!(LimitsTable::parse("", &labels), Ok(LimitsTable::default()));
+        for bad in [
+            r#"{"secret.example:25": {"rate": 1}}"#,
+            r#"{"a:25": {"rate": 0}}"#,
+            r#"{"a:25": {"sessions": 0}}"#,
+            r#"{"a:25": {"per_day": 0}}"#,
+            r#"{"a:25": {"burst": 3}}"#,
+            "[1]",
+        ] {
+            let e = LimitsTable::parse(bad, &labels).unwrap_err();
+            assert!(!e.contains("secret"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_session_behind_its_schedule_does_not_catch_up_in_a_burst() {
+        let g = Grant {
+            messages: 4,
+            start_in_ms: 300,
+            interval_ms: 50,
+            retry_in_ms: 0,
+        };
+        // On time: the slots.
+        assert_eq!(g.due_ms(0, None), 300);
+        assert_eq!(g.due_ms(1, Some(300)), 350);
+        // The first went 200 ms late: the next one an interval after it,
+        // not at its own (passed) slot.
+        assert_eq!(g.due_ms(1, Some(500)), 550);
+        assert_eq!(g.due_ms(3, Some(550)), 600);
+        assert_eq!(Grant::all(3).due_ms(2, Some(10)), 10);
+        // More than an interval past its slot: missed, not sent.
+        assert!(!g.missed(1, 400));
+        assert!(g.missed(1, 401));
+        assert!(!Grant::all(3).missed(2, 10_000));
     }
 }

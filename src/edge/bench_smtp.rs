@@ -59,6 +59,7 @@ pub async fn smtp(
     let db = Db::open(env).map_err(internal)?;
     let started = now_ms();
     let reports = smtp_driver::deliver_tuned(
+        env,
         &settings.delivery,
         &db,
         &refs,

@@ -460,7 +460,7 @@ async fn deliver(
 ) -> worker::Result<()> {
     let settings = &loaded.settings.delivery;
     let jobs: Vec<&Outgoing> = work.iter().map(|(_, out, _)| out).collect();
-    let attempts = lifecycle::deliver_recording(settings, db, &jobs).await;
+    let attempts = lifecycle::deliver_recording(env, settings, db, &jobs).await;
     let policy = RetryPolicy::new(settings.retry);
     let mut settled: Vec<(InHand, DeliveryJob, Settlement)> = work
         .into_iter()

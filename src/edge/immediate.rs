@@ -146,7 +146,7 @@ async fn attempt(
     let outgoing = Outgoing::new(job);
 
     let budget = (started + plan.deadline_ms).saturating_sub(now_ms());
-    let attempt = with_timeout(deliver_recording(settings, &db, &[&outgoing]), budget).await;
+    let attempt = with_timeout(deliver_recording(env, settings, &db, &[&outgoing]), budget).await;
     let Some(attempt) = attempt.and_then(|mut attempts| attempts.pop()) else {
         // Out of time (a write the upstream stopped reading, or an attempt
         // past `MAX_ATTEMPT_MS`): recipients whose final dot went out are

@@ -36,12 +36,15 @@ use futures_util::future::{LocalBoxFuture, join, join_all};
 
 use worker::{Delay, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
+use crate::delivery::attempt::report;
 use crate::delivery::email_events::of_settlement;
 use crate::delivery::outage::RECORD_RETRY_DELAYS_MS;
 use crate::delivery::plan::session_ranges;
 use crate::delivery::recipients::{from_transaction, in_flight};
 use crate::delivery::settle::hard_bounces;
-use crate::delivery::{Attempt, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement};
+use crate::delivery::{
+    Attempt, AttemptResult, DeliverySettings, FollowUp, Outgoing, RecipientResult, Settlement,
+};
 use crate::events::log_line::LogValue;
 use crate::queue::DeliveryJob;
 use crate::smtp::TransactionOutcome;
@@ -55,6 +58,7 @@ use super::{bodies, email_events, queue_writer, smtp_driver};
 /// transaction's recipients in flight before its final dot and their results
 /// as it completes. One attempt per job, in order.
 pub(crate) async fn deliver_recording(
+    env: &Env,
     settings: &DeliverySettings,
     db: &Db,
     jobs: &[&Outgoing],
@@ -99,6 +103,11 @@ pub(crate) async fn deliver_recording(
                 let chunk: Vec<&Outgoing> = jobs.get(range).unwrap_or_default().to_vec();
                 async move {
                     let on_done = |i: usize, o: &TransactionOutcome| {
+                        // A transaction the upstream throttled is recorded
+                        // when it settles, without counting an attempt.
+                        if matches!(report(o).result, AttemptResult::Waiting { .. }) {
+                            return;
+                        }
                         if let Some(out) = jobs.get(start + i) {
                             let results = from_transaction(o, &out.job.rcpt_to);
                             let _ = tx.unbounded_send((start + i, results));
@@ -107,7 +116,7 @@ pub(crate) async fn deliver_recording(
                     let before = |ends: Vec<(usize, Vec<String>)>| {
                         mark(ends.into_iter().map(|(i, r)| (start + i, r)).collect())
                     };
-                    smtp_driver::deliver_with(settings, db, &chunk, &before, &on_done).await
+                    smtp_driver::deliver_with(env, settings, db, &chunk, &before, &on_done).await
                 }
             });
             join_all(runs).await.into_iter().flatten().collect()

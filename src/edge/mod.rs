@@ -1,7 +1,7 @@
 //! Workers glue: the fetch, queue (jobs, dead letters, webhooks) and
 //! scheduled (sweep) entry points, routing each request to its endpoint, and
 //! the platform (sockets, D1, R2, queues, rate limits, the per-key `Meter`
-//! Durable Object, Turnstile).
+//! and per-upstream `Shaper` Durable Objects, Turnstile).
 //!
 //! Thin on purpose: every rule about email lives in the core; this module only
 //! moves bytes between the platform and the core. Exists only on wasm32.
@@ -47,6 +47,7 @@ mod reports;
 mod reputation;
 mod safety_net;
 mod screening;
+mod shaper;
 mod signing;
 mod smtp_driver;
 mod stats;
@@ -402,8 +403,8 @@ async fn route(
             usage.charge(&env, &key, Cost::REQUEST).await?;
             let db = d1::Db::open(&env).map_err(internal)?;
             match endpoint {
-                Endpoint::ListUpstreams => upstreams::list(&db, &loaded, &key).await,
-                _ => upstreams::resume(&db, &loaded, &key, id).await,
+                Endpoint::ListUpstreams => upstreams::list(&env, &db, &loaded, &key).await,
+                _ => upstreams::resume(&env, &db, &loaded, &key, id).await,
             }
         }
         Endpoint::GetStats | Endpoint::GetTagStats => {

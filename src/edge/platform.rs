@@ -23,6 +23,8 @@ pub(crate) const BODIES_BUCKET: &str = "BODIES";
 pub(crate) const WEBHOOKS_QUEUE: &str = "WEBHOOKS";
 /// The `Meter` Durable Object class: per-key limits (see `edge::meter`).
 pub(crate) const METER: &str = "METER";
+/// The `Shaper` Durable Object class: limits per upstream (see `edge::shaper`).
+pub(crate) const SHAPER: &str = "SHAPER";
 /// Optional: every event's payload also goes to this queue, for Workers that consume them.
 pub(crate) const EVENTS_QUEUE: &str = "EVENTS";
 

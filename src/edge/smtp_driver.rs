@@ -26,10 +26,12 @@ use std::time::Duration;
 
 use futures_util::future::{Either, LocalBoxFuture, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use worker::{Delay, SecureTransport, Socket};
+use worker::{Delay, Env, SecureTransport, Socket};
 
-use crate::delivery::attempt::{envelope_for, session_config};
+use crate::delivery::attempt::{envelope_for, kept_back, session_config};
+use crate::delivery::failover::tally;
 use crate::delivery::routing::{RouteKey, route_key};
+use crate::delivery::shaping::{Grant, wait_seconds};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
     Upstream, UpstreamHealth, UpstreamSecurity,
@@ -39,8 +41,8 @@ use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
 use super::api_transport;
 use super::d1::Db;
-use super::log;
 use super::platform::now_ms;
+use super::{log, random, shaper};
 
 /// Awaited before the bytes that end transactions' data (a final dot, or
 /// the end of `BDAT … LAST`) are written, with each job's index and the
@@ -61,19 +63,21 @@ enum Read {
 /// `on_done(job index, outcome)` is called the moment each SMTP transaction
 /// completes, so the caller can record both before the session ends.
 pub async fn deliver_with<'f>(
+    env: &Env,
     settings: &DeliverySettings,
     db: &Db,
     jobs: &[&Outgoing],
     before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
 ) -> Vec<AttemptReport> {
-    deliver_tuned(settings, db, jobs, before_data_end, on_done, &|_| {}).await
+    deliver_tuned(env, settings, db, jobs, before_data_end, on_done, &|_| {}).await
 }
 
 /// [`deliver_with`], with `tune` adjusting each session's configuration after
 /// it is derived from the settings (the benchmark route switches pipelining
 /// per request this way, to compare both in one run).
 pub async fn deliver_tuned<'f>(
+    env: &Env,
     settings: &DeliverySettings,
     db: &Db,
     jobs: &[&Outgoing],
@@ -124,6 +128,7 @@ pub async fn deliver_tuned<'f>(
             tune,
         };
         let routed = deliver_route(
+            env,
             settings,
             db,
             &group.upstreams,
@@ -151,8 +156,11 @@ struct Hooks<'h, 'f> {
 
 /// One route's share of the batch over its upstreams (indexes into
 /// `settings.upstreams`, in priority order, with their health records) with
-/// failover among them.
+/// failover among them. An upstream with limits (`UPSTREAM_LIMITS`) first
+/// asks its shaper for a place and a pace: the jobs it does not grant are
+/// kept back (they wait, no attempt used), the others go out on its schedule.
 async fn deliver_route(
+    env: &Env,
     settings: &DeliverySettings,
     db: &Db,
     route: &[usize],
@@ -172,14 +180,41 @@ async fn deliver_route(
     let labels: Vec<String> = upstreams.iter().map(|u| u.label()).collect();
     let recipients = jobs.iter().map(|o| o.job.rcpt_to.clone()).collect();
     let mut failover = Failover::new(labels, health, now_ms(), recipients);
-    while let Some(step) = failover.next_session() {
-        let (Some(upstream), Some(batch)) = (
-            upstreams.get(step.upstream).copied(),
-            step.jobs
-                .iter()
-                .map(|&i| jobs.get(i).copied())
-                .collect::<Option<Vec<&Outgoing>>>(),
-        ) else {
+    while let Some(mut step) = failover.next_session() {
+        let Some(upstream) = upstreams.get(step.upstream).copied() else {
+            break;
+        };
+        let label = upstream.label();
+        let limits = settings.limits.of(&label);
+        let lease = format!("{:016x}", u64::from_le_bytes(random::bytes::<8>()));
+        let wanted = u32::try_from(step.jobs.len()).unwrap_or(u32::MAX);
+        let grant = match limits {
+            Some(l) => shaper::grant(env, &label, l, &lease, wanted).await,
+            None => Grant::all(wanted),
+        };
+        let granted = step.jobs.len().min(grant.messages as usize);
+        if granted < step.jobs.len() {
+            let wait = wait_seconds(grant.retry_in_ms);
+            let kept = step.jobs.split_off(granted);
+            failover.keep_back(&kept, |recipients| kept_back(recipients, &label, wait));
+            log::info(
+                "upstream_shaped",
+                &[
+                    ("upstream", LogValue::Id(&label)),
+                    ("kept_back", LogValue::Num(kept.len() as u64)),
+                    ("wait_seconds", LogValue::Num(u64::from(wait))),
+                ],
+            );
+        }
+        if step.jobs.is_empty() {
+            continue;
+        }
+        let Some(batch) = step
+            .jobs
+            .iter()
+            .map(|&i| jobs.get(i).copied())
+            .collect::<Option<Vec<&Outgoing>>>()
+        else {
             break;
         };
         let on_done = |pos: usize, o: &TransactionOutcome| {
@@ -197,14 +232,43 @@ async fn deliver_route(
             before_data_end(ends)
         };
         let started = now_ms();
-        let end = match &upstream.api {
+        let (mut end, missed) = match &upstream.api {
             Some(api) => {
                 let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
-                api_transport::run_session(upstream, api, timeout_ms, &batch, &before, &on_done)
-                    .await
+                let end = api_transport::run_session(
+                    upstream, api, timeout_ms, &batch, &before, &on_done,
+                )
+                .await;
+                (end, Vec::new())
             }
-            None => run_session(upstream, settings, &batch, &before, &on_done, tune).await,
+            None => run_session(upstream, settings, &batch, &grant, &before, &on_done, tune).await,
         };
+        if let Some(l) = limits {
+            let t = tally(&end);
+            let ended = shaper::Ended {
+                accepted: t.accepted,
+                returned: t.returned,
+                throttled: t.throttled,
+            };
+            shaper::report(env, &label, l, &lease, ended).await;
+        }
+        if !missed.is_empty() {
+            // Jobs whose slot passed before the session could send them:
+            // kept back like the ones never granted.
+            let wait = wait_seconds(grant.interval_ms);
+            let kept: Vec<usize> = missed
+                .iter()
+                .filter_map(|&pos| step.jobs.get(pos).copied())
+                .collect();
+            end.outcomes = end
+                .outcomes
+                .into_iter()
+                .enumerate()
+                .filter(|(pos, _)| !missed.contains(pos))
+                .map(|(_, o)| o)
+                .collect();
+            failover.keep_back(&kept, |recipients| kept_back(recipients, &label, wait));
+        }
         let now = now_ms();
         let record = SessionRecord::of(&end, started, now);
         let change = failover.session_ended(end, &settings.upstream_health, now);
@@ -231,22 +295,61 @@ async fn deliver_route(
 }
 
 /// One connection to one upstream, carrying `jobs`: each job's outcome, and
-/// the failure the session ended with (`None` after a clean QUIT).
+/// the failure the session ended with (`None` after a clean QUIT). Each job
+/// is handed to the session at its slot of `pace` (all at once without a
+/// rate); the ones not handed over when the session ends get its failure.
+/// A job whose slot passed by more than an interval before the session
+/// could hand it over is not sent (its place in time is gone): its position
+/// is returned, to be kept back.
 async fn run_session<'f>(
     upstream: &Upstream,
     settings: &DeliverySettings,
     jobs: &[&Outgoing],
+    pace: &Grant,
     before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
-) -> SessionEnd {
+) -> (SessionEnd, Vec<usize>) {
     let mut config = session_config(upstream, settings);
     tune(&mut config);
-    let mut session = SmtpSession::new(config, now_ms());
-    for (i, job) in jobs.iter().enumerate() {
-        session.send(envelope_for(upstream, i as u64, job), now_ms());
+    let granted_at = now_ms();
+    let mut session = SmtpSession::new(config, granted_at);
+    let mut fed = 0usize;
+    let mut last_fed: Option<u64> = None;
+    let mut missed: Vec<usize> = Vec::new();
+    // Hands the session every job whose slot has come (`all`: every job
+    // left, once the session is over); says whether it handed any, and
+    // when the next slot is.
+    let mut feed = |session: &mut SmtpSession, all: bool| -> (bool, Option<u64>) {
+        let mut any = false;
+        while let Some(job) = jobs.get(fed) {
+            let due = granted_at.saturating_add(pace.due_ms(fed as u32, last_fed));
+            let now = now_ms();
+            if !all && due > now {
+                return (any, Some(due));
+            }
+            if !all && pace.missed(fed as u32, now.saturating_sub(granted_at)) {
+                missed.push(fed);
+                fed += 1;
+                if fed == jobs.len() {
+                    session.finish(now);
+                }
+                continue;
+            }
+            last_fed = Some(now.saturating_sub(granted_at));
+            session.send(envelope_for(upstream, fed as u64, job), now);
+            any = true;
+            fed += 1;
+            if fed == jobs.len() {
+                session.finish(now_ms());
+            }
+        }
+        (any, None)
+    };
+    if jobs.is_empty() {
+        session.finish(now_ms());
     }
-    session.finish(now_ms());
+    let (_, mut next_due) = feed(&mut session, false);
     let mut outcomes: Vec<Option<TransactionOutcome>> = vec![None; jobs.len()];
     let label = upstream.label();
 
@@ -260,8 +363,9 @@ async fn run_session<'f>(
         Ok(s) => s,
         Err(reason) => {
             session.connect_failed(format!("connect to {label} failed: {reason}"), now_ms());
+            feed(&mut session, true);
             let failure = drain(&mut session, &mut outcomes);
-            return SessionEnd { outcomes, failure };
+            return (SessionEnd { outcomes, failure }, missed);
         }
     };
 
@@ -317,18 +421,30 @@ async fn run_session<'f>(
         if session.is_closed() {
             break;
         }
-        match read(&mut socket, &mut buf, session.poll_timeout()).await {
+        if next_due.is_some() {
+            let (any, next) = feed(&mut session, false);
+            next_due = next;
+            if any {
+                continue;
+            }
+        }
+        let deadline = match (session.poll_timeout(), next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match read(&mut socket, &mut buf, deadline).await {
             Read::Data(n) => session.handle_input(buf.get(..n).unwrap_or_default(), now_ms()),
             Read::Eof | Read::Failed => session.handle_closed(now_ms()),
             Read::TimedOut => session.handle_timeout(now_ms()),
         }
     }
+    feed(&mut session, true);
     if let Some(f) = drain(&mut session, &mut outcomes) {
         failure = Some(f);
     }
     // Closing waits for writes still pending: bounded like any write.
     let _ = with_timeout(socket.close(), session.write_timeout_ms()).await;
-    SessionEnd { outcomes, failure }
+    (SessionEnd { outcomes, failure }, missed)
 }
 
 fn store(outcomes: &mut [Option<TransactionOutcome>], outcome: TransactionOutcome) {

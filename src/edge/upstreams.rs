@@ -1,5 +1,6 @@
 //! `GET /v1/upstreams` and `POST /v1/upstreams/{name}/resume`, carried out:
-//! read the upstreams' records (`d1::health`) and show them as
+//! read the upstreams' records (`d1::health`) and their shapers' state
+//! (`shaper`) and show them as
 //! `http::upstreams` says, or store the resumed record of one.
 //!
 //! Must not: decide who may see the upstreams, what a record says or what a
@@ -8,32 +9,47 @@
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::delivery::Upstream;
 use crate::events::log_line::LogValue;
-use crate::http::upstreams::{authorize, find, list_view, upstream_view};
+use crate::http::upstreams::{Stored, authorize, find, list_view, upstream_view};
+use worker::Env;
 
 use super::d1::Db;
 use super::http::{self, internal};
-use super::log;
 use super::platform::{Loaded, now_ms};
+use super::{log, shaper};
 
 fn labels(upstreams: &[Upstream]) -> Vec<String> {
     upstreams.iter().map(Upstream::label).collect()
 }
 
 pub async fn list(
+    env: &Env,
     db: &Db,
     loaded: &Loaded,
     key: &AuthenticatedKey,
 ) -> Result<worker::Response, ApiError> {
     authorize(key)?;
     let upstreams = &loaded.settings.delivery.upstreams;
-    let stored = db
+    let mut stored = db
         .upstream_records(&labels(upstreams))
         .await
         .map_err(internal)?;
+    for (upstream, s) in upstreams.iter().zip(stored.iter_mut()) {
+        shaping(env, loaded, upstream, s).await;
+    }
     http::json(200, &list_view(upstreams, &stored, now_ms())).map_err(internal)
 }
 
+/// Adds an upstream's limits and its shaper's state to its records.
+async fn shaping(env: &Env, loaded: &Loaded, upstream: &Upstream, stored: &mut Stored) {
+    let label = upstream.label();
+    stored.limits = loaded.settings.delivery.limits.of(&label);
+    if let Some(limits) = stored.limits {
+        stored.shaping = shaper::view(env, &label, limits).await;
+    }
+}
+
 pub async fn resume(
+    env: &Env,
     db: &Db,
     loaded: &Loaded,
     key: &AuthenticatedKey,
@@ -54,6 +70,7 @@ pub async fn resume(
         .unwrap_or_default();
     let now = now_ms();
     stored.health = stored.health.resumed();
+    shaping(env, loaded, upstream, &mut stored).await;
     db.store_health(&label, &stored.health, now)
         .await
         .map_err(internal)?;

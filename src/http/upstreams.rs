@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::accept::error::ApiError;
 use crate::accept::{AuthenticatedKey, Scope};
+use crate::delivery::shaping::{Limits, ShaperView};
 use crate::delivery::{
     SessionRecord, SessionTotals, Upstream, UpstreamHealth, UpstreamSecurity, UpstreamState,
 };
@@ -22,12 +23,16 @@ use crate::events::time::rfc3339_ms;
 use super::suppressions::percent_decoded;
 
 /// What storage holds about one upstream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stored {
     pub health: UpstreamHealth,
     pub totals: SessionTotals,
     /// The latest sessions, newest first.
     pub recent: Vec<SessionRecord>,
+    /// Its limits (`UPSTREAM_LIMITS`), if it has any.
+    pub limits: Option<Limits>,
+    /// Its shaper's state, when it has limits and the shaper answered.
+    pub shaping: Option<ShaperView>,
 }
 
 /// Both routes are the operator's: the upstreams serve every tenant, so a
@@ -95,6 +100,26 @@ fn state(health: &UpstreamHealth, now_ms: u64) -> Value {
     v
 }
 
+/// The shaping part of an upstream's view: `null` without limits; the
+/// state's fields `null` when its shaper could not be asked.
+fn shaping(stored: &Stored) -> Value {
+    let Some(limits) = stored.limits else {
+        return Value::Null;
+    };
+    let v = stored.shaping.as_ref();
+    json!({
+        "limits": {
+            "rate": limits.rate,
+            "sessions": limits.sessions,
+            "per_day": limits.per_day,
+        },
+        "current_rate": v.and_then(|v| v.current_rate),
+        "throttled_since": v.and_then(|v| v.throttled_since_ms).map(rfc3339_ms),
+        "sessions_in_use": v.map(|v| v.sessions_in_use),
+        "today": v.map(|v| v.today),
+    })
+}
+
 /// One upstream as `GET /v1/upstreams` shows it; `priority` is its place
 /// in the configuration (0 is tried first).
 pub fn upstream_view(upstream: &Upstream, priority: usize, stored: &Stored, now_ms: u64) -> Value {
@@ -107,6 +132,7 @@ pub fn upstream_view(upstream: &Upstream, priority: usize, stored: &Stored, now_
         "priority": priority,
         "auth": upstream.username.is_some(),
         "health": state(&stored.health, now_ms),
+        "shaping": shaping(stored),
         "recent_sessions": stored.recent.iter().map(session).collect::<Vec<_>>(),
         "totals": {
             "sessions": totals.sessions,
@@ -257,6 +283,7 @@ mod tests {
                 messages_sent: 0,
                 duration_ms: 30,
             }],
+            ..Stored::default()
         };
         let cooling = Stored {
             health: UpstreamHealth {
@@ -296,6 +323,38 @@ mod tests {
             d[1]["health"],
             json!({"state": "cooling_down", "consecutive_failures": 3,
                    "until": "2023-11-14T22:13:25.000Z"})
+        );
+        // Shaping: null without limits; the state when its shaper answered.
+        assert_eq!(d[0]["shaping"], Value::Null);
+        let limits = Limits {
+            rate: Some(20.0),
+            sessions: Some(2),
+            per_day: None,
+        };
+        let shaped = Stored {
+            limits: Some(limits),
+            shaping: Some(ShaperView {
+                limits,
+                current_rate: Some(10.0),
+                throttled_since_ms: Some(now),
+                sessions_in_use: 1,
+                today: 42,
+            }),
+            ..Stored::default()
+        };
+        assert_eq!(
+            upstream_view(&ups[0], 0, &shaped, now)["shaping"],
+            json!({"limits": {"rate": 20.0, "sessions": 2, "per_day": null},
+                   "current_rate": 10.0, "throttled_since": "2023-11-14T22:13:20.000Z",
+                   "sessions_in_use": 1, "today": 42})
+        );
+        let unknown = Stored {
+            shaping: None,
+            ..shaped
+        };
+        assert_eq!(
+            upstream_view(&ups[0], 0, &unknown, now)["shaping"]["today"],
+            Value::Null
         );
         // No stored records: healthy, no sessions, no mean yet.
         assert_eq!(

@@ -159,6 +159,7 @@ class RecordingHandler:
 class CountingSMTP(SMTP):
     connections = None  # set per controller
     reads = None  # set per controller: (peer, bytes) per TCP read, TLS-decrypted
+    sessions = None  # set per controller: the open-session gauge
 
     def data_received(self, data):
         # One entry per read from the socket (after TLS, per decrypted
@@ -175,7 +176,32 @@ class CountingSMTP(SMTP):
         peer = transport.get_extra_info("peername")
         if self.connections is not None and peer not in self.connections:
             self.connections.append(peer)
+        if self.sessions is not None:
+            self.sessions.opened(peer)
         super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        if self.sessions is not None and self.transport is not None:
+            self.sessions.closed(self.transport.get_extra_info("peername"))
+        super().connection_lost(exc)
+
+
+class SessionGauge:
+    """Client sessions open at once: now, and the most seen."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.open: set = set()
+        self.most = 0
+
+    def opened(self, peer):
+        with self.lock:
+            self.open.add(peer)
+            self.most = max(self.most, len(self.open))
+
+    def closed(self, peer):
+        with self.lock:
+            self.open.discard(peer)
 
 
 class Upstream:
@@ -192,6 +218,7 @@ class Upstream:
         self.handler = RecordingHandler(self.behaviour)
         self.connections: list = []
         self.reads: list = []
+        self.sessions = SessionGauge()
         self.auth_attempts = 0
         self.tls_paths = tls_paths
         # implicit_tls: TLS from the first byte (smtps, port 465 style);
@@ -230,6 +257,7 @@ class Upstream:
                 )
                 smtp.connections = upstream.connections
                 smtp.reads = upstream.reads
+                smtp.sessions = upstream.sessions
                 return smtp
 
         self.controller = Ctl(self.handler, hostname="127.0.0.1", port=self.port,
@@ -239,6 +267,9 @@ class Upstream:
         # The controller's own readiness probe is not a client.
         self.connections.clear()
         self.reads.clear()
+        with self.sessions.lock:
+            self.sessions.open.clear()
+            self.sessions.most = 0
         return self
 
     def stop(self):
