@@ -21,6 +21,8 @@ use crate::message::handlebars::{self, Template as Parsed};
 
 use super::ApiError;
 
+pub mod import;
+
 /// The most a template's parts may hold together.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
 /// The most variables a template may declare.
@@ -61,16 +63,6 @@ impl VarKind {
         }
     }
 
-    /// A value of the type, for checking a template when it is saved.
-    fn sample(self) -> Value {
-        match self {
-            VarKind::String => Value::String("x".into()),
-            VarKind::Number => Value::from(1),
-            VarKind::Boolean => Value::Bool(true),
-            VarKind::Object => Value::Object(Map::new()),
-            VarKind::List => Value::Array(Vec::new()),
-        }
-    }
 }
 
 /// One declared variable.
@@ -196,28 +188,34 @@ pub fn check(t: &Template) -> Result<(), ApiError> {
             ));
         }
     }
-    let samples: Map<String, Value> = t
-        .variables
-        .iter()
-        .map(|v| {
-            (
-                v.name.clone(),
-                v.fallback.clone().unwrap_or_else(|| v.kind.sample()),
-            )
-        })
-        .collect();
-    render_parts(t, &Value::Object(samples))
-        .map(|_| ())
-        .map_err(|e| match e {
-            Failure::Missing(part, name) => ApiError::invalid_field(
+    // Every root name a part uses must be declared. Found from the parsed
+    // template, not by rendering samples: an object variable used through a
+    // path (`{{user.first}}`) has no sample that knows its fields.
+    for (part, source) in [
+        ("subject", Some(&t.subject)),
+        ("html", t.html.as_ref()),
+        ("text", t.text.as_ref()),
+    ] {
+        let Some(source) = source else { continue };
+        let parsed = Parsed::parse(source).map_err(|e| match e {
+            handlebars::Error::Syntax(reason) => {
+                ApiError::invalid_field(part, "template_syntax", reason)
+            }
+            other => ApiError::invalid_field(part, "template_syntax", format!("{other:?}")),
+        })?;
+        if let Some(name) = parsed
+            .roots()
+            .into_keys()
+            .find(|name| !t.variables.iter().any(|v| &v.name == name))
+        {
+            return Err(ApiError::invalid_field(
                 part,
                 "undeclared_variable",
                 format!("uses `{name}`, which the template does not declare in variables"),
-            ),
-            Failure::Syntax(part, reason) => {
-                ApiError::invalid_field(part, "template_syntax", reason)
-            }
-        })
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Renders `t` with the variables a send gives.
