@@ -124,24 +124,24 @@ pub async fn fill_in<'b>(
     let Some(asked) = templates::requested(body)? else {
         return Ok(Cow::Borrowed(body));
     };
+    let template = published(env, key, &asked.id).await?;
+    let rendered = templates::render(&template, &asked.variables)?;
+    templates::expand(body, rendered).map(Cow::Owned)
+}
+
+/// The published version of the tenant's template `id` (one D1 read); an
+/// unknown or unpublished one is a 404 naming `template.id`, as any other
+/// unknown resource a request names.
+pub async fn published(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Template, ApiError> {
     let db = Db::open(env).map_err(internal)?;
-    let row = db
-        .template(&key.tenant, &asked.id)
-        .await
-        .map_err(internal)?;
-    // Like any other unknown resource named by a request: 404.
+    let row = db.template(&key.tenant, id).await.map_err(internal)?;
     let unknown = || {
-        let mut e = ApiError::not_found(format!(
-            "no published template {} for this tenant",
-            asked.id
-        ));
+        let mut e = ApiError::not_found(format!("no published template {id} for this tenant"));
         e.field = Some("template.id".into());
         e
     };
     let published = row.and_then(|r| r.published).ok_or_else(unknown)?;
-    let template: Template = serde_json::from_str(&published).map_err(unreadable)?;
-    let rendered = templates::render(&template, &asked.variables)?;
-    templates::expand(body, rendered).map(Cow::Owned)
+    serde_json::from_str(&published).map_err(unreadable)
 }
 
 fn unreadable(e: serde_json::Error) -> ApiError {

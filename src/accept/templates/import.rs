@@ -75,13 +75,14 @@ pub fn parse_sendgrid(body: &[u8]) -> Result<Imported, ApiError> {
             "only dynamic templates (generation \"dynamic\", Handlebars) are imported; legacy templates use substitutions and <%body%>",
         ));
     }
-    let id = match t.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(from_sendgrid_id(s).ok_or_else(|| {
-            invalid("id", "invalid_value", "a dynamic template's id is d-<hex>")
-        })?),
-        Some(_) => return Err(invalid("id", "invalid_type", "must be a string")),
-    };
+    let id =
+        match t.get("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(from_sendgrid_id(s).ok_or_else(|| {
+                invalid("id", "invalid_value", "a dynamic template's id is d-<hex>")
+            })?),
+            Some(_) => return Err(invalid("id", "invalid_type", "must be a string")),
+        };
     let Some(Value::Array(versions)) = t.get("versions") else {
         return Err(invalid(
             "versions",

@@ -139,7 +139,10 @@ fn what_cannot_be_imported_is_refused_by_field_and_rule() {
 #[test]
 fn ids_keep_their_hex_between_sendgrid_and_edgerelay() {
     let table: &[(&str, Option<&str>)] = &[
-        ("d-13b8f94fbcae4ec6b75270d6cb59f932", Some("tpl_13b8f94fbcae4ec6b75270d6cb59f932")),
+        (
+            "d-13b8f94fbcae4ec6b75270d6cb59f932",
+            Some("tpl_13b8f94fbcae4ec6b75270d6cb59f932"),
+        ),
         ("d-ABC", Some("tpl_abc")),
         ("d-", None),
         ("d-xyz", None),
@@ -149,7 +152,10 @@ fn ids_keep_their_hex_between_sendgrid_and_edgerelay() {
     for (sg, ours) in table {
         assert_eq!(from_sendgrid_id(sg).as_deref(), *ours, "{sg}");
         if let Some(ours) = ours {
-            assert_eq!(sendgrid_id(ours).as_deref(), Some(sg.to_lowercase().as_str()));
+            assert_eq!(
+                sendgrid_id(ours).as_deref(),
+                Some(sg.to_lowercase().as_str())
+            );
         }
     }
     assert_eq!(from_sendgrid_id(&format!("d-{}", "a".repeat(65))), None);
