@@ -278,7 +278,10 @@ async fn route(
                 }
             }
         }
-        Endpoint::ListSuppressions | Endpoint::AddSuppressions | Endpoint::RemoveSuppression => {
+        Endpoint::ListSuppressions
+        | Endpoint::AddSuppressions
+        | Endpoint::RemoveSuppression
+        | Endpoint::ImportSuppressions => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -289,6 +292,11 @@ async fn route(
                 Endpoint::AddSuppressions => {
                     let body = read_body(&mut req, &loaded).await?;
                     suppressions::add(&db, &key, &body).await
+                }
+                Endpoint::ImportSuppressions => {
+                    let limit = crate::http::suppressions::import::body_limit();
+                    let body = http::read_body(&mut req, &limit).await?;
+                    suppressions::import(&db, &key, &url, &body).await
                 }
                 _ => suppressions::remove(&db, &key, id, &url).await,
             }
@@ -338,7 +346,8 @@ async fn route(
         | Endpoint::CreateTemplate
         | Endpoint::GetTemplate
         | Endpoint::PublishTemplate
-        | Endpoint::DeleteTemplate => {
+        | Endpoint::DeleteTemplate
+        | Endpoint::ImportTemplate => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -347,6 +356,10 @@ async fn route(
                 Endpoint::CreateTemplate => {
                     let body = read_body(&mut req, &loaded).await?;
                     templates::create(&env, &key, &body).await
+                }
+                Endpoint::ImportTemplate => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    templates::import(&env, &key, &body).await
                 }
                 Endpoint::GetTemplate => templates::get(&env, &key, id).await,
                 Endpoint::PublishTemplate => templates::publish(&env, &key, id).await,
