@@ -15,6 +15,9 @@ macro_rules! fixture {
 
 const NOW: u64 = 1_800_000_000_000;
 
+/// Query pairs.
+type Pairs = &'static [(&'static str, &'static str)];
+
 fn query(pairs: &[(&str, &str)]) -> ImportQuery {
     parse_query(pairs.iter().copied()).unwrap()
 }
@@ -28,7 +31,7 @@ fn read(body: &str, q: &ImportQuery) -> Parsed {
 #[test]
 fn every_export_format_maps_to_reasons_and_scopes() {
     type Want = &'static [(&'static str, &'static str, Reason)];
-    let table: &[(&[(&str, &str)], &str, Want, usize, &[usize])] = &[
+    let table: &[(Pairs, &str, Want, usize, &[usize])] = &[
         (
             &[("format", "sendgrid_bounces")],
             fixture!("sendgrid_bounces"),
@@ -273,7 +276,7 @@ fn imports_are_bounded_and_say_where_to_resume() {
 
 #[test]
 fn files_and_queries_that_cannot_be_read_are_refused_naming_the_rule() {
-    let bad_queries: &[(&[(&str, &str)], &str, &str)] = &[
+    let bad_queries: &[(Pairs, &str, &str)] = &[
         (&[], "format", "required"),
         (&[("format", "mandrill")], "format", "invalid_format"),
         (
