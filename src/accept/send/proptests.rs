@@ -254,7 +254,8 @@ fn subject_template() -> impl Strategy<Value = String> {
         Just("{{{b}}}".to_string()),
         Just("{{#if c}}[{{a}}]{{else}}-{{/if}}".to_string()),
     ];
-    prop::collection::vec(piece, 1..6).prop_map(|pieces| pieces.concat())
+    // A template's subject is never blank (checked when it is saved).
+    prop::collection::vec(piece, 1..6).prop_map(|pieces| format!("Re {}", pieces.concat()))
 }
 
 proptest! {
@@ -318,8 +319,10 @@ proptest! {
         prop_assert_eq!(subjects, 1);
         // Text that is itself an encoded word (`=?utf-8?q?x?=`) is written
         // as given and a reader decodes it: still one Subject, no header.
+        // Folding may change runs of white space, never the words.
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         if !wanted.contains("=?") {
-            prop_assert_eq!(parsed.subject().unwrap_or(""), wanted.trim());
+            prop_assert_eq!(words(parsed.subject().unwrap_or("")), words(&wanted));
         }
     }
 }
