@@ -6,7 +6,13 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 
 SOURCES := $(shell find src -name "*.rs" -o -path "src/http/dashboard/*") Cargo.toml Cargo.lock wrangler.toml openapi.json
 
-.PHONY: dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools test-harness unit proptest e2e clean
+.PHONY: init dev test bench soak setup setup-test setup-bench build build-diagnostics lint check-layers test-tools test-harness unit proptest e2e clean
+
+## One-step set-up of an account: queues, D1 (migrated), R2, the first API key and
+## every secret put with `wrangler secret put` (see scripts/init.mjs; --local for wrangler dev).
+## make init INIT_ARGS='--domain example.com --upstream smtps://user:pass@smtp.example.net'
+init:
+	node scripts/init.mjs $(INIT_ARGS)
 
 ## Run edgerelay locally: worker in workerd + MailDev as upstream. Ctrl-C stops all.
 dev:

@@ -3,7 +3,8 @@
 //!
 //! Owns: screening recorded recipients and suppressed ones (`screen`), the
 //! test addresses that never reach an upstream (`test_addresses`),
-//! upstreams with their health and failover, the record each session
+//! upstreams with their health and failover, the API upstream kinds
+//! (`transport`: send_email binding, SES, Mailgun), the record each session
 //! leaves for operators (`upstream_sessions`) (and the provider header an
 //! upstream's events need, `provider_header`), an attempt's outcome, the
 //! retry policy, settlement (`settle`, a [`Settlement`] value the edge
@@ -32,6 +33,7 @@ pub mod settings;
 pub mod settle;
 pub mod shaping;
 pub mod test_addresses;
+pub mod transport;
 pub mod upstream;
 pub mod upstream_sessions;
 

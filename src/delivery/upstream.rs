@@ -1,6 +1,8 @@
 //! One upstream smarthost as configured: host, port, transport security,
 //! credentials and the provider it is (whose event header edgerelay adds),
-//! parsed from `SMTP_UPSTREAMS` URLs.
+//! parsed from `SMTP_UPSTREAMS` URLs. Entries of the API kinds
+//! (`send-email://`, `ses://`, `mailgun://`) are read by `transport` and
+//! carried in [`Upstream::api`].
 //!
 //! Owns the URL format and its defaults. Must not: connect, or let a password
 //! reach a log line or an error message: errors describe what is wrong
@@ -8,6 +10,7 @@
 
 use std::fmt;
 
+use super::transport::ApiUpstream;
 use crate::inbound::providers::Provider;
 
 /// How the connection to an upstream is secured.
@@ -33,6 +36,9 @@ pub struct Upstream {
     /// edgerelay's message id into the provider's events: `?provider=`, or
     /// known by its host; `None` for any other server (or `?provider=none`).
     pub provider: Option<Provider>,
+    /// An upstream reached through an API instead of SMTP; `None` for the
+    /// SMTP schemes.
+    pub api: Option<ApiUpstream>,
 }
 
 impl fmt::Debug for Upstream {
@@ -45,6 +51,7 @@ impl fmt::Debug for Upstream {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("provider", &self.provider)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -56,12 +63,28 @@ impl Upstream {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
             "is not a URL (expected smtps://, smtp:// or smtp+insecure://)".to_string()
         })?;
+        if let Some(api) = ApiUpstream::parse(scheme, rest) {
+            let api = api?;
+            return Ok(Upstream {
+                host: api.label(),
+                port: 443,
+                security: UpstreamSecurity::ImplicitTls,
+                username: None,
+                password: None,
+                provider: api.provider(),
+                api: Some(api),
+            });
+        }
         let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "smtps" => (UpstreamSecurity::ImplicitTls, 465),
             "smtp" => (UpstreamSecurity::StartTls, 587),
             "smtp+insecure" => (UpstreamSecurity::Insecure, 25),
             _ => {
-                return Err("has an unknown scheme (expected smtps, smtp or smtp+insecure)".into());
+                return Err(
+                    "has an unknown scheme (expected smtps, smtp, smtp+insecure, send-email, ses \
+                     or mailgun)"
+                        .into(),
+                );
             }
         };
         // The query follows the host: a `?` in the credentials is theirs.
@@ -111,12 +134,17 @@ impl Upstream {
             username,
             password,
             provider,
+            api: None,
         })
     }
 
-    /// A short label for logs and records: `host:port`.
+    /// A short label for logs, records and routing rules: `host:port`, or
+    /// the API kind's label (`ses:eu-west-1`, see `transport`).
     pub fn label(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        match &self.api {
+            Some(api) => api.label(),
+            None => format!("{}:{}", self.host, self.port),
+        }
     }
 }
 

@@ -20,11 +20,13 @@ use worker::{Env, Response};
 
 use crate::accept::{ApiError, AuthenticatedKey};
 use crate::events::time::rfc3339_ms;
+use crate::http::domains::recheck::{self, Update};
 use crate::http::domains::records::{RecordInputs, records};
+use crate::http::domains::rotation::{self, KeyRole, Phase, Transition};
 use crate::http::domains::seal::{
     DKIM_PRIVATE_KEYS, NONCE_LEN, associated_data, parse_stored, purpose_key, stored,
 };
-use crate::http::domains::verify::{judge, names};
+use crate::http::domains::verify::{Report, judge, names};
 use crate::http::domains::{
     DomainView, KeyView, Source, configured_domains, parse_add, parse_path, selector,
 };
@@ -33,10 +35,13 @@ use crate::message::{DkimAlgorithm, DkimKey};
 use super::d1::Db;
 use super::d1::domains::{DomainKeyRow, DomainRow, NewDomainKey};
 use super::dns;
+use super::email_events;
 use super::http::{self, internal};
+use super::log;
 use super::platform::{Loaded, now_ms};
 use super::random;
 use super::signing::{call, js_error};
+use crate::events::log_line::LogValue;
 
 /// The most domains one list answers.
 const MAX_LISTED: usize = 500;
@@ -217,6 +222,11 @@ fn key_views(rows: &[DomainKeyRow]) -> Vec<KeyView> {
         .collect()
 }
 
+/// Where the rotation of a stored domain is now.
+fn phase_of(loaded: &Loaded, row: &DomainRow, now: u64) -> Phase {
+    rotation::phase(row.generations(), now, loaded.settings.domains.grace_ms)
+}
+
 fn view(
     loaded: &Loaded,
     domain: &str,
@@ -224,11 +234,23 @@ fn view(
     row: Option<&DomainRow>,
     keys: Vec<KeyView>,
 ) -> DomainView {
+    let phase = row.map(|r| phase_of(loaded, r, now_ms()));
+    let keys: Vec<KeyView> = match phase {
+        Some(phase) => keys
+            .into_iter()
+            .filter(|k| rotation::role(phase, &k.selector) != KeyRole::Retired)
+            .collect(),
+        None => keys,
+    };
     let spf = spf_mechanisms(loaded);
     let mut inputs = record_inputs(loaded, domain, &keys);
     inputs.spf_mechanisms = &spf;
-    let records = records(&inputs);
+    let records = match phase {
+        Some(phase) => rotation::annotate(records(&inputs), phase),
+        None => records(&inputs),
+    };
     DomainView {
+        rotation: phase,
         domain: domain.to_string(),
         source,
         status: row.map(|r| r.status.clone()),
@@ -256,11 +278,14 @@ fn answer(status: u16, body: &Value) -> Result<Response, ApiError> {
     http::json(status, body).map_err(internal)
 }
 
-/// Makes both keys of a new domain and seals them: `(selector, algorithm,
+/// Makes the keys of one generation of a domain (RSA, and Ed25519 when
+/// asked) and seals them: `(selector, algorithm,
 /// public record, sealed key)` each.
 async fn make_keys(
     master: &str,
     domain: &str,
+    generation: u32,
+    with_ed25519: bool,
 ) -> Result<Vec<(String, DkimAlgorithm, String, String)>, ApiError> {
     let failed =
         |what: &str| ApiError::unavailable(format!("could not make a key: {what}; try again"));
@@ -270,8 +295,11 @@ async fn make_keys(
     for (algorithm, text) in [
         (DkimAlgorithm::RsaSha256, STANDARD.encode(&rsa_der)),
         (DkimAlgorithm::Ed25519Sha256, STANDARD.encode(seed)),
-    ] {
-        let selector = selector(1, algorithm);
+    ]
+    .into_iter()
+    .filter(|(a, _)| with_ed25519 || *a == DkimAlgorithm::RsaSha256)
+    {
+        let selector = selector(generation, algorithm);
         let key = DkimKey::from_config(domain, &selector, algorithm, &text)
             .map_err(|_| failed("unusable key"))?;
         let public = key.dns_txt_record().map_err(|_| failed("no public key"))?;
@@ -325,7 +353,7 @@ pub async fn create(
     {
         return Err(exists(domain));
     }
-    let made = make_keys(&masters[0], domain).await?;
+    let made = make_keys(&masters[0], domain, 1, true).await?;
     let rows: Vec<NewDomainKey<'_>> = made
         .iter()
         .map(|(selector, algorithm, public, sealed)| NewDomainKey {
@@ -472,16 +500,73 @@ pub async fn signing_keys(
         ));
     }
     let masters = master_secrets(loaded)?;
+    let phase = phase_of(loaded, &row, now_ms());
     let mut keys = Vec::new();
     for r in &db.domain_keys(domain).await.map_err(internal)? {
-        keys.push(open_key(masters, r).await?);
+        if rotation::role(phase, &r.selector) == KeyRole::Signing {
+            keys.push(open_key(masters, r).await?);
+        }
     }
     Ok(Some(keys))
 }
 
-/// `POST /v1/domains/{domain}/verify`: opens the domain's keys (a wrong
-/// master secret fails here), asks DNS for every TXT record it should
-/// publish, and records and answers the report.
+/// Opens the keys of a stored domain (a wrong master secret fails here),
+/// asks DNS for every TXT record it should publish, and judges them.
+async fn check(
+    db: &Db,
+    loaded: &Loaded,
+    row: &DomainRow,
+) -> Result<(Report, DomainView), ApiError> {
+    let rows = db.domain_keys(&row.domain).await.map_err(internal)?;
+    let masters = master_secrets(loaded)?;
+    let mut keys = Vec::new();
+    for r in &rows {
+        let opened = open_key(masters, r).await?;
+        keys.extend(KeyView::of(&opened));
+    }
+    let built = view(loaded, &row.domain, Source::Api, Some(row), keys);
+    let asked = dns::txt_all(
+        &loaded.settings.accept.dns_resolver_url,
+        loaded.settings.accept.dns_wire_format,
+        &names(&built.records),
+    )
+    .await;
+    Ok((judge(&built.records, &asked), built))
+}
+
+/// Switches a rotating domain to its next generation when `report` says
+/// its records verify; the phase afterwards.
+async fn maybe_switch(
+    db: &Db,
+    loaded: &Loaded,
+    row: &DomainRow,
+    report: &Report,
+    now: u64,
+) -> Result<Option<Phase>, ApiError> {
+    let Some(Transition::Switch(to)) = rotation::after_verification(row.generations(), report, now)
+    else {
+        return Ok(None);
+    };
+    db.switch_generation(&row.tenant, &row.domain, to, now)
+        .await
+        .map_err(internal)?;
+    log::info(
+        "domain_key_switched",
+        &[
+            ("domain", LogValue::Text(&row.domain)),
+            ("generation", LogValue::Num(u64::from(to.signing))),
+        ],
+    );
+    Ok(Some(rotation::phase(
+        to,
+        now,
+        loaded.settings.domains.grace_ms,
+    )))
+}
+
+/// `POST /v1/domains/{domain}/verify`: asks DNS for every TXT record the
+/// domain should publish, records and answers the report, and switches a
+/// rotating domain to its new keys once their records verify.
 pub async fn verify(
     env: &Env,
     loaded: &Loaded,
@@ -490,58 +575,235 @@ pub async fn verify(
 ) -> Result<Response, ApiError> {
     let domain = parse_path(domain)?;
     let domain = domain.as_str();
-    let (source, row, keys) = match settings_domain(loaded, key, domain) {
-        Some(view) => (Source::Settings, None, view.keys),
-        None => {
-            let db = Db::open(env).map_err(internal)?;
-            let row = db
-                .domain(&key.tenant, domain)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| not_found(domain))?;
-            let rows = db.domain_keys(domain).await.map_err(internal)?;
-            let masters = master_secrets(loaded)?;
-            let mut keys = Vec::new();
-            for r in &rows {
-                let opened = open_key(masters, r).await?;
-                keys.extend(KeyView::of(&opened));
-            }
-            (Source::Api, Some(row), keys)
-        }
-    };
-    let built = view(loaded, domain, source, row.as_ref(), keys);
-    let asked = dns::txt_all(
-        &loaded.settings.accept.dns_resolver_url,
-        loaded.settings.accept.dns_wire_format,
-        &names(&built.records),
-    )
-    .await;
-    let report = judge(&built.records, &asked);
-    let report_json = report.to_json();
-    if source == Source::Api {
-        let db = Db::open(env).map_err(internal)?;
-        db.record_verification(
-            &key.tenant,
-            domain,
-            report.verified,
-            &report_json.to_string(),
-            now_ms(),
+    if let Some(built) = settings_domain(loaded, key, domain) {
+        let asked = dns::txt_all(
+            &loaded.settings.accept.dns_resolver_url,
+            loaded.settings.accept.dns_wire_format,
+            &names(&built.records),
         )
-        .await
-        .map_err(internal)?;
+        .await;
+        let report = judge(&built.records, &asked);
+        return answer(200, &report_body(domain, &report, None));
     }
+    let db = Db::open(env).map_err(internal)?;
+    let row = db
+        .domain(&key.tenant, domain)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(domain))?;
+    let (report, built) = check(&db, loaded, &row).await?;
+    let now = now_ms();
     let status = if report.verified {
         "verified"
     } else {
         "pending"
     };
-    answer(
-        200,
-        &json!({
-            "domain": domain,
-            "status": status,
-            "verified": report.verified,
-            "records": report_json["records"],
-        }),
+    db.record_verification(
+        &key.tenant,
+        domain,
+        Some(status),
+        Some(&report.to_json().to_string()),
+        now,
     )
+    .await
+    .map_err(internal)?;
+    let phase = maybe_switch(&db, loaded, &row, &report, now)
+        .await?
+        .or(built.rotation);
+    answer(200, &report_body(domain, &report, phase))
+}
+
+fn report_body(domain: &str, report: &Report, phase: Option<Phase>) -> Value {
+    let status = if report.verified {
+        "verified"
+    } else {
+        "pending"
+    };
+    let mut body = json!({
+        "domain": domain,
+        "status": status,
+        "verified": report.verified,
+        "records": report.to_json()["records"],
+    });
+    if let Some(phase) = phase {
+        body["rotation"] = rotation::to_json(phase);
+    }
+    body
+}
+
+/// `POST /v1/domains/{domain}/rotate`: makes the next generation's keys
+/// (RSA, and Ed25519 when the domain signs with one) beside the signing
+/// ones, which keep signing until the new records verify. Answers the
+/// domain with the records to publish now.
+pub async fn rotate(
+    env: &Env,
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    domain: &str,
+) -> Result<Response, ApiError> {
+    let domain = parse_path(domain)?;
+    let domain = domain.as_str();
+    if settings_domain(loaded, key, domain).is_some() {
+        return Err(ApiError::conflict(
+            "settings_domain",
+            "domain",
+            format!("{domain} has keys in the DKIM_KEYS secret: rotate them there and redeploy"),
+        ));
+    }
+    let masters = master_secrets(loaded)?;
+    let db = Db::open(env).map_err(internal)?;
+    let row = db
+        .domain(&key.tenant, domain)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(domain))?;
+    let now = now_ms();
+    let grace = loaded.settings.domains.grace_ms;
+    let started = rotation::start(row.generations(), now, grace).map_err(|refusal| {
+        ApiError::conflict("rotation_in_progress", "domain", refusal.message(domain))
+    })?;
+    let Some(next) = started.next else {
+        return Err(ApiError::unavailable(
+            "a rotation without a next generation",
+        ));
+    };
+    let phase = phase_of(loaded, &row, now);
+    let stored = db.domain_keys(domain).await.map_err(internal)?;
+    let with_ed25519 = stored.iter().any(|k| {
+        rotation::role(phase, &k.selector) == KeyRole::Signing
+            && DkimAlgorithm::parse(&k.algorithm) == Some(DkimAlgorithm::Ed25519Sha256)
+    });
+    let retired: Vec<String> = stored
+        .iter()
+        .filter(|k| rotation::role(phase, &k.selector) == KeyRole::Retired)
+        .map(|k| k.selector.clone())
+        .collect();
+    let made = make_keys(&masters[0], domain, next, with_ed25519).await?;
+    let rows: Vec<NewDomainKey<'_>> = made
+        .iter()
+        .map(|(selector, algorithm, public, sealed)| NewDomainKey {
+            selector,
+            algorithm: algorithm.tag(),
+            public_record: public,
+            sealed_key: sealed,
+        })
+        .collect();
+    if db
+        .start_rotation(&key.tenant, domain, next, &rows, &retired, now)
+        .await
+        .is_err()
+    {
+        return Err(ApiError::conflict(
+            "rotation_in_progress",
+            "domain",
+            format!(
+                "{domain} started rotating at the same time: GET /v1/domains/{domain} shows its records"
+            ),
+        ));
+    }
+    log::info(
+        "domain_rotation_started",
+        &[
+            ("domain", LogValue::Text(domain)),
+            ("generation", LogValue::Num(u64::from(next))),
+        ],
+    );
+    one(env, loaded, key, domain, 200).await
+}
+
+/// The cron trigger's re-verification: the domains due (oldest check
+/// first, at most `DOMAIN_RECHECK_LIMIT`) are checked over DNS; a record
+/// that matched and no longer does raises `domain.updated`, and so does a
+/// rotation that switches. A domain whose keys do not open, or that DNS did
+/// not fully answer about, is left for the next run (only its check time
+/// moves, so it does not block the others).
+pub async fn recheck(env: &Env, db: &Db, loaded: &Loaded) {
+    let settings = &loaded.settings.domains;
+    if settings.master_secrets.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let due = match db
+        .domains_due(
+            recheck::checked_before(now, settings.recheck_after_ms),
+            settings.recheck_limit,
+        )
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            log::error_because("domain_recheck_could_not_read", &e);
+            return;
+        }
+    };
+    for row in &due {
+        recheck_one(env, db, loaded, row, now).await;
+    }
+}
+
+async fn recheck_one(env: &Env, db: &Db, loaded: &Loaded, row: &DomainRow, now: u64) {
+    let domain = LogValue::Text(&row.domain);
+    let (report, _) = match check(db, loaded, row).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            log::warn(
+                "domain_recheck_failed",
+                &[("domain", domain), ("error", LogValue::Text(&e.message))],
+            );
+            let _ = db
+                .record_verification(&row.tenant, &row.domain, None, None, now)
+                .await;
+            return;
+        }
+    };
+    if !recheck::complete(&report) {
+        let _ = db
+            .record_verification(&row.tenant, &row.domain, None, None, now)
+            .await;
+        return;
+    }
+    let mut updates = Vec::new();
+    let changes = recheck::changes(row.report.as_deref(), &report);
+    if !changes.is_empty() {
+        updates.push(Update::Records(changes));
+    }
+    let status = report.verified.then_some("verified");
+    if let Err(e) = db
+        .record_verification(
+            &row.tenant,
+            &row.domain,
+            status,
+            Some(&report.to_json().to_string()),
+            now,
+        )
+        .await
+    {
+        log::error_because("domain_recheck_could_not_record", &e);
+        return;
+    }
+    match maybe_switch(db, loaded, row, &report, now).await {
+        Ok(Some(phase)) => updates.push(Update::KeySwitched(phase)),
+        Ok(None) => {}
+        Err(e) => log::warn(
+            "domain_recheck_could_not_switch",
+            &[("domain", domain), ("error", LogValue::Text(&e.message))],
+        ),
+    }
+    let events: Vec<_> = updates
+        .iter()
+        .map(|u| recheck::updated_event(&row.tenant, &row.domain, u, now, &random::bytes()))
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    log::warn(
+        "domain_updated",
+        &[
+            ("domain", domain),
+            ("events", LogValue::Num(events.len() as u64)),
+        ],
+    );
+    if let Err(e) = email_events::publish(env, db, &events).await {
+        log::error_because("could_not_publish_domain_updated", &e);
+    }
 }

@@ -10,6 +10,7 @@
 mod accept;
 mod accept_ports;
 mod api_keys;
+mod api_transport;
 mod batch;
 #[cfg(feature = "diagnostics")]
 mod bench;
@@ -75,6 +76,7 @@ use crate::http::routes::{self, Endpoint, Routed};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    api_transport::remember_env(&env);
     // What the request charged its key's limits, for the answer's headers.
     let mut usage = Usage::default();
     // The doors that speak another provider's API answer errors in its shape.
@@ -390,7 +392,8 @@ async fn route(
         | Endpoint::AddDomain
         | Endpoint::GetDomain
         | Endpoint::DeleteDomain
-        | Endpoint::VerifyDomain => {
+        | Endpoint::VerifyDomain
+        | Endpoint::RotateDomain => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -402,6 +405,7 @@ async fn route(
                 }
                 Endpoint::GetDomain => domains::get(&env, &loaded, &key, id).await,
                 Endpoint::DeleteDomain => domains::delete(&env, &loaded, &key, id).await,
+                Endpoint::RotateDomain => domains::rotate(&env, &loaded, &key, id).await,
                 _ => domains::verify(&env, &loaded, &key, id).await,
             }
         }
@@ -511,6 +515,7 @@ fn header(req: &Request, name: &str) -> Option<String> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    api_transport::remember_env(&env);
     if webhook_delivery::is_webhooks_queue(&env, &batch.queue()) {
         return webhook_delivery::consume(batch, env).await;
     }
@@ -545,9 +550,11 @@ async fn email(message: ForwardableEmailMessage, env: Env, _ctx: Context) -> Res
 }
 
 /// The cron trigger: the reconciliation sweep (see `delivery::recovery`),
-/// the reputation guard's review (see `events::reputation`), then the
+/// the reputation guard's review (see `events::reputation`), the sending
+/// domains' re-verification (see `http::domains::recheck`), then the
 /// retention purge (see `events::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    api_transport::remember_env(&env);
     sweep::run(&env).await;
 }

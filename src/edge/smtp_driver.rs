@@ -18,6 +18,8 @@
 //! `poll_timeout`, each write with its flush, and the close,
 //! `write_timeout_ms`. An upstream that stops reading ends its session
 //! like one that stops answering, and the jobs go to the next upstream.
+//! An upstream of an API kind (`delivery::transport`) runs through
+//! `api_transport` instead, under the same failover.
 //! Must not: decide anything about email.
 
 use std::time::Duration;
@@ -35,6 +37,7 @@ use crate::delivery::{
 use crate::events::log_line::LogValue;
 use crate::smtp::{Event, Outcome, SmtpConfig, SmtpSession, TransactionOutcome};
 
+use super::api_transport;
 use super::d1::Db;
 use super::log;
 use super::platform::now_ms;
@@ -194,7 +197,14 @@ async fn deliver_route(
             before_data_end(ends)
         };
         let started = now_ms();
-        let end = run_session(upstream, settings, &batch, &before, &on_done, tune).await;
+        let end = match &upstream.api {
+            Some(api) => {
+                let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
+                api_transport::run_session(upstream, api, timeout_ms, &batch, &before, &on_done)
+                    .await
+            }
+            None => run_session(upstream, settings, &batch, &before, &on_done, tune).await,
+        };
         let now = now_ms();
         let record = SessionRecord::of(&end, started, now);
         let change = failover.session_ended(end, &settings.upstream_health, now);

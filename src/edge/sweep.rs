@@ -4,7 +4,8 @@
 //! job back on the queue, or its status corrected from its recipients. It
 //! also sends the webhook deliveries that are due but have no queue message
 //! (see `email_events::dispatch_due`), runs the reputation guard's review
-//! (`reputation::review`) and the retention purge (`privacy::purge`),
+//! (`reputation::review`), the sending domains' re-verification
+//! (`domains::recheck`) and the retention purge (`privacy::purge`),
 //! whatever the sweep found.
 //!
 //! A re-enqueued message (or one it cannot help) is marked due now, so the
@@ -25,7 +26,7 @@ use crate::events::retention::RetentionSettings;
 
 use super::log;
 use super::platform::{Loaded, load, now_ms};
-use super::{email_events, lifecycle, privacy, queue_writer, reputation};
+use super::{domains, email_events, lifecycle, privacy, queue_writer, reputation};
 
 /// One sweep run; what it did goes to the log.
 pub async fn run(env: &Env) {
@@ -47,6 +48,7 @@ pub async fn run(env: &Env) {
     email_events::dispatch_due(env, &db).await;
     recover(env, &db, &loaded).await;
     reputation::review(env, &db, &loaded).await;
+    domains::recheck(env, &db, &loaded).await;
     privacy::purge(env, &db, retention(&loaded)).await;
 }
 

@@ -48,10 +48,14 @@ pub enum EventType {
     StreamPaused,
     /// The tenant's marketing mail was resumed (an API call).
     StreamResumed,
+    /// A sending domain's re-verification found a record that matched and
+    /// no longer does, or its key rotation switched (`http::domains::recheck`):
+    /// about a domain, not a message.
+    DomainUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::Sent,
         EventType::Delivered,
         EventType::DeliveryDelayed,
@@ -64,6 +68,7 @@ impl EventType {
         EventType::Clicked,
         EventType::StreamPaused,
         EventType::StreamResumed,
+        EventType::DomainUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +85,7 @@ impl EventType {
             EventType::Clicked => "email.clicked",
             EventType::StreamPaused => "stream.paused",
             EventType::StreamResumed => "stream.resumed",
+            EventType::DomainUpdated => "domain.updated",
         }
     }
 
@@ -91,6 +97,12 @@ impl EventType {
     /// carries no `email_id`, and its stored `message_id` is empty.
     pub fn is_about_a_stream(self) -> bool {
         matches!(self, EventType::StreamPaused | EventType::StreamResumed)
+    }
+
+    /// An event about a sending domain: no `email_id`, an empty stored
+    /// `message_id`.
+    pub fn is_about_a_domain(self) -> bool {
+        self == EventType::DomainUpdated
     }
 }
 
@@ -258,6 +270,8 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
             let prefix = if t.is_about_a_stream() {
                 "stream."
+            } else if t.is_about_a_domain() {
+                "domain."
             } else {
                 "email."
             };

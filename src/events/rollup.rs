@@ -135,7 +135,7 @@ pub fn increments(event: EventType, counted: Counted) -> Vec<Metric> {
             human,
         ),
         // About a stream, not a message: no message counter moves.
-        EventType::StreamPaused | EventType::StreamResumed => Vec::new(),
+        EventType::StreamPaused | EventType::StreamResumed | EventType::DomainUpdated => Vec::new(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! What `/v1/domains` reads and answers: the add request (422 naming the
 //! field and rule), the selectors a new domain's keys get, the DNS records
 //! to publish for it ([`records`]), how its private keys are sealed at rest
-//! ([`seal`]), the settings the routes read ([`settings`]) and the JSON of a
-//! domain.
+//! ([`seal`]), the settings the routes read ([`settings`]), the rules of a
+//! key rotation ([`rotation`]) and of the cron re-verification
+//! ([`recheck`]), and the JSON of a domain.
 //!
 //! A domain added through the API has two keys, made inside the worker: the
 //! RSA-2048 key every sending domain needs and an Ed25519 key beside it.
@@ -14,7 +15,9 @@
 //! Must not: perform I/O, generate keys or encrypt (the edge does, with
 //! WebCrypto and the CSPRNG), or read the clock.
 
+pub mod recheck;
 pub mod records;
+pub mod rotation;
 pub mod seal;
 pub mod settings;
 pub mod verify;
@@ -106,6 +109,8 @@ pub struct DomainView {
     pub verified_at: Option<String>,
     pub keys: Vec<KeyView>,
     pub records: Vec<DnsRecord>,
+    /// Where its keys' rotation is, for a domain added through the API.
+    pub rotation: Option<rotation::Phase>,
 }
 
 impl DomainView {
@@ -122,7 +127,7 @@ impl DomainView {
             })
             .collect();
         let records: Vec<Value> = self.records.iter().map(DnsRecord::to_json).collect();
-        json!({
+        let mut out = json!({
             "domain": self.domain,
             "source": match self.source { Source::Api => "api", Source::Settings => "settings" },
             "read_only": self.source == Source::Settings,
@@ -131,7 +136,11 @@ impl DomainView {
             "verified_at": self.verified_at,
             "keys": keys,
             "records": records,
-        })
+        });
+        if let Some(phase) = self.rotation {
+            out["rotation"] = rotation::to_json(phase);
+        }
+        out
     }
 }
 

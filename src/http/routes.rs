@@ -108,6 +108,8 @@ pub enum Endpoint {
     DeleteDomain,
     /// `POST /v1/domains/{domain}/verify`: look its records up over DNS.
     VerifyDomain,
+    /// `POST /v1/domains/{domain}/rotate`: make the next generation's keys.
+    RotateDomain,
     /// `GET /dashboard`: the dashboard page.
     Dashboard,
     /// `GET /dashboard/{file}`: its script and style.
@@ -171,6 +173,7 @@ impl Endpoint {
                 | Endpoint::GetDomain
                 | Endpoint::DeleteDomain
                 | Endpoint::VerifyDomain
+                | Endpoint::RotateDomain
                 | Endpoint::GetStats
                 | Endpoint::GetTagStats
                 | Endpoint::GetMarketingStream
@@ -267,7 +270,8 @@ impl Endpoint {
             | Endpoint::AddDomain
             | Endpoint::GetDomain
             | Endpoint::DeleteDomain
-            | Endpoint::VerifyDomain => Some(Scope::Admin),
+            | Endpoint::VerifyDomain
+            | Endpoint::RotateDomain => Some(Scope::Admin),
         }
     }
 }
@@ -484,6 +488,11 @@ const ROUTES: &[Resource] = &[
     Resource {
         path: &[Literal("v1"), Literal("domains"), Id, Literal("verify")],
         methods: &[("POST", Endpoint::VerifyDomain)],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("domains"), Id, Literal("rotate")],
+        methods: &[("POST", Endpoint::RotateDomain)],
         bench: false,
     },
     Resource {
@@ -772,6 +781,11 @@ mod tests {
                 "/v1/domains/example.com/verify",
                 found(VerifyDomain, Some("example.com")),
             ),
+            (
+                "POST",
+                "/v1/domains/example.com/rotate",
+                found(RotateDomain, Some("example.com")),
+            ),
             ("PUT", "/v1/domains", allow("GET, POST")),
             ("GET", "/v1/domains/example.com/verify", allow("POST")),
             ("GET", "/v1/upstreams", found(ListUpstreams, None)),
@@ -956,6 +970,7 @@ mod tests {
             ("GET", "/v1/domains/example.com"),
             ("DELETE", "/v1/domains/example.com"),
             ("POST", "/v1/domains/example.com/verify"),
+            ("POST", "/v1/domains/example.com/rotate"),
             ("POST", "/emails"),
             ("POST", "/emails/batch"),
             ("GET", "/emails/x"),
@@ -1040,6 +1055,7 @@ mod tests {
             ("GET", "/v1/domains/example.com", Some(Admin), ADMIN),
             ("DELETE", "/v1/domains/example.com", Some(Admin), ADMIN),
             ("POST", "/v1/domains/example.com/verify", Some(Admin), ADMIN),
+            ("POST", "/v1/domains/example.com/rotate", Some(Admin), ADMIN),
             ("GET", "/dashboard", None, NONE),
             ("GET", "/dashboard/app.js", None, NONE),
             ("GET", "/t/o/t0k", None, NONE),

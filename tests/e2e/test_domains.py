@@ -28,6 +28,8 @@ from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, basic_message
 from edgerelay_harness.local_d1 import database, every_text
 from edgerelay_harness.openapi import schema
 from edgerelay_harness.poll import wait_for
+from edgerelay_harness.webhook_receiver import WebhookReceiver
+from standardwebhooks import Webhook
 
 DOMAIN = "shop.example.org"
 SPF = "include:spf.smarthost.example"
@@ -51,12 +53,12 @@ def admin(worker):
     return {"Authorization": f"Bearer {worker.api_key}"}
 
 
-def start(start_worker, upstream, api_key, zone, master):
+def start(start_worker, upstream, api_key, zone, master, **extra):
     server = upstream().start()
     keys = json.dumps([api_key_entry(api_key, "e2e", domains=[SENDER_DOMAIN, DOMAIN])])
     worker = start_worker(server.url, API_KEYS=keys, DOMAIN_KEYS_SECRET=master,
                           UPSTREAM_SPF=json.dumps({"127.0.0.1": SPF}),
-                          DNS_RESOLVER_URL=zone.url, DNS_RESOLVER_FORMAT="wire")
+                          DNS_RESOLVER_URL=zone.url, DNS_RESOLVER_FORMAT="wire", **extra)
     worker.server = server
     return worker
 
@@ -271,3 +273,156 @@ def test_a_wrong_master_secret_fails_closed_naming_the_setting_only(start_worker
     assert "DOMAIN_KEYS_SECRET" in error["message"]
     assert wrong not in json.dumps(reply.body) and master not in json.dumps(reply.body)
     assert wrong not in other.log() and master not in other.log()
+
+
+def selectors_of(raw: bytes) -> list[str]:
+    signatures = email.message_from_bytes(raw).get_all("DKIM-Signature")
+    return sorted(re.search(r"s=([^;\s]+)", "".join(h.split())).group(1) for h in signatures)
+
+
+def send_and_receive(worker, count):
+    status, sent, _ = worker.send(basic_message(**{"from": f"hello@{DOMAIN}"}))
+    assert status == 202, sent
+    return wait_for(lambda: len(worker.server.messages) >= count and worker.server.messages,
+                    what=f"message {count} at the server")[count - 1].data
+
+
+def all_verify(raw, zone):
+    count = len(email.message_from_bytes(raw).get_all("DKIM-Signature"))
+    return all(dkim.DKIM(raw).verify(idx=i, dnsfunc=zone_dns(zone)) for i in range(count))
+
+
+def test_keys_rotate_without_an_outage(start_worker, upstream, api_key, zone):
+    master = secrets.token_urlsafe(40)
+    worker = start(start_worker, upstream, api_key, zone, master)
+    added = worker.request("POST", "/v1/domains", {"domain": DOMAIN}, admin(worker))
+    assert added.status == 201, added.body
+    assert added.body["rotation"]["state"] == "steady"
+    publish_all(zone, added.body["records"])
+    assert verify(worker)["verified"] is True
+    answers = []
+
+    # Before: the first generation signs.
+    before = send_and_receive(worker, 1)
+    assert selectors_of(before) == ["er1-ed25519", "er1-rsa"]
+
+    rotated = worker.request("POST", f"/v1/domains/{DOMAIN}/rotate", headers=admin(worker))
+    assert rotated.status == 200, rotated.body
+    schema("Domain").validate(rotated.body)
+    answers.append(rotated.body)
+    rotation = rotated.body["rotation"]
+    assert (rotation["state"], rotation["signing_generation"], rotation["next_generation"]) == (
+        "rotating", 1, 2)
+    roles = {r["selector"]: (r["key_role"], r["required"]) for r in rotated.body["records"]
+             if r["purpose"] == "dkim"}
+    assert roles == {"er1-rsa": ("signing", True), "er1-ed25519": ("signing", False),
+                     "er2-rsa": ("next", False), "er2-ed25519": ("next", False)}
+    again = worker.request("POST", f"/v1/domains/{DOMAIN}/rotate", headers=admin(worker))
+    assert (again.status, again.body["error"]["rule"]) == (409, "rotation_in_progress"), again.body
+
+    # During: the new records are not published yet; verifying keeps the
+    # old keys signing, and the domain stays verified.
+    report = verify(worker)
+    answers.append(report)
+    assert report["verified"] is True and report["rotation"]["state"] == "rotating", report
+    assert "no DKIM record" in " ".join(report_of(report, f"er2-rsa._domainkey.{DOMAIN}", "dkim")["problems"])
+    during = send_and_receive(worker, 2)
+    assert selectors_of(during) == ["er1-ed25519", "er1-rsa"]
+
+    # The new RSA record alone is not enough: the Ed25519 one would fail.
+    new = {r["selector"]: r for r in rotated.body["records"] if r["purpose"] == "dkim"}
+    zone.publish(new["er2-rsa"]["name"], new["er2-rsa"]["value"])
+    assert verify(worker)["rotation"]["state"] == "rotating"
+
+    # After: every new record published and verified, the new keys sign;
+    # the old ones stay published, unused, until the grace period ends.
+    publish_all(zone, rotated.body["records"])
+    report = verify(worker)
+    answers.append(report)
+    rotation = report["rotation"]
+    assert (rotation["state"], rotation["signing_generation"], rotation["retiring_generation"]) == (
+        "retiring", 2, 1), report
+    removable = rotation["old_record_removable_at"]
+    got = worker.request("GET", f"/v1/domains/{DOMAIN}", headers=admin(worker))
+    schema("Domain").validate(got.body)
+    answers.append(got.body)
+    roles = {r["selector"]: (r["key_role"], r["required"]) for r in got.body["records"]
+             if r["purpose"] == "dkim"}
+    assert roles == {"er1-rsa": ("retiring", False), "er1-ed25519": ("retiring", False),
+                     "er2-rsa": ("signing", True), "er2-ed25519": ("signing", False)}
+    old_note = next(r["note"] for r in got.body["records"] if r["selector"] == "er1-rsa")
+    assert removable[:16] in old_note, (removable, old_note)
+    after = send_and_receive(worker, 3)
+    assert selectors_of(after) == ["er2-ed25519", "er2-rsa"]
+    refused = worker.request("POST", f"/v1/domains/{DOMAIN}/rotate", headers=admin(worker))
+    assert (refused.status, refused.body["error"]["rule"]) == (409, "rotation_in_progress")
+    assert removable[:10] in refused.body["error"]["message"]
+
+    # Each message verifies against the records DNS serves.
+    for raw in (before, during, after):
+        assert all_verify(raw, zone)
+
+    # No private key, old or new, in clear anywhere.
+    opened = [open_sealed(master, r) for r in sealed_rows(worker)]
+    assert len(opened) == 4
+    texts = [json.dumps(a) for a in answers] + [worker.log()]
+    texts += [value for table, column, value in every_text(worker) if column != "sealed_key"]
+    for der in opened:
+        for form in clear_forms(der):
+            for text in texts:
+                assert form not in text
+
+
+def test_the_cron_trigger_re_verifies_and_raises_domain_updated(start_worker, upstream, api_key,
+                                                                zone):
+    receiver = WebhookReceiver({}).start()
+    try:
+        worker = start(start_worker, upstream, api_key, zone, secrets.token_urlsafe(40),
+                       WEBHOOK_ALLOW_LOCAL_URLS="on", DOMAIN_RECHECK_MINUTES="0")
+        hook = worker.request("POST", "/v1/webhooks", {
+            "url": receiver.url("/domains"), "events": ["domain.updated"]}, admin(worker))
+        assert hook.status == 201, hook.body
+        secret = hook.body["secret"]
+
+        def events(count):
+            def got():
+                found = [json.loads(d.body) for d in receiver.to("/domains")
+                         if Webhook(secret).verify(d.body, d.headers)]
+                return len(found) >= count and found
+            return wait_for(got, what=f"{count} domain.updated webhook(s)")
+
+        added = worker.request("POST", "/v1/domains", {"domain": DOMAIN}, admin(worker))
+        assert added.status == 201, added.body
+        publish_all(zone, added.body["records"])
+        assert verify(worker)["verified"] is True
+        worker.sweep()  # Nothing changed: nothing to raise.
+
+        # A rotation whose new records are published switches on the cron run.
+        rotated = worker.request("POST", f"/v1/domains/{DOMAIN}/rotate", headers=admin(worker))
+        assert rotated.status == 200, rotated.body
+        publish_all(zone, rotated.body["records"])
+        worker.sweep()
+        switched = events(1)[0]
+        assert switched["type"] == "domain.updated"
+        assert (switched["data"]["domain"], switched["data"]["reason"]) == (DOMAIN, "key_switched")
+        assert switched["data"]["rotation"]["signing_generation"] == 2
+        got = worker.request("GET", f"/v1/domains/{DOMAIN}", headers=admin(worker))
+        assert got.body["rotation"]["state"] == "retiring", got.body
+
+        # The signing RSA record disappears: the next run names it.
+        name = f"er2-rsa._domainkey.{DOMAIN}"
+        zone.publish(name)
+        assert zone.txt(name) == []
+        worker.sweep()
+        updated = events(2)[1]
+        assert updated["data"]["reason"] == "records_changed", updated
+        [record] = updated["data"]["records"]
+        assert (record["name"], record["purpose"], record["problem"], record["required"]) == (
+            name, "dkim", "missing", True)
+        assert "no DKIM record" in " ".join(record["problems"])
+        # A warning, not an outage: the domain still sends.
+        got = worker.request("GET", f"/v1/domains/{DOMAIN}", headers=admin(worker))
+        assert got.body["status"] == "verified"
+        assert len(events(2)) == 2
+    finally:
+        receiver.stop()

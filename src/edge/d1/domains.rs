@@ -9,7 +9,9 @@
 use serde::Deserialize;
 use worker::Result;
 
-use super::{Db, n, opt_n, s};
+use crate::http::domains::rotation::Generations;
+
+use super::{Db, n, opt_n, opt_s, s};
 
 /// One stored domain.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,7 +21,26 @@ pub struct DomainRow {
     pub created_at: f64,
     pub status: String,
     pub verified_at: Option<f64>,
+    pub checked_at: Option<f64>,
     pub report: Option<String>,
+    pub signing_generation: f64,
+    pub next_generation: Option<f64>,
+    pub previous_generation: Option<f64>,
+    pub switched_at: Option<f64>,
+}
+
+impl DomainRow {
+    /// The generations of its keys, as `http::domains::rotation` reads them.
+    pub fn generations(&self) -> Generations {
+        Generations {
+            signing: self.signing_generation as u32,
+            next: self.next_generation.map(|g| g as u32),
+            previous: self
+                .previous_generation
+                .zip(self.switched_at)
+                .map(|(g, at)| (g as u32, at as u64)),
+        }
+    }
 }
 
 /// One stored key: its public record and its sealed private half.
@@ -40,7 +61,8 @@ pub struct NewDomainKey<'a> {
     pub sealed_key: &'a str,
 }
 
-const DOMAIN_COLUMNS: &str = "domain, tenant, created_at, status, verified_at, report";
+const DOMAIN_COLUMNS: &str = "domain, tenant, created_at, status, verified_at, checked_at, report, \
+     signing_generation, next_generation, previous_generation, switched_at";
 
 impl Db {
     /// Stores a new domain and its keys at once; `false` when the domain
@@ -123,26 +145,121 @@ impl Db {
     }
 
     /// Records a verification: its report, and the status it gives.
+    /// `status` `None` keeps the stored status (a failed re-verification on
+    /// the cron trigger warns; it does not stop the domain's mail).
     pub async fn record_verification(
         &self,
         tenant: &str,
         domain: &str,
-        verified: bool,
-        report: &str,
+        status: Option<&str>,
+        report: Option<&str>,
         now_ms: u64,
     ) -> Result<()> {
-        let status = if verified { "verified" } else { "pending" };
+        let verified = status == Some("verified");
         self.prepare(
-            "UPDATE domains SET status = ?3, report = ?4, checked_at = ?5, \
+            "UPDATE domains SET status = COALESCE(?3, status), report = COALESCE(?4, report), \
+               checked_at = ?5, \
                verified_at = CASE WHEN ?6 IS NULL THEN verified_at ELSE ?6 END \
              WHERE tenant = ?1 AND domain = ?2",
             &[
                 s(tenant),
                 s(domain),
-                s(status),
-                s(report),
+                opt_s(status),
+                opt_s(report),
                 n(now_ms),
                 opt_n(verified.then_some(now_ms)),
+            ],
+        )?
+        .run()
+        .await?;
+        Ok(())
+    }
+
+    /// The domains whose last check is older than `checked_before` (or
+    /// never made), the oldest check first.
+    pub async fn domains_due(&self, checked_before: u64, limit: usize) -> Result<Vec<DomainRow>> {
+        self.prepare(
+            &format!(
+                "SELECT {DOMAIN_COLUMNS} FROM domains \
+                 WHERE checked_at IS NULL OR checked_at <= ?1 \
+                 ORDER BY checked_at IS NOT NULL, checked_at, domain LIMIT ?2"
+            ),
+            &[n(checked_before), n(limit as u64)],
+        )?
+        .all()
+        .await?
+        .results::<DomainRow>()
+    }
+
+    /// Starts a rotation in one batch: names the next generation, deletes
+    /// the retired keys (`retired` selectors) and stores the next
+    /// generation's keys. A rotation that started first makes it fail (the
+    /// keys' primary key), so nothing of it is kept.
+    pub async fn start_rotation(
+        &self,
+        tenant: &str,
+        domain: &str,
+        next: u32,
+        keys: &[NewDomainKey<'_>],
+        retired: &[String],
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut statements = vec![self.prepare(
+            "UPDATE domains SET next_generation = ?3, previous_generation = NULL, \
+               switched_at = NULL \
+             WHERE tenant = ?1 AND domain = ?2 AND next_generation IS NULL",
+            &[s(tenant), s(domain), n(u64::from(next))],
+        )?];
+        for selector in retired {
+            statements.push(self.prepare(
+                "DELETE FROM domain_keys WHERE domain = ?1 AND selector = ?2",
+                &[s(domain), s(selector)],
+            )?);
+        }
+        for key in keys {
+            statements.push(self.prepare(
+                "INSERT INTO domain_keys (domain, selector, algorithm, public_record, \
+                   sealed_key, created_at) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
+                   (SELECT 1 FROM domains WHERE domain = ?1 AND tenant = ?7 \
+                    AND next_generation = ?8)",
+                &[
+                    s(domain),
+                    s(key.selector),
+                    s(key.algorithm),
+                    s(key.public_record),
+                    s(key.sealed_key),
+                    n(now_ms),
+                    s(tenant),
+                    n(u64::from(next)),
+                ],
+            )?);
+        }
+        self.batch(statements).await
+    }
+
+    /// Switches to the next generation: it signs from now on, the old one
+    /// is rotated out at `now_ms`.
+    pub async fn switch_generation(
+        &self,
+        tenant: &str,
+        domain: &str,
+        to: Generations,
+        now_ms: u64,
+    ) -> Result<()> {
+        let Some((old, _)) = to.previous else {
+            return Ok(());
+        };
+        self.prepare(
+            "UPDATE domains SET signing_generation = ?3, next_generation = NULL, \
+               previous_generation = ?4, switched_at = ?5 \
+             WHERE tenant = ?1 AND domain = ?2 AND next_generation = ?3",
+            &[
+                s(tenant),
+                s(domain),
+                n(u64::from(to.signing)),
+                n(u64::from(old)),
+                n(now_ms),
             ],
         )?
         .run()

@@ -13,6 +13,26 @@ pub fn test_payload(event_type: EventType, at_ms: u64) -> String {
     if event_type.is_about_a_stream() {
         return stream_test_payload(event_type, at_ms);
     }
+    if event_type.is_about_a_domain() {
+        return json!({
+            "type": event_type.as_str(),
+            "created_at": rfc3339_ms(at_ms),
+            "data": {
+                "domain": "example.com",
+                "reason": "records_changed",
+                "records": [{
+                    "purpose": "dkim",
+                    "name": "er1-rsa._domainkey.example.com",
+                    "selector": "er1-rsa",
+                    "required": true,
+                    "problem": "missing",
+                    "problems": ["no DKIM record is published at er1-rsa._domainkey.example.com: publish the TXT record as given"],
+                }],
+                "test": true,
+            },
+        })
+        .to_string();
+    }
     let mut data = json!({
         "email_id": "test",
         "from": "edgerelay@example.com",

@@ -329,7 +329,10 @@ fn event_name(t: EventType) -> Option<&'static str> {
         EventType::Suppressed => "suppressed",
         EventType::Opened => "opened",
         EventType::Clicked => "clicked",
-        EventType::Unsubscribed | EventType::StreamPaused | EventType::StreamResumed => {
+        EventType::Unsubscribed
+        | EventType::StreamPaused
+        | EventType::StreamResumed
+        | EventType::DomainUpdated => {
             return None;
         }
     })

@@ -47,6 +47,30 @@ impl Purpose {
     }
 }
 
+/// What a key of a generation is for now (see `rotation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Signs every message.
+    Signing,
+    /// Made by a rotation: publish its record; it signs once it verifies.
+    Next,
+    /// Rotated out: published but unused until the grace period ends.
+    Retiring,
+    /// Its grace period is over: delete it; its record can be removed.
+    Retired,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Signing => "signing",
+            KeyRole::Next => "next",
+            KeyRole::Retiring => "retiring",
+            KeyRole::Retired => "retired",
+        }
+    }
+}
+
 /// One key of a domain as it is shown: never its private half.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyView {
@@ -83,11 +107,14 @@ pub struct DnsRecord {
     pub selector: Option<String>,
     /// What to know about it, in plain words.
     pub note: String,
+    /// For a DKIM record of a domain added through the API: what its key
+    /// is for now (see `rotation`).
+    pub key_role: Option<KeyRole>,
 }
 
 impl DnsRecord {
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "purpose": self.purpose.as_str(),
             "type": self.record_type,
             "name": self.name,
@@ -95,7 +122,11 @@ impl DnsRecord {
             "required": self.required,
             "selector": self.selector,
             "note": self.note,
-        })
+        });
+        if let Some(role) = self.key_role {
+            out["key_role"] = json!(role.as_str());
+        }
+        out
     }
 }
 
@@ -136,6 +167,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
             value: key.public_record.clone(),
             required: rsa,
             selector: Some(key.selector.clone()),
+            key_role: None,
             note: if rsa {
                 "the RSA key every receiver verifies; mail from the domain is refused until this record verifies".to_string()
             } else {
@@ -156,6 +188,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
         value: spf_value(&mechanisms),
         required: false,
         selector: None,
+        key_role: None,
         note: spf_note.to_string(),
     });
     out.push(DnsRecord {
@@ -165,6 +198,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
         value: "v=DMARC1; p=none; adkim=r; aspf=r".to_string(),
         required: false,
         selector: None,
+        key_role: None,
         note: "a start: watch the reports, then move to p=quarantine and p=reject; keep your own record if you have one".to_string(),
     });
     if let Some(rp) = inputs.return_path {
@@ -176,6 +210,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
                 value: format!("{priority} {host}"),
                 required: false,
                 selector: None,
+                key_role: None,
                 note: "routes bounces and complaints to the worker (Email Routing adds it when the subdomain is enabled)".to_string(),
             });
         }
@@ -188,6 +223,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
             value: spf_value(&rp_mechanisms),
             required: false,
             selector: None,
+            key_role: None,
             note: "the return path is the envelope sender: its SPF must allow the smarthosts"
                 .to_string(),
         });
@@ -200,6 +236,7 @@ pub fn records(inputs: &RecordInputs<'_>) -> Vec<DnsRecord> {
             value: "the edgerelay worker".to_string(),
             required: false,
             selector: None,
+            key_role: None,
             note:
                 "unsubscribe and tracking links point here: add it as a custom domain of the worker"
                     .to_string(),
