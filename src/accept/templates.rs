@@ -17,9 +17,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::message::SendRequest;
 use crate::message::handlebars::{self, Template as Parsed};
 
 use super::ApiError;
+
+pub mod import;
 
 /// The most a template's parts may hold together.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
@@ -58,17 +61,6 @@ impl VarKind {
             VarKind::Boolean => "boolean",
             VarKind::Object => "object",
             VarKind::List => "list",
-        }
-    }
-
-    /// A value of the type, for checking a template when it is saved.
-    fn sample(self) -> Value {
-        match self {
-            VarKind::String => Value::String("x".into()),
-            VarKind::Number => Value::from(1),
-            VarKind::Boolean => Value::Bool(true),
-            VarKind::Object => Value::Object(Map::new()),
-            VarKind::List => Value::Array(Vec::new()),
         }
     }
 }
@@ -196,28 +188,34 @@ pub fn check(t: &Template) -> Result<(), ApiError> {
             ));
         }
     }
-    let samples: Map<String, Value> = t
-        .variables
-        .iter()
-        .map(|v| {
-            (
-                v.name.clone(),
-                v.fallback.clone().unwrap_or_else(|| v.kind.sample()),
-            )
-        })
-        .collect();
-    render_parts(t, &Value::Object(samples))
-        .map(|_| ())
-        .map_err(|e| match e {
-            Failure::Missing(part, name) => ApiError::invalid_field(
+    // Every root name a part uses must be declared. Found from the parsed
+    // template, not by rendering samples: an object variable used through a
+    // path (`{{user.first}}`) has no sample that knows its fields.
+    for (part, source) in [
+        ("subject", Some(&t.subject)),
+        ("html", t.html.as_ref()),
+        ("text", t.text.as_ref()),
+    ] {
+        let Some(source) = source else { continue };
+        let parsed = Parsed::parse(source).map_err(|e| match e {
+            handlebars::Error::Syntax(reason) => {
+                ApiError::invalid_field(part, "template_syntax", reason)
+            }
+            other => ApiError::invalid_field(part, "template_syntax", format!("{other:?}")),
+        })?;
+        if let Some(name) = parsed
+            .roots()
+            .into_keys()
+            .find(|name| !t.variables.iter().any(|v| &v.name == name))
+        {
+            return Err(ApiError::invalid_field(
                 part,
                 "undeclared_variable",
                 format!("uses `{name}`, which the template does not declare in variables"),
-            ),
-            Failure::Syntax(part, reason) => {
-                ApiError::invalid_field(part, "template_syntax", reason)
-            }
-        })
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Renders `t` with the variables a send gives.
@@ -255,7 +253,7 @@ pub fn render(t: &Template, given: &Map<String, Value>) -> Result<Rendered, ApiE
         }
     }
     render_parts(t, &Value::Object(data)).map_err(|e| match e {
-        Failure::Missing(_, name) => ApiError::invalid_field(
+        Failure::Missing(name) => ApiError::invalid_field(
             &format!("template.variables.{name}"),
             "missing_variable",
             "the template uses it and the send gives no value for it",
@@ -320,6 +318,33 @@ pub fn expand(body: &[u8], rendered: Rendered) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(&request).map_err(|e| ApiError::malformed(e.to_string()))
 }
 
+/// A typed send request (one that came through a provider's door) with
+/// its template filled in, by the rules of [`expand`]: the rendered `html`
+/// and `text` in, the rendered subject unless the request gives its own,
+/// and a request that also gives `html` or `text` refused.
+pub fn fill(
+    request: &mut SendRequest,
+    t: &Template,
+    variables: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    for (part, given) in [("html", &request.html), ("text", &request.text)] {
+        if given.is_some() {
+            return Err(ApiError::invalid_field(
+                part,
+                "conflicting_fields",
+                "give either a template or html and text",
+            ));
+        }
+    }
+    let rendered = render(t, variables)?;
+    if request.subject.is_none() {
+        request.subject = Some(rendered.subject);
+    }
+    request.html = rendered.html;
+    request.text = rendered.text;
+    Ok(())
+}
+
 fn is_variable_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= 64
@@ -330,8 +355,8 @@ fn is_variable_name(name: &str) -> bool {
 }
 
 enum Failure {
-    /// The part, and the variable it uses that has no value.
-    Missing(&'static str, String),
+    /// The variable a part uses that has no value.
+    Missing(String),
     /// The part, and what is wrong with its syntax.
     Syntax(&'static str, String),
 }
@@ -341,7 +366,7 @@ fn render_parts(t: &Template, data: &Value) -> Result<Rendered, Failure> {
         Parsed::parse(source)
             .and_then(|p| p.render(data, escape))
             .map_err(|e| match e {
-                handlebars::Error::Missing(path) => Failure::Missing(part, path),
+                handlebars::Error::Missing(path) => Failure::Missing(path),
                 handlebars::Error::Syntax(why) => Failure::Syntax(part, why),
                 handlebars::Error::TooLarge => Failure::Syntax(
                     part,

@@ -13,10 +13,11 @@ use std::rc::Rc;
 use worker::{Context, Env, Request, Response};
 
 use crate::accept::limits::Cost;
+use crate::accept::templates::{self as template_rules, Template};
 use crate::accept::{ApiError, AuthenticatedKey, idempotency};
 use crate::http::compat::resend::{self, BatchValidation};
 use crate::http::compat::sendgrid::{self, MailSend};
-use crate::http::compat::{Dialect, NOT_SUPPORTED};
+use crate::http::compat::{Dialect, Mapped, NOT_SUPPORTED};
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::Endpoint;
 
@@ -26,6 +27,7 @@ use super::http::{self, internal};
 use super::idempotent;
 use super::meter::{self, Usage};
 use super::platform::Loaded;
+use super::templates;
 
 /// What a door needs of the request that reached it.
 pub struct Door<'a> {
@@ -77,6 +79,34 @@ async fn read_body(req: &mut Request, loaded: &Loaded) -> Result<Vec<u8>, ApiErr
     http::read_body(req, &limit).await
 }
 
+/// The last template a request's messages named, read once for all of them.
+#[derive(Default)]
+struct TemplateCache(Option<(String, Template)>);
+
+/// A mapped message as the body the accept path reads: its template, if it
+/// names one, loaded (once per request) and rendered in by the core.
+async fn encode(
+    door: &Door<'_>,
+    mapped: Mapped,
+    cache: &mut TemplateCache,
+) -> Result<Vec<u8>, ApiError> {
+    let Mapped {
+        mut request,
+        template,
+    } = mapped;
+    if let Some(asked) = template {
+        let stored = match cache.0.take() {
+            Some((id, t)) if id == asked.id => t,
+            _ => templates::published(door.env, door.key, &asked.id).await?,
+        };
+        let filled = template_rules::fill(&mut request, &stored, &asked.variables);
+        cache.0 = Some((asked.id, stored));
+        filled?;
+    }
+    serde_json::to_vec(&request)
+        .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))
+}
+
 /// The id of a message the accept path accepted, from its `202` answer.
 async fn accepted_id(resp: &mut Response) -> Result<String, ApiError> {
     let answer: serde_json::Value = resp.json().await.map_err(internal)?;
@@ -97,8 +127,7 @@ async fn resend_send(
         let idempotency_key = idempotency::parse_key(header(req, idempotency::HEADER).as_deref())?;
         let body = read_body(req, door.loaded).await?;
         let request = resend::email_request(&body)?;
-        let mapped = serde_json::to_vec(&request)
-            .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))?;
+        let mapped = encode(door, request, &mut TemplateCache::default()).await?;
         match idempotency_key {
             Some(k) => {
                 let call = Call {
@@ -148,11 +177,12 @@ async fn resend_batch(
         .charge(door.env, door.key, Cost::sending(count))
         .await?;
     let mut bodies = Vec::with_capacity(items.len());
+    let mut cache = TemplateCache::default();
     for (index, item) in items.into_iter().enumerate() {
-        let mapped = item.and_then(|r| {
-            serde_json::to_vec(&r)
-                .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))
-        });
+        let mapped = match item {
+            Ok(m) => encode(door, m, &mut cache).await,
+            Err(e) => Err(e),
+        };
         // Strict: every email must pass before any is sent.
         let checked = match mapped {
             Ok(b) => accept::check(door.env, door.loaded, door.key, &b, origin)
@@ -235,14 +265,15 @@ async fn sendgrid_send(
         .charge(door.env, door.key, Cost::sending(count))
         .await?;
     // Every personalization's message must pass before any is sent; each is
-    // built again to be sent, so only one is in memory at a time.
-    let encode = |i: usize| -> Result<Vec<u8>, ApiError> {
-        let request = send.message(i)?;
-        serde_json::to_vec(&request)
-            .map_err(|e| ApiError::misconfigured(format!("could not encode a request: {e}")))
-    };
+    // built again to be sent, so only one is in memory at a time. The
+    // template, if any, is read once.
+    let mut cache = TemplateCache::default();
     for i in 0..send.len() {
-        let checked = match encode(i) {
+        let body = match send.message(i) {
+            Ok(m) => encode(door, m, &mut cache).await,
+            Err(e) => Err(e),
+        };
+        let checked = match body {
             Ok(b) => accept::check(door.env, door.loaded, door.key, &b, origin).await,
             Err(e) => Err(e),
         };
@@ -256,7 +287,11 @@ async fn sendgrid_send(
     }
     let mut first = None;
     for i in 0..send.len() {
-        let accepted = match encode(i) {
+        let body = match send.message(i) {
+            Ok(m) => encode(door, m, &mut cache).await,
+            Err(e) => Err(e),
+        };
+        let accepted = match body {
             Ok(b) => accept::accept_one(door.env, door.loaded, door.key, &b, origin).await,
             Err(e) => Err(e),
         };

@@ -279,7 +279,10 @@ async fn route(
                 }
             }
         }
-        Endpoint::ListSuppressions | Endpoint::AddSuppressions | Endpoint::RemoveSuppression => {
+        Endpoint::ListSuppressions
+        | Endpoint::AddSuppressions
+        | Endpoint::RemoveSuppression
+        | Endpoint::ImportSuppressions => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -290,6 +293,11 @@ async fn route(
                 Endpoint::AddSuppressions => {
                     let body = read_body(&mut req, &loaded).await?;
                     suppressions::add(&db, &key, &body).await
+                }
+                Endpoint::ImportSuppressions => {
+                    let limit = crate::http::suppressions::import::body_limit();
+                    let body = http::read_body(&mut req, &limit).await?;
+                    suppressions::import(&db, &key, &url, &body).await
                 }
                 _ => suppressions::remove(&db, &key, id, &url).await,
             }
@@ -339,7 +347,8 @@ async fn route(
         | Endpoint::CreateTemplate
         | Endpoint::GetTemplate
         | Endpoint::PublishTemplate
-        | Endpoint::DeleteTemplate => {
+        | Endpoint::DeleteTemplate
+        | Endpoint::ImportTemplate => {
             let loaded = load_for_request(&env)?;
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
@@ -348,6 +357,10 @@ async fn route(
                 Endpoint::CreateTemplate => {
                     let body = read_body(&mut req, &loaded).await?;
                     templates::create(&env, &key, &body).await
+                }
+                Endpoint::ImportTemplate => {
+                    let body = read_body(&mut req, &loaded).await?;
+                    templates::import(&env, &key, &body).await
                 }
                 Endpoint::GetTemplate => templates::get(&env, &key, id).await,
                 Endpoint::PublishTemplate => templates::publish(&env, &key, id).await,

@@ -9,6 +9,7 @@
 use worker::{Response, Url};
 
 use crate::accept::{ApiError, AuthenticatedKey};
+use crate::http::suppressions::import;
 use crate::http::suppressions::{added, page, parse_add, parse_list_query, parse_removal};
 
 use super::d1::Db;
@@ -34,6 +35,24 @@ pub async fn add(db: &Db, key: &AuthenticatedKey, body: &[u8]) -> Result<Respons
     let entries = parse_add(body, &key.tenant, now)?;
     db.add_suppressions(&entries).await.map_err(internal)?;
     http::json(200, &added(&entries, now)).map_err(internal)
+}
+
+/// `POST /v1/suppressions/import`: only entries the list does not have are
+/// added, so an import run twice changes nothing.
+pub async fn import(
+    db: &Db,
+    key: &AuthenticatedKey,
+    url: &Url,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let pairs = pairs(url);
+    let query = import::parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let parsed = import::parse(body, &query, &key.tenant, now_ms())?;
+    let imported = db
+        .import_suppressions(&parsed.entries)
+        .await
+        .map_err(internal)?;
+    http::json(200, &import::answer(&query, &parsed, imported)).map_err(internal)
 }
 
 pub async fn remove(

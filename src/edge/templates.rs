@@ -1,4 +1,5 @@
-//! `/v1/templates` at the edge (save a draft, publish, list, read, delete),
+//! `/v1/templates` at the edge (save a draft, import a SendGrid template as
+//! one, publish, list, read, delete),
 //! and filling a send request's `template` in before the send path reads it.
 //!
 //! Must not: check or render a template (`accept::templates`) or shape the
@@ -10,7 +11,7 @@ use worker::{Env, Response};
 
 use crate::accept::templates::{self, Template};
 use crate::accept::{ApiError, AuthenticatedKey};
-use crate::http::templates::{MAX_TEMPLATES, Stored, list_view, view};
+use crate::http::templates::{MAX_TEMPLATES, Stored, imported_view, list_view, view};
 
 use super::d1::Db;
 use super::d1::templates::TemplateRow;
@@ -60,6 +61,65 @@ pub async fn create(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Re
         published_at: None,
     };
     http::json(201, &view(&t)).map_err(internal)
+}
+
+/// `POST /v1/templates/import`: a SendGrid dynamic template saved as a
+/// draft. It keeps its SendGrid id (`tpl_<hex>` for `d-<hex>`) unless
+/// another tenant's template has it; imported twice, it is a 409.
+pub async fn import(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Response, ApiError> {
+    let imported = templates::import::parse_sendgrid(body)?;
+    let db = Db::open(env).map_err(internal)?;
+    if db.template_count(&key.tenant).await.map_err(internal)? >= MAX_TEMPLATES {
+        return Err(ApiError::conflict(
+            "too_many_templates",
+            "name",
+            format!("a tenant keeps at most {MAX_TEMPLATES} templates: delete one first"),
+        ));
+    }
+    let template = imported.template;
+    let draft = serde_json::to_string(&template).map_err(unreadable)?;
+    let name = template.name.trim();
+    let now = now_ms();
+    let kept = match imported.id {
+        Some(id) => {
+            if db
+                .template(&key.tenant, &id)
+                .await
+                .map_err(internal)?
+                .is_some()
+            {
+                return Err(ApiError::conflict(
+                    "template_exists",
+                    "id",
+                    format!("this template is already imported as {id}"),
+                ));
+            }
+            db.insert_template_if_new(&key.tenant, &id, name, &draft, now)
+                .await
+                .map_err(internal)?
+                .then_some(id)
+        }
+        None => None,
+    };
+    let id = match kept {
+        Some(id) => id,
+        None => {
+            let id = format!("tpl_{}", hex(&random::bytes::<12>()));
+            db.insert_template(&key.tenant, &id, name, &draft, now)
+                .await
+                .map_err(internal)?;
+            id
+        }
+    };
+    let t = Stored {
+        id,
+        draft: template,
+        published: None,
+        created_at: now / 1000,
+        updated_at: now / 1000,
+        published_at: None,
+    };
+    http::json(201, &imported_view(&t)).map_err(internal)
 }
 
 /// `GET /v1/templates`.
@@ -124,24 +184,24 @@ pub async fn fill_in<'b>(
     let Some(asked) = templates::requested(body)? else {
         return Ok(Cow::Borrowed(body));
     };
+    let template = published(env, key, &asked.id).await?;
+    let rendered = templates::render(&template, &asked.variables)?;
+    templates::expand(body, rendered).map(Cow::Owned)
+}
+
+/// The published version of the tenant's template `id` (one D1 read); an
+/// unknown or unpublished one is a 404 naming `template.id`, as any other
+/// unknown resource a request names.
+pub async fn published(env: &Env, key: &AuthenticatedKey, id: &str) -> Result<Template, ApiError> {
     let db = Db::open(env).map_err(internal)?;
-    let row = db
-        .template(&key.tenant, &asked.id)
-        .await
-        .map_err(internal)?;
-    // Like any other unknown resource named by a request: 404.
+    let row = db.template(&key.tenant, id).await.map_err(internal)?;
     let unknown = || {
-        let mut e = ApiError::not_found(format!(
-            "no published template {} for this tenant",
-            asked.id
-        ));
+        let mut e = ApiError::not_found(format!("no published template {id} for this tenant"));
         e.field = Some("template.id".into());
         e
     };
     let published = row.and_then(|r| r.published).ok_or_else(unknown)?;
-    let template: Template = serde_json::from_str(&published).map_err(unreadable)?;
-    let rendered = templates::render(&template, &asked.variables)?;
-    templates::expand(body, rendered).map(Cow::Owned)
+    serde_json::from_str(&published).map_err(unreadable)
 }
 
 fn unreadable(e: serde_json::Error) -> ApiError {

@@ -27,6 +27,8 @@ pub enum Endpoint {
     AddSuppressions,
     /// With the address from the path.
     RemoveSuppression,
+    /// `POST /v1/suppressions/import?format=`: another provider's export.
+    ImportSuppressions,
     /// `GET /unsubscribe/{token}`: the confirmation page (changes nothing).
     UnsubscribePage,
     /// `POST /unsubscribe/{token}`: the one-click unsubscribe (RFC 8058).
@@ -79,6 +81,8 @@ pub enum Endpoint {
     /// Sends use the draft from now on.
     PublishTemplate,
     DeleteTemplate,
+    /// `POST /v1/templates/import`: a SendGrid dynamic template as a draft.
+    ImportTemplate,
     /// `GET /v1/upstreams`: every upstream's state and latest sessions.
     ListUpstreams,
     /// `POST /v1/upstreams/{name}/resume`: lift a pause or a cool-down.
@@ -145,6 +149,7 @@ impl Endpoint {
                 | Endpoint::ListSuppressions
                 | Endpoint::AddSuppressions
                 | Endpoint::RemoveSuppression
+                | Endpoint::ImportSuppressions
                 | Endpoint::ListInboundReports
                 | Endpoint::GetInboundReport
                 | Endpoint::GetInboundReportRaw
@@ -160,6 +165,7 @@ impl Endpoint {
                 | Endpoint::GetTemplate
                 | Endpoint::PublishTemplate
                 | Endpoint::DeleteTemplate
+                | Endpoint::ImportTemplate
                 | Endpoint::ListUpstreams
                 | Endpoint::ResumeUpstream
                 | Endpoint::ListDomains
@@ -245,6 +251,7 @@ impl Endpoint {
             | Endpoint::ListWebhookAttempts
             | Endpoint::AddSuppressions
             | Endpoint::RemoveSuppression
+            | Endpoint::ImportSuppressions
             | Endpoint::PrivacyExport
             | Endpoint::PrivacyErase
             | Endpoint::ListKeys
@@ -255,6 +262,7 @@ impl Endpoint {
             | Endpoint::CreateTemplate
             | Endpoint::PublishTemplate
             | Endpoint::DeleteTemplate
+            | Endpoint::ImportTemplate
             | Endpoint::ListUpstreams
             | Endpoint::ResumeUpstream
             | Endpoint::ResumeMarketingStream
@@ -376,6 +384,11 @@ const ROUTES: &[Resource] = &[
         bench: false,
     },
     Resource {
+        path: &[Literal("v1"), Literal("suppressions"), Literal("import")],
+        methods: &[("POST", Endpoint::ImportSuppressions)],
+        bench: false,
+    },
+    Resource {
         path: &[Literal("v1"), Literal("suppressions"), Id],
         methods: &[("DELETE", Endpoint::RemoveSuppression)],
         bench: false,
@@ -444,6 +457,11 @@ const ROUTES: &[Resource] = &[
             ("GET", Endpoint::ListDomains),
             ("POST", Endpoint::AddDomain),
         ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("templates"), Literal("import")],
+        methods: &[("POST", Endpoint::ImportTemplate)],
         bench: false,
     },
     Resource {
@@ -1014,6 +1032,7 @@ mod tests {
             ("GET", "/v1/suppressions", Some(Read), READ),
             ("POST", "/v1/suppressions", Some(Admin), ADMIN),
             ("DELETE", "/v1/suppressions/a@x.net", Some(Admin), ADMIN),
+            ("POST", "/v1/suppressions/import", Some(Admin), ADMIN),
             ("GET", "/unsubscribe/t", None, NONE),
             ("POST", "/unsubscribe/t", None, NONE),
             ("GET", "/unsubscribe/t/preferences", None, NONE),
@@ -1022,6 +1041,7 @@ mod tests {
             ("GET", "/v1/templates/x", Some(Read), READ),
             ("DELETE", "/v1/templates/x", Some(Admin), ADMIN),
             ("POST", "/v1/templates/x/publish", Some(Admin), ADMIN),
+            ("POST", "/v1/templates/import", Some(Admin), ADMIN),
             ("GET", "/v1/inbound-reports", Some(Read), READ),
             ("GET", "/v1/inbound-reports/x", Some(Read), READ),
             ("GET", "/v1/inbound-reports/x/raw", Some(Read), READ),

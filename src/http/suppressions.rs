@@ -7,6 +7,8 @@
 //! API are Unix seconds, as in the rest of it (the list stores milliseconds).
 //! Must not: perform I/O or read the clock; the edge passes the time in.
 
+pub mod import;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;

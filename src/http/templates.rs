@@ -50,6 +50,15 @@ pub fn view(t: &Stored) -> Value {
     })
 }
 
+/// `POST /v1/templates/import`'s answer: the template, and the id
+/// SendGrid's SDKs send it by (`d-<hex>`: they send `dynamic_template_data`
+/// only for such an id).
+pub fn imported_view(t: &Stored) -> Value {
+    let mut v = view(t);
+    v["sendgrid_template_id"] = json!(crate::accept::templates::import::sendgrid_id(&t.id));
+    v
+}
+
 /// The list: newest first, without the bodies.
 pub fn list_view(templates: &[Stored]) -> Value {
     let data: Vec<Value> = templates

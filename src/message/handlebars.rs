@@ -191,6 +191,76 @@ impl Template {
         render(&self.nodes, &[root], escape, &mut out)?;
         Ok(out)
     }
+
+    /// The names of the root data the template uses, each with its most
+    /// demanding use: what a template's variables must be, found from the
+    /// template itself (an imported template declares them this way).
+    pub fn roots(&self) -> std::collections::BTreeMap<String, RootUse> {
+        let mut out = std::collections::BTreeMap::new();
+        roots(&self.nodes, 0, &mut out);
+        out
+    }
+}
+
+fn note(
+    out: &mut std::collections::BTreeMap<String, RootUse>,
+    path: &Path,
+    depth: usize,
+    used: RootUse,
+) {
+    // A path of another scope, or `@index` and friends, names no root.
+    if path.data.is_some() || path.up != depth {
+        return;
+    }
+    let Some(first) = path.names.first() else {
+        return;
+    };
+    let used = if path.names.len() > 1 {
+        used.max(RootUse::Entered)
+    } else {
+        used
+    };
+    let slot = out.entry(first.clone()).or_insert(used);
+    *slot = (*slot).max(used);
+}
+
+/// How a template uses a name of its root data, least demanding first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RootUse {
+    /// Only tested by `{{#if}}` / `{{#unless}}`.
+    Tested,
+    /// Shown as text (`{{name}}`).
+    Shown,
+    /// Entered: `{{#with name}}` or a path through it (`{{name.first}}`).
+    Entered,
+    /// Iterated by `{{#each name}}`.
+    Listed,
+}
+
+/// Records the root names `nodes` use; `depth` is how many scopes
+/// (`each`, `with`) the nodes are inside.
+fn roots(nodes: &[Node], depth: usize, out: &mut std::collections::BTreeMap<String, RootUse>) {
+    for node in nodes {
+        match node {
+            Node::Text(_) => {}
+            Node::Value { path, .. } => note(out, path, depth, RootUse::Shown),
+            Node::Block {
+                kind,
+                path,
+                body,
+                otherwise,
+            } => {
+                let (used, inner) = match kind {
+                    BlockKind::If | BlockKind::Unless => (RootUse::Tested, depth),
+                    BlockKind::With => (RootUse::Entered, depth + 1),
+                    BlockKind::Each => (RootUse::Listed, depth + 1),
+                };
+                note(out, path, depth, used);
+                roots(body, inner, out);
+                roots(otherwise, depth, out);
+            }
+        }
+    }
 }
 
 /// One scope: its value, and the `@` data of an `{{#each}}` step.

@@ -2,7 +2,9 @@
 //! hostile fields included, is answered without a panic, and whatever is
 //! accepted becomes a message whose header section is well formed and
 //! whose envelope can go into SMTP commands untouched: nothing a caller
-//! sends can smuggle CR, LF or NUL into a header or an SMTP command.
+//! sends can smuggle CR, LF or NUL into a header or an SMTP command, and
+//! neither can any value of a template's variables (rendered into the
+//! subject, then through the same path).
 //!
 //! `cargo test` runs proptest's default number of cases; `make proptest`
 //! runs many more (`PROPTEST_CASES`).
@@ -239,6 +241,88 @@ proptest! {
         prop_assert!(!job.rcpt_to.is_empty());
         for rcpt in &job.rcpt_to {
             prop_assert!(safe_in_a_command(rcpt), "{rcpt:?}");
+        }
+    }
+}
+
+/// A template subject: fair literal text around the variables, escaped
+/// (`{{a}}`) or not (`{{{b}}}`), and a block.
+fn subject_template() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        "[ -z|~]{1,10}",
+        Just("{{a}}".to_string()),
+        Just("{{{b}}}".to_string()),
+        Just("{{#if c}}[{{a}}]{{else}}-{{/if}}".to_string()),
+    ];
+    // A template's subject is never blank (checked when it is saved).
+    prop::collection::vec(piece, 1..6).prop_map(|pieces| format!("Re {}", pieces.concat()))
+}
+
+proptest! {
+    /// No value of a template variable can add a header: a rendered
+    /// subject with CR, LF or NUL is refused, and any other is composed
+    /// into exactly one Subject header that reads back as rendered.
+    #[test]
+    fn template_variables_cannot_inject_headers(
+        subject in subject_template(),
+        a in field_text(),
+        b in field_text(),
+        c in any::<bool>(),
+    ) {
+        use crate::accept::templates::{Template, expand, render};
+        let template: Template = serde_json::from_value(json!({
+            "name": "t",
+            "subject": subject,
+            "text": "Hi {{a}} {{{b}}}",
+            "variables": [
+                {"name": "a", "type": "string"},
+                {"name": "b", "type": "string"},
+                {"name": "c", "type": "boolean", "fallback": false}
+            ]
+        }))
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        crate::accept::templates::check(&template)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let Value::Object(vars) = json!({"a": a, "b": b, "c": c}) else {
+            unreachable!()
+        };
+        let rendered = render(&template, &vars)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let wanted = rendered.subject.clone();
+        let body = json!({"from": "a@example.com", "to": "b@example.net",
+                          "template": {"id": "tpl_1"}}).to_string();
+        let body = expand(body.as_bytes(), rendered)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let settings = settings();
+        let prepared = prepare(&body, &caller(), &settings, 1_700_000_000, &[7; 32]);
+        let hostile = wanted.contains(['\r', '\n', '\0']);
+        let prepared = match prepared {
+            Err(e) => {
+                // Refused: for a reason, never silently sent without it.
+                prop_assert!(e.status == 422 || e.status == 413, "{e:?}");
+                return Ok(());
+            }
+            Ok(p) => p,
+        };
+        prop_assert!(!hostile, "a subject with a line break was accepted: {wanted:?}");
+        let job = sign_natively(prepared, &settings)
+            .map_err(|e| TestCaseError::fail(format!("signing failed: {e:?}")))?;
+        well_formed_headers(&job.mime).map_err(TestCaseError::fail)?;
+        let parsed = mail_parser::MessageParser::default()
+            .parse(job.mime.as_bytes())
+            .ok_or_else(|| TestCaseError::fail("does not parse"))?;
+        let subjects = parsed
+            .headers()
+            .iter()
+            .filter(|h| h.name() == "Subject")
+            .count();
+        prop_assert_eq!(subjects, 1);
+        // Text that is itself an encoded word (`=?utf-8?q?x?=`) is written
+        // as given and a reader decodes it: still one Subject, no header.
+        // Folding may change runs of white space, never the words.
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !wanted.contains("=?") {
+            prop_assert_eq!(words(parsed.subject().unwrap_or("")), words(&wanted));
         }
     }
 }

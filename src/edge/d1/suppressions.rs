@@ -92,6 +92,43 @@ impl Db {
         Ok(())
     }
 
+    /// Adds the entries the list does not have yet (an import: an entry
+    /// already there for the same address and scope is left as it is), in
+    /// statements of at most 1,000 entries, one after another (a failure
+    /// part way is repaired by importing again); how many were added.
+    pub async fn import_suppressions(&self, entries: &[Entry]) -> Result<usize> {
+        let mut added = 0;
+        for chunk in entries.chunks(1000) {
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|e| {
+                    serde_json::json!([
+                        e.tenant,
+                        e.address,
+                        e.scope.as_stored(),
+                        e.reason.as_str(),
+                        e.detail,
+                        e.created_at_ms,
+                    ])
+                })
+                .collect();
+            let result = self
+                .prepare(
+                    "INSERT INTO suppressions (tenant, address, scope, reason, detail, created_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                        json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                        json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+                 FROM json_each(?1) WHERE true \
+                 ON CONFLICT (tenant, address, scope) DO NOTHING",
+                    &[s(&serde_json::Value::Array(rows).to_string())],
+                )?
+                .run()
+                .await?;
+            added += result.meta()?.and_then(|m| m.changes).unwrap_or(0);
+        }
+        Ok(added)
+    }
+
     /// Removes `tenant`'s entries for an address (one scope, or all);
     /// how many were removed.
     pub async fn remove_suppressions(&self, tenant: &str, removal: &Removal) -> Result<usize> {

@@ -43,6 +43,27 @@ impl Db {
         Ok(())
     }
 
+    /// Stores a new draft under `id` unless that id is taken (by this
+    /// tenant or another); whether it was stored.
+    pub async fn insert_template_if_new(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+        draft: &str,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let result = self
+            .prepare(
+                "INSERT INTO templates (id, tenant, name, draft, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING",
+                &[s(id), s(tenant), s(name), s(draft), n(now_ms)],
+            )?
+            .run()
+            .await?;
+        Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    }
+
     /// How many templates a tenant has.
     pub async fn template_count(&self, tenant: &str) -> Result<usize> {
         let count = self

@@ -9,8 +9,11 @@
 //! tags and metadata.
 //!
 //! Owns: the mappings (pure, table-tested) and [`NOT_YET`], the one list of
-//! provider features edgerelay does not offer yet (templates, scheduled
-//! sending, ...), each refused with a `422` naming the field.
+//! provider features edgerelay does not offer yet (scheduled sending, ...),
+//! each refused with a `422` naming the field. A request that names a
+//! template (Resend's `template`, SendGrid's `template_id`) maps to a
+//! [`Mapped`] that carries it: the edge loads the stored template and
+//! `accept::templates::fill` renders it in.
 //! Must not: perform I/O, or judge a message itself (the accept path does,
 //! after the mapping).
 //!
@@ -22,6 +25,16 @@ pub mod sendgrid;
 use serde_json::Value;
 
 use crate::accept::error::{ApiError, FieldProblem};
+use crate::accept::templates::TemplateRef;
+use crate::message::SendRequest;
+
+/// A provider's request as edgerelay's: the send request, and the stored
+/// template it names with the variables to render it with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub request: SendRequest,
+    pub template: Option<TemplateRef>,
+}
 
 /// The error shape a route answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +57,6 @@ pub const NOT_SUPPORTED: &str = "not_supported";
 /// feature arrives, its rows leave this table and the mapping takes them.
 pub const NOT_YET: &[(&str, &str)] = &[
     // Resend.
-    ("template", "templates"),
     ("scheduled_at", "scheduled sending"),
     (
         "topic_id",
@@ -55,8 +67,6 @@ pub const NOT_YET: &[(&str, &str)] = &[
         "attachments fetched from a URL (send `content`)",
     ),
     // SendGrid.
-    ("template_id", "templates"),
-    ("dynamic_template_data", "templates"),
     ("send_at", "scheduled sending"),
     ("batch_id", "scheduled sending batches"),
     ("sections", "substitution sections"),
@@ -181,8 +191,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiErro
         } else {
             "invalid_type"
         };
+        // Only these two messages name a field; another's backticks quote
+        // the value ("invalid type: integer `5`").
+        let field = if rule == "invalid_type" {
+            None
+        } else {
+            missing_field_name(&message)
+        };
         ApiError::invalid(vec![FieldProblem {
-            field: missing_field_name(&message).unwrap_or_default(),
+            field: field.unwrap_or_default(),
             rule: rule.to_string(),
             message,
         }])
@@ -215,7 +232,8 @@ mod tests {
                 "",
                 Some("scheduled_at"),
             ),
-            (json!({"template": {"id": "t"}}), "", Some("template")),
+            (json!({"template": {"id": "t"}}), "", None),
+            (json!({"template_id": "d-1"}), "", None),
             (json!({"scheduled_at": null}), "", None),
             (json!({"subject": "x"}), "", None),
             (
@@ -258,9 +276,9 @@ mod tests {
             assert!(not_supported(field).message.contains(what), "{field}");
         }
         assert!(
-            not_supported("personalizations[0].dynamic_template_data")
+            not_supported("personalizations[0].send_at")
                 .message
-                .contains("templates")
+                .contains("scheduled sending")
         );
     }
 }

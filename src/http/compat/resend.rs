@@ -13,8 +13,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{NOT_SUPPORTED, decode, parse_json, refuse_not_yet};
+use super::{Mapped, NOT_SUPPORTED, decode, parse_json, refuse_not_yet};
 use crate::accept::error::ApiError;
+use crate::accept::templates::TemplateRef;
 use crate::events::EventType;
 use crate::events::time::rfc3339_ms;
 use crate::http::views::{EmailEventRow, MessageRow};
@@ -44,8 +45,9 @@ struct ResendEmail {
     // Refused by `refuse_not_yet` before decoding when set.
     #[serde(default, rename = "scheduled_at")]
     _scheduled_at: Option<Value>,
-    #[serde(default, rename = "template")]
-    _template: Option<Value>,
+    /// `{id, variables}`: a stored template, rendered into the body and,
+    /// unless `subject` is given, the subject.
+    template: Option<TemplateRef>,
     #[serde(default, rename = "topic_id")]
     _topic_id: Option<Value>,
 }
@@ -62,12 +64,12 @@ struct ResendAttachment {
 }
 
 /// `POST /emails`: the body as edgerelay's send request.
-pub fn email_request(body: &[u8]) -> Result<SendRequest, ApiError> {
+pub fn email_request(body: &[u8]) -> Result<Mapped, ApiError> {
     send_request(parse_json(body)?)
 }
 
 /// One Resend email (a body, or an item of a batch) as a send request.
-pub fn send_request(value: Value) -> Result<SendRequest, ApiError> {
+pub fn send_request(value: Value) -> Result<Mapped, ApiError> {
     if !value.is_object() {
         return Err(ApiError::invalid_field(
             "",
@@ -77,11 +79,15 @@ pub fn send_request(value: Value) -> Result<SendRequest, ApiError> {
     }
     refuse_not_yet(&value, "")?;
     let email: ResendEmail = decode(value)?;
-    // Resend's own required fields, named as Resend names them.
+    // Resend's own required fields, named as Resend names them. A
+    // template gives the subject when the email does not.
     for (field, present) in [
         ("from", email.from.is_some()),
         ("to", email.to.is_some()),
-        ("subject", email.subject.is_some()),
+        (
+            "subject",
+            email.subject.is_some() || email.template.is_some(),
+        ),
     ] {
         if !present {
             return Err(ApiError::invalid_field(
@@ -134,7 +140,7 @@ pub fn send_request(value: Value) -> Result<SendRequest, ApiError> {
             OneOrMany::Many(v) => OneOrMany::Many(v.into_iter().map(MailboxInput::Text).collect()),
         })
     };
-    Ok(SendRequest {
+    let request = SendRequest {
         from: email.from.map(MailboxInput::Text),
         to: mailboxes(email.to),
         cc: mailboxes(email.cc),
@@ -147,6 +153,10 @@ pub fn send_request(value: Value) -> Result<SendRequest, ApiError> {
         attachments: (!attachments.is_empty()).then_some(attachments),
         tags: email.tags.map(TagsInput::List),
         ..SendRequest::default()
+    };
+    Ok(Mapped {
+        request,
+        template: email.template,
     })
 }
 
@@ -178,7 +188,7 @@ impl BatchValidation {
 /// `POST /emails/batch`: each email as a send request, or its error, in
 /// order. The batch itself is refused when it is not a list of 1 to
 /// [`MAX_BATCH`] emails.
-pub fn batch_requests(body: &[u8]) -> Result<Vec<Result<SendRequest, ApiError>>, ApiError> {
+pub fn batch_requests(body: &[u8]) -> Result<Vec<Result<Mapped, ApiError>>, ApiError> {
     let Value::Array(items) = parse_json(body)? else {
         return Err(ApiError::invalid_field(
             "",

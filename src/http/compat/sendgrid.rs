@@ -4,7 +4,12 @@
 //! Each personalization is its own message: its `to`, `cc`, `bcc`, `from`,
 //! `subject` and `headers` over the request's, its `custom_args` merged over
 //! the request's (the personalization wins), its `substitutions` replaced in
-//! its subject and bodies. `categories` become tags (`category`,
+//! its subject and bodies. With `template_id` (a dynamic template: an
+//! edgerelay template, `d-<hex>` naming `tpl_<hex>`), SendGrid's rules for
+//! dynamic templates hold: the subject comes from the template (a `subject`
+//! in the request or a personalization is ignored), each personalization's
+//! `dynamic_template_data` are its variables, and `substitutions` (legacy
+//! templates only) and `content` are refused. `categories` become tags (`category`,
 //! `category_2`, ...), `custom_args` metadata, `tracking_settings` tracking,
 //! `asm.group_id` the unsubscribe topic `asm-<group_id>` (with one-click
 //! unsubscribe). `mail_settings.sandbox_mode` validates and sends nothing.
@@ -19,8 +24,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{NOT_SUPPORTED, decode, parse_json, refuse_not_yet};
+use super::{Mapped, NOT_SUPPORTED, decode, parse_json, refuse_not_yet};
 use crate::accept::error::ApiError;
+use crate::accept::templates::TemplateRef;
+use crate::accept::templates::import::from_sendgrid_id;
 use crate::message::request::{
     AttachmentInput, Disposition, MailboxInput, MailboxObject, OneOrMany, TagsInput, TrackingInput,
 };
@@ -48,9 +55,8 @@ struct Request {
     asm: Option<Asm>,
     mail_settings: Option<MailSettings>,
     tracking_settings: Option<TrackingSettings>,
+    template_id: Option<String>,
     // Refused by `refuse_not_yet` when set.
-    #[serde(default, rename = "template_id")]
-    _template_id: Option<Value>,
     #[serde(default, rename = "send_at")]
     _send_at: Option<Value>,
     #[serde(default, rename = "batch_id")]
@@ -72,8 +78,7 @@ struct Personalization {
     headers: Option<BTreeMap<String, String>>,
     substitutions: Option<BTreeMap<String, String>>,
     custom_args: Option<BTreeMap<String, String>>,
-    #[serde(default, rename = "dynamic_template_data")]
-    _dynamic_template_data: Option<Value>,
+    dynamic_template_data: Option<Value>,
     #[serde(default, rename = "send_at")]
     _send_at: Option<Value>,
 }
@@ -196,6 +201,8 @@ pub struct MailSend {
     personalizations: Vec<Personalization>,
     /// `mail_settings.sandbox_mode.enable`: validate, answer, send nothing.
     pub sandbox: bool,
+    /// The edgerelay template `template_id` names.
+    template: Option<String>,
     /// Largest a subject or body may grow by substitutions.
     max_bytes: usize,
 }
@@ -237,6 +244,10 @@ impl MailSend {
     }
 
     fn from_request(r: Request, max_bytes: usize) -> Result<MailSend, ApiError> {
+        let template = r
+            .template_id
+            .as_deref()
+            .map(|id| from_sendgrid_id(id).unwrap_or_else(|| id.to_string()));
         let personalizations = r.personalizations.unwrap_or_default();
         if personalizations.is_empty() {
             return Err(required(
@@ -264,10 +275,36 @@ impl MailSend {
             if p.from.is_none() && r.from.is_none() {
                 return Err(required("from.email", "The from email is required."));
             }
-            if p.subject.is_none() && r.subject.is_none() {
+            if p.subject.is_none() && r.subject.is_none() && template.is_none() {
                 return Err(required(
                     "subject",
                     "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.",
+                ));
+            }
+            let data = format!("personalizations[{i}].dynamic_template_data");
+            match (&template, &p.dynamic_template_data) {
+                (_, None | Some(Value::Null)) => {}
+                (None, Some(_)) => {
+                    return Err(ApiError::invalid_field(
+                        &data,
+                        "conflicting_fields",
+                        "dynamic_template_data fills a dynamic template: give template_id",
+                    ));
+                }
+                (Some(_), Some(Value::Object(_))) => {}
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid_field(
+                        &data,
+                        "invalid_type",
+                        "dynamic_template_data is an object",
+                    ));
+                }
+            }
+            if template.is_some() && p.substitutions.as_ref().is_some_and(|s| !s.is_empty()) {
+                return Err(ApiError::invalid_field(
+                    &format!("personalizations[{i}].substitutions"),
+                    "conflicting_fields",
+                    "substitutions are for legacy templates; a dynamic template takes dynamic_template_data",
                 ));
             }
             for key in p.substitutions.iter().flat_map(BTreeMap::keys) {
@@ -377,7 +414,8 @@ impl MailSend {
         let shared = SendRequest {
             from: r.from.as_ref().map(Address::mailbox),
             reply_to,
-            subject: r.subject,
+            // A dynamic template's subject is its own.
+            subject: r.subject.filter(|_| template.is_none()),
             text,
             html,
             headers: r.headers,
@@ -398,6 +436,7 @@ impl MailSend {
             shared,
             personalizations,
             sandbox,
+            template,
             max_bytes,
         })
     }
@@ -411,8 +450,13 @@ impl MailSend {
         self.personalizations.is_empty()
     }
 
+    /// The edgerelay template every message is rendered from, if any.
+    pub fn template(&self) -> Option<&str> {
+        self.template.as_deref()
+    }
+
     /// Personalization `i`'s message.
-    pub fn message(&self, i: usize) -> Result<SendRequest, ApiError> {
+    pub fn message(&self, i: usize) -> Result<Mapped, ApiError> {
         let Some(p) = self.personalizations.get(i) else {
             return Err(ApiError::not_found(format!("no personalization {i}")));
         };
@@ -428,7 +472,7 @@ impl MailSend {
         if let Some(from) = &p.from {
             m.from = Some(from.mailbox());
         }
-        if let Some(subject) = &p.subject {
+        if let Some(subject) = p.subject.as_ref().filter(|_| self.template.is_none()) {
             m.subject = Some(subject.clone());
         }
         if let Some(headers) = &p.headers {
@@ -450,7 +494,17 @@ impl MailSend {
                 }
             }
         }
-        Ok(m)
+        let template = self.template.as_ref().map(|id| TemplateRef {
+            id: id.clone(),
+            variables: match &p.dynamic_template_data {
+                Some(Value::Object(data)) => data.clone(),
+                _ => Map::new(),
+            },
+        });
+        Ok(Mapped {
+            request: m,
+            template,
+        })
     }
 }
 
@@ -504,6 +558,12 @@ pub fn field_name(ours: &str, personalization: Option<usize>) -> Option<String> 
     };
     Some(match head {
         "" => return None,
+        // The template's errors: its id, and its variables, which are
+        // the personalization's dynamic_template_data.
+        "template" => match (rest.strip_prefix(".variables"), personalization) {
+            (Some(path), Some(i)) => format!("personalizations[{i}].dynamic_template_data{path}"),
+            _ => "template_id".to_string(),
+        },
         "from" => "from.email".to_string(),
         "to" | "cc" | "bcc" => in_personalization(head),
         "text" | "html" => "content".to_string(),

@@ -4,7 +4,53 @@ use super::*;
 use crate::accept::error::FieldProblem;
 
 fn request(body: Value) -> Result<SendRequest, ApiError> {
-    email_request(body.to_string().as_bytes())
+    email_request(body.to_string().as_bytes()).map(|m| {
+        assert_eq!(m.template, None);
+        m.request
+    })
+}
+
+#[test]
+fn a_template_send_maps_to_the_template_and_its_variables() {
+    let base = json!({"from": "a@example.com", "to": "b@example.net"});
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        email_request(v.to_string().as_bytes())
+    };
+    // The template gives the subject when the email does not, and the
+    // email's own subject is kept when it does (Resend's override).
+    let table: &[(Value, Option<&str>, Value)] = &[
+        (
+            json!({"template": {"id": "tpl_1", "variables": {"NAME": "Ada", "N": 2}}}),
+            None,
+            json!({"NAME": "Ada", "N": 2}),
+        ),
+        (
+            json!({"subject": "Mine", "template": {"id": "tpl_1"}}),
+            Some("Mine"),
+            json!({}),
+        ),
+    ];
+    for (extra, subject, variables) in table {
+        let m = with(extra.clone()).unwrap();
+        let t = m.template.expect("a template");
+        assert_eq!(t.id, "tpl_1");
+        assert_eq!(&Value::Object(t.variables), variables, "{extra}");
+        assert_eq!(m.request.subject.as_deref(), *subject, "{extra}");
+        assert_eq!(m.request.html, None);
+    }
+    // A template of the wrong shape is a validation error naming it.
+    for bad in [
+        json!({"template": {"variables": {}}}),
+        json!({"template": {"id": "t", "vars": {}}}),
+        json!({"template": "tpl_1"}),
+    ] {
+        let e = with(bad.clone()).unwrap_err();
+        assert_eq!(error(&e).0, 422, "{bad}");
+    }
 }
 
 #[test]
@@ -90,10 +136,10 @@ fn refusals_carry_resends_names() {
             "scheduled_at",
         ),
         (
-            br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "template": {"id": "t"}}"#,
+            br#"{"from": "a@example.com", "to": "b@example.net", "text": "t"}"#,
             422,
-            "validation_error",
-            "template",
+            "missing_required_field",
+            "subject",
         ),
         (
             br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "attachments": [{"path": "https://x/a.pdf", "filename": "a.pdf"}]}"#,

@@ -66,7 +66,7 @@ fn each_personalization_is_its_own_message() {
     // The personalization's subject, headers and custom_args win; its
     // substitutions apply to its subject and bodies.
     assert_eq!(
-        send.message(0).unwrap(),
+        send.message(0).unwrap().request,
         with(json!({
             "from": {"email": "ada@example.com", "name": "Ada"},
             "to": [{"email": "bob@example.net", "name": "Bob"}],
@@ -80,7 +80,7 @@ fn each_personalization_is_its_own_message() {
     );
     // Without its own, the request's; its own from.
     assert_eq!(
-        send.message(1).unwrap(),
+        send.message(1).unwrap().request,
         with(json!({
             "from": {"email": "other@example.com"},
             "to": [{"email": "dan@example.net"}],
@@ -93,6 +93,80 @@ fn each_personalization_is_its_own_message() {
         }))
     );
     assert!(send.message(2).is_err());
+}
+
+/// SendGrid's rules with a dynamic template: the template gives the
+/// subject (a request's or a personalization's is ignored), each
+/// personalization's dynamic_template_data are its own variables, its
+/// headers still win over the request's, and no subject is required.
+#[test]
+fn a_dynamic_template_send_maps_each_personalizations_data() {
+    let send = parse(json!({
+        "personalizations": [
+            {"to": [{"email": "bob@example.net"}], "subject": "ignored",
+             "headers": {"X-H": "p0"},
+             "dynamic_template_data": {"name": "Bob", "items": [{"n": 1}]}},
+            {"to": [{"email": "dan@example.net"}]},
+            {"to": [{"email": "eve@example.net"}], "dynamic_template_data": null}
+        ],
+        "from": {"email": "ada@example.com"},
+        "subject": "also ignored",
+        "headers": {"X-H": "top", "X-Top": "1"},
+        "template_id": "d-0A1B"
+    }))
+    .unwrap();
+    assert_eq!(send.template(), Some("tpl_0a1b"));
+    let table: &[(usize, &str, Value, Value)] = &[
+        (
+            0,
+            "bob@example.net",
+            json!({"name": "Bob", "items": [{"n": 1}]}),
+            json!({"X-H": "p0", "X-Top": "1"}),
+        ),
+        (
+            1,
+            "dan@example.net",
+            json!({}),
+            json!({"X-H": "top", "X-Top": "1"}),
+        ),
+        (
+            2,
+            "eve@example.net",
+            json!({}),
+            json!({"X-H": "top", "X-Top": "1"}),
+        ),
+    ];
+    for (i, to, data, headers) in table {
+        let m = send.message(*i).unwrap();
+        let t = m.template.expect("a template");
+        assert_eq!(t.id, "tpl_0a1b", "{i}");
+        assert_eq!(&Value::Object(t.variables), data, "{i}");
+        assert_eq!(m.request.subject, None, "{i}: the template's subject");
+        assert_eq!(
+            serde_json::to_value(&m.request.to).unwrap(),
+            json!([{"email": to}])
+        );
+        assert_eq!(serde_json::to_value(&m.request.headers).unwrap(), *headers);
+    }
+    // An id that is not d-<hex> is looked up as given (an edgerelay id).
+    let send = parse(json!({
+        "personalizations": [{"to": [{"email": "bob@example.net"}]}],
+        "from": {"email": "ada@example.com"},
+        "template_id": "tpl_77"
+    }))
+    .unwrap();
+    assert_eq!(send.template(), Some("tpl_77"));
+    // Without a template, substitutions still apply and nothing names one.
+    let send = parse(json!({
+        "personalizations": [{"to": [{"email": "bob@example.net"}], "substitutions": {"-n-": "Bob"}}],
+        "from": {"email": "ada@example.com"},
+        "subject": "Hi -n-",
+        "content": [{"type": "text/plain", "value": "x"}]
+    }))
+    .unwrap();
+    let m = send.message(0).unwrap();
+    assert_eq!(m.template, None);
+    assert_eq!(m.request.subject.as_deref(), Some("Hi Bob"));
 }
 
 #[test]
@@ -109,7 +183,7 @@ fn asm_subscription_tracking_sandbox_and_reply_to_list() {
     }))
     .unwrap();
     assert!(send.sandbox);
-    let m = send.message(0).unwrap();
+    let m = send.message(0).unwrap().request;
     assert_eq!(m.topic.as_deref(), Some("asm-42"));
     assert_eq!(m.unsubscribe, Some(true));
     assert_eq!(m.reply_to.map(|r| r.len()), Some(2));
@@ -214,12 +288,29 @@ fn refusals_name_sendgrids_fields() {
             "personalizations[0].substitutions",
         ),
         (edit(&|v| v["bogus"] = json!(1)), 400, "bogus"),
-        // Not offered yet: 422, named.
+        // Dynamic templates: SendGrid's rules.
         (
-            edit(&|v| v["template_id"] = json!("d-123")),
-            422,
-            "template_id",
+            edit(&|v| v["personalizations"][0]["dynamic_template_data"] = json!({"a": 1})),
+            400,
+            "personalizations[0].dynamic_template_data",
         ),
+        (
+            edit(&|v| {
+                v["template_id"] = json!("d-123");
+                v["personalizations"][0]["dynamic_template_data"] = json!([1]);
+            }),
+            400,
+            "personalizations[0].dynamic_template_data",
+        ),
+        (
+            edit(&|v| {
+                v["template_id"] = json!("d-123");
+                v["personalizations"][0]["substitutions"] = json!({"-a-": "1"});
+            }),
+            400,
+            "personalizations[0].substitutions",
+        ),
+        // Not offered yet: 422, named.
         (
             edit(&|v| v["send_at"] = json!(1_900_000_000)),
             422,
@@ -229,11 +320,6 @@ fn refusals_name_sendgrids_fields() {
             edit(&|v| v["personalizations"][0]["send_at"] = json!(1_900_000_000)),
             422,
             "personalizations[0].send_at",
-        ),
-        (
-            edit(&|v| v["personalizations"][0]["dynamic_template_data"] = json!({"a": 1})),
-            422,
-            "personalizations[0].dynamic_template_data",
         ),
         (
             edit(&|v| v["mail_settings"] = json!({"bypass_list_management": {"enable": true}})),
@@ -288,6 +374,13 @@ fn errors_of_a_personalizations_message_name_its_fields() {
             Some("attachments[2].filename"),
         ),
         ("subject", Some(2), Some("subject")),
+        ("template.id", None, Some("template_id")),
+        (
+            "template.variables.name",
+            Some(4),
+            Some("personalizations[4].dynamic_template_data.name"),
+        ),
+        ("template.html", Some(0), Some("template_id")),
         ("", None, None),
     ];
     for (field, p, want) in table {
