@@ -19,6 +19,7 @@ pub mod limits;
 pub mod producer;
 pub mod publishable;
 pub mod quota;
+pub mod schedule;
 pub mod send;
 pub mod settings;
 pub mod templates;

@@ -62,6 +62,19 @@ pub struct SendRequest {
     /// every stream (see [`super::tracking`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking: Option<TrackingInput>,
+    /// Send later: an ISO 8601 time with an offset, a relative time
+    /// (`in 1 hour`), or Unix seconds (see `accept::schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<ScheduledAt>,
+}
+
+/// `"scheduled_at"`: text (`2026-12-01T09:00:00Z`, `in 1 hour`) or Unix
+/// seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScheduledAt {
+    Unix(i64),
+    Text(String),
 }
 
 /// `"tracking": {"opens": true, "clicks": true, "mode": "recipient",

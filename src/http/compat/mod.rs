@@ -9,8 +9,7 @@
 //! tags and metadata.
 //!
 //! Owns: the mappings (pure, table-tested) and [`NOT_YET`], the one list of
-//! provider features edgerelay does not offer yet (templates, scheduled
-//! sending, ...), each refused with a `422` naming the field.
+//! provider features edgerelay does not offer yet (templates, ...), each refused with a `422` naming the field.
 //! Must not: perform I/O, or judge a message itself (the accept path does,
 //! after the mapping).
 //!
@@ -45,7 +44,6 @@ pub const NOT_SUPPORTED: &str = "not_supported";
 pub const NOT_YET: &[(&str, &str)] = &[
     // Resend.
     ("template", "templates"),
-    ("scheduled_at", "scheduled sending"),
     (
         "topic_id",
         "Resend topics (use edgerelay's `topic` through /v1/messages)",
@@ -57,7 +55,6 @@ pub const NOT_YET: &[(&str, &str)] = &[
     // SendGrid.
     ("template_id", "templates"),
     ("dynamic_template_data", "templates"),
-    ("send_at", "scheduled sending"),
     ("batch_id", "scheduled sending batches"),
     ("sections", "substitution sections"),
     ("ip_pool_name", "IP pools"),
@@ -210,19 +207,9 @@ mod tests {
     #[test]
     fn every_feature_not_offered_yet_is_refused_by_name() {
         let table: &[(Value, &str, Option<&str>)] = &[
-            (
-                json!({"scheduled_at": "in 1 hour"}),
-                "",
-                Some("scheduled_at"),
-            ),
             (json!({"template": {"id": "t"}}), "", Some("template")),
             (json!({"scheduled_at": null}), "", None),
             (json!({"subject": "x"}), "", None),
-            (
-                json!({"send_at": 1}),
-                "personalizations[3]",
-                Some("personalizations[3].send_at"),
-            ),
             (
                 json!({"footer": {"enable": true}}),
                 "mail_settings",

@@ -18,7 +18,7 @@ use crate::accept::error::ApiError;
 use crate::events::EventType;
 use crate::events::time::rfc3339_ms;
 use crate::http::views::{EmailEventRow, MessageRow};
-use crate::message::request::{AttachmentInput, MailboxInput, OneOrMany, TagsInput};
+use crate::message::request::{AttachmentInput, MailboxInput, OneOrMany, ScheduledAt, TagsInput};
 use crate::message::{SendRequest, Tag};
 use crate::queue::MessageStatus;
 
@@ -41,9 +41,9 @@ struct ResendEmail {
     headers: Option<BTreeMap<String, String>>,
     attachments: Option<Vec<ResendAttachment>>,
     tags: Option<Vec<Tag>>,
+    /// ISO 8601 with an offset, or a relative time (`in 1 hour`).
+    scheduled_at: Option<String>,
     // Refused by `refuse_not_yet` before decoding when set.
-    #[serde(default, rename = "scheduled_at")]
-    _scheduled_at: Option<Value>,
     #[serde(default, rename = "template")]
     _template: Option<Value>,
     #[serde(default, rename = "topic_id")]
@@ -146,6 +146,7 @@ pub fn send_request(value: Value) -> Result<SendRequest, ApiError> {
         headers: email.headers,
         attachments: (!attachments.is_empty()).then_some(attachments),
         tags: email.tags.map(TagsInput::List),
+        scheduled_at: email.scheduled_at.map(ScheduledAt::Text),
         ..SendRequest::default()
     })
 }
@@ -303,6 +304,8 @@ pub fn last_event(status: &str, events: &[EmailEventRow]) -> &'static str {
         | Some(MessageStatus::Unknown) => "sent",
         Some(MessageStatus::Failed) => "failed",
         Some(MessageStatus::Suppressed) => "suppressed",
+        Some(MessageStatus::Scheduled) => "scheduled",
+        Some(MessageStatus::Canceled) => "canceled",
     }
 }
 
@@ -319,10 +322,16 @@ fn event_name(t: EventType) -> Option<&'static str> {
         EventType::Suppressed => "suppressed",
         EventType::Opened => "opened",
         EventType::Clicked => "clicked",
+        EventType::Canceled => "canceled",
         EventType::Unsubscribed | EventType::StreamPaused | EventType::StreamResumed => {
             return None;
         }
     })
+}
+
+/// The answer to `PATCH /emails/{id}` and `POST /emails/{id}/cancel`.
+pub fn updated(id: &str) -> Value {
+    json!({"object": "email", "id": id})
 }
 
 /// `GET /emails/{id}`: the `"email"` object. The bodies are not kept in a
@@ -350,7 +359,7 @@ pub fn email_view(row: &MessageRow, events: &[EmailEventRow]) -> Value {
         "cc": null,
         "reply_to": null,
         "last_event": last_event(&row.status, events),
-        "scheduled_at": null,
+        "scheduled_at": row.scheduled_at.map(|t| rfc3339_ms(t as u64 * 1000)),
         "tags": tags,
     })
 }

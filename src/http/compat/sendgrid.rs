@@ -22,7 +22,8 @@ use serde_json::{Map, Value, json};
 use super::{NOT_SUPPORTED, decode, parse_json, refuse_not_yet};
 use crate::accept::error::ApiError;
 use crate::message::request::{
-    AttachmentInput, Disposition, MailboxInput, MailboxObject, OneOrMany, TagsInput, TrackingInput,
+    AttachmentInput, Disposition, MailboxInput, MailboxObject, OneOrMany, ScheduledAt, TagsInput,
+    TrackingInput,
 };
 use crate::message::{SendRequest, Tag};
 
@@ -51,8 +52,8 @@ struct Request {
     // Refused by `refuse_not_yet` when set.
     #[serde(default, rename = "template_id")]
     _template_id: Option<Value>,
-    #[serde(default, rename = "send_at")]
-    _send_at: Option<Value>,
+    /// Unix seconds (see `accept::schedule`).
+    send_at: Option<i64>,
     #[serde(default, rename = "batch_id")]
     _batch_id: Option<Value>,
     #[serde(default, rename = "sections")]
@@ -74,8 +75,8 @@ struct Personalization {
     custom_args: Option<BTreeMap<String, String>>,
     #[serde(default, rename = "dynamic_template_data")]
     _dynamic_template_data: Option<Value>,
-    #[serde(default, rename = "send_at")]
-    _send_at: Option<Value>,
+    /// Unix seconds; over the request's own.
+    send_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -387,6 +388,7 @@ impl MailSend {
             unsubscribe: (subscription || topic.is_some()).then_some(true),
             topic,
             tracking,
+            scheduled_at: r.send_at.map(ScheduledAt::Unix),
             ..SendRequest::default()
         };
         let sandbox = r
@@ -430,6 +432,9 @@ impl MailSend {
         }
         if let Some(subject) = &p.subject {
             m.subject = Some(subject.clone());
+        }
+        if let Some(at) = p.send_at {
+            m.scheduled_at = Some(ScheduledAt::Unix(at));
         }
         if let Some(headers) = &p.headers {
             let merged = m.headers.get_or_insert_with(BTreeMap::new);
@@ -508,6 +513,7 @@ pub fn field_name(ours: &str, personalization: Option<usize>) -> Option<String> 
         "to" | "cc" | "bcc" => in_personalization(head),
         "text" | "html" => "content".to_string(),
         "tags" => "categories".to_string(),
+        "scheduled_at" => in_personalization("send_at"),
         "metadata" => "custom_args".to_string(),
         "tracking" => "tracking_settings".to_string(),
         "topic" | "unsubscribe" | "stream" => "asm".to_string(),
