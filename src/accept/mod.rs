@@ -6,9 +6,8 @@
 //! rule behind them (`limits`, `quota`), request preparation (validate,
 //! compose, sign), scheduled sending's rules (`schedule`: accepted forms,
 //! horizon, queue delay, what an early job does), idempotency rules, the
-//! commit sequence that makes an
-//! accepted message durable (over ports the edge implements), and the one
-//! error shape every entrance answers with.
+//! commit sequence that makes an accepted message durable (over ports the
+//! edge implements), and the one error shape every entrance answers with.
 //! Must not: perform I/O, or decide anything about delivery.
 
 pub mod body;
