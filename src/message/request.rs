@@ -136,6 +136,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "unsubscribe",
     "notify",
     "tracking",
+    "scheduled_at",
 ];
 
 /// `"Ada <ada@example.com>"` or `{"email": "ada@example.com", "name": "Ada"}`.
@@ -367,6 +368,11 @@ fn shape_errors(key: &str, value: &Value) -> Vec<FieldError> {
         "metadata" => type_error::<Map<String, Value>>(key, value, "an object"),
         "notify" => notify_shape(key, value),
         "tracking" => tracking_shape(key, value),
+        "scheduled_at" => type_error::<ScheduledAt>(
+            key,
+            value,
+            "text (an ISO 8601 time with an offset, or `in 1 hour`) or Unix seconds",
+        ),
         _ => Vec::new(),
     }
 }
