@@ -14,7 +14,11 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 PATH="$HOME/.cargo/bin:$PATH"
 case "${1:-release}" in
-  release) exec worker-build --release ;;
-  diagnostics) exec worker-build --release --out-dir build-diagnostics --features diagnostics ;;
+  release) out=build; worker-build --release ;;
+  diagnostics) out=build-diagnostics; worker-build --release --out-dir build-diagnostics --features diagnostics ;;
   *) echo "usage: $0 [release|diagnostics]" >&2; exit 2 ;;
 esac
+# The static files the platform serves before the worker ([assets] in
+# wrangler.toml): the API description.
+mkdir -p "$out/assets"
+cp openapi.json "$out/assets/openapi.json"

@@ -74,9 +74,6 @@ use crate::events::tracking::HitKind;
 use crate::http::delivery_mode::DeliveryMode;
 use crate::http::routes::{self, Endpoint, Routed};
 
-/// The API description, served as `GET /openapi.json`.
-const OPENAPI: &str = include_str!("../../openapi.json");
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // What the request charged its key's limits, for the answer's headers.
@@ -127,13 +124,14 @@ async fn route(
     match endpoint {
         // A route that does nothing: the floor the accept path is measured against.
         Endpoint::Health => http::json(200, &serde_json::json!({"ok": true})).map_err(internal),
-        Endpoint::OpenApi => {
-            let mut resp = Response::ok(OPENAPI).map_err(internal)?;
-            resp.headers_mut()
-                .set("Content-Type", "application/json")
-                .map_err(internal)?;
-            Ok(resp)
-        }
+        // The API description is a static asset (`[assets]` in wrangler.toml),
+        // read through the binding.
+        Endpoint::OpenApi => env
+            .assets("ASSETS")
+            .map_err(internal)?
+            .fetch_request(req)
+            .await
+            .map_err(internal),
         Endpoint::FormPreflight => {
             let loaded = load_for_request(&env)?;
             forms::preflight(&req, &loaded).map_err(internal)

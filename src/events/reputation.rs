@@ -152,6 +152,25 @@ impl WindowCounts {
         *slot = slot.saturating_add(count);
     }
 
+    /// Folds rollup sums `(tenant, metric, total)` into each tenant's
+    /// counts, in the order tenants first appear. A negative or fractional
+    /// total (D1 returns sums as numbers) counts as its whole part, at least 0.
+    pub fn by_tenant(rows: impl IntoIterator<Item = (String, String, f64)>) -> Vec<(String, Self)> {
+        let mut out: Vec<(String, Self)> = Vec::new();
+        for (tenant, metric, total) in rows {
+            let count = total.max(0.0) as u64;
+            match out.iter_mut().find(|(t, _)| *t == tenant) {
+                Some((_, counts)) => counts.add(&metric, count),
+                None => {
+                    let mut counts = Self::default();
+                    counts.add(&metric, count);
+                    out.push((tenant, counts));
+                }
+            }
+        }
+        out
+    }
+
     fn rate(&self, count: u64) -> f64 {
         if self.sent == 0 {
             0.0
@@ -578,6 +597,26 @@ mod tests {
             c.add(metric, n);
         }
         assert_eq!(c, counts(u64::MAX, 1, 2));
+    }
+
+    #[test]
+    fn sums_fold_per_tenant_in_order() {
+        let row = |t: &str, m: &str, n: f64| (t.to_string(), m.to_string(), n);
+        let folded = WindowCounts::by_tenant([
+            row("b", "sent", 10.0),
+            row("a", "sent", 5.0),
+            row("b", "spam_reports", 1.0),
+            row("a", "hard_bounces", -3.0),
+            row("b", "hard_bounces", 2.9),
+        ]);
+        assert_eq!(
+            folded,
+            vec![
+                ("b".to_string(), counts(10, 1, 2)),
+                ("a".to_string(), counts(5, 0, 0))
+            ]
+        );
+        assert!(WindowCounts::by_tenant([]).is_empty());
     }
 
     #[test]

@@ -132,19 +132,9 @@ impl Db {
             .all()
             .await?
             .results::<SumRow>()?;
-        let mut out: Vec<(String, WindowCounts)> = Vec::new();
-        for r in rows {
-            let count = r.total.max(0.0) as u64;
-            match out.iter_mut().find(|(t, _)| *t == r.tenant) {
-                Some((_, counts)) => counts.add(&r.metric, count),
-                None => {
-                    let mut counts = WindowCounts::default();
-                    counts.add(&r.metric, count);
-                    out.push((r.tenant, counts));
-                }
-            }
-        }
-        Ok(out)
+        Ok(WindowCounts::by_tenant(
+            rows.into_iter().map(|r| (r.tenant, r.metric, r.total)),
+        ))
     }
 
     /// One tenant's counts over the hours from `from_s` on, along the
@@ -168,11 +158,9 @@ impl Db {
             .all()
             .await?
             .results::<SumRow>()?;
-        let mut counts = WindowCounts::default();
-        for r in rows {
-            counts.add(&r.metric, r.total.max(0.0) as u64);
-        }
-        Ok(counts)
+        let mut tenants =
+            WindowCounts::by_tenant(rows.into_iter().map(|r| (r.tenant, r.metric, r.total)));
+        Ok(tenants.pop().map(|(_, counts)| counts).unwrap_or_default())
     }
 
     /// Pauses a tenant's marketing, unless it is paused already; says

@@ -66,6 +66,8 @@ def worker_config(directory: Path, vars_: dict, *, build_dir: Path | str = RELEA
     if not main.exists():
         raise RuntimeError(f"{main} is missing: build the worker first (make build)")
     config["main"] = str(main)
+    if "assets" in config:
+        config["assets"] = {**config["assets"], "directory": str(_resolve_build(build_dir) / "assets")}
     for db in config.get("d1_databases", []):
         db["migrations_dir"] = str(ROOT / db.get("migrations_dir", "migrations"))
     config["vars"] = {**config.get("vars", {}), **vars_}
