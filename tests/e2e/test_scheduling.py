@@ -111,7 +111,7 @@ def test_schedule_cancel_and_the_rules(start_worker, upstream):
         assert body["error"]["details"][0]["rule"] == "invalid_schedule", body
         assert "in 10 minutes" in body["error"]["message"], body
     # Not with immediate delivery.
-    status, body, _ = worker.request("POST", "/v1/messages?mode=immediate",
+    status, body, _ = worker.request("POST", "/v1/messages?delivery=immediate",
                                      basic_message(scheduled_at="in 1 hour"), worker.auth)
     assert status == 422 and body["error"]["details"][0]["rule"] == "immediate_not_scheduled", body
     assert count(server, "later") == 0
