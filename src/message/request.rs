@@ -604,8 +604,14 @@ mod tests {
                 vec![("notify.delivery", "invalid_type")],
             ),
             ("{\"tracking\": true}", vec![("tracking", "invalid_type")]),
-            ("{\"scheduled_at\": true}", vec![("scheduled_at", "invalid_type")]),
-            ("{\"scheduled_at\": 1.5}", vec![("scheduled_at", "invalid_type")]),
+            (
+                "{\"scheduled_at\": true}",
+                vec![("scheduled_at", "invalid_type")],
+            ),
+            (
+                "{\"scheduled_at\": 1.5}",
+                vec![("scheduled_at", "invalid_type")],
+            ),
             (
                 "{\"tracking\": {\"opens\": \"yes\", \"click\": true}}",
                 vec![
