@@ -8,6 +8,7 @@
 //!    (see [`crate::queue::place`]; the job names it, so it must exist before
 //!    any consumer can read the job);
 //! 2. then, issued together: the message row is inserted (status `queued`,
+//!    or `scheduled` with its due time when it is to go out later,
 //!    with its `accepted` event, its tags, its warnings, in immediate mode its
 //!    lease, and the job that delivers it, in one atomic write), and the job
 //!    is enqueued (in immediate mode, the safety job with its delay). The
@@ -62,6 +63,7 @@ use std::task::Poll;
 use crate::queue::{DeliveryJob, ExternalBody, QueueBody, place};
 
 use super::error::ApiError;
+use super::schedule::queue_delay;
 
 /// A storage call that failed, in the words of the platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,9 @@ pub struct NewRow<'a> {
     pub lease_until_ms: Option<u64>,
     /// Warnings to record as events beside the `accepted` one.
     pub warnings: &'a [String],
+    /// A scheduled message: when it is due (Unix seconds). The row is then
+    /// `scheduled` rather than `queued`, and its job waits on the queue.
+    pub send_at: Option<u64>,
 }
 
 /// Message records: the row with its lease, tags and events.
@@ -135,6 +140,10 @@ pub struct Order {
     pub lease: Option<Lease>,
     /// Warnings the message was accepted with (shown in its status).
     pub warnings: Vec<String>,
+    /// When a scheduled message is due (Unix seconds): its job is enqueued
+    /// with the rest of the wait, at most the queue's longest delay (see
+    /// `accept::schedule`). Never set with a lease.
+    pub send_at: Option<u64>,
 }
 
 /// The step that failed.
@@ -266,6 +275,7 @@ pub async fn commit(
         accepted_at_ms,
         lease,
         warnings,
+        send_at,
     } = order;
     let placed = place(DeliveryJob {
         safety_net: lease.is_some(),
@@ -290,8 +300,12 @@ pub async fn commit(
         accepted_at_ms,
         lease_until_ms: lease.map(|l| l.until_ms),
         warnings: &warnings,
+        send_at,
     };
-    let delay = lease.map(|l| l.safety_delay_seconds);
+    let delay = match send_at {
+        Some(due) => Some(queue_delay(due, accepted_at_ms)),
+        None => lease.map(|l| l.safety_delay_seconds),
+    };
     let body = QueueBody::deliver(job.clone());
     // One round trip: the row and the job are written together.
     let (stored, enqueued) = join(store.insert(&row), queue.enqueue(&body, delay)).await;

@@ -4,9 +4,10 @@
 //! Owns: who may send as which domain (API keys, publishable keys, queue
 //! producers) and the settings that say so, per-key limits and the counting
 //! rule behind them (`limits`, `quota`), request preparation (validate,
-//! compose, sign), idempotency rules, the commit sequence that makes an
-//! accepted message durable (over ports the edge implements), and the one
-//! error shape every entrance answers with.
+//! compose, sign), scheduled sending's rules (`schedule`: accepted forms,
+//! horizon, queue delay, what an early job does), idempotency rules, the
+//! commit sequence that makes an accepted message durable (over ports the
+//! edge implements), and the one error shape every entrance answers with.
 //! Must not: perform I/O, or decide anything about delivery.
 
 pub mod body;
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod producer;
 pub mod publishable;
 pub mod quota;
+pub mod schedule;
 pub mod send;
 pub mod settings;
 pub mod templates;

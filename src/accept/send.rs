@@ -67,6 +67,7 @@ use crate::queue::DeliveryJob;
 use super::body::BodyLimit;
 use super::error::{ApiError, FieldProblem};
 use super::keys::AuthenticatedKey;
+use super::schedule::{self, When};
 use super::settings::SendSettings;
 
 /// A validated, composed message waiting for its DKIM signatures: one copy,
@@ -95,6 +96,9 @@ pub struct Prepared {
     /// The keys of a domain added through `/v1/domains`, opened by the
     /// edge for this message (see [`prepare_with_keys`]).
     domain_keys: Vec<DkimKey>,
+    /// When the message is due, Unix seconds (`scheduled_at`); `None` to
+    /// send now.
+    pub send_at: Option<u64>,
 }
 
 impl Prepared {
@@ -154,6 +158,8 @@ pub struct Signed {
     pub warnings: Vec<String>,
     /// The kind of the message's stream (bulk-sender rules follow it).
     pub stream_kind: StreamKind,
+    /// When the message is due, Unix seconds; `None` to send now.
+    pub send_at: Option<u64>,
 }
 
 impl Signed {
@@ -291,6 +297,8 @@ pub fn prepare_with_keys(
     origin: Option<&str>,
 ) -> Result<Prepared, ApiError> {
     let request = SendRequest::from_json(body)?;
+    let when = request.scheduled_at.as_ref().map(When::from);
+    let send_at = schedule::due(when, "scheduled_at", now_unix)?;
     let limits = Limits {
         max_message_bytes: settings.max_message_bytes,
         ..Limits::default()
@@ -548,6 +556,7 @@ pub fn prepare_with_keys(
         warnings,
         pending,
         domain_keys,
+        send_at,
     })
 }
 
@@ -767,6 +776,7 @@ pub fn finish_all(prepared: Prepared, signatures: Vec<Vec<u8>>) -> Result<Signed
         jobs,
         warnings: prepared.warnings,
         stream_kind,
+        send_at: prepared.send_at,
     })
 }
 

@@ -203,6 +203,7 @@ mod tests {
             accepted_at_ms: 1000,
             lease: None,
             warnings: Vec::new(),
+            send_at: None,
         }
     }
 

@@ -211,10 +211,18 @@ pub async fn accept_with(
         copies: signed.copies(),
     };
     let warnings = signed.warnings;
+    let send_at = signed.send_at;
     let immediate = match mode {
         DeliveryMode::Queued => None,
         DeliveryMode::Immediate => {
             mode.admits_copies(signed.jobs.len())?;
+            if send_at.is_some() {
+                return Err(ApiError::invalid_field(
+                    "scheduled_at",
+                    "immediate_not_scheduled",
+                    "a scheduled message cannot be delivered immediately; drop `scheduled_at` or the immediate mode",
+                ));
+            }
             let recipients = signed.jobs.first().map_or(0, |j| j.rcpt_to.len());
             Some((now, plan(&loaded.settings.delivery, recipients)))
         }
@@ -231,6 +239,7 @@ pub async fn accept_with(
             }),
             // Shown in the status; the message is accepted without them.
             warnings: warnings.clone(),
+            send_at,
         })
         .collect();
     let ports = AcceptPorts::new(env).map_err(internal)?;

@@ -24,10 +24,9 @@ use crate::http::routes::Endpoint;
 use super::accept::{self, Call};
 use super::d1::Db;
 use super::http::{self, internal};
-use super::idempotent;
 use super::meter::{self, Usage};
 use super::platform::Loaded;
-use super::templates;
+use super::{idempotent, scheduling, templates};
 
 /// What a door needs of the request that reached it.
 pub struct Door<'a> {
@@ -54,13 +53,17 @@ pub async fn serve(
             usage.charge(door.env, door.key, Cost::REQUEST).await?;
             resend_get(&door).await
         }
-        Endpoint::ResendUpdateEmail | Endpoint::ResendCancelEmail => {
+        Endpoint::ResendUpdateEmail => {
             usage.charge(door.env, door.key, Cost::REQUEST).await?;
-            Err(ApiError::invalid_field(
-                "scheduled_at",
-                NOT_SUPPORTED,
-                "rescheduling and canceling an email need scheduled sending, which edgerelay does not offer yet",
-            ))
+            let body = read_body(req, door.loaded).await?;
+            let at = crate::accept::schedule::reschedule_body(&body)?;
+            scheduling::reschedule(door.env, door.key, door.id, (&at).into()).await?;
+            http::json(200, &resend::updated(door.id)).map_err(internal)
+        }
+        Endpoint::ResendCancelEmail => {
+            usage.charge(door.env, door.key, Cost::REQUEST).await?;
+            scheduling::cancel(door.env, door.key, door.id).await?;
+            http::json(200, &resend::updated(door.id)).map_err(internal)
         }
         Endpoint::SendGridMailSend => sendgrid_send(req, &door, usage, origin).await,
         _ => Err(ApiError::misconfigured(format!(

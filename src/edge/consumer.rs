@@ -4,7 +4,9 @@
 //!
 //! The order of a batch: classify each body (`delivery::dispatch`), refusing
 //! jobs not sealed by edgerelay or not matching their stored message
-//! (`provenance`); take in producers' messages (`producer_intake`); check
+//! (`provenance`); take in producers' messages (`producer_intake`); put
+//! back the jobs of scheduled messages not due yet and claim the due ones
+//! (`scheduling`, no attempt spent); check
 //! immediate deliveries' safety jobs (`safety_net`); put back the marketing
 //! jobs of tenants the reputation guard paused (`reputation`, no attempt
 //! spent); take each message's
@@ -52,6 +54,7 @@ use super::platform::{Loaded, load, now_ms};
 use super::screening::{self, Screened};
 use super::{
     delivery_lease, producer_intake, provenance, queue_writer, random, reputation, safety_net,
+    scheduling,
 };
 
 /// Recipients' recorded states, as `settle` reads them.
@@ -168,7 +171,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         outage.meet(&env, message, Trouble::Records).await;
     }
     checked.append(&mut work);
-    let work = checked;
+    // A scheduled message's job goes back until it is due, then claims it.
+    let work = scheduling::screen(&env, &db, &outage, checked).await;
     // Safety jobs of immediate deliveries are checked before any body is read.
     let (work, unread) = safety_net::screen(&env, &loaded, &db, work).await;
     for message in &unread {

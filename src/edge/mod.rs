@@ -46,6 +46,7 @@ mod random;
 mod reports;
 mod reputation;
 mod safety_net;
+mod scheduling;
 mod screening;
 mod shaper;
 mod signing;
@@ -249,6 +250,25 @@ async fn route(
             let key = authorize(&env, &loaded, &req, endpoint).await?;
             usage.charge(&env, &key, Cost::REQUEST).await?;
             message_views::detail(&env, &key, id).await
+        }
+        Endpoint::RescheduleMessage | Endpoint::CancelMessage => {
+            let loaded = load_for_request(&env)?;
+            let key = authorize(&env, &loaded, &req, endpoint).await?;
+            usage.charge(&env, &key, Cost::REQUEST).await?;
+            let answer = if endpoint == Endpoint::CancelMessage {
+                scheduling::cancel(&env, &key, id).await?;
+                serde_json::json!({"id": id, "status": "canceled"})
+            } else {
+                let body = read_body(&mut req, &loaded).await?;
+                let at = crate::accept::schedule::reschedule_body(&body)?;
+                let due = scheduling::reschedule(&env, &key, id, (&at).into()).await?;
+                serde_json::json!({
+                    "id": id,
+                    "status": "scheduled",
+                    "scheduled_at": crate::events::time::rfc3339_ms(due * 1000),
+                })
+            };
+            self::http::json(200, &answer).map_err(internal)
         }
         Endpoint::ListWebhooks
         | Endpoint::CreateWebhook

@@ -27,7 +27,7 @@ use worker::Env;
 use crate::accept::commit::NewRow;
 use crate::accept::limits::{self, Cost};
 use crate::accept::producer::{self, ProducerRefusal};
-use crate::accept::{AuthenticatedKey, Scope, send};
+use crate::accept::{ApiError, AuthenticatedKey, Scope, send};
 use crate::events::log_line::LogValue;
 use crate::http::listing::tags_json;
 use crate::queue::job::without_token;
@@ -138,6 +138,13 @@ pub async fn intake(
     };
     let body = serde_json::to_vec(claim.message).unwrap_or_default();
     let job = match send::prepare(&body, &key, &accept.send, now / 1000, &entropy) {
+        // A producer's message goes out as it is taken in (its queue
+        // message is its job): scheduling is for the HTTP API.
+        Ok(prepared) if prepared.send_at.is_some() => Err(ApiError::invalid_field(
+            "scheduled_at",
+            "not_supported",
+            "queue producers cannot schedule a message; send it through the HTTP API, or enqueue it with a delay",
+        )),
         Ok(prepared) => signing::sign(prepared, &accept.send).await,
         Err(e) => Err(e),
     };
@@ -166,6 +173,7 @@ pub async fn intake(
                     accepted_at_ms: now,
                     lease_until_ms: None,
                     warnings: &[],
+                    send_at: None,
                 };
                 if let Err(e) = db.insert_accepted(&row).await {
                     log::error_because("could_not_store_a_producer_message", &e);

@@ -43,6 +43,8 @@ pub enum EventType {
     Opened,
     /// A link in the message was clicked (tracking).
     Clicked,
+    /// A scheduled message was canceled before it was due; nothing was sent.
+    Canceled,
     /// The tenant's marketing mail was paused by the reputation guard
     /// (`events::reputation`): about a stream, not a message.
     StreamPaused,
@@ -55,7 +57,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Sent,
         EventType::Delivered,
         EventType::DeliveryDelayed,
@@ -66,6 +68,7 @@ impl EventType {
         EventType::Unsubscribed,
         EventType::Opened,
         EventType::Clicked,
+        EventType::Canceled,
         EventType::StreamPaused,
         EventType::StreamResumed,
         EventType::DomainUpdated,
@@ -83,6 +86,7 @@ impl EventType {
             EventType::Unsubscribed => "email.unsubscribed",
             EventType::Opened => "email.opened",
             EventType::Clicked => "email.clicked",
+            EventType::Canceled => "email.canceled",
             EventType::StreamPaused => "stream.paused",
             EventType::StreamResumed => "stream.resumed",
             EventType::DomainUpdated => "domain.updated",

@@ -309,6 +309,7 @@ mod tests {
         assert_eq!(
             finals,
             [
+                "canceled",
                 "delivered",
                 "failed",
                 "partially_delivered",

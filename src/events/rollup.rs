@@ -134,6 +134,9 @@ pub fn increments(event: EventType, counted: Counted) -> Vec<Metric> {
             counted.first,
             human,
         ),
+        // A canceled message was never sent: its acceptance stays counted
+        // as a request, nothing else moves.
+        EventType::Canceled => Vec::new(),
         // About a stream, not a message: no message counter moves.
         EventType::StreamPaused | EventType::StreamResumed | EventType::DomainUpdated => Vec::new(),
     }

@@ -88,6 +88,7 @@ mod tests {
             tags: None,
             stream: Some("marketing".into()),
             subject: Some("Spring sale".into()),
+            scheduled_at: None,
         }
     }
 

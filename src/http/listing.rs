@@ -15,7 +15,7 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
 /// Statuses a message can have, as the API shows them.
-pub const STATUSES: [&str; 8] = [
+pub const STATUSES: [&str; 10] = [
     "queued",
     "deferred",
     "delivered",
@@ -24,6 +24,8 @@ pub const STATUSES: [&str; 8] = [
     "unknown",
     "suppressed",
     "held",
+    "scheduled",
+    "canceled",
 ];
 
 /// Where the previous page ended.

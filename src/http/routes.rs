@@ -20,6 +20,10 @@ pub enum Endpoint {
     SendBatch,
     /// With the message id from the path.
     GetMessage,
+    /// `PATCH /v1/messages/{id}`: a scheduled message's new time.
+    RescheduleMessage,
+    /// `POST /v1/messages/{id}/cancel`: cancels a scheduled message.
+    CancelMessage,
     SubmitForm,
     /// The CORS preflight of [`Endpoint::SubmitForm`].
     FormPreflight,
@@ -120,9 +124,9 @@ pub enum Endpoint {
     ResendSendBatch,
     /// `GET /emails/{id}`: Resend's email object.
     ResendGetEmail,
-    /// `PATCH /emails/{id}`: Resend's reschedule (not offered yet).
+    /// `PATCH /emails/{id}`: Resend's reschedule.
     ResendUpdateEmail,
-    /// `POST /emails/{id}/cancel`: Resend's cancel (not offered yet).
+    /// `POST /emails/{id}/cancel`: Resend's cancel.
     ResendCancelEmail,
     /// `POST /v3/mail/send`: SendGrid's v3 mail send.
     SendGridMailSend,
@@ -139,6 +143,8 @@ impl Endpoint {
                 | Endpoint::ListMessages
                 | Endpoint::SendBatch
                 | Endpoint::GetMessage
+                | Endpoint::RescheduleMessage
+                | Endpoint::CancelMessage
                 | Endpoint::ListWebhooks
                 | Endpoint::CreateWebhook
                 | Endpoint::GetWebhook
@@ -225,6 +231,8 @@ impl Endpoint {
             | Endpoint::TrackClick => None,
             Endpoint::SendMessage
             | Endpoint::SendBatch
+            | Endpoint::RescheduleMessage
+            | Endpoint::CancelMessage
             | Endpoint::ResendSendEmail
             | Endpoint::ResendSendBatch
             | Endpoint::ResendUpdateEmail
@@ -320,7 +328,15 @@ const ROUTES: &[Resource] = &[
     },
     Resource {
         path: &[Literal("v1"), Literal("messages"), Id],
-        methods: &[("GET", Endpoint::GetMessage)],
+        methods: &[
+            ("GET", Endpoint::GetMessage),
+            ("PATCH", Endpoint::RescheduleMessage),
+        ],
+        bench: false,
+    },
+    Resource {
+        path: &[Literal("v1"), Literal("messages"), Id, Literal("cancel")],
+        methods: &[("POST", Endpoint::CancelMessage)],
         bench: false,
     },
     Resource {
@@ -681,6 +697,16 @@ mod tests {
                 "/v1/messages/abc123",
                 found(GetMessage, Some("abc123")),
             ),
+            (
+                "PATCH",
+                "/v1/messages/abc123",
+                found(RescheduleMessage, Some("abc123")),
+            ),
+            (
+                "POST",
+                "/v1/messages/abc123/cancel",
+                found(CancelMessage, Some("abc123")),
+            ),
             ("POST", "/v1/forms/submit", found(SubmitForm, None)),
             ("OPTIONS", "/v1/forms/submit", found(FormPreflight, None)),
             ("GET", "/v1/webhooks", found(ListWebhooks, None)),
@@ -878,7 +904,7 @@ mod tests {
             ("OPTIONS", "/v1/messages", allow("GET, POST")),
             ("TRACE", "/v1/messages/batch", allow("POST")),
             ("GET", "/v1/messages/batch", allow("POST")),
-            ("PUT", "/v1/messages/abc123", allow("GET")),
+            ("PUT", "/v1/messages/abc123", allow("GET, PATCH")),
             ("GET", "/v1/forms/submit", allow("POST, OPTIONS")),
             // Methods outside the table are never another method.
             ("QUERY", "/v1/messages", allow("GET, POST")),
@@ -1020,6 +1046,8 @@ mod tests {
             ("GET", "/v1/messages", Some(Read), READ),
             ("POST", "/v1/messages/batch", Some(Send), SEND),
             ("GET", "/v1/messages/x", Some(Read), READ),
+            ("PATCH", "/v1/messages/x", Some(Send), SEND),
+            ("POST", "/v1/messages/x/cancel", Some(Send), SEND),
             ("POST", "/v1/forms/submit", None, NONE),
             ("OPTIONS", "/v1/forms/submit", None, NONE),
             ("GET", "/v1/webhooks", Some(Admin), ADMIN),

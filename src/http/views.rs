@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::delivery::RecipientState;
+use crate::events::time::rfc3339_ms;
 use crate::queue::{DEFAULT_STREAM, EventKind};
 
 use super::listing::Cursor;
@@ -35,6 +36,9 @@ pub struct MessageRow {
     pub stream: Option<String>,
     #[serde(default)]
     pub subject: Option<String>,
+    /// When a scheduled message is due, Unix seconds.
+    #[serde(default)]
+    pub scheduled_at: Option<f64>,
 }
 
 /// One row of the event stream (`email_events`).
@@ -94,6 +98,7 @@ pub fn summary(r: &MessageRow) -> Value {
         "tags": tags(r.tags.as_deref()),
         "stream": r.stream.as_deref().unwrap_or(DEFAULT_STREAM),
         "subject": r.subject,
+        "scheduled_at": r.scheduled_at.map(|t| rfc3339_ms(t as u64 * 1000)),
     })
 }
 
@@ -201,6 +206,7 @@ mod tests {
             producer_id: None,
             tags: Some(r#"{"kind":"welcome"}"#.into()),
             stream: Some("marketing".into()),
+            scheduled_at: None,
             subject: Some("Welcome".into()),
         }
     }
@@ -263,6 +269,7 @@ mod tests {
             "tags": {"kind": "welcome"},
             "stream": "marketing",
             "subject": "Welcome",
+            "scheduled_at": null,
             "email_events": [
                 {"id": "evt_1", "type": "email.delivery_delayed",
                  "created_at": "2023-11-14T22:13:21.000Z", "recipient": "B@x.net",

@@ -62,6 +62,19 @@ pub struct SendRequest {
     /// every stream (see [`super::tracking`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking: Option<TrackingInput>,
+    /// Send later: an ISO 8601 time with an offset, a relative time
+    /// (`in 1 hour`), or Unix seconds (see `accept::schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<ScheduledAt>,
+}
+
+/// `"scheduled_at"`: text (`2026-12-01T09:00:00Z`, `in 1 hour`) or Unix
+/// seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScheduledAt {
+    Unix(i64),
+    Text(String),
 }
 
 /// `"tracking": {"opens": true, "clicks": true, "mode": "recipient",
@@ -123,6 +136,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "unsubscribe",
     "notify",
     "tracking",
+    "scheduled_at",
 ];
 
 /// `"Ada <ada@example.com>"` or `{"email": "ada@example.com", "name": "Ada"}`.
@@ -354,6 +368,11 @@ fn shape_errors(key: &str, value: &Value) -> Vec<FieldError> {
         "metadata" => type_error::<Map<String, Value>>(key, value, "an object"),
         "notify" => notify_shape(key, value),
         "tracking" => tracking_shape(key, value),
+        "scheduled_at" => type_error::<ScheduledAt>(
+            key,
+            value,
+            "text (an ISO 8601 time with an offset, or `in 1 hour`) or Unix seconds",
+        ),
         _ => Vec::new(),
     }
 }
@@ -585,6 +604,14 @@ mod tests {
                 vec![("notify.delivery", "invalid_type")],
             ),
             ("{\"tracking\": true}", vec![("tracking", "invalid_type")]),
+            (
+                "{\"scheduled_at\": true}",
+                vec![("scheduled_at", "invalid_type")],
+            ),
+            (
+                "{\"scheduled_at\": 1.5}",
+                vec![("scheduled_at", "invalid_type")],
+            ),
             (
                 "{\"tracking\": {\"opens\": \"yes\", \"click\": true}}",
                 vec![

@@ -30,10 +30,15 @@ pub enum MessageStatus {
     /// guard paused: it waits, without spending an attempt, until the stream
     /// is resumed.
     Held,
+    /// Asked to go out at a later time (`scheduled_at`): it waits, without
+    /// spending an attempt, until it is due (see `accept::schedule`).
+    Scheduled,
+    /// Canceled while scheduled: nothing was sent.
+    Canceled,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 8] = [
+    pub const ALL: [MessageStatus; 10] = [
         MessageStatus::Queued,
         MessageStatus::Deferred,
         MessageStatus::Delivered,
@@ -42,6 +47,8 @@ impl MessageStatus {
         MessageStatus::Unknown,
         MessageStatus::Suppressed,
         MessageStatus::Held,
+        MessageStatus::Scheduled,
+        MessageStatus::Canceled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +61,8 @@ impl MessageStatus {
             MessageStatus::Unknown => "unknown",
             MessageStatus::Suppressed => "suppressed",
             MessageStatus::Held => "held",
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Canceled => "canceled",
         }
     }
 
@@ -70,6 +79,7 @@ impl MessageStatus {
                 | MessageStatus::Failed
                 | MessageStatus::Unknown
                 | MessageStatus::Suppressed
+                | MessageStatus::Canceled
         )
     }
 }
@@ -111,10 +121,15 @@ pub enum EventKind {
     /// complaint, or the smarthost provider's event; the detail says
     /// which and what it said). A bounce is recorded as `Bounced`.
     Report,
+    /// The message was canceled while scheduled; nothing was sent.
+    Canceled,
+    /// A scheduled message was given another time (the new one in the
+    /// detail).
+    Rescheduled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Accepted,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -129,6 +144,8 @@ impl EventKind {
         EventKind::Suppressed,
         EventKind::Warning,
         EventKind::Report,
+        EventKind::Canceled,
+        EventKind::Rescheduled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +164,8 @@ impl EventKind {
             EventKind::Suppressed => "suppressed",
             EventKind::Warning => "warning",
             EventKind::Report => "report",
+            EventKind::Canceled => "canceled",
+            EventKind::Rescheduled => "rescheduled",
         }
     }
 
@@ -157,14 +176,16 @@ impl EventKind {
     /// The event that records a message settling in `status`.
     pub fn settled_as(status: MessageStatus) -> EventKind {
         match status {
-            MessageStatus::Queued | MessageStatus::Deferred | MessageStatus::Held => {
-                EventKind::Deferred
-            }
+            MessageStatus::Queued
+            | MessageStatus::Deferred
+            | MessageStatus::Held
+            | MessageStatus::Scheduled => EventKind::Deferred,
             MessageStatus::Delivered => EventKind::Delivered,
             MessageStatus::PartiallyDelivered => EventKind::PartiallyDelivered,
             MessageStatus::Failed => EventKind::Failed,
             MessageStatus::Unknown => EventKind::Unknown,
             MessageStatus::Suppressed => EventKind::Suppressed,
+            MessageStatus::Canceled => EventKind::Canceled,
         }
     }
 }
@@ -202,7 +223,8 @@ mod tests {
                 "partially_delivered",
                 "failed",
                 "unknown",
-                "suppressed"
+                "suppressed",
+                "canceled"
             ]
         );
     }

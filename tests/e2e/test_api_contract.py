@@ -103,7 +103,7 @@ METHOD_PROBES = [
     ("QUERY", "/v1/messages", "GET, POST"),
     ("OPTIONS", "/v1/messages", "GET, POST"),
     ("GET", "/v1/messages/batch", "POST"),
-    ("DELETE", "/v1/messages/0123456789abcdef0123456789abcdef", "GET"),
+    ("DELETE", "/v1/messages/0123456789abcdef0123456789abcdef", "GET, PATCH"),
     ("PURGE", "/v1/forms/submit", "POST, OPTIONS"),
     ("PUT", "/v1/suppressions", "GET, POST"),
     ("GET", "/v1/suppressions/bob@example.net", "DELETE"),

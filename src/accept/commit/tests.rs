@@ -68,6 +68,7 @@ fn order(mode: Mode, size: Size) -> Order {
         accepted_at_ms: AT,
         lease: (mode == Mode::Immediate).then_some(LEASE),
         warnings: vec!["a warning".to_string()],
+        send_at: None,
     }
 }
 
@@ -469,6 +470,7 @@ fn the_commit_waits_for_one_round_trip() {
             accepted_at_ms: AT,
             lease_until_ms: None,
             warnings: &[],
+            send_at: None,
         };
         let _ = world.insert(&row).await;
         let _ = world

@@ -36,14 +36,17 @@ impl Db {
         let tags = tags_json(&job.tags);
         let insert = self.prepare(
             "INSERT INTO messages (id, key_id, mail_from, rcpt_to, status, attempts, created_at, updated_at, job, \
-                                   tenant, stream, subject, sender, topic, metadata, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                   tenant, stream, subject, sender, topic, metadata, tags, scheduled_at, next_attempt_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
             &[
                 s(id),
                 s(&job.key_id),
                 s(&job.mail_from),
                 s(&rcpts),
-                s(MessageStatus::Queued.as_str()),
+                s(match row.send_at {
+                    Some(_) => MessageStatus::Scheduled.as_str(),
+                    None => MessageStatus::Queued.as_str(),
+                }),
                 n(now_ms / 1000),
                 s(&stored),
                 s(job.tenant()),
@@ -53,6 +56,7 @@ impl Db {
                 opt_s(job.topic.as_deref()),
                 opt_s(metadata.as_deref()),
                 opt_s(tags.as_deref()),
+                opt_n(row.send_at),
             ],
         )?;
         let counted = accepted_keys(job.tenant(), job.stream(), &job.tags, now_ms);

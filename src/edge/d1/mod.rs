@@ -5,7 +5,8 @@
 //! stream, the tenants' suppression lists, and webhook endpoints,
 //! deliveries and attempts, what comes back after the hand-off (with the
 //! provider tokens already taken), retention and erasure, and the API keys
-//! issued through `/v1/keys`, and the reputation guard's records.
+//! issued through `/v1/keys`, the reputation guard's records, and scheduled
+//! messages' conditional writes.
 //!
 //! Owns the SQL and the conversion of values to and from D1. Must not decide
 //! anything: callers (and the core values they carry) say what to write.
@@ -24,6 +25,7 @@ mod provider_tokens;
 mod recipients;
 mod reports;
 mod reputation;
+pub mod schedule;
 mod stats;
 mod suppressions;
 mod sweep;

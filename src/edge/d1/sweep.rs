@@ -1,5 +1,8 @@
 //! What the reconciliation sweep reads: stored messages not final, not
-//! leased, whose next step is due before a cutoff, oldest first.
+//! leased, whose next step is due before a cutoff, oldest first. A
+//! scheduled message's next step is its due time: the sweep brings back its
+//! lost job only once it is overdue, and the consumer sends nothing before
+//! the due time the row names.
 //!
 //! Must not: decide what is overdue or what a message needs
 //! (`delivery::recovery::sweep` does); the cutoff and the limit come from it.
@@ -38,7 +41,7 @@ impl Db {
             .prepare(
                 "SELECT m.id, m.status, m.attempts, m.created_at, m.next_attempt_at, m.job \
                  FROM messages m \
-                 WHERE m.status IN (?1, ?2, ?6) AND m.job IS NOT NULL \
+                 WHERE m.status IN (?1, ?2, ?6, ?7) AND m.job IS NOT NULL \
                    AND COALESCE(m.next_attempt_at, m.created_at) <= ?3 \
                    AND NOT EXISTS (SELECT 1 FROM immediate_leases l \
                                    WHERE l.message_id = m.id AND l.until > ?4) \
@@ -50,6 +53,7 @@ impl Db {
                     n(now_ms),
                     n(u64::from(limit)),
                     s(c.as_str()),
+                    s(MessageStatus::Scheduled.as_str()),
                 ],
             )?
             .all()
@@ -80,13 +84,14 @@ impl Db {
         let [a, b, c] = leasable();
         self.prepare(
             "UPDATE messages SET next_attempt_at = ?2 \
-             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?3, ?4, ?5)",
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status IN (?3, ?4, ?5, ?6)",
             &[
                 json_list(ids),
                 n(at),
                 s(a.as_str()),
                 s(b.as_str()),
                 s(c.as_str()),
+                s(MessageStatus::Scheduled.as_str()),
             ],
         )?
         .run()

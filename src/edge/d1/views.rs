@@ -13,7 +13,7 @@ use crate::http::views::{EmailEventRow, EventRow, MessageRow, RecipientRow};
 use super::{Db, n, opt_n, opt_s, s};
 
 const MESSAGE_COLUMNS: &str = "id, status, mail_from, rcpt_to, attempts, last_error, \
-     created_at, updated_at, next_attempt_at, producer_id, tags, stream, subject";
+     created_at, updated_at, next_attempt_at, producer_id, tags, stream, subject, scheduled_at";
 
 impl Db {
     /// A message, visible only to its tenant's keys.

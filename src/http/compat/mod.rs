@@ -9,7 +9,7 @@
 //! tags and metadata.
 //!
 //! Owns: the mappings (pure, table-tested) and [`NOT_YET`], the one list of
-//! provider features edgerelay does not offer yet (scheduled sending, ...),
+//! provider features edgerelay does not offer yet (scheduled batches, ...),
 //! each refused with a `422` naming the field. A request that names a
 //! template (Resend's `template`, SendGrid's `template_id`) maps to a
 //! [`Mapped`] that carries it: the edge loads the stored template and
@@ -57,7 +57,6 @@ pub const NOT_SUPPORTED: &str = "not_supported";
 /// feature arrives, its rows leave this table and the mapping takes them.
 pub const NOT_YET: &[(&str, &str)] = &[
     // Resend.
-    ("scheduled_at", "scheduled sending"),
     (
         "topic_id",
         "Resend topics (use edgerelay's `topic` through /v1/messages)",
@@ -67,7 +66,6 @@ pub const NOT_YET: &[(&str, &str)] = &[
         "attachments fetched from a URL (send `content`)",
     ),
     // SendGrid.
-    ("send_at", "scheduled sending"),
     ("batch_id", "scheduled sending batches"),
     ("sections", "substitution sections"),
     ("ip_pool_name", "IP pools"),
@@ -227,20 +225,11 @@ mod tests {
     #[test]
     fn every_feature_not_offered_yet_is_refused_by_name() {
         let table: &[(Value, &str, Option<&str>)] = &[
-            (
-                json!({"scheduled_at": "in 1 hour"}),
-                "",
-                Some("scheduled_at"),
-            ),
+            (json!({"scheduled_at": "in 1 hour"}), "", None),
             (json!({"template": {"id": "t"}}), "", None),
             (json!({"template_id": "d-1"}), "", None),
             (json!({"scheduled_at": null}), "", None),
             (json!({"subject": "x"}), "", None),
-            (
-                json!({"send_at": 1}),
-                "personalizations[3]",
-                Some("personalizations[3].send_at"),
-            ),
             (
                 json!({"footer": {"enable": true}}),
                 "mail_settings",
@@ -276,9 +265,9 @@ mod tests {
             assert!(not_supported(field).message.contains(what), "{field}");
         }
         assert!(
-            not_supported("personalizations[0].send_at")
+            not_supported("batch_id")
                 .message
-                .contains("scheduled sending")
+                .contains("scheduled sending batches")
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::accept::templates::TemplateRef;
 use crate::events::EventType;
 use crate::events::time::rfc3339_ms;
 use crate::http::views::{EmailEventRow, MessageRow};
-use crate::message::request::{AttachmentInput, MailboxInput, OneOrMany, TagsInput};
+use crate::message::request::{AttachmentInput, MailboxInput, OneOrMany, ScheduledAt, TagsInput};
 use crate::message::{SendRequest, Tag};
 use crate::queue::MessageStatus;
 
@@ -42,9 +42,9 @@ struct ResendEmail {
     headers: Option<BTreeMap<String, String>>,
     attachments: Option<Vec<ResendAttachment>>,
     tags: Option<Vec<Tag>>,
+    /// ISO 8601 with an offset, or a relative time (`in 1 hour`).
+    scheduled_at: Option<String>,
     // Refused by `refuse_not_yet` before decoding when set.
-    #[serde(default, rename = "scheduled_at")]
-    _scheduled_at: Option<Value>,
     /// `{id, variables}`: a stored template, rendered into the body and,
     /// unless `subject` is given, the subject.
     template: Option<TemplateRef>,
@@ -152,6 +152,7 @@ pub fn send_request(value: Value) -> Result<Mapped, ApiError> {
         headers: email.headers,
         attachments: (!attachments.is_empty()).then_some(attachments),
         tags: email.tags.map(TagsInput::List),
+        scheduled_at: email.scheduled_at.map(ScheduledAt::Text),
         ..SendRequest::default()
     };
     Ok(Mapped {
@@ -313,6 +314,8 @@ pub fn last_event(status: &str, events: &[EmailEventRow]) -> &'static str {
         | Some(MessageStatus::Unknown) => "sent",
         Some(MessageStatus::Failed) => "failed",
         Some(MessageStatus::Suppressed) => "suppressed",
+        Some(MessageStatus::Scheduled) => "scheduled",
+        Some(MessageStatus::Canceled) => "canceled",
     }
 }
 
@@ -329,6 +332,7 @@ fn event_name(t: EventType) -> Option<&'static str> {
         EventType::Suppressed => "suppressed",
         EventType::Opened => "opened",
         EventType::Clicked => "clicked",
+        EventType::Canceled => "canceled",
         EventType::Unsubscribed
         | EventType::StreamPaused
         | EventType::StreamResumed
@@ -336,6 +340,11 @@ fn event_name(t: EventType) -> Option<&'static str> {
             return None;
         }
     })
+}
+
+/// The answer to `PATCH /emails/{id}` and `POST /emails/{id}/cancel`.
+pub fn updated(id: &str) -> Value {
+    json!({"object": "email", "id": id})
 }
 
 /// `GET /emails/{id}`: the `"email"` object. The bodies are not kept in a
@@ -363,7 +372,7 @@ pub fn email_view(row: &MessageRow, events: &[EmailEventRow]) -> Value {
         "cc": null,
         "reply_to": null,
         "last_event": last_event(&row.status, events),
-        "scheduled_at": null,
+        "scheduled_at": row.scheduled_at.map(|t| rfc3339_ms(t as u64 * 1000)),
         "tags": tags,
     })
 }

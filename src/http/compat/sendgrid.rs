@@ -29,7 +29,8 @@ use crate::accept::error::ApiError;
 use crate::accept::templates::TemplateRef;
 use crate::accept::templates::import::from_sendgrid_id;
 use crate::message::request::{
-    AttachmentInput, Disposition, MailboxInput, MailboxObject, OneOrMany, TagsInput, TrackingInput,
+    AttachmentInput, Disposition, MailboxInput, MailboxObject, OneOrMany, ScheduledAt, TagsInput,
+    TrackingInput,
 };
 use crate::message::{SendRequest, Tag};
 
@@ -57,8 +58,8 @@ struct Request {
     tracking_settings: Option<TrackingSettings>,
     template_id: Option<String>,
     // Refused by `refuse_not_yet` when set.
-    #[serde(default, rename = "send_at")]
-    _send_at: Option<Value>,
+    /// Unix seconds (see `accept::schedule`).
+    send_at: Option<i64>,
     #[serde(default, rename = "batch_id")]
     _batch_id: Option<Value>,
     #[serde(default, rename = "sections")]
@@ -79,8 +80,8 @@ struct Personalization {
     substitutions: Option<BTreeMap<String, String>>,
     custom_args: Option<BTreeMap<String, String>>,
     dynamic_template_data: Option<Value>,
-    #[serde(default, rename = "send_at")]
-    _send_at: Option<Value>,
+    /// Unix seconds; over the request's own.
+    send_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -425,6 +426,7 @@ impl MailSend {
             unsubscribe: (subscription || topic.is_some()).then_some(true),
             topic,
             tracking,
+            scheduled_at: r.send_at.map(ScheduledAt::Unix),
             ..SendRequest::default()
         };
         let sandbox = r
@@ -474,6 +476,9 @@ impl MailSend {
         }
         if let Some(subject) = p.subject.as_ref().filter(|_| self.template.is_none()) {
             m.subject = Some(subject.clone());
+        }
+        if let Some(at) = p.send_at {
+            m.scheduled_at = Some(ScheduledAt::Unix(at));
         }
         if let Some(headers) = &p.headers {
             let merged = m.headers.get_or_insert_with(BTreeMap::new);
@@ -568,6 +573,7 @@ pub fn field_name(ours: &str, personalization: Option<usize>) -> Option<String> 
         "to" | "cc" | "bcc" => in_personalization(head),
         "text" | "html" => "content".to_string(),
         "tags" => "categories".to_string(),
+        "scheduled_at" => in_personalization("send_at"),
         "metadata" => "custom_args".to_string(),
         "tracking" => "tracking_settings".to_string(),
         "topic" | "unsubscribe" | "stream" => "asm".to_string(),

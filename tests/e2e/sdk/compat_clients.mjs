@@ -23,6 +23,8 @@ async function resend() {
       return client.emails.get(args.id);
     case "cancel":
       return client.emails.cancel(args.id);
+    case "update":
+      return client.emails.update(args);
     default:
       throw new Error(`unknown op ${op}`);
   }

@@ -130,18 +130,6 @@ fn refusals_carry_resends_names() {
             "hmtl",
         ),
         (
-            br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "scheduled_at": "in 1 hour"}"#,
-            422,
-            "validation_error",
-            "scheduled_at",
-        ),
-        (
-            br#"{"from": "a@example.com", "to": "b@example.net", "text": "t"}"#,
-            422,
-            "missing_required_field",
-            "subject",
-        ),
-        (
             br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "attachments": [{"path": "https://x/a.pdf", "filename": "a.pdf"}]}"#,
             422,
             "validation_error",
@@ -165,7 +153,7 @@ fn refusals_carry_resends_names() {
         assert_eq!(e.field.as_deref().unwrap_or(""), *field, "{shown}");
     }
     let not_yet = email_request(
-        br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "scheduled_at": "x"}"#,
+        br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "topic_id": "x"}"#,
     )
     .unwrap_err();
     assert!(not_yet.message.contains("not supported by edgerelay yet"));
@@ -368,6 +356,7 @@ fn the_email_object() {
         tags: Some(r#"{"category":"welcome"}"#.into()),
         stream: None,
         subject: Some("Hi".into()),
+        scheduled_at: None,
     };
     let view = email_view(&row, &[]);
     assert_eq!(view["object"], "email");
@@ -380,5 +369,22 @@ fn the_email_object() {
     assert_eq!(
         view["tags"],
         json!([{"name": "category", "value": "welcome"}])
+    );
+}
+
+#[test]
+fn scheduled_at_is_taken_as_text() {
+    use crate::message::request::ScheduledAt;
+    let r = email_request(
+        br#"{"from": "a@example.com", "to": "b@example.net", "subject": "s", "scheduled_at": "in 1 min"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        r.request.scheduled_at,
+        Some(ScheduledAt::Text("in 1 min".into()))
+    );
+    assert_eq!(
+        updated("em_1"),
+        serde_json::json!({"object": "email", "id": "em_1"})
     );
 }

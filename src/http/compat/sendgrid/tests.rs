@@ -312,16 +312,6 @@ fn refusals_name_sendgrids_fields() {
         ),
         // Not offered yet: 422, named.
         (
-            edit(&|v| v["send_at"] = json!(1_900_000_000)),
-            422,
-            "send_at",
-        ),
-        (
-            edit(&|v| v["personalizations"][0]["send_at"] = json!(1_900_000_000)),
-            422,
-            "personalizations[0].send_at",
-        ),
-        (
             edit(&|v| v["mail_settings"] = json!({"bypass_list_management": {"enable": true}})),
             422,
             "mail_settings.bypass_list_management",
@@ -419,4 +409,37 @@ fn substitutions_are_bounded() {
     assert_eq!(substitute("%a%", &subs, 100, "f").unwrap(), "%a%%a%");
     // Substituted text is then validated like any other: CR/LF in a
     // subject is refused by the accept path (header_injection).
+}
+
+#[test]
+fn send_at_maps_to_the_schedule_and_a_personalizations_own_wins() {
+    use crate::message::request::ScheduledAt;
+    let send = parse(json!({
+        "personalizations": [
+            {"to": [{"email": "bob@example.net"}]},
+            {"to": [{"email": "dan@example.net"}], "send_at": 1_900_000_600}
+        ],
+        "from": {"email": "ada@example.com"},
+        "subject": "s",
+        "content": [{"type": "text/plain", "value": "x"}],
+        "send_at": 1_900_000_000
+    }))
+    .unwrap();
+    let at = |i| send.message(i).unwrap().request.scheduled_at;
+    assert_eq!(at(0), Some(ScheduledAt::Unix(1_900_000_000)));
+    assert_eq!(at(1), Some(ScheduledAt::Unix(1_900_000_600)));
+    // A schedule refused by the accept path is named as SendGrid names it.
+    assert_eq!(
+        field_name("scheduled_at", Some(1)).as_deref(),
+        Some("personalizations[1].send_at")
+    );
+    let e = parse(json!({
+        "personalizations": [{"to": [{"email": "bob@example.net"}]}],
+        "from": {"email": "ada@example.com"},
+        "subject": "s",
+        "content": [{"type": "text/plain", "value": "x"}],
+        "send_at": "tomorrow"
+    }))
+    .unwrap_err();
+    assert_eq!(e.status, 422);
 }
