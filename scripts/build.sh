@@ -19,6 +19,7 @@ case "${1:-release}" in
   *) echo "usage: $0 [release|diagnostics]" >&2; exit 2 ;;
 esac
 # The static files the platform serves before the worker ([assets] in
-# wrangler.toml): the API description.
-mkdir -p "$out/assets"
+# wrangler.toml): the API description and the dashboard's files.
+mkdir -p "$out/assets/dashboard"
 cp openapi.json "$out/assets/openapi.json"
+cp src/http/dashboard/index.html src/http/dashboard/app.js src/http/dashboard/app.css "$out/assets/dashboard/"

@@ -61,8 +61,21 @@ pub fn html(status: u16, body: String, content_security_policy: &str) -> Result<
 
 /// One of the dashboard's files, under the page's policy, never cached (a
 /// deploy changes page and script together) or framed.
-pub fn asset(asset: &crate::http::dashboard::Asset) -> Result<Response> {
-    let mut resp = Response::ok(asset.body)?;
+/// A dashboard file from the static assets (the `ASSETS` binding), with the
+/// page's headers.
+pub async fn asset(env: &worker::Env, asset: &crate::http::dashboard::Asset) -> Result<Response> {
+    let mut found = env
+        .assets("ASSETS")?
+        .fetch(format!("https://assets.invalid{}", asset.path), None)
+        .await?;
+    if found.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "the static asset {} is missing (status {}): build with scripts/build.sh",
+            asset.path,
+            found.status_code()
+        )));
+    }
+    let mut resp = Response::from_bytes(found.bytes().await?)?;
     let headers = resp.headers_mut();
     headers.set("Content-Type", asset.content_type)?;
     headers.set("Cache-Control", "no-store")?;

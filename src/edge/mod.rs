@@ -464,7 +464,7 @@ async fn route(
         Endpoint::Dashboard | Endpoint::DashboardAsset => {
             let name = (endpoint == Endpoint::DashboardAsset).then_some(id);
             match crate::http::dashboard::asset(name) {
-                Some(asset) => http::asset(&asset).map_err(internal),
+                Some(asset) => http::asset(&env, &asset).await.map_err(internal),
                 None => Err(ApiError::not_found(format!("no route for {path}"))),
             }
         }

@@ -1,6 +1,7 @@
 //! The dashboard's static files (`/dashboard`, `/dashboard/app.js`,
-//! `/dashboard/app.css`): one page and its script and style, built into the
-//! worker, with no CDN and no build step. The page reads the statistics,
+//! `/dashboard/app.css`): one page and its script and style, kept beside the
+//! worker as static assets (the build copies them), with no CDN and no
+//! build step; the worker answers with them and this module's headers. The page reads the statistics,
 //! message and suppression APIs with a key the person types in; it holds
 //! no data of its own.
 //!
@@ -13,7 +14,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asset {
     pub content_type: &'static str,
-    pub body: &'static str,
+    /// Its path among the static assets (`/dashboard/<name>`).
+    pub path: &'static str,
 }
 
 /// The page's `Content-Security-Policy`.
@@ -23,7 +25,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 const PAGE: Asset = Asset {
     content_type: "text/html; charset=utf-8",
-    body: include_str!("dashboard/index.html"),
+    path: "/dashboard/index.html",
 };
 
 /// The file at `/dashboard` (`None`) or `/dashboard/<name>`.
@@ -32,11 +34,11 @@ pub fn asset(name: Option<&str>) -> Option<Asset> {
         None | Some("index.html") => Some(PAGE),
         Some("app.js") => Some(Asset {
             content_type: "text/javascript; charset=utf-8",
-            body: include_str!("dashboard/app.js"),
+            path: "/dashboard/app.js",
         }),
         Some("app.css") => Some(Asset {
             content_type: "text/css; charset=utf-8",
-            body: include_str!("dashboard/app.css"),
+            path: "/dashboard/app.css",
         }),
         _ => None,
     }
@@ -46,16 +48,26 @@ pub fn asset(name: Option<&str>) -> Option<Asset> {
 mod tests {
     use super::*;
 
+    /// The file's content as the build copies it.
+    fn body(asset: Option<Asset>) -> &'static str {
+        match asset.map(|a| a.path) {
+            Some("/dashboard/index.html") => include_str!("dashboard/index.html"),
+            Some("/dashboard/app.js") => include_str!("dashboard/app.js"),
+            Some("/dashboard/app.css") => include_str!("dashboard/app.css"),
+            other => panic!("no file {other:?}"),
+        }
+    }
+
     #[test]
     fn the_page_loads_only_its_own_files() {
-        let page = asset(None).unwrap().body;
+        let page = body(asset(None));
         for reference in ["/dashboard/app.js", "/dashboard/app.css"] {
             assert!(page.contains(reference), "{reference}");
             let name = reference.trim_start_matches("/dashboard/");
             assert!(asset(Some(name)).is_some(), "{name}");
         }
         for asset in [asset(None), asset(Some("app.js")), asset(Some("app.css"))] {
-            let body = asset.unwrap().body;
+            let body = body(asset);
             // No third-party host and no inline script or handler.
             assert!(!body.contains("https://"), "{body:.60}");
             assert!(!body.contains("http://") || body.contains("http://www.w3.org/2000/svg"));
@@ -63,7 +75,7 @@ mod tests {
         assert!(!page.contains("onclick") && !page.contains("<script>"));
         // The policy allows no inline style: nothing may rely on one.
         assert!(!page.contains("style=\""));
-        let script = asset(Some("app.js")).unwrap().body;
+        let script = body(asset(Some("app.js")));
         assert!(!script.contains("style:") && !script.contains(".style."));
         assert_eq!(asset(Some("../Cargo.toml")), None);
         assert_eq!(asset(Some("app.map")), None);
@@ -71,7 +83,7 @@ mod tests {
 
     #[test]
     fn the_script_writes_api_values_as_text() {
-        let script = asset(Some("app.js")).unwrap().body;
+        let script = body(asset(Some("app.js")));
         assert!(!script.contains("innerHTML") && !script.contains("outerHTML"));
         assert!(!script.contains("insertAdjacentHTML") && !script.contains("document.write"));
         // The key travels in a header only.
