@@ -270,6 +270,26 @@ fn settings_domain(loaded: &Loaded, key: &AuthenticatedKey, domain: &str) -> Opt
         .map(|(d, keys)| view(loaded, &d, Source::Settings, None, keys))
 }
 
+/// The domain in the path, refused when its keys are in `DKIM_KEYS` (the
+/// API changes only the domains it added): `verb` says what to do there.
+fn api_domain(
+    loaded: &Loaded,
+    key: &AuthenticatedKey,
+    path: &str,
+    verb: &str,
+) -> Result<String, ApiError> {
+    let domain = parse_path(path)?;
+    let domain = domain.as_str();
+    if settings_domain(loaded, key, domain).is_some() {
+        return Err(ApiError::conflict(
+            "settings_domain",
+            "domain",
+            format!("{domain} has keys in the DKIM_KEYS secret: {verb} them there and redeploy"),
+        ));
+    }
+    Ok(domain.to_string())
+}
+
 fn not_found(domain: &str) -> ApiError {
     ApiError::not_found(format!("no domain {domain} for this tenant"))
 }
@@ -456,15 +476,8 @@ pub async fn delete(
     key: &AuthenticatedKey,
     domain: &str,
 ) -> Result<Response, ApiError> {
-    let domain = parse_path(domain)?;
+    let domain = api_domain(loaded, key, domain, "remove")?;
     let domain = domain.as_str();
-    if settings_domain(loaded, key, domain).is_some() {
-        return Err(ApiError::conflict(
-            "settings_domain",
-            "domain",
-            format!("{domain} has keys in the DKIM_KEYS secret: remove them there and redeploy"),
-        ));
-    }
     let db = Db::open(env).map_err(internal)?;
     db.domain(&key.tenant, domain)
         .await
@@ -641,15 +654,8 @@ pub async fn rotate(
     key: &AuthenticatedKey,
     domain: &str,
 ) -> Result<Response, ApiError> {
-    let domain = parse_path(domain)?;
+    let domain = api_domain(loaded, key, domain, "rotate")?;
     let domain = domain.as_str();
-    if settings_domain(loaded, key, domain).is_some() {
-        return Err(ApiError::conflict(
-            "settings_domain",
-            "domain",
-            format!("{domain} has keys in the DKIM_KEYS secret: rotate them there and redeploy"),
-        ));
-    }
     let masters = master_secrets(loaded)?;
     let db = Db::open(env).map_err(internal)?;
     let row = db

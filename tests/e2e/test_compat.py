@@ -7,11 +7,8 @@ a permissive batch lists its refusals; sandbox mode sends nothing; a key
 without the `send` scope, or a From domain the key may not use, is refused."""
 import base64
 import email
-import email.policy
 import json
-import subprocess
 
-import dkim
 import pytest
 import python_http_client
 import resend
@@ -19,11 +16,10 @@ import sendgrid
 from sendgrid.helpers.mail import (Category, Content, CustomArg, Header, Mail, MailSettings,
                                    Personalization, SandBoxMode, Substitution, To)
 
-from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, dkim_dns, new_api_key
-from edgerelay_harness.paths import NODE_BIN, ROOT
+from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, new_api_key, verified_by_all
 from edgerelay_harness.poll import wait_for
+from edgerelay_harness.sdk import node_sdk
 
-CLIENTS = ROOT / "tests" / "e2e" / "sdk" / "compat_clients.mjs"
 FROM = f"Acme <news@{SENDER_DOMAIN}>"
 READ_ONLY_KEY = new_api_key()
 
@@ -38,23 +34,14 @@ def relay(start_worker, upstream, api_key, dkim_ed25519, dkim_rsa):
     worker = start_worker(server.url, API_KEYS=json.dumps(keys))
 
     def verified(message) -> email.message.EmailMessage:
-        signatures = email.message_from_bytes(message.data).get_all("DKIM-Signature") or []
-        assert signatures, "the message is not signed"
-        for index in range(len(signatures)):
-            assert dkim.DKIM(message.data).verify(idx=index, dnsfunc=dkim_dns(dkim_ed25519, dkim_rsa))
-        return email.message_from_bytes(message.data, policy=email.policy.default)
+        return verified_by_all(message.data, dkim_ed25519, dkim_rsa)
 
     return worker, server, verified
 
 
 def node(sdk: str, op: str, worker, key: str, **args) -> dict:
-    """Runs one call of a Node SDK (tests/e2e/sdk/compat_clients.mjs)."""
-    run = subprocess.run(
-        [str(NODE_BIN / "node"), str(CLIENTS),
-         json.dumps({"sdk": sdk, "op": op, "url": worker.url, "key": key, "args": args})],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    """Runs one call of a Node SDK against the worker."""
+    return node_sdk(sdk, op, worker.url, key, **args)
 
 
 def messages(worker) -> list:

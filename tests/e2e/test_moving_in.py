@@ -7,18 +7,15 @@ suppression export format imported (fixtures in tests/fixtures/suppressions,
 in the providers' documented layouts) so that sending to an imported
 address is held back for the right scope, and only for it."""
 import email
-import email.policy
 import json
-import subprocess
 
-import dkim
 import pytest
 
-from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, dkim_dns
-from edgerelay_harness.paths import NODE_BIN, ROOT
+from edgerelay_harness.keys import SENDER_DOMAIN, api_key_entry, verified_by_all
+from edgerelay_harness.paths import ROOT
+from edgerelay_harness.sdk import node_sdk
 from edgerelay_harness.poll import wait_for
 
-CLIENTS = ROOT / "tests" / "e2e" / "sdk" / "compat_clients.mjs"
 FIXTURES = ROOT / "tests" / "fixtures" / "suppressions"
 FROM = f"Shop <shop@{SENDER_DOMAIN}>"
 FINAL = ("delivered", "partially_delivered", "failed", "suppressed", "unknown")
@@ -52,23 +49,14 @@ def relay(start_worker, upstream, api_key, dkim_ed25519, dkim_rsa):
     worker = start_worker(server.url, API_KEYS=json.dumps(keys))
 
     def verified(message) -> email.message.EmailMessage:
-        signatures = email.message_from_bytes(message.data).get_all("DKIM-Signature") or []
-        assert signatures, "the message is not signed"
-        for index in range(len(signatures)):
-            assert dkim.DKIM(message.data).verify(idx=index, dnsfunc=dkim_dns(dkim_ed25519, dkim_rsa))
-        return email.message_from_bytes(message.data, policy=email.policy.default)
+        return verified_by_all(message.data, dkim_ed25519, dkim_rsa)
 
     return worker, server, verified
 
 
 def node(sdk: str, op: str, worker, key: str, **args) -> dict:
-    """Runs one call of a Node SDK (tests/e2e/sdk/compat_clients.mjs)."""
-    run = subprocess.run(
-        [str(NODE_BIN / "node"), str(CLIENTS),
-         json.dumps({"sdk": sdk, "op": op, "url": worker.url, "key": key, "args": args})],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    """Runs one call of a Node SDK against the worker."""
+    return node_sdk(sdk, op, worker.url, key, **args)
 
 
 def arrived(server, to: str):

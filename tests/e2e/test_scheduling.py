@@ -7,19 +7,13 @@ cancels racing the due time leave each message exactly one of sent or
 canceled, and the server holds exactly the sent ones, once each. The
 Resend and SendGrid doors are driven by their official Node SDKs."""
 import datetime
-import email
-import json
-import subprocess
 import threading
 import time
 
-import dkim
-
-from edgerelay_harness.keys import SENDER_DOMAIN, basic_message, dkim_dns
-from edgerelay_harness.paths import NODE_BIN, ROOT
+from edgerelay_harness.keys import SENDER_DOMAIN, basic_message, verified_by_all
 from edgerelay_harness.poll import wait_for
+from edgerelay_harness.sdk import node_sdk
 
-CLIENTS = ROOT / "tests" / "e2e" / "sdk" / "compat_clients.mjs"
 FINAL = {"delivered", "canceled", "failed"}
 # The sweep looks at a scheduled message once it is overdue by this much.
 FAST_SWEEP = dict(SWEEP_GRACE_SECONDS="1")
@@ -42,21 +36,12 @@ def count(server, subject: str) -> int:
 
 
 def verify(message, *keys):
-    signatures = email.message_from_bytes(message.data).get_all("DKIM-Signature") or []
-    assert signatures, "the message is not signed"
-    for index in range(len(signatures)):
-        assert dkim.DKIM(message.data).verify(idx=index, dnsfunc=dkim_dns(*keys))
+    verified_by_all(message.data, *keys)
 
 
 def node(sdk: str, op: str, worker, **args) -> dict:
-    """One call of a Node SDK (tests/e2e/sdk/compat_clients.mjs)."""
-    run = subprocess.run(
-        [str(NODE_BIN / "node"), str(CLIENTS),
-         json.dumps({"sdk": sdk, "op": op, "url": worker.url, "key": worker.api_key,
-                     "args": args})],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    """One call of a Node SDK against the worker, with its API key."""
+    return node_sdk(sdk, op, worker.url, worker.api_key, **args)
 
 
 def until(at: float):

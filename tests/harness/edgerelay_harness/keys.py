@@ -6,12 +6,16 @@ vars, and a basic message to send.
 Must not: start anything; everything here is a value.
 """
 import base64
+import email
+import email.message
+import email.policy
 import hashlib
 import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
 
+import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -105,6 +109,16 @@ def dkim_dns(*keys: DkimKey):
         name = name.decode() if isinstance(name, bytes) else name
         return records.get(name)
     return dnsfunc
+
+
+def verified_by_all(data: bytes, *keys: DkimKey) -> email.message.EmailMessage:
+    """The message, parsed, once it is signed and every DKIM-Signature on it
+    verifies (dkimpy) against these keys' records."""
+    signatures = email.message_from_bytes(data).get_all("DKIM-Signature") or []
+    assert signatures, "the message is not signed"
+    for index in range(len(signatures)):
+        assert dkim.DKIM(data).verify(idx=index, dnsfunc=dkim_dns(*keys)), index
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 def relay_vars(api_keys: list[dict], dkim_keys: list[DkimKey], upstreams: str, **extra) -> dict:

@@ -174,6 +174,8 @@ class CountingSMTP(SMTP):
         # aiosmtpd calls this again on the TLS transport after STARTTLS:
         # count each client connection once.
         peer = transport.get_extra_info("peername")
+        # Kept for connection_lost: a TLS transport cannot say it by then.
+        self._gauge_peer = peer
         if self.connections is not None and peer not in self.connections:
             self.connections.append(peer)
         if self.sessions is not None:
@@ -181,8 +183,8 @@ class CountingSMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, exc):
-        if self.sessions is not None and self.transport is not None:
-            self.sessions.closed(self.transport.get_extra_info("peername"))
+        if self.sessions is not None:
+            self.sessions.closed(getattr(self, "_gauge_peer", None))
         super().connection_lost(exc)
 
 
