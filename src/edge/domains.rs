@@ -301,6 +301,18 @@ fn answer(status: u16, body: &Value) -> Result<Response, ApiError> {
 /// Makes the keys of one generation of a domain (RSA, and Ed25519 when
 /// asked) and seals them: `(selector, algorithm,
 /// public record, sealed key)` each.
+/// The rows that store keys `make_keys` made.
+fn new_key_rows(made: &[(String, DkimAlgorithm, String, String)]) -> Vec<NewDomainKey<'_>> {
+    made.iter()
+        .map(|(selector, algorithm, public, sealed)| NewDomainKey {
+            selector,
+            algorithm: algorithm.tag(),
+            public_record: public,
+            sealed_key: sealed,
+        })
+        .collect()
+}
+
 async fn make_keys(
     master: &str,
     domain: &str,
@@ -374,15 +386,7 @@ pub async fn create(
         return Err(exists(domain));
     }
     let made = make_keys(&masters[0], domain, 1, true).await?;
-    let rows: Vec<NewDomainKey<'_>> = made
-        .iter()
-        .map(|(selector, algorithm, public, sealed)| NewDomainKey {
-            selector,
-            algorithm: algorithm.tag(),
-            public_record: public,
-            sealed_key: sealed,
-        })
-        .collect();
+    let rows = new_key_rows(&made);
     let now = now_ms();
     if !db
         .insert_domain(domain, &key.tenant, &key.id, &rows, now)
@@ -685,15 +689,7 @@ pub async fn rotate(
         .map(|k| k.selector.clone())
         .collect();
     let made = make_keys(&masters[0], domain, next, with_ed25519).await?;
-    let rows: Vec<NewDomainKey<'_>> = made
-        .iter()
-        .map(|(selector, algorithm, public, sealed)| NewDomainKey {
-            selector,
-            algorithm: algorithm.tag(),
-            public_record: public,
-            sealed_key: sealed,
-        })
-        .collect();
+    let rows = new_key_rows(&made);
     if db
         .start_rotation(&key.tenant, domain, next, &rows, &retired, now)
         .await
