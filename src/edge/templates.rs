@@ -52,14 +52,7 @@ pub async fn create(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Re
     db.insert_template(&key.tenant, &id, template.name.trim(), &draft, now)
         .await
         .map_err(internal)?;
-    let t = Stored {
-        id,
-        draft: template,
-        published: None,
-        created_at: now / 1000,
-        updated_at: now / 1000,
-        published_at: None,
-    };
+    let t = Stored::new_draft(id, template, now);
     http::json(201, &view(&t)).map_err(internal)
 }
 
@@ -111,14 +104,7 @@ pub async fn import(env: &Env, key: &AuthenticatedKey, body: &[u8]) -> Result<Re
             id
         }
     };
-    let t = Stored {
-        id,
-        draft: template,
-        published: None,
-        created_at: now / 1000,
-        updated_at: now / 1000,
-        published_at: None,
-    };
+    let t = Stored::new_draft(id, template, now);
     http::json(201, &imported_view(&t)).map_err(internal)
 }
 

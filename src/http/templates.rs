@@ -23,6 +23,18 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// A template just saved as a draft at `now_ms`.
+    pub fn new_draft(id: String, draft: Template, now_ms: u64) -> Self {
+        Self {
+            id,
+            draft,
+            published: None,
+            created_at: now_ms / 1000,
+            updated_at: now_ms / 1000,
+            published_at: None,
+        }
+    }
+
     /// `draft` until published; sends take only a published template.
     fn status(&self) -> &'static str {
         if self.published.is_some() {
