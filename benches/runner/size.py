@@ -1,5 +1,7 @@
-"""Size and startup: the built wasm and the whole bundle in build/, raw and
-gzipped; the time from starting `wrangler dev` to the first 200 on /health,
+"""Size and startup: the built wasm and the worker's script bundle in build/
+(everything but the static assets, which the platform keeps apart from the
+script and does not count against its size limit), raw and gzipped, and the
+assets beside them; the time from starting `wrangler dev` to the first 200 on /health,
 beside the same for a trivial JS worker, alternating round by round; and the
 time V8 (Node 22, the engine workerd embeds) takes to compile the wasm, a
 cleaner view of the isolate start-up edgerelay adds than wrangler's own."""
@@ -44,13 +46,16 @@ def _compile_ms(wasm: Path) -> float:
 
 def run(base: Path, rounds: int) -> tuple[list[Row], str]:
     build = RELEASE_BUILD
-    files = [p for p in build.rglob("*") if p.is_file()]
+    every = [p for p in build.rglob("*") if p.is_file()]
+    assets = [p for p in every if (build / "assets") in p.parents]
+    files = [p for p in every if p not in assets]
     wasms = [p for p in files if p.suffix == ".wasm"]
     if not wasms:
         raise RuntimeError("no wasm in build/: run `make build` first")
     wasm = max(wasms, key=lambda p: p.stat().st_size)
     bundle_raw = sum(p.stat().st_size for p in files)
     bundle_gz = sum(_gz(p) for p in files)
+    assets_gz = sum(_gz(p) for p in assets)
 
     directory = relay.workdir(base, "startup")
     config = worker_config(directory, relay.vars_for(free_port()), build_dir=RELEASE_BUILD)
@@ -71,10 +76,14 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
         Row(figure=f"Size: wasm ({wasm.name}), gzipped", value=_gz(wasm) / 1024, unit="KiB",
             target="< 1 MiB gzipped", met=_gz(wasm) < MIB, runs=1,
             samples=[_gz(wasm) / 1024], note=f"raw {wasm.stat().st_size / 1024:,.0f} KiB"),
-        Row(figure=f"Size: whole bundle (build/, {len(files)} files), gzipped",
+        Row(figure=f"Size: worker script (build/ but assets/, {len(files)} files), gzipped",
             value=bundle_gz / 1024, unit="KiB", target="< 1 MiB gzipped",
             met=bundle_gz < MIB, runs=1, samples=[bundle_gz / 1024],
             note=f"raw {bundle_raw / 1024:,.0f} KiB; each file gzipped -9 on its own"),
+        Row(figure=f"Size: static assets (build/assets/, {len(assets)} files), gzipped",
+            value=assets_gz / 1024, unit="KiB", runs=1, samples=[assets_gz / 1024],
+            note="openapi.json and the dashboard; served through the ASSETS binding, "
+                 "not part of the script's size limit"),
         Row(figure="Startup: `wrangler dev` start → first 200", value=median(ours), unit="ms",
             baseline=median(theirs), baseline_label="trivial JS worker", runs=rounds,
             samples=ours, baseline_samples=theirs,

@@ -526,7 +526,7 @@ pub fn prepare_with_keys(
         let unsigned = UnsignedMessage::new(&raw);
         for (index, key) in &signing_keys {
             let p = unsigned
-                .prepare(key.identity(), now_unix)
+                .prepare_with(key.identity(), now_unix, settings.dkim_coverage)
                 .map_err(|e| ApiError::misconfigured(format!("DKIM: {e}")))?;
             pending.push((*index, p));
         }

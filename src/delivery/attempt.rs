@@ -94,6 +94,24 @@ impl Outgoing {
         }
     }
 
+    /// The same message to `recipients` (a range of the job's), for one
+    /// transaction of a job cut by an upstream's recipient limits
+    /// (`parts`); the message is shared, not copied.
+    pub fn for_recipients(&self, recipients: std::ops::Range<usize>) -> Outgoing {
+        let mut job = self.job.clone();
+        job.mime = String::new();
+        job.rcpt_to = self
+            .job
+            .rcpt_to
+            .get(recipients)
+            .unwrap_or_default()
+            .to_vec();
+        Outgoing {
+            job,
+            message: Rc::clone(&self.message),
+        }
+    }
+
     /// Bytes of message held.
     pub fn message_len(&self) -> usize {
         self.message.len()

@@ -21,6 +21,7 @@ pub mod failover;
 pub mod health;
 pub mod immediate;
 pub mod outage;
+pub mod parts;
 pub mod plan;
 pub mod policy;
 pub mod provider_header;

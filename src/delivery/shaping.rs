@@ -186,12 +186,30 @@ pub struct Limits {
     /// Messages per UTC day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_day: Option<u32>,
+    /// Recipients per transaction (an SMTP transaction or an API call): a
+    /// message to more goes in several, to the same upstream (`parts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_message: Option<u32>,
+    /// Recipients per session (one connection, or one run of API calls): a
+    /// share with more goes over several sessions, one after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_session: Option<u32>,
+}
+
+impl Limits {
+    /// Whether a shaper must grant the sessions (a rate, a session count or
+    /// a daily count); recipient limits are kept by the session alone.
+    pub fn needs_shaper(&self) -> bool {
+        self.rate.is_some() || self.sessions.is_some() || self.per_day.is_some()
+    }
 }
 
 /// The highest `rate` accepted, messages per second.
 pub const MAX_RATE: f64 = 10_000.0;
 /// The most `sessions` accepted.
 pub const MAX_SESSIONS: u32 = 1_000;
+/// The most `recipients_per_message` and `recipients_per_session` accepted.
+pub const MAX_RECIPIENT_LIMIT: u32 = 100_000;
 
 /// Every upstream's limits, by label; empty when `UPSTREAM_LIMITS` is unset.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -211,7 +229,9 @@ impl LimitsTable {
             return Ok(LimitsTable::default());
         }
         let by_label: BTreeMap<String, Limits> = serde_json::from_str(raw).map_err(|_| {
-            "must be a JSON object of \"host:port\": {rate?, sessions?, per_day?}".to_string()
+            "must be a JSON object of \"host:port\": {rate?, sessions?, per_day?, \
+             recipients_per_message?, recipients_per_session?}"
+                .to_string()
         })?;
         for (i, (label, limits)) in by_label.iter().enumerate() {
             let n = i + 1;
@@ -234,16 +254,27 @@ impl LimitsTable {
             if limits.per_day == Some(0) {
                 return Err(format!("entry {n} has a per_day of 0"));
             }
+            for (name, value) in [
+                ("recipients_per_message", limits.recipients_per_message),
+                ("recipients_per_session", limits.recipients_per_session),
+            ] {
+                if value.is_some_and(|v| v == 0 || v > MAX_RECIPIENT_LIMIT) {
+                    return Err(format!(
+                        "entry {n} has {name} not between 1 and {MAX_RECIPIENT_LIMIT}"
+                    ));
+                }
+            }
         }
         Ok(LimitsTable { by_label })
     }
 
     /// The limits of the upstream labelled `label`, if it has any.
     pub fn of(&self, label: &str) -> Option<Limits> {
-        self.by_label
-            .get(label)
-            .copied()
-            .filter(|l| l.rate.is_some() || l.sessions.is_some() || l.per_day.is_some())
+        self.by_label.get(label).copied().filter(|l| {
+            l.needs_shaper()
+                || l.recipients_per_message.is_some()
+                || l.recipients_per_session.is_some()
+        })
     }
 }
 
@@ -345,6 +376,20 @@ pub struct ShaperView {
     pub sessions_in_use: u32,
     /// Messages granted today (UTC), less those given back.
     pub today: u32,
+    /// What the report just answered changed, for the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<RateChange>,
+}
+
+/// A change of an upstream's adapted rate, logged when a session's report
+/// makes it: `upstream_slowed` and `upstream_recovered`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum RateChange {
+    /// A throttling reply lowered the rate.
+    Slowed { rate: f64, ceiling: f64 },
+    /// The rate is back at its ceiling: the upstream is no longer throttling.
+    Recovered { rate: f64 },
 }
 
 /// A session's place, until `expires_ms`.
@@ -403,8 +448,11 @@ impl Shaper {
                 returned,
                 throttled,
             } => {
-                self.report(limits, lease, *accepted, *returned, *throttled, now_ms);
-                ShaperAnswer::View(self.view(limits, now_ms))
+                let change = self.report(limits, lease, *accepted, *returned, *throttled, now_ms);
+                ShaperAnswer::View(ShaperView {
+                    change,
+                    ..self.view(limits, now_ms)
+                })
             }
             ShaperCall::Show { limits } => ShaperAnswer::View(self.view(limits, now_ms)),
         }
@@ -488,18 +536,28 @@ impl Shaper {
         returned: u32,
         throttled: bool,
         now_ms: u64,
-    ) {
+    ) -> Option<RateChange> {
         self.refresh(limits, now_ms);
         self.leases.retain(|l| l.id != lease);
         self.today = self.today.saturating_sub(returned);
-        if let Some(r) = &mut self.rate {
-            if throttled {
-                r.throttled(now_ms);
-                // The slots already given stand; the next ones follow the
-                // new rate.
-            } else if accepted > 0 {
-                r.accepted(now_ms);
-            }
+        let r = self.rate.as_mut()?;
+        let before = *r;
+        if throttled {
+            r.throttled(now_ms);
+            // The slots already given stand; the next ones follow the
+            // new rate.
+        } else if accepted > 0 {
+            r.accepted(now_ms);
+        }
+        if r.current < before.current {
+            Some(RateChange::Slowed {
+                rate: r.current,
+                ceiling: r.ceiling,
+            })
+        } else if before.throttled_since_ms.is_some() && r.throttled_since_ms.is_none() {
+            Some(RateChange::Recovered { rate: r.current })
+        } else {
+            None
         }
     }
 
@@ -512,6 +570,7 @@ impl Shaper {
             throttled_since_ms: self.rate.and_then(|r| r.throttled_since_ms),
             sessions_in_use: u32::try_from(self.leases.len()).unwrap_or(u32::MAX),
             today: self.today,
+            change: None,
         }
     }
 }
@@ -669,6 +728,8 @@ mod tests {
         rate: Some(20.0),
         sessions: Some(2),
         per_day: Some(1_000),
+        recipients_per_message: None,
+        recipients_per_session: None,
     };
 
     #[test]
@@ -757,9 +818,8 @@ mod tests {
     fn a_lease_expires_so_a_crashed_session_frees_its_place() {
         let mut s = Shaper::default();
         let one = Limits {
-            rate: None,
             sessions: Some(1),
-            per_day: None,
+            ..Limits::default()
         };
         assert_eq!(s.grant(&one, "crashed", 5, 0).messages, 5);
         assert_eq!(s.grant(&one, "next", 5, 1_000).messages, 0);
@@ -778,7 +838,13 @@ mod tests {
         let g = s.grant(&L, "a", 4, now);
         assert_eq!(g.interval_ms, 50);
         // Two granted messages came back throttled: given back to the day.
-        s.report(&L, "a", 2, 2, true, now + 200);
+        assert_eq!(
+            s.report(&L, "a", 2, 2, true, now + 200),
+            Some(RateChange::Slowed {
+                rate: 10.0,
+                ceiling: 20.0
+            })
+        );
         let v = s.view(&L, now + 200);
         assert_eq!(v.current_rate, Some(10.0));
         assert_eq!(v.throttled_since_ms, Some(now + 200));
@@ -797,6 +863,46 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_change_is_named_once_when_it_slows_and_once_when_it_recovers() {
+        let mut s = Shaper::default();
+        let now = 5 * DAY_MS;
+        s.grant(&L, "a", 1, now);
+        assert_eq!(
+            s.report(&L, "a", 1, 0, false, now + 10),
+            None,
+            "nothing changed"
+        );
+        assert!(matches!(
+            s.report(&L, "a", 0, 1, true, now + 20),
+            Some(RateChange::Slowed { rate, .. }) if rate == 10.0
+        ));
+        // A second throttling reply in the same moment changes nothing.
+        assert_eq!(s.report(&L, "a", 0, 1, true, now + 30), None);
+        // Each quiet window adds back a tenth of the ceiling (2 messages a
+        // second): five windows from 10 back to 20, and only the fifth,
+        // which ends the throttling, is named.
+        let mut changes = Vec::new();
+        for step in 1..=12 {
+            let at = now + 30 + step * RECOVERY_WINDOW_MS;
+            changes.push(s.report(&L, "a", 1, 0, false, at));
+        }
+        let named: Vec<_> = changes.iter().flatten().collect();
+        assert_eq!(
+            named,
+            [&RateChange::Recovered { rate: 20.0 }],
+            "{changes:?}"
+        );
+        assert_eq!(changes.iter().position(Option::is_some), Some(4));
+        assert_eq!(s.view(&L, now + 200_000).throttled_since_ms, None);
+        // Without a rate limit there is no rate to change.
+        let one = Limits {
+            sessions: Some(1),
+            ..Limits::default()
+        };
+        assert_eq!(Shaper::default().report(&one, "b", 0, 0, true, now), None);
+    }
+
+    #[test]
     fn the_limits_table_is_checked_against_the_upstreams() {
         let labels = vec!["a:25".to_string(), "b:587".to_string()];
         let t = LimitsTable::parse(
@@ -809,16 +915,30 @@ mod tests {
             Some(Limits {
                 rate: Some(20.0),
                 sessions: Some(2),
-                per_day: None
+                ..Limits::default()
             })
         );
         assert_eq!(t.of("c:25"), None);
+        let t = LimitsTable::parse(
+            r#"{"a:25": {"recipients_per_message": 50, "recipients_per_session": 100}, "b:587": {}}"#,
+            &labels,
+        )
+        .unwrap();
+        let a = t.of("a:25").unwrap();
+        assert_eq!(
+            (a.recipients_per_message, a.recipients_per_session),
+            (Some(50), Some(100))
+        );
+        assert!(!a.needs_shaper(), "recipient limits need no shaper");
+        assert_eq!(t.of("b:587"), None, "an entry with no limit is none");
         assert_eq!(LimitsTable::parse("", &labels), Ok(LimitsTable::default()));
         for bad in [
             r#"{"secret.example:25": {"rate": 1}}"#,
             r#"{"a:25": {"rate": 0}}"#,
             r#"{"a:25": {"sessions": 0}}"#,
             r#"{"a:25": {"per_day": 0}}"#,
+            r#"{"a:25": {"recipients_per_message": 0}}"#,
+            r#"{"a:25": {"recipients_per_session": 100001}}"#,
             r#"{"a:25": {"burst": 3}}"#,
             "[1]",
         ] {

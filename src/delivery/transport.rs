@@ -84,6 +84,18 @@ impl ApiUpstream {
             ApiUpstream::Mailgun(_) => mailgun::MAX_MESSAGE_BYTES,
         }
     }
+
+    /// The most recipients one call takes, when the kind has a limit: SES
+    /// takes 50 per message, Mailgun 1,000. The binding sends one message
+    /// per recipient, so it has none. A configured `recipients_per_message`
+    /// may only lower it.
+    pub fn max_recipients(&self) -> Option<u32> {
+        match self {
+            ApiUpstream::SendEmail { .. } => None,
+            ApiUpstream::Ses(_) => Some(ses::MAX_RECIPIENTS),
+            ApiUpstream::Mailgun(_) => Some(mailgun::MAX_RECIPIENTS),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use wasm_bindgen::JsCast;
 use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::delivery::provider_header::stamped;
+use crate::delivery::shaping::Grant;
 use crate::delivery::transport::{
     ApiUpstream, Class, Classified, HttpAnswer, mailgun, send_email, ses,
 };
@@ -42,19 +43,54 @@ pub fn remember_env(env: &Env) {
     ENV.with(|e| *e.borrow_mut() = Some(env.clone()));
 }
 
-/// One pass over `jobs` through `api`.
+/// One run of an API upstream's calls.
+pub struct Run<'r> {
+    pub upstream: &'r Upstream,
+    pub api: &'r ApiUpstream,
+    pub timeout_ms: u64,
+    /// The shaper's pace, and when it was granted (Unix ms).
+    pub grant: &'r Grant,
+    pub granted_at: u64,
+    /// Each job's slot in the grant; `None` for a later part of the job
+    /// before it, which follows at once.
+    pub slot_of: &'r dyn Fn(usize) -> Option<u32>,
+}
+
+/// One pass over `jobs` through the run's upstream, each call at its slot:
+/// each job's outcome, and the positions of the jobs whose slot passed
+/// before their turn (not sent; kept back like an SMTP session's).
 pub async fn run_session<'f>(
-    upstream: &Upstream,
-    api: &ApiUpstream,
-    timeout_ms: u64,
+    run: &Run<'_>,
     jobs: &[&Outgoing],
     before_data_end: &BeforeSend<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
-) -> SessionEnd {
+) -> (SessionEnd, Vec<usize>) {
+    let (upstream, api) = (run.upstream, run.api);
     let label = upstream.label();
     let mut outcomes: Vec<Option<TransactionOutcome>> = vec![None; jobs.len()];
     let mut failure = None;
+    let mut missed = Vec::new();
+    let mut last_sent: Option<u64> = None;
+    let mut skipping = false;
     for (pos, job) in jobs.iter().enumerate() {
+        if let Some(slot) = (run.slot_of)(pos) {
+            let due = run
+                .granted_at
+                .saturating_add(run.grant.due_ms(slot, last_sent));
+            let wait = due.saturating_sub(now_ms());
+            if wait > 0 {
+                Delay::from(Duration::from_millis(wait)).await;
+            }
+            let now = now_ms();
+            skipping = run.grant.missed(slot, now.saturating_sub(run.granted_at));
+            if !skipping {
+                last_sent = Some(now.saturating_sub(run.granted_at));
+            }
+        }
+        if skipping {
+            missed.push(pos);
+            continue;
+        }
         let recipients = &job.job.rcpt_to;
         let classified = if job.message.len() > api.max_message_bytes() {
             Classified::new(
@@ -66,7 +102,7 @@ pub async fn run_session<'f>(
                 // Without its in-flight record the message must not leave.
                 break;
             }
-            send(api, job, timeout_ms).await
+            send(api, job, run.timeout_ms).await
         };
         let outcome = classified.transaction(pos as u64, recipients, &label);
         on_done(pos, &outcome);
@@ -75,10 +111,20 @@ pub async fn run_session<'f>(
         }
         if classified.ends_session() {
             failure = Some(classified.outcome(&label));
+            if classified.class == Class::Throttled {
+                // The jobs behind it wait too, without using an attempt,
+                // as an SMTP session's do behind a throttling reply.
+                for (later, job) in jobs.iter().enumerate().skip(pos + 1) {
+                    if let Some(slot) = outcomes.get_mut(later) {
+                        *slot =
+                            Some(classified.transaction(later as u64, &job.job.rcpt_to, &label));
+                    }
+                }
+            }
             break;
         }
     }
-    SessionEnd { outcomes, failure }
+    (SessionEnd { outcomes, failure }, missed)
 }
 
 async fn send(api: &ApiUpstream, job: &Outgoing, timeout_ms: u64) -> Classified {

@@ -18,8 +18,9 @@ use worker::{
 };
 
 use crate::delivery::shaping::{
-    Grant, Limits, Shaper as Core, ShaperAnswer, ShaperCall, ShaperView, shaper_name,
+    Grant, Limits, RateChange, Shaper as Core, ShaperAnswer, ShaperCall, ShaperView, shaper_name,
 };
+use crate::events::log_line::LogValue;
 
 use super::log;
 use super::platform::{SHAPER, now_ms};
@@ -109,8 +110,27 @@ pub async fn report(env: &Env, label: &str, limits: Limits, lease: &str, ended: 
         returned: ended.returned,
         throttled: ended.throttled,
     };
-    if let Err(e) = call(env, label, &told).await {
-        log::warn_because("upstream_shaper_unavailable", &e);
+    match call(env, label, &told).await {
+        Ok(ShaperAnswer::View(v)) => match v.change {
+            Some(RateChange::Slowed { rate, ceiling }) => log::warn(
+                "upstream_slowed",
+                &[
+                    ("upstream", LogValue::Id(label)),
+                    ("rate", LogValue::Text(&format!("{rate}"))),
+                    ("ceiling", LogValue::Text(&format!("{ceiling}"))),
+                ],
+            ),
+            Some(RateChange::Recovered { rate }) => log::info(
+                "upstream_recovered",
+                &[
+                    ("upstream", LogValue::Id(label)),
+                    ("rate", LogValue::Text(&format!("{rate}"))),
+                ],
+            ),
+            None => {}
+        },
+        Ok(ShaperAnswer::Grant(_)) => {}
+        Err(e) => log::warn_because("upstream_shaper_unavailable", &e),
     }
 }
 

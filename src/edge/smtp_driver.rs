@@ -22,6 +22,8 @@
 //! `api_transport` instead, under the same failover.
 //! Must not: decide anything about email.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::future::{Either, LocalBoxFuture, select};
@@ -30,8 +32,9 @@ use worker::{Delay, Env, SecureTransport, Socket};
 
 use crate::delivery::attempt::{envelope_for, kept_back, session_config};
 use crate::delivery::failover::tally;
+use crate::delivery::parts::{self, Part};
 use crate::delivery::routing::{RouteKey, route_key};
-use crate::delivery::shaping::{Grant, wait_seconds};
+use crate::delivery::shaping::{Grant, Limits, wait_seconds};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
     Upstream, UpstreamHealth, UpstreamSecurity,
@@ -188,10 +191,12 @@ async fn deliver_route(
         let limits = settings.limits.of(&label);
         let lease = format!("{:016x}", u64::from_le_bytes(random::bytes::<8>()));
         let wanted = u32::try_from(step.jobs.len()).unwrap_or(u32::MAX);
-        let grant = match limits {
+        let shaped = limits.filter(Limits::needs_shaper);
+        let grant = match shaped {
             Some(l) => shaper::grant(env, &label, l, &lease, wanted).await,
             None => Grant::all(wanted),
         };
+        let granted_at = now_ms();
         let granted = step.jobs.len().min(grant.messages as usize);
         if granted < step.jobs.len() {
             let wait = wait_seconds(grant.retry_in_ms);
@@ -232,18 +237,17 @@ async fn deliver_route(
             before_data_end(ends)
         };
         let started = now_ms();
-        let (mut end, missed) = match &upstream.api {
-            Some(api) => {
-                let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
-                let end = api_transport::run_session(
-                    upstream, api, timeout_ms, &batch, &before, &on_done,
-                )
-                .await;
-                (end, Vec::new())
-            }
-            None => run_session(upstream, settings, &batch, &grant, &before, &on_done, tune).await,
+        let pace = Pace {
+            grant: &grant,
+            granted_at,
         };
-        if let Some(l) = limits {
+        let share = Share {
+            upstream,
+            settings,
+            limits: limits.unwrap_or_default(),
+        };
+        let (mut end, missed) = run_share(&share, &batch, &pace, &before, &on_done, tune).await;
+        if let Some(l) = shaped {
             let t = tally(&end);
             let ended = shaper::Ended {
                 accepted: t.accepted,
@@ -294,6 +298,187 @@ async fn deliver_route(
     failover.into_reports()
 }
 
+/// When a share's messages may go: the shaper's grant, and when it was
+/// given (Unix ms); slots count from then.
+struct Pace<'g> {
+    grant: &'g Grant,
+    granted_at: u64,
+}
+
+/// The upstream a share goes to, with its limits.
+struct Share<'s> {
+    upstream: &'s Upstream,
+    settings: &'s DeliverySettings,
+    limits: Limits,
+}
+
+/// One step's share of jobs to one upstream: one session, or, where the
+/// upstream's recipient limits cut it (`delivery::parts`), several
+/// sessions one after another, each a list of transactions. Returns one
+/// outcome per job (its parts' put together) and the jobs whose slot
+/// passed, as one session would. `on_done` hears of a job once all its
+/// parts are in, or once no more of them will be.
+async fn run_share<'f>(
+    share: &Share<'_>,
+    jobs: &[&Outgoing],
+    pace: &Pace<'_>,
+    before_data_end: &BeforeDataEnd<'f>,
+    on_done: &dyn Fn(usize, &TransactionOutcome),
+    tune: &dyn Fn(&mut SmtpConfig),
+) -> (SessionEnd, Vec<usize>) {
+    let upstream = share.upstream;
+    let counts: Vec<usize> = jobs.iter().map(|o| o.job.rcpt_to.len()).collect();
+    let per_message = parts::per_message(
+        share.limits.recipients_per_message,
+        upstream.api.as_ref().and_then(|a| a.max_recipients()),
+    );
+    let plan = parts::plan(&counts, per_message, share.limits.recipients_per_session);
+    let whole = |i: usize| u32::try_from(i).ok();
+    if parts::is_whole(&plan, &counts) {
+        return run_one(share, jobs, pace, &whole, before_data_end, on_done, tune).await;
+    }
+    // Each job's parts (their ranges) and what each came to.
+    let mut ranges: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); jobs.len()];
+    for part in plan.iter().flatten() {
+        if let Some(r) = ranges.get_mut(part.job) {
+            r.push(part.recipients.clone());
+        }
+    }
+    let results: RefCell<Vec<Vec<Option<TransactionOutcome>>>> =
+        RefCell::new(ranges.iter().map(|r| vec![None; r.len()]).collect());
+    let told: RefCell<Vec<bool>> = RefCell::new(vec![false; jobs.len()]);
+    let merged = |job: usize, unreached: Option<&Outcome>| -> Option<TransactionOutcome> {
+        let results = results.borrow();
+        let (Some(out), Some(r), Some(done)) = (jobs.get(job), ranges.get(job), results.get(job))
+        else {
+            return None;
+        };
+        let answered: Vec<_> = r
+            .iter()
+            .cloned()
+            .zip(done.iter().map(Option::as_ref))
+            .collect();
+        parts::merge(job as u64, &out.job.rcpt_to, &answered, unreached)
+    };
+    let mut missed_jobs: BTreeSet<usize> = BTreeSet::new();
+    let mut failure = None;
+    for session in plan {
+        let session: Vec<Part> = session
+            .into_iter()
+            .filter(|p| !missed_jobs.contains(&p.job))
+            .collect();
+        let outgoing: Vec<Outgoing> = session
+            .iter()
+            .filter_map(|p| {
+                jobs.get(p.job)
+                    .map(|o| o.for_recipients(p.recipients.clone()))
+            })
+            .collect();
+        if outgoing.is_empty() {
+            continue;
+        }
+        let refs: Vec<&Outgoing> = outgoing.iter().collect();
+        let slot_of = |i: usize| {
+            session
+                .get(i)
+                .filter(|p| p.opens_job())
+                .and_then(|p| u32::try_from(p.job).ok())
+        };
+        let before = |ends: Vec<(usize, Vec<String>)>| {
+            let ends = ends
+                .into_iter()
+                .filter_map(|(i, recipients)| session.get(i).map(|p| (p.job, recipients)))
+                .collect();
+            before_data_end(ends)
+        };
+        let store = |i: usize, o: TransactionOutcome| -> Option<usize> {
+            let part = session.get(i)?;
+            let ordinal = ranges
+                .get(part.job)?
+                .iter()
+                .position(|r| *r == part.recipients)?;
+            let mut results = results.borrow_mut();
+            let slot = results.get_mut(part.job)?.get_mut(ordinal)?;
+            *slot = Some(o);
+            Some(part.job)
+        };
+        let part_done = |i: usize, o: &TransactionOutcome| {
+            let Some(job) = store(i, o.clone()) else {
+                return;
+            };
+            let complete = results
+                .borrow()
+                .get(job)
+                .is_some_and(|r| r.iter().all(Option::is_some));
+            let untold = !told.borrow().get(job).copied().unwrap_or(true);
+            if complete
+                && untold
+                && let Some(m) = merged(job, None)
+            {
+                if let Some(t) = told.borrow_mut().get_mut(job) {
+                    *t = true;
+                }
+                on_done(job, &m);
+            }
+        };
+        let (end, missed) = run_one(share, &refs, pace, &slot_of, &before, &part_done, tune).await;
+        for (i, o) in end.outcomes.into_iter().enumerate() {
+            if let Some(o) = o {
+                store(i, o);
+            }
+        }
+        missed_jobs.extend(missed.iter().filter_map(|&i| session.get(i).map(|p| p.job)));
+        if end.failure.is_some() {
+            // The upstream is in trouble: the rest waits for the next one.
+            failure = end.failure;
+            break;
+        }
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in 0..jobs.len() {
+        let m = merged(job, failure.as_ref()).filter(|_| !missed_jobs.contains(&job));
+        let untold = !told.borrow().get(job).copied().unwrap_or(true);
+        if let Some(m) = &m
+            && untold
+        {
+            on_done(job, m);
+        }
+        outcomes.push(m);
+    }
+    (
+        SessionEnd { outcomes, failure },
+        missed_jobs.into_iter().collect(),
+    )
+}
+
+/// One session of SMTP, or one run of an API upstream's calls.
+async fn run_one<'f>(
+    share: &Share<'_>,
+    jobs: &[&Outgoing],
+    pace: &Pace<'_>,
+    slot_of: &dyn Fn(usize) -> Option<u32>,
+    before_data_end: &BeforeDataEnd<'f>,
+    on_done: &dyn Fn(usize, &TransactionOutcome),
+    tune: &dyn Fn(&mut SmtpConfig),
+) -> (SessionEnd, Vec<usize>) {
+    let (upstream, settings) = (share.upstream, share.settings);
+    match &upstream.api {
+        Some(api) => {
+            let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
+            let run = api_transport::Run {
+                upstream,
+                api,
+                timeout_ms,
+                grant: pace.grant,
+                granted_at: pace.granted_at,
+                slot_of,
+            };
+            api_transport::run_session(&run, jobs, before_data_end, on_done).await
+        }
+        None => run_session(share, jobs, pace, slot_of, before_data_end, on_done, tune).await,
+    }
+}
+
 /// One connection to one upstream, carrying `jobs`: each job's outcome, and
 /// the failure the session ended with (`None` after a clean QUIT). Each job
 /// is handed to the session at its slot of `pace` (all at once without a
@@ -302,33 +487,40 @@ async fn deliver_route(
 /// could hand it over is not sent (its place in time is gone): its position
 /// is returned, to be kept back.
 async fn run_session<'f>(
-    upstream: &Upstream,
-    settings: &DeliverySettings,
+    share: &Share<'_>,
     jobs: &[&Outgoing],
-    pace: &Grant,
+    pace: &Pace<'_>,
+    slot_of: &dyn Fn(usize) -> Option<u32>,
     before_data_end: &BeforeDataEnd<'f>,
     on_done: &dyn Fn(usize, &TransactionOutcome),
     tune: &dyn Fn(&mut SmtpConfig),
 ) -> (SessionEnd, Vec<usize>) {
+    let (upstream, settings) = (share.upstream, share.settings);
     let mut config = session_config(upstream, settings);
     tune(&mut config);
-    let granted_at = now_ms();
-    let mut session = SmtpSession::new(config, granted_at);
+    let granted_at = pace.granted_at;
+    let mut session = SmtpSession::new(config, now_ms());
     let mut fed = 0usize;
     let mut last_fed: Option<u64> = None;
     let mut missed: Vec<usize> = Vec::new();
+    let mut skipping = false;
     // Hands the session every job whose slot has come (`all`: every job
     // left, once the session is over); says whether it handed any, and
-    // when the next slot is.
+    // when the next slot is. A job's later parts (no slot of their own)
+    // follow its first at once, and are missed with it.
     let mut feed = |session: &mut SmtpSession, all: bool| -> (bool, Option<u64>) {
         let mut any = false;
         while let Some(job) = jobs.get(fed) {
-            let due = granted_at.saturating_add(pace.due_ms(fed as u32, last_fed));
             let now = now_ms();
-            if !all && due > now {
-                return (any, Some(due));
+            let slot = slot_of(fed);
+            if let Some(slot) = slot {
+                let due = granted_at.saturating_add(pace.grant.due_ms(slot, last_fed));
+                if !all && due > now {
+                    return (any, Some(due));
+                }
+                skipping = !all && pace.grant.missed(slot, now.saturating_sub(granted_at));
             }
-            if !all && pace.missed(fed as u32, now.saturating_sub(granted_at)) {
+            if skipping {
                 missed.push(fed);
                 fed += 1;
                 if fed == jobs.len() {
@@ -336,7 +528,9 @@ async fn run_session<'f>(
                 }
                 continue;
             }
-            last_fed = Some(now.saturating_sub(granted_at));
+            if slot.is_some() {
+                last_fed = Some(now.saturating_sub(granted_at));
+            }
             session.send(envelope_for(upstream, fed as u64, job), now);
             any = true;
             fed += 1;

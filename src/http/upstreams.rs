@@ -112,6 +112,8 @@ fn shaping(stored: &Stored) -> Value {
             "rate": limits.rate,
             "sessions": limits.sessions,
             "per_day": limits.per_day,
+            "recipients_per_message": limits.recipients_per_message,
+            "recipients_per_session": limits.recipients_per_session,
         },
         "current_rate": v.and_then(|v| v.current_rate),
         "throttled_since": v.and_then(|v| v.throttled_since_ms).map(rfc3339_ms),
@@ -329,7 +331,7 @@ mod tests {
         let limits = Limits {
             rate: Some(20.0),
             sessions: Some(2),
-            per_day: None,
+            ..Limits::default()
         };
         let shaped = Stored {
             limits: Some(limits),
@@ -339,12 +341,14 @@ mod tests {
                 throttled_since_ms: Some(now),
                 sessions_in_use: 1,
                 today: 42,
+                change: None,
             }),
             ..Stored::default()
         };
         assert_eq!(
             upstream_view(&ups[0], 0, &shaped, now)["shaping"],
-            json!({"limits": {"rate": 20.0, "sessions": 2, "per_day": null},
+            json!({"limits": {"rate": 20.0, "sessions": 2, "per_day": null,
+                              "recipients_per_message": null, "recipients_per_session": null},
                    "current_rate": 10.0, "throttled_since": "2023-11-14T22:13:20.000Z",
                    "sessions_in_use": 1, "today": 42})
         );

@@ -25,7 +25,8 @@ pub mod signature;
 
 pub use key::DkimKey;
 pub use signature::{
-    DkimAlgorithm, DkimIdentity, PendingSignature, Selector, SignatureHeader, UnsignedMessage,
+    Coverage, DkimAlgorithm, DkimIdentity, PendingSignature, Selector, SignatureHeader,
+    UnsignedMessage,
 };
 
 use super::address::Domain;

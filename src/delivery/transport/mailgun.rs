@@ -13,6 +13,9 @@ use super::common::{
 };
 use crate::inbound::providers::MESSAGE_ID_FIELD;
 
+/// Mailgun takes at most 1,000 recipients per message.
+pub const MAX_RECIPIENTS: u32 = 1_000;
+
 /// Mailgun's documented maximum message size, 25 MB.
 pub const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
 

@@ -13,6 +13,9 @@ use super::common::{
 use super::sigv4::{self, Credentials};
 use crate::inbound::providers::MESSAGE_ID_FIELD;
 
+/// SES v2 takes at most 50 recipients per message.
+pub const MAX_RECIPIENTS: u32 = 50;
+
 /// SES v2 takes a raw message of up to 40 MB (its documented limit,
 /// counted after base64 encoding): 30 MB of MIME stays under it.
 pub const MAX_MESSAGE_BYTES: usize = 30 * 1024 * 1024;

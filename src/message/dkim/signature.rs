@@ -165,8 +165,18 @@ impl UnsignedMessage {
         identity: &DkimIdentity,
         timestamp: u64,
     ) -> Result<PendingSignature, DkimError> {
+        self.prepare_with(identity, timestamp, Coverage::Full)
+    }
+
+    /// [`UnsignedMessage::prepare`], with the headers `coverage` says.
+    pub fn prepare_with(
+        &self,
+        identity: &DkimIdentity,
+        timestamp: u64,
+        coverage: Coverage,
+    ) -> Result<PendingSignature, DkimError> {
         let (fields, body_offset) = split_message(&self.bytes)?;
-        let signed = signed_header_names(&fields)?;
+        let signed = signed_header_names(&fields, coverage)?;
 
         let mut body_hasher = Sha256::new();
         relaxed_body(
@@ -209,8 +219,25 @@ impl UnsignedMessage {
     }
 }
 
+/// Which headers a signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coverage {
+    /// Every header in [`OVERSIGNED`].
+    #[default]
+    Full,
+    /// All of them but Message-ID, for a relay path that writes a
+    /// Message-ID of its own (Cloudflare Email Service's `send_email`
+    /// binding replaces it): a signature over the original would fail
+    /// there. RFC 6376 §5.4.1 does not list Message-ID among the headers a
+    /// signature should cover.
+    WithoutMessageId,
+}
+
 /// The `h=` list, lowercase.
-fn signed_header_names(fields: &[HeaderField<'_>]) -> Result<Vec<&'static str>, DkimError> {
+fn signed_header_names(
+    fields: &[HeaderField<'_>],
+    coverage: Coverage,
+) -> Result<Vec<&'static str>, DkimError> {
     let count = |name: &str| {
         fields
             .iter()
@@ -222,6 +249,9 @@ fn signed_header_names(fields: &[HeaderField<'_>]) -> Result<Vec<&'static str>, 
     }
     let mut names = Vec::new();
     for name in OVERSIGNED {
+        if coverage == Coverage::WithoutMessageId && *name == "message-id" {
+            continue;
+        }
         names.extend(std::iter::repeat_n(*name, count(name) + 1));
     }
     Ok(names)

@@ -153,6 +153,59 @@ fn signed_header_list_oversigns_identity_headers() {
 }
 
 #[test]
+fn a_signature_without_message_id_survives_a_new_message_id() {
+    let raw = composed();
+    let unsigned = UnsignedMessage::new(&raw);
+    let keys = [ed25519_key(), rsa_key()];
+    let sign = |coverage| {
+        let mut headers = Vec::new();
+        let mut signatures = Vec::new();
+        for key in &keys {
+            let pending = unsigned
+                .prepare_with(key.identity(), TIMESTAMP, coverage)
+                .unwrap();
+            headers.push(pending.header_without_b().to_string());
+            let signature = key.sign(&pending).unwrap();
+            signatures.push(pending.finish(&signature).unwrap());
+        }
+        let h: String = headers.concat().split_whitespace().collect();
+        (h, unsigned.clone().with_signatures(&signatures))
+    };
+    // What a relay that writes its own Message-ID hands on.
+    let replace_id = |signed: &[u8]| {
+        let text = String::from_utf8(signed.to_vec()).unwrap();
+        let start = text.find("\r\nMessage-ID: ").unwrap() + 2;
+        let end = start + text[start..].find("\r\n").unwrap();
+        format!(
+            "{}Message-ID: <theirs@relay.example>{}",
+            &text[..start],
+            &text[end..]
+        )
+        .into_bytes()
+    };
+    let records = all_records();
+    let (full_h, full) = sign(Coverage::Full);
+    let (partial_h, partial) = sign(Coverage::WithoutMessageId);
+    assert!(full_h.contains("message-id"));
+    assert!(!partial_h.contains("message-id"), "{partial_h}");
+    assert!(partial_h.contains("from:from:to:to:subject:subject:date:date:reply-to"));
+    assert_all(&full, &records, true, "full coverage, untouched");
+    assert_all(
+        &replace_id(&full),
+        &records,
+        false,
+        "full coverage, new Message-ID",
+    );
+    assert_all(&partial, &records, true, "without Message-ID, untouched");
+    assert_all(
+        &replace_id(&partial),
+        &records,
+        true,
+        "without Message-ID, new Message-ID",
+    );
+}
+
+#[test]
 fn tampering_breaks_every_signature() {
     let signed = String::from_utf8(dual_signed()).unwrap();
     let records = all_records();

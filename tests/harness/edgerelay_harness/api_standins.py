@@ -12,6 +12,7 @@ import base64
 import re
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,8 @@ class Sent:
     edgerelay_id: str | None
     provider_id: str
     mail_from: str | None = None
+    # time.time() when it was taken
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

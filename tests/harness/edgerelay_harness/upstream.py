@@ -28,6 +28,8 @@ class Received:
     data: bytes
     # time.time() when the server answered the end of data with 250
     accepted_at: float = 0.0
+    # the client's (host, port): one per connection, so it names the session
+    peer: tuple | None = None
 
 
 @dataclass
@@ -151,7 +153,7 @@ class RecordingHandler:
                 return self.behaviour.data_failure_reply
             self.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
-                         time.time())
+                         time.time(), session.peer)
             )
         return "250 2.0.0 Queued"
 
