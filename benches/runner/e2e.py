@@ -110,10 +110,12 @@ def run(base: Path, rounds: int) -> tuple[list[Row], str]:
             Row(figure=f"End to end, {label}: {MESSAGES} messages, first POST → last at server",
                 value=r["wall_ms"], unit="ms", baseline=r["accept_ms"],
                 baseline_label=f"{MESSAGES} POSTs accepted", runs=1,
+                samples=[r["wall_ms"]], baseline_samples=[r["accept_ms"]],
                 note=(f"{r['connections']} SMTP connections"
                       + (f"; {r['webhooks']} webhooks received" if with_events else ""))),
             Row(figure=f"End to end, {label}: D1 statements per message", runs=1,
                 value=per["statements_read"] + per["statements_written"], unit="statements",
+                samples=[per["statements_read"] + per["statements_written"]],
                 note=(f"{per['statements_written']:.1f} writes, {per['statements_read']:.1f} "
                       f"reads; {per['batches']:.1f} batches; rows written by batches "
                       f"{per['batch_rows_written']:.1f}; database grew "
