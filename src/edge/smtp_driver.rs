@@ -246,7 +246,12 @@ async fn deliver_route(
             settings,
             limits: limits.unwrap_or_default(),
         };
-        let (mut end, missed) = run_share(&share, &batch, &pace, &before, &on_done, tune).await;
+        let step_hooks = Hooks {
+            before_data_end: &before,
+            on_done: &on_done,
+            tune,
+        };
+        let (mut end, missed) = run_share(&share, &batch, &pace, &step_hooks).await;
         if let Some(l) = shaped {
             let t = tally(&end);
             let ended = shaper::Ended {
@@ -318,14 +323,17 @@ struct Share<'s> {
 /// outcome per job (its parts' put together) and the jobs whose slot
 /// passed, as one session would. `on_done` hears of a job once all its
 /// parts are in, or once no more of them will be.
-async fn run_share<'f>(
+async fn run_share(
     share: &Share<'_>,
     jobs: &[&Outgoing],
     pace: &Pace<'_>,
-    before_data_end: &BeforeDataEnd<'f>,
-    on_done: &dyn Fn(usize, &TransactionOutcome),
-    tune: &dyn Fn(&mut SmtpConfig),
+    hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
+    let Hooks {
+        before_data_end,
+        on_done,
+        ..
+    } = *hooks;
     let upstream = share.upstream;
     let counts: Vec<usize> = jobs.iter().map(|o| o.job.rcpt_to.len()).collect();
     let per_message = parts::per_message(
@@ -335,7 +343,7 @@ async fn run_share<'f>(
     let plan = parts::plan(&counts, per_message, share.limits.recipients_per_session);
     let whole = |i: usize| u32::try_from(i).ok();
     if parts::is_whole(&plan, &counts) {
-        return run_one(share, jobs, pace, &whole, before_data_end, on_done, tune).await;
+        return run_one(share, jobs, pace, &whole, hooks).await;
     }
     // Each job's parts (their ranges) and what each came to.
     let mut ranges: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); jobs.len()];
@@ -421,7 +429,12 @@ async fn run_share<'f>(
                 on_done(job, &m);
             }
         };
-        let (end, missed) = run_one(share, &refs, pace, &slot_of, &before, &part_done, tune).await;
+        let part_hooks = Hooks {
+            before_data_end: &before,
+            on_done: &part_done,
+            tune: hooks.tune,
+        };
+        let (end, missed) = run_one(share, &refs, pace, &slot_of, &part_hooks).await;
         for (i, o) in end.outcomes.into_iter().enumerate() {
             if let Some(o) = o {
                 store(i, o);
@@ -452,14 +465,12 @@ async fn run_share<'f>(
 }
 
 /// One session of SMTP, or one run of an API upstream's calls.
-async fn run_one<'f>(
+async fn run_one(
     share: &Share<'_>,
     jobs: &[&Outgoing],
     pace: &Pace<'_>,
     slot_of: &dyn Fn(usize) -> Option<u32>,
-    before_data_end: &BeforeDataEnd<'f>,
-    on_done: &dyn Fn(usize, &TransactionOutcome),
-    tune: &dyn Fn(&mut SmtpConfig),
+    hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
     let (upstream, settings) = (share.upstream, share.settings);
     match &upstream.api {
@@ -473,9 +484,9 @@ async fn run_one<'f>(
                 granted_at: pace.granted_at,
                 slot_of,
             };
-            api_transport::run_session(&run, jobs, before_data_end, on_done).await
+            api_transport::run_session(&run, jobs, hooks.before_data_end, hooks.on_done).await
         }
-        None => run_session(share, jobs, pace, slot_of, before_data_end, on_done, tune).await,
+        None => run_session(share, jobs, pace, slot_of, hooks).await,
     }
 }
 
@@ -486,16 +497,19 @@ async fn run_one<'f>(
 /// A job whose slot passed by more than an interval before the session
 /// could hand it over is not sent (its place in time is gone): its position
 /// is returned, to be kept back.
-async fn run_session<'f>(
+async fn run_session(
     share: &Share<'_>,
     jobs: &[&Outgoing],
     pace: &Pace<'_>,
     slot_of: &dyn Fn(usize) -> Option<u32>,
-    before_data_end: &BeforeDataEnd<'f>,
-    on_done: &dyn Fn(usize, &TransactionOutcome),
-    tune: &dyn Fn(&mut SmtpConfig),
+    hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
     let (upstream, settings) = (share.upstream, share.settings);
+    let Hooks {
+        before_data_end,
+        on_done,
+        tune,
+    } = *hooks;
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let granted_at = pace.granted_at;
