@@ -126,6 +126,7 @@ pub async fn deliver_tuned<'f>(
             .map(|&u| health.get(u).cloned().unwrap_or_default())
             .collect();
         let hooks = Hooks {
+            slot_of: None,
             before_data_end: &before,
             on_done: &done,
             tune,
@@ -152,6 +153,10 @@ pub async fn deliver_tuned<'f>(
 /// What the caller runs around each transaction, by the job's position in
 /// the share being sent.
 struct Hooks<'h, 'f> {
+    /// Each job's slot in the shaper's grant; `None` for a later part of
+    /// the job before it, which follows at once. Unset: each job is its
+    /// own, the `i`-th taking slot `i`.
+    slot_of: Option<&'h dyn Fn(usize) -> Option<u32>>,
     before_data_end: &'h BeforeDataEnd<'f>,
     on_done: &'h dyn Fn(usize, &TransactionOutcome),
     tune: &'h dyn Fn(&mut SmtpConfig),
@@ -175,6 +180,7 @@ async fn deliver_route(
         before_data_end,
         on_done,
         tune,
+        ..
     } = *hooks;
     let upstreams: Vec<&Upstream> = route
         .iter()
@@ -247,6 +253,7 @@ async fn deliver_route(
             limits: limits.unwrap_or_default(),
         };
         let step_hooks = Hooks {
+            slot_of: None,
             before_data_end: &before,
             on_done: &on_done,
             tune,
@@ -341,9 +348,8 @@ async fn run_share(
         upstream.api.as_ref().and_then(|a| a.max_recipients()),
     );
     let plan = parts::plan(&counts, per_message, share.limits.recipients_per_session);
-    let whole = |i: usize| u32::try_from(i).ok();
     if parts::is_whole(&plan, &counts) {
-        return run_one(share, jobs, pace, &whole, hooks).await;
+        return run_one(share, jobs, pace, hooks).await;
     }
     // Each job's parts (their ranges) and what each came to.
     let mut ranges: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); jobs.len()];
@@ -430,11 +436,12 @@ async fn run_share(
             }
         };
         let part_hooks = Hooks {
+            slot_of: Some(&slot_of),
             before_data_end: &before,
             on_done: &part_done,
             tune: hooks.tune,
         };
-        let (end, missed) = run_one(share, &refs, pace, &slot_of, &part_hooks).await;
+        let (end, missed) = run_one(share, &refs, pace, &part_hooks).await;
         for (i, o) in end.outcomes.into_iter().enumerate() {
             if let Some(o) = o {
                 store(i, o);
@@ -469,10 +476,11 @@ async fn run_one(
     share: &Share<'_>,
     jobs: &[&Outgoing],
     pace: &Pace<'_>,
-    slot_of: &dyn Fn(usize) -> Option<u32>,
     hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
     let (upstream, settings) = (share.upstream, share.settings);
+    let whole = |i: usize| u32::try_from(i).ok();
+    let slot_of = hooks.slot_of.unwrap_or(&whole);
     match &upstream.api {
         Some(api) => {
             let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
@@ -486,7 +494,7 @@ async fn run_one(
             };
             api_transport::run_session(&run, jobs, hooks.before_data_end, hooks.on_done).await
         }
-        None => run_session(share, jobs, pace, slot_of, hooks).await,
+        None => run_session(share, jobs, pace, hooks).await,
     }
 }
 
@@ -501,15 +509,19 @@ async fn run_session(
     share: &Share<'_>,
     jobs: &[&Outgoing],
     pace: &Pace<'_>,
-    slot_of: &dyn Fn(usize) -> Option<u32>,
     hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
-    let (upstream, settings) = (share.upstream, share.settings);
+    let Share {
+        upstream, settings, ..
+    } = *share;
     let Hooks {
+        slot_of,
         before_data_end,
         on_done,
         tune,
     } = *hooks;
+    let whole = |i: usize| u32::try_from(i).ok();
+    let slot_of = slot_of.unwrap_or(&whole);
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let granted_at = pace.granted_at;
