@@ -58,12 +58,15 @@ pub struct Settings {
 impl Settings {
     /// Reads and checks every setting; the first problem found is returned.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
-        let accept = AcceptSettings::from_source(src)?;
+        let mut accept = AcceptSettings::from_source(src)?;
         // Accepting reads the return paths too: one parse serves both.
         let inbound = accept.send.inbound.clone();
+        let delivery = DeliverySettings::from_source(src)?;
+        // Signing follows what the upstreams do to a message.
+        accept.send.dkim_coverage = delivery.dkim_coverage();
         Ok(Settings {
             accept,
-            delivery: DeliverySettings::from_source(src)?,
+            delivery,
             dead_letter_queue_name: src
                 .get("DEAD_LETTER_QUEUE_NAME")
                 .map(|s| s.trim().to_string())
@@ -86,6 +89,7 @@ mod documented;
 mod tests {
     use super::*;
     use crate::config::pairs_source as source;
+    use crate::message::dkim::Coverage;
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -119,6 +123,9 @@ mod tests {
         assert!(s.accept.send.dkim_keys.is_empty());
         assert_eq!(s.accept.send.max_message_bytes, 10 * 1024 * 1024);
         assert_eq!(s.dead_letter_queue_name, "edgerelay-dead-letters");
+        assert_eq!(s.accept.send.dkim_coverage, Coverage::Full);
+        let behind = settings_with(&[("SMTP_UPSTREAMS", "send-email://EMAIL")]).unwrap();
+        assert_eq!(behind.accept.send.dkim_coverage, Coverage::WithoutMessageId);
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub struct SendSettings {
     pub tracking: TrackingSettings,
     /// Which headers the DKIM signatures cover: all but Message-ID when an
     /// upstream in `SMTP_UPSTREAMS` is a `send-email://` binding, because
-    /// Cloudflare Email Service writes a Message-ID of its own.
+    /// Cloudflare Email Service writes a Message-ID of its own
+    /// (`DeliverySettings::dkim_coverage`).
     pub dkim_coverage: Coverage,
 }
 
@@ -177,7 +178,8 @@ impl SendSettings {
             ));
         }
         Ok(SendSettings {
-            dkim_coverage: dkim_coverage(src.get("SMTP_UPSTREAMS").as_deref()),
+            // Set from the parsed upstreams (`settings::Settings`).
+            dkim_coverage: Coverage::Full,
             unsubscribe: UnsubscribeSettings::from_source(src)?,
             tracking: TrackingSettings::from_source(src)?,
             inbound: InboundSettings::from_source(src)?,
@@ -187,24 +189,6 @@ impl SendSettings {
             unsigned_domains,
             max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
         })
-    }
-}
-
-/// [`Coverage::WithoutMessageId`] when any entry of `SMTP_UPSTREAMS` (its
-/// owner, `delivery::settings`, checks the rest) is a `send-email://`
-/// binding: the Email Service replaces the Message-ID, and a signature
-/// over ours would fail at every receiver.
-pub fn dkim_coverage(upstreams: Option<&str>) -> Coverage {
-    const SCHEME: &str = "send-email://";
-    let rewrites = split_list(upstreams.unwrap_or_default()).any(|entry| {
-        entry
-            .get(..SCHEME.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME))
-    });
-    if rewrites {
-        Coverage::WithoutMessageId
-    } else {
-        Coverage::Full
     }
 }
 

@@ -11,6 +11,7 @@
 //! and the entry's position, never its text.
 
 use crate::config::{ConfigError, ConfigSource, err, number, split_list};
+use crate::message::dkim::Coverage;
 use crate::queue::QUEUE_MAX_DELAY_SECONDS;
 
 use super::policy::RetrySettings;
@@ -94,6 +95,21 @@ pub struct DeliverySettings {
 }
 
 impl DeliverySettings {
+    /// Which headers DKIM signatures must cover for these upstreams: all
+    /// but Message-ID when one of them replaces it (a `send-email://`
+    /// binding); a signature over ours would fail at every receiver.
+    pub fn dkim_coverage(&self) -> Coverage {
+        let replaced = self
+            .upstreams
+            .iter()
+            .any(|u| u.api.as_ref().is_some_and(|a| a.replaces_message_id()));
+        if replaced {
+            Coverage::WithoutMessageId
+        } else {
+            Coverage::Full
+        }
+    }
+
     /// Reads and checks every delivery setting; the first problem found is returned.
     pub fn from_source(src: &impl ConfigSource) -> Result<Self, ConfigError> {
         let upstreams = parse_upstreams(src)?;
@@ -293,6 +309,30 @@ mod tests {
             }
         );
         assert_eq!(s.upstream_health, HealthSettings::default());
+    }
+
+    #[test]
+    fn signatures_leave_out_message_id_only_behind_the_email_service() {
+        for (upstreams, coverage) in [
+            ("smtp://u:p@mail.example.net:587", Coverage::Full),
+            (
+                "smtp://mail.example.net:587, ses://K:S@eu-west-1",
+                Coverage::Full,
+            ),
+            ("send-email://EMAIL", Coverage::WithoutMessageId),
+            (
+                "smtp://mail.example.net:587,SEND-EMAIL://EMAIL",
+                Coverage::WithoutMessageId,
+            ),
+            // A scheme named in a password is not an upstream.
+            (
+                "smtp://u:send-email%3A%2F%2F@mail.example.net:587",
+                Coverage::Full,
+            ),
+        ] {
+            let s = parse(&[("SMTP_UPSTREAMS", upstreams)]).unwrap();
+            assert_eq!(s.dkim_coverage(), coverage, "{upstreams}");
+        }
     }
 
     #[test]

@@ -365,6 +365,58 @@ impl Grant {
     }
 }
 
+/// What to do with a session's next job under its grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Not yet: it may go this many ms after the grant.
+    WaitUntil(u64),
+    /// Hand it over now.
+    Send,
+    /// Its slot has passed: keep it back.
+    Skip,
+}
+
+/// Walks one session's jobs through a grant, in order. A job has a slot,
+/// or none when it is a later part of the job before it (`parts`): such a
+/// part follows its first at once and is skipped with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacer<'g> {
+    grant: &'g Grant,
+    /// When the last job with a slot went, ms after the grant.
+    last_ms: Option<u64>,
+    skipping: bool,
+}
+
+impl<'g> Pacer<'g> {
+    pub fn new(grant: &'g Grant) -> Self {
+        Pacer {
+            grant,
+            last_ms: None,
+            skipping: false,
+        }
+    }
+
+    /// The next job, with its slot, `now_ms` after the grant. `all`: the
+    /// session is over and every job left is handed over for its outcome,
+    /// without waiting or skipping. `WaitUntil` changes nothing: ask again.
+    pub fn next(&mut self, slot: Option<u32>, now_ms: u64, all: bool) -> Pacing {
+        if let Some(slot) = slot {
+            let due = self.grant.due_ms(slot, self.last_ms);
+            if !all && due > now_ms {
+                return Pacing::WaitUntil(due);
+            }
+            self.skipping = !all && self.grant.missed(slot, now_ms);
+        }
+        if self.skipping {
+            return Pacing::Skip;
+        }
+        if slot.is_some() {
+            self.last_ms = Some(now_ms);
+        }
+        Pacing::Send
+    }
+}
+
 /// What the health API shows of a shaper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShaperView {
@@ -945,6 +997,41 @@ mod tests {
             let e = LimitsTable::parse(bad, &labels).unwrap_err();
             assert!(!e.contains("secret"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_pacer_sends_at_the_slots_and_skips_a_missed_job_with_its_parts() {
+        let g = Grant {
+            messages: 3,
+            start_in_ms: 300,
+            interval_ms: 50,
+            retry_in_ms: 0,
+        };
+        let mut p = Pacer::new(&g);
+        // (slot, now) -> what to do
+        let table: &[(Option<u32>, u64, Pacing)] = &[
+            (Some(0), 100, Pacing::WaitUntil(300)),
+            (Some(0), 300, Pacing::Send),
+            // A later part of the same job follows at once.
+            (None, 301, Pacing::Send),
+            (Some(1), 320, Pacing::WaitUntil(350)),
+            // More than an interval past its slot: skipped, parts too.
+            (Some(1), 401, Pacing::Skip),
+            (None, 402, Pacing::Skip),
+            (Some(2), 402, Pacing::Send),
+        ];
+        for (i, &(slot, now, expected)) in table.iter().enumerate() {
+            assert_eq!(p.next(slot, now, false), expected, "row {i}");
+        }
+        // Once the session is over everything left is handed over.
+        let mut p = Pacer::new(&g);
+        assert_eq!(p.next(Some(2), 0, true), Pacing::Send);
+        assert_eq!(p.next(Some(0), 10_000, true), Pacing::Send);
+        // Without a rate, everything goes now.
+        let all = Grant::all(2);
+        let mut p = Pacer::new(&all);
+        assert_eq!(p.next(Some(0), 0, false), Pacing::Send);
+        assert_eq!(p.next(Some(1), 0, false), Pacing::Send);
     }
 
     #[test]

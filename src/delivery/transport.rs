@@ -85,6 +85,12 @@ impl ApiUpstream {
         }
     }
 
+    /// Whether the kind writes a Message-ID of its own over ours (the
+    /// Email Service does), so signatures must leave it out.
+    pub fn replaces_message_id(&self) -> bool {
+        matches!(self, ApiUpstream::SendEmail { .. })
+    }
+
     /// The most recipients one call takes, when the kind has a limit: SES
     /// takes 50 per message, Mailgun 1,000. The binding sends one message
     /// per recipient, so it has none. A configured `recipients_per_message`

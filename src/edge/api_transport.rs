@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::delivery::provider_header::stamped;
-use crate::delivery::shaping::Grant;
+use crate::delivery::shaping::{Grant, Pacer, Pacing};
 use crate::delivery::transport::{
     ApiUpstream, Class, Classified, HttpAnswer, mailgun, send_email, ses,
 };
@@ -70,24 +70,19 @@ pub async fn run_session<'f>(
     let mut outcomes: Vec<Option<TransactionOutcome>> = vec![None; jobs.len()];
     let mut failure = None;
     let mut missed = Vec::new();
-    let mut last_sent: Option<u64> = None;
-    let mut skipping = false;
+    let mut pacer = Pacer::new(run.grant);
     for (pos, job) in jobs.iter().enumerate() {
-        if let Some(slot) = (run.slot_of)(pos) {
-            let due = run
-                .granted_at
-                .saturating_add(run.grant.due_ms(slot, last_sent));
-            let wait = due.saturating_sub(now_ms());
-            if wait > 0 {
-                Delay::from(Duration::from_millis(wait)).await;
+        let slot = (run.slot_of)(pos);
+        let pacing = loop {
+            let since = now_ms().saturating_sub(run.granted_at);
+            match pacer.next(slot, since, false) {
+                Pacing::WaitUntil(due) => {
+                    Delay::from(Duration::from_millis(due.saturating_sub(since))).await;
+                }
+                other => break other,
             }
-            let now = now_ms();
-            skipping = run.grant.missed(slot, now.saturating_sub(run.granted_at));
-            if !skipping {
-                last_sent = Some(now.saturating_sub(run.granted_at));
-            }
-        }
-        if skipping {
+        };
+        if pacing == Pacing::Skip {
             missed.push(pos);
             continue;
         }

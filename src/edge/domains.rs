@@ -30,7 +30,7 @@ use crate::http::domains::verify::{Report, judge, names};
 use crate::http::domains::{
     DomainView, KeyView, Source, configured_domains, parse_add, parse_path, selector,
 };
-use crate::message::{DkimAlgorithm, DkimKey};
+use crate::message::{DkimAlgorithm, DkimKey, Domain};
 
 use super::d1::Db;
 use super::d1::domains::{DomainKeyRow, DomainRow, NewDomainKey};
@@ -277,17 +277,16 @@ fn api_domain(
     key: &AuthenticatedKey,
     path: &str,
     verb: &str,
-) -> Result<String, ApiError> {
+) -> Result<Domain, ApiError> {
     let domain = parse_path(path)?;
-    let domain = domain.as_str();
-    if settings_domain(loaded, key, domain).is_some() {
+    if settings_domain(loaded, key, domain.as_str()).is_some() {
         return Err(ApiError::conflict(
             "settings_domain",
             "domain",
             format!("{domain} has keys in the DKIM_KEYS secret: {verb} them there and redeploy"),
         ));
     }
-    Ok(domain.to_string())
+    Ok(domain)
 }
 
 fn not_found(domain: &str) -> ApiError {
@@ -298,9 +297,6 @@ fn answer(status: u16, body: &Value) -> Result<Response, ApiError> {
     http::json(status, body).map_err(internal)
 }
 
-/// Makes the keys of one generation of a domain (RSA, and Ed25519 when
-/// asked) and seals them: `(selector, algorithm,
-/// public record, sealed key)` each.
 /// The rows that store keys `make_keys` made.
 fn new_key_rows(made: &[(String, DkimAlgorithm, String, String)]) -> Vec<NewDomainKey<'_>> {
     made.iter()
@@ -313,6 +309,9 @@ fn new_key_rows(made: &[(String, DkimAlgorithm, String, String)]) -> Vec<NewDoma
         .collect()
 }
 
+/// Makes the keys of one generation of a domain (RSA, and Ed25519 when
+/// asked) and seals them: `(selector, algorithm, public record, sealed
+/// key)` each.
 async fn make_keys(
     master: &str,
     domain: &str,

@@ -59,10 +59,9 @@ pub fn html(status: u16, body: String, content_security_policy: &str) -> Result<
     Ok(resp)
 }
 
-/// One of the dashboard's files, under the page's policy, never cached (a
-/// deploy changes page and script together) or framed.
-/// A dashboard file from the static assets (the `ASSETS` binding), with the
-/// page's headers.
+/// One of the dashboard's files, read from the static assets (the `ASSETS`
+/// binding) and answered under the page's policy, never cached (a deploy
+/// changes page and script together) or framed.
 pub async fn asset(env: &worker::Env, asset: &crate::http::dashboard::Asset) -> Result<Response> {
     let mut found = env
         .assets("ASSETS")?

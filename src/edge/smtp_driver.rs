@@ -34,7 +34,7 @@ use crate::delivery::attempt::{envelope_for, kept_back, session_config};
 use crate::delivery::failover::tally;
 use crate::delivery::parts::{self, Part};
 use crate::delivery::routing::{RouteKey, route_key};
-use crate::delivery::shaping::{Grant, Limits, wait_seconds};
+use crate::delivery::shaping::{Grant, Limits, Pacer, Pacing, wait_seconds};
 use crate::delivery::{
     AttemptReport, DeliverySettings, Failover, Notice, Outgoing, SessionEnd, SessionRecord,
     Upstream, UpstreamHealth, UpstreamSecurity,
@@ -160,6 +160,16 @@ struct Hooks<'h, 'f> {
     before_data_end: &'h BeforeDataEnd<'f>,
     on_done: &'h dyn Fn(usize, &TransactionOutcome),
     tune: &'h dyn Fn(&mut SmtpConfig),
+}
+
+impl Hooks<'_, '_> {
+    /// The slot of the job at `pos`.
+    fn slot(&self, pos: usize) -> Option<u32> {
+        match self.slot_of {
+            Some(slot_of) => slot_of(pos),
+            None => u32::try_from(pos).ok(),
+        }
+    }
 }
 
 /// One route's share of the batch over its upstreams (indexes into
@@ -479,8 +489,6 @@ async fn run_one(
     hooks: &Hooks<'_, '_>,
 ) -> (SessionEnd, Vec<usize>) {
     let (upstream, settings) = (share.upstream, share.settings);
-    let whole = |i: usize| u32::try_from(i).ok();
-    let slot_of = hooks.slot_of.unwrap_or(&whole);
     match &upstream.api {
         Some(api) => {
             let timeout_ms = u64::from(settings.smtp_timeout_seconds) * 1000;
@@ -490,7 +498,7 @@ async fn run_one(
                 timeout_ms,
                 grant: pace.grant,
                 granted_at: pace.granted_at,
-                slot_of,
+                slot_of: &|i| hooks.slot(i),
             };
             api_transport::run_session(&run, jobs, hooks.before_data_end, hooks.on_done).await
         }
@@ -515,21 +523,18 @@ async fn run_session(
         upstream, settings, ..
     } = *share;
     let Hooks {
-        slot_of,
         before_data_end,
         on_done,
         tune,
+        ..
     } = *hooks;
-    let whole = |i: usize| u32::try_from(i).ok();
-    let slot_of = slot_of.unwrap_or(&whole);
     let mut config = session_config(upstream, settings);
     tune(&mut config);
     let granted_at = pace.granted_at;
     let mut session = SmtpSession::new(config, now_ms());
     let mut fed = 0usize;
-    let mut last_fed: Option<u64> = None;
+    let mut pacer = Pacer::new(pace.grant);
     let mut missed: Vec<usize> = Vec::new();
-    let mut skipping = false;
     // Hands the session every job whose slot has come (`all`: every job
     // left, once the session is over); says whether it handed any, and
     // when the next slot is. A job's later parts (no slot of their own)
@@ -538,24 +543,17 @@ async fn run_session(
         let mut any = false;
         while let Some(job) = jobs.get(fed) {
             let now = now_ms();
-            let slot = slot_of(fed);
-            if let Some(slot) = slot {
-                let due = granted_at.saturating_add(pace.grant.due_ms(slot, last_fed));
-                if !all && due > now {
-                    return (any, Some(due));
+            match pacer.next(hooks.slot(fed), now.saturating_sub(granted_at), all) {
+                Pacing::WaitUntil(due) => return (any, Some(granted_at.saturating_add(due))),
+                Pacing::Skip => {
+                    missed.push(fed);
+                    fed += 1;
+                    if fed == jobs.len() {
+                        session.finish(now);
+                    }
+                    continue;
                 }
-                skipping = !all && pace.grant.missed(slot, now.saturating_sub(granted_at));
-            }
-            if skipping {
-                missed.push(fed);
-                fed += 1;
-                if fed == jobs.len() {
-                    session.finish(now);
-                }
-                continue;
-            }
-            if slot.is_some() {
-                last_fed = Some(now.saturating_sub(granted_at));
+                Pacing::Send => {}
             }
             session.send(envelope_for(upstream, fed as u64, job), now);
             any = true;

@@ -1,9 +1,9 @@
 //! The dashboard's static files (`/dashboard`, `/dashboard/app.js`,
 //! `/dashboard/app.css`): one page and its script and style, kept beside the
 //! worker as static assets (the build copies them), with no CDN and no
-//! build step; the worker answers with them and this module's headers. The page reads the statistics,
-//! message and suppression APIs with a key the person types in; it holds
-//! no data of its own.
+//! build step; the worker answers with them and this module's headers. The
+//! page reads the statistics, message and suppression APIs with a key the
+//! person types in; it holds no data of its own.
 //!
 //! The page's policy allows only its own script, style and API calls
 //! (`connect-src 'self'`), so a value from the API that tried to be markup

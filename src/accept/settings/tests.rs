@@ -330,33 +330,3 @@ fn the_dns_resolver_is_https_or_loopback() {
         assert!(!e.to_string().contains(bad), "{e}");
     }
 }
-
-#[test]
-fn signatures_leave_out_message_id_only_behind_the_email_service() {
-    for (upstreams, coverage) in [
-        (None, Coverage::Full),
-        (Some("smtp://u:p@mail.example.net:587"), Coverage::Full),
-        (
-            Some("smtp://mail.example.net:587, ses://K:S@eu-west-1"),
-            Coverage::Full,
-        ),
-        (Some("send-email://EMAIL"), Coverage::WithoutMessageId),
-        (
-            Some("smtp://mail.example.net:587,SEND-EMAIL://EMAIL"),
-            Coverage::WithoutMessageId,
-        ),
-        // A scheme named in a query or a password is not an upstream.
-        (
-            Some("smtp://u:send-email%3A@mail.example.net:587?x=send-email://"),
-            Coverage::Full,
-        ),
-    ] {
-        assert_eq!(dkim_coverage(upstreams), coverage, "{upstreams:?}");
-        let mut pairs = vec![];
-        if let Some(u) = upstreams {
-            pairs.push(("SMTP_UPSTREAMS", u));
-        }
-        let settings = accept_with(&pairs).unwrap();
-        assert_eq!(settings.send.dkim_coverage, coverage, "{upstreams:?}");
-    }
-}
